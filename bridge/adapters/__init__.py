@@ -1,0 +1,1 @@
+"""Vendor adapters: one per API, each turning a vendor view into normalised states."""

@@ -1,0 +1,153 @@
+"""The contract between the reconciler and a vendor adapter.
+
+An adapter hides one vendor's API behind four questions and three writes. The reconciler
+never sees vendor JSON; adapters never see the ledger. Writes are split into `submit`
+(send, return at once with a job handle when the vendor works asynchronously) and
+`poll`, so that a migration can keep many vendor jobs in flight, and `lookup` re-reads
+the target to confirm: a job result alone is never trusted for a purge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol, runtime_checkable
+
+from bridge.model import Cause, Side, State, Transition
+
+__all__ = [
+    "Adapter",
+    "AdapterError",
+    "ChangePage",
+    "CheckResult",
+    "JobState",
+    "JobStatus",
+    "PermanentError",
+    "Submitted",
+    "TicketView",
+    "TransientError",
+]
+
+
+class AdapterError(Exception):
+    """A vendor call failed; the message is safe to log (no secrets, no ticket content)."""
+
+
+class TransientError(AdapterError):
+    """Worth retrying later: rate limits outlasting the retry budget, 5xx, network loss."""
+
+
+class PermanentError(AdapterError):
+    """Retrying will not help: bad credentials, missing rights, a malformed request."""
+
+
+@dataclass(frozen=True, slots=True)
+class TicketView:
+    """One ticket as one vendor shows it, already normalised.
+
+    `status_id` is the vendor's own status before deletion where that matters for a
+    faithful restore (SuperOffice `Status.TicketStatusId`; Zendesk `previous_state` is
+    restored by Zendesk itself). `external_id` lets links be discovered (Zendesk).
+    `merged_into` records a merge, which is never a deletion.
+    """
+
+    ticket_id: int
+    state: State
+    vendor_time: datetime | None = None
+    actor_id: int | None = None
+    cause: Cause | None = None
+    status_id: int | None = None
+    external_id: str | None = None
+    merged_into: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChangePage:
+    """A page of changes and the cursor to store once the page is recorded.
+
+    `complete` is True on the last page of the stream (nothing more to read now).
+    """
+
+    views: Sequence[TicketView]
+    cursor: str
+    complete: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    """A write accepted by the vendor. `job_id` is None when the vendor answered synchronously."""
+
+    transition: Transition
+    ticket_ids: tuple[int, ...]
+    job_id: str | None = None
+    # SuperOffice purges cannot be forced: the retention job removes the ticket by this time.
+    pending_until: Mapping[int, datetime] = field(default_factory=dict)
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    WORKING = "working"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    KILLED = "killed"
+    UNKNOWN = "unknown"  # expired or never seen: confirm by lookup instead
+
+    @property
+    def terminal(self) -> bool:
+        return self in {JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.KILLED, JobStatus.UNKNOWN}
+
+
+@dataclass(frozen=True, slots=True)
+class JobState:
+    job_id: str
+    status: JobStatus
+    message: str | None = None
+    failed_ids: Mapping[int, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    name: str
+    ok: bool
+    message: str
+
+
+@runtime_checkable
+class Adapter(Protocol):
+    """What the reconciler, migration and `bridge check` need from one vendor."""
+
+    side: Side
+    #: the most ids one bulk call takes
+    batch_limit: int
+    #: the most vendor jobs that may be queued or running at once (None: writes are synchronous)
+    job_limit: int | None
+
+    def lookup(self, ticket_ids: Sequence[int]) -> dict[int, TicketView]:
+        """Authoritative state of each id. An id missing from the answer could not be
+        determined this time (treat as unknown, never as purged)."""
+        ...
+
+    def changes(self, cursor: str | None) -> Iterator[ChangePage]:
+        """Everything that changed since `cursor` (None: from the beginning), page by page."""
+        ...
+
+    def submit(
+        self,
+        transition: Transition,
+        ticket_ids: Sequence[int],
+        *,
+        restore_status: Mapping[int, int | None] | None = None,
+    ) -> Submitted:
+        """Send one bulk write of at most `batch_limit` ids. `restore_status` carries the
+        pre-delete status to put back after a restore, where the vendor does not."""
+        ...
+
+    def poll(self, job_ids: Sequence[str]) -> dict[str, JobState]:
+        """Current state of vendor jobs (one bulk call where the vendor allows)."""
+        ...
+
+    def check(self) -> list[CheckResult]:
+        """Network checks for `bridge check`: reachable, authenticated, allowed."""
+        ...

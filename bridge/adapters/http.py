@@ -1,0 +1,293 @@
+"""One HTTP client for both vendors: timeouts, `Retry-After`, bounded backoff, throttling.
+
+Retry rules, in one place so that no adapter invents its own:
+
+* 429 and 503 mean the vendor did not act on the request, so every request is retried
+  after `Retry-After` (or a backoff when the header is missing), within a time budget.
+* other 5xx, read timeouts and dropped connections leave the outcome unknown: only
+  requests declared idempotent are retried blindly. By default GET, HEAD, PUT and
+  DELETE are idempotent and POST is not; adapters pass `idempotent=False` for purges
+  (irreversible) and `idempotent=True` for state-setting POSTs such as
+  SuperOffice's `SetDeletedStatusByIds`, which are no-ops when repeated.
+* a connect timeout or refused connection never reached the vendor: always retried.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urljoin
+
+import requests
+import structlog
+
+from bridge.adapters.base import PermanentError, TransientError
+
+__all__ = ["HttpClient", "RateLimitInfo", "VendorHTTPError", "parse_rate_limit", "parse_retry_after"]
+
+log = structlog.get_logger(__name__)
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+AuthHook = Callable[[requests.PreparedRequest], None]
+
+
+class VendorHTTPError(PermanentError):
+    """A vendor answered with an error status that retrying will not fix (4xx but 429)."""
+
+    def __init__(self, method: str, path: str, status: int, error: str | None) -> None:
+        self.method = method
+        self.path = path
+        self.status = status
+        self.error = error
+        super().__init__(f"{method} {path} answered {status}" + (f" {error}" if error else ""))
+
+
+class RetryBudgetExceededError(TransientError):
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitInfo:
+    limit: int | None
+    remaining: int | None
+    reset_seconds: float | None
+    #: endpoint limits, e.g. {"deleted-tickets-index": (10, 9, 42.0)}
+    endpoints: Mapping[str, tuple[int | None, int | None, float | None]]
+
+
+_ENDPOINT_HEADER = re.compile(r"^zendesk-rate-?limit-(?P<name>.+)$", re.IGNORECASE)
+_KV = re.compile(r"(\w+)\s*=\s*([0-9.]+)")
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _float(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def parse_rate_limit(headers: Mapping[str, str]) -> RateLimitInfo:
+    """Read rate-limit headers in every spelling Zendesk has used (2023, 2024, documented)."""
+    lower = {k.lower(): v for k, v in headers.items()}
+
+    def first(*names: str) -> str | None:
+        for name in names:
+            if name in lower:
+                return lower[name]
+        return None
+
+    endpoints: dict[str, tuple[int | None, int | None, float | None]] = {}
+    for key, value in lower.items():
+        match = _ENDPOINT_HEADER.match(key)
+        if match:
+            fields = {k.lower(): v for k, v in _KV.findall(value)}
+            endpoints[match["name"]] = (
+                _int(fields.get("total")),
+                _int(fields.get("remaining")),
+                _float(fields.get("resets")),
+            )
+    return RateLimitInfo(
+        limit=_int(first("x-rate-limit", "ratelimit-limit", "rate-limit")),
+        remaining=_int(first("x-rate-limit-remaining", "ratelimit-remaining", "rate-limit-remaining")),
+        reset_seconds=_float(first("ratelimit-reset", "rate-limit-reset", "x-rate-limit-reset")),
+        endpoints=endpoints,
+    )
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a `Retry-After` header (delta-seconds; an HTTP date counts as unknown)."""
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value.strip()))
+    except ValueError:
+        return None
+
+
+class Throttle:
+    """Client-side pacing: at most `per_second` requests per second (None: unpaced)."""
+
+    def __init__(self, per_second: float | None, sleep: Callable[[float], None]) -> None:
+        self._interval = 1.0 / per_second if per_second else 0.0
+        self._next = 0.0
+        self._lock = threading.Lock()
+        self._sleep = sleep
+
+    def wait(self) -> None:
+        if not self._interval:
+            return
+        with self._lock:
+            now = time.monotonic()
+            delay = self._next - now
+            self._next = max(now, self._next) + self._interval
+        if delay > 0:
+            self._sleep(delay)
+
+
+class HttpClient:
+    """A `requests.Session` with the vendor-neutral retry policy of this module.
+
+    `auth` adds credentials to each prepared request; `on_unauthorized` (optional) is
+    called once on a 401 to refresh credentials (SuperOffice system-user tickets expire),
+    after which the request is sent once more.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        auth: AuthHook,
+        timeout: float = 30.0,
+        connect_timeout: float = 10.0,
+        max_attempts: int = 6,
+        retry_budget: float = 300.0,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 30.0,
+        per_second: float | None = None,
+        on_unauthorized: Callable[[], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        session: requests.Session | None = None,
+        user_agent: str = "bridge",
+    ) -> None:
+        self.base_url = base_url.rstrip("/") + "/"
+        self._auth = auth
+        self._timeout = (connect_timeout, timeout)
+        self._max_attempts = max_attempts
+        self._retry_budget = retry_budget
+        self._backoff_base = backoff_base
+        self._backoff_cap = backoff_cap
+        self._on_unauthorized = on_unauthorized
+        self._sleep = sleep
+        self._throttle = Throttle(per_second, sleep)
+        self.session = session or requests.Session()
+        self.session.headers.update({"Accept": "application/json", "User-Agent": user_agent})
+        #: requests actually sent, retries included (benchmarks read this)
+        self.calls = 0
+        self.last_rate_limit: RateLimitInfo | None = None
+
+    def url(self, path: str) -> str:
+        return urljoin(self.base_url, path.lstrip("/"))
+
+    def _backoff(self, attempt: int) -> float:
+        ceiling = min(self._backoff_cap, self._backoff_base * (2 ** (attempt - 1)))
+        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not crypto
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+        ok: tuple[int, ...] = (),
+    ) -> requests.Response:
+        """Send a request; return the response for 2xx and for any status listed in `ok`.
+
+        Raises `VendorHTTPError` for other 4xx, `RetryBudgetExceededError` when retries
+        run out on 429/5xx, `TransientError` for network failures that cannot be retried.
+        """
+        method = method.upper()
+        safe = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
+        started = time.monotonic()
+        attempt = 0
+        reauthenticated = False
+        while True:
+            attempt += 1
+            self._throttle.wait()
+            request = requests.Request(
+                method, self.url(path), params=params, json=json, headers=dict(headers or {})
+            )
+            prepared = self.session.prepare_request(request)
+            self._auth(prepared)
+            self.calls += 1
+            wait: float | None
+            try:
+                response = self.session.send(prepared, timeout=self._timeout, allow_redirects=False)
+            except requests.ConnectTimeout as exc:
+                reason, wait = f"connect timeout: {type(exc).__name__}", self._backoff(attempt)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                if not safe:
+                    raise TransientError(
+                        f"{method} {path}: connection lost with the outcome unknown "
+                        f"({type(exc).__name__}); not retried because it is not idempotent"
+                    ) from None
+                reason, wait = f"network: {type(exc).__name__}", self._backoff(attempt)
+            else:
+                self.last_rate_limit = parse_rate_limit(response.headers)
+                status = response.status_code
+                log.debug("http", method=method, path=path, status=status, attempt=attempt)
+                if 200 <= status < 300 or status in ok:
+                    return response
+                if status == 401 and self._on_unauthorized and not reauthenticated:
+                    reauthenticated = True
+                    self._on_unauthorized()
+                    attempt -= 1
+                    continue
+                if status in (429, 503):
+                    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                    reason = f"{status} {error_code(response) or ''}".strip()
+                    wait = retry_after if retry_after is not None else self._backoff(attempt)
+                elif status >= 500:
+                    if not safe:
+                        raise TransientError(
+                            f"{method} {path} answered {status}; not retried because it is not "
+                            "idempotent"
+                        )
+                    reason, wait = str(status), self._backoff(attempt)
+                else:
+                    raise VendorHTTPError(method, path, status, error_code(response))
+            elapsed = time.monotonic() - started
+            if attempt >= self._max_attempts or elapsed + wait > self._retry_budget:
+                raise RetryBudgetExceededError(
+                    f"{method} {path}: gave up after {attempt} attempts ({reason})", retry_after=wait
+                )
+            log.info("http.retry", method=method, path=path, reason=reason, wait=round(wait, 3))
+            self._sleep(wait)
+
+    def get_json(self, path: str, **kwargs: Any) -> Any:
+        return decode_json(self.request("GET", path, **kwargs), path)
+
+
+def decode_json(response: requests.Response, path: str) -> Any:
+    """The JSON body, or a `TransientError` naming the path when it is malformed."""
+    try:
+        return response.json()
+    except ValueError:
+        raise TransientError(
+            f"{path}: malformed response body ({len(response.content)} bytes, "
+            f"status {response.status_code})"
+        ) from None
+
+
+def error_code(response: requests.Response) -> str | None:
+    """The vendor's short error code (`RecordNotFound`, `TooManyValues`...), never the body."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if isinstance(body, dict):
+        for key in ("error", "Error", "ErrorType"):
+            value = body.get(key)
+            if isinstance(value, str):
+                return value[:100]
+        errors = body.get("errors")
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            code = errors[0].get("code") or errors[0].get("title")
+            return str(code)[:100] if code else None
+    return None

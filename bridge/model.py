@@ -1,0 +1,114 @@
+"""The normalised deletion-state model shared by every part of bridge.
+
+Pure: no I/O, no clock. Both vendors are mapped onto these few values so that the
+reconciler can reason about them without knowing which API it talks to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+__all__ = [
+    "Cause",
+    "InvalidTransitionError",
+    "Observation",
+    "Side",
+    "State",
+    "Transition",
+    "apply",
+    "path",
+]
+
+
+class Side(StrEnum):
+    SUPEROFFICE = "superoffice"
+    ZENDESK = "zendesk"
+
+    @property
+    def other(self) -> Side:
+        return Side.ZENDESK if self is Side.SUPEROFFICE else Side.SUPEROFFICE
+
+
+class State(StrEnum):
+    ACTIVE = "active"
+    SOFT_DELETED = "soft_deleted"
+    PURGED = "purged"
+
+
+class Transition(StrEnum):
+    SOFT_DELETE = "soft_delete"
+    RESTORE = "restore"
+    PURGE = "purge"
+
+    @property
+    def irreversible(self) -> bool:
+        return self is Transition.PURGE
+
+
+class Cause(StrEnum):
+    """Why a transition happened: an agent, a vendor retention job, or bridge itself."""
+
+    USER = "user"
+    RETENTION = "retention"
+    BRIDGE = "bridge"
+
+
+class InvalidTransitionError(ValueError):
+    """A transition that the state model forbids (anything out of `purged`)."""
+
+
+_EDGES: dict[tuple[State, Transition], State] = {
+    (State.ACTIVE, Transition.SOFT_DELETE): State.SOFT_DELETED,
+    (State.SOFT_DELETED, Transition.RESTORE): State.ACTIVE,
+    (State.SOFT_DELETED, Transition.PURGE): State.PURGED,
+}
+
+
+def apply(state: State, transition: Transition) -> State:
+    """The state reached by `transition` from `state`; raises if the model forbids it."""
+    try:
+        return _EDGES[(state, transition)]
+    except KeyError:
+        raise InvalidTransitionError(f"cannot {transition} a ticket that is {state}") from None
+
+
+def path(start: State, end: State) -> tuple[Transition, ...]:
+    """The transitions that take a ticket from `start` to `end`, in order.
+
+    `active → purged` is a hard delete seen on one side; on the other side it becomes a
+    soft delete followed by a purge. Nothing leaves `purged`: it is terminal.
+    """
+    if start == end:
+        return ()
+    if start is State.PURGED:
+        raise InvalidTransitionError(f"cannot go from {start} to {end}: purged is terminal")
+    if start is State.ACTIVE and end is State.PURGED:
+        return (Transition.SOFT_DELETE, Transition.PURGE)
+    for (source, transition), target in _EDGES.items():
+        if source == start and target == end:
+            return (transition,)
+    raise InvalidTransitionError(f"no transition from {start} to {end}")  # pragma: no cover
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What one side said about one ticket at one moment.
+
+    `vendor_time` is when the vendor says the state began (Zendesk `deleted_at`,
+    SuperOffice `LastChanged`); `seen_at` is when bridge read it. `actor_id` and `cause`
+    are filled when the vendor tells us; `cause` is None when nothing changed.
+    """
+
+    side: Side
+    ticket_id: int
+    state: State
+    seen_at: datetime
+    vendor_time: datetime | None = None
+    actor_id: int | None = None
+    cause: Cause | None = None
+
+    def __post_init__(self) -> None:
+        if self.ticket_id <= 0:
+            raise ValueError(f"ticket id must be positive, got {self.ticket_id}")

@@ -1,0 +1,1 @@
+"""Three-way reconciliation: pure decisions and the sync run that applies them."""

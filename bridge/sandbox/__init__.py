@@ -1,0 +1,1 @@
+"""Faithful local simulators of the vendor APIs, for tests, the demo and benchmarks."""
