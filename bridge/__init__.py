@@ -1,4 +1,4 @@
-"""bridge: keeps ticket deletion state consistent between SuperOffice Service and Zendesk Support."""
+"""bridge: keeps ticket deletion state consistent between SuperOffice and Zendesk."""
 
 from importlib.metadata import PackageNotFoundError, version
 

@@ -28,7 +28,13 @@ import structlog
 
 from bridge.adapters.base import PermanentError, TransientError
 
-__all__ = ["HttpClient", "RateLimitInfo", "VendorHTTPError", "parse_rate_limit", "parse_retry_after"]
+__all__ = [
+    "HttpClient",
+    "RateLimitInfo",
+    "VendorHTTPError",
+    "parse_rate_limit",
+    "parse_retry_after",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -102,7 +108,9 @@ def parse_rate_limit(headers: Mapping[str, str]) -> RateLimitInfo:
             )
     return RateLimitInfo(
         limit=_int(first("x-rate-limit", "ratelimit-limit", "rate-limit")),
-        remaining=_int(first("x-rate-limit-remaining", "ratelimit-remaining", "rate-limit-remaining")),
+        remaining=_int(
+            first("x-rate-limit-remaining", "ratelimit-remaining", "rate-limit-remaining")
+        ),
         reset_seconds=_float(first("ratelimit-reset", "rate-limit-reset", "x-rate-limit-reset")),
         endpoints=endpoints,
     )
@@ -184,7 +192,7 @@ class HttpClient:
 
     def _backoff(self, attempt: int) -> float:
         ceiling = min(self._backoff_cap, self._backoff_base * (2 ** (attempt - 1)))
-        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not crypto
+        return random.uniform(ceiling / 2, ceiling)
 
     def request(
         self,
@@ -255,7 +263,8 @@ class HttpClient:
             elapsed = time.monotonic() - started
             if attempt >= self._max_attempts or elapsed + wait > self._retry_budget:
                 raise RetryBudgetExceededError(
-                    f"{method} {path}: gave up after {attempt} attempts ({reason})", retry_after=wait
+                    f"{method} {path}: gave up after {attempt} attempts ({reason})",
+                    retry_after=wait,
                 )
             log.info("http.retry", method=method, path=path, reason=reason, wait=round(wait, 3))
             self._sleep(wait)
