@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
@@ -123,6 +123,10 @@ class Adapter(Protocol):
     batch_limit: int
     #: the most vendor jobs that may be queued or running at once (None: writes are synchronous)
     job_limit: int | None
+    #: how long the vendor keeps a soft-deleted ticket before its own job purges it
+    #: (Zendesk scrubs after 30 days; SuperOffice's "Retain deleted data", 14 days by default).
+    #: The reconciler attributes a purge to `retention` when this explains it.
+    retention_period: timedelta
 
     def lookup(self, ticket_ids: Sequence[int]) -> dict[int, TicketView]:
         """Authoritative state of each id. An id missing from the answer could not be

@@ -1,0 +1,548 @@
+"""The SuperOffice Service adapter: the `Adapter` contract over the SuperOffice WebAPI.
+
+SuperOffice answers writes synchronously (no jobs), lists changes through archive
+providers (`Ticket` for live requests, `RecycleTicket` for soft-deleted ones) that page
+with `$top`/`$skip`, and offers no on-demand hard delete: its retention job removes
+soft-deleted requests after "Retain deleted data" (14 days by default). A purge copied
+here is therefore a promise with a date, verified later by `lookup` (404 by id).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import requests
+import structlog
+
+from bridge.adapters.base import (
+    AdapterError,
+    ChangePage,
+    CheckResult,
+    JobState,
+    PermanentError,
+    Submitted,
+    TicketView,
+    TransientError,
+)
+from bridge.adapters.http import HttpClient, VendorHTTPError, decode_json
+from bridge.adapters.superoffice_auth import SuperOfficeAuth
+from bridge.model import Side, State, Transition
+
+__all__ = [
+    "DeleteEndpointPurge",
+    "PurgeStrategy",
+    "RestoreStatusError",
+    "RetentionPurge",
+    "SuperOfficeAdapter",
+    "format_filter_time",
+    "parse_so_datetime",
+]
+
+log = structlog.get_logger(__name__)
+
+TICKET_PROVIDER = "Ticket"
+RECYCLE_PROVIDER = "RecycleTicket"
+#: the archive columns the adapter reads; nothing else (no titles: bridge stores no content)
+ARCHIVE_COLUMNS = "ticketId,lastChanged,status,ticketStatus,connectId"
+ORDER_BY = "lastChanged,ticketId"
+
+# BaseStatus: serialized as a name in entities, as an int in raw columns and webhooks.
+_BASE_STATUS_BY_INT = {0: "Unknown", 1: "Active", 2: "Closed", 3: "Postponed", 4: "Deleted"}
+_BASE_STATUS_BY_INT[5] = "Merged"
+
+
+class RestoreStatusError(TransientError):
+    """Tickets were undeleted but their pre-delete status could not all be put back.
+
+    Retrying the restore is safe: undeleting an active ticket changes nothing we rely on,
+    and the status patch is state-setting.
+    """
+
+    def __init__(self, failed: Mapping[int, str]) -> None:
+        self.failed = dict(failed)
+        ids = ", ".join(str(i) for i in sorted(self.failed)[:10])
+        super().__init__(f"restored, but the previous status was not put back on {ids}")
+
+
+def parse_so_datetime(value: Any) -> datetime | None:
+    """An aware UTC datetime from a SuperOffice date; year 1 ("empty") and junk give None.
+
+    Dates without an offset are read as UTC: every request asks for UTC (`SO-TimeZone`).
+    """
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.strip()
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.year <= 1:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def format_filter_time(when: datetime) -> str:
+    """The literal for `afterTime`: UTC, second resolution (the overlap covers truncation)."""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _as_int(value: Any) -> int | None:
+    """Ints as archives serialize them: 42, "42", "[I:42]", or an object with an id."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("[I:") and text.endswith("]"):
+            text = text[3:-1]
+        try:
+            return int(text)
+        except ValueError:
+            return None
+    return None
+
+
+def _base_status(value: Any) -> str | None:
+    """BaseStatus name from a name, an int, or a status object (`{"Status": "Active"}`)."""
+    if isinstance(value, dict):
+        return _base_status(value.get("Status"))
+    number = _as_int(value)
+    if number is not None:
+        return _BASE_STATUS_BY_INT.get(number)
+    if isinstance(value, str) and value.strip():
+        return value.strip().capitalize()
+    return None
+
+
+def _status_id(value: Any) -> int | None:
+    if isinstance(value, dict):
+        return _as_int(value.get("TicketStatusId"))
+    return _as_int(value)
+
+
+def _view(
+    ticket_id: int,
+    base_status: str | None,
+    *,
+    last_changed: datetime | None,
+    status_id: int | None,
+    connect_id: int | None,
+    recycled: bool = False,
+) -> TicketView | None:
+    """Normalise one row; None when the status is not one we can map (never guess)."""
+    if recycled or base_status == "Deleted":
+        return TicketView(ticket_id, State.SOFT_DELETED, vendor_time=last_changed)
+    if base_status in ("Active", "Closed", "Postponed", "Merged"):
+        merged_into = (
+            connect_id if base_status == "Merged" and connect_id and connect_id > 0 else None
+        )
+        return TicketView(
+            ticket_id,
+            State.ACTIVE,
+            vendor_time=last_changed,
+            status_id=status_id,
+            merged_into=merged_into,
+        )
+    return None
+
+
+def _row_view(row: Mapping[str, Any], *, recycled: bool) -> TicketView | None:
+    ticket_id = _as_int(row.get("ticketId", row.get("PrimaryKey")))
+    if ticket_id is None or ticket_id <= 0:
+        return None
+    return _view(
+        ticket_id,
+        _base_status(row.get("status")),
+        last_changed=parse_so_datetime(row.get("lastChanged")),
+        status_id=_status_id(row.get("ticketStatus")),
+        connect_id=_as_int(row.get("connectId")),
+        recycled=recycled,
+    )
+
+
+def _entity_view(entity: Mapping[str, Any]) -> TicketView | None:
+    ticket_id = _as_int(entity.get("TicketId"))
+    if ticket_id is None or ticket_id <= 0:
+        return None
+    return _view(
+        ticket_id,
+        _base_status(entity.get("BaseStatus") or entity.get("Status")),
+        last_changed=parse_so_datetime(entity.get("LastChanged")),
+        status_id=_status_id(entity.get("Status")),
+        connect_id=_as_int(entity.get("ConnectId")),
+    )
+
+
+def _later(a: datetime | None, b: datetime | None) -> bool:
+    """Whether `a` is strictly later than `b` (unknown times never win)."""
+    return a is not None and (b is None or a > b)
+
+
+class PurgeStrategy(Protocol):
+    """How a purge is carried out on this tenant (SuperOffice Online has no hard delete)."""
+
+    def purge(self, adapter: SuperOfficeAdapter, ticket_ids: Sequence[int]) -> Submitted: ...
+
+
+class RetentionPurge:
+    """Make sure each ticket is soft-deleted; the tenant's retention job does the rest.
+
+    `pending_until` is the deletion's `LastChanged` plus the retention period: the
+    reconciler records the purge as pending and confirms it by `lookup` after that date.
+    Ids already purged get no date (a lookup confirms them at once).
+    """
+
+    def purge(self, adapter: SuperOfficeAdapter, ticket_ids: Sequence[int]) -> Submitted:
+        views = adapter.lookup(ticket_ids)
+        unknown = [i for i in ticket_ids if i not in views]
+        if unknown:
+            raise TransientError(f"purge: state of {len(unknown)} ticket(s) unknown; not sent")
+        active = [i for i in ticket_ids if views[i].state is State.ACTIVE]
+        if active:
+            adapter.set_deleted(active)
+            views.update(adapter.lookup(active))
+        pending: dict[int, datetime] = {}
+        for ticket_id in ticket_ids:
+            view = views.get(ticket_id)
+            if view is None or view.state is State.ACTIVE:
+                raise TransientError(f"purge: ticket {ticket_id} is not soft-deleted after delete")
+            if view.state is State.SOFT_DELETED:
+                deleted_at = view.vendor_time or adapter.now()
+                pending[ticket_id] = deleted_at + adapter.retention_period
+        return Submitted(Transition.PURGE, tuple(ticket_ids), pending_until=pending)
+
+
+class DeleteEndpointPurge:
+    """For tenants where `DELETE Ticket/{id}` really removes the row (e.g. on-site setups).
+
+    Irreversible, so never resent blindly (`idempotent=False`); 404 counts as done. No
+    `pending_until`: the reconciler confirms each id by `lookup` straight away.
+    """
+
+    def purge(self, adapter: SuperOfficeAdapter, ticket_ids: Sequence[int]) -> Submitted:
+        for ticket_id in ticket_ids:
+            adapter.http.request("DELETE", f"Ticket/{ticket_id}", idempotent=False, ok=(404,))
+        return Submitted(Transition.PURGE, tuple(ticket_ids))
+
+
+class SuperOfficeAdapter:
+    """SuperOffice Service behind the reconciler's contract (see the module docstring).
+
+    `base_url` is the tenant URL (`https://sod.superoffice.com/Cust12345`); the API is
+    `{base_url}/api/v1/`. `clock` returns aware UTC now (simulated in tests).
+    """
+
+    side = Side.SUPEROFFICE
+    job_limit: int | None = None
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        tenant: str,
+        auth: SuperOfficeAuth,
+        retention_days: int = 14,
+        requests_per_second: float | None = 10,
+        timeout: float = 30,
+        batch_limit: int = 100,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], datetime] | None = None,
+        bridge_associate_id: int | None = None,
+        purge_strategy: PurgeStrategy | None = None,
+        http: HttpClient | None = None,
+        page_size: int = 500,
+        page_overlap: int = 10,
+        lookup_chunk: int = 100,
+        change_overlap: timedelta = timedelta(minutes=1),
+        state_url: str | None = None,
+        check_tenant_state: bool = True,
+    ) -> None:
+        if not 0 <= page_overlap < page_size:
+            raise ValueError("page_overlap must be smaller than page_size")
+        self.base_url = base_url.rstrip("/")
+        self.tenant = tenant
+        self.auth = auth
+        self.batch_limit = batch_limit
+        self.retention_period = timedelta(days=retention_days)
+        self.bridge_associate_id = bridge_associate_id
+        self.purge_strategy: PurgeStrategy = purge_strategy or RetentionPurge()
+        self.page_size = page_size
+        self.page_overlap = page_overlap
+        self.lookup_chunk = lookup_chunk
+        self.change_overlap = change_overlap
+        self.check_tenant_state = check_tenant_state
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._sleep = sleep
+        self.http = http or HttpClient(
+            f"{self.base_url}/api/v1/",
+            auth=auth,
+            timeout=timeout,
+            per_second=requests_per_second,
+            on_unauthorized=auth.refresh if auth.refreshable else None,
+            sleep=sleep,
+        )
+        # Ask for UTC with offsets (SuperOffice's own samples); parsing assumes UTC anyway.
+        self.http.session.headers.setdefault("SO-TimeZone", "UTC, includeTZOffset")
+        parts = urlsplit(self.base_url)
+        self.state_url = state_url or f"{parts.scheme}://{parts.netloc}/api/state/{tenant}"
+        self._state_http = HttpClient(
+            self.state_url, auth=lambda _request: None, timeout=timeout, sleep=sleep
+        )
+
+    # ------------------------------------------------------------------ helpers
+
+    def now(self) -> datetime:
+        return self._clock()
+
+    def _archive(
+        self, provider: str, *, filter_: str | None, top: int, skip: int
+    ) -> list[Mapping[str, Any]]:
+        """One page of an archive provider, with the columns the adapter reads."""
+        params: dict[str, Any] = {
+            "$select": ARCHIVE_COLUMNS,
+            "$orderBy": ORDER_BY,
+            "$top": top,
+            "$skip": skip,
+        }
+        if filter_:
+            params["$filter"] = filter_
+        path = f"Archive/{provider}"
+        response = self.http.request("GET", path, params=params)
+        body = decode_json(response, path)
+        rows = body.get("value") if isinstance(body, dict) else None
+        if not isinstance(rows, list):
+            raise TransientError(f"{path}: answer has no 'value' list")
+        return [r for r in rows if isinstance(r, dict)]
+
+    def set_deleted(self, ticket_ids: Sequence[int]) -> None:
+        """`SetDeletedStatusByIds`: state-setting, so a blind retry is harmless."""
+        self.http.request(
+            "POST",
+            "Agents/Ticket/SetDeletedStatusByIds",
+            json={"TicketIds": list(ticket_ids)},
+            idempotent=True,
+        )
+
+    # ------------------------------------------------------------------ contract: reads
+
+    def lookup(self, ticket_ids: Sequence[int]) -> dict[int, TicketView]:
+        """Both archive providers by id (in chunks), then `GET Ticket/{id}` for the rest.
+
+        404 by id is the only way a ticket is declared purged. A failed per-id read leaves
+        the id out (unknown); a failed archive query raises.
+        """
+        wanted = list(dict.fromkeys(int(i) for i in ticket_ids))
+        found: dict[int, TicketView] = {}
+        for start in range(0, len(wanted), self.lookup_chunk):
+            chunk = wanted[start : start + self.lookup_chunk]
+            ids = ",".join(str(i) for i in chunk)
+            for provider in (TICKET_PROVIDER, RECYCLE_PROVIDER):
+                rows = self._archive(
+                    provider, filter_=f"ticketId in ({ids})", top=len(chunk), skip=0
+                )
+                for row in rows:
+                    view = _row_view(row, recycled=provider == RECYCLE_PROVIDER)
+                    if view is None or view.ticket_id not in chunk:
+                        continue
+                    current = found.get(view.ticket_id)
+                    if current is None or _later(view.vendor_time, current.vendor_time):
+                        found[view.ticket_id] = view
+        for ticket_id in wanted:
+            if ticket_id in found:
+                continue
+            view = self._get_one(ticket_id)
+            if view is not None:
+                found[ticket_id] = view
+        return found
+
+    def _get_one(self, ticket_id: int) -> TicketView | None:
+        path = f"Ticket/{ticket_id}"
+        try:
+            response = self.http.request("GET", path, ok=(404,))
+            if response.status_code == 404:
+                return TicketView(ticket_id, State.PURGED)
+            body = decode_json(response, path)
+        except TransientError as exc:
+            log.warning("superoffice.lookup_unknown", ticket_id=ticket_id, error=str(exc))
+            return None
+        return _entity_view(body) if isinstance(body, dict) else None
+
+    def changes(self, cursor: str | None) -> Iterator[ChangePage]:
+        """Rows changed after the high-water mark (minus `change_overlap`), both providers.
+
+        Three passes: `Ticket`, `RecycleTicket`, then `Ticket` again from its newest row, so
+        that a ticket restored while the recycle bin was being read is not lost behind the
+        new mark. Pages overlap by `page_overlap` rows so that rows shifting left while we
+        page (a ticket leaving the provider) are not skipped; duplicates are dropped within
+        the call. Only the last page moves the cursor: a crash replays the whole call.
+        """
+        mark = parse_so_datetime(cursor) if cursor else None
+        start_cursor = mark.isoformat() if mark else ""
+        seen: set[tuple[int, State, datetime | None]] = set()
+        newest: dict[str, datetime | None] = {TICKET_PROVIDER: mark, RECYCLE_PROVIDER: mark}
+        passes = ((TICKET_PROVIDER, False), (RECYCLE_PROVIDER, False), (TICKET_PROVIDER, True))
+        for provider, final in passes:
+            since = newest[TICKET_PROVIDER] if final else mark
+            filter_ = None
+            if since is not None:
+                limit = format_filter_time(since - self.change_overlap)
+                filter_ = f"lastChanged afterTime '{limit}'"
+            recycled = provider == RECYCLE_PROVIDER
+            skip = 0
+            while True:
+                rows = self._archive(provider, filter_=filter_, top=self.page_size, skip=skip)
+                views: list[TicketView] = []
+                for row in rows:
+                    view = _row_view(row, recycled=recycled)
+                    if view is None:
+                        continue
+                    if _later(view.vendor_time, newest[provider]):
+                        newest[provider] = view.vendor_time
+                    key = (view.ticket_id, view.state, view.vendor_time)
+                    if key not in seen:
+                        seen.add(key)
+                        views.append(view)
+                last = len(rows) < self.page_size
+                if final and last:
+                    marks = [t for t in newest.values() if t is not None]
+                    end = max(marks).isoformat() if marks else start_cursor
+                    yield ChangePage(views, end, complete=True)
+                    return
+                yield ChangePage(views, start_cursor, complete=False)
+                if last:
+                    break
+                skip += self.page_size - self.page_overlap
+
+    # ------------------------------------------------------------------ contract: writes
+
+    def submit(
+        self,
+        transition: Transition,
+        ticket_ids: Sequence[int],
+        *,
+        restore_status: Mapping[int, int | None] | None = None,
+    ) -> Submitted:
+        ids = tuple(dict.fromkeys(int(i) for i in ticket_ids))
+        if len(ids) > self.batch_limit:
+            raise ValueError(f"at most {self.batch_limit} ids per call, got {len(ids)}")
+        if not ids:
+            return Submitted(transition, ())
+        if transition is Transition.SOFT_DELETE:
+            self.set_deleted(ids)
+            return Submitted(transition, ids)
+        if transition is Transition.RESTORE:
+            self._restore(ids, restore_status or {})
+            return Submitted(transition, ids)
+        if transition is Transition.PURGE:
+            return self.purge_strategy.purge(self, ids)
+        raise ValueError(f"unknown transition {transition!r}")  # pragma: no cover
+
+    def _restore(self, ids: Sequence[int], restore_status: Mapping[int, int | None]) -> None:
+        """`UndeleteByIds` resets the status to the default open one: put the old one back."""
+        self.http.request(
+            "POST", "Agents/Ticket/UndeleteByIds", json={"TicketIds": list(ids)}, idempotent=True
+        )
+        failed: dict[int, str] = {}
+        for ticket_id in ids:
+            status_id = restore_status.get(ticket_id)
+            if status_id is None:
+                continue
+            try:
+                self.http.request(
+                    "PATCH",
+                    f"Ticket/{ticket_id}",
+                    json={"Status": {"TicketStatusId": status_id}},
+                    headers={"Content-Type": "application/merge-patch+json"},
+                    idempotent=True,
+                )
+            except AdapterError as exc:
+                failed[ticket_id] = str(exc)
+        if failed:
+            raise RestoreStatusError(failed)
+
+    def poll(self, job_ids: Sequence[str]) -> dict[str, JobState]:
+        """SuperOffice has no jobs: every write is answered synchronously."""
+        return {}
+
+    # ------------------------------------------------------------------ check
+
+    def check(self) -> list[CheckResult]:
+        results: list[CheckResult] = []
+        if self.check_tenant_state:
+            results.append(self._check_state())
+        reach, auth = self._check_api()
+        results += [reach, auth]
+        if auth.ok:
+            results.append(self._check_delete_right())
+        return results
+
+    def _check_state(self) -> CheckResult:
+        name = "superoffice tenant state"
+        try:
+            body = decode_json(self._state_http.request("GET", self.state_url), "api/state")
+        except requests.RequestException as exc:  # pragma: no cover - HttpClient wraps these
+            return CheckResult(name, False, f"cannot reach {self.state_url}: {type(exc).__name__}")
+        except AdapterError as exc:
+            return CheckResult(name, False, f"{self.state_url}: {_describe(exc)}")
+        state = body.get("State") if isinstance(body, dict) else None
+        endpoint = body.get("Endpoint") if isinstance(body, dict) else None
+        if state != "Running":
+            return CheckResult(name, False, f"tenant {self.tenant} is {state or 'unknown'}")
+        if isinstance(endpoint, str) and endpoint.rstrip("/").lower() != self.base_url.lower():
+            return CheckResult(
+                name, False, f"tenant {self.tenant} now lives at {endpoint}; update base_url"
+            )
+        return CheckResult(name, True, f"tenant {self.tenant} is Running")
+
+    def _check_api(self) -> tuple[CheckResult, CheckResult]:
+        reach, auth = "superoffice reachable", "superoffice authenticated"
+        try:
+            self._archive(TICKET_PROVIDER, filter_=None, top=1, skip=0)
+        except VendorHTTPError as exc:
+            ok = CheckResult(reach, True, f"{self.base_url} answers")
+            if exc.status == 401:
+                return ok, CheckResult(auth, False, f"credentials refused ({self.auth.mode})")
+            if exc.status == 421:
+                return ok, CheckResult(auth, False, "421 Misdirected: the tenant moved host")
+            return ok, CheckResult(auth, False, _describe(exc))
+        except PermanentError as exc:  # e.g. a system-user exchange refused
+            return CheckResult(reach, True, "login service answers"), CheckResult(
+                auth, False, _describe(exc)
+            )
+        except AdapterError as exc:
+            message = f"cannot reach {self.base_url}: {_describe(exc)}"
+            return CheckResult(reach, False, message), CheckResult(
+                auth, False, "not tried: API unreachable"
+            )
+        return (
+            CheckResult(reach, True, f"{self.base_url} answers"),
+            CheckResult(auth, True, f"authenticated ({self.auth.mode})"),
+        )
+
+    def _check_delete_right(self) -> CheckResult:
+        """An empty `SetDeletedStatusByIds` changes nothing but is refused without the right."""
+        name = "superoffice right to delete requests"
+        try:
+            self.set_deleted([])
+        except VendorHTTPError as exc:
+            if exc.status == 403:
+                return CheckResult(name, False, "the API user may not delete requests (403)")
+            return CheckResult(name, False, _describe(exc))
+        except AdapterError as exc:
+            return CheckResult(name, False, _describe(exc))
+        return CheckResult(name, True, "the API user may delete requests")
+
+
+def _describe(exc: Exception) -> str:
+    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__

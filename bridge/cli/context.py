@@ -1,0 +1,70 @@
+"""What every command shares: the chosen config file, loaded lazily, and the ledger."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from bridge.cli.exitcodes import ExitCode
+from bridge.config import Config, ConfigError, load_config
+from bridge.ledger import Ledger, LedgerURLError, SchemaError
+from bridge.logging import configure_logging
+
+__all__ = ["AppContext", "fail", "pass_app", "print_json"]
+
+
+def fail(message: str, code: ExitCode = ExitCode.USAGE) -> NoReturn:
+    """Print a one-line error to stderr and exit with `code`."""
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(int(code))
+
+
+def print_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+@dataclass
+class AppContext:
+    config_path: Path
+    log_format: str | None = None
+    log_level: str | None = None
+    _config: Config | None = field(default=None, repr=False)
+
+    def config(self) -> Config:
+        """The validated config, or exit 2 with every `file:key: problem` line."""
+        if self._config is None:
+            if not self.config_path.exists():
+                fail(
+                    f"no config file at {self.config_path} (create one with `bridge init`, "
+                    "or choose one with --config or BRIDGE_CONFIG)"
+                )
+            try:
+                self._config = load_config(self.config_path)
+            except ConfigError as exc:
+                click.echo("Error: the configuration is not valid:", err=True)
+                for problem in exc.problems:
+                    click.echo(f"  {problem}", err=True)
+                sys.exit(int(ExitCode.USAGE))
+            configure_logging(
+                self.log_format or self._config.logging.format,
+                self.log_level or self._config.logging.level,
+            )
+        return self._config
+
+    def ledger(self, *, create: bool = False) -> Ledger:
+        """The ledger named by the config; exits 2 with a clear message when it cannot open."""
+        config = self.config()
+        try:
+            return Ledger.open(config.ledger_url, create=create)
+        except (LedgerURLError, SchemaError) as exc:
+            fail(f"{self.config_path}:ledger.url: {exc}")
+        except Exception as exc:  # a corrupt file, a locked database, a bad driver
+            fail(f"{self.config_path}:ledger.url: cannot open the ledger ({type(exc).__name__})")
+
+
+pass_app = click.make_pass_decorator(AppContext)

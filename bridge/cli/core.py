@@ -1,0 +1,127 @@
+"""`bridge init`, `bridge status`, `bridge check`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from bridge.cli.context import AppContext, fail, pass_app, print_json
+from bridge.cli.exitcodes import ExitCode
+from bridge.config import check_secrets, example_config_text, load_config
+from bridge.ledger import Ledger
+
+__all__ = ["check", "init", "status"]
+
+
+@click.command()
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=".",
+    show_default=True,
+    help="Folder for bridge.toml and the ledger.",
+)
+@click.option("--force", is_flag=True, help="Overwrite an existing bridge.toml.")
+def init(directory: Path, force: bool) -> None:
+    """Write DIR/bridge.toml from the commented example and create the ledger beside it.
+
+    \b
+    Example:
+      bridge init --dir /etc/bridge
+      $EDITOR /etc/bridge/bridge.toml
+      bridge --config /etc/bridge/bridge.toml check
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    config_path = directory / "bridge.toml"
+    if config_path.exists() and not force:
+        fail(f"{config_path} already exists; use --force to overwrite it")
+    config_path.write_text(example_config_text(), encoding="utf-8")
+    config = load_config(config_path)
+    with Ledger.open(config.ledger_url, create=True) as ledger:
+        where = ledger.path or config.ledger_url
+    click.echo(f"Wrote {config_path}")
+    click.echo(f"Created ledger {where}")
+    click.echo("Next: edit the [zendesk] and [superoffice] sections, then run `bridge check`.")
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@pass_app
+def status(app: AppContext, as_json: bool) -> None:
+    """Links, states per side, open conflicts, pending operations and the last runs."""
+    with app.ledger() as ledger:
+        summary = ledger.status()
+    if as_json:
+        print_json(summary)
+        return
+    click.echo(f"Ledger: {summary['ledger']} (schema {summary['schema_version']})")
+    click.echo(f"Links: {summary['links']}")
+    for side in ("superoffice", "zendesk", "base"):
+        states = ", ".join(f"{k} {v}" for k, v in sorted(summary[side].items())) or "none"
+        click.echo(f"  {side:<12} {states}")
+    attention = summary["attention"]
+    click.echo(
+        "Needs attention: "
+        + (", ".join(f"{k} {v}" for k, v in sorted(attention.items())) if attention else "nothing")
+    )
+    operations = summary["operations"]
+    click.echo(
+        f"Operations: {summary['pending_operations']} pending"
+        + (
+            " (" + ", ".join(f"{k} {v}" for k, v in sorted(operations.items())) + ")"
+            if operations
+            else ""
+        )
+    )
+    if not summary["runs"]:
+        click.echo("Runs: none yet")
+    for run in summary["runs"]:
+        flag = " (dry run)" if run["dry_run"] else ""
+        click.echo(
+            f"  run {run['id']}: {run['kind']}{flag} {run['started_at']} → "
+            f"{run['ended_at'] or 'running'}: {run['outcome']}"
+        )
+
+
+@click.command()
+@click.option("--offline", is_flag=True, help="Only the config and the ledger; no vendor calls.")
+@pass_app
+def check(app: AppContext, offline: bool) -> None:
+    """Validate the config, the secrets, the ledger and (unless --offline) vendor access.
+
+    Every problem is printed on one line; the exit code is 0 when all is well,
+    2 for configuration or ledger problems, 5 when a vendor check fails.
+    """
+    config = app.config()
+    problems = [*check_secrets(config)]
+    click.echo(f"config   ok   {app.config_path}")
+    with app.ledger(create=False) as ledger:
+        ledger_problems = ledger.check()
+        problems += [f"{ledger.path or config.ledger_url}: {p}" for p in ledger_problems]
+        if not ledger_problems:
+            click.echo(f"ledger   ok   {ledger.path or 'database'} ({ledger.count_links()} links)")
+    for problem in problems:
+        click.echo(f"problem  {problem}", err=True)
+    if problems:
+        sys.exit(int(ExitCode.USAGE))
+    if offline:
+        return
+    vendor_failures = _vendor_checks(config)
+    if vendor_failures:
+        sys.exit(int(ExitCode.VENDOR))
+
+
+def _vendor_checks(config: object) -> int:
+    """Run each adapter's network checks; return the number that failed."""
+    from bridge.factory import build_adapters  # noqa: PLC0415 - vendor code only when needed
+
+    failures = 0
+    for adapter in build_adapters(config):  # type: ignore[arg-type]
+        for result in adapter.check():
+            mark = "ok  " if result.ok else "FAIL"
+            click.echo(f"{adapter.side:<11} {mark} {result.name}: {result.message}")
+            failures += not result.ok
+    return failures

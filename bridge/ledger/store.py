@@ -1,0 +1,404 @@
+"""The `Ledger`: the only place that reads or writes the ledger database.
+
+Everything else in bridge calls these methods; no SQL lives outside `bridge.ledger`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, func
+from sqlmodel import Session, col, select
+
+from bridge.ledger.engine import create_ledger_engine, sqlite_path
+from bridge.ledger.migrations import LATEST_VERSION, migrate, schema_version
+from bridge.ledger.tables import (
+    Cursor,
+    Event,
+    Lease,
+    Link,
+    Operation,
+    OperationStatus,
+    PairState,
+    Run,
+    utcnow,
+)
+
+__all__ = [
+    "ImportReport",
+    "LeaseHeldError",
+    "Ledger",
+    "LinkProblem",
+    "LinkRow",
+    "default_holder",
+]
+
+_IMPORT_CHUNK = 20_000
+
+
+@dataclass(frozen=True, slots=True)
+class LinkRow:
+    """One parsed row of a link file: its line number and the two ticket ids."""
+
+    line: int
+    superoffice_id: int
+    zendesk_id: int
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class LinkProblem:
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class ImportReport:
+    rows: int
+    created: int
+    unchanged: int
+    problems: tuple[LinkProblem, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+class LeaseHeldError(RuntimeError):
+    def __init__(self, holder: str, since: datetime, expires_at: datetime) -> None:
+        self.holder = holder
+        self.since = since
+        self.expires_at = expires_at
+        super().__init__(
+            f"another run holds the ledger: {holder}, since {since.isoformat(timespec='seconds')} "
+            f"(its lease expires at {expires_at.isoformat(timespec='seconds')})"
+        )
+
+
+def default_holder() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Ledger:
+    """A ledger database. Open with `Ledger.open(url)`; use as a context manager."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str, *, create: bool = True) -> Ledger:
+        """Open (creating when allowed) and migrate the ledger at a SQLAlchemy URL."""
+        engine = create_ledger_engine(url, create=create)
+        migrate(engine)
+        return cls(engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def path(self) -> str | None:
+        path = sqlite_path(self.engine.url)
+        return str(path) if path else None
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """One transaction: committed when the block ends, rolled back if it raises."""
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    # --- health -----------------------------------------------------------------
+
+    def check(self) -> list[str]:
+        """Problems with the ledger itself, each a sentence; empty when healthy."""
+        problems: list[str] = []
+        with self.engine.connect() as connection:
+            version = schema_version(connection)
+            if version != LATEST_VERSION:
+                problems.append(f"schema version {version}, expected {LATEST_VERSION}")
+            if connection.dialect.name == "sqlite":
+                integrity = connection.exec_driver_sql("PRAGMA integrity_check").scalars().all()
+                if integrity != ["ok"]:
+                    problems.append("integrity check failed: " + "; ".join(integrity[:5]))
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    problems.append(f"{len(broken)} rows break foreign keys")
+                mode = connection.exec_driver_sql("PRAGMA journal_mode").scalar()
+                if self.path and mode != "wal":
+                    problems.append(f"journal mode is {mode}, expected wal")
+            orphans = connection.execute(
+                select(func.count())
+                .select_from(Link)
+                .outerjoin(PairState, col(PairState.link_id) == col(Link.id))
+                .where(col(PairState.link_id).is_(None))
+            ).scalar_one()
+            if orphans:
+                problems.append(f"{orphans} links have no pair state")
+        path = self.path
+        if path and os.path.exists(path) and os.stat(path).st_mode & 0o077:
+            problems.append(
+                f"{path} is readable by others (mode {os.stat(path).st_mode & 0o777:o})"
+            )
+        return problems
+
+    def schema_version(self) -> int:
+        with self.engine.connect() as connection:
+            return schema_version(connection)
+
+    # --- links ------------------------------------------------------------------
+
+    def import_links(
+        self,
+        rows: Iterable[LinkRow],
+        *,
+        origin: str,
+        parse_problems: Sequence[LinkProblem] = (),
+    ) -> ImportReport:
+        """Add links all-or-nothing.
+
+        Every row is staged and checked first: an id repeated within the rows, or already
+        linked to a different partner, is a problem. `parse_problems` are the caller's own
+        findings (malformed lines), read once `rows` is exhausted. With any problem nothing
+        is written. Rows that repeat an existing link exactly change nothing, so importing
+        the same file twice is a no-op.
+        """
+        now = utcnow()
+        with self.engine.begin() as connection:
+            connection.exec_driver_sql(
+                "CREATE TEMP TABLE IF NOT EXISTS link_import "
+                "(line INTEGER NOT NULL, so INTEGER NOT NULL, zd INTEGER NOT NULL)"
+            )
+            connection.exec_driver_sql("DELETE FROM link_import")
+            count = 0
+            chunk: list[tuple[int, int, int]] = []
+            insert = "INSERT INTO link_import (line, so, zd) VALUES (?, ?, ?)"
+            for row in rows:
+                chunk.append((row.line, row.superoffice_id, row.zendesk_id))
+                if len(chunk) >= _IMPORT_CHUNK:
+                    connection.exec_driver_sql(insert, chunk)
+                    count += len(chunk)
+                    chunk = []
+            if chunk:
+                connection.exec_driver_sql(insert, chunk)
+                count += len(chunk)
+            problems = list(parse_problems) + self._staged_link_problems(connection)
+            if problems:
+                connection.rollback()
+                return ImportReport(count, 0, 0, tuple(sorted(problems)))
+            before = connection.execute(select(func.count()).select_from(Link)).scalar_one()
+            connection.exec_driver_sql(
+                "INSERT INTO link (superoffice_id, zendesk_id, origin, created_at) "
+                "SELECT so, zd, ?, ? FROM link_import s WHERE NOT EXISTS "
+                "(SELECT 1 FROM link l WHERE l.superoffice_id = s.so) ORDER BY line",
+                (origin, _sql_time(now)),
+            )
+            connection.exec_driver_sql(
+                "INSERT INTO pair_state (link_id, base_version, updated_at) "
+                "SELECT l.id, 0, ? FROM link l LEFT JOIN pair_state p ON p.link_id = l.id "
+                "WHERE p.link_id IS NULL",
+                (_sql_time(now),),
+            )
+            after = connection.execute(select(func.count()).select_from(Link)).scalar_one()
+            created = after - before
+            if created:
+                connection.execute(
+                    Event.__table__.insert().values(  # type: ignore[attr-defined]
+                        at=now, kind="links_imported", detail=f"{created} links ({origin})"
+                    )
+                )
+            connection.exec_driver_sql("DELETE FROM link_import")
+        return ImportReport(count, created, count - created, ())
+
+    @staticmethod
+    def _staged_link_problems(connection: Connection) -> list[LinkProblem]:
+        connection.exec_driver_sql("CREATE INDEX IF NOT EXISTS temp.ix_li_so ON link_import(so)")
+        connection.exec_driver_sql("CREATE INDEX IF NOT EXISTS temp.ix_li_zd ON link_import(zd)")
+        problems: list[LinkProblem] = []
+        for column, name in (("so", "superoffice_id"), ("zd", "zendesk_id")):
+            duplicates = connection.exec_driver_sql(
+                f"SELECT s.line, s.{column}, (SELECT MIN(line) FROM link_import f "
+                f"WHERE f.{column} = s.{column}) FROM link_import s WHERE s.line > "
+                f"(SELECT MIN(line) FROM link_import f WHERE f.{column} = s.{column})"
+            )
+            problems.extend(
+                LinkProblem(line, f"{name} {value} duplicates line {first}")
+                for line, value, first in duplicates
+            )
+        partner = {"so": ("superoffice_id", "zendesk_id"), "zd": ("zendesk_id", "superoffice_id")}
+        for column, (name, other) in partner.items():
+            other_column = "zd" if column == "so" else "so"
+            clashes = connection.exec_driver_sql(
+                f"SELECT s.line, s.{column}, l.{other} FROM link_import s "
+                f"JOIN link l ON l.{name} = s.{column} WHERE l.{other} != s.{other_column}"
+            )
+            problems.extend(
+                LinkProblem(line, f"{name} {value} is already linked to {other} {partner_id}")
+                for line, value, partner_id in clashes
+            )
+        return problems
+
+    def add_link(self, superoffice_id: int, zendesk_id: int, *, origin: str) -> Link:
+        """Add one link (discovery, migration); raises ValueError on a clash."""
+        report = self.import_links([LinkRow(1, superoffice_id, zendesk_id)], origin=origin)
+        if not report.ok:
+            raise ValueError("; ".join(p.message for p in report.problems))
+        link = self.link_by_superoffice(superoffice_id)
+        assert link is not None
+        return link
+
+    def link_by_superoffice(self, superoffice_id: int) -> Link | None:
+        with self.session() as session:
+            return session.exec(
+                select(Link).where(col(Link.superoffice_id) == superoffice_id)
+            ).first()
+
+    def iter_links(self, *, batch: int = 10_000) -> Iterator[Link]:
+        """All links in id order, read in batches so memory stays flat."""
+        last = 0
+        while True:
+            with Session(self.engine) as session:
+                page = list(
+                    session.exec(
+                        select(Link).where(col(Link.id) > last).order_by(col(Link.id)).limit(batch)
+                    )
+                )
+            if not page:
+                return
+            yield from page
+            assert page[-1].id is not None
+            last = page[-1].id
+
+    def count_links(self) -> int:
+        with self.engine.connect() as connection:
+            return int(connection.execute(select(func.count()).select_from(Link)).scalar_one())
+
+    # --- runs, cursors, lease --------------------------------------------------------
+
+    def start_run(self, kind: str, *, holder: str, dry_run: bool = False) -> Run:
+        with self.session() as session:
+            run = Run(kind=kind, holder=holder, dry_run=dry_run)
+            session.add(run)
+            session.flush()
+            session.add(Event(run_id=run.id, kind="run_started", detail=kind))
+        return run
+
+    def finish_run(
+        self, run_id: int, *, outcome: str, counts: dict[str, int], message: str | None = None
+    ) -> None:
+        with self.session() as session:
+            run = session.get(Run, run_id)
+            if run is None:
+                raise KeyError(f"no run {run_id}")
+            run.ended_at = utcnow()
+            run.outcome = outcome
+            run.counts = json.dumps(counts, sort_keys=True)
+            run.message = message
+            session.add(Event(run_id=run_id, kind="run_finished", detail=outcome))
+
+    def recent_runs(self, limit: int = 5) -> list[Run]:
+        with self.session() as session:
+            return list(session.exec(select(Run).order_by(col(Run.id).desc()).limit(limit)))
+
+    def get_cursor(self, side: str) -> str | None:
+        with self.session() as session:
+            cursor = session.get(Cursor, side)
+            return cursor.value if cursor else None
+
+    def acquire_lease(
+        self, name: str, holder: str, ttl: timedelta, *, now: datetime | None = None
+    ) -> Lease:
+        """Claim the lease, or raise `LeaseHeldError` naming the live holder."""
+        now = now or utcnow()
+        with self.session() as session:
+            lease = session.get(Lease, name)
+            if lease is not None and lease.holder != holder and lease.expires_at > now:
+                raise LeaseHeldError(lease.holder, lease.acquired_at, lease.expires_at)
+            if lease is None:
+                lease = Lease(name=name, holder=holder, acquired_at=now, expires_at=now + ttl)
+            else:
+                if lease.holder != holder:
+                    session.add(
+                        Event(
+                            kind="lease_taken_over",
+                            detail=f"{lease.holder} (expired {lease.expires_at.isoformat()})",
+                        )
+                    )
+                    lease.acquired_at = now
+                lease.holder = holder
+                lease.expires_at = now + ttl
+            session.add(lease)
+            return Lease(**lease.model_dump())
+
+    def renew_lease(self, name: str, holder: str, ttl: timedelta) -> None:
+        self.acquire_lease(name, holder, ttl)
+
+    def release_lease(self, name: str, holder: str) -> None:
+        with self.session() as session:
+            lease = session.get(Lease, name)
+            if lease is not None and lease.holder == holder:
+                session.delete(lease)
+
+    # --- status -----------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """Counts for `bridge status`: links, states per side, attention, outbox, runs."""
+        status: dict[str, Any]
+        with self.engine.connect() as connection:
+
+            def grouped(column: Any, table: Any) -> dict[str, int]:
+                rows = connection.execute(
+                    select(column, func.count()).select_from(table).group_by(column)
+                )
+                return {str(key) if key is not None else "unknown": int(n) for key, n in rows}
+
+            links = connection.execute(select(func.count()).select_from(Link)).scalar_one()
+            status = {
+                "ledger": self.path or self.engine.url.render_as_string(hide_password=True),
+                "schema_version": schema_version(connection),
+                "links": int(links),
+                "superoffice": grouped(PairState.so_state, PairState),
+                "zendesk": grouped(PairState.zd_state, PairState),
+                "base": grouped(PairState.base, PairState),
+                "attention": {
+                    k: v
+                    for k, v in grouped(PairState.attention, PairState).items()
+                    if k != "unknown"
+                },
+                "operations": grouped(Operation.status, Operation),
+            }
+        operations: dict[str, int] = status["operations"]
+        status["pending_operations"] = sum(
+            n for k, n in operations.items() if k in OperationStatus.OPEN
+        )
+        status["runs"] = [
+            {
+                "id": run.id,
+                "kind": run.kind,
+                "started_at": run.started_at.isoformat(),
+                "ended_at": run.ended_at.isoformat() if run.ended_at else None,
+                "outcome": run.outcome,
+                "dry_run": run.dry_run,
+                "counts": json.loads(run.counts),
+            }
+            for run in self.recent_runs()
+        ]
+        return status
+
+
+def _sql_time(value: datetime) -> str:
+    """A UTC time as the ledger's raw-SQL paths store it (the same text SQLAlchemy writes)."""
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ")

@@ -1,0 +1,210 @@
+"""The ledger's tables (design.md §2), declared once with SQLModel.
+
+The ledger holds ids, states, times and actor ids: never ticket subjects or content.
+States, sides, transitions and causes are stored as the string values of `bridge.model`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import DateTime, Index, TypeDecorator, UniqueConstraint
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
+__all__ = [
+    "Cursor",
+    "Event",
+    "Lease",
+    "Link",
+    "Meta",
+    "Operation",
+    "OperationStatus",
+    "PairState",
+    "Run",
+    "UTCDateTime",
+    "utcnow",
+]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, whatever the backend keeps."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the ledger; use aware UTC datetimes")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):  # raw SQL paths on SQLite
+            value = datetime.fromisoformat(value)
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _time(**kwargs: Any) -> Any:
+    return Field(sa_type=UTCDateTime, **kwargs)
+
+
+class Meta(SQLModel, table=True):
+    """Key/value facts about the ledger itself, such as its schema version."""
+
+    key: str = Field(primary_key=True)
+    value: str
+
+
+class Link(SQLModel, table=True):
+    """One SuperOffice ticket paired with one Zendesk ticket, unique both ways."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    superoffice_id: int = Field(unique=True)
+    zendesk_id: int = Field(unique=True)
+    origin: str  # csv | external_id | migration
+    created_at: datetime = _time(default_factory=utcnow)
+
+
+class PairState(SQLModel, table=True):
+    """What bridge last saw of each side of a link, and the base both last agreed on."""
+
+    __tablename__ = "pair_state"
+    __table_args__ = (
+        Index("ix_pair_state_attention", "attention"),
+        Index("ix_pair_state_so_purge_due", "so_purge_due"),
+    )
+
+    link_id: int = Field(primary_key=True, foreign_key="link.id")
+    base: str | None = None
+    base_version: int = 0
+    base_at: datetime | None = _time(default=None)
+    so_state: str | None = None
+    so_vendor_time: datetime | None = _time(default=None)
+    so_seen_at: datetime | None = _time(default=None)
+    #: SuperOffice status id while active: put back after a restore (UndeleteByIds does not)
+    so_status_id: int | None = None
+    #: a purge copied to SuperOffice waits for the tenant's retention job until this time
+    so_purge_due: datetime | None = _time(default=None)
+    zd_state: str | None = None
+    zd_vendor_time: datetime | None = _time(default=None)
+    zd_seen_at: datetime | None = _time(default=None)
+    #: conflict | divergence | held_purge | failed | None
+    attention: str | None = None
+    attention_reason: str | None = None
+    attention_since: datetime | None = _time(default=None)
+    updated_at: datetime = _time(default_factory=utcnow)
+
+
+class Run(SQLModel, table=True):
+    """One sync or migration run: the audit's unit of work."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str  # sync | migrate
+    holder: str
+    started_at: datetime = _time(default_factory=utcnow)
+    ended_at: datetime | None = _time(default=None)
+    #: running | converged | failures | attention | interrupted | failed
+    outcome: str = "running"
+    dry_run: bool = False
+    counts: str = "{}"  # JSON object of counters
+    message: str | None = None
+
+
+class Event(SQLModel, table=True):
+    """Append-only audit log: every observation, decision and write (triggers forbid edits)."""
+
+    __table_args__ = (
+        Index("ix_event_link", "link_id"),
+        Index("ix_event_at", "at"),
+        Index("ix_event_kind", "kind"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _time(default_factory=utcnow)
+    run_id: int | None = Field(default=None, foreign_key="run.id")
+    link_id: int | None = Field(default=None, foreign_key="link.id")
+    kind: str
+    side: str | None = None
+    ticket_id: int | None = None
+    transition: str | None = None
+    from_state: str | None = None
+    to_state: str | None = None
+    cause: str | None = None
+    actor_id: int | None = None
+    vendor_time: datetime | None = _time(default=None)
+    operation_id: int | None = None
+    detail: str | None = None
+
+
+class OperationStatus:
+    PLANNED = "planned"
+    SENT = "sent"
+    CONFIRMED = "confirmed"
+    FAILED = "failed"
+    SUPERSEDED = "superseded"
+    HELD = "held"
+    #: SuperOffice purge: soft-deleted, waiting for the tenant's retention job
+    PENDING_RETENTION = "pending_retention"
+
+    OPEN = (PLANNED, SENT, HELD, PENDING_RETENTION)
+
+
+class Operation(SQLModel, table=True):
+    """The outbox: a planned vendor write, keyed so that planning it twice is harmless."""
+
+    __table_args__ = (
+        UniqueConstraint("key", name="uq_operation_key"),
+        Index("ix_operation_status", "status"),
+        Index("ix_operation_link", "link_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    #: f"{link_id}:{target}:{transition}:{base_version}": deterministic idempotency key
+    key: str
+    link_id: int = Field(foreign_key="link.id")
+    target: str
+    ticket_id: int
+    transition: str
+    #: order within one link's plan (soft_delete before purge)
+    step: int = 0
+    base_version: int
+    cause: str  # the source side's cause, copied into the audit
+    status: str = OperationStatus.PLANNED
+    run_id: int | None = Field(default=None, foreign_key="run.id")
+    batch: str | None = None
+    job_id: str | None = None
+    attempts: int = 0
+    restore_status_id: int | None = None
+    pending_until: datetime | None = _time(default=None)
+    error: str | None = None
+    created_at: datetime = _time(default_factory=utcnow)
+    sent_at: datetime | None = _time(default=None)
+    finished_at: datetime | None = _time(default=None)
+    updated_at: datetime = _time(default_factory=utcnow)
+
+
+class Cursor(SQLModel, table=True):
+    """Per side, where the incremental read stopped: advanced only with what was recorded."""
+
+    side: str = Field(primary_key=True)
+    value: str
+    updated_at: datetime = _time(default_factory=utcnow)
+
+
+class Lease(SQLModel, table=True):
+    """One run at a time: the holder and until when its claim stands."""
+
+    name: str = Field(primary_key=True)
+    holder: str
+    acquired_at: datetime = _time(default_factory=utcnow)
+    expires_at: datetime = _time()

@@ -1,0 +1,99 @@
+"""Reading link files: `superoffice_id,zendesk_id` CSV, validated line by line.
+
+Parsing is streamed so that a million-row file costs little memory; the ledger stages the
+parsed rows and adds its own checks (duplicates, clashes with existing links) before
+writing anything.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TextIO
+
+from bridge.ledger import ImportReport, Ledger, LinkProblem, LinkRow
+
+__all__ = ["COLUMNS", "LinkFileError", "LinkFileReader", "import_link_file"]
+
+COLUMNS = ("superoffice_id", "zendesk_id")
+
+
+class LinkFileError(ValueError):
+    """The file cannot be read as a link file at all (missing, unreadable, no header)."""
+
+
+def _ticket_id(raw: str, column: str, problems: list[LinkProblem], line: int) -> int | None:
+    value = raw.strip()
+    if not value:
+        problems.append(LinkProblem(line, f"{column} is empty"))
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        problems.append(LinkProblem(line, f"{column} {value[:40]!r} is not an integer"))
+        return None
+    if number <= 0:
+        problems.append(LinkProblem(line, f"{column} {number} is not a positive ticket id"))
+        return None
+    return number
+
+
+class LinkFileReader:
+    """Iterates the valid rows of a link file and collects the problems of the others."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self.problems: list[LinkProblem] = []
+
+    def __iter__(self) -> Iterator[LinkRow]:
+        reader = csv.reader(self._stream)
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise LinkFileError("the file is empty; expected a header superoffice_id,zendesk_id")
+        except csv.Error as exc:
+            raise LinkFileError(f"line 1: {exc}") from None
+        names = [name.strip().lstrip("\ufeff").lower() for name in header]
+        missing = [column for column in COLUMNS if column not in names]
+        if missing:
+            raise LinkFileError(
+                f"line 1: header lacks column {', '.join(missing)}; "
+                f"expected superoffice_id,zendesk_id (found {','.join(names)[:80]})"
+            )
+        so_index, zd_index = (names.index(column) for column in COLUMNS)
+        width = max(so_index, zd_index) + 1
+        while True:
+            try:
+                fields = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                self.problems.append(LinkProblem(reader.line_num, f"not valid CSV: {exc}"))
+                continue
+            line = reader.line_num
+            if not fields or all(not f.strip() for f in fields):
+                continue  # blank lines carry nothing
+            if len(fields) < width:
+                self.problems.append(
+                    LinkProblem(line, f"expected {len(names)} columns, found {len(fields)}")
+                )
+                continue
+            so = _ticket_id(fields[so_index], "superoffice_id", self.problems, line)
+            zd = _ticket_id(fields[zd_index], "zendesk_id", self.problems, line)
+            if so is not None and zd is not None:
+                yield LinkRow(line, so, zd)
+
+
+def import_link_file(ledger: Ledger, path: Path, *, origin: str = "csv") -> ImportReport:
+    """Import a link file all-or-nothing; the report lists every problem by line."""
+    try:
+        stream = path.open(newline="", encoding="utf-8")
+    except OSError as exc:
+        raise LinkFileError(f"cannot read {path}: {exc.strerror}") from None
+    with stream:
+        reader = LinkFileReader(stream)
+        try:
+            return ledger.import_links(reader, origin=origin, parse_problems=reader.problems)
+        except UnicodeDecodeError as exc:
+            raise LinkFileError(f"{path} is not UTF-8 text (byte {exc.start})") from None

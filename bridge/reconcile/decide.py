@@ -1,0 +1,315 @@
+"""The three-way decision for one link: base, SuperOffice, Zendesk and policy in, an action out.
+
+Pure: no I/O, no clock, no ledger. The run observes, calls `decide` for each link, records
+the decision and only then talks to the vendors; keeping this apart makes every rule testable
+over the whole input space (see `docs/decision-table.md`).
+
+The rules, in the order they are tried:
+
+1. a side unknown → UNKNOWN (nothing written, base kept);
+2. both sides equal → AGREE (base := that state);
+3. no base → DIVERGENCE (reported, never acted on: no delete or purge without a base);
+4. one side changed (the other still equals base), or one side is part-way along the path the
+   other took (`base=active`, one side `soft_deleted`, the other `purged`: a partial copy, for
+   instance a run killed between the soft delete and the purge) → copy to the side behind;
+5. both changed differently → CONFLICT, unless the conflict policy names a winner whose
+   state the loser can still reach.
+
+Copying is limited by direction (SKIP, or CONFLICT when it is a conflict's resolution that is
+blocked) and by the purge policy: a purge that is not propagated is dropped from the plan and
+the source's `purged` counts as agreeing with the target's `soft_deleted` for base purposes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from bridge.model import Cause, Observation, Side, State, Transition, apply, path
+
+__all__ = [
+    "ConflictPolicy",
+    "Decision",
+    "Direction",
+    "Outcome",
+    "Policy",
+    "SideState",
+    "decide",
+]
+
+
+class Direction(StrEnum):
+    """Which way changes may be copied."""
+
+    BOTH = "both"
+    SUPEROFFICE_TO_ZENDESK = "superoffice-to-zendesk"
+    ZENDESK_TO_SUPEROFFICE = "zendesk-to-superoffice"
+
+    def allows_writing(self, target: Side) -> bool:
+        """Whether bridge may write to `target` under this direction."""
+        if self is Direction.BOTH:
+            return True
+        if self is Direction.SUPEROFFICE_TO_ZENDESK:
+            return target is Side.ZENDESK
+        return target is Side.SUPEROFFICE
+
+
+class ConflictPolicy(StrEnum):
+    """How a conflict (both sides changed, differently) is settled; `manual` reports it."""
+
+    MANUAL = "manual"
+    SUPEROFFICE_WINS = "superoffice-wins"
+    ZENDESK_WINS = "zendesk-wins"
+    LATEST_WINS = "latest-wins"
+    KEEP_ACTIVE = "keep-active"
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """The settings that change a decision.
+
+    `propagate_retention_purges` only matters when `propagate_purges` is True: a purge whose
+    source cause is `retention` (Zendesk's 30-day scrub, SuperOffice's grace period) is copied
+    only when both are True.
+    """
+
+    direction: Direction = Direction.BOTH
+    conflict_policy: ConflictPolicy = ConflictPolicy.MANUAL
+    propagate_purges: bool = True
+    propagate_retention_purges: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SideState:
+    """What one side currently says about the linked ticket.
+
+    `state` None means unknown (lookup failed, listing incomplete): the link is left alone.
+    `vendor_time` is when the vendor says the state began; it must be timezone-aware, since
+    `latest-wins` compares the two sides' times. `cause` is why the state was reached.
+    """
+
+    state: State | None
+    vendor_time: datetime | None = None
+    cause: Cause | None = None
+
+    def __post_init__(self) -> None:
+        if self.vendor_time is not None and self.vendor_time.utcoffset() is None:
+            raise ValueError("vendor_time must be timezone-aware")
+
+    @classmethod
+    def unknown(cls) -> SideState:
+        return cls(None)
+
+    @classmethod
+    def from_observation(cls, observation: Observation | None) -> SideState:
+        """The side state an observation gives; no observation means unknown."""
+        if observation is None:
+            return cls(None)
+        return cls(observation.state, observation.vendor_time, observation.cause)
+
+
+class Outcome(StrEnum):
+    AGREE = "agree"
+    APPLY = "apply"
+    CONFLICT = "conflict"
+    DIVERGENCE = "divergence"
+    UNKNOWN = "unknown"
+    SKIP = "skip"  # a change seen but not copied: direction or purge policy (see reason)
+
+
+_NO_WRITE = frozenset({Outcome.CONFLICT, Outcome.DIVERGENCE, Outcome.UNKNOWN})
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What to do for one link.
+
+    `target` is the side written by APPLY, or the side that would have been written for SKIP;
+    None otherwise. `transitions` are for the target, in order, starting from its current
+    state; empty unless APPLY.
+
+    `new_base` is the base to record, None meaning "leave the base as it is". When
+    `transitions` is empty it is recorded at once (AGREE, some SKIPs); when not, it is the
+    base *once applied*: record it only after every transition is confirmed on the target
+    (`base_waits_for_confirmation`). Until then the old base stays, and the next run, seeing
+    the target part-way, plans the rest.
+    """
+
+    outcome: Outcome
+    target: Side | None
+    transitions: tuple[Transition, ...]
+    new_base: State | None
+    reason: str
+
+    def __post_init__(self) -> None:
+        has_target = self.target is not None
+        if self.outcome is Outcome.APPLY:
+            ok = has_target and bool(self.transitions) and self.new_base is not None
+        elif self.outcome is Outcome.SKIP:
+            ok = has_target and not self.transitions
+        elif self.outcome is Outcome.AGREE:
+            ok = not has_target and not self.transitions and self.new_base is not None
+        else:
+            ok = not has_target and not self.transitions and self.new_base is None
+        if not ok:
+            raise ValueError(f"inconsistent decision: {self!r}")
+
+    @property
+    def writes(self) -> bool:
+        return self.outcome is Outcome.APPLY
+
+    @property
+    def purges(self) -> bool:
+        return Transition.PURGE in self.transitions
+
+    @property
+    def base_waits_for_confirmation(self) -> bool:
+        """True when `new_base` may be recorded only after the transitions are confirmed."""
+        return bool(self.transitions)
+
+
+# Reasons are a fixed vocabulary (docs/decision-table.md quotes them); side names are the
+# only variable part.
+R_AGREE = "in agreement"
+R_NO_BASE = "no base: sides differ"
+R_PURGE_HELD = "purge not propagated (policy)"
+R_RETENTION_PURGE_HELD = "retention purge not propagated (policy)"
+
+
+def decide(
+    base: State | None, superoffice: SideState, zendesk: SideState, policy: Policy
+) -> Decision:
+    """The action for one link, from its base, both sides' current states and the policy."""
+    s, z = superoffice.state, zendesk.state
+    if s is None or z is None:
+        return _unknown(s is None, z is None)
+    if s == z:
+        return Decision(Outcome.AGREE, None, (), s, R_AGREE)
+    if base is None:
+        return Decision(Outcome.DIVERGENCE, None, (), None, R_NO_BASE)
+
+    sides = {Side.SUPEROFFICE: superoffice, Side.ZENDESK: zendesk}
+    source = _sole_source(base, s, z)
+    if source is not None:
+        target = source.other
+        target_state = _known(sides[target])
+        if target_state is State.PURGED:
+            # Only reachable with base == purged: the source came back out of a terminal state.
+            reason = f"conflict: {source} left purged; {target} is purged (terminal)"
+            return _conflict(reason)
+        if not policy.direction.allows_writing(target):
+            return Decision(Outcome.SKIP, target, (), None, f"direction: {target} not written")
+        behind = target_state != base
+        reason = f"{source} changed" + (f"; {target} part-way" if behind else "")
+        return _copy(base, sides[source], target, target_state, policy, reason)
+    return _resolve(base, sides, policy)
+
+
+def _unknown(s_unknown: bool, z_unknown: bool) -> Decision:
+    if s_unknown and z_unknown:
+        reason = "both states unknown"
+    else:
+        reason = f"{Side.SUPEROFFICE if s_unknown else Side.ZENDESK} state unknown"
+    return Decision(Outcome.UNKNOWN, None, (), None, reason)
+
+
+def _conflict(reason: str) -> Decision:
+    return Decision(Outcome.CONFLICT, None, (), None, reason)
+
+
+def _known(side: SideState) -> State:
+    assert side.state is not None  # unknown sides are handled before any caller
+    return side.state
+
+
+def _intermediate(start: State, end: State) -> frozenset[State]:
+    """States strictly between `start` and `end` on the model's path (empty if none)."""
+    if start is State.PURGED:
+        return frozenset()
+    seen: set[State] = set()
+    state: State = start
+    for transition in path(start, end)[:-1]:
+        state = apply(state, transition)
+        seen.add(state)
+    return frozenset(seen)
+
+
+def _sole_source(base: State, s: State, z: State) -> Side | None:
+    """The side whose change is to be copied, or None when both changed in ways that clash.
+
+    A side still at base, or already part-way along the path the other side took from base,
+    has nothing of its own to contribute: the other side is the source.
+    """
+    if s == base or s in _intermediate(base, z):
+        return Side.ZENDESK
+    if z == base or z in _intermediate(base, s):
+        return Side.SUPEROFFICE
+    return None
+
+
+def _purge_hold(source: SideState, policy: Policy) -> str | None:
+    """Why a purge from `source` must not be copied, or None when it may be."""
+    if not policy.propagate_purges:
+        return R_PURGE_HELD
+    if source.cause is Cause.RETENTION and not policy.propagate_retention_purges:
+        return R_RETENTION_PURGE_HELD
+    return None
+
+
+def _copy(
+    base: State,
+    source: SideState,
+    target: Side,
+    target_state: State,
+    policy: Policy,
+    reason: str,
+) -> Decision:
+    """Plan the target's path to the source's state, dropping a purge that policy holds back."""
+    source_state = _known(source)
+    transitions = path(target_state, source_state)
+    hold = _purge_hold(source, policy) if Transition.PURGE in transitions else None
+    if hold is None:
+        return Decision(Outcome.APPLY, target, transitions, source_state, reason)
+    # The purge is always last on a path; what remains ends at soft_deleted, which is what the
+    # base becomes, so that the source's `purged` against the target's `soft_deleted` reads as
+    # "purge not propagated" on every later run and never as a conflict.
+    kept = tuple(t for t in transitions if t is not Transition.PURGE)
+    if not kept:
+        new_base = None if base is State.SOFT_DELETED else State.SOFT_DELETED
+        return Decision(Outcome.SKIP, target, (), new_base, hold)
+    return Decision(Outcome.APPLY, target, kept, State.SOFT_DELETED, f"{reason}; {hold}")
+
+
+def _resolve(base: State, sides: dict[Side, SideState], policy: Policy) -> Decision:
+    """Both sides changed, differently: settle it by the conflict policy or report it."""
+    rule = policy.conflict_policy
+    if rule is ConflictPolicy.MANUAL:
+        # base == purged here means both sides came back out of a terminal state: an anomaly
+        # (a wrong link or a wrong earlier observation) worth naming as such.
+        both = "both left purged" if base is State.PURGED else "both changed"
+        return _conflict(f"conflict: {both}")
+    label = str(rule)
+    if rule is ConflictPolicy.SUPEROFFICE_WINS:
+        winner = Side.SUPEROFFICE
+    elif rule is ConflictPolicy.ZENDESK_WINS:
+        winner = Side.ZENDESK
+    elif rule is ConflictPolicy.LATEST_WINS:
+        s_time = sides[Side.SUPEROFFICE].vendor_time
+        z_time = sides[Side.ZENDESK].vendor_time
+        if s_time is None or z_time is None or s_time == z_time:
+            return _conflict("conflict: latest-wins needs two different vendor times")
+        winner = Side.SUPEROFFICE if s_time > z_time else Side.ZENDESK
+        label = f"latest-wins ({winner} later)"
+    else:
+        actives = [side for side, st in sides.items() if st.state is State.ACTIVE]
+        if not actives:
+            return _conflict("conflict: keep-active, neither side active")
+        winner = actives[0]
+    loser = winner.other
+    loser_state = _known(sides[loser])
+    if loser_state is State.PURGED:
+        return _conflict(f"conflict: {rule}: {loser} is purged (terminal)")
+    if not policy.direction.allows_writing(loser):
+        return _conflict(f"conflict: {rule} would write {loser} against direction")
+    return _copy(base, sides[winner], loser, loser_state, policy, f"conflict resolved: {label}")

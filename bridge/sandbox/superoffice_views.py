@@ -1,0 +1,333 @@
+"""How the SuperOffice simulator shows its tickets: TicketEntity JSON and archive rows.
+
+Pure functions over the store. Archive providers `Ticket` and `RecycleTicket` share one
+column set (the real providers do, for the columns the bridge needs); `Ticket` leaves
+soft-deleted rows out, `RecycleTicket` lists only them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from bridge.sandbox.odata import (
+    Column,
+    ColumnKind,
+    Comparison,
+    ODataError,
+    compile_filter,
+    conjuncts,
+    parse_datetime,
+    parse_filter,
+    parse_int_option,
+    parse_order_by,
+    parse_select,
+    sort_rows,
+)
+from bridge.sandbox.superoffice_store import BaseStatus, StoreError, Ticket, TicketStore
+
+__all__ = [
+    "DEFAULT_SELECT",
+    "PROVIDERS",
+    "ArchiveOptions",
+    "TimeFormat",
+    "archive_columns",
+    "archive_page",
+    "ticket_entity",
+]
+
+#: provider name (lower-case) → canonical spelling
+PROVIDERS: dict[str, str] = {"ticket": "Ticket", "recycleticket": "RecycleTicket"}
+
+#: columns returned when a query has no `$select` (the real default set is unknown)
+DEFAULT_SELECT: tuple[str, ...] = (
+    "ticketId",
+    "title",
+    "createdAt",
+    "lastChanged",
+    "status",
+    "ticketStatusName",
+    "connectId",
+    "ownedBy",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TimeFormat:
+    """Dates as .NET writes a DateTimeOffset: fraction without trailing zeros, and the
+    offset only when the client asked for it (`SO-TimeZone: ..., includeTZOffset`) or sent
+    no `SO-TimeZone` at all. Times are always UTC."""
+
+    include_offset: bool = True
+
+    @classmethod
+    def from_header(cls, value: str | None) -> TimeFormat:
+        if value is None or not value.strip():
+            return cls(True)
+        return cls("includetzoffset" in value.replace(" ", "").lower())
+
+    def __call__(self, moment: datetime | None) -> str:
+        if moment is None:
+            return "0001-01-01T00:00:00"
+        moment = moment.astimezone(UTC)
+        text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+        if moment.microsecond:
+            text += f".{moment.microsecond:06d}".rstrip("0")
+        return text + ("+00:00" if self.include_offset else "")
+
+
+def ticket_entity(ticket: Ticket, api_url: str, fmt: TimeFormat) -> dict[str, Any]:
+    """`TicketEntityWithLinks` (trimmed to what the simulator knows; PascalCase)."""
+    empty = fmt(None)
+    return {
+        "TicketId": ticket.ticket_id,
+        "Title": ticket.title,
+        "CreatedAt": fmt(ticket.created_at),
+        "LastChanged": fmt(ticket.last_changed),
+        "ReadByOwner": empty,
+        "ReadByCustomer": empty,
+        "FirstReadByOwner": empty,
+        "FirstReadByUser": empty,
+        "Activate": empty,
+        "ClosedAt": empty,
+        "RepliedAt": empty,
+        "AlertTimeout": empty,
+        "Deadline": empty,
+        "CreatedBy": {"AssociateId": ticket.created_by},
+        "Author": "",
+        "OwnedBy": {"AssociateId": ticket.owned_by},
+        "Category": None,
+        "Slevel": "External",
+        "Priority": None,
+        "BaseStatus": ticket.base_status.label,
+        "Status": ticket.status.entity(),
+        "Origin": "Unknown",
+        "Person": None,
+        "SecondaryPersons": [],
+        "AlertLevel": 0,
+        "ConnectId": ticket.connect_id,
+        "ReadStatus": "Green",
+        "HasAttachment": False,
+        "NumReplies": 0,
+        "NumMessages": 0,
+        "FromAddress": "",
+        "Messages": [],
+        "Tags": [],
+        "Language": "",
+        "CustomFields": {},
+        "TableRight": None,
+        "FieldProperties": {},
+        "_Links": {
+            "Self": f"{api_url}/v1/Ticket/{ticket.ticket_id}",
+            "Archive": f"{api_url}/v1/Ticket",
+        },
+    }
+
+
+# --------------------------------------------------------------------------- archive
+
+
+@dataclass(frozen=True, slots=True)
+class _ArchiveColumn:
+    column: Column[Ticket]
+    render: Callable[[Ticket, TimeFormat], Any]
+
+
+def _base_status_literal(value: object) -> int:
+    """`status` filters accept 4, '4', '[I:4]' or 'Deleted'."""
+    if isinstance(value, bool):
+        raise ODataError("status needs a base status id or name")
+    if isinstance(value, int):
+        return int(BaseStatus(value)) if value in BaseStatus._value2member_map_ else value
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("[I:") and text.endswith("]"):
+            text = text[3:-1]
+        if text.lstrip("-").isdigit():
+            return int(text)
+        try:
+            return int(BaseStatus.from_label(text))
+        except StoreError:
+            raise ODataError(f"unknown status {value!r}") from None
+    raise ODataError(f"unknown status {value!r}")
+
+
+def archive_columns(store: TicketStore) -> dict[str, _ArchiveColumn]:
+    """The columns both ticket providers understand, keyed by canonical name."""
+
+    def status_id_literal(value: object) -> int:
+        if isinstance(value, str) and value.startswith("[I:") and value.endswith("]"):
+            value = value[3:-1]
+        try:
+            return store.resolve_status(value).status_id
+        except StoreError as exc:
+            raise ODataError(str(exc)) from None
+
+    def iso(get: Callable[[Ticket], datetime]) -> Callable[[Ticket, TimeFormat], Any]:
+        return lambda t, fmt: fmt(get(t))
+
+    def plain(get: Callable[[Ticket], Any]) -> Callable[[Ticket, TimeFormat], Any]:
+        return lambda t, fmt: get(t)
+
+    def ticket_id(t: Ticket) -> int:
+        return t.ticket_id
+
+    def title(t: Ticket) -> str:
+        return t.title
+
+    def created_at(t: Ticket) -> datetime:
+        return t.created_at
+
+    def last_changed(t: Ticket) -> datetime:
+        return t.last_changed
+
+    def base_status(t: Ticket) -> int:
+        return int(t.base_status)
+
+    def status_id(t: Ticket) -> int:
+        return t.status.status_id
+
+    def connect_id(t: Ticket) -> int:
+        return t.connect_id
+
+    def owned_by(t: Ticket) -> int:
+        return t.owned_by
+
+    def created_by(t: Ticket) -> int:
+        return t.created_by
+
+    made = [
+        _ArchiveColumn(Column("ticketId", ColumnKind.INT, ticket_id), plain(ticket_id)),
+        _ArchiveColumn(Column("title", ColumnKind.STRING, title), plain(title)),
+        _ArchiveColumn(Column("createdAt", ColumnKind.DATETIME, created_at), iso(created_at)),
+        _ArchiveColumn(
+            Column("lastChanged", ColumnKind.DATETIME, last_changed), iso(last_changed)
+        ),
+        _ArchiveColumn(
+            Column("status", ColumnKind.LIST, base_status, _base_status_literal),
+            lambda t, fmt: t.base_status.label,
+        ),
+        _ArchiveColumn(
+            Column("ticketStatus", ColumnKind.LIST, status_id, status_id_literal),
+            plain(status_id),
+        ),
+        _ArchiveColumn(
+            Column("ticketStatusName", ColumnKind.LIST, status_id, status_id_literal),
+            lambda t, fmt: t.status.name,
+        ),
+        _ArchiveColumn(Column("connectId", ColumnKind.INT, connect_id), plain(connect_id)),
+        _ArchiveColumn(Column("ownedBy", ColumnKind.INT, owned_by), plain(owned_by)),
+        _ArchiveColumn(
+            Column("ownedBy/associateDbId", ColumnKind.INT, owned_by), plain(owned_by)
+        ),
+        _ArchiveColumn(
+            Column("createdBy/associateDbId", ColumnKind.INT, created_by), plain(created_by)
+        ),
+    ]
+    return {c.column.name: c for c in made}
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveOptions:
+    """Simulator choices where SuperOffice's behaviour is unknown."""
+
+    top_default: int = 50
+    top_max: int = 10_000
+    #: fill `odata.nextLink` when more rows follow (the real service was seen sending null)
+    next_link: bool = False
+
+
+def _id_candidates(node: Any, columns: Mapping[str, Column[Ticket]]) -> set[int] | None:
+    """Ids named by a top-level `ticketId eq/in` term, for a lookup instead of a scan."""
+    for term in conjuncts(node):
+        if (
+            isinstance(term, Comparison)
+            and term.column.lower() == "ticketid"
+            and term.op in {"eq", "in"}
+        ):
+            return {columns["ticketId"].literal(v) for v in term.values}
+    return None
+
+
+def _changed_floor(node: Any) -> datetime | None:
+    """The lower bound of a top-level `lastChanged afterTime/gt/ge/between` term."""
+    for term in conjuncts(node):
+        if (
+            isinstance(term, Comparison)
+            and term.column.lower() == "lastchanged"
+            and term.op in {"after", "gt", "ge", "between", "eq"}
+        ):
+            return parse_datetime(term.values[0])
+    return None
+
+
+def archive_page(
+    store: TicketStore,
+    provider: str,
+    query: Mapping[str, str | None],
+    *,
+    fmt: TimeFormat,
+    api_url: str,
+    options: ArchiveOptions,
+) -> dict[str, Any]:
+    """Answer one archive query with the `ODataSlimResponse` envelope; ODataError → 400."""
+    canonical = PROVIDERS.get(provider.lower())
+    if canonical is None:
+        raise ODataError(f"unknown archive provider {provider!r}")
+    recycle = canonical == "RecycleTicket"
+    spec = archive_columns(store)
+    columns = {name: c.column for name, c in spec.items()}
+
+    select = parse_select(query.get("$select"), columns) or list(DEFAULT_SELECT)
+    order = parse_order_by(query.get("$orderBy") or query.get("$orderby"), columns)
+    top = parse_int_option("$top", query.get("$top"), options.top_default, options.top_max)
+    skip = parse_int_option("$skip", query.get("$skip"), 0)
+    text = query.get("$filter")
+    node = parse_filter(text) if text and text.strip() else None
+    predicate = compile_filter(node, columns) if node is not None else None
+
+    candidates: Iterable[Ticket]
+    ids = _id_candidates(node, columns) if node is not None else None
+    floor = _changed_floor(node) if node is not None and ids is None else None
+    recent = store.changed_since(floor) if floor is not None else None
+    if ids is not None:
+        candidates = [t for i in sorted(ids) if (t := store.get(i)) is not None]
+    elif recycle:
+        candidates = [store.tickets[i] for i in store.deleted]
+    elif recent is not None:
+        candidates = recent
+    else:
+        candidates = store.tickets.values()
+
+    rows = [
+        t
+        for t in candidates
+        if (t.base_status is BaseStatus.DELETED) == recycle
+        and (predicate is None or predicate(t))
+    ]
+    if not any(name == "ticketId" for name, _ in order):
+        order = [*order, ("ticketId", False)]
+    rows = sort_rows(rows, order, columns)
+    page = rows[skip : skip + top]
+    values = [
+        {
+            "PrimaryKey": str(t.ticket_id),
+            "EntityName": "ticket",
+            **{name: spec[name].render(t, fmt) for name in select},
+        }
+        for t in page
+    ]
+    next_link = None
+    if options.next_link and skip + top < len(rows) and top > 0:
+        params = {k: v for k, v in query.items() if v is not None}
+        params["$skip"] = str(skip + top)
+        params["$top"] = str(top)
+        next_link = f"{api_url}/v1/Archive/{canonical}?{urlencode(params)}"
+    return {
+        "odata.metadata": f"{api_url}/v1/Archive//$metadata",
+        "odata.nextLink": next_link,
+        "value": values,
+    }
