@@ -96,6 +96,7 @@ SECRET_KEYS = frozenset(
         "jwt",
         "authorization",
         "email",
+        "username",
     }
 )
 

@@ -30,7 +30,7 @@ from bridge.adapters.base import (
 )
 from bridge.adapters.http import HttpClient, VendorHTTPError, decode_json
 from bridge.adapters.superoffice_auth import SuperOfficeAuth
-from bridge.model import Side, State, Transition
+from bridge.model import Cause, Side, State, Transition
 
 __all__ = [
     "DeleteEndpointPurge",
@@ -189,6 +189,14 @@ def _later(a: datetime | None, b: datetime | None) -> bool:
     return a is not None and (b is None or a > b)
 
 
+class _Scan:
+    """What one `changes` call has seen so far: row keys, and the newest time per provider."""
+
+    def __init__(self, mark: datetime | None) -> None:
+        self.seen: set[tuple[int, State, datetime | None]] = set()
+        self.newest: dict[str, datetime | None] = {TICKET_PROVIDER: mark, RECYCLE_PROVIDER: mark}
+
+
 class PurgeStrategy(Protocol):
     """How a purge is carried out on this tenant (SuperOffice Online has no hard delete)."""
 
@@ -267,6 +275,7 @@ class SuperOfficeAdapter:
         change_overlap: timedelta = timedelta(minutes=1),
         state_url: str | None = None,
         check_tenant_state: bool = True,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         if not 0 <= page_overlap < page_size:
             raise ValueError("page_overlap must be smaller than page_size")
@@ -284,6 +293,7 @@ class SuperOfficeAdapter:
         self.check_tenant_state = check_tenant_state
         self._clock = clock or (lambda: datetime.now(UTC))
         self._sleep = sleep
+        self._monotonic = monotonic
         self.http = http or HttpClient(
             f"{self.base_url}/api/v1/",
             auth=auth,
@@ -304,6 +314,16 @@ class SuperOfficeAdapter:
 
     def now(self) -> datetime:
         return self._clock()
+
+    def purge_cause(self, deleted_at: datetime | None, seen_at: datetime) -> Cause | None:
+        """Who purged a ticket found gone: the retention job once its period has run out.
+
+        SuperOffice's API cannot hard-delete, so a ticket vanishing earlier was emptied
+        from the recycle bin by someone (`user`); None when the deletion time is unknown.
+        """
+        if deleted_at is None:
+            return None
+        return Cause.RETENTION if deleted_at + self.retention_period <= seen_at else Cause.USER
 
     def _archive(
         self, provider: str, *, filter_: str | None, top: int, skip: int
@@ -381,48 +401,72 @@ class SuperOfficeAdapter:
     def changes(self, cursor: str | None) -> Iterator[ChangePage]:
         """Rows changed after the high-water mark (minus `change_overlap`), both providers.
 
-        Three passes: `Ticket`, `RecycleTicket`, then `Ticket` again from its newest row, so
-        that a ticket restored while the recycle bin was being read is not lost behind the
-        new mark. Pages overlap by `page_overlap` rows so that rows shifting left while we
-        page (a ticket leaving the provider) are not skipped; duplicates are dropped within
-        the call. Only the last page moves the cursor: a crash replays the whole call.
+        `Ticket` first, then `RecycleTicket`; the new mark is the newest `lastChanged`
+        seen. A ticket restored into `Ticket` after that pass is read again next run as
+        long as the recycle pass took less than `change_overlap` (the next query starts
+        that much before the mark); when it took longer, `Ticket` is read once more from
+        its newest row. Pages overlap by `page_overlap` rows so that rows shifting left
+        while we page (a ticket leaving the provider) are not skipped; duplicates are
+        dropped within the call. Only the last page moves the cursor: a crash replays.
         """
         mark = parse_so_datetime(cursor) if cursor else None
         start_cursor = mark.isoformat() if mark else ""
-        seen: set[tuple[int, State, datetime | None]] = set()
-        newest: dict[str, datetime | None] = {TICKET_PROVIDER: mark, RECYCLE_PROVIDER: mark}
-        passes = ((TICKET_PROVIDER, False), (RECYCLE_PROVIDER, False), (TICKET_PROVIDER, True))
-        for provider, final in passes:
-            since = newest[TICKET_PROVIDER] if final else mark
-            filter_ = None
-            if since is not None:
-                limit = format_filter_time(since - self.change_overlap)
-                filter_ = f"lastChanged afterTime '{limit}'"
-            recycled = provider == RECYCLE_PROVIDER
-            skip = 0
-            while True:
-                rows = self._archive(provider, filter_=filter_, top=self.page_size, skip=skip)
-                views: list[TicketView] = []
-                for row in rows:
-                    view = _row_view(row, recycled=recycled)
-                    if view is None:
-                        continue
-                    if _later(view.vendor_time, newest[provider]):
-                        newest[provider] = view.vendor_time
-                    key = (view.ticket_id, view.state, view.vendor_time)
-                    if key not in seen:
-                        seen.add(key)
-                        views.append(view)
-                last = len(rows) < self.page_size
-                if final and last:
-                    marks = [t for t in newest.values() if t is not None]
-                    end = max(marks).isoformat() if marks else start_cursor
-                    yield ChangePage(views, end, complete=True)
-                    return
+        scan = _Scan(mark)
+
+        def end_cursor() -> str:
+            marks = [t for t in scan.newest.values() if t is not None]
+            return max(marks).isoformat() if marks else start_cursor
+
+        ticket_read_at = self._monotonic()
+        for views, _last, started in self._pass(TICKET_PROVIDER, mark, scan):
+            ticket_read_at = started
+            yield ChangePage(views, start_cursor, complete=False)
+        held: list[TicketView] = []
+        for views, last, _started in self._pass(RECYCLE_PROVIDER, mark, scan):
+            if last:
+                held = views
+            else:
                 yield ChangePage(views, start_cursor, complete=False)
-                if last:
-                    break
-                skip += self.page_size - self.page_overlap
+        elapsed = self._monotonic() - ticket_read_at
+        if elapsed < self.change_overlap.total_seconds() / 2:
+            yield ChangePage(held, end_cursor(), complete=True)
+            return
+        yield ChangePage(held, start_cursor, complete=False)
+        log.info("superoffice.changes_reread", elapsed=round(elapsed, 1))
+        for views, last, _started in self._pass(
+            TICKET_PROVIDER, scan.newest[TICKET_PROVIDER], scan
+        ):
+            yield ChangePage(views, end_cursor() if last else start_cursor, complete=last)
+
+    def _pass(
+        self, provider: str, since: datetime | None, scan: _Scan
+    ) -> Iterator[tuple[list[TicketView], bool, float]]:
+        """One provider from `since - change_overlap`: (new views, last page?, request time)."""
+        filter_ = None
+        if since is not None:
+            limit = format_filter_time(since - self.change_overlap)
+            filter_ = f"lastChanged afterTime '{limit}'"
+        recycled = provider == RECYCLE_PROVIDER
+        skip = 0
+        while True:
+            started = self._monotonic()
+            rows = self._archive(provider, filter_=filter_, top=self.page_size, skip=skip)
+            views: list[TicketView] = []
+            for row in rows:
+                view = _row_view(row, recycled=recycled)
+                if view is None:
+                    continue
+                if _later(view.vendor_time, scan.newest[provider]):
+                    scan.newest[provider] = view.vendor_time
+                key = (view.ticket_id, view.state, view.vendor_time)
+                if key not in scan.seen:
+                    scan.seen.add(key)
+                    views.append(view)
+            last = len(rows) < self.page_size
+            yield views, last, started
+            if last:
+                return
+            skip += self.page_size - self.page_overlap
 
     # ------------------------------------------------------------------ contract: writes
 

@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 
 from bridge.ledger.engine import create_ledger_engine, sqlite_path
 from bridge.ledger.migrations import LATEST_VERSION, migrate, schema_version
+from bridge.ledger.sync import SyncStore
 from bridge.ledger.tables import (
     Cursor,
     Event,
@@ -88,7 +89,7 @@ def default_holder() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-class Ledger:
+class Ledger(SyncStore):
     """A ledger database. Open with `Ledger.open(url)`; use as a context manager."""
 
     def __init__(self, engine: Engine) -> None:
@@ -207,8 +208,8 @@ class Ledger:
                 (origin, _sql_time(now)),
             )
             connection.exec_driver_sql(
-                "INSERT INTO pair_state (link_id, base_version, updated_at) "
-                "SELECT l.id, 0, ? FROM link l LEFT JOIN pair_state p ON p.link_id = l.id "
+                "INSERT INTO pair_state (link_id, base_version, pending_decision, updated_at) "
+                "SELECT l.id, 0, 0, ? FROM link l LEFT JOIN pair_state p ON p.link_id = l.id "
                 "WHERE p.link_id IS NULL",
                 (_sql_time(now),),
             )

@@ -6,6 +6,7 @@ States, sides, transitions and causes are stored as the string values of `bridge
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,12 +25,27 @@ __all__ = [
     "PairState",
     "Run",
     "UTCDateTime",
+    "set_clock",
     "utcnow",
 ]
 
 
-def utcnow() -> datetime:
+def _wall_clock() -> datetime:
     return datetime.now(UTC)
+
+
+_clock: Callable[[], datetime] = _wall_clock
+
+
+def utcnow() -> datetime:
+    """The ledger's notion of now: wall-clock UTC, or a simulator's clock (demo, benchmarks)."""
+    return _clock()
+
+
+def set_clock(clock: Callable[[], datetime] | None) -> None:
+    """Make every ledger timestamp come from `clock` (None: back to the wall clock)."""
+    global _clock
+    _clock = clock or _wall_clock
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -82,6 +98,8 @@ class PairState(SQLModel, table=True):
     __table_args__ = (
         Index("ix_pair_state_attention", "attention"),
         Index("ix_pair_state_so_purge_due", "so_purge_due"),
+        Index("ix_pair_state_pending", "pending_decision"),
+        Index("ix_pair_state_so_state", "so_state"),
     )
 
     link_id: int = Field(primary_key=True, foreign_key="link.id")
@@ -91,6 +109,7 @@ class PairState(SQLModel, table=True):
     so_state: str | None = None
     so_vendor_time: datetime | None = _time(default=None)
     so_seen_at: datetime | None = _time(default=None)
+    so_cause: str | None = None
     #: SuperOffice status id while active: put back after a restore (UndeleteByIds does not)
     so_status_id: int | None = None
     #: a purge copied to SuperOffice waits for the tenant's retention job until this time
@@ -98,6 +117,9 @@ class PairState(SQLModel, table=True):
     zd_state: str | None = None
     zd_vendor_time: datetime | None = _time(default=None)
     zd_seen_at: datetime | None = _time(default=None)
+    zd_cause: str | None = None
+    #: an observation changed a side's state and no decision has been taken on it yet
+    pending_decision: bool = False
     #: conflict | divergence | held_purge | failed | None
     attention: str | None = None
     attention_reason: str | None = None
@@ -179,6 +201,8 @@ class Operation(SQLModel, table=True):
     step: int = 0
     base_version: int
     cause: str  # the source side's cause, copied into the audit
+    #: the observation event on the other side that this operation copies
+    source_event_id: int | None = None
     status: str = OperationStatus.PLANNED
     run_id: int | None = Field(default=None, foreign_key="run.id")
     batch: str | None = None

@@ -171,10 +171,10 @@ class Decision:
 
 # Reasons are a fixed vocabulary (docs/decision-table.md quotes them); side names are the
 # only variable part.
-R_AGREE = "in agreement"
-R_NO_BASE = "no base: sides differ"
-R_PURGE_HELD = "purge not propagated (policy)"
-R_RETENTION_PURGE_HELD = "retention purge not propagated (policy)"
+_R_AGREE = "in agreement"
+_R_NO_BASE = "no base: sides differ"
+_R_PURGE_HELD = "purge not propagated (policy)"
+_R_RETENTION_PURGE_HELD = "retention purge not propagated (policy)"
 
 
 def decide(
@@ -185,9 +185,9 @@ def decide(
     if s is None or z is None:
         return _unknown(s is None, z is None)
     if s == z:
-        return Decision(Outcome.AGREE, None, (), s, R_AGREE)
+        return Decision(Outcome.AGREE, None, (), s, _R_AGREE)
     if base is None:
-        return Decision(Outcome.DIVERGENCE, None, (), None, R_NO_BASE)
+        return Decision(Outcome.DIVERGENCE, None, (), None, _R_NO_BASE)
 
     sides = {Side.SUPEROFFICE: superoffice, Side.ZENDESK: zendesk}
     source = _sole_source(base, s, z)
@@ -251,9 +251,9 @@ def _sole_source(base: State, s: State, z: State) -> Side | None:
 def _purge_hold(source: SideState, policy: Policy) -> str | None:
     """Why a purge from `source` must not be copied, or None when it may be."""
     if not policy.propagate_purges:
-        return R_PURGE_HELD
+        return _R_PURGE_HELD
     if source.cause is Cause.RETENTION and not policy.propagate_retention_purges:
-        return R_RETENTION_PURGE_HELD
+        return _R_RETENTION_PURGE_HELD
     return None
 
 
@@ -303,7 +303,7 @@ def _resolve(base: State, sides: dict[Side, SideState], policy: Policy) -> Decis
         label = f"latest-wins ({winner} later)"
     else:
         actives = [side for side, st in sides.items() if st.state is State.ACTIVE]
-        if not actives:
+        if not actives:  # unreachable with the three states today; kept as the safe answer
             return _conflict("conflict: keep-active, neither side active")
         winner = actives[0]
     loser = winner.other

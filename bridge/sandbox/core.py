@@ -215,13 +215,17 @@ class Schedule(Generic[K]):
 
     def pop_due(self, now: datetime) -> list[K]:
         """Remove and return, oldest first, every key whose due time is at or before `now`."""
+        return [key for _, key in self.pop_due_items(now)]
+
+    def pop_due_items(self, now: datetime) -> list[tuple[datetime, K]]:
+        """Like `pop_due`, with each key's due time (apply effects *as of* that time)."""
         limit = now.timestamp()
-        out: list[K] = []
+        out: list[tuple[datetime, K]] = []
         while self._heap and self._heap[0][0] <= limit:
             stamp, _, key = heapq.heappop(self._heap)
             if self._due.get(key) == stamp:
                 del self._due[key]
-                out.append(key)
+                out.append((datetime.fromtimestamp(stamp, UTC), key))
         return out
 
     def next_due(self) -> datetime | None:

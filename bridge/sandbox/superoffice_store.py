@@ -243,7 +243,9 @@ class TicketStore:
         soft-deleted ticket whose deletion time is its LastChanged."""
         now = self._now()
         chosen = (
-            self.default_status(BaseStatus.ACTIVE) if status is None else self.resolve_status(status)
+            self.default_status(BaseStatus.ACTIVE)
+            if status is None
+            else self.resolve_status(status)
         )
         if ticket_id is None:
             ticket_id = self._next_id

@@ -203,9 +203,7 @@ def archive_columns(store: TicketStore) -> dict[str, _ArchiveColumn]:
         _ArchiveColumn(Column("ticketId", ColumnKind.INT, ticket_id), plain(ticket_id)),
         _ArchiveColumn(Column("title", ColumnKind.STRING, title), plain(title)),
         _ArchiveColumn(Column("createdAt", ColumnKind.DATETIME, created_at), iso(created_at)),
-        _ArchiveColumn(
-            Column("lastChanged", ColumnKind.DATETIME, last_changed), iso(last_changed)
-        ),
+        _ArchiveColumn(Column("lastChanged", ColumnKind.DATETIME, last_changed), iso(last_changed)),
         _ArchiveColumn(
             Column("status", ColumnKind.LIST, base_status, _base_status_literal),
             lambda t, fmt: t.base_status.label,
@@ -220,9 +218,7 @@ def archive_columns(store: TicketStore) -> dict[str, _ArchiveColumn]:
         ),
         _ArchiveColumn(Column("connectId", ColumnKind.INT, connect_id), plain(connect_id)),
         _ArchiveColumn(Column("ownedBy", ColumnKind.INT, owned_by), plain(owned_by)),
-        _ArchiveColumn(
-            Column("ownedBy/associateDbId", ColumnKind.INT, owned_by), plain(owned_by)
-        ),
+        _ArchiveColumn(Column("ownedBy/associateDbId", ColumnKind.INT, owned_by), plain(owned_by)),
         _ArchiveColumn(
             Column("createdBy/associateDbId", ColumnKind.INT, created_by), plain(created_by)
         ),
@@ -305,8 +301,7 @@ def archive_page(
     rows = [
         t
         for t in candidates
-        if (t.base_status is BaseStatus.DELETED) == recycle
-        and (predicate is None or predicate(t))
+        if (t.base_status is BaseStatus.DELETED) == recycle and (predicate is None or predicate(t))
     ]
     if not any(name == "ticketId" for name, _ in order):
         order = [*order, ("ticketId", False)]

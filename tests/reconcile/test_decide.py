@@ -39,6 +39,7 @@ def side(state: State | None, hours: int | None = None, cause: Cause | None = No
 
 # --------------------------------------------------------------------------- explicit rows
 
+# fmt: off
 ROWS: list[tuple[str, State | None, SideState, SideState, Policy, Outcome, Side | None,
                  tuple[Transition, ...], State | None, str]] = [
     # id, base, superoffice, zendesk, policy, outcome, target, transitions, new_base, reason
@@ -141,10 +142,16 @@ ROWS: list[tuple[str, State | None, SideState, SideState, Policy, Outcome, Side 
     ("keep-active-restores-soft-deleted", P, side(D), side(A),
      Policy(conflict_policy=ConflictPolicy.KEEP_ACTIVE), Outcome.APPLY, SO, (RE,), A,
      "conflict resolved: keep-active"),
-    ("keep-active-neither-active", P, side(D), side(D, 1),
-     Policy(conflict_policy=ConflictPolicy.KEEP_ACTIVE), Outcome.AGREE, None, (), D,
-     "in agreement"),
+    ("keep-active-restores-zendesk", P, side(A), side(D),
+     Policy(conflict_policy=ConflictPolicy.KEEP_ACTIVE), Outcome.APPLY, ZD, (RE,), A,
+     "conflict resolved: keep-active"),
+    ("keep-active-restore-blocked-by-direction", P, side(A), side(D),
+     Policy(conflict_policy=ConflictPolicy.KEEP_ACTIVE,
+            direction=Direction.ZENDESK_TO_SUPEROFFICE),
+     Outcome.CONFLICT, None, (), None,
+     "conflict: keep-active would write zendesk against direction"),
 ]
+# fmt: on
 
 
 @pytest.mark.parametrize(
@@ -163,15 +170,6 @@ def test_explicit_row(
     reason: str,
 ) -> None:
     assert decide(base, so, zd, policy) == Decision(outcome, target, transitions, new_base, reason)
-
-
-def test_keep_active_with_neither_active_is_conflict() -> None:
-    # Only reachable with a purged base and two different non-active states.
-    decision = decide(P, side(D), side(P), Policy(conflict_policy=ConflictPolicy.KEEP_ACTIVE))
-    assert decision.outcome is Outcome.CONFLICT  # superoffice left purged, zendesk did not
-    # A true "neither active" clash needs both sides changed and different, none active:
-    # with base active that is soft_deleted vs purged, which is a continuation, not a clash.
-    assert decide(A, side(D), side(P), Policy()).outcome is Outcome.APPLY
 
 
 def test_side_state_rejects_naive_time() -> None:
@@ -196,9 +194,12 @@ def test_decision_rejects_inconsistent_shapes() -> None:
 
 def test_base_waits_for_confirmation_only_when_writing() -> None:
     apply_ = decide(A, side(D), side(A), Policy())
-    assert apply_.base_waits_for_confirmation and apply_.writes and not apply_.purges
+    assert apply_.base_waits_for_confirmation
+    assert apply_.writes
+    assert not apply_.purges
     skip = decide(A, side(D), side(P), Policy(propagate_purges=False))
-    assert not skip.base_waits_for_confirmation and skip.new_base is D
+    assert not skip.base_waits_for_confirmation
+    assert skip.new_base is D
     assert decide(A, side(A), side(P), Policy()).purges
 
 
@@ -228,7 +229,7 @@ def held(source: SideState, policy: Policy) -> bool:
     return not policy.propagate_purges or (retention and not policy.propagate_retention_purges)
 
 
-def run_all(base: State, target_state: State, transitions: tuple[Transition, ...]) -> State:
+def run_all(target_state: State, transitions: tuple[Transition, ...]) -> State:
     state = target_state
     for t in transitions:
         state = apply(state, t)  # raises on anything the model forbids
@@ -243,7 +244,8 @@ def check(base: State | None, so: SideState, zd: SideState, policy: Policy) -> D
     assert (d.outcome is Outcome.UNKNOWN) == (s is None or z is None)
     if d.outcome is Outcome.UNKNOWN:
         return d
-    assert s is not None and z is not None
+    assert s is not None
+    assert z is not None
     if base is None:  # nothing is ever acted on without a base
         assert d.outcome in {Outcome.AGREE, Outcome.DIVERGENCE}
     if s == z:
@@ -255,7 +257,8 @@ def check(base: State | None, so: SideState, zd: SideState, policy: Policy) -> D
         assert d.reason.startswith("conflict" if d.outcome is Outcome.CONFLICT else "no base")
 
     if d.outcome is Outcome.SKIP:
-        assert d.target is not None and d.transitions == ()
+        assert d.target is not None
+        assert d.transitions == ()
         source = sides[d.target.other]
         if d.reason.startswith("direction"):
             assert not policy.direction.allows_writing(d.target)
@@ -267,19 +270,34 @@ def check(base: State | None, so: SideState, zd: SideState, policy: Policy) -> D
             assert d.new_base == (None if base is D else D)
 
     if d.outcome is Outcome.APPLY:
-        assert base is not None and d.target is not None and d.new_base is not None
+        assert base is not None
+        assert d.target is not None
+        assert d.new_base is not None
         target, source = sides[d.target], sides[d.target.other]
-        assert target.state is not None and source.state is not None
+        assert target.state is not None
+        assert source.state is not None
         assert policy.direction.allows_writing(d.target)
         assert target.state is not P  # nothing leaves purged
-        assert run_all(base, target.state, d.transitions) == d.new_base
+        assert run_all(target.state, d.transitions) == d.new_base
         if d.purges:
             assert not held(source, policy)
             assert target.state is D or d.transitions[:1] == (SD,)
         if d.new_base == source.state:
             assert not d.reason.endswith("(policy)")
         else:  # purge dropped: the target stops at soft_deleted
-            assert (source.state, d.new_base) == (P, D) and held(source, policy)
+            assert (source.state, d.new_base) == (P, D)
+            assert held(source, policy)
+        if d.reason.startswith("conflict resolved"):  # the winner is the source
+            rule = policy.conflict_policy
+            if rule is ConflictPolicy.LATEST_WINS:
+                assert source.vendor_time is not None
+                assert target.vendor_time is not None
+                assert source.vendor_time > target.vendor_time
+            elif rule is ConflictPolicy.KEEP_ACTIVE:
+                assert (source.state, d.new_base) == (A, A)
+            else:
+                assert rule in {ConflictPolicy.SUPEROFFICE_WINS, ConflictPolicy.ZENDESK_WINS}
+                assert rule == f"{d.target.other}-wins"
         if policy.conflict_policy is ConflictPolicy.MANUAL:
             # Manual never overwrites a side's own change: the target is at base or part-way.
             assert target.state == base or (base, target.state, source.state) == (A, D, P)
@@ -291,9 +309,12 @@ def after_write(state: State) -> SideState:
     return side(state, 9, Cause.BRIDGE)
 
 
-def check_convergence(base: State, so: SideState, zd: SideState, policy: Policy, d: Decision) -> None:
+def check_convergence(
+    base: State, so: SideState, zd: SideState, policy: Policy, d: Decision
+) -> None:
     """Crash anywhere in an APPLY, or finish it: the next runs never conflict or double-write."""
-    assert d.target is not None and d.new_base is not None
+    assert d.target is not None
+    assert d.new_base is not None
     sides = {SO: so, ZD: zd}
     state = sides[d.target].state
     assert state is not None
@@ -361,9 +382,10 @@ def test_every_combination(policy: Policy) -> None:
         assert m.reason == mirror_text(d.reason)
     # The sweep reaches every kind of answer under every policy except the ones it cannot:
     expected = {Outcome.UNKNOWN, Outcome.AGREE, Outcome.DIVERGENCE, Outcome.APPLY, Outcome.CONFLICT}
-    if policy.direction is not Direction.BOTH or not policy.propagate_retention_purges:
+    every_purge_copied = policy.propagate_purges and policy.propagate_retention_purges
+    if policy.direction is not Direction.BOTH or not every_purge_copied:
         expected.add(Outcome.SKIP)
-    assert seen >= expected
+    assert seen == expected
 
 
 def test_sweep_covers_the_brief_dimensions() -> None:
@@ -376,7 +398,9 @@ def test_sweep_covers_the_brief_dimensions() -> None:
 
 # Cell syntax (explained in the doc): a side is `?` (unknown) or `state`, optionally followed
 # by `(retention)` or `(user)` and by `@N` (vendor time, N hours after a fixed origin).
-_SIDE = re.compile(r"^(?P<state>active|soft_deleted|purged)(?: \((?P<cause>\w+)\))?(?: @(?P<h>\d+))?$")
+_SIDE = re.compile(
+    r"^(?P<state>active|soft_deleted|purged)(?: \((?P<cause>\w+)\))?(?: @(?P<h>\d+))?$"
+)
 _NONE = "—"
 
 
@@ -411,7 +435,8 @@ def parse_policy(cell: str) -> Policy:
 def format_decision(d: Decision) -> dict[str, str]:
     return {
         "outcome": str(d.outcome),
-        "writes to": str(d.target) if d.writes else _NONE,
+        # SKIP names the side it would have written, in parentheses.
+        "writes to": _NONE if d.target is None else str(d.target) if d.writes else f"({d.target})",
         "transitions": ", ".join(d.transitions) or _NONE,
         "base after": str(d.new_base) if d.new_base is not None else "unchanged",
         "reason": d.reason,
@@ -443,7 +468,9 @@ def test_doc_table_matches_decide() -> None:
             parse_side(row["zendesk"]),
             parse_policy(row.get("policy", "default")),
         )
-        expected = {k: row[k] for k in ("outcome", "writes to", "transitions", "base after", "reason")}
+        expected = {
+            k: row[k] for k in ("outcome", "writes to", "transitions", "base after", "reason")
+        }
         assert format_decision(d) == expected, f"docs/decision-table.md line {number}"
 
 

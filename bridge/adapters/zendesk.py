@@ -1,0 +1,658 @@
+"""Zendesk Support behind the adapter contract of `bridge.adapters.base`.
+
+Reads, cheapest first: `tickets/show_many` for live tickets, `deleted_tickets` (sorted by
+`deleted_at` desc, limited to 10 requests a minute, so read only as far as needed) for
+soft-deleted ones and their actor, a direct `GET /tickets/{id}` before calling anything
+purged, and the incremental cursor export for changes. Writes are the bulk endpoints
+(`destroy_many`, `restore_many`, `deleted_tickets/destroy_many`), at most 100 ids each, with
+this adapter's own jobs kept under `job_limit`.
+
+Which requests are retried blindly (after a 5xx, a read timeout or a dropped connection) is
+decided by `HttpClient`: every GET, the PUT `restore_many` and the DELETE `destroy_many`
+(soft delete: repeating it only deletes what is already deleted). The purge
+`deleted_tickets/destroy_many` is sent with `idempotent=False`: an irreversible call whose
+outcome is unknown is never resent; the caller confirms by lookup. 429 and 503 are retried
+for every request, purges included, because the vendor did not act on them.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import requests
+import structlog
+import urllib3.exceptions
+
+from bridge.adapters.base import (
+    AdapterError,
+    ChangePage,
+    CheckResult,
+    JobState,
+    JobStatus,
+    Submitted,
+    TicketView,
+    TransientError,
+)
+from bridge.adapters.http import HttpClient, VendorHTTPError, decode_json
+from bridge.model import Cause, Side, State, Transition
+
+__all__ = [
+    "BATCH_LIMIT",
+    "JOB_LIMIT",
+    "RETENTION_PERIOD",
+    "ZendeskAdapter",
+    "job_state",
+    "map_job_status",
+    "parse_time",
+    "ticket_state",
+]
+
+log = structlog.get_logger(__name__)
+
+BATCH_LIMIT = 100
+#: Zendesk allows 30 queued or running jobs per account
+JOB_LIMIT = 30
+#: soft-deleted tickets are scrubbed about 30 days after deletion
+RETENTION_PERIOD = timedelta(days=30)
+SCRUBBED = "SCRUBBED"
+_JSON = {"Content-Type": "application/json"}
+_JOB_STATUSES = {status.value: status for status in JobStatus if status is not JobStatus.UNKNOWN}
+
+
+def parse_time(value: object) -> datetime | None:
+    """An aware UTC datetime from Zendesk's ISO strings or unix seconds; None if unreadable.
+
+    Lenient because the published example `20140704T15:37:04Z` is not valid ISO 8601.
+    """
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, tz=UTC)
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.strip().replace("Z", "+00:00")
+    for candidate in (text, _compact_date(text)):
+        if candidate is None:
+            continue
+        try:
+            parsed = datetime.fromisoformat(candidate)
+        except ValueError:
+            continue
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    return None
+
+
+def _compact_date(text: str) -> str | None:
+    if len(text) >= 9 and text[:8].isdigit() and text[8] == "T":
+        return f"{text[:4]}-{text[4:6]}-{text[6:8]}{text[8:]}"
+    return None
+
+
+def ticket_state(row: Mapping[str, Any]) -> State:
+    """The normalised state of a ticket row from show_many or the incremental export."""
+    if row.get("status") == "deleted":
+        return State.PURGED if row.get("subject") == SCRUBBED else State.SOFT_DELETED
+    return State.ACTIVE
+
+
+def map_job_status(value: object) -> JobStatus:
+    """Zendesk's job status string; anything unrecognised is UNKNOWN (confirm by lookup)."""
+    return _JOB_STATUSES.get(str(value).lower(), JobStatus.UNKNOWN)
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _as_int(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None
+
+
+def _ids_param(ids: Sequence[int]) -> str:
+    return ",".join(str(i) for i in ids)
+
+
+@dataclass(frozen=True, slots=True)
+class _Deleted:
+    ticket_id: int
+    deleted_at: datetime | None
+    actor_id: int | None
+
+
+class _ListingIncompleteError(Exception):
+    """The deleted-tickets listing stopped before its end (rate limit budget, network)."""
+
+
+class ZendeskAdapter:
+    """The Zendesk side of the bridge. Construct with already-resolved secrets.
+
+    Auth: `oauth_token` (Bearer) when given, else API token Basic auth `{email}/token`.
+    `sleep` serves retries, job polling and slot waits so that a simulated clock can
+    drive them; `clock` (aware UTC now) measures job age for the fresh-job 404 rule.
+    """
+
+    side = Side.ZENDESK
+    batch_limit = BATCH_LIMIT
+    retention_period = RETENTION_PERIOD
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        email: str | None = None,
+        token: str | None = None,
+        oauth_token: str | None = None,
+        timeout: float = 30.0,
+        job_limit: int = JOB_LIMIT,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], datetime] | None = None,
+        bridge_user_id: int | None = None,
+        start_time: int = 0,
+        http: HttpClient | None = None,
+        job_poll_interval: float = 2.0,
+        job_wait_budget: float = 900.0,
+        fresh_job_attempts: int = 5,
+        fresh_job_interval: float = 0.5,
+        fresh_job_window: float = 60.0,
+        export_per_page: int = 1000,
+        deletion_slack: float = 3600.0,
+    ) -> None:
+        if job_limit < 1:
+            raise ValueError("job_limit must be at least 1")
+        self.job_limit: int | None = job_limit
+        self._sleep = sleep
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self.bridge_user_id = bridge_user_id
+        self._start_time = start_time
+        self._job_poll_interval = job_poll_interval
+        self._job_wait_budget = job_wait_budget
+        self._fresh_job_attempts = max(1, fresh_job_attempts)
+        self._fresh_job_interval = fresh_job_interval
+        self._fresh_job_window = timedelta(seconds=fresh_job_window)
+        self._export_per_page = export_per_page
+        self._deletion_slack = timedelta(seconds=deletion_slack)
+        self._authorization = _authorization(email, token, oauth_token)
+        self._http = http or HttpClient(
+            base_url, auth=self._auth, timeout=timeout, sleep=sleep, user_agent="bridge-zendesk"
+        )
+        self._lock = threading.Lock()
+        #: this adapter's jobs that may still be queued or working, with their submit time
+        self._in_flight: dict[str, datetime] = {}
+
+    # -- plumbing ------------------------------------------------------------------------
+    def _auth(self, prepared: requests.PreparedRequest) -> None:
+        prepared.headers["Authorization"] = self._authorization
+
+    @property
+    def http(self) -> HttpClient:
+        return self._http
+
+    @property
+    def in_flight(self) -> tuple[str, ...]:
+        """Job ids this adapter submitted and has not yet seen finish."""
+        with self._lock:
+            return tuple(self._in_flight)
+
+    def _cause(self, actor_id: int | None) -> Cause | None:
+        if actor_id is None:
+            return None
+        if self.bridge_user_id is not None and actor_id == self.bridge_user_id:
+            return Cause.BRIDGE
+        return Cause.USER
+
+    # -- lookup --------------------------------------------------------------------------
+    def lookup(self, ticket_ids: Sequence[int]) -> dict[int, TicketView]:
+        """Authoritative states; ids that cannot be settled this time are left out."""
+        wanted = list(dict.fromkeys(ticket_ids))
+        if any(i <= 0 for i in wanted):
+            raise ValueError("ticket ids must be positive")
+        views: dict[int, TicketView] = {}
+        for chunk in _chunks(wanted, BATCH_LIMIT):
+            response = self._http.request(
+                "GET", "api/v2/tickets/show_many", params={"ids": _ids_param(chunk)}, ok=(404,)
+            )
+            if response.status_code == 404:
+                continue
+            body = decode_json(response, "api/v2/tickets/show_many")
+            for row in body.get("tickets") or ():
+                view = self._live_view(row)
+                if view is not None and view.ticket_id in chunk:
+                    views[view.ticket_id] = view
+        missing = {i for i in wanted if i not in views}
+        if not missing:
+            return views
+        try:
+            found = self._find_deleted(missing)
+            complete = True
+        except _ListingIncompleteError as exc:
+            found, complete = exc.args[0], False
+        for deleted in found.values():
+            views[deleted.ticket_id] = TicketView(
+                ticket_id=deleted.ticket_id,
+                state=State.SOFT_DELETED,
+                vendor_time=deleted.deleted_at,
+                actor_id=deleted.actor_id,
+                cause=self._cause(deleted.actor_id),
+            )
+        if not complete:
+            log.info("zendesk.lookup.incomplete", unresolved=len(missing - set(found)))
+            return views
+        for ticket_id in sorted(missing - set(found)):
+            view = self._confirm_gone(ticket_id)
+            if view is not None:
+                views[ticket_id] = view
+        return views
+
+    def _live_view(self, row: Mapping[str, Any]) -> TicketView | None:
+        ticket_id = _as_int(row.get("id"))
+        if ticket_id is None or row.get("status") == "deleted":
+            return None
+        external_id = row.get("external_id")
+        return TicketView(
+            ticket_id=ticket_id,
+            state=State.ACTIVE,
+            vendor_time=parse_time(row.get("updated_at")),
+            external_id=str(external_id) if external_id not in (None, "") else None,
+        )
+
+    def _confirm_gone(self, ticket_id: int) -> TicketView | None:
+        """Purged only if the ticket itself also answers 404; None when that is unsure."""
+        try:
+            response = self._http.request("GET", f"api/v2/tickets/{ticket_id}", ok=(404,))
+        except TransientError:
+            return None
+        if response.status_code == 404:
+            return TicketView(ticket_id=ticket_id, state=State.PURGED)
+        body = decode_json(response, "api/v2/tickets/{id}")
+        row = body.get("ticket") if isinstance(body, dict) else None
+        # restored between the two reads: trust the newer answer
+        return self._live_view(row) if isinstance(row, dict) else None
+
+    def _deleted_pages(self) -> Iterator[Sequence[Mapping[str, Any]]]:
+        """`deleted_tickets`, newest deletion first, 100 a page (cursor or offset answers)."""
+        params: dict[str, str] = {
+            "sort_by": "deleted_at",
+            "sort_order": "desc",
+            "page[size]": str(BATCH_LIMIT),
+        }
+        while True:
+            body = self._http.get_json("api/v2/deleted_tickets", params=params)
+            items = [row for row in body.get("deleted_tickets") or () if isinstance(row, dict)]
+            yield items
+            meta = body.get("meta")
+            if isinstance(meta, dict):
+                after = meta.get("after_cursor")
+                if not meta.get("has_more") or not after:
+                    return
+                params = {**params, "page[after]": str(after)}
+                continue
+            next_page = body.get("next_page")
+            if not next_page:
+                return
+            params = dict(parse_qsl(urlsplit(str(next_page)).query))
+
+    def _find_deleted(
+        self, wanted: set[int], *, not_before: datetime | None = None
+    ) -> dict[int, _Deleted]:
+        """Walk the listing until every wanted id is found, or past `not_before`.
+
+        Raises `_ListingIncompleteError(found_so_far)` if the walk had to stop early.
+        """
+        found: dict[int, _Deleted] = {}
+        pages = self._deleted_pages()
+        while True:
+            try:
+                items = next(pages)
+            except StopIteration:
+                return found
+            except TransientError as exc:
+                log.info("zendesk.deleted_tickets.stopped", reason=str(exc))
+                raise _ListingIncompleteError(found) from None
+            for row in items:
+                ticket_id = _as_int(row.get("id"))
+                deleted_at = parse_time(row.get("deleted_at"))
+                if ticket_id is not None and ticket_id in wanted and ticket_id not in found:
+                    actor = row.get("actor")
+                    actor_id = _as_int(actor.get("id")) if isinstance(actor, dict) else None
+                    found[ticket_id] = _Deleted(ticket_id, deleted_at, actor_id)
+                past = not_before is not None and deleted_at is not None and deleted_at < not_before
+                if len(found) == len(wanted) or past:
+                    return found
+
+    # -- changes -------------------------------------------------------------------------
+    def changes(self, cursor: str | None) -> Iterator[ChangePage]:
+        """The incremental cursor export from `cursor`, one ChangePage per export page."""
+        params = self._export_params(cursor)
+        current = cursor or f"t:{self._start_time}"
+        while True:
+            body = self._http.get_json("api/v2/incremental/tickets/cursor", params=params)
+            rows = [row for row in body.get("tickets") or () if isinstance(row, dict)]
+            views = self._export_views(rows)
+            after = body.get("after_cursor")
+            if after:
+                current = f"c:{after}"
+            end = bool(body.get("end_of_stream")) or not after
+            yield ChangePage(views=views, cursor=current, complete=end)
+            if end:
+                return
+            params = {"cursor": str(after), "per_page": str(self._export_per_page)}
+
+    def _export_params(self, cursor: str | None) -> dict[str, str]:
+        params = {"per_page": str(self._export_per_page)}
+        if cursor is None:
+            return {**params, "start_time": str(self._start_time)}
+        if cursor.startswith("t:"):
+            return {**params, "start_time": cursor[2:]}
+        value = cursor[2:] if cursor.startswith("c:") else cursor
+        return {**params, "cursor": value}
+
+    def _export_views(self, rows: Sequence[Mapping[str, Any]]) -> list[TicketView]:
+        latest: dict[int, Mapping[str, Any]] = {}
+        for row in rows:
+            ticket_id = _as_int(row.get("id"))
+            if ticket_id is not None and ticket_id > 0:
+                latest[ticket_id] = row  # the export is ordered: the last row is the newest
+        deleted_rows = {
+            i: row for i, row in latest.items() if ticket_state(row) is State.SOFT_DELETED
+        }
+        actors = self._deletion_details(deleted_rows) if deleted_rows else {}
+        views: list[TicketView] = []
+        for ticket_id, row in latest.items():
+            state = ticket_state(row)
+            external_id = row.get("external_id")
+            external = str(external_id) if external_id not in (None, "") else None
+            if state is State.SOFT_DELETED:
+                detail = actors.get(ticket_id)
+                actor_id = detail.actor_id if detail else None
+                views.append(
+                    TicketView(
+                        ticket_id=ticket_id,
+                        state=state,
+                        vendor_time=(detail.deleted_at if detail else None) or _generated_at(row),
+                        actor_id=actor_id,
+                        cause=self._cause(actor_id),
+                        external_id=external,
+                    )
+                )
+            elif state is State.PURGED:
+                views.append(
+                    TicketView(
+                        ticket_id=ticket_id,
+                        state=state,
+                        vendor_time=_generated_at(row),
+                        external_id=external,
+                    )
+                )
+            else:
+                views.append(
+                    TicketView(
+                        ticket_id=ticket_id,
+                        state=state,
+                        vendor_time=parse_time(row.get("updated_at")),
+                        external_id=external,
+                    )
+                )
+        return views
+
+    def _deletion_details(self, rows: Mapping[int, Mapping[str, Any]]) -> dict[int, _Deleted]:
+        """Actor and time of the page's deletions: usually one `deleted_tickets` call.
+
+        A soft-deleted ticket cannot change until restored or scrubbed, so its export
+        `generated_timestamp` is its deletion time; the walk stops `deletion_slack`
+        before the oldest of them. Missing details are not an error: the state is known.
+        """
+        stamps = [t for t in (_generated_at(row) for row in rows.values()) if t is not None]
+        not_before = min(stamps) - self._deletion_slack if len(stamps) == len(rows) else None
+        try:
+            return self._find_deleted(set(rows), not_before=not_before)
+        except _ListingIncompleteError as exc:
+            found: dict[int, _Deleted] = exc.args[0]
+            return found
+
+    # -- writes --------------------------------------------------------------------------
+    def submit(
+        self,
+        transition: Transition,
+        ticket_ids: Sequence[int],
+        *,
+        restore_status: Mapping[int, int | None] | None = None,
+    ) -> Submitted:
+        """One bulk call. Zendesk restores `previous_state` itself: `restore_status` is unused."""
+        del restore_status
+        ids = tuple(dict.fromkeys(ticket_ids))
+        if not ids:
+            raise ValueError("submit needs at least one ticket id")
+        if len(ids) > BATCH_LIMIT:
+            raise ValueError(f"at most {BATCH_LIMIT} ids per call, got {len(ids)}")
+        if any(i <= 0 for i in ids):
+            raise ValueError("ticket ids must be positive")
+        params = {"ids": _ids_param(ids)}
+        if transition is Transition.RESTORE:
+            self._http.request(
+                "PUT", "api/v2/deleted_tickets/restore_many", params=params, headers=_JSON
+            )
+            log.info("zendesk.submit", transition=str(transition), count=len(ids))
+            return Submitted(transition=transition, ticket_ids=ids)
+        self._wait_for_slot()
+        if transition is Transition.SOFT_DELETE:
+            path, idempotent = "api/v2/tickets/destroy_many", True
+        elif transition is Transition.PURGE:
+            path, idempotent = "api/v2/deleted_tickets/destroy_many", False
+        else:  # pragma: no cover - Transition has three members
+            raise ValueError(f"unsupported transition {transition}")
+        response = self._http.request(
+            "DELETE", path, params=params, headers=_JSON, idempotent=idempotent
+        )
+        job = decode_json(response, path).get("job_status")
+        job_id = job.get("id") if isinstance(job, dict) else None
+        if not job_id:
+            raise AdapterError(f"DELETE {path}: answer without a job id")
+        with self._lock:
+            self._in_flight[str(job_id)] = self._clock()
+        log.info("zendesk.submit", transition=str(transition), count=len(ids), job=job_id)
+        return Submitted(transition=transition, ticket_ids=ids, job_id=str(job_id))
+
+    def _wait_for_slot(self) -> None:
+        """Block (polling, with the injected sleep) until fewer than job_limit jobs run."""
+        waited = 0.0
+        limit = self.job_limit or JOB_LIMIT
+        while True:
+            running = self.in_flight
+            if len(running) < limit:
+                return
+            self.poll(running)
+            if len(self.in_flight) < limit:
+                return
+            if waited >= self._job_wait_budget:
+                raise TransientError(
+                    f"{len(running)} Zendesk jobs still running after {waited:.0f}s; "
+                    f"job limit {limit}"
+                )
+            self._sleep(self._job_poll_interval)
+            waited += self._job_poll_interval
+
+    def poll(self, job_ids: Sequence[str]) -> dict[str, JobState]:
+        """`job_statuses/show_many`, ≤100 ids a call. A fresh job id briefly unknown to
+        Zendesk is asked for again (5 tries, 0.5 s apart, as node-zendesk does)."""
+        wanted = list(dict.fromkeys(str(j) for j in job_ids))
+        states: dict[str, JobState] = {}
+        for chunk in _chunks(wanted, BATCH_LIMIT):
+            found = self._show_jobs(chunk)
+            missing = [j for j in chunk if j not in found]
+            attempt = 1
+            while missing and attempt < self._fresh_job_attempts and self._any_fresh(missing):
+                self._sleep(self._fresh_job_interval)
+                attempt += 1
+                found.update(self._show_jobs(missing))
+                missing = [j for j in missing if j not in found]
+            states.update(found)
+            for job_id in missing:
+                status = JobStatus.QUEUED if self._any_fresh([job_id]) else JobStatus.UNKNOWN
+                states[job_id] = JobState(job_id, status, message="job status not found")
+        with self._lock:
+            for job_id, state in states.items():
+                if state.status.terminal:
+                    self._in_flight.pop(job_id, None)
+        return states
+
+    def _any_fresh(self, job_ids: Sequence[str]) -> bool:
+        now = self._clock()
+        with self._lock:
+            return any(
+                now - self._in_flight[j] < self._fresh_job_window
+                for j in job_ids
+                if j in self._in_flight
+            )
+
+    def _show_jobs(self, job_ids: Sequence[str]) -> dict[str, JobState]:
+        path = "api/v2/job_statuses/show_many"
+        response = self._http.request("GET", path, params={"ids": ",".join(job_ids)}, ok=(404,))
+        if response.status_code == 404:
+            return {}
+        body = decode_json(response, path)
+        states: dict[str, JobState] = {}
+        for job in body.get("job_statuses") or ():
+            if isinstance(job, dict) and job.get("id") is not None:
+                state = job_state(job)
+                states[state.job_id] = state
+        return {j: s for j, s in states.items() if j in job_ids}
+
+    # -- check ---------------------------------------------------------------------------
+    def check(self) -> list[CheckResult]:
+        """Reachable, authenticated, allowed to list deleted tickets and read the export."""
+        reachable = self._probe()
+        results = [reachable]
+        if not reachable.ok:
+            return results
+        results.append(self._check_call("authenticated", "api/v2/users/me", {}))
+        results.append(
+            self._check_call("deleted_tickets", "api/v2/deleted_tickets", {"page[size]": "1"})
+        )
+        start = int(self._clock().timestamp()) - 120
+        results.append(
+            self._check_call(
+                "incremental_export",
+                "api/v2/incremental/tickets/cursor",
+                {"start_time": str(start), "per_page": "1"},
+            )
+        )
+        return results
+
+    def _probe(self) -> CheckResult:
+        """One unauthenticated request, not retried: classifies DNS, TLS and connection
+        failures, which HttpClient's retry messages reduce to an exception name."""
+        name = "zendesk.reachable"
+        url = self._http.url("api/v2/users/me")
+        host = urlsplit(url).netloc
+        try:
+            self._http.session.get(url, timeout=(10.0, 30.0), allow_redirects=False)
+        except requests.exceptions.SSLError:
+            return CheckResult(name, False, f"TLS handshake with {host} failed (certificate?)")
+        except requests.exceptions.ConnectTimeout:
+            return CheckResult(name, False, f"connecting to {host} timed out")
+        except requests.exceptions.ConnectionError as exc:
+            if _is_dns_failure(exc):
+                return CheckResult(name, False, f"DNS: cannot resolve {urlsplit(url).hostname}")
+            return CheckResult(name, False, f"cannot connect to {host} (refused or reset)")
+        except requests.exceptions.RequestException as exc:
+            return CheckResult(name, False, f"request to {host} failed: {type(exc).__name__}")
+        return CheckResult(name, True, f"{host} answers")
+
+    def _check_call(self, what: str, path: str, params: Mapping[str, str]) -> CheckResult:
+        name = f"zendesk.{what}"
+        try:
+            response = self._http.request("GET", path, params=params, ok=(401, 403, 404))
+        except TransientError as exc:
+            return CheckResult(name, False, f"{path}: {exc}")
+        except VendorHTTPError as exc:
+            return CheckResult(name, False, f"{path}: unexpected {exc.status}")
+        status = response.status_code
+        if status == 401:
+            return CheckResult(name, False, "401: credentials rejected (email/API token or OAuth)")
+        if status == 403:
+            return CheckResult(name, False, f"403: the API user may not read {path}")
+        if status == 404:
+            return CheckResult(name, False, f"404: {path} not found (wrong base URL?)")
+        if path.endswith("users/me"):
+            user = decode_json(response, path).get("user") or {}
+            if user.get("id") is None:
+                return CheckResult(name, False, "answered as an anonymous user: not authenticated")
+            role = user.get("role") or "unknown role"
+            return CheckResult(name, True, f"authenticated as user {user['id']} ({role})")
+        return CheckResult(name, True, f"{path} readable")
+
+
+def job_state(job: Mapping[str, Any]) -> JobState:
+    """One `job_status` object as a JobState; failed ids from results items with
+    `success: false`. A purge's `{"success": false}` object names no ids."""
+    job_id = str(job.get("id"))
+    status = map_job_status(job.get("status"))
+    failed: dict[int, str] = {}
+    results = job.get("results")
+    if isinstance(results, list):
+        for item in results:
+            if isinstance(item, dict) and item.get("success") is False:
+                ticket_id = _as_int(item.get("id"))
+                if ticket_id is not None:
+                    reason = item.get("error") or item.get("details") or "failed"
+                    failed[ticket_id] = str(reason)[:200]
+    message = job.get("message")
+    if isinstance(results, dict) and results.get("success") is False:
+        message = f"{message or ''} (not every ticket was deleted)".strip()
+    return JobState(
+        job_id=job_id,
+        status=status,
+        message=str(message)[:500] if message is not None else None,
+        failed_ids=failed,
+    )
+
+
+def _generated_at(row: Mapping[str, Any]) -> datetime | None:
+    return parse_time(row.get("generated_timestamp")) or parse_time(row.get("updated_at"))
+
+
+def _is_dns_failure(exc: BaseException) -> bool:
+    seen: set[int] = set()
+    stack: list[object] = [exc]
+    while stack:
+        item = stack.pop()
+        if item is None or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, urllib3.exceptions.NameResolutionError):
+            return True
+        text = str(item)
+        if "Name or service not known" in text or "getaddrinfo failed" in text:
+            return True
+        if "Temporary failure in name resolution" in text or "nodename nor servname" in text:
+            return True
+        if isinstance(item, BaseException):
+            stack.extend(item.args)
+            stack.extend([item.__cause__, item.__context__])
+        reason = getattr(item, "reason", None)
+        if reason is not None:
+            stack.append(reason)
+    return False
+
+
+def _authorization(email: str | None, token: str | None, oauth_token: str | None) -> str:
+    if oauth_token:
+        return f"Bearer {oauth_token}"
+    if email and token:
+        basic = base64.b64encode(f"{email}/token:{token}".encode()).decode("ascii")
+        return f"Basic {basic}"
+    raise ValueError("Zendesk needs an OAuth token, or an e-mail address and an API token")

@@ -1,0 +1,753 @@
+"""The ledger's side of a sync run: observations, decisions, the outbox.
+
+Kept apart from link management so that each file reads as one concern; `Ledger` mixes
+it in. Every public method is one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Engine, or_
+from sqlmodel import Session, col, select
+
+from bridge.ledger.tables import Cursor, Event, Link, Operation, OperationStatus, PairState, utcnow
+from bridge.model import Cause, InvalidTransitionError, Side, State, Transition, path
+from bridge.reconcile.decide import Decision, Outcome
+
+__all__ = [
+    "EXPECTED_STATE",
+    "LinkIds",
+    "OperationView",
+    "PairView",
+    "PlannedDecision",
+    "SideObservation",
+    "SyncStore",
+]
+
+#: the state a target reaches when an operation of this transition succeeds
+EXPECTED_STATE: Mapping[str, State] = {
+    Transition.SOFT_DELETE: State.SOFT_DELETED,
+    Transition.RESTORE: State.ACTIVE,
+    Transition.PURGE: State.PURGED,
+}
+_SATISFIES: Mapping[str, frozenset[State]] = {
+    # a purge also satisfies a pending soft delete: the ticket went further
+    Transition.SOFT_DELETE: frozenset({State.SOFT_DELETED, State.PURGED}),
+    Transition.RESTORE: frozenset({State.ACTIVE}),
+    Transition.PURGE: frozenset({State.PURGED}),
+}
+_CHUNK = 500
+_PREFIX = {Side.SUPEROFFICE: "so", Side.ZENDESK: "zd"}
+
+
+@dataclass(frozen=True, slots=True)
+class LinkIds:
+    link_id: int
+    superoffice_id: int
+    zendesk_id: int
+
+    def ticket(self, side: Side) -> int:
+        return self.superoffice_id if side is Side.SUPEROFFICE else self.zendesk_id
+
+
+@dataclass(frozen=True, slots=True)
+class PairView:
+    """A read-only copy of a pair's state, with the link's ticket ids."""
+
+    ids: LinkIds
+    base: State | None
+    base_version: int
+    so_state: State | None
+    so_vendor_time: datetime | None
+    so_status_id: int | None
+    so_cause: Cause | None
+    zd_state: State | None
+    zd_vendor_time: datetime | None
+    zd_cause: Cause | None
+    attention: str | None
+    attention_reason: str | None
+    pending_decision: bool
+
+    def state(self, side: Side) -> State | None:
+        return self.so_state if side is Side.SUPEROFFICE else self.zd_state
+
+    def vendor_time(self, side: Side) -> datetime | None:
+        return self.so_vendor_time if side is Side.SUPEROFFICE else self.zd_vendor_time
+
+    def cause(self, side: Side) -> Cause | None:
+        return self.so_cause if side is Side.SUPEROFFICE else self.zd_cause
+
+
+@dataclass(frozen=True, slots=True)
+class SideObservation:
+    """One side's state of one linked ticket, as read by an adapter."""
+
+    link_id: int
+    side: Side
+    ticket_id: int
+    state: State
+    seen_at: datetime
+    vendor_time: datetime | None = None
+    actor_id: int | None = None
+    cause: Cause | None = None
+    status_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedDecision:
+    pair: PairView
+    decision: Decision
+    #: the cause of the change being copied (for the audit), when there is one
+    cause: Cause | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OperationView:
+    id: int
+    link_id: int
+    target: Side
+    ticket_id: int
+    transition: Transition
+    step: int
+    status: str
+    attempts: int
+    job_id: str | None
+    restore_status_id: int | None
+    sent_at: datetime | None
+    pending_until: datetime | None
+
+
+def _state(value: str | None) -> State | None:
+    return State(value) if value is not None else None
+
+
+def _pair_view(pair: PairState, link: Link) -> PairView:
+    assert link.id is not None
+    return PairView(
+        ids=LinkIds(link.id, link.superoffice_id, link.zendesk_id),
+        base=_state(pair.base),
+        base_version=pair.base_version,
+        so_state=_state(pair.so_state),
+        so_vendor_time=pair.so_vendor_time,
+        so_status_id=pair.so_status_id,
+        so_cause=Cause(pair.so_cause) if pair.so_cause else None,
+        zd_state=_state(pair.zd_state),
+        zd_vendor_time=pair.zd_vendor_time,
+        zd_cause=Cause(pair.zd_cause) if pair.zd_cause else None,
+        attention=pair.attention,
+        attention_reason=pair.attention_reason,
+        pending_decision=pair.pending_decision,
+    )
+
+
+def _operation_view(op: Operation) -> OperationView:
+    assert op.id is not None
+    return OperationView(
+        id=op.id,
+        link_id=op.link_id,
+        target=Side(op.target),
+        ticket_id=op.ticket_id,
+        transition=Transition(op.transition),
+        step=op.step,
+        status=op.status,
+        attempts=op.attempts,
+        job_id=op.job_id,
+        restore_status_id=op.restore_status_id,
+        sent_at=op.sent_at,
+        pending_until=op.pending_until,
+    )
+
+
+def _chunks(values: Sequence[int], size: int = _CHUNK) -> Iterator[Sequence[int]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _set_attention(pair: PairState, kind: str | None, reason: str | None, now: datetime) -> bool:
+    """Set or clear a pair's attention flag; True when it changed."""
+    if pair.attention == kind and pair.attention_reason == reason:
+        return False
+    if pair.attention != kind:
+        pair.attention_since = now if kind else None
+    pair.attention = kind
+    pair.attention_reason = reason
+    return True
+
+
+class SyncStore:
+    """Mixin for `Ledger`: everything a sync or migration run records."""
+
+    engine: Engine
+
+    if TYPE_CHECKING:
+
+        def session(self) -> AbstractContextManager[Session]: ...
+
+    # --- reading -----------------------------------------------------------------
+
+    def links_for_tickets(self, side: Side, ticket_ids: Iterable[int]) -> dict[int, LinkIds]:
+        """The links of these ticket ids on `side`, keyed by ticket id (unlinked ids left out)."""
+        ids = sorted(set(ticket_ids))
+        column = col(Link.superoffice_id) if side is Side.SUPEROFFICE else col(Link.zendesk_id)
+        found: dict[int, LinkIds] = {}
+        with self.session() as session:
+            for chunk in _chunks(ids):
+                for link in session.exec(select(Link).where(column.in_(chunk))):
+                    assert link.id is not None
+                    ids_ = LinkIds(link.id, link.superoffice_id, link.zendesk_id)
+                    found[ids_.ticket(side)] = ids_
+        return found
+
+    def load_pairs(self, link_ids: Iterable[int]) -> dict[int, PairView]:
+        ids = sorted(set(link_ids))
+        pairs: dict[int, PairView] = {}
+        with self.session() as session:
+            for chunk in _chunks(ids):
+                rows = session.exec(
+                    select(PairState, Link)
+                    .join(Link, col(Link.id) == col(PairState.link_id))
+                    .where(col(PairState.link_id).in_(chunk))
+                )
+                for pair, link in rows:
+                    pairs[pair.link_id] = _pair_view(pair, link)
+        return pairs
+
+    def decision_candidates(self) -> list[int]:
+        """Links to decide on: changed since the last decision, or still needing attention."""
+        with self.session() as session:
+            rows = session.exec(
+                select(PairState.link_id).where(
+                    or_(
+                        col(PairState.pending_decision),
+                        col(PairState.attention).in_(("conflict", "divergence")),
+                    )
+                )
+            )
+            return list(rows)
+
+    def unobserved(self, side: Side, *, limit: int | None = None) -> list[LinkIds]:
+        """Links whose state on `side` has never been read."""
+        state = col(PairState.so_state) if side is Side.SUPEROFFICE else col(PairState.zd_state)
+        with self.session() as session:
+            query = (
+                select(Link)
+                .join(PairState, col(PairState.link_id) == col(Link.id))
+                .where(state.is_(None))
+                .order_by(col(Link.id))
+            )
+            if limit:
+                query = query.limit(limit)
+            return [
+                LinkIds(link.id, link.superoffice_id, link.zendesk_id)
+                for link in session.exec(query)
+                if link.id is not None
+            ]
+
+    def superoffice_purge_candidates(self, due_before: datetime, now: datetime) -> list[LinkIds]:
+        """Soft-deleted SuperOffice tickets that the tenant's retention job may have removed:
+        deleted before `due_before`, or with a copied purge due by `now`."""
+        with self.session() as session:
+            query = (
+                select(Link)
+                .join(PairState, col(PairState.link_id) == col(Link.id))
+                .where(col(PairState.so_state) == State.SOFT_DELETED.value)
+                .where(
+                    or_(
+                        col(PairState.so_vendor_time) <= due_before,
+                        col(PairState.so_purge_due) <= now,
+                    )
+                )
+            )
+            return [
+                LinkIds(link.id, link.superoffice_id, link.zendesk_id)
+                for link in session.exec(query)
+                if link.id is not None
+            ]
+
+    def links_with_open_operations(self, link_ids: Iterable[int] | None = None) -> set[int]:
+        with self.session() as session:
+            query = select(Operation.link_id).where(col(Operation.status).in_(OperationStatus.OPEN))
+            if link_ids is None:
+                return set(session.exec(query))
+            found: set[int] = set()
+            for chunk in _chunks(sorted(set(link_ids))):
+                found.update(session.exec(query.where(col(Operation.link_id).in_(chunk))))
+            return found
+
+    def operations(
+        self, statuses: Sequence[str], *, target: Side | None = None
+    ) -> list[OperationView]:
+        with self.session() as session:
+            query = select(Operation).where(col(Operation.status).in_(statuses))
+            if target is not None:
+                query = query.where(col(Operation.target) == target.value)
+            return [
+                _operation_view(op)
+                for op in session.exec(query.order_by(col(Operation.link_id), col(Operation.step)))
+            ]
+
+    def attention(self, kinds: Sequence[str] | None = None) -> list[PairView]:
+        with self.session() as session:
+            query = (
+                select(PairState, Link)
+                .join(Link, col(Link.id) == col(PairState.link_id))
+                .where(col(PairState.attention).is_not(None))
+                .order_by(col(Link.id))
+            )
+            if kinds:
+                query = query.where(col(PairState.attention).in_(kinds))
+            return [_pair_view(pair, link) for pair, link in session.exec(query)]
+
+    # --- writing -----------------------------------------------------------------
+
+    def record_observations(
+        self,
+        run_id: int | None,
+        observations: Sequence[SideObservation],
+        *,
+        cursors: Mapping[Side, str] | None = None,
+    ) -> tuple[set[int], int]:
+        """Record what the adapters saw, and advance cursors, in one transaction.
+
+        An observation that reaches the state an open operation was waiting for confirms
+        that operation (bridge's own write coming back: no new decision needed). Any
+        other change of state is logged and marks the pair for a decision. Returns the
+        links newly pending a decision and the number of operations confirmed.
+        """
+        now = utcnow()
+        pending: set[int] = set()
+        confirmed = 0
+        with self.session() as session:
+            link_ids = sorted({o.link_id for o in observations})
+            pairs: dict[int, PairState] = {}
+            open_ops: dict[tuple[int, str], list[Operation]] = {}
+            for chunk in _chunks(link_ids):
+                for pair in session.exec(
+                    select(PairState).where(col(PairState.link_id).in_(chunk))
+                ):
+                    pairs[pair.link_id] = pair
+                for op in session.exec(
+                    select(Operation)
+                    .where(col(Operation.link_id).in_(chunk))
+                    .where(col(Operation.status).in_(OperationStatus.OPEN))
+                    .order_by(col(Operation.step))
+                ):
+                    open_ops.setdefault((op.link_id, op.target), []).append(op)
+            for obs in observations:
+                pair = pairs[obs.link_id]
+                prefix = _PREFIX[obs.side]
+                previous = _state(getattr(pair, f"{prefix}_state"))
+                ours = [
+                    op
+                    for op in open_ops.get((obs.link_id, obs.side.value), [])
+                    if op.status != OperationStatus.HELD and obs.state in _SATISFIES[op.transition]
+                ]
+                for op in ours:
+                    op.status = OperationStatus.CONFIRMED
+                    op.finished_at = now
+                    op.updated_at = now
+                    op.error = None
+                    session.add(op)
+                    session.add(
+                        Event(
+                            run_id=run_id,
+                            link_id=obs.link_id,
+                            kind="confirmed",
+                            side=obs.side.value,
+                            ticket_id=obs.ticket_id,
+                            transition=op.transition,
+                            from_state=previous.value if previous else None,
+                            to_state=obs.state.value,
+                            cause=Cause.BRIDGE.value,
+                            actor_id=obs.actor_id,
+                            vendor_time=obs.vendor_time,
+                            operation_id=op.id,
+                        )
+                    )
+                    confirmed += 1
+                if ours:
+                    # the next decision sees both sides agree and records the new base
+                    pair.pending_decision = True
+                    pending.add(obs.link_id)
+                    if obs.side is Side.SUPEROFFICE and obs.state is State.PURGED:
+                        pair.so_purge_due = None
+                if previous != obs.state and not ours:
+                    self._log_change(session, run_id, obs, previous)
+                    pair.pending_decision = True
+                    pending.add(obs.link_id)
+                if previous != obs.state or ours:
+                    cause = Cause.BRIDGE if ours else obs.cause
+                    setattr(pair, f"{prefix}_cause", cause.value if cause else None)
+                    setattr(pair, f"{prefix}_state", obs.state.value)
+                    setattr(pair, f"{prefix}_vendor_time", obs.vendor_time)
+                    setattr(pair, f"{prefix}_seen_at", obs.seen_at)
+                    pair.updated_at = now
+                if obs.side is Side.SUPEROFFICE and obs.state is State.ACTIVE and obs.status_id:
+                    pair.so_status_id = obs.status_id
+                session.add(pair)
+            for side, value in (cursors or {}).items():
+                cursor = session.get(Cursor, side.value) or Cursor(side=side.value, value=value)
+                cursor.value = value
+                cursor.updated_at = now
+                session.add(cursor)
+        return pending, confirmed
+
+    @staticmethod
+    def _log_change(
+        session: Session, run_id: int | None, obs: SideObservation, previous: State | None
+    ) -> None:
+        try:
+            steps = path(previous, obs.state) if previous else ()
+        except InvalidTransitionError:
+            steps = ()
+        kind = "observed" if previous else "first_seen"
+        if previous is State.PURGED:
+            kind = "anomaly"  # a purged ticket came back: ids reused, or a vendor error
+        session.add(
+            Event(
+                run_id=run_id,
+                link_id=obs.link_id,
+                kind=kind,
+                side=obs.side.value,
+                ticket_id=obs.ticket_id,
+                transition="+".join(steps) or None,
+                from_state=previous.value if previous else None,
+                to_state=obs.state.value,
+                cause=obs.cause.value if obs.cause else None,
+                actor_id=obs.actor_id,
+                vendor_time=obs.vendor_time,
+            )
+        )
+
+    def record_decisions(self, run_id: int | None, planned: Sequence[PlannedDecision]) -> int:
+        """Bases, attention flags and outbox rows for a set of decisions, in one transaction.
+
+        Returns the number of operations planned. Planning is idempotent: an operation's
+        key is (link, target, transition, base version), so the same decision recorded
+        twice plans nothing new.
+        """
+        now = utcnow()
+        created = 0
+        with self.session() as session:
+            for item in planned:
+                pair = session.get(PairState, item.pair.ids.link_id)
+                assert pair is not None
+                decision = item.decision
+                pair.pending_decision = decision.outcome is Outcome.UNKNOWN
+                pair.updated_at = now
+                if decision.outcome in (Outcome.CONFLICT, Outcome.DIVERGENCE):
+                    kind = decision.outcome.value
+                    if _set_attention(pair, kind, decision.reason, now):
+                        session.add(
+                            Event(
+                                run_id=run_id,
+                                link_id=pair.link_id,
+                                kind=kind,
+                                detail=decision.reason,
+                            )
+                        )
+                    session.add(pair)
+                    continue
+                if decision.outcome is Outcome.SKIP:
+                    session.add(
+                        Event(
+                            run_id=run_id,
+                            link_id=pair.link_id,
+                            kind="skipped",
+                            detail=decision.reason,
+                        )
+                    )
+                if decision.outcome in (Outcome.AGREE, Outcome.APPLY, Outcome.SKIP):
+                    if pair.attention in ("conflict", "divergence") and _set_attention(
+                        pair, None, None, now
+                    ):
+                        session.add(
+                            Event(
+                                run_id=run_id,
+                                link_id=pair.link_id,
+                                kind="resolved",
+                                detail=decision.reason,
+                            )
+                        )
+                    if (
+                        decision.new_base is not None
+                        and not decision.base_waits_for_confirmation
+                        and pair.base != decision.new_base.value
+                    ):
+                        pair.base = decision.new_base.value
+                        pair.base_version += 1
+                        pair.base_at = now
+                if decision.outcome is Outcome.APPLY and decision.target is not None:
+                    created += self._plan(session, run_id, item, pair, now)
+                session.add(pair)
+        return created
+
+    @staticmethod
+    def _plan(
+        session: Session, run_id: int | None, item: PlannedDecision, pair: PairState, now: datetime
+    ) -> int:
+        decision = item.decision
+        target = decision.target
+        assert target is not None
+        ticket_id = item.pair.ids.ticket(target)
+        source_event = session.exec(
+            select(Event.id)
+            .where(col(Event.link_id) == pair.link_id)
+            .where(col(Event.side) == target.other.value)
+            .where(col(Event.kind).in_(("observed", "first_seen")))
+            .order_by(col(Event.id).desc())
+            .limit(1)
+        ).first()
+        created = 0
+
+        def key_for(transition: Transition) -> str:
+            return f"{pair.link_id}:{target.value}:{transition.value}:{pair.base_version}"
+
+        # A finished operation with the same key (confirmed, failed or superseded) means the
+        # same copy is needed again at the same base: a new base version keeps keys unique.
+        if any(
+            session.exec(select(Operation.id).where(col(Operation.key) == key_for(t))).first()
+            for t in decision.transitions
+        ):
+            pair.base_version += 1
+        for step, transition in enumerate(decision.transitions):
+            key = key_for(transition)
+            op = Operation(
+                key=key,
+                link_id=pair.link_id,
+                target=target.value,
+                ticket_id=ticket_id,
+                transition=transition.value,
+                step=step,
+                base_version=pair.base_version,
+                cause=(item.cause or Cause.USER).value,
+                source_event_id=source_event,
+                run_id=run_id,
+                restore_status_id=(
+                    pair.so_status_id
+                    if target is Side.SUPEROFFICE and transition is Transition.RESTORE
+                    else None
+                ),
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(op)
+            session.flush()
+            session.add(
+                Event(
+                    run_id=run_id,
+                    link_id=pair.link_id,
+                    kind="planned",
+                    side=target.value,
+                    ticket_id=ticket_id,
+                    transition=transition.value,
+                    cause=op.cause,
+                    operation_id=op.id,
+                    detail=decision.reason,
+                )
+            )
+            created += 1
+        return created
+
+    def mark_sent(self, op_ids: Sequence[int], *, run_id: int | None, batch: str) -> None:
+        """Before the vendor call: after a crash these are confirmed by re-reading, not resent."""
+        self._update_ops(
+            op_ids,
+            run_id,
+            kind="sent",
+            status=OperationStatus.SENT,
+            batch=batch,
+            count_attempt=True,
+        )
+
+    def set_job(self, op_ids: Sequence[int], job_id: str) -> None:
+        with self.session() as session:
+            for op in self._ops(session, op_ids):
+                op.job_id = job_id
+                op.updated_at = utcnow()
+                session.add(op)
+
+    def hold(self, op_ids: Sequence[int], *, run_id: int | None, reason: str) -> None:
+        """Purges over the per-run cap: kept, reported, released by a later run."""
+        now = utcnow()
+        with self.session() as session:
+            for op in self._ops(session, op_ids):
+                if op.status != OperationStatus.HELD:
+                    session.add(
+                        Event(
+                            run_id=run_id,
+                            link_id=op.link_id,
+                            kind="held",
+                            side=op.target,
+                            ticket_id=op.ticket_id,
+                            transition=op.transition,
+                            operation_id=op.id,
+                            detail=reason,
+                        )
+                    )
+                op.status = OperationStatus.HELD
+                op.updated_at = now
+                session.add(op)
+                pair = session.get(PairState, op.link_id)
+                assert pair is not None
+                _set_attention(pair, "held_purge", reason, now)
+                session.add(pair)
+
+    def release_held(self, op_ids: Sequence[int]) -> None:
+        now = utcnow()
+        with self.session() as session:
+            for op in self._ops(session, op_ids):
+                op.status = OperationStatus.PLANNED
+                op.updated_at = now
+                session.add(op)
+                pair = session.get(PairState, op.link_id)
+                assert pair is not None
+                if pair.attention == "held_purge":
+                    _set_attention(pair, None, None, now)
+                    session.add(pair)
+
+    def mark_pending_retention(self, until: Mapping[int, datetime], *, run_id: int | None) -> None:
+        """SuperOffice purges: soft-deleted, waiting for the tenant's retention job."""
+        now = utcnow()
+        with self.session() as session:
+            for op in self._ops(session, list(until)):
+                op.status = OperationStatus.PENDING_RETENTION
+                op.pending_until = until[op.id]  # type: ignore[index]
+                op.updated_at = now
+                session.add(op)
+                pair = session.get(PairState, op.link_id)
+                assert pair is not None
+                pair.so_purge_due = op.pending_until
+                session.add(pair)
+                session.add(
+                    Event(
+                        run_id=run_id,
+                        link_id=op.link_id,
+                        kind="pending_retention",
+                        side=op.target,
+                        ticket_id=op.ticket_id,
+                        transition=op.transition,
+                        operation_id=op.id,
+                        detail=f"until {op.pending_until.isoformat() if op.pending_until else '?'}",
+                    )
+                )
+
+    def fail(
+        self,
+        errors: Mapping[int, str],
+        *,
+        run_id: int | None,
+        retry: bool,
+        max_attempts: int = 5,
+    ) -> int:
+        """Record failed operations. Retryable ones go back to `planned` until they have
+        used `max_attempts`; then, like permanent failures, they need attention.
+        Returns how many became permanent failures."""
+        now = utcnow()
+        permanent = 0
+        with self.session() as session:
+            for op in self._ops(session, list(errors)):
+                assert op.id is not None
+                final = not retry or op.attempts >= max_attempts
+                op.status = OperationStatus.FAILED if final else OperationStatus.PLANNED
+                op.error = errors[op.id][:500]
+                op.updated_at = now
+                if final:
+                    op.finished_at = now
+                    permanent += 1
+                    pair = session.get(PairState, op.link_id)
+                    assert pair is not None
+                    _set_attention(pair, "failed", f"{op.transition} failed: {op.error}", now)
+                    session.add(pair)
+                session.add(op)
+                session.add(
+                    Event(
+                        run_id=run_id,
+                        link_id=op.link_id,
+                        kind="failed" if final else "retry",
+                        side=op.target,
+                        ticket_id=op.ticket_id,
+                        transition=op.transition,
+                        operation_id=op.id,
+                        detail=op.error,
+                    )
+                )
+        return permanent
+
+    def supersede(self, link_id: int, *, run_id: int | None, reason: str) -> None:
+        """Drop a link's open operations (a person chose another outcome)."""
+        now = utcnow()
+        with self.session() as session:
+            for op in session.exec(
+                select(Operation)
+                .where(col(Operation.link_id) == link_id)
+                .where(col(Operation.status).in_(OperationStatus.OPEN))
+            ):
+                op.status = OperationStatus.SUPERSEDED
+                op.finished_at = now
+                op.updated_at = now
+                op.error = reason
+                session.add(op)
+                session.add(
+                    Event(
+                        run_id=run_id,
+                        link_id=link_id,
+                        kind="superseded",
+                        side=op.target,
+                        operation_id=op.id,
+                        detail=reason,
+                    )
+                )
+
+    def _update_ops(
+        self,
+        op_ids: Sequence[int],
+        run_id: int | None,
+        *,
+        kind: str,
+        status: str,
+        batch: str | None = None,
+        count_attempt: bool = False,
+    ) -> None:
+        now = utcnow()
+        with self.session() as session:
+            for op in self._ops(session, op_ids):
+                op.status = status
+                op.updated_at = now
+                if batch is not None:
+                    op.batch = batch
+                    op.sent_at = now
+                if count_attempt:
+                    op.attempts += 1
+                session.add(op)
+                session.add(
+                    Event(
+                        run_id=run_id,
+                        link_id=op.link_id,
+                        kind=kind,
+                        side=op.target,
+                        ticket_id=op.ticket_id,
+                        transition=op.transition,
+                        operation_id=op.id,
+                        detail=batch,
+                    )
+                )
+
+    @staticmethod
+    def _ops(session: Session, op_ids: Sequence[int]) -> list[Operation]:
+        found: list[Operation] = []
+        for chunk in _chunks(sorted(set(op_ids))):
+            found.extend(session.exec(select(Operation).where(col(Operation.id).in_(chunk))))
+        return found
+
+    def set_cursor(self, side: Side, value: str) -> None:
+        with self.session() as session:
+            cursor = session.get(Cursor, side.value) or Cursor(side=side.value, value=value)
+            cursor.value = value
+            cursor.updated_at = utcnow()
+            session.add(cursor)

@@ -1,0 +1,325 @@
+"""The Zendesk simulator's ticket store: tickets, their deletion state, and the indexes.
+
+No HTTP here. Every read the simulator serves is answered from an index, so that 100,000
+tickets cost no per-request scan: live lookups by id and external_id are dicts, the
+deleted list is kept sorted by id and by deletion time, and the incremental export stream
+is kept sorted by `(generated_timestamp, id)`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from bisect import bisect_left, bisect_right, insort
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from bridge.sandbox.core import iso_z
+
+__all__ = [
+    "LIVE_STATUSES",
+    "SortedKeys",
+    "Ticket",
+    "TicketStore",
+    "decode_cursor",
+    "encode_cursor",
+]
+
+LIVE_STATUSES = ("new", "open", "pending", "hold", "solved", "closed")
+TicketState = Literal["active", "deleted", "purged"]
+Key = tuple[Any, ...]
+
+
+@dataclass(slots=True)
+class Ticket:
+    """One simulated ticket. `state` is the sim's truth; `status` is the pre-delete status."""
+
+    id: int
+    subject: str
+    description: str
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    generated_timestamp: int
+    external_id: str | None = None
+    requester_id: int = 1
+    submitter_id: int = 1
+    assignee_id: int | None = None
+    priority: str | None = None
+    type: str | None = None
+    tags: list[str] = field(default_factory=list)
+    state: TicketState = "active"
+    deleted_at: datetime | None = None
+    deleted_by: tuple[int, str] | None = None
+    delete_seq: int = 0
+    merged_into: int | None = None
+    purge_cause: str | None = None  # "user" (purged on request) or "retention" (scrubbed)
+
+
+class SortedKeys:
+    """A sorted list of tuples with bisect-based add/remove and cursor positions.
+
+    Keys end with the ticket id so that they are unique.
+    """
+
+    def __init__(self) -> None:
+        self.keys: list[Key] = []
+
+    def add(self, key: Key) -> None:
+        if not self.keys or self.keys[-1] < key:
+            self.keys.append(key)  # the common case: time moves forward
+        else:
+            insort(self.keys, key)
+
+    def remove(self, key: Key) -> None:
+        index = bisect_left(self.keys, key)
+        if index < len(self.keys) and self.keys[index] == key:
+            del self.keys[index]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def clear(self) -> None:
+        self.keys.clear()
+
+
+def encode_cursor(key: Sequence[Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(list(key)).encode()).decode().rstrip("=")
+
+
+def decode_cursor(text: str) -> Key:
+    """Inverse of `encode_cursor`; ValueError on anything that is not one of ours."""
+    try:
+        padded = text + "=" * (-len(text) % 4)
+        value = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise ValueError("invalid cursor") from None
+    if not isinstance(value, list) or not value:
+        raise ValueError("invalid cursor")
+    return tuple(value)
+
+
+def export_cursor(key: tuple[int, int]) -> str:
+    """Zendesk's export cursor format (recorded: base64 of `"1576613539.0||467|"`)."""
+    return base64.b64encode(f"{key[0]}.0||{key[1]}|".encode()).decode()
+
+
+def parse_export_cursor(text: str) -> tuple[int, int]:
+    try:
+        raw = base64.b64decode(text.encode(), validate=True).decode()
+        stamp, _, rest = raw.partition("||")
+        return int(float(stamp)), int(rest.strip("|"))
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise ValueError("invalid cursor") from None
+
+
+class TicketStore:
+    """All tickets (live, soft-deleted and purged) with the indexes the endpoints need."""
+
+    def __init__(self, first_id: int = 1) -> None:
+        self.first_id = first_id
+        self.next_id = first_id
+        self.tickets: dict[int, Ticket] = {}
+        self.by_external: dict[str, dict[int, None]] = {}
+        self.deleted_by_id = SortedKeys()  # (id,)
+        self.deleted_by_time = SortedKeys()  # (deleted_at ts, seq, id)
+        self.stream = SortedKeys()  # (generated_timestamp, id)
+        self._delete_seq = 0
+
+    # ---- creation and lookup ---------------------------------------------------------------
+
+    def create(
+        self,
+        *,
+        now: datetime,
+        subject: str = "",
+        description: str = "",
+        status: str = "new",
+        external_id: str | None = None,
+        created_at: datetime | None = None,
+        updated_at: datetime | None = None,
+        requester_id: int = 1,
+        submitter_id: int | None = None,
+        assignee_id: int | None = None,
+        priority: str | None = None,
+        type_: str | None = None,
+        tags: Iterable[str] = (),
+    ) -> Ticket:
+        ticket = Ticket(
+            id=self.next_id,
+            subject=subject,
+            description=description,
+            status=status,
+            created_at=created_at or now,
+            updated_at=updated_at or created_at or now,
+            generated_timestamp=int(now.timestamp()),
+            external_id=external_id,
+            requester_id=requester_id,
+            submitter_id=submitter_id if submitter_id is not None else requester_id,
+            assignee_id=assignee_id,
+            priority=priority,
+            type=type_,
+            tags=list(tags),
+        )
+        self.next_id += 1
+        self.tickets[ticket.id] = ticket
+        if external_id is not None:
+            self.by_external.setdefault(external_id, {})[ticket.id] = None
+        self.stream.add((ticket.generated_timestamp, ticket.id))
+        return ticket
+
+    def live(self, ticket_id: int) -> Ticket | None:
+        ticket = self.tickets.get(ticket_id)
+        return ticket if ticket is not None and ticket.state == "active" else None
+
+    def soft_deleted(self, ticket_id: int) -> Ticket | None:
+        ticket = self.tickets.get(ticket_id)
+        return ticket if ticket is not None and ticket.state == "deleted" else None
+
+    def live_by_external(self, external_id: str) -> list[Ticket]:
+        ids = self.by_external.get(external_id, {})
+        return [t for t in (self.tickets[i] for i in ids) if t.state == "active"]
+
+    # ---- changes (each bumps generated_timestamp) ------------------------------------------
+
+    def touch(self, ticket: Ticket, at: datetime, *, updated: bool = True) -> None:
+        """Move the ticket to the end of the export stream (and bump updated_at)."""
+        self.stream.remove((ticket.generated_timestamp, ticket.id))
+        ticket.generated_timestamp = max(ticket.generated_timestamp, int(at.timestamp()))
+        self.stream.add((ticket.generated_timestamp, ticket.id))
+        if updated:
+            ticket.updated_at = max(ticket.updated_at, at)
+
+    def soft_delete(self, ticket: Ticket, at: datetime, actor: tuple[int, str]) -> None:
+        ticket.state = "deleted"
+        ticket.deleted_at = at
+        ticket.deleted_by = actor
+        self._delete_seq += 1
+        ticket.delete_seq = self._delete_seq
+        self.deleted_by_id.add((ticket.id,))
+        self.deleted_by_time.add(self._time_key(ticket))
+        self.touch(ticket, at)
+
+    def restore(self, ticket: Ticket, at: datetime) -> None:
+        self._unlist_deleted(ticket)
+        ticket.state = "active"
+        ticket.deleted_at = None
+        ticket.deleted_by = None
+        self.touch(ticket, at)
+
+    def purge(self, ticket: Ticket, at: datetime, cause: str) -> None:
+        """Permanent deletion (on request or by the 30-day scrub): the record turns SCRUBBED."""
+        if ticket.state == "deleted":
+            self._unlist_deleted(ticket)
+        ticket.state = "purged"
+        ticket.purge_cause = cause
+        if ticket.external_id is not None:
+            self.by_external.get(ticket.external_id, {}).pop(ticket.id, None)
+        self.touch(ticket, at, updated=False)
+
+    def update(self, ticket: Ticket, at: datetime, **fields: Any) -> None:
+        old_external = ticket.external_id
+        for name, value in fields.items():
+            setattr(ticket, name, value)
+        if ticket.external_id != old_external:
+            if old_external is not None:
+                self.by_external.get(old_external, {}).pop(ticket.id, None)
+            if ticket.external_id is not None:
+                self.by_external.setdefault(ticket.external_id, {})[ticket.id] = None
+        self.touch(ticket, at)
+
+    def _time_key(self, ticket: Ticket) -> Key:
+        assert ticket.deleted_at is not None
+        return (ticket.deleted_at.timestamp(), ticket.delete_seq, ticket.id)
+
+    def _unlist_deleted(self, ticket: Ticket) -> None:
+        self.deleted_by_id.remove((ticket.id,))
+        self.deleted_by_time.remove(self._time_key(ticket))
+
+    # ---- listings --------------------------------------------------------------------------
+
+    def deleted_keys(self, sort_by: str) -> list[Key]:
+        """Deleted tickets as sorted keys (ascending); the last element of a key is the id."""
+        if sort_by == "deleted_at":
+            return self.deleted_by_time.keys
+        if sort_by == "subject":  # rare: sorted on demand
+            return sorted(
+                (self.tickets[k[0]].subject.lower(), k[0]) for k in self.deleted_by_id.keys
+            )
+        return self.deleted_by_id.keys
+
+    def stream_after(self, key: tuple[int, int], limit: int) -> tuple[list[Ticket], bool]:
+        """Up to `limit` tickets strictly after `key` in export order, and whether more remain."""
+        keys = self.stream.keys
+        start = bisect_right(keys, key)
+        chunk = keys[start : start + limit]
+        return [self.tickets[k[1]] for k in chunk], start + limit < len(keys)
+
+    # ---- shapes ----------------------------------------------------------------------------
+
+    def deleted_item(self, ticket: Ticket) -> dict[str, Any]:
+        """A `deleted_tickets` list item (the OAS fields only)."""
+        assert ticket.deleted_at is not None and ticket.deleted_by is not None
+        return {
+            "id": ticket.id,
+            "subject": ticket.subject,
+            "actor": {"id": ticket.deleted_by[0], "name": ticket.deleted_by[1]},
+            "deleted_at": iso_z(ticket.deleted_at),
+            "previous_state": ticket.status,
+        }
+
+    def clear(self) -> None:
+        self.next_id = self.first_id
+        self.tickets.clear()
+        self.by_external.clear()
+        self.deleted_by_id.clear()
+        self.deleted_by_time.clear()
+        self.stream.clear()
+        self._delete_seq = 0
+
+
+def page_keys(
+    keys: Sequence[Key],
+    *,
+    size: int,
+    descending: bool,
+    after: Key | None = None,
+    before: Key | None = None,
+) -> tuple[list[Key], bool]:
+    """One cursor page over ascending `keys`, read in the requested direction.
+
+    `after`: the items that follow the cursor in reading order; `before`: the items that
+    precede it (the previous page). Returns the page in reading order and whether more
+    items lie beyond it in the direction read.
+    """
+    n = len(keys)
+    if before is not None:
+        if descending:
+            start = bisect_right(keys, before)
+            chunk = list(keys[start : start + size])
+            return chunk[::-1], start + size < n
+        end = bisect_left(keys, before)
+        return list(keys[max(0, end - size) : end]), end - size > 0
+    if descending:
+        end = n if after is None else bisect_left(keys, after)
+        chunk = list(keys[max(0, end - size) : end])
+        return chunk[::-1], end - size > 0
+    start = 0 if after is None else bisect_right(keys, after)
+    return list(keys[start : start + size]), start + size < n
+
+
+def offset_slice(
+    keys: Sequence[Key], *, page: int, per_page: int, descending: bool
+) -> list[Key]:
+    """Page `page` (1-based) of `per_page` items in the requested direction."""
+    n = len(keys)
+    first = (page - 1) * per_page
+    if not descending:
+        return list(keys[first : first + per_page])
+    end = n - first
+    if end <= 0:
+        return []
+    return list(keys[max(0, end - per_page) : end])[::-1]
