@@ -86,7 +86,7 @@ def one_problem(path: Path) -> str:
     return found[0]
 
 
-# --- the example ----------------------------------------------------------------------------------
+# --- the example ---------------------------------------------------------------------------------
 
 
 def test_example_loads_with_no_secrets_set(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -154,7 +154,7 @@ def test_every_documented_key_appears_in_the_example() -> None:
         assert f"`{key}`" in docs, key
 
 
-# --- defaults and values ------------------------------------------------------------------------
+# --- defaults and values -------------------------------------------------------------------------
 
 
 def test_minimal_config_gets_documented_defaults(tmp_path: Path) -> None:
@@ -329,7 +329,9 @@ def test_check_secrets_is_empty_when_everything_is_readable(
     )
 
 
-def test_check_secrets_reports_empty_values(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_check_secrets_reports_empty_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ZD_TOKEN", "")
     monkeypatch.setenv("SO_TICKET", "ticket-value")
     monkeypatch.setenv("SO_APP", "app-value")
@@ -345,7 +347,7 @@ def test_load_config_does_not_read_secrets(tmp_path: Path, monkeypatch: pytest.M
     assert "never-read-by-load" not in secrets.registered_secret_values()[1]
 
 
-# --- errors -------------------------------------------------------------------------------------
+# --- errors --------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -476,8 +478,7 @@ def test_secret_values_are_never_echoed_in_errors(tmp_path: Path) -> None:
 
 def test_section_that_is_not_a_table(tmp_path: Path) -> None:
     path = tmp_path / "bridge.toml"
-    path.write_text(render({"superoffice": SUPEROFFICE}) + 'zendesk = "x"\n', encoding="utf-8")
-    # a top-level key after a table belongs to that table, so put it first
+    # a top-level key must come before the first table, or it would belong to that table
     path.write_text('zendesk = "x"\n' + render({"superoffice": SUPEROFFICE}), encoding="utf-8")
     assert one_problem(path) == f"{path}:zendesk: must be a table ([zendesk]), not a string"
 
@@ -526,7 +527,7 @@ def test_unreadable_and_non_utf8_files(tmp_path: Path) -> None:
     assert one_problem(path) == f"{path}: not UTF-8 text (byte 12)"
 
 
-# --- config path resolution -----------------------------------------------------------------------
+# --- config path resolution ----------------------------------------------------------------------
 
 
 def test_config_path_resolution_order(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -539,7 +540,7 @@ def test_config_path_resolution_order(monkeypatch: pytest.MonkeyPatch) -> None:
     assert resolve_config_path(None) == Path("bridge.toml")
 
 
-# --- links -----------------------------------------------------------------------------------------
+# --- links ---------------------------------------------------------------------------------------
 
 
 def test_external_id_pattern_round_trip() -> None:

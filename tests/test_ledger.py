@@ -186,7 +186,9 @@ def test_lease_is_exclusive_until_it_expires(ledger: Ledger) -> None:
     with pytest.raises(LeaseHeldError):
         ledger.acquire_lease("sync", "host:3", timedelta(minutes=15), now=later)
     ledger.release_lease("sync", "host:2")
-    assert ledger.acquire_lease("sync", "host:3", timedelta(minutes=1), now=later).holder == "host:3"
+    assert (
+        ledger.acquire_lease("sync", "host:3", timedelta(minutes=1), now=later).holder == "host:3"
+    )
 
 
 def test_in_memory_url_works_without_a_file() -> None:

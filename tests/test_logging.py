@@ -47,7 +47,7 @@ class TtyStream(io.StringIO):
         return True
 
 
-# --- keys ---------------------------------------------------------------------------------------
+# --- keys ----------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -115,7 +115,7 @@ def test_header_mappings_are_masked() -> None:
     }
 
 
-# --- patterns inside strings ----------------------------------------------------------------------
+# --- patterns inside strings ---------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -165,7 +165,7 @@ def test_patterns_apply_in_values_nested_anywhere() -> None:
     assert event["calls"] == [{"url": f"https://h/x?token={REDACTED}"}, ("msg", f"got {REDACTED}")]
 
 
-# --- registered secrets ----------------------------------------------------------------------------
+# --- registered secrets --------------------------------------------------------------------------
 
 
 def test_revealed_secrets_are_masked_everywhere(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -211,7 +211,7 @@ def test_deep_or_cyclic_structures_do_not_break_logging() -> None:
     assert "[TOO DEEP]" in repr(redact_value(loop))
 
 
-# --- rendering ---------------------------------------------------------------------------------------
+# --- rendering -----------------------------------------------------------------------------------
 
 
 def test_json_lines_with_iso_utc_timestamp() -> None:

@@ -61,7 +61,7 @@ def test_missing_env_var_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_empty_env_var_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BRIDGE_TEST_EMPTY", "")
-    with pytest.raises(SecretError, match="^environment variable BRIDGE_TEST_EMPTY is empty$"):
+    with pytest.raises(SecretError, match=r"^environment variable BRIDGE_TEST_EMPTY is empty$"):
         Secret.from_env("BRIDGE_TEST_EMPTY").reveal()
 
 
@@ -122,7 +122,10 @@ def test_short_values_are_not_registered() -> None:
 
 
 def test_multiline_values_register_their_lines() -> None:
-    pem = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nBKcwggSjAgEAAoIBAQ\n-----END"
+    pem = (
+        "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n"
+        "BKcwggSjAgEAAoIBAQ\n-----END PRIVATE KEY-----\n"
+    )
     register_secret_value(pem)
     values = registered()
     assert pem in values

@@ -144,15 +144,14 @@ def _view(
     if recycled or base_status == "Deleted":
         return TicketView(ticket_id, State.SOFT_DELETED, vendor_time=last_changed)
     if base_status in ("Active", "Closed", "Postponed", "Merged"):
-        merged_into = (
-            connect_id if base_status == "Merged" and connect_id and connect_id > 0 else None
-        )
+        merged = base_status == "Merged"
         return TicketView(
             ticket_id,
             State.ACTIVE,
             vendor_time=last_changed,
-            status_id=status_id,
-            merged_into=merged_into,
+            # a merged ticket's status (Merged) is no status to put back after a restore
+            status_id=None if merged else status_id,
+            merged_into=connect_id if merged and connect_id and connect_id > 0 else None,
         )
     return None
 

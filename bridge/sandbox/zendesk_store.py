@@ -262,7 +262,8 @@ class TicketStore:
 
     def deleted_item(self, ticket: Ticket) -> dict[str, Any]:
         """A `deleted_tickets` list item (the OAS fields only)."""
-        assert ticket.deleted_at is not None and ticket.deleted_by is not None
+        assert ticket.deleted_at is not None
+        assert ticket.deleted_by is not None
         return {
             "id": ticket.id,
             "subject": ticket.subject,
@@ -311,9 +312,7 @@ def page_keys(
     return list(keys[start : start + size]), start + size < n
 
 
-def offset_slice(
-    keys: Sequence[Key], *, page: int, per_page: int, descending: bool
-) -> list[Key]:
+def offset_slice(keys: Sequence[Key], *, page: int, per_page: int, descending: bool) -> list[Key]:
     """Page `page` (1-based) of `per_page` items in the requested direction."""
     n = len(keys)
     first = (page - 1) * per_page
