@@ -201,7 +201,6 @@ class ZendeskSimulator(SimulatorBase):
         super().__init__(host=host, port=port, clock=clock, seed=seed)
         self.email = email
         self._token = token
-        self._plan = plan
         self.config = ZendeskConfig(account_limit=plan_limit(plan))
         self.store = TicketStore()
         self.jobs: dict[str, Job] = {}
@@ -342,13 +341,12 @@ class ZendeskSimulator(SimulatorBase):
                 self.jobs.pop(str(ident), None)
 
     def reset_state(self) -> None:
-        """Forget tickets and jobs, and go back to the constructor's configuration."""
+        """Forget tickets and jobs (the configuration stays: a fixture may have set it)."""
         self.store.clear()
         self.jobs.clear()
         self._active_jobs.clear()
         self._due.clear()
         self._job_rng = random.Random(self.seed)
-        self.config = ZendeskConfig(account_limit=plan_limit(self._plan))
 
     def not_found(self, request: Request) -> Response:
         return Response(404, {"error": "InvalidEndpoint", "description": "Not found"})

@@ -1,0 +1,319 @@
+"""The sync run against in-memory vendors: what it writes, records and refuses."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlmodel import col, select
+
+from bridge.adapters.base import TransientError
+from bridge.ledger import Ledger, LinkRow
+from bridge.ledger.tables import Event, Operation, set_clock
+from bridge.model import Side, State, Transition
+from bridge.reconcile.decide import ConflictPolicy, Direction, Policy
+from bridge.reconcile.engine import RunOptions, RunResult, SyncRun
+from tests.fakes import FakeClock, FakeVendor
+
+SO, ZD = Side.SUPEROFFICE, Side.ZENDESK
+
+
+class World:
+    def __init__(self, ledger: Ledger, clock: FakeClock) -> None:
+        self.ledger = ledger
+        self.clock = clock
+        self.so = FakeVendor(SO, clock, retention=timedelta(days=14), purge_mode="retention")
+        self.zd = FakeVendor(ZD, clock, retention=timedelta(days=30), job_limit=30)
+
+    def link(self, *pairs: tuple[int, int]) -> None:
+        for so_id, zd_id in pairs:
+            self.so.seed(so_id)
+            self.zd.seed(zd_id)
+        rows = [LinkRow(n, so_id, zd_id) for n, (so_id, zd_id) in enumerate(pairs, 1)]
+        assert self.ledger.import_links(rows, origin="csv").ok
+
+    def sync(self, **options: object) -> RunResult:
+        run = SyncRun(
+            self.ledger,
+            {SO: self.so, ZD: self.zd},
+            RunOptions(**options),  # type: ignore[arg-type]
+            holder="test",
+            now=self.clock,
+            sleep=self.clock.sleep,
+        )
+        return run.execute()
+
+    def events(self, kind: str) -> list[Event]:
+        with self.ledger.session() as session:
+            return list(
+                session.exec(select(Event).where(col(Event.kind) == kind).order_by(col(Event.id)))
+            )
+
+    def ops(self) -> list[Operation]:
+        with self.ledger.session() as session:
+            return list(session.exec(select(Operation).order_by(col(Operation.id))))
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    clock = FakeClock()
+    set_clock(clock)
+    try:
+        with Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}") as ledger:
+            yield World(ledger, clock)
+    finally:
+        set_clock(None)
+
+
+def test_first_run_agrees_and_second_run_costs_only_change_reads(world: World) -> None:
+    world.link((1, 101), (2, 102))
+    first = world.sync()
+    assert first.outcome == "converged"
+    assert world.ledger.status()["base"] == {"active": 2}
+    world.so.calls.clear()
+    world.zd.calls.clear()
+    second = world.sync()
+    assert second.outcome == "converged"
+    assert world.so.calls == {"changes": 1}
+    assert world.zd.calls == {"changes": 1}
+    assert world.so.submitted == world.zd.submitted == []
+
+
+def test_soft_delete_in_superoffice_reaches_zendesk_once(world: World) -> None:
+    world.link((1, 101), (2, 102))
+    world.sync()
+    world.so.act(Transition.SOFT_DELETE, 1)
+    result = world.sync()
+    assert result.outcome == "converged"
+    assert world.zd.state(101) is State.SOFT_DELETED
+    assert world.zd.state(102) is State.ACTIVE
+    assert world.zd.submitted == [(Transition.SOFT_DELETE, (101,))]
+    assert [op.status for op in world.ops()] == ["confirmed"]
+    assert world.ledger.status()["base"] == {"active": 1, "soft_deleted": 1}
+    observed = world.events("observed")
+    assert [(e.side, e.ticket_id, e.transition, e.cause) for e in observed] == [
+        ("superoffice", 1, "soft_delete", "user")
+    ]
+    # the echo of our own write is a confirmation, not a new change
+    assert [(e.side, e.ticket_id) for e in world.events("confirmed")] == [("zendesk", 101)]
+    world.sync()
+    assert world.zd.submitted == [(Transition.SOFT_DELETE, (101,))]
+
+
+def test_restore_in_zendesk_puts_back_the_superoffice_status(world: World) -> None:
+    world.link((1, 101))
+    world.so.tickets[1].status_id = 304
+    world.sync()
+    world.zd.act(Transition.SOFT_DELETE, 101)
+    world.sync()
+    assert world.so.state(1) is State.SOFT_DELETED
+    world.zd.act(Transition.RESTORE, 101)
+    world.sync()
+    assert world.so.state(1) is State.ACTIVE
+    assert world.so.tickets[1].status_id == 304
+
+
+def test_purge_copied_to_superoffice_waits_for_retention_then_is_verified(world: World) -> None:
+    world.link((1, 101))
+    world.sync()
+    world.zd.act(Transition.SOFT_DELETE, 101)
+    world.sync()
+    world.zd.act(Transition.PURGE, 101)
+    result = world.sync()
+    assert result.counts["pending_retention"] == 1
+    assert world.so.state(1) is State.SOFT_DELETED
+    assert [op.status for op in world.ops()][-1] == "pending_retention"
+    world.clock.advance(days=15)
+    world.so.retention_sweep()
+    world.sync()
+    assert world.so.state(1) is State.PURGED
+    assert world.ops()[-1].status == "confirmed"
+    assert world.ledger.status()["base"] == {"purged": 1}
+
+
+def test_active_to_purged_becomes_soft_delete_then_purge(world: World) -> None:
+    world.link((1, 101))
+    world.sync()
+    world.zd.act(Transition.SOFT_DELETE, 101)
+    world.zd.act(Transition.PURGE, 101)
+    world.sync()
+    # SuperOffice purges by retention only: soft-deleted now, pending until the job runs
+    assert [(op.transition, op.status) for op in world.ops()] == [
+        ("soft_delete", "confirmed"),
+        ("purge", "pending_retention"),
+    ]
+
+
+def test_retention_purge_is_not_copied_by_default(world: World) -> None:
+    world.link((1, 101))
+    world.sync()
+    world.so.act(Transition.SOFT_DELETE, 1)
+    world.sync()
+    world.clock.advance(days=15)
+    world.so.retention_sweep()
+    world.sync()
+    assert world.zd.state(101) is State.SOFT_DELETED
+    observed = world.events("observed")[-1]
+    assert (observed.side, observed.transition, observed.cause) == (
+        "superoffice",
+        "purge",
+        "retention",
+    )
+    assert world.ledger.status()["attention"] == {}
+
+
+def test_retention_purge_is_copied_when_the_policy_says_so(world: World) -> None:
+    world.link((1, 101))
+    world.sync()
+    world.so.act(Transition.SOFT_DELETE, 1)
+    world.sync()
+    world.clock.advance(days=15)
+    world.so.retention_sweep()
+    world.sync(policy=Policy(propagate_retention_purges=True))
+    assert world.zd.state(101) is State.PURGED
+
+
+def test_conflict_writes_nothing_and_is_reported(world: World) -> None:
+    world.link((1, 101))
+    world.sync()
+    world.so.act(Transition.SOFT_DELETE, 1)
+    world.zd.act(Transition.SOFT_DELETE, 101)
+    world.sync()
+    world.so.act(Transition.RESTORE, 1)
+    world.zd.act(Transition.PURGE, 101)
+    result = world.sync()
+    assert result.outcome == "attention"
+    assert world.so.state(1) is State.ACTIVE
+    assert world.zd.state(101) is State.PURGED
+    assert [p.attention for p in world.ledger.attention()] == ["conflict"]
+    assert world.so.submitted == []
+
+
+def test_conflict_policy_resolves(world: World) -> None:
+    world.link((1, 101))
+    world.sync()
+    world.so.act(Transition.SOFT_DELETE, 1)
+    world.zd.act(Transition.SOFT_DELETE, 101)
+    world.sync()
+    world.so.act(Transition.RESTORE, 1)
+    world.zd.act(Transition.PURGE, 101)
+    world.sync(policy=Policy(conflict_policy=ConflictPolicy.ZENDESK_WINS))
+    assert [(op.target, op.transition) for op in world.ops()][-2:] == [
+        ("superoffice", "soft_delete"),
+        ("superoffice", "purge"),
+    ]
+
+
+def test_divergence_on_first_sight_is_reported_not_acted_on(world: World) -> None:
+    world.so.seed(1)
+    world.zd.seed(101, state=State.SOFT_DELETED)
+    world.ledger.import_links([LinkRow(1, 1, 101)], origin="csv")
+    result = world.sync()
+    assert result.outcome == "attention"
+    assert [p.attention for p in world.ledger.attention()] == ["divergence"]
+    assert world.so.submitted == world.zd.submitted == []
+
+
+def test_direction_limits_what_is_written(world: World) -> None:
+    world.link((1, 101))
+    world.sync()
+    world.zd.act(Transition.SOFT_DELETE, 101)
+    world.sync(policy=Policy(direction=Direction.SUPEROFFICE_TO_ZENDESK))
+    assert world.so.state(1) is State.ACTIVE
+    assert [e.detail for e in world.events("skipped")] == ["direction: superoffice not written"]
+
+
+def test_purges_over_the_cap_are_held_until_allowed(world: World) -> None:
+    pairs = [(n, 100 + n) for n in range(1, 6)]
+    world.link(*pairs)
+    world.sync()
+    world.so.act(Transition.SOFT_DELETE, *range(1, 6))
+    world.sync()
+    world.so.act(Transition.PURGE, *range(1, 6))
+    held = world.sync(max_purges_per_run=3)
+    assert held.outcome == "attention"
+    assert held.counts["purges_held"] == 5
+    assert all(world.zd.state(100 + n) is State.SOFT_DELETED for n in range(1, 6))
+    released = world.sync(max_purges_per_run=3, allow_mass_purge=True)
+    assert released.outcome == "converged"
+    assert all(world.zd.state(100 + n) is State.PURGED for n in range(1, 6))
+    assert world.zd.calls["submit.purge"] == 1
+
+
+def test_dry_run_writes_nothing_anywhere(world: World) -> None:
+    world.link((1, 101))
+    world.sync()
+    world.so.act(Transition.SOFT_DELETE, 1)
+    cursor = world.ledger.get_cursor("superoffice")
+    result = world.sync(dry_run=True)
+    assert result.outcome == "dry_run"
+    assert [(p.target, p.transitions) for p in result.plan] == [("zendesk", ("soft_delete",))]
+    assert world.zd.submitted == []
+    assert world.ledger.get_cursor("superoffice") == cursor
+    assert world.ops() == []
+    assert world.ledger.status()["base"] == {"active": 1}
+    world.sync()
+    assert world.zd.state(101) is State.SOFT_DELETED
+
+
+def test_transient_failure_is_retried_by_the_next_run(world: World) -> None:
+    world.link((1, 101))
+    world.sync()
+    world.so.act(Transition.SOFT_DELETE, 1)
+    world.zd.fail_submit = TransientError("503 after retries")
+    failed = world.sync()
+    assert failed.outcome == "failures"
+    assert world.zd.state(101) is State.ACTIVE
+    ok = world.sync()
+    assert ok.outcome == "converged"
+    assert world.zd.state(101) is State.SOFT_DELETED
+
+
+def test_a_crash_after_a_purge_was_sent_never_sends_it_again(world: World) -> None:
+    world.link((1, 101))
+    world.sync()
+    world.so.act(Transition.SOFT_DELETE, 1)
+    world.sync()
+    world.so.act(Transition.PURGE, 1)
+    real_submit = world.zd.submit
+
+    def submit_then_die(*args: object, **kwargs: object) -> object:
+        real_submit(*args, **kwargs)  # type: ignore[arg-type]
+        world.zd.poll([f"job-{len(world.zd._jobs)}"])  # the job runs on the vendor's side
+        raise KeyboardInterrupt  # the process dies before recording anything
+
+    world.zd.submit = submit_then_die  # type: ignore[method-assign]
+    with pytest.raises(KeyboardInterrupt):
+        world.sync()
+    assert [op.status for op in world.ops()] == ["confirmed", "sent"]
+    world.zd.submit = real_submit  # type: ignore[method-assign]
+    result = world.sync()
+    assert result.outcome == "converged"
+    assert world.zd.calls["submit.purge"] == 1
+    assert world.zd.state(101) is State.PURGED
+    assert [op.status for op in world.ops()] == ["confirmed", "confirmed"]
+
+
+def test_an_unconfirmed_idempotent_write_is_sent_again_later(world: World) -> None:
+    world.link((1, 101))
+    world.sync()
+    world.so.act(Transition.SOFT_DELETE, 1)
+    real_submit = world.zd.submit
+
+    def lost(*args: object, **kwargs: object) -> object:
+        raise KeyboardInterrupt  # killed after marking sent, before the call left
+
+    world.zd.submit = lost  # type: ignore[method-assign]
+    with pytest.raises(KeyboardInterrupt):
+        world.sync()
+    world.zd.submit = real_submit  # type: ignore[method-assign]
+    soon = world.sync()
+    assert soon.outcome == "failures"  # still sent, not yet stale: not resent blindly
+    assert world.zd.state(101) is State.ACTIVE
+    world.clock.advance(minutes=10)
+    world.sync()  # stale: back to planned
+    final = world.sync()
+    assert final.outcome == "converged"
+    assert world.zd.state(101) is State.SOFT_DELETED
