@@ -9,8 +9,10 @@ import click
 
 from bridge.cli.context import AppContext, fail, pass_app, print_json
 from bridge.cli.exitcodes import ExitCode
-from bridge.config import check_secrets, example_config_text, load_config
+from bridge.config import Config, check_secrets, example_config_text, load_config
+from bridge.factory import build_adapters
 from bridge.ledger import Ledger
+from bridge.secrets import SecretError
 
 __all__ = ["check", "init", "status"]
 
@@ -114,14 +116,16 @@ def check(app: AppContext, offline: bool) -> None:
         sys.exit(int(ExitCode.VENDOR))
 
 
-def _vendor_checks(config: object) -> int:
-    """Run each adapter's network checks; return the number that failed."""
-    from bridge.factory import build_adapters  # noqa: PLC0415 - vendor code only when needed
-
+def _vendor_checks(config: Config) -> int:
+    """Run each adapter's network checks, one line each; return how many failed."""
+    try:
+        adapters = build_adapters(config)
+    except SecretError as exc:
+        fail(str(exc))
     failures = 0
-    for adapter in build_adapters(config):  # type: ignore[arg-type]
+    for side, adapter in adapters.items():
         for result in adapter.check():
             mark = "ok  " if result.ok else "FAIL"
-            click.echo(f"{adapter.side:<11} {mark} {result.name}: {result.message}")
+            click.echo(f"{side.value:<11} {mark} {result.name}: {result.message}")
             failures += not result.ok
     return failures

@@ -832,7 +832,7 @@ class SimulatorBase:
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever,
-            kwargs={"poll_interval": 0.2},
+            kwargs={"poll_interval": 0.02},
             name=f"{type(self).__name__}:{self.port}",
             daemon=True,
         )

@@ -18,7 +18,7 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs
 
 from bridge.sandbox.core import (
@@ -38,6 +38,8 @@ from bridge.sandbox.superoffice_auth import (
     CLAIM_WEBAPI_URL,
     JwtIssuer,
     LoginError,
+    partner_keypair,
+    sign_system_user_token,
     verify_signed_system_token,
 )
 from bridge.sandbox.superoffice_patch import (
@@ -169,6 +171,10 @@ class SuperOfficeSimulator(SimulatorBase):
     @property
     def retention_days(self) -> float:
         return self.store.retention / timedelta(days=1)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
 
     # ------------------------------------------------------------------ routing
 
@@ -635,29 +641,81 @@ class SuperOfficeSimulator(SimulatorBase):
 
     def admin_act(self, body: Any) -> Any:
         """`{"agent"|"associate": {"id": 7, "name": "Ann"}, "action": "delete|restore|purge|
-        merge", "ids": [...], "into": master}`; returns `{"changed": [...]}`."""
+        merge|update", "ids": [...], "into": master (merge), "fields": {"title", "status"}
+        (update)}`; returns `{"done": [...], "skipped": [...]}` like the Zendesk simulator."""
         if not isinstance(body, dict):
             raise ValueError("act: expected a JSON object")
         who = body.get("agent") or body.get("associate") or {}
         actor = int(who.get("id", 7)) if isinstance(who, dict) else int(who)
-        action = str(body.get("action", ""))
-        ids = _ids(body.get("ids", []))
-        try:
-            if action == "delete":
-                changed = self.store.soft_delete(ids, actor)
-            elif action == "restore":
-                changed = self.store.undelete(ids, actor)
-            elif action == "purge":
-                changed = self.store.purge(ids)
-            elif action == "merge":
-                if body.get("into") is None:
-                    raise ValueError("act merge: 'into' (the master ticket id) is required")
-                changed = self.store.merge(ids, int(body["into"]), actor)
-            else:
-                raise ValueError("act: action must be delete, restore, purge or merge")
-        except StoreError as exc:
-            raise ValueError(str(exc)) from None
-        return {"changed": changed}
+        into = int(body["into"]) if body.get("into") is not None else None
+        fields = body.get("fields") or {}
+        if not isinstance(fields, dict):
+            raise ValueError("act: 'fields' must be an object")
+        return self.associate_act(
+            str(body.get("action", "")),
+            _ids(body.get("ids", [])),
+            associate=actor,
+            into=into,
+            fields=fields,
+        )
+
+    def associate_act(
+        self,
+        action: str,
+        ids: Sequence[int],
+        *,
+        associate: int = 7,
+        into: int | None = None,
+        fields: Mapping[str, Any] | None = None,
+    ) -> dict[str, list[int]]:
+        """Act at once as an associate in the SuperOffice UI would (not an API call).
+
+        `purge` hard-deletes at once, as if the retention job had run (any state);
+        `merge` sets the secondaries Merged with ConnectId `into`; `update` sets `title`
+        and/or `status` (an id or a name).
+        """
+        with self.lock:
+            self.tick(self.clock.now())
+            try:
+                if action == "delete":
+                    done = self.store.soft_delete(ids, associate)
+                elif action == "restore":
+                    done = self.store.undelete(ids, associate)
+                elif action == "purge":
+                    done = self.store.purge(ids)
+                elif action == "merge":
+                    if into is None:
+                        raise ValueError("act merge: 'into' (the master ticket id) is required")
+                    done = self.store.merge(ids, into, associate)
+                elif action == "update":
+                    done = self._update_many(ids, associate, fields or {})
+                else:
+                    raise ValueError(
+                        f"act: unknown action {action!r} (delete, restore, purge, merge, update)"
+                    )
+            except StoreError as exc:
+                raise ValueError(str(exc)) from None
+            skipped = [i for i in dict.fromkeys(ids) if i not in set(done)]
+            return {"done": done, "skipped": skipped}
+
+    def _update_many(
+        self, ids: Sequence[int], associate: int, fields: Mapping[str, Any]
+    ) -> list[int]:
+        unknown = set(fields) - {"title", "status"}
+        if unknown:
+            raise ValueError(f"act update: unknown fields {sorted(unknown)}")
+        status = self.store.resolve_status(fields["status"]) if "status" in fields else None
+        done: list[int] = []
+        for ticket_id in dict.fromkeys(ids):
+            ticket = self.store.get(ticket_id)
+            if ticket is None:
+                continue
+            title = fields.get("title")
+            self.store.update(
+                ticket, associate, title=str(title) if title is not None else None, status=status
+            )
+            done.append(ticket_id)
+        return done
 
     def config_state(self) -> dict[str, Any]:
         return {
@@ -740,23 +798,30 @@ class SuperOfficeSimulator(SimulatorBase):
         return list(result["ids"])
 
     def soft_delete(self, ids: Sequence[int], *, associate: int = 7) -> list[int]:
-        """Delete as a named associate in the UI would (not counted as an API call)."""
-        return list(
-            self.act({"agent": {"id": associate}, "action": "delete", "ids": ids})["changed"]
-        )
+        """Delete as a named associate in the UI would; returns the ids changed."""
+        return self.associate_act("delete", ids, associate=associate)["done"]
 
     def restore(self, ids: Sequence[int], *, associate: int = 7) -> list[int]:
-        return list(
-            self.act({"agent": {"id": associate}, "action": "restore", "ids": ids})["changed"]
-        )
+        return self.associate_act("restore", ids, associate=associate)["done"]
 
     def purge(self, ids: Sequence[int]) -> list[int]:
         """Hard-delete now, as if the retention job had run."""
-        return list(self.act({"action": "purge", "ids": list(ids)})["changed"])
+        return self.associate_act("purge", ids)["done"]
 
     def merge(self, ids: Sequence[int], into: int, *, associate: int = 7) -> list[int]:
-        body = {"agent": {"id": associate}, "action": "merge", "ids": list(ids), "into": into}
-        return list(self.act(body)["changed"])
+        return self.associate_act("merge", ids, associate=associate, into=into)["done"]
+
+    def signed_system_token(
+        self,
+        system_user_token: str = "SandboxApp-sandbox",
+        *,
+        private_key_pem: str | None = None,
+        when: datetime | None = None,
+    ) -> str:
+        """A `SignedSystemToken` as a partner app would send it, signed with the sandbox
+        partner key (`partner_keypair()`) at the simulated time unless told otherwise."""
+        key = private_key_pem if private_key_pem is not None else partner_keypair()[0]
+        return sign_system_user_token(system_user_token, key, when or self.clock.now())
 
     def ticket_state(self, ticket_id: int) -> dict[str, Any] | None:
         """Everything the simulator knows about one ticket, including what the API hides

@@ -72,3 +72,9 @@ def zendesk_sim() -> Iterator[ZendeskSimulator]:
 @pytest.fixture
 def zd(zendesk_sim: ZendeskSimulator) -> ZendeskClient:
     return ZendeskClient(zendesk_sim)
+
+
+# SuperOffice simulator fixtures (`superoffice_sim`, `so`), defined in conftest_superoffice.py
+from tests.sandbox.conftest_superoffice import so, superoffice_sim  # noqa: E402
+
+__all__ = ["so", "superoffice_sim"]

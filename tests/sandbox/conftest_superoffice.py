@@ -1,9 +1,9 @@
 """Fixtures for the SuperOffice simulator (import them, or re-export from conftest.py).
 
 `superoffice_sim` is a live simulator on port 0 with a frozen clock (2024-05-01 12:00 UTC),
-the sandbox partner key configured for the system-user exchange, and the rate limit OFF:
-on a frozen clock a 10-per-second window would never reopen. Tests of the limit switch it
-on with `sim.configure({"requests_per_second": 10})`.
+the sandbox partner key configured for the system-user exchange, and rate limits OFF (as
+for `zendesk_sim`): on a frozen clock a 10-per-second window would never reopen. Tests of
+the limit switch it on with `sim.configure({"rate_limits": True})`.
 """
 
 from __future__ import annotations
@@ -62,11 +62,8 @@ class SuperOfficeClient:
 @pytest.fixture
 def superoffice_sim() -> Iterator[SuperOfficeSimulator]:
     _, public_pem = partner_keypair()
-    sim = SuperOfficeSimulator(
-        clock=SimClock(SO_START, frozen=True),
-        public_key_pem=public_pem,
-        requests_per_second=None,
-    )
+    sim = SuperOfficeSimulator(clock=SimClock(SO_START, frozen=True), public_key_pem=public_pem)
+    sim.configure({"rate_limits": False})
     with sim:
         yield sim
 

@@ -52,7 +52,9 @@ COLUMNS: dict[str, Column[Row]] = {
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 ROWS = [
-    Row(i, f"Printer {i}" if i % 2 else f"Mail {i}", T0 + timedelta(hours=i), 4 if i % 3 == 0 else 1)
+    Row(
+        i, f"Printer {i}" if i % 2 else f"Mail {i}", T0 + timedelta(hours=i), 4 if i % 3 == 0 else 1
+    )
     for i in range(1, 13)
 ]
 

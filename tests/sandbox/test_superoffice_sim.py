@@ -169,7 +169,9 @@ def test_system_user_exchange_failures(superoffice_sim: SuperOfficeSimulator) ->
     other_private, _ = generate_rsa_keypair()
     good = sign_system_user_token("SandboxApp-abc123", private_pem, SO_START)
     cases = [
-        _login(superoffice_sim, sign_system_user_token("SandboxApp-abc123", other_private, SO_START)),
+        _login(
+            superoffice_sim, sign_system_user_token("SandboxApp-abc123", other_private, SO_START)
+        ),
         _login(
             superoffice_sim,
             sign_system_user_token("SandboxApp-abc123", private_pem, SO_START - timedelta(hours=1)),
@@ -191,9 +193,7 @@ def test_system_user_token_must_match_when_configured() -> None:
     private_pem, public_pem = partner_keypair()
     with SuperOfficeSimulator(public_key_pem=public_pem, system_user_token="App-1") as sim:
         now = sim.clock.now()
-        assert _login(sim, sign_system_user_token("App-1", private_pem, now)).json()[
-            "IsSuccessful"
-        ]
+        assert _login(sim, sign_system_user_token("App-1", private_pem, now)).json()["IsSuccessful"]
         assert not _login(sim, sign_system_user_token("App-2", private_pem, now)).json()[
             "IsSuccessful"
         ]
@@ -264,7 +264,12 @@ def test_create_rejects_bad_bodies(so: SuperOfficeClient) -> None:
     assert so.post("Ticket", json={"Status": 1}).status_code == 400
     assert so.post("Ticket", json={"Title": "x", "Status": 999}).status_code == 400
     assert so.post("Ticket", json={"Title": "x", "BaseStatus": "Deleted"}).status_code == 400
-    assert so.post("Ticket", data=b"{not json", headers={"Content-Type": "application/json"}).status_code == 400
+    assert (
+        so.post(
+            "Ticket", data=b"{not json", headers={"Content-Type": "application/json"}
+        ).status_code
+        == 400
+    )
 
 
 def test_unknown_ticket_is_404(so: SuperOfficeClient) -> None:
@@ -314,7 +319,9 @@ def test_set_deleted_result_option(so: SuperOfficeClient, mode: str, expected: l
 
 
 def test_set_deleted_rejects_bad_ids(so: SuperOfficeClient) -> None:
-    assert so.post("Agents/Ticket/SetDeletedStatusByIds", json={"TicketIds": ["x"]}).status_code == 400
+    assert (
+        so.post("Agents/Ticket/SetDeletedStatusByIds", json={"TicketIds": ["x"]}).status_code == 400
+    )
     assert so.post("Agents/Ticket/SetDeletedStatusByIds", json={}).status_code == 400
     assert so.post("Agents/Ticket/SetDeletedStatusByIds", json=[1]).status_code == 400
 
@@ -324,13 +331,17 @@ def test_rest_delete_and_delete_ticket_entity_are_soft_deletes(so: SuperOfficeCl
     response = so.delete(f"Ticket/{a}")
     assert response.status_code == 204
     assert response.content == b""
-    assert so.post("Agents/Ticket/DeleteTicketEntity", json={"TicketEntityId": b}).status_code == 204
+    assert (
+        so.post("Agents/Ticket/DeleteTicketEntity", json={"TicketEntityId": b}).status_code == 204
+    )
     assert entity(so, a)["BaseStatus"] == "Deleted"
     assert entity(so, b)["BaseStatus"] == "Deleted"
     assert sorted(archive_ids(so, "RecycleTicket")) == [a, b]
     assert so.delete(f"Ticket/{a}").status_code == 204  # idempotent
     assert so.delete("Ticket/999").status_code == 404
-    assert so.post("Agents/Ticket/DeleteTicketEntity", json={"TicketEntityId": 999}).status_code == 404
+    assert (
+        so.post("Agents/Ticket/DeleteTicketEntity", json={"TicketEntityId": 999}).status_code == 404
+    )
 
 
 def test_undelete_goes_to_default_open_status_not_the_previous_one(so: SuperOfficeClient) -> None:
@@ -431,10 +442,12 @@ def test_merged_tickets_are_not_deletions(so: SuperOfficeClient) -> None:
     master, a, b = so.sim.seed_tickets(3)
     so.sim.clock.advance(30)
     response = so.admin(
-        "POST", "act", {"agent": {"id": 7, "name": "Ann"}, "action": "merge", "ids": [a, b], "into": master}
+        "POST",
+        "act",
+        {"agent": {"id": 7, "name": "Ann"}, "action": "merge", "ids": [a, b], "into": master},
     )
     assert response.status_code == 200
-    assert response.json() == {"changed": [a, b]}
+    assert response.json() == {"done": [a, b], "skipped": []}
     body = entity(so, a)
     assert body["BaseStatus"] == "Merged"
     assert body["ConnectId"] == master
@@ -509,7 +522,9 @@ def test_last_changed_after_time_finds_recent_changes(so: SuperOfficeClient) -> 
     assert archive_ids(so, "RecycleTicket", filter=since) == [ids[0], ids[1]]
     assert archive_ids(so, "Ticket", filter=since) == [ids[4]]
     assert archive_ids(so, "Ticket", filter="lastChanged afterTime '2024-05-01T13:00:00'") == []
-    assert archive_ids(so, "Ticket", filter="lastChanged afterTime '2024-05-01T12:59:59Z'") == [ids[4]]
+    assert archive_ids(so, "Ticket", filter="lastChanged afterTime '2024-05-01T12:59:59Z'") == [
+        ids[4]
+    ]
 
 
 def test_ticket_id_in_and_other_operators(so: SuperOfficeClient) -> None:
@@ -664,9 +679,7 @@ def test_json_patch_ops_and_test_conflict(so: SuperOfficeClient) -> None:
     assert entity(so, ticket_id)["Title"] == "two"
     bad = so.patch(f"Ticket/{ticket_id}", json=[{"op": "remove", "path": "/NoSuchField"}])
     assert bad.status_code == 400
-    added = so.patch(
-        f"Ticket/{ticket_id}", json=[{"op": "add", "path": "/Title", "value": "four"}]
-    )
+    added = so.patch(f"Ticket/{ticket_id}", json=[{"op": "add", "path": "/Title", "value": "four"}])
     assert added.json()["Title"] == "four"
 
 
@@ -709,7 +722,9 @@ def test_patch_to_deleted_status_soft_deletes(so: SuperOfficeClient) -> None:
     assert response.status_code == 200
     assert response.json()["Status"]["TicketStatusId"] == 4
     assert archive_ids(so, "RecycleTicket") == [ticket_id]
-    assert so.patch(f"Ticket/{ticket_id}", json={"Status": {"TicketStatusId": 5}}).status_code == 400
+    assert (
+        so.patch(f"Ticket/{ticket_id}", json={"Status": {"TicketStatusId": 5}}).status_code == 400
+    )
     assert so.patch("Ticket/999", json={"Title": "x"}).status_code == 404
 
 
@@ -718,7 +733,7 @@ def test_patch_to_deleted_status_soft_deletes(so: SuperOfficeClient) -> None:
 
 def test_rate_limit_answers_429_with_retry_after(so: SuperOfficeClient) -> None:
     ticket_id = so.sim.create_ticket("one")
-    so.admin("POST", "config", {"requests_per_second": 10})
+    so.admin("POST", "config", {"rate_limits": True, "requests_per_second": 10})
     codes = [so.get(f"Ticket/{ticket_id}").status_code for _ in range(10)]
     assert codes == [200] * 10
     limited = so.get(f"Ticket/{ticket_id}")
@@ -763,9 +778,7 @@ def test_malformed_and_drop_and_slow_faults(so: SuperOfficeClient) -> None:
         malformed.json()
     so.sim.add_fault("drop", path=r"/Ticket/\d+$", method="GET", count=1)
     with pytest.raises(requests.ConnectionError):
-        requests.get(
-            so.url(f"Ticket/{ticket_id}"), headers=dict(so.session.headers), timeout=10
-        )
+        requests.get(so.url(f"Ticket/{ticket_id}"), headers=dict(so.session.headers), timeout=10)
     so.sim.add_fault("slow", route="GET Ticket/{id}", delay=0.01, count=1)
     assert so.get(f"Ticket/{ticket_id}").status_code == 200
     rules = so.admin("GET", "faults").json()["rules"]
@@ -781,7 +794,11 @@ def test_admin_seed_act_counters_and_reset(so: SuperOfficeClient) -> None:
         "seed",
         {
             "tickets": [
-                {"title": "Old deleted", "status": "Deleted", "last_changed": "2024-04-20T00:00:00Z"},
+                {
+                    "title": "Old deleted",
+                    "status": "Deleted",
+                    "last_changed": "2024-04-20T00:00:00Z",
+                },
                 {"title": "Waiting", "status": 305, "owned_by": 8},
             ],
             "count": 3,
@@ -796,12 +813,14 @@ def test_admin_seed_act_counters_and_reset(so: SuperOfficeClient) -> None:
     so.admin("POST", "clock", {"advance": 3 * DAY})
     assert archive_ids(so, "RecycleTicket") == []
     acted = so.admin("POST", "act", {"agent": {"id": 12}, "action": "delete", "ids": ids[1:3]})
-    assert acted.json() == {"changed": ids[1:3]}
+    assert acted.json() == {"done": ids[1:3], "skipped": []}
     assert so.admin("POST", "act", {"action": "restore", "ids": [ids[1]]}).json() == {
-        "changed": [ids[1]]
+        "done": [ids[1]],
+        "skipped": [],
     }
     assert so.admin("POST", "act", {"action": "purge", "ids": [ids[2], 999]}).json() == {
-        "changed": [ids[2]]
+        "done": [ids[2]],
+        "skipped": [999],
     }
     assert so.get(f"Ticket/{ids[2]}").status_code == 404
     assert so.admin("POST", "act", {"action": "explode", "ids": [1]}).status_code == 400
@@ -835,3 +854,17 @@ def test_simulator_binds_a_free_port_and_stops() -> None:
     sim.stop()
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", sim.port)) != 0
+
+
+def test_admin_update_action_and_signed_token_helper(so: SuperOfficeClient) -> None:
+    a, b = so.sim.seed_tickets(2)
+    so.sim.clock.advance(5)
+    body = {"agent": {"id": 3}, "action": "update", "ids": [a, 999], "fields": {"status": "Closed"}}
+    assert so.admin("POST", "act", body).json() == {"done": [a], "skipped": [999]}
+    assert entity(so, a)["BaseStatus"] == "Closed"
+    assert entity(so, a)["LastChanged"] == "2024-05-01T12:00:05+00:00"
+    assert entity(so, b)["BaseStatus"] == "Active"
+    bad = {"action": "update", "ids": [a], "fields": {"colour": "red"}}
+    assert so.admin("POST", "act", bad).status_code == 400
+    response = _login(so.sim, so.sim.signed_system_token())
+    assert response.json()["IsSuccessful"] is True

@@ -1,0 +1,279 @@
+"""`bridge sync` and `bridge conflicts`."""
+
+from __future__ import annotations
+
+import re
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from types import FrameType
+
+import click
+
+from bridge.cli.context import AppContext, fail, pass_app, print_json
+from bridge.cli.exitcodes import ExitCode
+from bridge.config import Config
+from bridge.factory import build_adapters, policy_from_config
+from bridge.ledger import LeaseHeldError, Ledger, default_holder
+from bridge.reconcile.decide import ConflictPolicy, Direction
+from bridge.reconcile.engine import RunOptions, RunResult, SyncRun, iter_plan
+from bridge.reconcile.resolve import Prefer, ResolveError, resolve
+from bridge.secrets import SecretError
+
+__all__ = ["conflicts", "parse_interval", "sync"]
+
+LEASE = "sync"
+_OUTCOME_EXIT = {
+    "converged": ExitCode.OK,
+    "dry_run": ExitCode.OK,
+    "failures": ExitCode.RETRY,
+    "interrupted": ExitCode.RETRY,
+    "attention": ExitCode.ATTENTION,
+}
+
+
+def parse_interval(text: str) -> timedelta:
+    """`90s`, `5m`, `2h`, `1d` (or plain seconds) as a timedelta."""
+    match = re.fullmatch(r"\s*(\d+)\s*([smhd]?)\s*", text)
+    if not match or int(match.group(1)) <= 0:
+        raise click.BadParameter(f"{text!r} is not an interval like 90s, 5m, 2h or 1d")
+    unit = {"": "seconds", "s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+    return timedelta(**{unit[match.group(2)]: int(match.group(1))})
+
+
+class _StopFlag:
+    """Set by SIGTERM/SIGINT: the run finishes its batch, records and leaves."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def __call__(self) -> bool:
+        return self.event.is_set()
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        def handler(signum: int, _frame: FrameType | None) -> None:
+            if self.event.is_set():  # a second signal: stop now
+                raise KeyboardInterrupt
+            click.echo(
+                f"Received {signal.Signals(signum).name}: finishing the batch in flight.",
+                err=True,
+            )
+            self.event.set()
+
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+
+def _run_once(
+    config: Config, ledger: Ledger, options: RunOptions, holder: str, stop: _StopFlag
+) -> RunResult:
+    ttl = timedelta(seconds=config.sync.lease_seconds)
+    try:
+        adapters = build_adapters(config)
+    except SecretError as exc:
+        fail(str(exc))
+    try:
+        ledger.acquire_lease(LEASE, holder, ttl)
+    except LeaseHeldError as exc:
+        fail(str(exc), ExitCode.LEASE_HELD)
+    try:
+        run = SyncRun(
+            ledger,
+            adapters,
+            options,
+            holder=holder,
+            stop_requested=stop,
+            on_batch=lambda: ledger.renew_lease(LEASE, holder, ttl),
+        )
+        return run.execute()
+    finally:
+        ledger.release_lease(LEASE, holder)
+
+
+def _report(result: RunResult, as_json: bool, dry_run: bool) -> None:
+    if as_json:
+        print_json(
+            {
+                "run": result.run_id,
+                "outcome": result.outcome,
+                "counts": dict(result.counts),
+                "plan": [
+                    {
+                        "link": p.link_id,
+                        "superoffice_id": p.superoffice_id,
+                        "zendesk_id": p.zendesk_id,
+                        "outcome": p.outcome,
+                        "target": p.target,
+                        "transitions": list(p.transitions),
+                        "reason": p.reason,
+                    }
+                    for p in result.plan
+                ],
+            }
+        )
+        return
+    if dry_run:
+        click.echo("Dry run: nothing was written to either vendor or to the ledger.")
+        for line in iter_plan(result.plan):
+            click.echo(f"  {line}")
+        if not result.plan:
+            click.echo("  nothing to do")
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(result.counts.items())) or "no changes"
+    click.echo(f"Run {result.run_id}: {result.outcome} ({counts})")
+
+
+@click.command()
+@click.option("--dry-run", is_flag=True, help="Print the plan; write nothing anywhere.")
+@click.option(
+    "--direction",
+    type=click.Choice([d.value for d in Direction]),
+    help="Override sync.direction for this run.",
+)
+@click.option(
+    "--conflict-policy",
+    type=click.Choice([p.value for p in ConflictPolicy]),
+    help="Override sync.conflict_policy for this run.",
+)
+@click.option(
+    "--allow-mass-purge",
+    is_flag=True,
+    help="Lift max_purges_per_run for this run (held purges are released).",
+)
+@click.option(
+    "--every",
+    "every",
+    metavar="INTERVAL",
+    help="Run again every INTERVAL (90s, 5m, 2h) until SIGTERM or Ctrl-C.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
+@pass_app
+def sync(
+    app: AppContext,
+    dry_run: bool,
+    direction: str | None,
+    conflict_policy: str | None,
+    allow_mass_purge: bool,
+    every: str | None,
+    as_json: bool,
+) -> None:
+    """One reconciliation run: copy soft deletes, restores and purges across.
+
+    Reads what changed on both sides since the last run, decides per link against the
+    last agreed state (three-way), writes in bulk, confirms by re-reading and records
+    everything in the ledger. Safe to kill at any point: the next run finishes the work.
+
+    \b
+    Exit codes: 0 converged, 1 converged with failures to retry (or interrupted),
+    2 configuration error, 3 another run holds the lease, 4 attention needed
+    (conflicts, divergences, held purges, failed operations).
+
+    \b
+    Examples:
+      bridge sync --dry-run              show the plan
+      bridge sync                        one run (cron, systemd timer, Kubernetes CronJob)
+      bridge sync --every 5m             loop; SIGTERM finishes the batch and exits
+    """
+    config = app.config()
+    interval = parse_interval(every) if every else None
+    policy = policy_from_config(config)
+    policy = type(policy)(
+        direction=Direction(direction) if direction else policy.direction,
+        conflict_policy=ConflictPolicy(conflict_policy)
+        if conflict_policy
+        else policy.conflict_policy,
+        propagate_purges=policy.propagate_purges,
+        propagate_retention_purges=policy.propagate_retention_purges,
+    )
+    options = RunOptions(
+        policy=policy,
+        dry_run=dry_run,
+        max_purges_per_run=config.sync.max_purges_per_run,
+        allow_mass_purge=allow_mass_purge,
+    )
+    stop = _StopFlag()
+    holder = default_holder()
+    with app.ledger() as ledger, stop.installed():
+        while True:
+            result = _run_once(config, ledger, options, holder, stop)
+            _report(result, as_json, dry_run)
+            if interval is None or stop():
+                break
+            if stop.event.wait(interval.total_seconds()):
+                break
+    sys.exit(int(_OUTCOME_EXIT.get(result.outcome, ExitCode.RETRY)))
+
+
+@click.group()
+def conflicts() -> None:
+    """List and settle links that need a person: conflicts and divergences."""
+
+
+@conflicts.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def conflicts_list(app: AppContext, as_json: bool) -> None:
+    """Links with an open conflict, divergence, held purge or failed operation."""
+    with app.ledger() as ledger:
+        pairs = ledger.attention()
+    rows = [
+        {
+            "superoffice_id": p.ids.superoffice_id,
+            "zendesk_id": p.ids.zendesk_id,
+            "kind": p.attention,
+            "base": p.base,
+            "superoffice": p.so_state,
+            "zendesk": p.zd_state,
+            "reason": p.attention_reason,
+        }
+        for p in pairs
+    ]
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        click.echo("Nothing needs attention.")
+        return
+    click.echo(f"{'superoffice':>12} {'zendesk':>10}  {'kind':<11} base → so / zd   reason")
+    for row in rows:
+        click.echo(
+            f"{row['superoffice_id']:>12} {row['zendesk_id']:>10}  {row['kind']:<11} "
+            f"{row['base'] or '-'} → {row['superoffice'] or '?'} / {row['zendesk'] or '?'}   "
+            f"{row['reason'] or ''}"
+        )
+
+
+@conflicts.command("resolve")
+@click.argument("superoffice_id", metavar="LINK", type=int)
+@click.option(
+    "--prefer",
+    type=click.Choice([p.value for p in Prefer]),
+    required=True,
+    help="Which side's state wins; `active` keeps the ticket wherever it is active.",
+)
+@pass_app
+def conflicts_resolve(app: AppContext, superoffice_id: int, prefer: str) -> None:
+    """Settle the conflict or divergence of LINK (its SuperOffice ticket id).
+
+    The other side is made to match the preferred one by the next `bridge sync`.
+    A purged ticket cannot come back: preferring an active side over a purged one fails.
+
+    \b
+    Example:
+      bridge conflicts resolve 1001 --prefer zendesk
+    """
+    with app.ledger() as ledger:
+        try:
+            decision = resolve(ledger, superoffice_id, Prefer(prefer))
+        except ResolveError as exc:
+            fail(str(exc))
+    steps = " then ".join(t.value for t in decision.transitions) or "nothing to write"
+    target = decision.target.value if decision.target else "either side"
+    click.echo(f"Planned for {target}: {steps}. The next `bridge sync` applies it.")

@@ -1,0 +1,354 @@
+"""The SuperOffice adapter against the live simulator over HTTP (127.0.0.1, port 0).
+
+The simulator's clock is frozen and handed to the adapter (`sleep=clock.sleep`), so a
+`Retry-After` or the 14-day retention period costs no wall time: tests assert counts and
+states, never durations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from bridge.adapters.base import TransientError
+from bridge.adapters.superoffice import SuperOfficeAdapter, parse_so_datetime
+from bridge.adapters.superoffice_auth import (
+    BasicAuth,
+    BearerAuth,
+    SOTicketAuth,
+    SuperOfficeAuth,
+    SystemUserAuth,
+)
+from bridge.model import Cause, State, Transition
+from bridge.sandbox.core import SimClock
+from bridge.sandbox.superoffice import SuperOfficeSimulator
+from bridge.sandbox.superoffice_auth import partner_keypair
+
+START = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+DAY = 86400
+SYSTEM_USER_TOKEN = "Bridge-7f3a9c"
+
+
+@pytest.fixture
+def sim() -> Iterator[SuperOfficeSimulator]:
+    simulator = SuperOfficeSimulator(
+        clock=SimClock(START, frozen=True),
+        requests_per_second=None,  # a frozen clock never reopens a window; tests turn it on
+        public_key_pem=partner_keypair()[1],
+        system_user_token=SYSTEM_USER_TOKEN,
+    )
+    with simulator:
+        yield simulator
+
+
+def make_adapter(
+    sim: SuperOfficeSimulator, auth: SuperOfficeAuth | None = None, **options: Any
+) -> SuperOfficeAdapter:
+    options.setdefault("requests_per_second", None)
+    return SuperOfficeAdapter(
+        sim.base_url,
+        tenant=sim.tenant,
+        auth=auth or SOTicketAuth(sim.ticket, sim.app_token),
+        sleep=sim.clock.sleep,
+        clock=sim.clock.now,
+        **options,
+    )
+
+
+@pytest.fixture
+def adapter(sim: SuperOfficeSimulator) -> SuperOfficeAdapter:
+    return make_adapter(sim)
+
+
+def route_count(sim: SuperOfficeSimulator, route: str) -> int:
+    return int(sim.counts()["routes"].get(route, 0))
+
+
+def status_count(sim: SuperOfficeSimulator, status: int) -> int:
+    return int(sim.counts()["statuses"].get(str(status), 0))
+
+
+def submit_in_batches(
+    adapter: SuperOfficeAdapter, transition: Transition, ids: list[int], **kwargs: Any
+) -> None:
+    for start in range(0, len(ids), adapter.batch_limit):
+        adapter.submit(transition, ids[start : start + adapter.batch_limit], **kwargs)
+
+
+def test_soft_delete_250_tickets_in_three_bulk_calls(
+    sim: SuperOfficeSimulator, adapter: SuperOfficeAdapter
+) -> None:
+    ids = sim.seed_tickets(250)
+    sim.advance(60)
+    submit_in_batches(adapter, Transition.SOFT_DELETE, ids)
+    assert route_count(sim, "POST Agents/Ticket/SetDeletedStatusByIds") == 3
+    views = adapter.lookup(ids)
+    assert {v.state for v in views.values()} == {State.SOFT_DELETED}
+    assert {v.vendor_time for v in views.values()} == {START + timedelta(seconds=60)}
+    # 3 chunks x 2 providers; nothing needed a lookup by id
+    assert route_count(sim, "GET Archive/{provider}") == 6
+    assert route_count(sim, "GET Ticket/{id}") == 0
+
+
+def test_restore_puts_the_previous_status_back(
+    sim: SuperOfficeSimulator, adapter: SuperOfficeAdapter
+) -> None:
+    in_progress = sim.create_ticket(status=304)
+    waiting = sim.create_ticket(status=305)  # Postponed "Waiting for customer"
+    plain = sim.create_ticket()
+    ids = [in_progress, waiting, plain]
+    before = adapter.lookup(ids)
+    remembered = {i: before[i].status_id for i in ids}  # what the ledger keeps
+    assert remembered == {in_progress: 304, waiting: 305, plain: 1}
+    adapter.submit(Transition.SOFT_DELETE, ids)
+    sim.advance(3600)
+    adapter.submit(Transition.RESTORE, ids, restore_status=remembered)
+    after = adapter.lookup(ids)
+    assert {i: (after[i].state, after[i].status_id) for i in ids} == {
+        i: (State.ACTIVE, remembered[i]) for i in ids
+    }
+    # UndeleteByIds alone would have left the default open status: the patch did the work
+    assert route_count(sim, "PATCH Ticket/{id}") == 3
+    state = sim.ticket_state(waiting)
+    assert state is not None
+    assert state["base_status"] == "Postponed"
+
+
+def test_restore_without_a_known_status_keeps_the_default_open_one(
+    sim: SuperOfficeSimulator, adapter: SuperOfficeAdapter
+) -> None:
+    ticket = sim.create_ticket(status=304)
+    sim.soft_delete([ticket])
+    adapter.submit(Transition.RESTORE, [ticket], restore_status={ticket: None})
+    assert adapter.lookup([ticket])[ticket].status_id == 1
+    assert route_count(sim, "PATCH Ticket/{id}") == 0
+
+
+def test_purge_after_the_retention_period_is_detected_as_retention(
+    sim: SuperOfficeSimulator, adapter: SuperOfficeAdapter
+) -> None:
+    old, early = sim.seed_tickets(2)
+    sim.advance(60)
+    sim.soft_delete([old, early], associate=7)  # an agent deletes in SuperOffice
+    pages = list(adapter.changes(None))
+    seen = {v.ticket_id: v for p in pages for v in p.views}
+    assert seen[old].state is State.SOFT_DELETED
+    deleted_at = seen[old].vendor_time
+    assert deleted_at == START + timedelta(seconds=60)
+    sim.advance(3 * DAY)
+    sim.purge([early])  # emptied from the recycle bin by hand, well before retention
+    sim.advance(11 * DAY + 3600)  # past "Retain deleted data" (14 days) for `old`
+    # purges leave no trace in the change stream: the row is simply gone
+    later = list(adapter.changes(pages[-1].cursor))
+    assert {v.ticket_id for p in later for v in p.views}.isdisjoint({old, early})
+    now = sim.clock.now()
+    views = adapter.lookup([old, early])
+    assert views[old].state is views[early].state is State.PURGED
+    assert adapter.purge_cause(deleted_at, now) is Cause.RETENTION
+    assert adapter.purge_cause(deleted_at, START + timedelta(days=3)) is Cause.USER
+    assert sim.is_purged(old)
+
+
+def test_purge_copied_from_zendesk_is_pending_then_verified(
+    sim: SuperOfficeSimulator, adapter: SuperOfficeAdapter
+) -> None:
+    deleted, active = sim.seed_tickets(2)
+    adapter.submit(Transition.SOFT_DELETE, [deleted])
+    sim.advance(DAY)
+    submitted = adapter.submit(Transition.PURGE, [deleted, active])
+    assert submitted.job_id is None
+    assert submitted.pending_until == {
+        deleted: START + timedelta(days=14),
+        active: START + timedelta(days=15),  # soft-deleted now, by the purge itself
+    }
+    # nothing was hard-deleted: SuperOffice cannot, the retention job will
+    assert {v.state for v in adapter.lookup([deleted, active]).values()} == {State.SOFT_DELETED}
+    sim.clock.set(START + timedelta(days=14) - timedelta(minutes=1))
+    views = adapter.lookup([deleted, active])
+    assert views[deleted].state is State.SOFT_DELETED
+    sim.clock.set(submitted.pending_until[deleted] + timedelta(minutes=1))
+    views = adapter.lookup([deleted, active])
+    assert views[deleted].state is State.PURGED
+    assert views[active].state is State.SOFT_DELETED
+    sim.clock.set(submitted.pending_until[active] + timedelta(minutes=1))
+    assert adapter.lookup([active])[active].state is State.PURGED
+
+
+def test_paging_over_1200_changed_tickets(sim: SuperOfficeSimulator) -> None:
+    adapter = make_adapter(sim, page_size=500, page_overlap=10)
+    ids = sim.seed_tickets(1200)
+    sim.advance(60)
+    sim.soft_delete(ids[::2])
+    pages = list(adapter.changes(None))
+    views = [v for p in pages for v in p.views]
+    assert len(views) == len({v.ticket_id for v in views}) == 1200
+    deleted = {v.ticket_id for v in views if v.state is State.SOFT_DELETED}
+    assert deleted == set(ids[::2])
+    # 600 live rows: skip 0 and 490; 600 deleted rows: the same. $top/$skip only.
+    assert route_count(sim, "GET Archive/{provider}") == 4
+    assert [p.complete for p in pages] == [False, False, False, True]
+    assert parse_so_datetime(pages[-1].cursor) == START + timedelta(seconds=60)
+
+
+def test_paging_survives_rows_leaving_between_pages(sim: SuperOfficeSimulator) -> None:
+    adapter = make_adapter(sim, page_size=10, page_overlap=2)
+    ids = sim.seed_tickets(25)
+    original = adapter._archive
+    calls = {"n": 0}
+
+    def archive_with_a_concurrent_delete(provider: str, **kwargs: Any) -> Any:
+        rows = original(provider, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 1:
+            sim.advance(1)
+            sim.soft_delete([ids[0]])  # leaves `Ticket`: later rows shift left by one
+        return rows
+
+    adapter._archive = archive_with_a_concurrent_delete  # type: ignore[method-assign]
+    views = [v for p in adapter.changes(None) for v in p.views]
+    assert {v.ticket_id for v in views} == set(ids)
+    assert [v.state for v in views if v.ticket_id == ids[0]][-1] is State.SOFT_DELETED
+
+
+def test_429_storm_is_ridden_out_with_retry_after(sim: SuperOfficeSimulator) -> None:
+    sim.configure({"requests_per_second": 10})
+    adapter = make_adapter(sim, page_size=25, page_overlap=0)  # about 20 calls
+    ids = sim.seed_tickets(450)
+    sim.advance(60)
+    sim.soft_delete(ids[:200])
+    clock_before = sim.clock.now()
+    views = [v for p in adapter.changes(None) for v in p.views]
+    assert {v.ticket_id for v in views} == set(ids)
+    assert status_count(sim, 429) > 0
+    # every 429 carried Retry-After, which the adapter waited out on the simulated clock
+    assert sim.clock.now() > clock_before
+    assert adapter.http.calls == sum(sim.counts()["statuses"].values())
+
+
+def test_5xx_burst_is_retried_for_state_setting_calls(sim: SuperOfficeSimulator) -> None:
+    adapter = make_adapter(sim)
+    ids = sim.seed_tickets(3, status=304)
+    sim.add_fault("status", route="GET Archive/{provider}", status=503, count=3)
+    sim.add_fault("status", route="POST Agents/Ticket/SetDeletedStatusByIds", status=500, count=2)
+    sim.add_fault("status", route="POST Agents/Ticket/UndeleteByIds", status=502, count=1)
+    sim.add_fault("status", route="PATCH Ticket/{id}", status=500, count=1)
+    # the vendor acts, then the connection drops: the outcome is unknown, resending is safe
+    sim.add_fault("drop", route="POST Agents/Ticket/SetDeletedStatusByIds", when="after", count=1)
+    remembered = {i: v.status_id for i, v in adapter.lookup(ids).items()}
+    adapter.submit(Transition.SOFT_DELETE, ids)
+    assert {v.state for v in adapter.lookup(ids).values()} == {State.SOFT_DELETED}
+    adapter.submit(Transition.RESTORE, ids, restore_status=remembered)
+    after = adapter.lookup(ids)
+    assert {(v.state, v.status_id) for v in after.values()} == {(State.ACTIVE, 304)}
+    assert status_count(sim, 503) == 3
+    assert status_count(sim, 500) == 3
+    assert status_count(sim, 502) == 1
+    assert route_count(sim, "POST Agents/Ticket/SetDeletedStatusByIds") == 4
+
+
+def test_5xx_that_never_ends_becomes_a_transient_error(sim: SuperOfficeSimulator) -> None:
+    adapter = make_adapter(sim)
+    sim.add_fault("status", route="POST Agents/Ticket/SetDeletedStatusByIds", status=500)
+    with pytest.raises(TransientError):
+        adapter.submit(Transition.SOFT_DELETE, sim.seed_tickets(1))
+    assert route_count(sim, "POST Agents/Ticket/SetDeletedStatusByIds") == 6
+
+
+def test_malformed_archive_answer_is_transient(sim: SuperOfficeSimulator) -> None:
+    adapter = make_adapter(sim)
+    sim.add_fault("malformed", route="GET Archive/{provider}", count=1)
+    with pytest.raises(TransientError, match="malformed"):
+        adapter.lookup(sim.seed_tickets(1))
+
+
+def test_failed_lookup_by_id_leaves_the_id_unknown(sim: SuperOfficeSimulator) -> None:
+    adapter = make_adapter(sim)
+    sim.add_fault("status", route="GET Ticket/{id}", status=503)
+    views = adapter.lookup([424242])
+    assert views == {}  # unknown, never "purged"
+
+
+@pytest.mark.parametrize("mode", ["soticket", "bearer", "basic"])
+def test_static_auth_modes(sim: SuperOfficeSimulator, mode: str) -> None:
+    auth: SuperOfficeAuth = {
+        "soticket": lambda: SOTicketAuth(sim.ticket, sim.app_token),
+        "bearer": lambda: BearerAuth(sim.bearer),
+        "basic": lambda: BasicAuth(*(sim.basic or ("", ""))),
+    }[mode]()
+    adapter = make_adapter(sim, auth)
+    ticket = sim.create_ticket()
+    assert adapter.lookup([ticket])[ticket].state is State.ACTIVE
+    results = adapter.check()
+    assert all(r.ok for r in results), results
+
+
+def test_system_user_exchange_and_reexchange_on_401(sim: SuperOfficeSimulator) -> None:
+    auth = SystemUserAuth(
+        system_token=SYSTEM_USER_TOKEN,
+        private_key_pem=partner_keypair()[0],
+        app_token=sim.app_token,
+        tenant=sim.tenant,
+        login_url=sim.login_url,
+        public_key_pem=sim.issuer.public_key_pem,
+        clock=sim.clock.now,
+        sleep=sim.clock.sleep,
+    )
+    adapter = make_adapter(sim, auth)
+    ticket = sim.create_ticket()
+    assert adapter.lookup([ticket])[ticket].state is State.ACTIVE
+    assert auth.exchanges == 1
+    adapter.lookup([ticket])
+    assert auth.exchanges == 1  # cached
+    sim.configure({"ticket": "7T:rotated-ticket"})  # the old ticket expires
+    assert adapter.lookup([ticket])[ticket].state is State.ACTIVE
+    assert auth.exchanges == 2
+    assert status_count(sim, 401) == 1
+    assert all(r.ok for r in adapter.check())
+
+
+def test_system_user_with_unknown_token_fails_check_clearly(sim: SuperOfficeSimulator) -> None:
+    auth = SystemUserAuth(
+        system_token="Someone-else",
+        private_key_pem=partner_keypair()[0],
+        app_token=sim.app_token,
+        tenant=sim.tenant,
+        login_url=sim.login_url,
+        clock=sim.clock.now,
+    )
+    results = {r.name: r for r in make_adapter(sim, auth).check()}
+    assert results["superoffice tenant state"].ok
+    failed = results["superoffice authenticated"]
+    assert not failed.ok
+    assert failed.message == (
+        "system user: the login service refused the exchange: Unknown system user token"
+    )
+
+
+def test_check_detects_a_moved_tenant(sim: SuperOfficeSimulator) -> None:
+    adapter = SuperOfficeAdapter(
+        sim.base_url.replace("127.0.0.1", "localhost"),
+        tenant=sim.tenant,
+        auth=SOTicketAuth(sim.ticket, sim.app_token),
+        requests_per_second=None,
+    )
+    state = adapter.check()[0]
+    assert not state.ok
+    assert state.message == f"tenant {sim.tenant} now lives at {sim.base_url}; update base_url"
+
+
+def test_check_unreachable_is_one_clear_line() -> None:
+    adapter = SuperOfficeAdapter(
+        "http://127.0.0.1:9/Cust12345",
+        tenant="Cust12345",
+        auth=SOTicketAuth("t", "a"),
+        requests_per_second=None,
+        sleep=lambda s: None,
+    )
+    adapter.http._max_attempts = 2  # keep the refused-connection retries short
+    adapter._state_http._max_attempts = 2
+    results = adapter.check()
+    assert [r.ok for r in results] == [False, False, False]
+    assert results[1].message.startswith("cannot reach http://127.0.0.1:9/Cust12345")

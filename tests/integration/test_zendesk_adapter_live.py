@@ -1,0 +1,235 @@
+"""The Zendesk adapter against the live simulator over HTTP (127.0.0.1, port 0).
+
+The simulator's clock is frozen and handed to the adapter as its sleep, so Retry-After
+waits and job durations pass instantly and deterministically; assertions are on the
+simulator's request counters and ticket states, never on elapsed time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import pytest
+
+from bridge.adapters.base import JobState, JobStatus, TransientError
+from bridge.adapters.zendesk import ZendeskAdapter
+from bridge.model import State, Transition
+from bridge.sandbox.core import SimClock
+from bridge.sandbox.zendesk import ZendeskSimulator
+
+EMAIL = "admin@example.com"
+TOKEN = "sandbox-token"
+
+
+class SleepLog(list[float]):
+    def __init__(self, clock: SimClock) -> None:
+        super().__init__()
+        self._clock = clock
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+        self._clock.sleep(seconds)
+
+
+@pytest.fixture
+def sim() -> Iterator[ZendeskSimulator]:
+    with ZendeskSimulator(email=EMAIL, token=TOKEN, clock=SimClock(frozen=True)) as server:
+        server.configure({"rate_limits": False})
+        yield server
+
+
+def make_adapter(sim: ZendeskSimulator, **kwargs: object) -> tuple[ZendeskAdapter, SleepLog]:
+    sleeps = SleepLog(sim.clock)
+    options: dict[str, object] = {
+        "base_url": sim.base_url,
+        "email": EMAIL,
+        "token": TOKEN,
+        "sleep": sleeps,
+        "clock": sim.clock.now,
+        "bridge_user_id": 1,
+        "job_poll_interval": 1.0,
+    }
+    options.update(kwargs)
+    return ZendeskAdapter(**options), sleeps  # type: ignore[arg-type]
+
+
+def run_all(adapter: ZendeskAdapter, transition: Transition, ids: Sequence[int]) -> list[JobState]:
+    """Submit in batches of 100 and poll every job to its end, as the reconciler will."""
+    jobs = []
+    for start in range(0, len(ids), adapter.batch_limit):
+        submitted = adapter.submit(transition, ids[start : start + adapter.batch_limit])
+        if submitted.job_id:
+            jobs.append(submitted.job_id)
+    done: dict[str, JobState] = {}
+    for _ in range(500):
+        pending = [j for j in jobs if j not in done]
+        if not pending:
+            return [done[j] for j in jobs]
+        done.update({j: s for j, s in adapter.poll(pending).items() if s.status.terminal})
+        adapter._sleep(1.0)
+    raise AssertionError("jobs never finished")
+
+
+def states(sim: ZendeskSimulator, ids: Sequence[int]) -> set[str | None]:
+    return {sim.ticket_state(i) for i in ids}
+
+
+def test_250_tickets_soft_delete_restore_purge(sim: ZendeskSimulator) -> None:
+    ids = sim.seed_tickets(count=250)
+    adapter, _ = make_adapter(sim)
+
+    jobs = run_all(adapter, Transition.SOFT_DELETE, ids)
+    assert [j.status for j in jobs] == [JobStatus.COMPLETED] * 3
+    assert sim.counters["DELETE tickets/destroy_many"] == 3
+    assert states(sim, ids) == {"deleted"}
+    views = adapter.lookup(ids)
+    assert {v.state for v in views.values()} == {State.SOFT_DELETED}
+    assert len(views) == 250
+    assert sim.counters["GET deleted_tickets"] == 3  # 100 a page, stopped when all were found
+
+    assert run_all(adapter, Transition.RESTORE, ids) == []  # synchronous: no jobs
+    assert sim.counters["PUT deleted_tickets/restore_many"] == 3
+    assert states(sim, ids) == {"active"}
+    assert {v.state for v in adapter.lookup(ids).values()} == {State.ACTIVE}
+
+    run_all(adapter, Transition.SOFT_DELETE, ids)
+    jobs = run_all(adapter, Transition.PURGE, ids)
+    assert [j.status for j in jobs] == [JobStatus.COMPLETED] * 3
+    assert sim.counters["DELETE deleted_tickets/destroy_many"] == 3
+    assert states(sim, ids) == {"purged"}
+    before = sim.counters["GET tickets/{id}"]
+    views = adapter.lookup(ids)
+    assert {v.state for v in views.values()} == {State.PURGED}
+    assert len(views) == 250
+    # every purged id is confirmed by its own 404, after a complete deleted-ticket listing
+    assert sim.counters["GET tickets/{id}"] - before == 250
+    assert adapter.in_flight == ()
+
+
+def test_429_storm_from_the_account_limit(sim: ZendeskSimulator) -> None:
+    ids = sim.seed_tickets(count=120)
+    sim.configure({"rate_limits": True, "account_limit": 2})
+    adapter, sleeps = make_adapter(sim)
+    jobs = run_all(adapter, Transition.SOFT_DELETE, ids)
+    views = adapter.lookup(ids)
+    statuses = sim.counts()["statuses"]
+    assert statuses.get("429", 0) >= 3
+    assert [j.status for j in jobs] == [JobStatus.COMPLETED] * 2
+    assert {v.state for v in views.values()} == {State.SOFT_DELETED}
+    assert len(views) == 120
+    assert max(sleeps) <= 60  # waits come from Retry-After, a minute window at most
+
+
+def test_429_storm_injected_at_random(sim: ZendeskSimulator) -> None:
+    ids = sim.seed_tickets(count=150)
+    sim.add_fault("status", status=429, retry_after=3, probability=0.3)
+    adapter, sleeps = make_adapter(sim)
+    run_all(adapter, Transition.SOFT_DELETE, ids)
+    run_all(adapter, Transition.RESTORE, ids)
+    assert states(sim, ids) == {"active"}
+    injected = sim.counts()["statuses"].get("429", 0)
+    assert injected > 0
+    assert sleeps.count(3.0) == injected  # every 429 waited exactly its Retry-After
+
+
+def test_5xx_burst_on_reads_is_retried(sim: ZendeskSimulator) -> None:
+    ids = sim.seed_tickets(count=5)
+    sim.add_fault("status", route="GET tickets/show_many", status=500, count=3)
+    sim.add_fault("status", route="GET job_statuses/show_many", status=502, count=2)
+    adapter, _ = make_adapter(sim)
+    assert {v.state for v in adapter.lookup(ids).values()} == {State.ACTIVE}
+    assert sim.counters["GET tickets/show_many"] == 4
+    jobs = run_all(adapter, Transition.SOFT_DELETE, ids)
+    assert jobs[0].status is JobStatus.COMPLETED
+    assert states(sim, ids) == {"deleted"}
+
+
+def test_5xx_on_purge_is_never_resent(sim: ZendeskSimulator) -> None:
+    ids = sim.seed_tickets(count=3)
+    sim.agent_act("delete", ids)
+    sim.add_fault("status", route="DELETE deleted_tickets/destroy_many", status=500, count=1)
+    adapter, _ = make_adapter(sim)
+    with pytest.raises(TransientError, match="not idempotent"):
+        adapter.submit(Transition.PURGE, ids)
+    assert sim.counters["DELETE deleted_tickets/destroy_many"] == 1
+    assert adapter.in_flight == ()
+    # 503 means "not processed": the purge is retried after Retry-After
+    sim.add_fault(
+        "status", route="DELETE deleted_tickets/destroy_many", status=503, retry_after=2, count=1
+    )
+    jobs = run_all(adapter, Transition.PURGE, ids)
+    assert jobs[0].status is JobStatus.COMPLETED
+    assert sim.counters["DELETE deleted_tickets/destroy_many"] == 3
+    assert states(sim, ids) == {"purged"}
+
+
+def test_dropped_soft_delete_is_resent(sim: ZendeskSimulator) -> None:
+    ids = sim.seed_tickets(count=2)
+    sim.add_fault("drop", route="DELETE tickets/destroy_many", count=1)
+    adapter, _ = make_adapter(sim)
+    jobs = run_all(adapter, Transition.SOFT_DELETE, ids)
+    assert jobs[0].status is JobStatus.COMPLETED
+    assert sim.counters["DELETE tickets/destroy_many"] == 2
+    assert states(sim, ids) == {"deleted"}
+
+
+def test_job_limit_is_never_exceeded(sim: ZendeskSimulator) -> None:
+    ids = sim.seed_tickets(count=7)
+    sim.configure({"job_base_seconds": 20.0})
+    adapter, _ = make_adapter(sim, job_limit=3)
+    peak = 0
+    for ticket_id in ids:
+        adapter.submit(Transition.SOFT_DELETE, [ticket_id])
+        sim.advance(0)
+        running = [j for j in sim.jobs.values() if j.status == "queued"]
+        peak = max(peak, len(running))
+        assert len(running) <= 3
+        assert len(adapter.in_flight) <= 3
+    assert peak == 3
+    assert sim.counters["DELETE tickets/destroy_many"] == 7
+    assert sim.counters["GET job_statuses/show_many"] > 0  # it waited by polling
+    sim.finish_jobs()
+    assert states(sim, ids) == {"deleted"}
+
+
+def test_too_many_jobs_from_others_is_waited_out(sim: ZendeskSimulator) -> None:
+    ids = sim.seed_tickets(count=2)
+    sim.configure({"max_jobs": 1})
+    other, _ = make_adapter(sim)
+    other.submit(Transition.SOFT_DELETE, ids[:1])  # someone else's job fills the account
+    adapter, sleeps = make_adapter(sim)
+    submitted = adapter.submit(Transition.SOFT_DELETE, ids[1:])
+    assert submitted.job_id is not None
+    assert sim.counts()["statuses"].get("429", 0) >= 1
+    assert sleeps  # waited for Retry-After rather than failing
+    sim.finish_jobs()
+    assert states(sim, ids) == {"deleted"}
+
+
+def test_lookup_leaves_ids_out_when_the_listing_is_rate_limited(sim: ZendeskSimulator) -> None:
+    live = sim.seed_tickets(count=2)
+    gone = sim.seed_tickets(count=2)
+    sim.agent_act("purge", gone)
+    sim.add_fault("status", route="GET deleted_tickets", status=429, retry_after=30)
+    adapter, _ = make_adapter(sim)
+    adapter.http._max_attempts = 2  # a small budget for the test
+    views = adapter.lookup(live + gone)
+    assert set(views) == set(live)  # unknown, never guessed as purged
+    assert sim.counters["GET tickets/{id}"] == 0
+
+
+def test_changes_then_nothing_new_costs_one_call(sim: ZendeskSimulator) -> None:
+    ids = sim.seed_tickets(count=30)
+    sim.agent_act("delete", ids[:10], agent=(9, "Agent"))
+    sim.advance(120)
+    adapter, _ = make_adapter(sim, export_per_page=25)
+    pages = list(adapter.changes(None))
+    assert [p.complete for p in pages] == [False, True]
+    views = [v for p in pages for v in p.views]
+    assert sorted(v.ticket_id for v in views) == ids
+    assert sum(v.state is State.SOFT_DELETED for v in views) == 10
+    assert all(v.actor_id == 9 for v in views if v.state is State.SOFT_DELETED)
+    calls = sim.counts()["total"]
+    again = list(adapter.changes(pages[-1].cursor))
+    assert [v for p in again for v in p.views] == []
+    assert sim.counts()["total"] - calls == 1
