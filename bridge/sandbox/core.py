@@ -749,7 +749,10 @@ class _HandlerClass(BaseHTTPRequestHandler):
         if self.close_connection:
             lines.append("Connection: close")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        self.wfile.write(head + (payload if self.command != "HEAD" else b""))
+        try:
+            self.wfile.write(head + (payload if self.command != "HEAD" else b""))
+        except OSError:  # the client gave up (a timeout on a slow fault): nothing to answer
+            self.close_connection = True
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _dispatch  # noqa: N815
 

@@ -294,7 +294,7 @@ class SuperOfficeSimulator(SimulatorBase):
 
     def not_found(self, request: Request) -> Response:
         match = re.match(r"^/([^/]+)/api/", request.path)
-        if match and match.group(1).lower() != self.tenant.lower():
+        if match and match.group(1).lower() not in {self.tenant.lower(), "login"}:
             return self.error_response(421, "MisdirectedRequest", "Tenant is not on this host")
         return self.error_response(404, "NotFound", "No such resource")
 
@@ -432,7 +432,7 @@ class SuperOfficeSimulator(SimulatorBase):
                 owned_by=int(owned.get("AssociateId", 0)) if isinstance(owned, dict) else 0,
                 created_by=self._actor(request),
             )
-        except StoreError as exc:
+        except (StoreError, TypeError, ValueError) as exc:
             return 400, _error(str(exc), "ArgumentError")
         return 200, self._entity(ticket, request)
 

@@ -352,3 +352,46 @@ def test_check_unreachable_is_one_clear_line() -> None:
     results = adapter.check()
     assert [r.ok for r in results] == [False, False, False]
     assert results[1].message.startswith("cannot reach http://127.0.0.1:9/Cust12345")
+
+
+def _restore_while_reading_the_recycle_bin(
+    sim: SuperOfficeSimulator, adapter: SuperOfficeAdapter, ticket: int
+) -> None:
+    original = adapter._archive
+
+    def archive(provider: str, **kwargs: Any) -> Any:
+        rows = original(provider, **kwargs)
+        if provider == "RecycleTicket" and sim.ticket_state(ticket)["base_status"] == "Deleted":  # type: ignore[index]
+            sim.advance(5)
+            sim.restore([ticket])  # lands in `Ticket`, which was already read
+        return rows
+
+    adapter._archive = archive  # type: ignore[method-assign]
+
+
+def test_restore_during_a_quick_run_is_read_next_run(sim: SuperOfficeSimulator) -> None:
+    adapter = make_adapter(sim, monotonic=lambda: 0.0)
+    ids = sim.seed_tickets(3)
+    sim.advance(60)
+    sim.soft_delete([ids[0]])
+    _restore_while_reading_the_recycle_bin(sim, adapter, ids[0])
+    pages = list(adapter.changes(None))
+    assert route_count(sim, "GET Archive/{provider}") == 2
+    assert parse_so_datetime(pages[-1].cursor) == START + timedelta(seconds=60)
+    again = [v for p in adapter.changes(pages[-1].cursor) for v in p.views]
+    # the overlap reaches back before the mark: the restore is not lost
+    assert [(v.ticket_id, v.state) for v in again] == [(ids[0], State.ACTIVE)]
+
+
+def test_slow_recycle_pass_reads_ticket_again(sim: SuperOfficeSimulator) -> None:
+    ticks = iter(range(0, 100_000, 40))  # every request seems to take 40 s
+    adapter = make_adapter(sim, monotonic=lambda: float(next(ticks)))
+    ids = sim.seed_tickets(3)
+    sim.advance(60)
+    sim.soft_delete([ids[0]])
+    _restore_while_reading_the_recycle_bin(sim, adapter, ids[0])
+    pages = list(adapter.changes(None))
+    assert route_count(sim, "GET Archive/{provider}") == 3
+    states = [v.state for p in pages for v in p.views if v.ticket_id == ids[0]]
+    assert states == [State.SOFT_DELETED, State.ACTIVE]
+    assert parse_so_datetime(pages[-1].cursor) == START + timedelta(seconds=65)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 import pytest
+import requests
+import urllib3.exceptions
 
 from bridge.adapters.base import JobState, JobStatus, TransientError
 from bridge.adapters.zendesk import ZendeskAdapter
@@ -33,7 +35,8 @@ class SleepLog(list[float]):
 
 @pytest.fixture
 def sim() -> Iterator[ZendeskSimulator]:
-    with ZendeskSimulator(email=EMAIL, token=TOKEN, clock=SimClock(frozen=True)) as server:
+    server = ZendeskSimulator(email=EMAIL, token=TOKEN, clock=SimClock(frozen=True))
+    with server:
         server.configure({"rate_limits": False})
         yield server
 
@@ -233,3 +236,44 @@ def test_changes_then_nothing_new_costs_one_call(sim: ZendeskSimulator) -> None:
     again = list(adapter.changes(pages[-1].cursor))
     assert [v for p in again for v in p.views] == []
     assert sim.counts()["total"] - calls == 1
+
+
+def test_oauth_bearer_is_accepted(sim: ZendeskSimulator) -> None:
+    ids = sim.seed_tickets(count=1)
+    adapter, _ = make_adapter(sim, email=None, token=None, oauth_token=TOKEN)
+    assert adapter.lookup(ids)[ids[0]].state is State.ACTIVE
+
+
+def test_check_names_tls_refused_and_403(sim: ZendeskSimulator) -> None:
+    tls, _ = make_adapter(sim, base_url=sim.base_url.replace("http://", "https://"))
+    (result,) = tls.check()
+    assert (result.name, result.ok) == ("zendesk.reachable", False)
+    assert result.message.startswith("TLS handshake")
+
+    port = sim.base_url.rsplit(":", 1)[1]
+    sim.stop()
+    refused, _ = make_adapter(sim, base_url=f"http://127.0.0.1:{port}")
+    (result,) = refused.check()
+    assert "cannot connect" in result.message
+    sim.start()
+
+    forbidden = {"error": "Forbidden", "description": "You do not have access to this page"}
+    sim.add_fault("status", route="GET deleted_tickets", status=403, body=forbidden)
+    adapter, _ = make_adapter(sim)
+    results = {r.name: r for r in adapter.check()}
+    assert results["zendesk.authenticated"].ok
+    assert not results["zendesk.deleted_tickets"].ok
+    assert results["zendesk.deleted_tickets"].message.startswith("403")
+
+
+def test_check_names_a_dns_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    adapter = ZendeskAdapter(base_url="https://nowhere.zendesk.com", oauth_token="t")
+
+    def fail(*args: object, **kwargs: object) -> None:
+        reason = urllib3.exceptions.NameResolutionError("nowhere.zendesk.com", None, OSError())  # type: ignore[arg-type]
+        raise requests.ConnectionError(urllib3.exceptions.MaxRetryError(None, "/", reason))  # type: ignore[arg-type]
+
+    monkeypatch.setattr(adapter.http.session, "get", fail)
+    (result,) = adapter.check()
+    assert not result.ok
+    assert result.message == "DNS: cannot resolve nowhere.zendesk.com"
