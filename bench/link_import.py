@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _util import python, run_child, table  # noqa: E402
+from _util import python, run_child, table
 
 
 def main(rows: int) -> None:

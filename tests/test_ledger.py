@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from bridge.ledger import LATEST_VERSION, Ledger, LeaseHeldError, LinkRow, SchemaError, migrations
+from bridge.ledger import LATEST_VERSION, LeaseHeldError, Ledger, LinkRow, SchemaError, migrations
 from bridge.ledger.tables import Event, Link, utcnow
 
 
@@ -43,7 +43,8 @@ def test_pragmas_are_set_on_every_connection(ledger: Ledger) -> None:
         assert pragma("synchronous") == 2  # FULL
         assert pragma("foreign_keys") == 1
         busy = pragma("busy_timeout")
-        assert isinstance(busy, int) and busy >= 1000
+        assert isinstance(busy, int)
+        assert busy >= 1000
 
 
 def test_opening_a_missing_ledger_without_create_fails(tmp_path: Path) -> None:
@@ -85,13 +86,18 @@ def test_older_ledgers_run_each_later_step_once(
     assert calls == [2]
 
 
-def test_a_failure_inside_a_transaction_leaves_no_partial_write(ledger: Ledger) -> None:
-    with pytest.raises(RuntimeError, match="boom"), ledger.session() as session:
+def _write_then_fail(ledger: Ledger) -> None:
+    with ledger.session() as session:
         session.add(Link(superoffice_id=1, zendesk_id=2, origin="csv"))
         session.flush()
         session.add(Event(kind="test"))
         session.flush()
         raise RuntimeError("boom")
+
+
+def test_a_failure_inside_a_transaction_leaves_no_partial_write(ledger: Ledger) -> None:
+    with pytest.raises(RuntimeError, match="boom"):
+        _write_then_fail(ledger)
     assert ledger.count_links() == 0
     with ledger.engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT COUNT(*) FROM event").scalar() == 0

@@ -335,13 +335,19 @@ class ZendeskAdapter:
 
     # -- changes -------------------------------------------------------------------------
     def changes(self, cursor: str | None) -> Iterator[ChangePage]:
-        """The incremental cursor export from `cursor`, one ChangePage per export page."""
+        """The incremental cursor export from `cursor`, one ChangePage per export page.
+
+        From `cursor` None (the first read of an account) deletions are history: their
+        actor is not looked up, because that could walk the whole deleted-ticket listing
+        at 10 requests a minute; their time is the export's `generated_timestamp`.
+        """
         params = self._export_params(cursor)
+        resolve = cursor is not None
         current = cursor or f"t:{self._start_time}"
         while True:
             body = self._http.get_json("api/v2/incremental/tickets/cursor", params=params)
             rows = [row for row in body.get("tickets") or () if isinstance(row, dict)]
-            views = self._export_views(rows)
+            views = self._export_views(rows, resolve_actors=resolve)
             after = body.get("after_cursor")
             if after:
                 current = f"c:{after}"
@@ -360,7 +366,9 @@ class ZendeskAdapter:
         value = cursor[2:] if cursor.startswith("c:") else cursor
         return {**params, "cursor": value}
 
-    def _export_views(self, rows: Sequence[Mapping[str, Any]]) -> list[TicketView]:
+    def _export_views(
+        self, rows: Sequence[Mapping[str, Any]], *, resolve_actors: bool
+    ) -> list[TicketView]:
         latest: dict[int, Mapping[str, Any]] = {}
         for row in rows:
             ticket_id = _as_int(row.get("id"))
@@ -369,7 +377,7 @@ class ZendeskAdapter:
         deleted_rows = {
             i: row for i, row in latest.items() if ticket_state(row) is State.SOFT_DELETED
         }
-        actors = self._deletion_details(deleted_rows) if deleted_rows else {}
+        actors = self._deletion_details(deleted_rows) if deleted_rows and resolve_actors else {}
         views: list[TicketView] = []
         for ticket_id, row in latest.items():
             state = ticket_state(row)

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, ClassVar, Generic, Literal, TypeVar
+from typing import Any, ClassVar, Generic, Literal, Self, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 __all__ = [
@@ -870,7 +870,7 @@ class SimulatorBase:
         finally:
             self.stop()
 
-    def __enter__(self) -> SimulatorBase:
+    def __enter__(self) -> Self:
         self.start()
         return self
 

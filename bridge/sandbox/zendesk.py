@@ -805,7 +805,7 @@ class ZendeskSimulator(SimulatorBase):
             key = (stamp, -1)
         else:
             raise HttpError(400, _invalid("start_time or cursor is required"))
-        exclude_deleted = (request.arg("exclude_deleted") or "").lower() == "true"
+        exclude_deleted = (request.arg("exclude_deleted") or "").lower() in ("true", "1")
         tickets, more = self.store.stream_after(key, per_page)
         after_key = (tickets[-1].generated_timestamp, tickets[-1].id) if tickets else key
         if after_key[1] < 0:  # nothing read yet: keep the start position

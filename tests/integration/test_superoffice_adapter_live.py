@@ -273,11 +273,14 @@ def test_failed_lookup_by_id_leaves_the_id_unknown(sim: SuperOfficeSimulator) ->
 
 @pytest.mark.parametrize("mode", ["soticket", "bearer", "basic"])
 def test_static_auth_modes(sim: SuperOfficeSimulator, mode: str) -> None:
-    auth: SuperOfficeAuth = {
-        "soticket": lambda: SOTicketAuth(sim.ticket, sim.app_token),
-        "bearer": lambda: BearerAuth(sim.bearer),
-        "basic": lambda: BasicAuth(*(sim.basic or ("", ""))),
-    }[mode]()
+    auth: SuperOfficeAuth
+    if mode == "soticket":
+        auth = SOTicketAuth(sim.ticket, sim.app_token)
+    elif mode == "bearer":
+        auth = BearerAuth(sim.bearer)
+    else:
+        assert sim.basic is not None
+        auth = BasicAuth(*sim.basic)
     adapter = make_adapter(sim, auth)
     ticket = sim.create_ticket()
     assert adapter.lookup([ticket])[ticket].state is State.ACTIVE

@@ -51,9 +51,7 @@ class ZendeskClient:
 
     def admin(self, method: str, name: str, body: Any = None) -> Any:
         """Call `/_sandbox/<name>` (no auth) and return the JSON answer (asserting 200)."""
-        response = requests.request(
-            method, f"{self.sim.admin_url}/{name}", json=body, timeout=10
-        )
+        response = requests.request(method, f"{self.sim.admin_url}/{name}", json=body, timeout=10)
         assert response.status_code == 200, response.text
         return response.json()
 

@@ -605,12 +605,18 @@ def test_endpoint_limit_on_incremental_export(
 # ---- faults ---------------------------------------------------------------------------------
 
 
-def test_fault_status_503_with_retry_after(zd: ZendeskClient, zendesk_sim: ZendeskSimulator) -> None:
+def test_fault_status_503_with_retry_after(
+    zd: ZendeskClient, zendesk_sim: ZendeskSimulator
+) -> None:
     seed(zendesk_sim, 1)
     zd.admin(
         "POST",
         "faults",
-        {"rules": [{"kind": "status", "status": 503, "retry_after": 5, "route": "GET tickets/{id}"}]},
+        {
+            "rules": [
+                {"kind": "status", "status": 503, "retry_after": 5, "route": "GET tickets/{id}"}
+            ]
+        },
     )
     refused = zd.get("tickets/1")
     assert (refused.status_code, refused.headers["Retry-After"]) == (503, "5")
