@@ -25,6 +25,7 @@ __all__ = ["build_adapters", "policy_from_config"]
 
 Sleep = Callable[[float], None]
 Clock = Callable[[], datetime]
+Monotonic = Callable[[], float]
 
 
 def _reveal(secret: Secret | None) -> str | None:
@@ -74,7 +75,11 @@ def superoffice_auth(
 
 
 def superoffice_adapter(
-    settings: SuperOfficeSettings, *, sleep: Sleep = time.sleep, clock: Clock | None = None
+    settings: SuperOfficeSettings,
+    *,
+    sleep: Sleep = time.sleep,
+    clock: Clock | None = None,
+    monotonic: Monotonic = time.monotonic,
 ) -> SuperOfficeAdapter:
     return SuperOfficeAdapter(
         settings.base_url,
@@ -86,15 +91,25 @@ def superoffice_adapter(
         bridge_associate_id=settings.bridge_associate_id,
         sleep=sleep,
         clock=clock,
+        monotonic=monotonic,
     )
 
 
 def build_adapters(
-    config: Config, *, sleep: Sleep = time.sleep, clock: Clock | None = None
+    config: Config,
+    *,
+    sleep: Sleep = time.sleep,
+    clock: Clock | None = None,
+    monotonic: Monotonic = time.monotonic,
 ) -> dict[Side, Adapter]:
-    """Both adapters, keyed by side. Raises `SecretError` when a secret cannot be read."""
+    """Both adapters, keyed by side. Raises `SecretError` when a secret cannot be read.
+
+    `sleep`, `clock` and `monotonic` come from one clock: the wall clock, or a simulator's
+    (the demo and benchmarks run on a simulated clock)."""
     return {
-        Side.SUPEROFFICE: superoffice_adapter(config.superoffice, sleep=sleep, clock=clock),
+        Side.SUPEROFFICE: superoffice_adapter(
+            config.superoffice, sleep=sleep, clock=clock, monotonic=monotonic
+        ),
         Side.ZENDESK: zendesk_adapter(config.zendesk, sleep=sleep, clock=clock),
     }
 

@@ -25,6 +25,7 @@ from urllib.parse import urljoin
 
 import requests
 import structlog
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from bridge.adapters.base import PermanentError, TransientError
 
@@ -129,17 +130,23 @@ def parse_retry_after(value: str | None) -> float | None:
 class Throttle:
     """Client-side pacing: at most `per_second` requests per second (None: unpaced)."""
 
-    def __init__(self, per_second: float | None, sleep: Callable[[float], None]) -> None:
+    def __init__(
+        self,
+        per_second: float | None,
+        sleep: Callable[[float], None],
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._interval = 1.0 / per_second if per_second else 0.0
         self._next = 0.0
         self._lock = threading.Lock()
         self._sleep = sleep
+        self._monotonic = monotonic
 
     def wait(self) -> None:
         if not self._interval:
             return
         with self._lock:
-            now = time.monotonic()
+            now = self._monotonic()
             delay = self._next - now
             self._next = max(now, self._next) + self._interval
         if delay > 0:
@@ -151,7 +158,8 @@ class HttpClient:
 
     `auth` adds credentials to each prepared request; `on_unauthorized` (optional) is
     called once on a 401 to refresh credentials (SuperOffice system-user tickets expire),
-    after which the request is sent once more.
+    after which the request is sent once more. `sleep` and `monotonic` must come from the
+    same clock (a simulator's, in the demo and benchmarks).
     """
 
     def __init__(
@@ -168,6 +176,7 @@ class HttpClient:
         per_second: float | None = None,
         on_unauthorized: Callable[[], None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
         session: requests.Session | None = None,
         user_agent: str = "bridge",
     ) -> None:
@@ -180,7 +189,7 @@ class HttpClient:
         self._backoff_cap = backoff_cap
         self._on_unauthorized = on_unauthorized
         self._sleep = sleep
-        self._throttle = Throttle(per_second, sleep)
+        self._throttle = Throttle(per_second, sleep, monotonic)
         self.session = session or requests.Session()
         self.session.headers.update({"Accept": "application/json", "User-Agent": user_agent})
         #: requests actually sent, retries included (benchmarks read this)
@@ -212,7 +221,7 @@ class HttpClient:
         """
         method = method.upper()
         safe = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
-        started = time.monotonic()
+        waited = 0.0
         attempt = 0
         reauthenticated = False
         while True:
@@ -227,10 +236,8 @@ class HttpClient:
             wait: float | None
             try:
                 response = self.session.send(prepared, timeout=self._timeout, allow_redirects=False)
-            except requests.ConnectTimeout as exc:
-                reason, wait = f"connect timeout: {type(exc).__name__}", self._backoff(attempt)
             except (requests.ConnectionError, requests.Timeout) as exc:
-                if not safe:
+                if not safe and not _never_sent(exc):
                     raise TransientError(
                         f"{method} {path}: connection lost with the outcome unknown "
                         f"({type(exc).__name__}); not retried because it is not idempotent"
@@ -260,17 +267,38 @@ class HttpClient:
                     reason, wait = str(status), self._backoff(attempt)
                 else:
                     raise VendorHTTPError(method, path, status, error_code(response))
-            elapsed = time.monotonic() - started
-            if attempt >= self._max_attempts or elapsed + wait > self._retry_budget:
+            if attempt >= self._max_attempts or waited + wait > self._retry_budget:
                 raise RetryBudgetExceededError(
                     f"{method} {path}: gave up after {attempt} attempts ({reason})",
                     retry_after=wait,
                 )
             log.info("http.retry", method=method, path=path, reason=reason, wait=round(wait, 3))
             self._sleep(wait)
+            waited += wait
 
     def get_json(self, path: str, **kwargs: Any) -> Any:
         return decode_json(self.request("GET", path, **kwargs), path)
+
+
+def _never_sent(exc: BaseException) -> bool:
+    """True when the request cannot have reached the vendor: the connection was never made
+    (refused, DNS failure, connect timeout), so even a non-idempotent request may be resent."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, NewConnectionError | ConnectTimeoutError):
+            return True
+        reason = getattr(current, "reason", None)
+        if isinstance(reason, BaseException):
+            current = reason
+            continue
+        args = getattr(current, "args", ())
+        nested = next((a for a in args if isinstance(a, BaseException)), None)
+        current = nested or current.__cause__ or current.__context__
+    return False
 
 
 def decode_json(response: requests.Response, path: str) -> Any:

@@ -300,6 +300,7 @@ class SuperOfficeAdapter:
             per_second=requests_per_second,
             on_unauthorized=auth.refresh if auth.refreshable else None,
             sleep=sleep,
+            monotonic=monotonic,
         )
         # Ask for UTC with offsets (SuperOffice's own samples); parsing assumes UTC anyway.
         self.http.session.headers.setdefault("SO-TimeZone", "UTC, includeTZOffset")

@@ -222,11 +222,6 @@ def test_refused_connection_retried_for_get_then_budget() -> None:
     assert len(sleeps) == 2
 
 
-@pytest.mark.xfail(
-    reason="http.py sees a refused connection as requests.ConnectionError (outcome unknown), "
-    "although its docstring promises that a refused connection is always retried",
-    raises=TransientError,
-)
 def test_refused_connection_retried_even_for_post() -> None:
     client = HttpClient(
         f"http://127.0.0.1:{_closed_port()}", auth=lambda p: None, sleep=Sleeps(), max_attempts=3

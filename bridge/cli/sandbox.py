@@ -1,0 +1,110 @@
+"""`bridge sandbox zendesk|superoffice|serve`: the vendor simulators on loopback."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import click
+
+from bridge.sandbox.setup import Sandbox
+from bridge.sandbox.superoffice import SuperOfficeSimulator
+from bridge.sandbox.zendesk import ZendeskSimulator
+
+__all__ = ["sandbox"]
+
+
+def _wait_until_interrupted() -> None:
+    try:
+        while not threading.Event().wait(3600):
+            pass
+    except KeyboardInterrupt:
+        click.echo("Stopped.")
+
+
+@click.group()
+def sandbox() -> None:
+    """Run faithful local simulators of the vendor APIs (real HTTP on 127.0.0.1).
+
+    Each accepts the vendor's auth, answers with the documented shapes and errors,
+    enforces rate limits, runs jobs and retention on a simulated clock, and offers an
+    admin API under /_sandbox/ (seed, act as an agent, advance the clock, inject faults,
+    read request counters). See docs/sandbox.md.
+    """
+
+
+@sandbox.command()
+@click.option("--port", default=8081, show_default=True, help="TCP port (0: any free port).")
+@click.option("--email", default="admin@example.com", show_default=True)
+@click.option("--token", default="sandbox-token", show_default=True)
+@click.option(
+    "--plan",
+    default="enterprise",
+    show_default=True,
+    help="Rate-limit plan: team, professional, enterprise, enterprise_plus, or requests/min.",
+)
+def zendesk(port: int, email: str, token: str, plan: str) -> None:
+    """Serve the Zendesk Support API simulator until interrupted.
+
+    \b
+    Example:
+      bridge sandbox zendesk --port 8081
+      curl -u admin@example.com/token:sandbox-token \\
+           http://127.0.0.1:8081/api/v2/deleted_tickets.json
+    """
+    simulator = ZendeskSimulator(
+        port=port, email=email, token=token, plan=int(plan) if plan.isdigit() else plan
+    )
+    click.echo(f"Zendesk simulator: {simulator.start()}  (admin: {simulator.admin_url}/)")
+    simulator.serve_forever()
+
+
+@sandbox.command()
+@click.option("--port", default=8082, show_default=True, help="TCP port (0: any free port).")
+@click.option("--tenant", default="Cust12345", show_default=True)
+@click.option("--ticket", default="7T:sandbox", show_default=True, help="Accepted SOTicket.")
+@click.option("--app-token", default="sandbox-app", show_default=True, help="SO-AppToken.")
+@click.option("--retention-days", default=14.0, show_default=True, help="Retain deleted data.")
+def superoffice(port: int, tenant: str, ticket: str, app_token: str, retention_days: float) -> None:
+    """Serve the SuperOffice WebAPI simulator until interrupted.
+
+    \b
+    Example:
+      bridge sandbox superoffice --port 8082
+      curl -H 'Authorization: SOTicket 7T:sandbox' -H 'SO-AppToken: sandbox-app' \\
+           http://127.0.0.1:8082/Cust12345/api/v1/Archive/RecycleTicket
+    """
+    simulator = SuperOfficeSimulator(
+        port=port, tenant=tenant, ticket=ticket, app_token=app_token, retention_days=retention_days
+    )
+    click.echo(
+        f"SuperOffice simulator: {simulator.start()}/api/v1  (admin: {simulator.admin_url}/)"
+    )
+    simulator.serve_forever()
+
+
+@sandbox.command()
+@click.option("--zendesk-port", default=8081, show_default=True)
+@click.option("--superoffice-port", default=8082, show_default=True)
+@click.option(
+    "--write-config",
+    "folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write FOLDER/bridge.toml (and its secret files) pointing at these simulators.",
+)
+def serve(zendesk_port: int, superoffice_port: int, folder: Path | None) -> None:
+    """Serve both simulators, on one simulated clock, until interrupted.
+
+    \b
+    Example:
+      bridge sandbox serve --write-config ./try
+      bridge --config ./try/bridge.toml sync        # in another terminal
+    """
+    with Sandbox(zendesk_port=zendesk_port, superoffice_port=superoffice_port) as both:
+        click.echo(f"Zendesk simulator:     {both.zendesk.base_url}")
+        click.echo(f"SuperOffice simulator: {both.superoffice.base_url}/api/v1")
+        if folder is not None:
+            path = both.write_config(folder)
+            click.echo(f"Wrote {path}: run `bridge --config {path} sync`")
+        click.echo("Press Ctrl-C to stop.", err=True)
+        _wait_until_interrupted()

@@ -1,0 +1,133 @@
+"""Both simulators together, and a bridge config that points at them.
+
+Used by `bridge sandbox serve --write-config`, `bridge demo`, the end-to-end tests and the
+benchmarks, so that "a working bridge against the sandbox" is set up in one place.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Self
+
+from bridge.ledger import Ledger
+from bridge.sandbox.core import SimClock
+from bridge.sandbox.superoffice import SuperOfficeSimulator
+from bridge.sandbox.zendesk import ZendeskSimulator
+
+__all__ = ["Sandbox", "write_sandbox_config"]
+
+
+@dataclass
+class Sandbox:
+    """Both simulators on one simulated clock."""
+
+    clock: SimClock = field(default_factory=SimClock)
+    zendesk_port: int = 0
+    superoffice_port: int = 0
+    zendesk_email: str = "admin@example.com"
+    zendesk_token: str = "sandbox-token"
+    zendesk: ZendeskSimulator = field(init=False)
+    superoffice: SuperOfficeSimulator = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.zendesk = ZendeskSimulator(
+            port=self.zendesk_port,
+            clock=self.clock,
+            email=self.zendesk_email,
+            token=self.zendesk_token,
+        )
+        self.superoffice = SuperOfficeSimulator(port=self.superoffice_port, clock=self.clock)
+
+    def start(self) -> Self:
+        self.zendesk.start()
+        self.superoffice.start()
+        return self
+
+    def stop(self) -> None:
+        self.zendesk.stop()
+        self.superoffice.stop()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def relax_limits(self) -> None:
+        """Switch rate limits off (tests and the demo that are not about limits)."""
+        self.zendesk.configure({"rate_limits": False})
+        self.superoffice.configure({"requests_per_second": None})
+
+    def write_config(self, folder: Path, **overrides: str) -> Path:
+        return write_sandbox_config(folder, self, **overrides)
+
+
+def _write_secret(path: Path, value: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(value + "\n")
+    os.chmod(path, 0o600)
+
+
+def write_sandbox_config(folder: Path, sandbox: Sandbox, **sync_overrides: str) -> Path:
+    """Write `folder/bridge.toml` and its secret files (mode 0600) for this sandbox.
+
+    `sync_overrides` are raw TOML values for the `[sync]` table, e.g.
+    `max_purges_per_run="50"`.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    zendesk, superoffice = sandbox.zendesk, sandbox.superoffice
+    _write_secret(folder / "secrets" / "zendesk.token", sandbox.zendesk_token)
+    _write_secret(folder / "secrets" / "superoffice.ticket", superoffice.ticket)
+    _write_secret(folder / "secrets" / "superoffice.app_token", superoffice.app_token)
+    sync = {
+        "direction": '"both"',
+        "conflict_policy": '"manual"',
+        "propagate_purges": "true",
+        "propagate_retention_purges": "false",
+        "max_purges_per_run": "100",
+        "lease_seconds": "900",
+        **sync_overrides,
+    }
+    sync_lines = "\n".join(f"{key} = {value}" for key, value in sync.items())
+    text = f"""# bridge configuration for the local sandbox (written by bridge).
+# The secrets are files beside this one; the simulators accept exactly these values.
+
+[ledger]
+url = "sqlite:///bridge.db"
+
+[logging]
+format = "auto"
+level = "warning"
+
+[zendesk]
+base_url = "{zendesk.base_url}"
+auth = "api_token"
+email = "{zendesk.email}"
+token_file = "secrets/zendesk.token"
+timeout_seconds = 30
+job_limit = 30
+
+[superoffice]
+base_url = "{superoffice.base_url}"
+tenant = "{superoffice.tenant}"
+auth = "soticket"
+ticket_file = "secrets/superoffice.ticket"
+app_token_file = "secrets/superoffice.app_token"
+retention_days = {int(superoffice.retention_days)}
+requests_per_second = 10
+timeout_seconds = 30
+
+[sync]
+{sync_lines}
+
+[links]
+external_id_pattern = "superoffice-{{id}}"
+"""
+    path = folder / "bridge.toml"
+    path.write_text(text, encoding="utf-8")
+    Ledger.open(f"sqlite:///{folder.absolute() / 'bridge.db'}").close()
+    return path
