@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func
 from sqlmodel import Session, col, select
 
+from bridge.ledger.audit import AuditStore
 from bridge.ledger.engine import create_ledger_engine, sqlite_path
 from bridge.ledger.migrations import LATEST_VERSION, migrate, schema_version
 from bridge.ledger.sync import SyncStore
@@ -89,7 +90,7 @@ def default_holder() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-class Ledger(SyncStore):
+class Ledger(SyncStore, AuditStore):
     """A ledger database. Open with `Ledger.open(url)`; use as a context manager."""
 
     def __init__(self, engine: Engine) -> None:

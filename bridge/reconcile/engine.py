@@ -258,7 +258,7 @@ class SyncRun:
     # --- decide -----------------------------------------------------------------------
 
     def decide_pending(self) -> None:
-        candidates = set(self.ledger.decision_candidates()) | set(self._overlay)
+        candidates = self._candidates()
         if not candidates:
             return
         busy = self.ledger.links_with_open_operations(candidates)
@@ -267,9 +267,7 @@ class SyncRun:
         for link_id, pair in sorted(pairs.items()):
             overlay = self._overlay.get(link_id, {})
             sides = {side: self._side_state(pair, side, overlay.get(side)) for side in Side}
-            decision = decide(
-                pair.base, sides[Side.SUPEROFFICE], sides[Side.ZENDESK], self.options.policy
-            )
+            decision = self._decide(pair, sides)
             standing = not pair.pending_decision and link_id not in self._overlay
             if standing and decision.outcome.value == pair.attention:
                 continue  # a standing conflict or divergence re-checked: nothing new
@@ -280,6 +278,13 @@ class SyncRun:
         if self.options.dry_run:
             return
         self.counts["planned"] += self.ledger.record_decisions(self.run_id, planned)
+
+    def _candidates(self) -> set[int]:
+        """Links to decide on this pass: changed since their last decision, or in conflict."""
+        return set(self.ledger.decision_candidates()) | set(self._overlay)
+
+    def _decide(self, pair: PairView, sides: Mapping[Side, SideState]) -> Decision:
+        return decide(pair.base, sides[Side.SUPEROFFICE], sides[Side.ZENDESK], self.options.policy)
 
     @staticmethod
     def _side_state(pair: PairView, side: Side, overlay: SideObservation | None) -> SideState:
