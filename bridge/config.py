@@ -62,13 +62,15 @@ SUPEROFFICE_AUTH_MODES: Final = ("soticket", "bearer", "basic", "system_user")
 DIRECTIONS: Final = tuple(d.value for d in Direction)
 CONFLICT_POLICIES: Final = tuple(p.value for p in ConflictPolicy)
 
-# secrets (by base name) and plain keys that only one SuperOffice auth mode uses
+# secrets (by base name) and plain keys that only some SuperOffice auth modes use
 _SO_SECRETS_BY_MODE: Final[dict[str, tuple[str, ...]]] = {
     "soticket": ("ticket", "app_token"),
-    "bearer": ("bearer",),
+    "bearer": ("bearer", "app_token"),
     "basic": ("password",),
     "system_user": ("system_user_token", "private_key", "app_token"),
 }
+# with a bearer token SO-AppToken is not documented as required, but may be sent
+_SO_OPTIONAL_SECRETS: Final[dict[str, tuple[str, ...]]] = {"bearer": ("app_token",)}
 _SO_PLAIN_BY_MODE: Final[dict[str, tuple[str, ...]]] = {
     "basic": ("username",),
     "system_user": ("login_url", "public_key_file"),
@@ -350,7 +352,7 @@ class _Table:
                 continue
             if hints and key in hints:
                 self.bad(key, hints[key])
-            elif key in _SECRET_BASES:
+            elif key in _SECRET_BASES and f"{key}_env" in self.known:
                 self.bad(
                     key,
                     f"unknown key: secrets are never written in the config; "
@@ -461,8 +463,11 @@ def _read_superoffice(table: _Table) -> SuperOfficeSettings | None:
     secrets: dict[str, Secret | None] = {}
     plain: dict[str, Any] = {}
     if auth in _SO_SECRETS_BY_MODE:
+        optional = _SO_OPTIONAL_SECRETS.get(auth, ())
         for base in _SO_SECRETS_BY_MODE[auth]:
-            secrets[base] = table.secret(base, required=True)
+            secret = table.secret(base, required=base not in optional)
+            if secret is not None or base not in optional:
+                secrets[base] = secret
         if auth == "basic":
             plain["username"] = table.text("username")
         if auth == "system_user":

@@ -118,7 +118,8 @@ _SOTICKET = re.compile(r"(?i)(\bSOTicket\s+)(?!\[REDACTED\])\S+")
 # prose such as "basic authentication" stays readable
 _SCHEME_TOKEN = re.compile(r"(?i)(\b(?:basic|bearer)\s+)([A-Za-z0-9+/=._~-]{8,})")
 # Zendesk API-token user name: `jdoe@example.com/token:6wiIB...`
-_EMAIL_TOKEN = re.compile(r"([^\s/:@\"']+@[^\s/:\"']+/token:)[^\s\"'@]+")
+# (anchored on "@" and kept to the domain, so long strings without one cost linear time)
+_EMAIL_TOKEN = re.compile(r"(@[^\s/:\"'@]+/token:)[^\s\"'@]+")
 # credentials inside a URL: `https://user:pass@host`
 _URL_USERINFO = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^\s/:@\"']+:)[^\s/@\"']+(@)")
 # JWTs (and any base64url JSON): header always starts with `{"` → `eyJ`

@@ -258,6 +258,11 @@ def test_secret_files_are_relative_to_the_config_folder(tmp_path: Path) -> None:
     [
         ("bearer", {"bearer_env": "SO_BEARER"}, {"bearer": Secret.from_env("SO_BEARER")}),
         (
+            "bearer",
+            {"bearer_env": "SO_BEARER", "app_token_env": "SO_APP"},
+            {"bearer": Secret.from_env("SO_BEARER"), "app_token": Secret.from_env("SO_APP")},
+        ),
+        (
             "basic",
             {"username": "admin", "password_env": "SO_PW"},
             {"password": Secret.from_env("SO_PW")},
@@ -358,6 +363,10 @@ def test_load_config_does_not_read_secrets(tmp_path: Path, monkeypatch: pytest.M
         ({"sync": {"max_purge_per_run": 5}}, "sync.max_purge_per_run",
          'unknown key (did you mean "max_purges_per_run"?)'),
         ({"ledger": {"path": "x"}}, "ledger.path", "unknown key"),
+        ({"zendesk": {"password": "x"}}, "zendesk.password", "unknown key"),
+        ({"superoffice": {"ticket": "x"}}, "superoffice.ticket",
+         "unknown key: secrets are never written in the config; "
+         "name them with ticket_env or ticket_file"),
         ({"zendesk": {"token": "abc"}}, "zendesk.token",
          "unknown key: secrets are never written in the config; "
          "name them with token_env or token_file"),
@@ -443,9 +452,10 @@ def test_load_config_does_not_read_secrets(tmp_path: Path, monkeypatch: pytest.M
          'only used with auth = "basic" (auth is "soticket")'),
         ({"superoffice": {"private_key_file": "k.pem"}}, "superoffice.private_key_file",
          'only used with auth = "system_user" (auth is "soticket")'),
-        ({"superoffice": {"auth": "bearer", "ticket_env": None, "bearer_env": "B"}},
+        ({"superoffice": {"auth": "basic", "ticket_env": None, "username": "u",
+                          "password_env": "P"}},
          "superoffice.app_token_env",
-         'only used with auth = "soticket" or "system_user" (auth is "bearer")'),
+         'only used with auth = "soticket" or "bearer" or "system_user" (auth is "basic")'),
         ({"superoffice": {"auth": "oauth"}}, "superoffice.auth",
          'must be one of "soticket", "bearer", "basic", "system_user", not "oauth"'),
         ({"superoffice": {"tenant": "Cust 1"}}, "superoffice.tenant",

@@ -322,3 +322,10 @@ def test_reconfiguring_does_not_duplicate_stdlib_output() -> None:
     logging.getLogger("x").warning("once")
     assert first.getvalue() == ""
     assert len(second.getvalue().splitlines()) == 1
+
+
+@pytest.mark.timeout(30)  # a generous guard: the quadratic regex this replaced took minutes
+@pytest.mark.parametrize("piece", ["a", "x@", "a_", "a=", "eyJa", "Basic ", "a://u:"])
+def test_long_strings_are_redacted_without_backtracking_blowup(piece: str) -> None:
+    text = piece * (200_000 // len(piece))
+    assert len(redact_text(text)) > 0

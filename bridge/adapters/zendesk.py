@@ -170,6 +170,7 @@ class ZendeskAdapter:
         fresh_job_window: float = 60.0,
         export_per_page: int = 1000,
         deletion_slack: float = 3600.0,
+        export_overlap: float = 60.0,
     ) -> None:
         if job_limit < 1:
             raise ValueError("job_limit must be at least 1")
@@ -185,6 +186,7 @@ class ZendeskAdapter:
         self._fresh_job_window = timedelta(seconds=fresh_job_window)
         self._export_per_page = export_per_page
         self._deletion_slack = timedelta(seconds=deletion_slack)
+        self._export_overlap = export_overlap
         self._authorization = _authorization(email, token, oauth_token)
         self._http = http or HttpClient(
             base_url, auth=self._auth, timeout=timeout, sleep=sleep, user_agent="bridge-zendesk"
@@ -344,13 +346,20 @@ class ZendeskAdapter:
         params = self._export_params(cursor)
         resolve = cursor is not None
         current = cursor or f"t:{self._start_time}"
+        # A change stamped in the same second as the newest row read, on a lower id, sorts
+        # behind the export cursor and would never be seen: while the newest row is this
+        # recent, keep a time cursor that far back instead (re-read rows change nothing).
+        safe_before = int(self._clock().timestamp() - self._export_overlap)
+        recent = False
         while True:
             body = self._http.get_json("api/v2/incremental/tickets/cursor", params=params)
             rows = [row for row in body.get("tickets") or () if isinstance(row, dict)]
             views = self._export_views(rows, resolve_actors=resolve)
             after = body.get("after_cursor")
+            stamps = [t for t in (_generated_at(row) for row in rows) if t is not None]
+            recent = recent or bool(stamps and max(stamps).timestamp() >= safe_before)
             if after:
-                current = f"c:{after}"
+                current = f"t:{max(safe_before, self._start_time)}" if recent else f"c:{after}"
             end = bool(body.get("end_of_stream")) or not after
             yield ChangePage(views=views, cursor=current, complete=end)
             if end:

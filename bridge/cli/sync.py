@@ -3,36 +3,22 @@
 from __future__ import annotations
 
 import re
-import signal
 import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
-from types import FrameType
 
 import click
 
 from bridge.cli.context import AppContext, fail, pass_app, print_json
 from bridge.cli.exitcodes import ExitCode
+from bridge.cli.runs import OUTCOME_EXIT, StopFlag, adapters_or_exit, holding_lease
 from bridge.config import Config
-from bridge.factory import build_adapters, policy_from_config
-from bridge.ledger import LeaseHeldError, Ledger, default_holder
+from bridge.factory import policy_from_config
+from bridge.ledger import Ledger, default_holder
 from bridge.reconcile.decide import ConflictPolicy, Direction
 from bridge.reconcile.engine import RunOptions, RunResult, SyncRun, iter_plan
 from bridge.reconcile.resolve import Prefer, ResolveError, resolve
-from bridge.secrets import SecretError
 
 __all__ = ["conflicts", "parse_interval", "sync"]
-
-LEASE = "sync"
-_OUTCOME_EXIT = {
-    "converged": ExitCode.OK,
-    "dry_run": ExitCode.OK,
-    "failures": ExitCode.RETRY,
-    "interrupted": ExitCode.RETRY,
-    "attention": ExitCode.ATTENTION,
-}
 
 
 def parse_interval(text: str) -> timedelta:
@@ -44,58 +30,13 @@ def parse_interval(text: str) -> timedelta:
     return timedelta(**{unit[match.group(2)]: int(match.group(1))})
 
 
-class _StopFlag:
-    """Set by SIGTERM/SIGINT: the run finishes its batch, records and leaves."""
-
-    def __init__(self) -> None:
-        self.event = threading.Event()
-
-    def __call__(self) -> bool:
-        return self.event.is_set()
-
-    @contextmanager
-    def installed(self) -> Iterator[None]:
-        def handler(signum: int, _frame: FrameType | None) -> None:
-            if self.event.is_set():  # a second signal: stop now
-                raise KeyboardInterrupt
-            click.echo(
-                f"Received {signal.Signals(signum).name}: finishing the batch in flight.",
-                err=True,
-            )
-            self.event.set()
-
-        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
-        try:
-            yield
-        finally:
-            for sig, old in previous.items():
-                signal.signal(sig, old)
-
-
 def _run_once(
-    config: Config, ledger: Ledger, options: RunOptions, holder: str, stop: _StopFlag
+    config: Config, ledger: Ledger, options: RunOptions, holder: str, stop: StopFlag
 ) -> RunResult:
-    ttl = timedelta(seconds=config.sync.lease_seconds)
-    try:
-        adapters = build_adapters(config)
-    except SecretError as exc:
-        fail(str(exc))
-    try:
-        ledger.acquire_lease(LEASE, holder, ttl)
-    except LeaseHeldError as exc:
-        fail(str(exc), ExitCode.LEASE_HELD)
-    try:
-        run = SyncRun(
-            ledger,
-            adapters,
-            options,
-            holder=holder,
-            stop_requested=stop,
-            on_batch=lambda: ledger.renew_lease(LEASE, holder, ttl),
-        )
+    adapters = adapters_or_exit(config)
+    with holding_lease(ledger, config, holder) as renew:
+        run = SyncRun(ledger, adapters, options, holder=holder, stop_requested=stop, on_batch=renew)
         return run.execute()
-    finally:
-        ledger.release_lease(LEASE, holder)
 
 
 def _report(result: RunResult, as_json: bool, dry_run: bool) -> None:
@@ -198,7 +139,7 @@ def sync(
         max_purges_per_run=config.sync.max_purges_per_run,
         allow_mass_purge=allow_mass_purge,
     )
-    stop = _StopFlag()
+    stop = StopFlag()
     holder = default_holder()
     with app.ledger() as ledger, stop.installed():
         while True:
@@ -208,7 +149,7 @@ def sync(
                 break
             if stop.event.wait(interval.total_seconds()):
                 break
-    sys.exit(int(_OUTCOME_EXIT.get(result.outcome, ExitCode.RETRY)))
+    sys.exit(int(OUTCOME_EXIT.get(result.outcome, ExitCode.RETRY)))
 
 
 @click.group()

@@ -751,3 +751,19 @@ class SyncStore:
             cursor.value = value
             cursor.updated_at = utcnow()
             session.add(cursor)
+
+    def unsettled_links(self) -> set[int]:
+        """Links whose sides do not both equal a recorded base (a migration looks at these)."""
+        with self.session() as session:
+            rows = session.exec(
+                select(PairState.link_id).where(
+                    or_(
+                        col(PairState.base).is_(None),
+                        col(PairState.so_state).is_(None),
+                        col(PairState.zd_state).is_(None),
+                        col(PairState.so_state) != col(PairState.base),
+                        col(PairState.zd_state) != col(PairState.base),
+                    )
+                )
+            )
+            return set(rows)

@@ -152,7 +152,9 @@ class SyncRun:
         if self.ledger.attention():
             return "attention"
         open_ops = self.ledger.operations([OperationStatus.PLANNED, OperationStatus.SENT])
-        return "failures" if open_ops else "converged"
+        # a side that could not be read may hold changes not yet copied: not converged
+        unread = any(key.endswith(".read_errors") for key in self.counts)
+        return "failures" if open_ops or unread else "converged"
 
     def _stop(self) -> bool:
         if not self._interrupted and self.stop_requested():

@@ -1,0 +1,268 @@
+"""`bridge migrate`: bring a whole history of deletions across, once."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+
+import click
+import structlog
+
+from bridge.adapters.base import Adapter
+from bridge.cli.context import AppContext, fail, pass_app, print_json
+from bridge.cli.exitcodes import ExitCode
+from bridge.cli.runs import OUTCOME_EXIT, StopFlag, adapters_or_exit, holding_lease
+from bridge.ledger import Ledger, default_holder
+from bridge.ledger.tables import OperationStatus
+from bridge.model import Side
+from bridge.reconcile.engine import RunResult
+from bridge.reconcile.migrate import MigrationOptions, MigrationRun, estimate
+
+__all__ = ["migrate"]
+
+log = structlog.get_logger("bridge.migrate")
+_PROGRESS_EVERY = 10.0  # seconds between progress events when not on a terminal
+
+
+def _preflight(adapters: dict[Side, Adapter]) -> None:
+    """Both vendors reachable and authenticated, before anything is written."""
+    failures = [
+        f"{side.value}: {result.name}: {result.message}"
+        for side, adapter in adapters.items()
+        for result in adapter.check()
+        if not result.ok
+    ]
+    if failures:
+        click.echo("Error: a vendor check failed; nothing was written:", err=True)
+        for line in failures:
+            click.echo(f"  {line}", err=True)
+        sys.exit(int(ExitCode.VENDOR))
+
+
+def _interrupted_migration(ledger: Ledger) -> bool:
+    """An earlier migration left planned or sent operations behind."""
+    runs = [run for run in ledger.recent_runs(20) if run.kind == "migrate" and not run.dry_run]
+    if not runs or runs[0].outcome == "converged":
+        return False
+    return bool(ledger.operations([OperationStatus.PLANNED, OperationStatus.SENT]))
+
+
+class _Progress:
+    """A progress bar on a terminal; periodic structured events otherwise."""
+
+    def __init__(self, total: int) -> None:
+        self.total = max(total, 1)
+        self.started = time.monotonic()
+        self.last_event = 0.0
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, counts: Counter[str]) -> None:
+        done = sum(n for key, n in counts.items() if key.endswith(".sent"))
+        elapsed = time.monotonic() - self.started
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = (self.total - done) / rate if rate > 0 else 0.0
+        if self.tty:
+            width = 30
+            filled = int(width * min(done, self.total) / self.total)
+            click.echo(
+                f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} "
+                f"{rate:.0f}/s ETA {eta:.0f}s ",
+                nl=False,
+                err=True,
+            )
+        elif elapsed - self.last_event >= _PROGRESS_EVERY:
+            self.last_event = elapsed
+            log.info("migrate.progress", done=done, total=self.total, rate=round(rate, 1))
+
+    def close(self) -> None:
+        if self.tty:
+            click.echo("", err=True)
+
+
+def _plan(
+    ledger: Ledger, adapters: dict[Side, Adapter], options: MigrationOptions, holder: str
+) -> RunResult:
+    return MigrationRun(ledger, adapters, options, dry_run=True, holder=holder).execute()
+
+
+def _summarise_plan(
+    result: RunResult, adapters: dict[Side, Adapter], target: Side
+) -> dict[str, object]:
+    transitions: Counter[tuple[str, str]] = Counter()
+    skipped: Counter[str] = Counter()
+    for line in result.plan:
+        if line.outcome == "apply" and line.target:
+            for transition in line.transitions:
+                transitions[(line.target, transition)] += 1
+        else:
+            skipped[f"{line.outcome}: {line.reason}"] += 1
+    adapter = adapters[target]
+    limit = getattr(getattr(adapter, "http", None), "last_rate_limit", None)
+    per_minute = float(limit.limit) if limit is not None and limit.limit else 0.0
+    if not per_minute:
+        rps = getattr(adapter, "requests_per_second", None)
+        per_minute = float(rps) * 60 if rps else 700.0
+    guess = estimate(
+        transitions,
+        skipped,
+        batch_limit=adapter.batch_limit,
+        job_limit=adapter.job_limit,
+        calls_per_minute=per_minute,
+    )
+    return {
+        "transitions": dict(guess.transitions),
+        "not_migrated": dict(guess.skipped),
+        "api_calls": guess.calls,
+        "estimated_seconds": round(guess.seconds, 1),
+        "rate_limit_per_minute": per_minute,
+    }
+
+
+@click.command()
+@click.option(
+    "--from",
+    "source",
+    type=click.Choice([s.value for s in Side]),
+    required=True,
+    help="The system whose deletion state is the truth.",
+)
+@click.option(
+    "--to",
+    "target",
+    type=click.Choice([s.value for s in Side]),
+    required=True,
+    help="The system to change.",
+)
+@click.option(
+    "--include-purges",
+    is_flag=True,
+    help="Purged in the source → soft-deleted then purged in the target.",
+)
+@click.option(
+    "--skip-purges",
+    is_flag=True,
+    help="Purged in the source → only soft-deleted in the target.",
+)
+@click.option(
+    "--restore", is_flag=True, help="Active in the source but deleted in the target → restored."
+)
+@click.option("--dry-run", is_flag=True, help="Print the plan, calls and time; write nothing.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted migration.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan or summary as JSON.")
+@pass_app
+def migrate(
+    app: AppContext,
+    source: str,
+    target: str,
+    include_purges: bool,
+    skip_purges: bool,
+    restore: bool,
+    dry_run: bool,
+    resume: bool,
+    as_json: bool,
+) -> None:
+    """Make every linked ticket's deletion state in the target match the source.
+
+    Soft-deleted in the source → soft-deleted in the target; purged → soft-deleted then
+    purged (with --include-purges; --skip-purges stops at the soft delete); active in the
+    source but deleted in the target → restored (with --restore). Bulk calls of at most
+    100 ids, as many vendor jobs in flight as the job limit allows. Interrupted? Run it
+    again with --resume: nothing is sent twice, nothing skipped. When done, the bases are
+    recorded, so `bridge sync` carries on from the migrated state.
+
+    \b
+    Examples:
+      bridge migrate --from superoffice --to zendesk --dry-run
+      bridge migrate --from superoffice --to zendesk --include-purges
+      bridge migrate --from superoffice --to zendesk --resume
+    """
+    if source == target:
+        fail("--from and --to name the same system; a migration needs two")
+    if include_purges and skip_purges:
+        fail("--include-purges and --skip-purges contradict each other; choose one")
+    config = app.config()
+    options = MigrationOptions(Side(source), include_purges=include_purges, restore=restore)
+    holder = default_holder()
+    stop = StopFlag()
+    with app.ledger() as ledger:
+        if ledger.count_links() == 0:
+            fail(
+                "the ledger has no links: import them (bridge link import FILE.csv) or "
+                "discover them (bridge link discover) first"
+            )
+        if not dry_run and not resume and _interrupted_migration(ledger):
+            fail("an earlier migration was interrupted with work left: rerun with --resume")
+        adapters = adapters_or_exit(config)
+        _preflight(adapters)
+        with holding_lease(ledger, config, holder) as renew, stop.installed():
+            plan = _plan(ledger, adapters, options, holder)
+            summary = _summarise_plan(plan, adapters, Side(target))
+            purges = sum(1 for line in plan.plan if "purge not copied" in line.reason)
+            if dry_run:
+                _print_plan(summary, purges, as_json)
+                return
+            if purges and not (include_purges or skip_purges):
+                fail(
+                    f"{purges} tickets are purged in {source}: rerun with --include-purges to "
+                    f"purge them in {target} too, or --skip-purges to only soft-delete them"
+                )
+            total = sum(summary["transitions"].values())  # type: ignore[attr-defined]
+            progress = _Progress(total)
+            run = MigrationRun(
+                ledger,
+                adapters,
+                options,
+                holder=holder,
+                stop_requested=stop,
+                on_batch=_both(renew, lambda: progress(run.counts)),
+            )
+            result = run.execute()
+            progress.close()
+    _print_summary(result, as_json)
+    sys.exit(int(OUTCOME_EXIT.get(result.outcome, ExitCode.RETRY)))
+
+
+def _both(first: Callable[[], None], second: Callable[[], None]) -> Callable[[], None]:
+    def call() -> None:
+        first()
+        second()
+
+    return call
+
+
+def _print_plan(summary: dict[str, object], purges: int, as_json: bool) -> None:
+    if as_json:
+        print_json({**summary, "purges_not_copied": purges})
+        return
+    click.echo("Migration plan (dry run: nothing was written):")
+    transitions = summary["transitions"]
+    assert isinstance(transitions, dict)
+    for name, count in transitions.items() or {"nothing to change": 0}.items():
+        click.echo(f"  {name:<28} {count}")
+    not_migrated = summary["not_migrated"]
+    assert isinstance(not_migrated, dict)
+    for reason, count in not_migrated.items():
+        click.echo(f"  not migrated: {reason:<40} {count}")
+    if purges:
+        click.echo(
+            f"  purges not copied: {purges} (purged in the source; --include-purges copies them)"
+        )
+    click.echo(
+        f"API calls: about {summary['api_calls']}; time: about {summary['estimated_seconds']} s "
+        f"at {summary['rate_limit_per_minute']:.0f} requests/min"
+    )
+
+
+def _print_summary(result: RunResult, as_json: bool) -> None:
+    sent = {k: v for k, v in result.counts.items() if k.endswith(".sent")}
+    if as_json:
+        print_json({"run": result.run_id, "outcome": result.outcome, "counts": dict(result.counts)})
+        return
+    click.echo(f"Migration run {result.run_id}: {result.outcome}")
+    for key, count in sorted(sent.items()):
+        click.echo(f"  {key.removesuffix('.sent').replace('.', ' '):<28} {count}")
+    for key in ("confirmed", "pending_retention", "failed", "retry", "decision.conflict"):
+        if result.counts.get(key):
+            click.echo(f"  {key:<28} {result.counts[key]}")

@@ -1,0 +1,83 @@
+"""What `bridge sync` and `bridge migrate` share: the lease name, exit codes, signals."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from types import FrameType
+
+import click
+
+from bridge.adapters.base import Adapter
+from bridge.cli.context import fail
+from bridge.cli.exitcodes import ExitCode
+from bridge.config import Config
+from bridge.factory import build_adapters
+from bridge.ledger import LeaseHeldError, Ledger
+from bridge.model import Side
+from bridge.secrets import SecretError
+
+__all__ = ["LEASE", "OUTCOME_EXIT", "StopFlag", "adapters_or_exit", "holding_lease"]
+
+LEASE = "sync"
+OUTCOME_EXIT = {
+    "converged": ExitCode.OK,
+    "dry_run": ExitCode.OK,
+    "failures": ExitCode.RETRY,
+    "interrupted": ExitCode.RETRY,
+    "attention": ExitCode.ATTENTION,
+}
+
+
+class StopFlag:
+    """Set by SIGTERM/SIGINT: the run finishes its batch, records and leaves."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def __call__(self) -> bool:
+        return self.event.is_set()
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        def handler(signum: int, _frame: FrameType | None) -> None:
+            if self.event.is_set():  # a second signal: stop now
+                raise KeyboardInterrupt
+            click.echo(
+                f"Received {signal.Signals(signum).name}: finishing the batch in flight.",
+                err=True,
+            )
+            self.event.set()
+
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+
+def adapters_or_exit(config: Config) -> dict[Side, Adapter]:
+    """Both adapters, or exit 2 naming the secret that cannot be read."""
+    try:
+        return build_adapters(config)
+    except SecretError as exc:
+        fail(str(exc))
+
+
+@contextmanager
+def holding_lease(ledger: Ledger, config: Config, holder: str) -> Iterator[Callable[[], None]]:
+    """Hold the ledger's run lease for the block (exit 3 when another run has it); yields
+    the function that renews it, to call between batches."""
+    ttl = timedelta(seconds=config.sync.lease_seconds)
+    try:
+        ledger.acquire_lease(LEASE, holder, ttl)
+    except LeaseHeldError as exc:
+        fail(str(exc), ExitCode.LEASE_HELD)
+    try:
+        yield lambda: ledger.renew_lease(LEASE, holder, ttl)
+    finally:
+        ledger.release_lease(LEASE, holder)
