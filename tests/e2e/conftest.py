@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -73,12 +74,8 @@ class World:
 
     def sync(self, options: RunOptions | None = None, **overrides: Any) -> RunResult:
         config = self.config()
-        adapters = build_adapters(
-            config,
-            sleep=self.clock.sleep,
-            clock=self.clock.now,
-            monotonic=self.clock.timestamp,
-        )
+        now, sleep = self.engine_clock()
+        adapters = build_adapters(config, sleep=sleep, clock=now, monotonic=self.monotonic)
         if options is None:
             values: dict[str, Any] = {
                 "policy": policy_from_config(config),
@@ -91,10 +88,17 @@ class World:
             adapters,
             options,
             holder="e2e",
-            now=self.clock.now,
-            sleep=self.clock.sleep,
+            now=now,
+            sleep=sleep,
         )
         return run.execute()
+
+    def engine_clock(self) -> tuple[Callable[[], datetime], Callable[[float], None]]:
+        """What bridge runs on: here the simulators' frozen clock."""
+        return self.clock.now, self.clock.sleep
+
+    def monotonic(self) -> float:
+        return self.clock.timestamp()
 
     # --- ledger ----------------------------------------------------------------
 
@@ -131,7 +135,16 @@ def world(tmp_path: Path) -> Iterator[World]:
 
 
 class Live(World):
-    """Simulators on a real-time clock, for runs in a child process."""
+    """Simulators on a running clock, for runs in a child process; in-process runs use
+    the wall clock like the child does (`shift` moves bridge's notion of now)."""
+
+    shift = timedelta(0)
+
+    def engine_clock(self) -> tuple[Callable[[], datetime], Callable[[float], None]]:
+        return (lambda: datetime.now(UTC) + self.shift), time.sleep
+
+    def monotonic(self) -> float:
+        return time.monotonic()
 
     def bridge(
         self,
@@ -169,12 +182,16 @@ class Live(World):
 
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[Live]:
-    """Simulators on a real-time clock (jobs take simulated seconds, sped up 20×)."""
+    """Simulators on a running clock, sped up 10× (a 100-ticket job takes ~1.3 s), that
+    starts 20 days in the past: bridge in the child process runs on the wall clock, so
+    advancing the simulators 15 days makes SuperOffice's retention job run for both."""
     sandbox = Sandbox()
-    sandbox.clock.set_speed(20.0)
+    sandbox.clock.set(datetime.now(UTC) - timedelta(days=20))
+    sandbox.clock.set_speed(10.0)
     sandbox.start()
     sandbox.relax_limits()
     world = Live(sandbox, tmp_path / "bridge")
+    world.rewrite_config(lease_seconds="2", max_purges_per_run="1000")
     try:
         yield world
     finally:
