@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from bridge.adapters.base import PermanentError
 from bridge.adapters.http import HttpClient, decode_json
+from bridge.secrets import register_secret_value
 
 __all__ = [
     "TICKET_CLAIM",
@@ -58,6 +59,13 @@ class SuperOfficeAuth(ABC):
         return ()
 
 
+def _register(values: tuple[str | None, ...]) -> None:
+    """Mask these values wherever they would appear in a log line."""
+    for value in values:
+        if value:
+            register_secret_value(value)
+
+
 def _set(request: requests.PreparedRequest, name: str, value: str) -> None:
     request.headers[name] = value
 
@@ -70,6 +78,7 @@ class SOTicketAuth(SuperOfficeAuth):
     def __init__(self, ticket: str, app_token: str | None = None) -> None:
         self._ticket = ticket
         self._app_token = app_token
+        _register(self.secrets())
 
     def __call__(self, request: requests.PreparedRequest) -> None:
         _set(request, "Authorization", f"SOTicket {self._ticket}")
@@ -88,6 +97,7 @@ class BearerAuth(SuperOfficeAuth):
     def __init__(self, token: str, app_token: str | None = None) -> None:
         self._token = token
         self._app_token = app_token
+        _register(self.secrets())
 
     def __call__(self, request: requests.PreparedRequest) -> None:
         _set(request, "Authorization", f"Bearer {self._token}")
@@ -108,6 +118,7 @@ class BasicAuth(SuperOfficeAuth):
         self._password = password
         raw = f"{username}:{password}".encode()
         self._header = "Basic " + base64.b64encode(raw).decode("ascii")
+        _register(self.secrets())
 
     def __call__(self, request: requests.PreparedRequest) -> None:
         _set(request, "Authorization", self._header)
@@ -228,7 +239,9 @@ class SystemUserAuth(SuperOfficeAuth):
         token = answer.get("Token")
         if not isinstance(token, str) or not token:
             raise PermanentError("system user: the login service answered without a token")
-        return self._ticket_from_jwt(token)
+        ticket = self._ticket_from_jwt(token)
+        _register((self._signed, token, ticket))
+        return ticket
 
     def _ticket_from_jwt(self, token: str) -> str:
         claims: dict[str, Any]

@@ -42,6 +42,7 @@ from bridge.adapters.base import (
 )
 from bridge.adapters.http import HttpClient, VendorHTTPError, decode_json
 from bridge.model import Cause, Side, State, Transition
+from bridge.secrets import register_secret_value
 
 __all__ = [
     "BATCH_LIMIT",
@@ -677,8 +678,11 @@ def _is_dns_failure(exc: BaseException) -> bool:
 
 def _authorization(email: str | None, token: str | None, oauth_token: str | None) -> str:
     if oauth_token:
+        register_secret_value(oauth_token)
         return f"Bearer {oauth_token}"
     if email and token:
         basic = base64.b64encode(f"{email}/token:{token}".encode()).decode("ascii")
+        register_secret_value(token)
+        register_secret_value(basic)
         return f"Basic {basic}"
     raise ValueError("Zendesk needs an OAuth token, or an e-mail address and an API token")

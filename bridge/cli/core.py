@@ -69,6 +69,13 @@ def status(app: AppContext, as_json: bool) -> None:
         "Needs attention: "
         + (", ".join(f"{k} {v}" for k, v in sorted(attention.items())) if attention else "nothing")
     )
+    for row in summary["needs_attention"]:
+        click.echo(
+            f"  {row['kind']:<11} superoffice {row['superoffice_id']} / zendesk "
+            f"{row['zendesk_id']}: {row['reason'] or ''}"
+        )
+    if attention:
+        click.echo("  (all of them: `bridge conflicts list`)")
     operations = summary["operations"]
     click.echo(
         f"Operations: {summary['pending_operations']} pending"

@@ -43,6 +43,7 @@ __all__ = [
 ]
 
 _IMPORT_CHUNK = 20_000
+_STATUS_ATTENTION_ROWS = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,6 +383,15 @@ class Ledger(SyncStore, AuditStore):
                 },
                 "operations": grouped(Operation.status, Operation),
             }
+        status["needs_attention"] = [
+            {
+                "superoffice_id": pair.ids.superoffice_id,
+                "zendesk_id": pair.ids.zendesk_id,
+                "kind": pair.attention,
+                "reason": pair.attention_reason,
+            }
+            for pair in self.attention()[:_STATUS_ATTENTION_ROWS]
+        ]
         operations: dict[str, int] = status["operations"]
         status["pending_operations"] = sum(
             n for k, n in operations.items() if k in OperationStatus.OPEN

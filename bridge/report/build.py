@@ -11,14 +11,12 @@ import contextlib
 import os
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
 from bridge.ledger import Ledger
 from bridge.ledger.audit import RunFacts
-from bridge.report.model import Period, ReportRecord, Summary, SummaryBuilder, records
+from bridge.report.model import Document, Period, ReportMeta, ReportRecord, SummaryBuilder, records
 from bridge.report.render_csv import write_csv
 from bridge.report.render_html import render_html
 from bridge.report.render_json import write_json_lines
@@ -41,35 +39,6 @@ EXTENSIONS = {"html": "html", "md": "md", "csv": "csv", "json": "jsonl"}
 #: rows of detail shown inline by the formats that summarise
 DEFAULT_DETAIL_ROWS = {"html": 1000, "md": 200}
 DEFAULT_RUN_ROWS = 500
-
-
-@dataclass(frozen=True, slots=True)
-class ReportMeta:
-    period: Period
-    generated_at: datetime
-    #: the ledger file (or "database" for a server URL: never a URL with credentials)
-    ledger: str
-    version: str
-
-
-@dataclass(frozen=True, slots=True)
-class Document:
-    """Everything the summarising renderers show."""
-
-    meta: ReportMeta
-    summary: Summary
-    detail: list[ReportRecord]
-    detail_limit: int
-    runs: list[RunFacts]
-    run_limit: int
-
-    @property
-    def detail_truncated(self) -> bool:
-        return self.summary.rows > len(self.detail)
-
-    @property
-    def runs_truncated(self) -> bool:
-        return self.summary.runs > len(self.runs)
 
 
 def default_filename(period: Period, fmt: str) -> str:

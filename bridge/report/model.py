@@ -21,9 +21,11 @@ from bridge.ledger.audit import CopyFacts, EndOfPeriod, RunFacts, TransitionFact
 __all__ = [
     "FIELDS",
     "OUTCOMES",
+    "Document",
     "LatencyStats",
     "Period",
     "PeriodError",
+    "ReportMeta",
     "ReportRecord",
     "Summary",
     "SummaryBuilder",
@@ -345,3 +347,32 @@ class SummaryBuilder:
             runs=self.runs,
             runs_by_outcome=dict(sorted(self.runs_by_outcome.items())),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ReportMeta:
+    period: Period
+    generated_at: datetime
+    #: the ledger file (or "database" for a server URL: never a URL with credentials)
+    ledger: str
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """Everything the summarising renderers show."""
+
+    meta: ReportMeta
+    summary: Summary
+    detail: list[ReportRecord]
+    detail_limit: int
+    runs: list[RunFacts]
+    run_limit: int
+
+    @property
+    def detail_truncated(self) -> bool:
+        return self.summary.rows > len(self.detail)
+
+    @property
+    def runs_truncated(self) -> bool:
+        return self.summary.runs > len(self.runs)

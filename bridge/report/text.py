@@ -28,12 +28,12 @@ def when(value: datetime | None) -> str:
 
 def duration(seconds: float | None) -> str:
     if seconds is None:
-        return "–"
+        return "n/a"
     sign = "-" if seconds < 0 else ""
     left = abs(seconds)
     if left < 60:
         return f"{sign}{left:.1f} s"
-    minutes, secs = divmod(int(round(left)), 60)
+    minutes, secs = divmod(round(left), 60)
     hours, minutes = divmod(minutes, 60)
     days, hours = divmod(hours, 24)
     if days:
