@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -25,26 +26,34 @@ from bridge.report import (
 __all__ = ["report"]
 
 
-def _moment(end: bool) -> click.types.FuncParamType:
-    def convert(text: str) -> datetime:
-        try:
-            return parse_moment(text, end=end)
-        except PeriodError as exc:
-            raise click.BadParameter(str(exc)) from None
+class _Moment(click.ParamType[datetime]):
+    """A day (YYYY-MM-DD) or an ISO date-time, as an aware UTC datetime."""
 
-    convert.__name__ = "DATE"
-    return click.types.FuncParamType(convert)
+    name = "DATE"
+
+    def __init__(self, *, end: bool) -> None:
+        self.end = end
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        try:
+            return parse_moment(str(value), end=self.end)
+        except PeriodError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 @click.command()
 @click.option(
     "--since",
-    type=_moment(end=False),
+    type=_Moment(end=False),
     help="First day (YYYY-MM-DD, UTC) or an ISO date-time. Default: the ledger's first event.",
 )
 @click.option(
     "--until",
-    type=_moment(end=True),
+    type=_Moment(end=True),
     help="Last day, included (YYYY-MM-DD, UTC), or an ISO date-time (excluded). Default: today.",
 )
 @click.option(
@@ -106,8 +115,8 @@ def report(
         if bounds is None:
             click.echo("Note: the ledger has no events yet (run `bridge sync` first).", err=True)
         if output is not None and str(output) == "-":
-            stdout = click.get_text_stream("stdout")
-            rows = write_report(ledger, meta, fmt, stdout, detail_rows=detail_rows)
+            rows = write_report(ledger, meta, fmt, sys.stdout, detail_rows=detail_rows)
+            sys.stdout.flush()
             click.echo(f"{rows} transitions from {period.label}", err=True)
             return
         path = output or Path(default_filename(period, fmt))

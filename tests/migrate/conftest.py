@@ -11,17 +11,26 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
 from sqlmodel import col, select
 
 from bridge.cli import main
+from bridge.config import load_config
+from bridge.factory import build_adapters, policy_from_config
 from bridge.ledger import Ledger, LinkRow
-from bridge.ledger.tables import Operation
+from bridge.ledger.tables import Operation, set_clock
+from bridge.model import Side
+from bridge.reconcile.engine import RunOptions, RunResult, SyncRun
+from bridge.reconcile.migrate import MigrationOptions, MigrationRun
 from bridge.sandbox.setup import Sandbox
 
+START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+DAY = 86_400.0
 #: simulated seconds per real second: a Zendesk job of 100 ids (~12 s) takes ~0.25 s
 SPEED = 50.0
 #: every write route of both simulators (reads are free to happen)
@@ -109,6 +118,36 @@ class Env:
         with self.ledger.session() as session:
             return list(session.exec(select(Operation).order_by(col(Operation.id))))
 
+    # --- in-process runs (a frozen clock: the engine's sleep advances it) ---------
+
+    def _adapters(self) -> dict[Side, Any]:
+        clock = self.sandbox.clock
+        return build_adapters(
+            load_config(self.config_path),
+            sleep=clock.sleep,
+            clock=clock.now,
+            monotonic=clock.timestamp,
+        )
+
+    def migrate(self, source: Side, **options: bool) -> RunResult:
+        clock = self.sandbox.clock
+        return MigrationRun(
+            self.ledger,
+            self._adapters(),
+            MigrationOptions(source, **options),
+            holder="test",
+            now=clock.now,
+            sleep=clock.sleep,
+        ).execute()
+
+    def sync(self, *, dry_run: bool = False) -> RunResult:
+        clock = self.sandbox.clock
+        config = load_config(self.config_path)
+        options = RunOptions(policy=policy_from_config(config), dry_run=dry_run)
+        return SyncRun(
+            self.ledger, self._adapters(), options, holder="test", now=clock.now, sleep=clock.sleep
+        ).execute()
+
     # --- the command line ------------------------------------------------------
 
     def cli(self, *args: str) -> Result:
@@ -149,3 +188,21 @@ def env(tmp_path: Path) -> Iterator[Env]:
     finally:
         world.ledger.close()
         sandbox.stop()
+
+
+@pytest.fixture
+def frozen(tmp_path: Path) -> Iterator[Env]:
+    """Simulators on a frozen clock for in-process runs; the ledger uses the same clock."""
+    sandbox = Sandbox()
+    sandbox.clock.set(START)
+    sandbox.clock.freeze()
+    set_clock(sandbox.clock.now)
+    sandbox.start()
+    sandbox.relax_limits()
+    world = Env(sandbox, tmp_path / "bridge")
+    try:
+        yield world
+    finally:
+        world.ledger.close()
+        sandbox.stop()
+        set_clock(None)
