@@ -81,6 +81,7 @@ def test_after_a_migration_sync_plans_nothing(env: Env) -> None:
     assert env.cli(*MIGRATE).exit_code == 0
     plan = env.cli("sync", "--dry-run")
     assert plan.exit_code == 0, plan.output
+    assert "nothing to do" in plan.output
     env.reset_counters()
     result = env.cli("sync")
     assert result.exit_code == 0, result.output
