@@ -133,6 +133,7 @@ def _vendor_checks(config: Config) -> int:
     for side, adapter in adapters.items():
         for result in adapter.check():
             mark = "ok  " if result.ok else "FAIL"
-            click.echo(f"{side.value:<11} {mark} {result.name}: {result.message}")
+            name = result.name.removeprefix(f"{side.value}.").removeprefix(f"{side.value} ")
+            click.echo(f"{side.value:<11} {mark} {name}: {result.message}")
             failures += not result.ok
     return failures
