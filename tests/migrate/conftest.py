@@ -120,7 +120,7 @@ class Env:
 
     # --- in-process runs (a frozen clock: the engine's sleep advances it) ---------
 
-    def _adapters(self) -> dict[Side, Any]:
+    def adapters(self) -> dict[Side, Any]:
         clock = self.sandbox.clock
         return build_adapters(
             load_config(self.config_path),
@@ -133,7 +133,7 @@ class Env:
         clock = self.sandbox.clock
         return MigrationRun(
             self.ledger,
-            self._adapters(),
+            self.adapters(),
             MigrationOptions(source, **options),
             holder="test",
             now=clock.now,
@@ -145,7 +145,7 @@ class Env:
         config = load_config(self.config_path)
         options = RunOptions(policy=policy_from_config(config), dry_run=dry_run)
         return SyncRun(
-            self.ledger, self._adapters(), options, holder="test", now=clock.now, sleep=clock.sleep
+            self.ledger, self.adapters(), options, holder="test", now=clock.now, sleep=clock.sleep
         ).execute()
 
     # --- the command line ------------------------------------------------------
