@@ -51,7 +51,9 @@ class LinkFileReader:
         try:
             header = next(reader)
         except StopIteration:
-            raise LinkFileError("the file is empty; expected a header superoffice_id,zendesk_id")
+            raise LinkFileError(
+                "the file is empty; expected a header superoffice_id,zendesk_id"
+            ) from None
         except csv.Error as exc:
             raise LinkFileError(f"line 1: {exc}") from None
         names = [name.strip().lstrip("\ufeff").lower() for name in header]

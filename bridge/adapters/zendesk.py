@@ -195,6 +195,8 @@ class ZendeskAdapter:
         self._lock = threading.Lock()
         #: this adapter's jobs that may still be queued or working, with their submit time
         self._in_flight: dict[str, datetime] = {}
+        #: tickets this adapter soft-deleted (their deletion's actor is bridge)
+        self._own_deletes: set[int] = set()
 
     # -- plumbing ------------------------------------------------------------------------
     def _auth(self, prepared: requests.PreparedRequest) -> None:
@@ -384,8 +386,14 @@ class ZendeskAdapter:
             ticket_id = _as_int(row.get("id"))
             if ticket_id is not None and ticket_id > 0:
                 latest[ticket_id] = row  # the export is ordered: the last row is the newest
+        # our own soft deletes coming back need no actor: walking the deleted-ticket
+        # listing (10 requests a minute) for them would only confirm what we did
+        with self._lock:
+            own = self._own_deletes
         deleted_rows = {
-            i: row for i, row in latest.items() if ticket_state(row) is State.SOFT_DELETED
+            i: row
+            for i, row in latest.items()
+            if ticket_state(row) is State.SOFT_DELETED and i not in own
         }
         actors = self._deletion_details(deleted_rows) if deleted_rows and resolve_actors else {}
         views: list[TicketView] = []
@@ -481,6 +489,8 @@ class ZendeskAdapter:
             raise AdapterError(f"DELETE {path}: answer without a job id")
         with self._lock:
             self._in_flight[str(job_id)] = self._clock()
+            if transition is Transition.SOFT_DELETE:
+                self._own_deletes.update(ids)
         log.info("zendesk.submit", transition=str(transition), count=len(ids), job=job_id)
         return Submitted(transition=transition, ticket_ids=ids, job_id=str(job_id))
 

@@ -361,20 +361,26 @@ class AuditStore:
         """Append synthetic history in bulk (benchmarks and tests; never used by a sync).
 
         `table` is one of run, link, pair_state, event, operation; each row maps column names
-        to values (aware datetimes). Returns the number of rows written."""
+        to values (aware datetimes); a column some rows leave out is NULL in those rows.
+        Returns the number of rows written."""
         target = _BULK_TABLES.get(table)
         if target is None:
             raise ValueError(f"bulk_append: unknown table {table!r}")
         written = 0
         batch: list[Mapping[str, Any]] = []
+
+        def flush(connection: Any) -> None:
+            keys = {key for row in batch for key in row}
+            connection.execute(target.insert(), [{k: row.get(k) for k in keys} for row in batch])
+
         with self.engine.begin() as connection:
             for row in rows:
                 batch.append(row)
                 if len(batch) >= chunk:
-                    connection.execute(target.insert(), batch)
+                    flush(connection)
                     written += len(batch)
                     batch = []
             if batch:
-                connection.execute(target.insert(), batch)
+                flush(connection)
                 written += len(batch)
         return written

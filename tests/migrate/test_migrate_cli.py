@@ -28,7 +28,8 @@ def test_dry_run_prints_the_plan_and_writes_nothing(env: Env) -> None:
     assert any(line.split() == ["zendesk", "soft_delete", "6"] for line in lines)
     assert any(line.split() == ["zendesk", "purge", "2"] for line in lines)
     assert any("restore not requested" in line and line.endswith(" 1") for line in lines)
-    assert lines[-1].startswith("API calls: about ") and "time: about" in lines[-1]
+    assert lines[-1].startswith("API calls: about ")
+    assert "time: about" in lines[-1]
     assert "requests/min" in lines[-1]
     assert env.writes() == RIGHTS_PROBE
     assert env.ops() == []

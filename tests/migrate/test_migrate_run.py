@@ -96,7 +96,8 @@ def test_zendesk_to_superoffice_purges_wait_for_retention_then_are_verified(froz
     purges = [op for op in frozen.ops() if op.transition == "purge"]
     assert [op.status for op in purges] == ["confirmed"] * 2
     base = frozen.ledger.status()["base"]
-    assert base["purged"] == 2 and base["active"] == 1
+    assert base["purged"] == 2
+    assert base["active"] == 1
 
 
 def test_a_dry_run_run_records_no_operation_and_no_base(frozen: Env) -> None:

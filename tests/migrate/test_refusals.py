@@ -17,7 +17,8 @@ def test_no_links_is_refused_before_any_vendor_call(env: Env) -> None:
     assert result.exit_code == 2
     assert "no links" in result.output
     assert env.writes() == {}
-    assert env.routes("zendesk") == {} and env.routes("superoffice") == {}
+    assert env.routes("zendesk") == {}
+    assert env.routes("superoffice") == {}
 
 
 def test_the_same_source_and_target_is_refused(env: Env) -> None:
@@ -26,7 +27,8 @@ def test_the_same_source_and_target_is_refused(env: Env) -> None:
     result = env.cli("migrate", "--from", "zendesk", "--to", "zendesk")
     assert result.exit_code == 2
     assert "same system" in result.output
-    assert env.routes("zendesk") == {} and env.routes("superoffice") == {}
+    assert env.routes("zendesk") == {}
+    assert env.routes("superoffice") == {}
     assert env.ops() == []
 
 
@@ -45,7 +47,8 @@ def test_source_purges_without_a_purge_flag_are_refused_before_any_write(env: En
     result = env.cli(*MIGRATE)
     assert result.exit_code == 2
     assert "2 tickets are purged in superoffice" in result.output
-    assert "--include-purges" in result.output and "--skip-purges" in result.output
+    assert "--include-purges" in result.output
+    assert "--skip-purges" in result.output
     assert env.writes() == RIGHTS_PROBE
     assert env.ops() == []
     assert [env.zd_state(z) for _, z in pairs] == ["active"] * 5
@@ -73,7 +76,8 @@ def test_an_unreachable_vendor_is_refused_before_any_write(env: Env) -> None:
     env.reset_counters()
     result = env.cli(*MIGRATE)
     assert result.exit_code == 5
-    assert "zendesk" in result.output and "nothing was written" in result.output
+    assert "zendesk" in result.output
+    assert "nothing was written" in result.output
     assert env.writes() == RIGHTS_PROBE  # SuperOffice was checked; nothing changed there
     assert env.ops() == []
     assert env.states(pairs)[0] == ("deleted", "active")

@@ -21,7 +21,8 @@ def test_a_crash_before_the_third_batch_then_resume_sends_each_batch_once(env: E
     crashed = env.bridge(*MIGRATE, crash_at="before_send:3")
     assert crashed.returncode == -signal.SIGKILL
     assert env.writes().get(ZD_SOFT_DELETE) == 2
-    assert Counter(env.zd_state(z) for _, z in pairs) == {"active": 60, "deleted": 200}
+    # the two jobs sent may still be running: at most their tickets are deleted
+    assert Counter(env.zd_state(z) for _, z in pairs)["deleted"] <= 200
 
     time.sleep(1.1)  # the dead run's lease (1 s in this config) expires
     refused = env.bridge(*MIGRATE)
@@ -45,7 +46,7 @@ def test_sigterm_finishes_the_batch_in_flight_then_resume_completes(env: Env) ->
     # one Zendesk job at a time, so the run is still sending when the signal comes
     text = env.config_path.read_text(encoding="utf-8")
     env.config_path.write_text(text.replace("job_limit = 30", "job_limit = 1"), encoding="utf-8")
-    pairs = env.link(1000)
+    pairs = env.link(300)
     env.so.soft_delete([s for s, _ in pairs])
     env.reset_counters()
     child = subprocess.Popen(
@@ -61,12 +62,12 @@ def test_sigterm_finishes_the_batch_in_flight_then_resume_completes(env: Env) ->
         child.kill()
     assert child.returncode == 1, stderr.decode()
     first = env.writes()[ZD_SOFT_DELETE]
-    assert first < 10
-    assert Counter(env.zd_state(z) for _, z in pairs)["deleted"] == first * 100
+    assert first < 3
+    assert Counter(env.zd_state(z) for _, z in pairs)["deleted"] <= first * 100
 
     time.sleep(1.1)
     resumed = env.bridge(*MIGRATE, "--resume")
     assert resumed.returncode == 0, resumed.stderr
-    assert env.writes()[ZD_SOFT_DELETE] == 10  # ⌈1000/100⌉ in all: none twice, none skipped
-    assert Counter(env.zd_state(z) for _, z in pairs) == {"deleted": 1000}
-    assert Counter(op.status for op in env.ops()) == {"confirmed": 1000}
+    assert env.writes()[ZD_SOFT_DELETE] == 3  # ⌈300/100⌉ in all: none twice, none skipped
+    assert Counter(env.zd_state(z) for _, z in pairs) == {"deleted": 300}
+    assert Counter(op.status for op in env.ops()) == {"confirmed": 300}

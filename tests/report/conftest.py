@@ -53,11 +53,11 @@ def synced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synced]:
     """History (z = Zendesk agent, s = SuperOffice associate), pairs 0..6:
 
     day 0   first sync (all active)
-    +1 min  z deletes 0 and 1; s deletes 2                        → copies confirmed
+    +1 min  z deletes 0, 1 and 5; s deletes 2 and 5               → copies confirmed
     +1 h    z restores 0; z purges 1; s deletes 3; z hard-deletes 4;
-            s deletes 5 while z hard-deletes 5 (conflict)          → 1's and 4's purges pending
-    +15 d   SuperOffice retention removes 1, 2, 3, 4 and 5          → pending purges verified,
-            retention purges of 2 and 3 not copied (policy)
+            s restores 5 while z purges 5 (a conflict)             → 1's and 4's purges pending
+    +15 d   SuperOffice retention removes 1, 2, 3 and 4              → pending purges verified,
+            retention purges of 2 and 3 not copied (policy), the conflict still open
     """
     folder = tmp_path_factory.mktemp("report-sandbox")
     clock = SimClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC), frozen=True)
@@ -79,14 +79,15 @@ def synced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synced]:
 
         sync()
         clock.advance(60)
-        sandbox.zendesk.agent_act("delete", [zd[0], zd[1]], agent=(4242, "Ann"))
-        sandbox.superoffice.soft_delete([so[2]], associate=77)
+        sandbox.zendesk.agent_act("delete", [zd[0], zd[1], zd[5]], agent=(4242, "Ann"))
+        sandbox.superoffice.soft_delete([so[2], so[5]], associate=77)
         clock.advance(30)
         assert sync().outcome == "converged"
         clock.advance(3600)
         sandbox.zendesk.agent_act("restore", [zd[0]], agent=(4242, "Ann"))
         sandbox.zendesk.agent_act("purge", [zd[1], zd[4]], agent=(4242, "Ann"))
-        sandbox.superoffice.soft_delete([so[3], so[5]], associate=77)
+        sandbox.superoffice.soft_delete([so[3]], associate=77)
+        sandbox.superoffice.restore([so[5]], associate=77)
         sandbox.zendesk.agent_act("purge", [zd[5]], agent=(4242, "Ann"))
         clock.advance(45)
         assert sync().outcome == "attention"
@@ -108,7 +109,14 @@ def at(minutes: float) -> datetime:
 
 @pytest.fixture
 def synthetic(tmp_path: Path) -> Iterator[Ledger]:
-    """A ledger written directly, with exact times.
+    """A ledger written directly, with exact times (see `fill_synthetic`)."""
+    with Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}") as ledger:
+        fill_synthetic(ledger)
+        yield ledger
+
+
+def fill_synthetic(ledger: Ledger) -> None:
+    """Write a small history with exact times.
 
     link 1: z soft-deletes at T0 (vendor), seen +1 min, copy confirmed at +3 min
     link 2: s soft-deletes at +10, seen +12, copy confirmed at +20
@@ -118,191 +126,189 @@ def synthetic(tmp_path: Path) -> Iterator[Ledger]:
     link 5: a conflict at +50, resolved on day 2 (+1500 min)
     link 6: z purges at +60, seen +61: purge held by the cap at +62
     """
-    with Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}") as ledger:
-        ledger.bulk_append(
-            "run",
-            [
-                {
-                    "id": 1,
-                    "kind": "sync",
-                    "holder": "t",
-                    "started_at": at(0),
-                    "ended_at": at(70),
-                    "outcome": "attention",
-                    "counts": "{}",
-                }
-            ],
-        )
-        ledger.bulk_append(
-            "link",
-            [
-                {
-                    "id": i,
-                    "superoffice_id": 100 + i,
-                    "zendesk_id": 200 + i,
-                    "origin": "csv",
-                    "created_at": at(-60),
-                }
-                for i in range(1, 7)
-            ],
-        )
-        ledger.bulk_append(
-            "pair_state",
-            [
-                {"link_id": i, "base_version": 0, "pending_decision": False, "updated_at": at(0)}
-                for i in range(1, 7)
-            ],
-        )
-
-        def ev(id_: int, minute: float, kind: str, link: int, **more: object) -> dict[str, object]:
-            return {"id": id_, "at": at(minute), "run_id": 1, "link_id": link, "kind": kind, **more}
-
-        def obs(
-            id_: int,
-            minute: float,
-            link: int,
-            side: str,
-            transition: str,
-            vendor: float,
-            frm: str,
-            to: str,
-        ) -> dict[str, object]:
-            ticket = (100 if side == "superoffice" else 200) + link
-            return ev(
-                id_,
-                minute,
-                "observed",
-                link,
-                side=side,
-                ticket_id=ticket,
-                transition=transition,
-                from_state=frm,
-                to_state=to,
-                cause="user",
-                actor_id=9,
-                vendor_time=at(vendor),
-            )
-
-        def conf(
-            id_: int,
-            minute: float,
-            link: int,
-            side: str,
-            transition: str,
-            op: int,
-            frm: str,
-            to: str,
-        ) -> dict[str, object]:
-            ticket = (100 if side == "superoffice" else 200) + link
-            return ev(
-                id_,
-                minute,
-                "confirmed",
-                link,
-                side=side,
-                ticket_id=ticket,
-                transition=transition,
-                from_state=frm,
-                to_state=to,
-                cause="bridge",
-                operation_id=op,
-            )
-
-        events = [
-            obs(1, 1, 1, "zendesk", "soft_delete", 0, "active", "soft_deleted"),
-            ev(2, 1, "planned", 1, side="superoffice", transition="soft_delete", operation_id=1),
-            conf(3, 3, 1, "superoffice", "soft_delete", 1, "active", "soft_deleted"),
-            obs(4, 12, 2, "superoffice", "soft_delete", 10, "active", "soft_deleted"),
-            ev(5, 12, "planned", 2, side="zendesk", transition="soft_delete", operation_id=2),
-            conf(6, 20, 2, "zendesk", "soft_delete", 2, "active", "soft_deleted"),
-            obs(7, 31, 3, "zendesk", "soft_delete+purge", 30, "active", "purged"),
-            conf(8, 33, 3, "superoffice", "soft_delete", 3, "active", "soft_deleted"),
-            ev(
-                9,
-                34,
-                "pending_retention",
-                3,
-                side="superoffice",
-                transition="purge",
-                operation_id=4,
-                detail="until x",
-            ),
-            obs(10, 41, 4, "zendesk", "soft_delete", 40, "active", "soft_deleted"),
-            ev(
-                11,
-                42,
-                "failed",
-                4,
-                side="superoffice",
-                transition="soft_delete",
-                operation_id=5,
-                detail="403 no right",
-            ),
-            ev(12, 50, "conflict", 5, detail="both changed"),
-            obs(13, 61, 6, "zendesk", "purge", 60, "soft_deleted", "purged"),
-            ev(
-                14,
-                62,
-                "held",
-                6,
-                side="superoffice",
-                transition="purge",
-                operation_id=6,
-                detail="cap",
-            ),
-            ev(15, 1500, "resolved", 5, detail="by hand"),
-        ]
-        ledger.bulk_append("event", events)
-
-        def op(
-            id_: int,
-            link: int,
-            target: str,
-            transition: str,
-            step: int,
-            status: str,
-            source: int,
-            finished: float | None = None,
-            **more: object,
-        ) -> dict[str, object]:
-            ticket = (100 if target == "superoffice" else 200) + link
-            return {
-                "id": id_,
-                "key": f"{link}:{target}:{transition}:0",
-                "link_id": link,
-                "target": target,
-                "ticket_id": ticket,
-                "transition": transition,
-                "step": step,
-                "base_version": 0,
-                "cause": "user",
-                "source_event_id": source,
-                "status": status,
-                "run_id": 1,
-                "finished_at": at(finished) if finished is not None else None,
-                "created_at": at(0),
-                "updated_at": at(0),
-                **more,
+    ledger.bulk_append(
+        "run",
+        [
+            {
+                "id": 1,
+                "kind": "sync",
+                "holder": "t",
+                "started_at": at(0),
+                "ended_at": at(70),
+                "outcome": "attention",
+                "counts": "{}",
             }
+        ],
+    )
+    ledger.bulk_append(
+        "link",
+        [
+            {
+                "id": i,
+                "superoffice_id": 100 + i,
+                "zendesk_id": 200 + i,
+                "origin": "csv",
+                "created_at": at(-60),
+            }
+            for i in range(1, 7)
+        ],
+    )
+    ledger.bulk_append(
+        "pair_state",
+        [
+            {"link_id": i, "base_version": 0, "pending_decision": False, "updated_at": at(0)}
+            for i in range(1, 7)
+        ],
+    )
 
-        ledger.bulk_append(
-            "operation",
-            [
-                op(1, 1, "superoffice", "soft_delete", 0, "confirmed", 1, 3),
-                op(2, 2, "zendesk", "soft_delete", 0, "confirmed", 4, 20),
-                op(3, 3, "superoffice", "soft_delete", 0, "confirmed", 7, 33),
-                op(
-                    4,
-                    3,
-                    "superoffice",
-                    "purge",
-                    1,
-                    "pending_retention",
-                    7,
-                    pending_until=at(14 * 1440 + 33),
-                ),
-                op(5, 4, "superoffice", "soft_delete", 0, "failed", 10, 42, error="403 no right"),
-                op(6, 6, "superoffice", "purge", 0, "held", 13),
-            ],
+    def ev(id_: int, minute: float, kind: str, link: int, **more: object) -> dict[str, object]:
+        return {"id": id_, "at": at(minute), "run_id": 1, "link_id": link, "kind": kind, **more}
+
+    def obs(
+        id_: int,
+        minute: float,
+        link: int,
+        side: str,
+        transition: str,
+        vendor: float,
+        frm: str,
+        to: str,
+    ) -> dict[str, object]:
+        ticket = (100 if side == "superoffice" else 200) + link
+        return ev(
+            id_,
+            minute,
+            "observed",
+            link,
+            side=side,
+            ticket_id=ticket,
+            transition=transition,
+            from_state=frm,
+            to_state=to,
+            cause="user",
+            actor_id=9,
+            vendor_time=at(vendor),
         )
-        yield ledger
+
+    def conf(
+        id_: int,
+        minute: float,
+        link: int,
+        side: str,
+        transition: str,
+        op: int,
+        frm: str,
+        to: str,
+    ) -> dict[str, object]:
+        ticket = (100 if side == "superoffice" else 200) + link
+        return ev(
+            id_,
+            minute,
+            "confirmed",
+            link,
+            side=side,
+            ticket_id=ticket,
+            transition=transition,
+            from_state=frm,
+            to_state=to,
+            cause="bridge",
+            operation_id=op,
+        )
+
+    events = [
+        obs(1, 1, 1, "zendesk", "soft_delete", 0, "active", "soft_deleted"),
+        ev(2, 1, "planned", 1, side="superoffice", transition="soft_delete", operation_id=1),
+        conf(3, 3, 1, "superoffice", "soft_delete", 1, "active", "soft_deleted"),
+        obs(4, 12, 2, "superoffice", "soft_delete", 10, "active", "soft_deleted"),
+        ev(5, 12, "planned", 2, side="zendesk", transition="soft_delete", operation_id=2),
+        conf(6, 20, 2, "zendesk", "soft_delete", 2, "active", "soft_deleted"),
+        obs(7, 31, 3, "zendesk", "soft_delete+purge", 30, "active", "purged"),
+        conf(8, 33, 3, "superoffice", "soft_delete", 3, "active", "soft_deleted"),
+        ev(
+            9,
+            34,
+            "pending_retention",
+            3,
+            side="superoffice",
+            transition="purge",
+            operation_id=4,
+            detail="until x",
+        ),
+        obs(10, 41, 4, "zendesk", "soft_delete", 40, "active", "soft_deleted"),
+        ev(
+            11,
+            42,
+            "failed",
+            4,
+            side="superoffice",
+            transition="soft_delete",
+            operation_id=5,
+            detail="403 no right",
+        ),
+        ev(12, 50, "conflict", 5, detail="both changed"),
+        obs(13, 61, 6, "zendesk", "purge", 60, "soft_deleted", "purged"),
+        ev(
+            14,
+            62,
+            "held",
+            6,
+            side="superoffice",
+            transition="purge",
+            operation_id=6,
+            detail="cap",
+        ),
+        ev(15, 1500, "resolved", 5, detail="by hand"),
+    ]
+    ledger.bulk_append("event", events)
+
+    def op(
+        id_: int,
+        link: int,
+        target: str,
+        transition: str,
+        step: int,
+        status: str,
+        source: int,
+        finished: float | None = None,
+        **more: object,
+    ) -> dict[str, object]:
+        ticket = (100 if target == "superoffice" else 200) + link
+        return {
+            "id": id_,
+            "key": f"{link}:{target}:{transition}:0",
+            "link_id": link,
+            "target": target,
+            "ticket_id": ticket,
+            "transition": transition,
+            "step": step,
+            "base_version": 0,
+            "cause": "user",
+            "source_event_id": source,
+            "status": status,
+            "run_id": 1,
+            "finished_at": at(finished) if finished is not None else None,
+            "created_at": at(0),
+            "updated_at": at(0),
+            **more,
+        }
+
+    ledger.bulk_append(
+        "operation",
+        [
+            op(1, 1, "superoffice", "soft_delete", 0, "confirmed", 1, 3),
+            op(2, 2, "zendesk", "soft_delete", 0, "confirmed", 4, 20),
+            op(3, 3, "superoffice", "soft_delete", 0, "confirmed", 7, 33),
+            op(
+                4,
+                3,
+                "superoffice",
+                "purge",
+                1,
+                "pending_retention",
+                7,
+                pending_until=at(14 * 1440 + 33),
+            ),
+            op(5, 4, "superoffice", "soft_delete", 0, "failed", 10, 42, error="403 no right"),
+            op(6, 6, "superoffice", "purge", 0, "held", 13),
+        ],
+    )
