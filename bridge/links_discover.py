@@ -171,9 +171,7 @@ def discover_links(
         if not result.ok:  # a link added meanwhile by someone else: report, link nothing
             for problem in result.problems:
                 superoffice_id, zendesk_id = verified[problem.line - 1]
-                report.ambiguous.append(
-                    Ambiguous(superoffice_id, (zendesk_id,), problem.message)
-                )
+                report.ambiguous.append(Ambiguous(superoffice_id, (zendesk_id,), problem.message))
             return report
     report.linked = verified
     return report

@@ -9,6 +9,7 @@ from bridge.cli.context import AppContext
 from bridge.cli.core import check, init, status
 from bridge.cli.links import link
 from bridge.cli.migrate import migrate
+from bridge.cli.report import report
 from bridge.cli.sandbox import sandbox
 from bridge.cli.sync import conflicts, sync
 from bridge.config import resolve_config_path
@@ -65,3 +66,4 @@ main.add_command(sync)
 main.add_command(conflicts)
 main.add_command(sandbox)
 main.add_command(migrate)
+main.add_command(report)

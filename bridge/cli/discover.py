@@ -76,7 +76,11 @@ def _as_dict(report: DiscoverReport) -> dict[str, object]:
         "linked": [{"superoffice_id": s, "zendesk_id": z} for s, z in report.linked],
         "already_linked": report.already_linked,
         "ambiguous": [
-            {"superoffice_id": a.superoffice_id, "zendesk_ids": list(a.zendesk_ids), "reason": a.reason}
+            {
+                "superoffice_id": a.superoffice_id,
+                "zendesk_ids": list(a.zendesk_ids),
+                "reason": a.reason,
+            }
             for a in report.ambiguous
         ],
         "dangling": [

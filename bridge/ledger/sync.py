@@ -434,8 +434,15 @@ class SyncStore:
         now = utcnow()
         created = 0
         with self.session() as session:
+            # load the pairs in chunks first: a `get` per decision would query (and
+            # autoflush) once per link
+            link_ids = sorted({item.pair.ids.link_id for item in planned})
+            pairs: dict[int, PairState] = {}
+            for chunk in _chunks(link_ids):
+                for row in session.exec(select(PairState).where(col(PairState.link_id).in_(chunk))):
+                    pairs[row.link_id] = row
             for item in planned:
-                pair = session.get(PairState, item.pair.ids.link_id)
+                pair = pairs.get(item.pair.ids.link_id)
                 assert pair is not None
                 decision = item.decision
                 pair.pending_decision = decision.outcome is Outcome.UNKNOWN

@@ -12,7 +12,7 @@ import re
 from array import array
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -71,7 +71,9 @@ def iso(value: datetime | None) -> str | None:
     """RFC 3339 UTC with microseconds and a Z: exact, sortable, read by every SIEM."""
     if value is None:
         return None
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_moment(text: str, *, end: bool) -> datetime:
@@ -154,10 +156,17 @@ class ReportRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: times as RFC 3339 strings, everything else as is."""
-        data = asdict(self)
+        data = {name: getattr(self, name) for name in FIELDS}
         for name in _TIME_FIELDS:
             data[name] = iso(data[name])
         return data
+
+    def values(self) -> list[Any]:
+        """The fields in `FIELDS` order, times as RFC 3339 strings (the CSV row)."""
+        return [
+            iso(value) if isinstance(value, datetime) else value
+            for value in (getattr(self, name) for name in FIELDS)
+        ]
 
     @property
     def is_purge(self) -> bool:

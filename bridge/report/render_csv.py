@@ -44,8 +44,7 @@ def write_csv(out: TextIO, records: Iterable[ReportRecord]) -> int:
     writer.writerow(FIELDS)
     count = 0
     for record in records:
-        data = record.to_dict()
-        writer.writerow([_cell(data[name]) for name in FIELDS])
+        writer.writerow([_cell(value) for value in record.values()])
         count += 1
     return count
 

@@ -145,7 +145,7 @@ def render_html(out: TextIO, doc: Document) -> None:
     if summary.anomalies:
         w(
             f'<p class="bad">{summary.anomalies} purged tickets were seen alive again in this '
-            "period (ids reused, or a vendor error): see `bridge status`.</p>"
+            "period (ids reused, or a vendor error): see <code>bridge status</code>.</p>"
         )
     end = summary.end
     w(f"<h3>Open at the end of the period ({_e(when(period.until))} UTC)</h3>")

@@ -52,7 +52,9 @@ class World:
         self.config_path = self.sandbox.write_config(self.folder, **sync)
         if self.client_rps is not None:
             text = self.config_path.read_text(encoding="utf-8")
-            text = text.replace("requests_per_second = 10\n", f"requests_per_second = {self.client_rps}\n")
+            text = text.replace(
+                "requests_per_second = 10\n", f"requests_per_second = {self.client_rps}\n"
+            )
             self.config_path.write_text(text, encoding="utf-8")
 
     # --- data ------------------------------------------------------------------
@@ -191,7 +193,7 @@ class Live(World):
 
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[Live]:
-    """Simulators on a running clock, sped up 50× (a 100-ticket job takes 0.25 s), that
+    """Simulators on a running clock, sped up 50 times (a 100-ticket job takes 0.25 s), that
     starts 20 days in the past: bridge in the child process runs on the wall clock, so
     advancing the simulators 15 days makes SuperOffice's retention job run for both."""
     sandbox = Sandbox()

@@ -47,7 +47,9 @@ def _retention_purges(world: Live) -> list[tuple[int, int]]:
 def test_killed_while_purging_the_next_runs_finish_without_a_duplicate_purge(
     live: Live, point: str
 ) -> None:
-    live.rewrite_config(lease_seconds="2", max_purges_per_run="1000", propagate_retention_purges="true")
+    live.rewrite_config(
+        lease_seconds="2", max_purges_per_run="1000", propagate_retention_purges="true"
+    )
     pairs = _retention_purges(live)
     killed = live.bridge("sync", crash_at=point)
     assert killed.returncode == -signal.SIGKILL, killed.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bridge.ledger import LinkRow
 from tests.e2e.conftest import DAY, World, states
 
 
@@ -55,7 +56,8 @@ def test_restore_in_zendesk_restores_superoffice_with_its_previous_status(world:
     assert result.outcome == "converged"
     assert states(world, pairs) == [("active", "active")] * 2
     info = world.so.ticket_state(so_id)
-    assert info is not None and info["status_id"] == 304
+    assert info is not None
+    assert info["status_id"] == 304
 
 
 def test_agent_purge_in_zendesk_is_pending_retention_then_verified(world: World) -> None:
@@ -255,8 +257,6 @@ def test_direction_superoffice_to_zendesk_never_writes_superoffice(world: World)
 def test_divergence_on_first_sight_is_reported_not_acted_on(world: World) -> None:
     so_ids = world.so.seed_tickets(1, title="T")
     zd_ids = world.zd.seed_tickets([{"subject": "T", "state": "deleted"}])
-    from bridge.ledger import LinkRow
-
     assert world.ledger.import_links([LinkRow(1, so_ids[0], zd_ids[0])], origin="csv").ok
     result = world.sync()
     assert result.outcome == "attention"
@@ -281,3 +281,19 @@ def test_zendesk_wins_settles_a_conflict(world: World) -> None:
     result = world.sync()
     assert world.so_state(so_id) == "deleted"  # soft-deleted, purge pending retention
     assert result.counts["pending_retention"] == 1
+
+
+def test_copying_250_soft_deletes_to_zendesk_costs_the_bulk_minimum(world: World) -> None:
+    pairs = world.link(250)
+    world.sync()
+    world.so.soft_delete([s for s, _ in pairs])
+    world.zd.counters.reset()
+    result = world.sync()
+    assert result.outcome == "converged"
+    zd = world.routes("zendesk")
+    assert zd["DELETE tickets/destroy_many"] == 3
+    # our own deletions coming back need no walk of the deleted-ticket listing (10/min)
+    assert "GET deleted_tickets" not in zd
+    # three ~12 s jobs, polled together with growing waits: a handful of polls, not one a second
+    assert zd["GET job_statuses/show_many"] <= 6
+    assert states(world, pairs) == [("deleted", "deleted")] * 250

@@ -1,0 +1,174 @@
+"""`bridge sync` as a process: exit codes, the lease, `--every` and SIGTERM, the sandbox."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sqlmodel import select
+
+from bridge.ledger.tables import Lease, Run
+from tests.e2e.conftest import Live, states
+
+SOFT = "DELETE tickets/destroy_many"
+
+
+def _wait_for(condition: object, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.05)
+
+
+def _leases(world: Live) -> list[Lease]:
+    with world.ledger.session() as session:
+        return list(session.exec(select(Lease)))
+
+
+def _runs(world: Live) -> list[Run]:
+    with world.ledger.session() as session:
+        return list(session.exec(select(Run)))
+
+
+def test_exit_codes_converged_retry_config_attention(live: Live) -> None:
+    pairs = live.link(3)
+    assert live.bridge("sync").returncode == 0
+    # 1: a write that failed and will be retried
+    live.so.soft_delete([pairs[0][0]])
+    live.zd.add_fault("job_failed", route=SOFT)  # every round of the run fails
+    failed = live.bridge("sync")
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "failures" in failed.stdout
+    live.zd.clear_faults()
+    assert live.bridge("sync").returncode == 0
+    assert states(live, pairs)[0] == ("deleted", "deleted")
+    # 4: a conflict needs a person
+    so_id, zd_id = pairs[1]
+    live.so.soft_delete([so_id])
+    live.zd.agent_act("delete", [zd_id], agent=(7, "Ann"))
+    assert live.bridge("sync").returncode == 0
+    live.so.restore([so_id])
+    live.zd.agent_act("purge", [zd_id], agent=(7, "Ann"))
+    conflict = live.bridge("sync")
+    assert conflict.returncode == 4, conflict.stdout + conflict.stderr
+    listed = live.bridge("conflicts", "list")
+    assert f"{so_id}" in listed.stdout
+    assert "conflict" in listed.stdout
+    # 2: a configuration error, nothing written
+    text = live.config_path.read_text(encoding="utf-8")
+    live.config_path.write_text(text.replace('direction = "both"', "direction = 7"))
+    bad = live.bridge("sync")
+    assert bad.returncode == 2
+    assert "sync.direction" in bad.stderr
+    assert len(_runs(live)) == 5
+
+
+def test_a_second_concurrent_run_is_refused_naming_the_holder(live: Live) -> None:
+    live.link(2)
+    live.rewrite_config(lease_seconds="60", max_purges_per_run="1000")
+    live.zd.add_fault("slow", delay=3, route="GET incremental/tickets/cursor", count=1)
+    first = live.popen("sync")
+    _wait_for(lambda: live.zd.counters["GET incremental/tickets/cursor"] >= 1)
+    second = live.bridge("sync")
+    assert second.returncode == 3
+    assert "another run holds the ledger" in second.stderr
+    holder = _leases(live)[0].holder
+    assert holder.endswith(f":{first.pid}")
+    assert holder in second.stderr
+    assert "since" in second.stderr
+    assert first.wait(timeout=30) == 0
+    assert _leases(live) == []  # released at the end
+    assert live.bridge("sync").returncode == 0
+
+
+def test_the_lease_of_a_killed_run_expires(live: Live) -> None:
+    live.link(2)
+    live.zd.add_fault("slow", delay=5, route="GET incremental/tickets/cursor", count=1)
+    first = live.popen("sync")
+    _wait_for(lambda: live.zd.counters["GET incremental/tickets/cursor"] >= 1)
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait(timeout=10)
+    assert live.bridge("sync").returncode == 3  # the dead run's lease (2 s) still holds
+    time.sleep(2.1)
+    assert live.bridge("sync").returncode == 0
+    assert next(e.detail or "" for e in live.events("lease_taken_over")).startswith(
+        f"{socket.gethostname()}:"
+    )
+
+
+def test_every_loops_and_sigterm_between_runs_exits_cleanly(live: Live) -> None:
+    pairs = live.link(2)
+    loop = live.popen("sync", "--every", "1s")
+    _wait_for(lambda: len([r for r in _runs(live) if r.outcome]) >= 2)
+    live.so.soft_delete([pairs[0][0]])
+    _wait_for(lambda: live.zd_state(pairs[0][1]) == "deleted")
+    loop.send_signal(signal.SIGTERM)
+    assert loop.wait(timeout=30) == 0
+    assert _leases(live) == []
+    assert all(r.outcome == "converged" for r in _runs(live))
+
+
+def test_sigterm_mid_batch_finishes_the_batch_records_and_releases(live: Live) -> None:
+    pairs = live.link(250)
+    assert live.bridge("sync").returncode == 0
+    live.so.soft_delete([s for s, _ in pairs])
+    live.zd.add_fault("slow", delay=1.5, route=SOFT, count=1)
+    loop = live.popen("sync", "--every", "5m")
+    _wait_for(lambda: live.zd.counters[SOFT] >= 1)
+    loop.send_signal(signal.SIGTERM)
+    assert loop.wait(timeout=60) == 1  # interrupted: the rest is for the next run
+    out = loop.stderr.read() if loop.stderr else ""
+    assert "finishing the batch in flight" in out
+    assert _leases(live) == []
+    assert _runs(live)[-1].outcome == "interrupted"
+    assert live.zd.counters[SOFT] == 1  # no batch started after the signal
+    statuses = {op.status for op in live.ops()}
+    assert statuses <= {"confirmed", "sent", "planned"}
+    assert len([op for op in live.ops() if op.status != "planned"]) == 100
+    live.zd.finish_jobs()
+    assert live.bridge("sync").returncode == 0
+    live.zd.finish_jobs()
+    assert states(live, pairs) == [("deleted", "deleted")] * 250
+    assert live.zd.counters[SOFT] == 3
+
+
+def test_sandbox_serve_writes_a_config_that_sync_uses_as_is(tmp_path: Path) -> None:
+    folder = tmp_path / "try"
+    serve = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bridge",
+            "sandbox",
+            "serve",
+            "--zendesk-port",
+            "0",
+            "--superoffice-port",
+            "0",
+            "--write-config",
+            str(folder),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_for(lambda: (folder / "bridge.toml").exists() and (folder / "bridge.db").exists())
+        run = subprocess.run(
+            [sys.executable, "-m", "bridge", "--config", str(folder / "bridge.toml"), "sync"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert "converged" in run.stdout
+        assert (folder / "secrets" / "zendesk.token").stat().st_mode & 0o077 == 0
+    finally:
+        serve.send_signal(signal.SIGINT)
+        serve.wait(timeout=20)
