@@ -470,7 +470,8 @@ class SyncStore:
                         )
                     )
                 if decision.outcome in (Outcome.AGREE, Outcome.APPLY, Outcome.SKIP):
-                    if pair.attention in ("conflict", "divergence") and _set_attention(
+                    # agreement settles a conflict, a divergence, or a write that had failed
+                    if pair.attention in ("conflict", "divergence", "failed") and _set_attention(
                         pair, None, None, now
                     ):
                         session.add(

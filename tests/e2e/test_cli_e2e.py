@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlmodel import select
@@ -88,13 +89,20 @@ def test_a_second_concurrent_run_is_refused_naming_the_holder(live: Live) -> Non
 
 def test_the_lease_of_a_killed_run_expires(live: Live) -> None:
     live.link(2)
+    live.rewrite_config(lease_seconds="8", max_purges_per_run="1000")
     live.zd.add_fault("slow", delay=5, route="GET incremental/tickets/cursor", count=1)
     first = live.popen("sync")
     _wait_for(lambda: live.zd.counters["GET incremental/tickets/cursor"] >= 1)
     os.kill(first.pid, signal.SIGKILL)
     first.wait(timeout=10)
-    assert live.bridge("sync").returncode == 3  # the dead run's lease (2 s) still holds
-    time.sleep(2.1)
+    assert live.bridge("sync").returncode == 3  # the dead run's lease still holds
+    (lease,) = _leases(live)
+    expires = (
+        lease.expires_at.replace(tzinfo=UTC)
+        if lease.expires_at.tzinfo is None
+        else lease.expires_at
+    )
+    time.sleep(max(0.0, (expires - datetime.now(UTC)).total_seconds()) + 0.1)
     assert live.bridge("sync").returncode == 0
     assert next(e.detail or "" for e in live.events("lease_taken_over")).startswith(
         f"{socket.gethostname()}:"
