@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from bridge.cli.context import AppContext, fail, pass_app
+from bridge.cli.discover import discover
 from bridge.cli.exitcodes import ExitCode
 from bridge.links import LinkFileError, import_link_file
 
@@ -85,3 +86,6 @@ def list_(app: AppContext, as_json: bool) -> None:
                 f"{item.created_at.isoformat(timespec='seconds')}"
             )
         click.echo(f"{count} links")
+
+
+link.add_command(discover)

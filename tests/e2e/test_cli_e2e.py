@@ -72,7 +72,7 @@ def test_exit_codes_converged_retry_config_attention(live: Live) -> None:
 def test_a_second_concurrent_run_is_refused_naming_the_holder(live: Live) -> None:
     live.link(2)
     live.rewrite_config(lease_seconds="60", max_purges_per_run="1000")
-    live.zd.add_fault("slow", delay=3, route="GET incremental/tickets/cursor", count=1)
+    live.zd.add_fault("slow", delay=5, route="GET incremental/tickets/cursor", count=1)
     first = live.popen("sync")
     _wait_for(lambda: live.zd.counters["GET incremental/tickets/cursor"] >= 1)
     second = live.bridge("sync")
@@ -109,16 +109,23 @@ def test_the_lease_of_a_killed_run_expires(live: Live) -> None:
     )
 
 
+def _finished(world: Live) -> int:
+    return len([r for r in _runs(world) if r.ended_at is not None])
+
+
 def test_every_loops_and_sigterm_between_runs_exits_cleanly(live: Live) -> None:
     pairs = live.link(2)
-    loop = live.popen("sync", "--every", "1s")
-    _wait_for(lambda: len([r for r in _runs(live) if r.outcome]) >= 2)
+    loop = live.popen("sync", "--every", "3s")
+    _wait_for(lambda: _finished(live) >= 1)
     live.so.soft_delete([pairs[0][0]])
     _wait_for(lambda: live.zd_state(pairs[0][1]) == "deleted")
+    done = _finished(live)
+    _wait_for(lambda: _finished(live) > done)  # a run just ended: now it waits 3 s
     loop.send_signal(signal.SIGTERM)
     assert loop.wait(timeout=30) == 0
     assert _leases(live) == []
-    assert all(r.outcome == "converged" for r in _runs(live))
+    assert {r.outcome for r in _runs(live)} == {"converged"}
+    assert len(_runs(live)) >= 2
 
 
 def test_sigterm_mid_batch_finishes_the_batch_records_and_releases(live: Live) -> None:

@@ -19,11 +19,10 @@ from tests.e2e.conftest import World
 
 @pytest.fixture
 def cli() -> click.Group:
-    """The main group with `link discover` added, as the lead will wire it."""
+    """The `bridge` command group, with `link discover` wired in."""
     link = main.commands["link"]
     assert isinstance(link, click.Group)
-    if "discover" not in link.commands:
-        link.add_command(discover)
+    assert link.commands["discover"] is discover
     return main
 
 
