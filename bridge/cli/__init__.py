@@ -7,6 +7,7 @@ import click
 from bridge import __version__
 from bridge.cli.context import AppContext
 from bridge.cli.core import check, init, status
+from bridge.cli.demo import demo
 from bridge.cli.links import link
 from bridge.cli.migrate import migrate
 from bridge.cli.report import report
@@ -67,3 +68,4 @@ main.add_command(conflicts)
 main.add_command(sandbox)
 main.add_command(migrate)
 main.add_command(report)
+main.add_command(demo)

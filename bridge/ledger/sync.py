@@ -10,9 +10,9 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, or_
+from sqlalchemy import Engine, Row, bindparam, or_
 from sqlmodel import Session, col, select
 
 from bridge.ledger.tables import Cursor, Event, Link, Operation, OperationStatus, PairState, utcnow
@@ -126,10 +126,10 @@ def _state(value: str | None) -> State | None:
     return State(value) if value is not None else None
 
 
-def _pair_view(pair: PairState, link: Link) -> PairView:
-    assert link.id is not None
+def _pair_view(pair: PairState | Row[Any], superoffice_id: int, zendesk_id: int) -> PairView:
+    """A pair's view from its ORM object or from a plain row with the same columns."""
     return PairView(
-        ids=LinkIds(link.id, link.superoffice_id, link.zendesk_id),
+        ids=LinkIds(pair.link_id, superoffice_id, zendesk_id),
         base=_state(pair.base),
         base_version=pair.base_version,
         so_state=_state(pair.so_state),
@@ -179,6 +179,69 @@ def _set_attention(pair: PairState, kind: str | None, reason: str | None, now: d
     return True
 
 
+#: the pair columns an observation reads and writes (link_id first: the key)
+_PAIR_FIELDS = (
+    "link_id",
+    "so_state",
+    "so_vendor_time",
+    "so_seen_at",
+    "so_cause",
+    "so_status_id",
+    "so_purge_due",
+    "zd_state",
+    "zd_vendor_time",
+    "zd_seen_at",
+    "zd_cause",
+    "pending_decision",
+    "updated_at",
+)
+
+
+def _event(
+    run_id: int | None,
+    obs: SideObservation,
+    *,
+    kind: str,
+    transition: str | None,
+    previous: State | None,
+    cause: Cause | None,
+    operation_id: int | None = None,
+) -> dict[str, Any]:
+    """An event row about one observation, for a bulk insert."""
+    return {
+        "at": utcnow(),
+        "run_id": run_id,
+        "link_id": obs.link_id,
+        "kind": kind,
+        "side": obs.side.value,
+        "ticket_id": obs.ticket_id,
+        "transition": transition,
+        "from_state": previous.value if previous else None,
+        "to_state": obs.state.value,
+        "cause": cause.value if cause else None,
+        "actor_id": obs.actor_id,
+        "vendor_time": obs.vendor_time,
+        "operation_id": operation_id,
+        "detail": None,
+    }
+
+
+def _change_event(
+    run_id: int | None, obs: SideObservation, previous: State | None
+) -> dict[str, Any]:
+    """The event for a change bridge did not make: a transition, a first sighting, or an
+    anomaly (a purged ticket seen alive: ids reused, or a vendor error)."""
+    try:
+        steps = path(previous, obs.state) if previous else ()
+    except InvalidTransitionError:
+        steps = ()
+    kind = "observed" if previous else "first_seen"
+    if previous is State.PURGED:
+        kind = "anomaly"
+    transition = "+".join(steps) or None
+    return _event(run_id, obs, kind=kind, transition=transition, previous=previous, cause=obs.cause)
+
+
 class SyncStore:
     """Mixin for `Ledger`: everything a sync or migration run records."""
 
@@ -204,17 +267,25 @@ class SyncStore:
         return found
 
     def load_pairs(self, link_ids: Iterable[int]) -> dict[int, PairView]:
+        """Pairs by link id, read as plain rows (every run reads many of them)."""
         ids = sorted(set(link_ids))
         pairs: dict[int, PairView] = {}
+        pair_table = PairState.__table__  # type: ignore[attr-defined]
+        link_table = Link.__table__  # type: ignore[attr-defined]
+        columns = [
+            pair_table,
+            link_table.c.superoffice_id,
+            link_table.c.zendesk_id,
+        ]
         with self.session() as session:
             for chunk in _chunks(ids):
-                rows = session.exec(
-                    select(PairState, Link)
-                    .join(Link, col(Link.id) == col(PairState.link_id))
-                    .where(col(PairState.link_id).in_(chunk))
+                rows = session.execute(
+                    select(*columns)
+                    .join(link_table, link_table.c.id == pair_table.c.link_id)
+                    .where(pair_table.c.link_id.in_(chunk))
                 )
-                for pair, link in rows:
-                    pairs[pair.link_id] = _pair_view(pair, link)
+                for row in rows:
+                    pairs[row.link_id] = _pair_view(row, row.superoffice_id, row.zendesk_id)
         return pairs
 
     def decision_candidates(self) -> list[int]:
@@ -301,7 +372,10 @@ class SyncStore:
             )
             if kinds:
                 query = query.where(col(PairState.attention).in_(kinds))
-            return [_pair_view(pair, link) for pair, link in session.exec(query)]
+            return [
+                _pair_view(pair, link.superoffice_id, link.zendesk_id)
+                for pair, link in session.exec(query)
+            ]
 
     # --- writing -----------------------------------------------------------------
 
@@ -318,19 +392,26 @@ class SyncStore:
         that operation (bridge's own write coming back: no new decision needed). Any
         other change of state is logged and marks the pair for a decision. Returns the
         links newly pending a decision and the number of operations confirmed.
+
+        Written with bulk statements: a first run reads every link, and building one ORM
+        object per row would cost more than the vendor calls.
         """
         now = utcnow()
         pending: set[int] = set()
         confirmed = 0
+        pair_table = PairState.__table__  # type: ignore[attr-defined]
         with self.session() as session:
             link_ids = sorted({o.link_id for o in observations})
-            pairs: dict[int, PairState] = {}
+            pairs: dict[int, dict[str, Any]] = {}
             open_ops: dict[tuple[int, str], list[Operation]] = {}
             for chunk in _chunks(link_ids):
-                for pair in session.exec(
-                    select(PairState).where(col(PairState.link_id).in_(chunk))
-                ):
-                    pairs[pair.link_id] = pair
+                rows = session.execute(
+                    select(*[pair_table.c[name] for name in _PAIR_FIELDS]).where(
+                        pair_table.c.link_id.in_(chunk)
+                    )
+                )
+                for row in rows.mappings():
+                    pairs[row["link_id"]] = dict(row)
                 for op in session.exec(
                     select(Operation)
                     .where(col(Operation.link_id).in_(chunk))
@@ -338,14 +419,17 @@ class SyncStore:
                     .order_by(col(Operation.step))
                 ):
                     open_ops.setdefault((op.link_id, op.target), []).append(op)
+            events: list[dict[str, Any]] = []
+            changed: set[int] = set()
             for obs in observations:
                 pair = pairs[obs.link_id]
                 prefix = _PREFIX[obs.side]
-                previous = _state(getattr(pair, f"{prefix}_state"))
+                previous = _state(pair[f"{prefix}_state"])
                 ours = [
                     op
                     for op in open_ops.get((obs.link_id, obs.side.value), [])
-                    if op.status != OperationStatus.HELD and obs.state in _SATISFIES[op.transition]
+                    if op.status not in (OperationStatus.HELD, OperationStatus.CONFIRMED)
+                    and obs.state in _SATISFIES[op.transition]
                 ]
                 for op in ours:
                     op.status = OperationStatus.CONFIRMED
@@ -353,76 +437,65 @@ class SyncStore:
                     op.updated_at = now
                     op.error = None
                     session.add(op)
-                    session.add(
-                        Event(
-                            run_id=run_id,
-                            link_id=obs.link_id,
+                    events.append(
+                        _event(
+                            run_id,
+                            obs,
                             kind="confirmed",
-                            side=obs.side.value,
-                            ticket_id=obs.ticket_id,
                             transition=op.transition,
-                            from_state=previous.value if previous else None,
-                            to_state=obs.state.value,
-                            cause=Cause.BRIDGE.value,
-                            actor_id=obs.actor_id,
-                            vendor_time=obs.vendor_time,
+                            previous=previous,
+                            cause=Cause.BRIDGE,
                             operation_id=op.id,
                         )
                     )
                     confirmed += 1
                 if ours:
                     # the next decision sees both sides agree and records the new base
-                    pair.pending_decision = True
+                    pair["pending_decision"] = True
                     pending.add(obs.link_id)
                     if obs.side is Side.SUPEROFFICE and obs.state is State.PURGED:
-                        pair.so_purge_due = None
+                        pair["so_purge_due"] = None
                 if previous != obs.state and not ours:
-                    self._log_change(session, run_id, obs, previous)
-                    pair.pending_decision = True
+                    events.append(_change_event(run_id, obs, previous))
+                    pair["pending_decision"] = True
                     pending.add(obs.link_id)
                 if previous != obs.state or ours:
                     cause = Cause.BRIDGE if ours else obs.cause
-                    setattr(pair, f"{prefix}_cause", cause.value if cause else None)
-                    setattr(pair, f"{prefix}_state", obs.state.value)
-                    setattr(pair, f"{prefix}_vendor_time", obs.vendor_time)
-                    setattr(pair, f"{prefix}_seen_at", obs.seen_at)
-                    pair.updated_at = now
-                if obs.side is Side.SUPEROFFICE and obs.state is State.ACTIVE and obs.status_id:
-                    pair.so_status_id = obs.status_id
-                session.add(pair)
+                    pair[f"{prefix}_cause"] = cause.value if cause else None
+                    pair[f"{prefix}_state"] = obs.state.value
+                    pair[f"{prefix}_vendor_time"] = obs.vendor_time
+                    pair[f"{prefix}_seen_at"] = obs.seen_at
+                    pair["updated_at"] = now
+                    changed.add(obs.link_id)
+                active = obs.state is State.ACTIVE
+                status_changed = obs.status_id and pair["so_status_id"] != obs.status_id
+                if obs.side is Side.SUPEROFFICE and active and status_changed:
+                    pair["so_status_id"] = obs.status_id
+                    changed.add(obs.link_id)
+            if events:
+                session.execute(Event.__table__.insert(), events)  # type: ignore[attr-defined]
+            if changed:
+                session.execute(
+                    pair_table.update()
+                    .where(pair_table.c.link_id == bindparam("key_link_id"))
+                    .values(
+                        {
+                            name: bindparam(f"new_{name}", type_=pair_table.c[name].type)
+                            for name in _PAIR_FIELDS[1:]
+                        }
+                    ),
+                    [
+                        {"key_link_id": link_id}
+                        | {f"new_{k}": v for k, v in pairs[link_id].items() if k != "link_id"}
+                        for link_id in sorted(changed)
+                    ],
+                )
             for side, value in (cursors or {}).items():
                 cursor = session.get(Cursor, side.value) or Cursor(side=side.value, value=value)
                 cursor.value = value
                 cursor.updated_at = now
                 session.add(cursor)
         return pending, confirmed
-
-    @staticmethod
-    def _log_change(
-        session: Session, run_id: int | None, obs: SideObservation, previous: State | None
-    ) -> None:
-        try:
-            steps = path(previous, obs.state) if previous else ()
-        except InvalidTransitionError:
-            steps = ()
-        kind = "observed" if previous else "first_seen"
-        if previous is State.PURGED:
-            kind = "anomaly"  # a purged ticket came back: ids reused, or a vendor error
-        session.add(
-            Event(
-                run_id=run_id,
-                link_id=obs.link_id,
-                kind=kind,
-                side=obs.side.value,
-                ticket_id=obs.ticket_id,
-                transition="+".join(steps) or None,
-                from_state=previous.value if previous else None,
-                to_state=obs.state.value,
-                cause=obs.cause.value if obs.cause else None,
-                actor_id=obs.actor_id,
-                vendor_time=obs.vendor_time,
-            )
-        )
 
     def record_decisions(self, run_id: int | None, planned: Sequence[PlannedDecision]) -> int:
         """Bases, attention flags and outbox rows for a set of decisions, in one transaction.
