@@ -122,6 +122,10 @@ class FakeVendor:
         self.calls["lookup"] += 1
         return {i: self._view(i) for i in ticket_ids if i in self.tickets}
 
+    def live(self, ticket_ids: Sequence[int]) -> set[int]:
+        self.calls["live"] += 1
+        return {i for i in ticket_ids if i in self.tickets and self.state(i) is State.ACTIVE}
+
     def changes(self, cursor: str | None) -> Iterator[ChangePage]:
         self.calls["changes"] += 1
         start = int(cursor or 0)

@@ -133,6 +133,11 @@ class Adapter(Protocol):
         determined this time (treat as unknown, never as purged)."""
         ...
 
+    def live(self, ticket_ids: Sequence[int]) -> set[int]:
+        """The ids that are active right now: one cheap read per batch, for the check made
+        right before a purge (a purge is never sent for a ticket that is active)."""
+        ...
+
     def changes(self, cursor: str | None) -> Iterator[ChangePage]:
         """Everything that changed since `cursor` (None: from the beginning), page by page."""
         ...

@@ -356,6 +356,21 @@ class SuperOfficeAdapter:
 
     # ------------------------------------------------------------------ contract: reads
 
+    def live(self, ticket_ids: Sequence[int]) -> set[int]:
+        """Active ids, from the `Ticket` provider alone (it leaves soft-deleted rows out)."""
+        wanted = list(dict.fromkeys(int(i) for i in ticket_ids))
+        active: set[int] = set()
+        for start in range(0, len(wanted), self.lookup_chunk):
+            chunk = wanted[start : start + self.lookup_chunk]
+            ids = ",".join(str(i) for i in chunk)
+            for row in self._archive(
+                TICKET_PROVIDER, filter_=f"ticketId in ({ids})", top=len(chunk), skip=0
+            ):
+                view = _row_view(row, recycled=False)
+                if view is not None and view.ticket_id in chunk and view.state is State.ACTIVE:
+                    active.add(view.ticket_id)
+        return active
+
     def lookup(self, ticket_ids: Sequence[int]) -> dict[int, TicketView]:
         """Both archive providers by id (in chunks), then `GET Ticket/{id}` for the rest.
 

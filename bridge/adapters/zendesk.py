@@ -220,11 +220,11 @@ class ZendeskAdapter:
         return Cause.USER
 
     # -- lookup --------------------------------------------------------------------------
-    def lookup(self, ticket_ids: Sequence[int]) -> dict[int, TicketView]:
-        """Authoritative states; ids that cannot be settled this time are left out."""
-        wanted = list(dict.fromkeys(ticket_ids))
-        if any(i <= 0 for i in wanted):
-            raise ValueError("ticket ids must be positive")
+    def live(self, ticket_ids: Sequence[int]) -> set[int]:
+        """Active ids, from `show_many` alone (soft-deleted and purged ids are left out)."""
+        return set(self._live_views(list(dict.fromkeys(ticket_ids))))
+
+    def _live_views(self, wanted: Sequence[int]) -> dict[int, TicketView]:
         views: dict[int, TicketView] = {}
         for chunk in _chunks(wanted, BATCH_LIMIT):
             response = self._http.request(
@@ -237,6 +237,14 @@ class ZendeskAdapter:
                 view = self._live_view(row)
                 if view is not None and view.ticket_id in chunk:
                     views[view.ticket_id] = view
+        return views
+
+    def lookup(self, ticket_ids: Sequence[int]) -> dict[int, TicketView]:
+        """Authoritative states; ids that cannot be settled this time are left out."""
+        wanted = list(dict.fromkeys(ticket_ids))
+        if any(i <= 0 for i in wanted):
+            raise ValueError("ticket ids must be positive")
+        views = self._live_views(wanted)
         missing = {i for i in wanted if i not in views}
         if not missing:
             return views

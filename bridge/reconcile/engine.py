@@ -43,7 +43,10 @@ RESEND_PURGE_AFTER = timedelta(hours=2)
 RETENTION_SLACK = timedelta(days=1)
 _MAX_ROUNDS = 4
 #: the longest wait between two polls of running vendor jobs, in seconds
-_MAX_POLL_WAIT = 8.0
+#: bounds of the wait before polling vendor jobs, and the first guess of a job's duration
+_MIN_POLL_WAIT = 0.5
+_MAX_POLL_WAIT = 30.0
+_FIRST_JOB_GUESS = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +106,9 @@ class SyncRun:
         self.stop_requested = stop_requested
         self.on_batch = on_batch
         self.sleep = sleep
+        #: when each vendor job was submitted, and how long jobs have been taking
+        self._job_started: dict[str, datetime] = {}
+        self._job_seconds = _FIRST_JOB_GUESS
         self.counts: Counter[str] = Counter()
         self.plan: list[PlanLine] = []
         self.run_id: int | None = None
@@ -375,29 +381,18 @@ class SyncRun:
     def _check_before_purge(
         self, target: Side, adapter: Adapter, ops: list[OperationView]
     ) -> list[OperationView]:
-        """A purge is irreversible: re-read the target first and purge only soft-deleted
-        tickets. Already purged → confirmed by the observation; active → refused."""
+        """A purge is irreversible: re-read the target right before and never purge a
+        ticket that is active there (refused, and reported for a person)."""
         try:
-            found = adapter.lookup([op.ticket_id for op in ops])
+            live = adapter.live([op.ticket_id for op in ops])
         except AdapterError as exc:
             log.warning("purge.precheck_failed", side=target.value, error=str(exc))
             return []
-        pairs = self.ledger.load_pairs(op.link_id for op in ops)
-        links = {op.ticket_id: pairs[op.link_id].ids for op in ops}
-        self._record(target, adapter, [(links[i], v) for i, v in found.items() if i in links])
-        refused = {
-            op.id: "target is active: purge refused"
-            for op in ops
-            if op.ticket_id in found and found[op.ticket_id].state is State.ACTIVE
-        }
+        refused = {op.id: "target is active: purge refused" for op in ops if op.ticket_id in live}
         if refused:
             self.ledger.fail(refused, run_id=self.run_id, retry=False)
             self.counts["purges_refused"] += len(refused)
-        return [
-            op
-            for op in ops
-            if op.ticket_id in found and found[op.ticket_id].state is State.SOFT_DELETED
-        ]
+        return [op for op in ops if op.ticket_id not in live]
 
     def _send(
         self, target: Side, transition: Transition, adapter: Adapter, ops: list[OperationView]
@@ -461,26 +456,37 @@ class SyncRun:
         if submitted.job_id:
             self.ledger.set_job([op.id for op in batch], submitted.job_id)
             in_flight[submitted.job_id] = batch
+            self._job_started[submitted.job_id] = self.now()
 
     def _wait_jobs(
         self, adapter: Adapter, in_flight: dict[str, list[OperationView]], *, until_below: int
     ) -> None:
         """Poll this adapter's jobs until fewer than `until_below` are still running.
 
-        Waits double between polls (a 100-ticket Zendesk job takes 10-15 s): polling
-        every second cost more calls than the writes themselves."""
-        wait = 1.0
+        Each poll is timed for when the oldest job in flight should be done, by an estimate
+        of job duration that each poll corrects: polling blindly (every second, or with a
+        growing wait) costs more calls than the writes themselves."""
         while len(in_flight) >= until_below:
+            self.sleep(self._poll_wait(in_flight))
             try:
                 states = adapter.poll(list(in_flight))
             except AdapterError as exc:
                 log.warning("jobs.poll_failed", error=str(exc))
                 in_flight.clear()  # the sent operations are confirmed by re-reading later
                 return
+            finished = [
+                job_id
+                for job_id, state in states.items()
+                if state.status.terminal and job_id in in_flight
+            ]
+            # a poll that found nothing done was early: expect jobs to take longer, and
+            # one that did may have been late: expect a little less
+            self._job_seconds = max(_MIN_POLL_WAIT, self._job_seconds * (0.85 if finished else 2.0))
             for job_id, state in states.items():
-                if not state.status.terminal or job_id not in in_flight:
+                if job_id not in finished:
                     continue
                 batch = in_flight.pop(job_id)
+                self._job_started.pop(job_id, None)
                 failed = {
                     op.id: f"job {job_id}: {state.failed_ids[op.ticket_id]}"
                     for op in batch
@@ -490,9 +496,14 @@ class SyncRun:
                     failed = {op.id: f"job {job_id} {state.status.value}" for op in batch}
                 if failed:
                     self._record_failures(batch, failed, retry=True)
-            if len(in_flight) >= until_below:
-                self.sleep(wait)
-                wait = min(wait * 2, _MAX_POLL_WAIT)
+
+    def _poll_wait(self, in_flight: Mapping[str, object]) -> float:
+        started = [self._job_started[j] for j in in_flight if j in self._job_started]
+        if not started:
+            return _MIN_POLL_WAIT
+        due = min(started) + timedelta(seconds=self._job_seconds)
+        wait = (due - self.now()).total_seconds()
+        return min(max(wait, _MIN_POLL_WAIT), _MAX_POLL_WAIT)
 
     def _send_failed(
         self, transition: Transition, batch: list[OperationView], exc: AdapterError
