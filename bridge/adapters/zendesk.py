@@ -127,6 +127,11 @@ def _ids_param(ids: Sequence[int]) -> str:
     return ",".join(str(i) for i in ids)
 
 
+#: how long to let the current second pass before reading the export's last page again
+_SETTLE_SECONDS = 1.05
+_SETTLE_TRIES = 3
+
+
 @dataclass(frozen=True, slots=True)
 class _Deleted:
     ticket_id: int
@@ -357,25 +362,36 @@ class ZendeskAdapter:
         params = self._export_params(cursor)
         resolve = cursor is not None
         current = cursor or f"t:{self._start_time}"
-        # A change stamped in the same second as the newest row read, on a lower id, sorts
-        # behind the export cursor and would never be seen: while the newest row is this
-        # recent, keep a time cursor that far back instead (re-read rows change nothing).
-        safe_before = int(self._clock().timestamp() - self._export_overlap)
-        recent = False
+        settles = 0
         while True:
             body = self._http.get_json("api/v2/incremental/tickets/cursor", params=params)
             rows = [row for row in body.get("tickets") or () if isinstance(row, dict)]
-            views = self._export_views(rows, resolve_actors=resolve)
             after = body.get("after_cursor")
-            stamps = [t for t in (_generated_at(row) for row in rows) if t is not None]
-            recent = recent or bool(stamps and max(stamps).timestamp() >= safe_before)
-            if after:
-                current = f"t:{max(safe_before, self._start_time)}" if recent else f"c:{after}"
             end = bool(body.get("end_of_stream")) or not after
+            unsettled = end and self._second_still_running(rows)
+            if unsettled and settles < _SETTLE_TRIES:
+                # The newest rows belong to the second that is still running: a change later
+                # in it, on a lower id, would sort behind the cursor and never be seen. Let
+                # that second pass, then read this page again (rows read twice change nothing).
+                settles += 1
+                self._sleep(_SETTLE_SECONDS)
+                continue
+            if after:
+                current = f"c:{after}"
+            if unsettled:
+                # changes keep arriving every second: fall back to a time cursor a minute
+                # back (the export's own rule), so that the next read covers this second
+                back = int(self._clock().timestamp() - self._export_overlap)
+                current = f"t:{max(back, self._start_time)}"
+            views = self._export_views(rows, resolve_actors=resolve)
             yield ChangePage(views=views, cursor=current, complete=end)
             if end:
                 return
             params = {"cursor": str(after), "per_page": str(self._export_per_page)}
+
+    def _second_still_running(self, rows: Sequence[Mapping[str, Any]]) -> bool:
+        stamps = [t for t in (_generated_at(row) for row in rows) if t is not None]
+        return bool(stamps) and self._clock().timestamp() < int(max(stamps).timestamp()) + 1
 
     def _export_params(self, cursor: str | None) -> dict[str, str]:
         params = {"per_page": str(self._export_per_page)}
