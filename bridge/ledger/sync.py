@@ -197,6 +197,20 @@ _PAIR_FIELDS = (
 )
 
 
+def _op_event(run_id: int | None, op: Operation, kind: str, detail: str | None) -> Event:
+    """An event in the life of an operation (its side is the operation's target)."""
+    return Event(
+        run_id=run_id,
+        link_id=op.link_id,
+        kind=kind,
+        side=op.target,
+        ticket_id=op.ticket_id,
+        transition=op.transition,
+        operation_id=op.id,
+        detail=detail,
+    )
+
+
 def _event(
     run_id: int | None,
     obs: SideObservation,
@@ -659,18 +673,7 @@ class SyncStore:
         with self.session() as session:
             for op in self._ops(session, op_ids):
                 if op.status != OperationStatus.HELD:
-                    session.add(
-                        Event(
-                            run_id=run_id,
-                            link_id=op.link_id,
-                            kind="held",
-                            side=op.target,
-                            ticket_id=op.ticket_id,
-                            transition=op.transition,
-                            operation_id=op.id,
-                            detail=reason,
-                        )
-                    )
+                    session.add(_op_event(run_id, op, "held", reason))
                 op.status = OperationStatus.HELD
                 op.updated_at = now
                 session.add(op)
@@ -706,15 +709,11 @@ class SyncStore:
                 pair.so_purge_due = op.pending_until
                 session.add(pair)
                 session.add(
-                    Event(
-                        run_id=run_id,
-                        link_id=op.link_id,
-                        kind="pending_retention",
-                        side=op.target,
-                        ticket_id=op.ticket_id,
-                        transition=op.transition,
-                        operation_id=op.id,
-                        detail=f"until {op.pending_until.isoformat() if op.pending_until else '?'}",
+                    _op_event(
+                        run_id,
+                        op,
+                        "pending_retention",
+                        f"until {op.pending_until.isoformat() if op.pending_until else '?'}",
                     )
                 )
 
@@ -746,18 +745,7 @@ class SyncStore:
                     _set_attention(pair, "failed", f"{op.transition} failed: {op.error}", now)
                     session.add(pair)
                 session.add(op)
-                session.add(
-                    Event(
-                        run_id=run_id,
-                        link_id=op.link_id,
-                        kind="failed" if final else "retry",
-                        side=op.target,
-                        ticket_id=op.ticket_id,
-                        transition=op.transition,
-                        operation_id=op.id,
-                        detail=op.error,
-                    )
-                )
+                session.add(_op_event(run_id, op, "failed" if final else "retry", op.error))
         return permanent
 
     def supersede(self, link_id: int, *, run_id: int | None, reason: str) -> None:
@@ -774,16 +762,7 @@ class SyncStore:
                 op.updated_at = now
                 op.error = reason
                 session.add(op)
-                session.add(
-                    Event(
-                        run_id=run_id,
-                        link_id=link_id,
-                        kind="superseded",
-                        side=op.target,
-                        operation_id=op.id,
-                        detail=reason,
-                    )
-                )
+                session.add(_op_event(run_id, op, "superseded", reason))
 
     def _update_ops(
         self,
@@ -806,18 +785,7 @@ class SyncStore:
                 if count_attempt:
                     op.attempts += 1
                 session.add(op)
-                session.add(
-                    Event(
-                        run_id=run_id,
-                        link_id=op.link_id,
-                        kind=kind,
-                        side=op.target,
-                        ticket_id=op.ticket_id,
-                        transition=op.transition,
-                        operation_id=op.id,
-                        detail=batch,
-                    )
-                )
+                session.add(_op_event(run_id, op, kind, batch))
 
     @staticmethod
     def _ops(session: Session, op_ids: Sequence[int]) -> list[Operation]:
