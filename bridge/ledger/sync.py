@@ -748,22 +748,6 @@ class SyncStore:
                 session.add(_op_event(run_id, op, "failed" if final else "retry", op.error))
         return permanent
 
-    def supersede(self, link_id: int, *, run_id: int | None, reason: str) -> None:
-        """Drop a link's open operations (a person chose another outcome)."""
-        now = utcnow()
-        with self.session() as session:
-            for op in session.exec(
-                select(Operation)
-                .where(col(Operation.link_id) == link_id)
-                .where(col(Operation.status).in_(OperationStatus.OPEN))
-            ):
-                op.status = OperationStatus.SUPERSEDED
-                op.finished_at = now
-                op.updated_at = now
-                op.error = reason
-                session.add(op)
-                session.add(_op_event(run_id, op, "superseded", reason))
-
     def _update_ops(
         self,
         op_ids: Sequence[int],
@@ -793,13 +777,6 @@ class SyncStore:
         for chunk in _chunks(sorted(set(op_ids))):
             found.extend(session.exec(select(Operation).where(col(Operation.id).in_(chunk))))
         return found
-
-    def set_cursor(self, side: Side, value: str) -> None:
-        with self.session() as session:
-            cursor = session.get(Cursor, side.value) or Cursor(side=side.value, value=value)
-            cursor.value = value
-            cursor.updated_at = utcnow()
-            session.add(cursor)
 
     def unsettled_links(self) -> set[int]:
         """Links whose sides do not both equal a recorded base (a migration looks at these)."""
