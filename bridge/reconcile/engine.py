@@ -256,8 +256,16 @@ class SyncRun:
     def _cause(
         adapter: Adapter, pair: PairView | None, side: Side, view: TicketView, now: datetime
     ) -> Cause | None:
-        if view.cause is not None or view.state is not State.PURGED or pair is None:
+        """Why the vendor's state changed. The vendor's word when it gives one; a purge
+        that the vendor's retention period explains is `retention`; anything else is a
+        person (or their automation): bridge's own writes are recognised as confirmations
+        before this matters."""
+        if view.cause is not None:
             return view.cause
+        if pair is None or pair.state(side) is None:
+            return None  # a first sighting, not a change
+        if view.state is not State.PURGED:
+            return Cause.USER
         deleted_at = pair.vendor_time(side)
         if pair.state(side) is State.SOFT_DELETED and deleted_at is not None:
             purged_at = view.vendor_time or now
