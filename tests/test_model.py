@@ -1,0 +1,97 @@
+"""The state model: which transitions exist, which paths they make, and that purged is final."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from bridge.model import (
+    Cause,
+    InvalidTransitionError,
+    Observation,
+    Side,
+    State,
+    Transition,
+    apply,
+    path,
+)
+
+A, S, P = State.ACTIVE, State.SOFT_DELETED, State.PURGED
+
+
+@pytest.mark.parametrize(
+    ("state", "transition", "reached"),
+    [
+        (A, Transition.SOFT_DELETE, S),
+        (S, Transition.RESTORE, A),
+        (S, Transition.PURGE, P),
+    ],
+)
+def test_valid_transitions(state: State, transition: Transition, reached: State) -> None:
+    assert apply(state, transition) is reached
+
+
+@pytest.mark.parametrize(
+    ("state", "transition"),
+    [
+        (A, Transition.RESTORE),
+        (A, Transition.PURGE),  # a hard delete is two steps: soft delete, then purge
+        (S, Transition.SOFT_DELETE),
+        (P, Transition.SOFT_DELETE),
+        (P, Transition.RESTORE),
+        (P, Transition.PURGE),
+    ],
+)
+def test_invalid_transitions_are_refused(state: State, transition: Transition) -> None:
+    with pytest.raises(InvalidTransitionError, match=f"cannot {transition}"):
+        apply(state, transition)
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "steps"),
+    [
+        (A, A, ()),
+        (A, S, (Transition.SOFT_DELETE,)),
+        (A, P, (Transition.SOFT_DELETE, Transition.PURGE)),
+        (S, A, (Transition.RESTORE,)),
+        (S, P, (Transition.PURGE,)),
+        (P, P, ()),
+    ],
+)
+def test_paths(start: State, end: State, steps: tuple[Transition, ...]) -> None:
+    assert path(start, end) == steps
+    state = start
+    for step in steps:
+        state = apply(state, step)
+    assert state is end
+
+
+@pytest.mark.parametrize("end", [A, S])
+def test_nothing_leaves_purged(end: State) -> None:
+    with pytest.raises(InvalidTransitionError, match="terminal"):
+        path(P, end)
+
+
+def test_only_purge_is_irreversible() -> None:
+    assert [t for t in Transition if t.irreversible] == [Transition.PURGE]
+
+
+def test_sides_know_each_other() -> None:
+    assert Side.SUPEROFFICE.other is Side.ZENDESK
+    assert Side.ZENDESK.other is Side.SUPEROFFICE
+
+
+def test_observation_carries_the_audit_facts() -> None:
+    seen = datetime(2026, 1, 2, tzinfo=UTC)
+    observation = Observation(
+        Side.ZENDESK, 42, S, seen_at=seen, vendor_time=seen, actor_id=7, cause=Cause.USER
+    )
+    assert (observation.side, observation.ticket_id, observation.state) == (Side.ZENDESK, 42, S)
+    assert (observation.actor_id, observation.cause) == (7, Cause.USER)
+    with pytest.raises(ValueError, match="positive"):
+        Observation(Side.ZENDESK, 0, S, seen_at=seen)
+
+
+def test_causes_are_the_three_of_the_audit() -> None:
+    assert {c.value for c in Cause} == {"user", "retention", "bridge"}
