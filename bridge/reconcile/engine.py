@@ -42,6 +42,8 @@ RESEND_PURGE_AFTER = timedelta(hours=2)
 #: a vendor retention job runs "about" on time: allow this much early for attribution
 RETENTION_SLACK = timedelta(days=1)
 _MAX_ROUNDS = 4
+#: links decided (and recorded) per transaction
+_DECISION_SLICE = 5000
 #: the longest wait between two polls of running vendor jobs, in seconds
 #: bounds of the wait before polling vendor jobs, and the first guess of a job's duration
 _MIN_POLL_WAIT = 0.5
@@ -276,11 +278,19 @@ class SyncRun:
     # --- decide -----------------------------------------------------------------------
 
     def decide_pending(self) -> None:
+        """Decide every candidate link, a slice at a time: each slice's decisions are one
+        transaction (undecided links keep their pending flag), and memory stays flat
+        however many links changed."""
         candidates = self._candidates()
         if not candidates:
             return
         busy = self.ledger.links_with_open_operations(candidates)
-        pairs = self.ledger.load_pairs(candidates - busy)
+        ready = sorted(candidates - busy)
+        for start in range(0, len(ready), _DECISION_SLICE):
+            self._decide_slice(ready[start : start + _DECISION_SLICE])
+
+    def _decide_slice(self, link_ids: Sequence[int]) -> None:
+        pairs = self.ledger.load_pairs(link_ids)
         planned: list[PlannedDecision] = []
         for link_id, pair in sorted(pairs.items()):
             overlay = self._overlay.get(link_id, {})
