@@ -18,7 +18,7 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qs
 
 from bridge.sandbox.core import (
@@ -171,10 +171,6 @@ class SuperOfficeSimulator(SimulatorBase):
     @property
     def retention_days(self) -> float:
         return self.store.retention / timedelta(days=1)
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
 
     # ------------------------------------------------------------------ routing
 

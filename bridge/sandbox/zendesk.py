@@ -221,6 +221,7 @@ class ZendeskSimulator(SimulatorBase):
             self._import_many,
             name="POST imports/tickets/create_many",
         )
+        add("GET", f"{api}/users/me", self._me, name="GET users/me")
         add("GET", f"{api}/tickets", self._list_tickets, name="GET tickets")
         add("GET", f"{api}/tickets/show_many", self._show_many, name="GET tickets/show_many")
         add("GET", f"{api}/tickets/{{id}}", self._show, name="GET tickets/{id}")
@@ -608,6 +609,23 @@ class ZendeskSimulator(SimulatorBase):
         return out
 
     # ---- tickets ---------------------------------------------------------------------------
+
+    def _me(self, request: Request) -> Response:
+        """The authenticated user: `bridge check` tells credentials from rights with it."""
+        user_id, name = self._api_user()
+        return Response(
+            200,
+            {
+                "user": {
+                    "id": user_id,
+                    "url": f"{self.base_url}/api/v2/users/{user_id}.json",
+                    "name": name,
+                    "email": self.email,
+                    "role": "admin",
+                    "active": True,
+                }
+            },
+        )
 
     def _show(self, request: Request) -> Response:
         ticket = self.store.live(self._ticket_id(request))

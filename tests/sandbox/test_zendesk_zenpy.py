@@ -85,3 +85,9 @@ def test_too_many_ids_is_an_api_error(sim: ZendeskSimulator, client: zenpy.Zenpy
     tickets = [Ticket(id=i) for i in range(1, 102)]
     with pytest.raises(APIException, match="TooManyValues"):
         client.tickets.delete(tickets)
+
+
+def test_the_api_user_is_known(client: zenpy.Zenpy) -> None:
+    me = client.users.me()
+    assert me.email == EMAIL
+    assert me.role == "admin"
