@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import socket
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -195,6 +198,25 @@ def test_lease_is_exclusive_until_it_expires(ledger: Ledger) -> None:
     assert (
         ledger.acquire_lease("sync", "host:3", timedelta(minutes=1), now=later).holder == "host:3"
     )
+
+
+def test_a_lease_whose_process_is_gone_on_this_host_is_taken_over(ledger: Ledger) -> None:
+    dead = f"{socket.gethostname()}:{_a_dead_pid()}"
+    now = utcnow()
+    ledger.acquire_lease("sync", dead, timedelta(minutes=15), now=now)
+    taken = ledger.acquire_lease("sync", "me:1", timedelta(minutes=15), now=now)
+    assert taken.holder == "me:1"
+    alive = f"{socket.gethostname()}:{os.getpid()}"
+    ledger.release_lease("sync", "me:1")
+    ledger.acquire_lease("sync", alive, timedelta(minutes=15), now=now)
+    with pytest.raises(LeaseHeldError):
+        ledger.acquire_lease("sync", "me:1", timedelta(minutes=15), now=now)
+
+
+def _a_dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
 
 
 def test_in_memory_url_works_without_a_file() -> None:

@@ -91,6 +91,22 @@ def default_holder() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def _holder_is_gone(holder: str) -> bool:
+    """True only when the holder ran on this host and its process no longer exists: a run
+    killed by cron's timeout or the OOM killer need not block the next one until its lease
+    expires. Holders on other hosts (another pod, another server) are never judged."""
+    host, _, pid = holder.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, owned by someone else
+        return False
+    return False
+
+
 class Ledger(SyncStore, AuditStore):
     """A ledger database. Open with `Ledger.open(url)`; use as a context manager."""
 
@@ -328,16 +344,19 @@ class Ledger(SyncStore, AuditStore):
         now = now or utcnow()
         with self.session() as session:
             lease = session.get(Lease, name)
-            if lease is not None and lease.holder != holder and lease.expires_at > now:
+            gone = lease is not None and _holder_is_gone(lease.holder)
+            held = lease is not None and lease.holder != holder and lease.expires_at > now
+            if lease is not None and held and not gone:
                 raise LeaseHeldError(lease.holder, lease.acquired_at, lease.expires_at)
             if lease is None:
                 lease = Lease(name=name, holder=holder, acquired_at=now, expires_at=now + ttl)
             else:
                 if lease.holder != holder:
+                    why = "its process is gone" if gone else "expired"
                     session.add(
                         Event(
                             kind="lease_taken_over",
-                            detail=f"{lease.holder} (expired {lease.expires_at.isoformat()})",
+                            detail=f"{lease.holder} ({why}; until {lease.expires_at.isoformat()})",
                         )
                     )
                     lease.acquired_at = now
