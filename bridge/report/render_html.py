@@ -13,7 +13,15 @@ from typing import TextIO
 
 from bridge.report.model import Document, ReportRecord
 from bridge.report.svg import bucket_label, timeline_svg
-from bridge.report.text import CAUSES, counts_text, duration, outcome_text, purge_text, when
+from bridge.report.text import (
+    CAUSES,
+    RUN_HEADERS,
+    duration,
+    outcome_text,
+    purge_text,
+    run_cells,
+    when,
+)
 
 __all__ = ["render_html"]
 
@@ -207,23 +215,7 @@ def render_html(out: TextIO, doc: Document) -> None:
         )
     if doc.runs_truncated:
         w(f'<p class="note">Showing the first {len(doc.runs)} runs.</p>')
-    w(
-        _table(
-            ["Run", "Kind", "Dry run", "Start", "End", "Outcome", "Counts"],
-            (
-                [
-                    run.id,
-                    run.kind,
-                    "yes" if run.dry_run else "",
-                    when(run.started_at),
-                    when(run.ended_at),
-                    run.outcome,
-                    counts_text(run),
-                ]
-                for run in doc.runs
-            ),
-        )
-    )
+    w(_table(RUN_HEADERS, (run_cells(run) for run in doc.runs)))
     w("\n</body></html>\n")
 
 

@@ -8,7 +8,7 @@ from typing import TextIO
 
 from bridge.report.model import Document
 from bridge.report.render_html import DETAIL_HEADERS, _detail_row
-from bridge.report.text import CAUSES, counts_text, duration, when
+from bridge.report.text import CAUSES, RUN_HEADERS, duration, run_cells, when
 
 __all__ = ["render_markdown"]
 
@@ -105,20 +105,4 @@ def render_markdown(out: TextIO, doc: Document) -> None:
     w(_table(DETAIL_HEADERS, (_detail_row(r) for r in doc.detail)))
     w(f"\n## Runs\n\n{summary.runs} runs started in the period")
     w(f" (first {len(doc.runs)} shown).\n\n" if doc.runs_truncated else ".\n\n")
-    w(
-        _table(
-            ["Run", "Kind", "Dry run", "Start", "End", "Outcome", "Counts"],
-            (
-                [
-                    run.id,
-                    run.kind,
-                    "yes" if run.dry_run else "",
-                    when(run.started_at),
-                    when(run.ended_at),
-                    run.outcome,
-                    counts_text(run),
-                ]
-                for run in doc.runs
-            ),
-        )
-    )
+    w(_table(RUN_HEADERS, (run_cells(run) for run in doc.runs)))

@@ -74,3 +74,19 @@ def purge_text(record: ReportRecord) -> str:
 
 def counts_text(run: RunFacts) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(run.counts.items()) if v)
+
+
+RUN_HEADERS = ["Run", "Kind", "Dry run", "Start", "End", "Outcome", "Counts"]
+
+
+def run_cells(run: RunFacts) -> list[object]:
+    """One run as the cells of the runs table (HTML and Markdown alike)."""
+    return [
+        run.id,
+        run.kind,
+        "yes" if run.dry_run else "",
+        when(run.started_at),
+        when(run.ended_at),
+        run.outcome,
+        counts_text(run),
+    ]
