@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from bridge.adapters.base import TransientError
-from bridge.adapters.superoffice import SuperOfficeAdapter, parse_so_datetime
+from bridge.adapters.superoffice import DeleteEndpointPurge, SuperOfficeAdapter, parse_so_datetime
 from bridge.adapters.superoffice_auth import (
     BasicAuth,
     BearerAuth,
@@ -398,3 +398,17 @@ def test_slow_recycle_pass_reads_ticket_again(sim: SuperOfficeSimulator) -> None
     states = [v.state for p in pages for v in p.views if v.ticket_id == ids[0]]
     assert states == [State.SOFT_DELETED, State.ACTIVE]
     assert parse_so_datetime(pages[-1].cursor) == START + timedelta(seconds=65)
+
+
+def test_a_tenant_with_a_hard_delete_path_plugs_it_in(sim: SuperOfficeSimulator) -> None:
+    adapter = make_adapter(sim, purge_strategy=DeleteEndpointPurge())
+    ids = sim.seed_tickets(2)
+    sim.soft_delete(ids)
+    sim.purge([ids[1]])  # already gone: its 404 counts as done
+    submitted = adapter.submit(Transition.PURGE, ids)
+    assert submitted.ticket_ids == tuple(ids)
+    assert dict(submitted.pending_until) == {}  # confirmed by re-reading, not by waiting
+    assert route_count(sim, "DELETE Ticket/{id}") == 2
+    # SuperOffice Online turns this call into a soft delete: the re-read tells the truth
+    assert adapter.lookup([ids[0]])[ids[0]].state is State.SOFT_DELETED
+    assert adapter.lookup([ids[1]])[ids[1]].state is State.PURGED
