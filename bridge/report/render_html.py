@@ -17,6 +17,7 @@ from bridge.report.text import (
     CAUSES,
     RUN_HEADERS,
     duration,
+    end_of_period_rows,
     outcome_text,
     purge_text,
     run_cells,
@@ -160,14 +161,7 @@ def render_html(out: TextIO, doc: Document) -> None:
     w(
         _table(
             ["Item", "Count"],
-            [
-                ["Conflicts", end.conflicts],
-                ["Divergences", end.divergences],
-                ["Held purges", end.held_purges],
-                ["Failed operations", end.failed_operations],
-                ["Purges pending the vendor's retention job", end.pending_retention],
-                ["Operations in flight", end.in_flight],
-            ],
+            end_of_period_rows(end),
             numeric=1,
         )
     )

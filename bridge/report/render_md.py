@@ -8,7 +8,7 @@ from typing import TextIO
 
 from bridge.report.model import Document
 from bridge.report.render_html import DETAIL_HEADERS, _detail_row
-from bridge.report.text import CAUSES, RUN_HEADERS, duration, run_cells, when
+from bridge.report.text import CAUSES, RUN_HEADERS, duration, end_of_period_rows, run_cells, when
 
 __all__ = ["render_markdown"]
 
@@ -72,14 +72,7 @@ def render_markdown(out: TextIO, doc: Document) -> None:
     w(
         _table(
             ["Item", "Count"],
-            [
-                ["Conflicts", end.conflicts],
-                ["Divergences", end.divergences],
-                ["Held purges", end.held_purges],
-                ["Failed operations", end.failed_operations],
-                ["Purges pending the vendor's retention job", end.pending_retention],
-                ["Operations in flight", end.in_flight],
-            ],
+            end_of_period_rows(end),
         )
     )
     w("\n## Timeline\n\nTransitions per day and side (days with activity only).\n\n")

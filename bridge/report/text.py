@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from bridge.ledger.audit import RunFacts
+from bridge.ledger.audit import EndOfPeriod, RunFacts
 from bridge.report.model import ReportRecord
 
 __all__ = [
@@ -89,4 +89,16 @@ def run_cells(run: RunFacts) -> list[object]:
         when(run.ended_at),
         run.outcome,
         counts_text(run),
+    ]
+
+
+def end_of_period_rows(end: EndOfPeriod) -> list[list[object]]:
+    """What was still open when the period ended, as (item, count) rows."""
+    return [
+        ["Conflicts", end.conflicts],
+        ["Divergences", end.divergences],
+        ["Held purges", end.held_purges],
+        ["Failed operations", end.failed_operations],
+        ["Purges pending the vendor's retention job", end.pending_retention],
+        ["Operations in flight", end.in_flight],
     ]
