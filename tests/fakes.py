@@ -72,6 +72,8 @@ class FakeVendor:
         self.calls: Counter[str] = Counter()
         self.submitted: list[tuple[Transition, tuple[int, ...]]] = []
         self.fail_submit: Exception | None = None
+        #: the next poll raises this (the job goes on: it never ends unless polled again)
+        self.fail_poll: Exception | None = None
 
     # --- agent actions -----------------------------------------------------------------
 
@@ -125,6 +127,11 @@ class FakeVendor:
     def live(self, ticket_ids: Sequence[int]) -> set[int]:
         self.calls["live"] += 1
         return {i for i in ticket_ids if i in self.tickets and self.state(i) is State.ACTIVE}
+
+    change_page_size = 1000
+
+    def changes_ready_in(self) -> float:
+        return 0.0
 
     def changes(self, cursor: str | None) -> Iterator[ChangePage]:
         self.calls["changes"] += 1
@@ -182,6 +189,9 @@ class FakeVendor:
 
     def poll(self, job_ids: Sequence[str]) -> dict[str, JobState]:
         self.calls["poll"] += 1
+        if self.fail_poll is not None:
+            error, self.fail_poll = self.fail_poll, None
+            raise error
         states = {}
         for job_id in job_ids:
             transition, ids = self._jobs.pop(job_id)

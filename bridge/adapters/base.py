@@ -142,6 +142,16 @@ class Adapter(Protocol):
         """Everything that changed since `cursor` (None: from the beginning), page by page."""
         ...
 
+    @property
+    def change_page_size(self) -> int:
+        """The most tickets one `changes` page holds (a full page is worth reading early)."""
+        ...
+
+    def changes_ready_in(self) -> float:
+        """Seconds until `changes` can fetch its next page without waiting on a rate limit
+        (0: now). The reconciler reads another side, or its confirmations, meanwhile."""
+        ...
+
     def submit(
         self,
         transition: Transition,

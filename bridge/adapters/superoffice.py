@@ -413,6 +413,14 @@ class SuperOfficeAdapter:
             return None
         return _entity_view(body) if isinstance(body, dict) else None
 
+    @property
+    def change_page_size(self) -> int:
+        return self.page_size
+
+    def changes_ready_in(self) -> float:
+        """Always now: the client's own pacing (10 calls a second) is the only limit."""
+        return 0.0
+
     def changes(self, cursor: str | None) -> Iterator[ChangePage]:
         """Rows changed after the high-water mark (minus `change_overlap`), both providers.
 

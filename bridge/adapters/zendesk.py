@@ -127,11 +127,6 @@ def _ids_param(ids: Sequence[int]) -> str:
     return ",".join(str(i) for i in ids)
 
 
-#: how long to let the current second pass before reading the export's last page again
-_SETTLE_SECONDS = 1.05
-_SETTLE_TRIES = 3
-
-
 @dataclass(frozen=True, slots=True)
 class _Deleted:
     ticket_id: int
@@ -176,7 +171,7 @@ class ZendeskAdapter:
         fresh_job_window: float = 60.0,
         export_per_page: int = 1000,
         deletion_slack: float = 3600.0,
-        export_overlap: float = 60.0,
+        export_per_minute: int = 10,
     ) -> None:
         if job_limit < 1:
             raise ValueError("job_limit must be at least 1")
@@ -192,7 +187,9 @@ class ZendeskAdapter:
         self._fresh_job_window = timedelta(seconds=fresh_job_window)
         self._export_per_page = export_per_page
         self._deletion_slack = timedelta(seconds=deletion_slack)
-        self._export_overlap = export_overlap
+        self._export_spacing = 60.0 / max(1, export_per_minute)
+        #: when (clock seconds) the export may next be read without a 429
+        self._export_ready_at = 0.0
         self._authorization = _authorization(email, token, oauth_token)
         self._http = http or HttpClient(
             base_url, auth=self._auth, timeout=timeout, sleep=sleep, user_agent="bridge-zendesk"
@@ -352,6 +349,25 @@ class ZendeskAdapter:
                     return found
 
     # -- changes -------------------------------------------------------------------------
+    @property
+    def change_page_size(self) -> int:
+        return self._export_per_page
+
+    def changes_ready_in(self) -> float:
+        return max(0.0, self._export_ready_at - self._clock().timestamp())
+
+    def _note_export_budget(self) -> None:
+        """When the export's own limit lets the next page through: its rate-limit header
+        when the answer carries one, else the documented pace (10 a minute)."""
+        now = self._clock().timestamp()
+        info = self._http.last_rate_limit
+        budget = info.endpoints.get("incremental-exports") if info else None
+        if budget is not None and budget[1] is not None:
+            _total, remaining, resets = budget
+            self._export_ready_at = now if remaining else now + (resets or self._export_spacing)
+        else:
+            self._export_ready_at = now + self._export_spacing
+
     def changes(self, cursor: str | None) -> Iterator[ChangePage]:
         """The incremental cursor export from `cursor`, one ChangePage per export page.
 
@@ -362,28 +378,19 @@ class ZendeskAdapter:
         params = self._export_params(cursor)
         resolve = cursor is not None
         current = cursor or f"t:{self._start_time}"
-        settles = 0
         while True:
             body = self._http.get_json("api/v2/incremental/tickets/cursor", params=params)
+            self._note_export_budget()
             rows = [row for row in body.get("tickets") or () if isinstance(row, dict)]
             after = body.get("after_cursor")
             end = bool(body.get("end_of_stream")) or not after
-            unsettled = end and self._second_still_running(rows)
-            if unsettled and settles < _SETTLE_TRIES:
-                # The newest rows belong to the second that is still running: a change later
-                # in it, on a lower id, would sort behind the cursor and never be seen. Let
-                # that second pass, then read this page again (rows read twice change nothing).
-                settles += 1
-                self._sleep(_SETTLE_SECONDS)
-                continue
-            if after:
-                current = f"c:{after}"
-            if unsettled:
-                # changes keep arriving every second: fall back to a time cursor a minute
-                # back (the export's own rule), so that the next read covers this second
-                back = int(self._clock().timestamp() - self._export_overlap)
-                current = f"t:{max(back, self._start_time)}"
             views = self._export_views(rows, resolve_actors=resolve)
+            if after and not (end and self._second_still_running(rows)):
+                current = f"c:{after}"
+            # else the newest rows belong to the second that is still running: a change
+            # later in it, on a lower id, would sort behind the page's cursor and never be
+            # seen, so the cursor stays where this page began and the next read repeats
+            # the page (rows read twice change nothing), with no waiting here
             yield ChangePage(views=views, cursor=current, complete=end)
             if end:
                 return

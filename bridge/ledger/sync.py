@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, Row, bindparam, or_
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from bridge.ledger.tables import Cursor, Event, Link, Operation, OperationStatus, PairState, utcnow
@@ -375,6 +376,35 @@ class SyncStore:
                 _operation_view(op)
                 for op in session.exec(query.order_by(col(Operation.link_id), col(Operation.step)))
             ]
+
+    def ready_operations(self) -> list[OperationView]:
+        """Planned (or held) operations that are their link's lowest open step (a purge
+        waits until its soft delete is confirmed), links with more steps to come first,
+        then in planning order. In SQL: the open operations of a large run are many."""
+        later = aliased(Operation)
+        open_ = OperationStatus.OPEN
+        earlier_open = (
+            select(later.id)
+            .where(later.link_id == Operation.link_id)
+            .where(col(later.status).in_(open_))
+            .where(later.step < Operation.step)
+            .exists()
+        )
+        more_to_come = (
+            select(later.id)
+            .where(later.link_id == Operation.link_id)
+            .where(col(later.status).in_(open_))
+            .where(later.step > Operation.step)
+            .exists()
+        )
+        query = (
+            select(Operation)
+            .where(col(Operation.status).in_((OperationStatus.PLANNED, OperationStatus.HELD)))
+            .where(~earlier_open)
+            .order_by(more_to_come.desc(), col(Operation.id))
+        )
+        with self.session() as session:
+            return [_operation_view(op) for op in session.exec(query)]
 
     def attention(self, kinds: Sequence[str] | None = None) -> list[PairView]:
         with self.session() as session:

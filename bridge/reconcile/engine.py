@@ -11,13 +11,20 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import structlog
 
-from bridge.adapters.base import Adapter, AdapterError, PermanentError, Submitted, TicketView
+from bridge.adapters.base import (
+    Adapter,
+    AdapterError,
+    ChangePage,
+    PermanentError,
+    Submitted,
+    TicketView,
+)
 from bridge.crashpoints import crash_point
 from bridge.ledger import Ledger
 from bridge.ledger.sync import (
@@ -30,6 +37,8 @@ from bridge.ledger.sync import (
 from bridge.ledger.tables import OperationStatus, utcnow
 from bridge.model import Cause, Side, State, Transition
 from bridge.reconcile.decide import Decision, Outcome, Policy, SideState, decide
+from bridge.reconcile.jobtiming import JobDuration
+from bridge.reconcile.tasks import INSTANT, NEVER, ReadyIn, Task, choose, now_ready
 
 __all__ = ["PlanLine", "RunOptions", "RunResult", "SyncRun"]
 
@@ -44,11 +53,9 @@ RETENTION_SLACK = timedelta(days=1)
 _MAX_ROUNDS = 4
 #: links decided (and recorded) per transaction
 _DECISION_SLICE = 5000
-#: the longest wait between two polls of running vendor jobs, in seconds
-#: bounds of the wait before polling vendor jobs, and the first guess of a job's duration
+#: bounds of the wait before polling vendor jobs, in seconds
 _MIN_POLL_WAIT = 0.5
 _MAX_POLL_WAIT = 30.0
-_FIRST_JOB_GUESS = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,13 +117,25 @@ class SyncRun:
         self.sleep = sleep
         #: when each vendor job was submitted, and how long jobs have been taking
         self._job_started: dict[str, datetime] = {}
-        self._job_seconds = _FIRST_JOB_GUESS
+        self._job_duration = JobDuration()
         self.counts: Counter[str] = Counter()
         self.plan: list[PlanLine] = []
         self.run_id: int | None = None
         # dry run: what would have been recorded, so that decisions see it
         self._overlay: dict[int, dict[Side, SideObservation]] = defaultdict(dict)
         self._interrupted = False
+        #: each side's change stream, open between pages (see `_read_page`)
+        self._streams: dict[Side, Iterator[ChangePage]] = {}
+        #: tickets our finished jobs changed that the side's stream has not shown yet
+        self._unread: Counter[Side] = Counter()
+        #: each target's vendor jobs in flight, with the operations they carry
+        self._in_flight: dict[Side, dict[str, list[OperationView]]] = defaultdict(dict)
+        #: purges let through `max_purges_per_run` so far in this run
+        self._purges_released: set[int] = set()
+        #: lookups that go on while writes are sent, and the links waiting on them
+        self._background: list[Task] = []
+        self._deferred: set[int] = set()
+        self._decide_due = False
 
     # --- the run ---------------------------------------------------------------------
 
@@ -128,10 +147,16 @@ class SyncRun:
         log.info("run.start", run=self.run_id, dry_run=self.options.dry_run)
         try:
             self.observe()
+            if self.options.dry_run or not self._write_while_looking_up():
+                self._finish_background()
             self.decide_pending()
             if not self.options.dry_run:
                 for _ in range(_MAX_ROUNDS):
-                    if self._interrupted or not self.apply_planned():
+                    if self._interrupted:
+                        break
+                    sent = self.apply_planned()
+                    looked = self._finish_background()
+                    if not (sent or looked):
                         break
                     self.confirm_sent()
                     self.decide_pending()
@@ -175,50 +200,129 @@ class SyncRun:
     # --- observe ----------------------------------------------------------------------
 
     def observe(self) -> None:
-        """Read what changed on each side since its cursor, then the links never read,
-        then SuperOffice tickets whose retention period may have removed them."""
-        for side, adapter in self.adapters.items():
-            self._read_changes(side, adapter)
-        for side, adapter in self.adapters.items():
-            unobserved = self.ledger.unobserved(side)
-            if unobserved:
-                self._lookup(side, adapter, unobserved)
-        superoffice = self.adapters.get(Side.SUPEROFFICE)
-        if superoffice is not None:
+        """Read each side's changes since its cursor; then look up the links never read
+        and (SuperOffice) tickets whose retention period may have removed them.
+
+        The sides take turns, each whenever its rate limit lets it go on, so that one
+        side's waits are the other's reading time (Zendesk's export allows 10 pages a
+        minute). The lookups (SuperOffice: one call per purged ticket, 10 a second) go on
+        in the background, filling waits until the run needs them: links waiting on them
+        are decided when they are known."""
+        streams = [Task(self._stream_steps(side, a)) for side, a in self.adapters.items()]
+        self._run(streams)
+
+    def _stream_steps(self, side: Side, adapter: Adapter) -> Iterator[ReadyIn]:
+        yield adapter.changes_ready_in
+        while not self._read_page(side, adapter) and not self._stop():
+            yield adapter.changes_ready_in
+        links = list(self.ledger.unobserved(side))
+        if side is Side.SUPEROFFICE:
             now = self.now()
-            due = self.ledger.superoffice_purge_candidates(
-                now - superoffice.retention_period + RETENTION_SLACK, now
+            links += self.ledger.superoffice_purge_candidates(
+                now - adapter.retention_period + RETENTION_SLACK, now
             )
-            if due:
-                self._lookup(Side.SUPEROFFICE, superoffice, due)
+        if links:
+            self._deferred.update(link.link_id for link in links)
+            self._background.append(Task(self._lookup_steps(side, adapter, links)))
+
+    def _run(self, foreground: list[Task]) -> None:
+        """Step the tasks to their end in turns, each when it can go on unhindered;
+        background steps fill the time until one can; sleep only when none can."""
+        while foreground:
+            task, wait = choose(foreground)
+            if task is None:
+                task, other = choose(self._background)
+                wait = min(wait, other)
+            if task is None:
+                self.sleep(wait)
+                continue
+            task.step()
+            if task in foreground:
+                foreground.remove(task)  # to the back: the others go first next time
+                if not task.finished:
+                    foreground.append(task)
+            self._background = [t for t in self._background if not t.finished]
+
+    def _write_while_looking_up(self) -> bool:
+        """Start writing before the background lookups end only when the links already
+        known can fill every vendor job slot; otherwise the links being looked up join
+        the same bulk calls instead of costing calls of their own."""
+        if not self._background:
+            return False
+        slots = max(a.batch_limit * (a.job_limit or 1) for a in self.adapters.values())
+        return len(self._candidates() - self._deferred) >= slots
+
+    def _finish_background(self) -> bool:
+        """Run what is left of the background lookups now; False when there was none."""
+        tasks, self._background = self._background, []
+        if not tasks or self._interrupted:
+            return False
+        self._run(tasks)
+        return True
+
+    def _clock(self) -> float:
+        return self.now().timestamp()
 
     def _read_changes(self, side: Side, adapter: Adapter) -> None:
-        cursor = self.ledger.get_cursor(side.value)
+        while not self._read_page(side, adapter) and not self._stop():
+            pass
+
+    def _read_page(self, side: Side, adapter: Adapter) -> bool:
+        """Read and record one page of the side's change stream; True when the stream has
+        caught up (or failed: whatever was recorded stays, the rest is read next time).
+
+        The stream stays open between pages, so that pages can be read one at a time
+        while vendor jobs run (`_idle`) without starting over."""
+        stream = self._streams.get(side)
+        if stream is None:
+            stream = self._streams[side] = adapter.changes(self.ledger.get_cursor(side.value))
         try:
-            for page in adapter.changes(cursor):
-                links = self.ledger.links_for_tickets(side, (v.ticket_id for v in page.views))
-                views = [(links[v.ticket_id], v) for v in page.views if v.ticket_id in links]
-                self.counts[f"{side}.changes_read"] += len(page.views)
-                self._record(side, adapter, views, cursor=page.cursor)
-                if page.complete or self._stop():
-                    break
+            page = next(stream, None)
         except AdapterError as exc:
-            # Whatever was recorded stays recorded; the rest is read next run.
+            self._streams.pop(side, None)
+            self._unread[side] = 0  # no more reads while jobs run: confirm_sent retries
             self.counts[f"{side}.read_errors"] += 1
             log.warning("observe.failed", side=side.value, error=str(exc))
+            return True
+        if page is None or page.complete:
+            self._streams.pop(side, None)
+        if page is None:
+            self._unread[side] = 0
+            return True
+        links = self.ledger.links_for_tickets(side, (v.ticket_id for v in page.views))
+        views = [(links[v.ticket_id], v) for v in page.views if v.ticket_id in links]
+        self.counts[f"{side}.changes_read"] += len(page.views)
+        self._record(side, adapter, views, cursor=page.cursor)
+        caught_up = page.complete or not page.views
+        self._unread[side] = 0 if caught_up else max(0, self._unread[side] - len(page.views))
+        return page.complete
 
     def _lookup(self, side: Side, adapter: Adapter, links: Sequence[LinkIds]) -> None:
-        for start in range(0, len(links), adapter.batch_limit):
-            chunk = links[start : start + adapter.batch_limit]
-            by_ticket = {link.ticket(side): link for link in chunk}
-            try:
-                found = adapter.lookup(list(by_ticket))
-            except AdapterError as exc:
-                self.counts[f"{side}.read_errors"] += 1
-                log.warning("lookup.failed", side=side.value, error=str(exc))
-                return
-            self.counts[f"{side}.lookups"] += len(by_ticket)
-            self._record(side, adapter, [(by_ticket[i], v) for i, v in found.items()])
+        for _ready in self._lookup_steps(side, adapter, links):
+            pass
+
+    def _lookup_steps(
+        self, side: Side, adapter: Adapter, links: Sequence[LinkIds]
+    ) -> Iterator[ReadyIn]:
+        """Look the links up a batch at a time, yielding after each batch. A link stops
+        waiting (`_deferred`) once its batch is read, or when the lookups stop."""
+        try:
+            for start in range(0, len(links), adapter.batch_limit):
+                chunk = links[start : start + adapter.batch_limit]
+                by_ticket = {link.ticket(side): link for link in chunk}
+                try:
+                    found = adapter.lookup(list(by_ticket))
+                except AdapterError as exc:
+                    self.counts[f"{side}.read_errors"] += 1
+                    log.warning("lookup.failed", side=side.value, error=str(exc))
+                    return
+                self.counts[f"{side}.lookups"] += len(by_ticket)
+                self._record(side, adapter, [(by_ticket[i], v) for i, v in found.items()])
+                self._deferred.difference_update(link.link_id for link in chunk)
+                self._decide_due = True
+                yield now_ready
+        finally:
+            self._deferred.difference_update(link.link_id for link in links)
 
     def _record(
         self,
@@ -281,9 +385,11 @@ class SyncRun:
         """Decide every candidate link, a slice at a time: each slice's decisions are one
         transaction (undecided links keep their pending flag), and memory stays flat
         however many links changed."""
+        self._decide_due = False
         candidates = self._candidates()
         if not candidates:
             return
+        candidates -= self._deferred
         busy = self.ledger.links_with_open_operations(candidates)
         ready = sorted(candidates - busy)
         for start in range(0, len(ready), _DECISION_SLICE):
@@ -347,44 +453,81 @@ class SyncRun:
     # --- apply ------------------------------------------------------------------------
 
     def apply_planned(self) -> bool:
-        """Send every operation that is ready; True when something was sent."""
-        ops = self.ledger.operations([OperationStatus.PLANNED, OperationStatus.HELD])
-        ready = self._ready(ops)
-        ready = self._guard_purges(ready)
-        if not ready:
+        """Send every operation that is ready; True when something was sent.
+
+        Vendor jobs are not waited for between groups: steps that become ready meanwhile
+        (a purge whose soft delete a read made while jobs ran has confirmed) are sent in
+        the same call, into the job slots the earlier writes free. Each operation is tried
+        once per call: what fails goes to the next round."""
+        sent = False
+        tried: set[int] = set()
+        while True:
+            if self._decide_due and not self._interrupted:
+                self._decide_due = False
+                self.decide_pending()  # links a background lookup has just made known
+            candidates = [] if self._interrupted else self._ready()
+            candidates = [op for op in candidates if op.id not in tried]
+            ready = self._guard_purges(candidates)
+            if ready:
+                applied, unsent = self._apply(ready)
+                sent |= applied
+                tried.update(op.id for op in candidates if op.id not in unsent)
+            elif not self._await_progress():
+                return sent
+            else:
+                tried.update(op.id for op in candidates)  # held purges: held once a run
+
+    def _await_progress(self) -> bool:
+        """Nothing to send: wait until a vendor job ends, or take a background lookup
+        step, either of which may make more work ready. False when nothing is left."""
+        for side, in_flight in self._in_flight.items():
+            adapter = self.adapters.get(side)
+            if in_flight and adapter is not None:
+                self._wait_jobs(adapter, in_flight, until_below=len(in_flight))
+                return True
+        task, _wait = choose(self._background)
+        if task is None or self._interrupted:
             return False
+        task.step()
+        self._background = [t for t in self._background if not t.finished]
+        return True
+
+    def _apply(self, ready: Sequence[OperationView]) -> tuple[bool, set[int]]:
+        """Send the ready operations, grouped per target and transition. Returns whether
+        anything was sent, and the ids left unsent to be offered again: the run was
+        interrupted, or a background lookup made links known that should go first."""
         groups: dict[tuple[Side, Transition], list[OperationView]] = defaultdict(list)
         for op in ready:
             groups[(op.target, op.transition)].append(op)
         sent = False
+        unsent: set[int] = set()
         order = {Transition.SOFT_DELETE: 0, Transition.RESTORE: 1, Transition.PURGE: 2}
         for (target, transition), group in sorted(groups.items(), key=lambda g: order[g[0][1]]):
+            if unsent:
+                unsent.update(op.id for op in group)
+                continue
             adapter = self.adapters.get(target)
             if adapter is None or not self.options.policy.direction.allows_writing(target):
                 continue
             if transition is Transition.PURGE:
                 group = self._check_before_purge(target, adapter, group)
-            sent |= self._send(target, transition, adapter, group)
-            if self._interrupted:
-                break
-        return sent
+            taken, submitted = self._send(target, transition, adapter, group)
+            sent |= submitted
+            unsent.update(op.id for op in group[taken:])
+        return sent, unsent
 
-    @staticmethod
-    def _ready(ops: Sequence[OperationView]) -> list[OperationView]:
-        """Each link's lowest open step only: a purge waits for its soft delete."""
-        first: dict[int, OperationView] = {}
-        for op in ops:
-            if op.link_id not in first or op.step < first[op.link_id].step:
-                first[op.link_id] = op
-        return sorted(first.values(), key=lambda op: op.id)
+    def _ready(self) -> list[OperationView]:
+        """Operations that may be sent now (see `SyncStore.ready_operations`)."""
+        return self.ledger.ready_operations()
 
     def _guard_purges(self, ops: list[OperationView]) -> list[OperationView]:
         purges = [op for op in ops if op.transition is Transition.PURGE]
         others = [op for op in ops if op.transition is not Transition.PURGE]
         cap = self.options.max_purges_per_run
-        if purges and len(purges) > cap and not self.options.allow_mass_purge:
+        total = len(self._purges_released | {op.id for op in purges})
+        if purges and total > cap and not self.options.allow_mass_purge:
             reason = (
-                f"{len(purges)} purges exceed max_purges_per_run={cap}; held "
+                f"{total} purges exceed max_purges_per_run={cap}; held "
                 "(run with --allow-mass-purge to release them)"
             )
             self.ledger.hold([op.id for op in purges], run_id=self.run_id, reason=reason)
@@ -394,6 +537,7 @@ class SyncRun:
         held = [op.id for op in purges if op.status == OperationStatus.HELD]
         if held:
             self.ledger.release_held(held)
+        self._purges_released.update(op.id for op in purges)
         return others + purges
 
     def _check_before_purge(
@@ -414,13 +558,21 @@ class SyncRun:
 
     def _send(
         self, target: Side, transition: Transition, adapter: Adapter, ops: list[OperationView]
-    ) -> bool:
-        in_flight: dict[str, list[OperationView]] = {}
+    ) -> tuple[int, bool]:
+        """Send `ops` in bulk calls, keeping at most `job_limit` vendor jobs in flight.
+        Returns how many were taken (sent, or failed and recorded; fewer than all when
+        the run is stopping or newly known links should be decided first), and whether
+        the vendor accepted any."""
+        in_flight = self._in_flight[target]
         job_limit = adapter.job_limit or 0
-        sent = False
+        taken = 0
+        submitted_any = False
         for start in range(0, len(ops), adapter.batch_limit):
-            if self._stop():
+            while job_limit and len(in_flight) >= job_limit:
+                self._wait_jobs(adapter, in_flight, until_below=job_limit)
+            if self._stop() or self._decide_due:
                 break
+            taken = start + adapter.batch_limit
             batch = ops[start : start + adapter.batch_limit]
             batch_id = uuid.uuid4().hex[:12]
             ids = [op.id for op in batch]
@@ -439,7 +591,7 @@ class SyncRun:
                 self._send_failed(transition, batch, exc)
                 continue
             crash_point("after_send")
-            sent = True
+            submitted_any = True
             self.counts[f"{target}.{transition}.sent"] += len(batch)
             log.info(
                 "vendor.batch",
@@ -452,11 +604,7 @@ class SyncRun:
             )
             self._after_submit(submitted, batch, in_flight)
             self.on_batch()
-            while job_limit and len(in_flight) >= job_limit:
-                self._wait_jobs(adapter, in_flight, until_below=job_limit)
-        while in_flight:
-            self._wait_jobs(adapter, in_flight, until_below=1)
-        return sent
+        return min(taken, len(ops)), submitted_any
 
     def _after_submit(
         self,
@@ -477,7 +625,11 @@ class SyncRun:
             self._job_started[submitted.job_id] = self.now()
 
     def _wait_jobs(
-        self, adapter: Adapter, in_flight: dict[str, list[OperationView]], *, until_below: int
+        self,
+        adapter: Adapter,
+        in_flight: dict[str, list[OperationView]],
+        *,
+        until_below: int,
     ) -> None:
         """Poll this adapter's jobs until fewer than `until_below` are still running.
 
@@ -485,7 +637,7 @@ class SyncRun:
         of job duration that each poll corrects: polling blindly (every second, or with a
         growing wait) costs more calls than the writes themselves."""
         while len(in_flight) >= until_below:
-            self.sleep(self._poll_wait(in_flight))
+            self._idle(self._poll_wait(in_flight))
             try:
                 states = adapter.poll(list(in_flight))
             except AdapterError as exc:
@@ -497,14 +649,18 @@ class SyncRun:
                 for job_id, state in states.items()
                 if state.status.terminal and job_id in in_flight
             ]
-            # a poll that found nothing done was early: expect jobs to take longer, and
-            # one that did may have been late: expect a little less
-            self._job_seconds = max(_MIN_POLL_WAIT, self._job_seconds * (0.85 if finished else 2.0))
+            now = self.now()
+            for job_id in in_flight:
+                started = self._job_started.get(job_id)
+                if started is not None:
+                    age = (now - started).total_seconds()
+                    self._job_duration.observe(age, done=job_id in finished)
             for job_id, state in states.items():
                 if job_id not in finished:
                     continue
                 batch = in_flight.pop(job_id)
                 self._job_started.pop(job_id, None)
+                self._unread[adapter.side] += len(batch)
                 failed = {
                     op.id: f"job {job_id}: {state.failed_ids[op.ticket_id]}"
                     for op in batch
@@ -515,11 +671,35 @@ class SyncRun:
                 if failed:
                     self._record_failures(batch, failed, retry=True)
 
+    def _idle(self, seconds: float) -> None:
+        """Wait `seconds`, working meanwhile: read a change stream whenever a full page of
+        what our finished jobs changed is waiting and the stream's rate limit lets it
+        through (the confirming re-reads then overlap the vendor's jobs instead of
+        following them), and take background lookup steps. Links wait on those lookups,
+        so they go on even when a step outlasts the wait: a poll may be a little late."""
+        deadline = self._clock() + seconds
+        while (left := deadline - self._clock()) >= INSTANT:
+            due = [
+                (adapter.changes_ready_in(), side)
+                for side, adapter in self.adapters.items()
+                if self._unread[side] >= adapter.change_page_size
+            ]
+            read_in, side = min(due, key=lambda item: item[0], default=(NEVER, None))
+            if read_in < INSTANT and side is not None:
+                self._read_page(side, self.adapters[side])
+                continue
+            task, wait = choose(self._background)
+            if task is not None:
+                task.step()
+                self._background = [t for t in self._background if not t.finished]
+                continue
+            self.sleep(min(left, wait, read_in))
+
     def _poll_wait(self, in_flight: Mapping[str, object]) -> float:
         started = [self._job_started[j] for j in in_flight if j in self._job_started]
         if not started:
             return _MIN_POLL_WAIT
-        due = min(started) + timedelta(seconds=self._job_seconds)
+        due = min(started) + timedelta(seconds=self._job_duration.estimate())
         wait = (due - self.now()).total_seconds()
         return min(max(wait, _MIN_POLL_WAIT), _MAX_POLL_WAIT)
 

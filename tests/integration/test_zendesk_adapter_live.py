@@ -252,6 +252,46 @@ def test_changes_then_nothing_new_costs_one_call(sim: ZendeskSimulator) -> None:
     assert sim.counts()["total"] - quiet <= 2
 
 
+def test_a_last_page_in_the_running_second_is_read_again_not_waited_for(
+    sim: ZendeskSimulator,
+) -> None:
+    ids = sim.seed_tickets(count=5)
+    sim.advance(120)
+    adapter, sleeps = make_adapter(sim)
+    start = list(adapter.changes(None))[-1].cursor
+    sim.agent_act("delete", ids[:2], agent=(9, "Agent"))  # in the second now running
+    pages = list(adapter.changes(start))
+    assert sleeps == []  # nothing waits for the second to end
+    assert {v.ticket_id for p in pages for v in p.views} == set(ids[:2])
+    # the cursor stays before the page: a later change in this second on a lower id
+    # would otherwise sort behind it and be lost
+    assert pages[-1].cursor == start
+    sim.agent_act("delete", [ids[4]], agent=(9, "Agent"))
+    sim.advance(2)
+    again = list(adapter.changes(pages[-1].cursor))
+    assert {v.ticket_id for p in again for v in p.views} == {ids[0], ids[1], ids[4]}
+    assert again[-1].cursor != start  # the second has passed: the cursor moves on
+
+
+def test_the_export_says_when_its_next_page_can_be_read(sim: ZendeskSimulator) -> None:
+    sim.configure({"rate_limits": True})
+    sim.seed_tickets(count=12)
+    sim.advance(180 - sim.clock.timestamp() % 60)  # the start of a minute
+    adapter, sleeps = make_adapter(sim, export_per_page=1)
+    assert adapter.changes_ready_in() == 0
+    stream = adapter.changes(None)
+    for _ in range(9):
+        next(stream)
+        assert adapter.changes_ready_in() == 0
+    next(stream)  # the 10th page of the minute: the limit is reached
+    assert 55 <= adapter.changes_ready_in() <= 60
+    assert sleeps == []
+    sim.advance(adapter.changes_ready_in())
+    assert adapter.changes_ready_in() == 0
+    next(stream)
+    assert sleeps == []  # read when allowed: no 429, no Retry-After
+
+
 def test_oauth_bearer_is_accepted(sim: ZendeskSimulator) -> None:
     ids = sim.seed_tickets(count=1)
     adapter, _ = make_adapter(sim, email=None, token=None, oauth_token=TOKEN)

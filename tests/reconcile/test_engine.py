@@ -146,6 +146,25 @@ def test_active_to_purged_becomes_soft_delete_then_purge(world: World) -> None:
     ]
 
 
+def test_a_purge_waits_while_its_soft_delete_is_sent_but_unconfirmed(world: World) -> None:
+    """A purge is sent only once the step before it is confirmed: a soft delete whose job
+    could not be followed leaves the ticket active, and a purge sent then would be
+    refused as "target is active" for good."""
+    world.link((1, 101))
+    world.sync()
+    world.so.act(Transition.SOFT_DELETE, 1)
+    world.so.act(Transition.PURGE, 1)
+    world.zd.fail_poll = TransientError("job_statuses unreachable")
+    result = world.sync(policy=Policy(propagate_purges=True))
+    assert [(t, ids) for t, ids in world.zd.submitted] == [(Transition.SOFT_DELETE, (101,))]
+    assert [(op.transition, op.status) for op in world.ops()] == [
+        ("soft_delete", "sent"),
+        ("purge", "planned"),
+    ]
+    assert result.counts["purges_refused"] == 0
+    assert world.zd.state(101) is State.ACTIVE
+
+
 def test_retention_purge_is_not_copied_by_default(world: World) -> None:
     world.link((1, 101))
     world.sync()
