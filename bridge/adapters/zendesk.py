@@ -353,6 +353,12 @@ class ZendeskAdapter:
     def change_page_size(self) -> int:
         return self._export_per_page
 
+    @property
+    def changes_per_minute(self) -> float:
+        """The export's pace (10 pages a minute, 30 with High Volume): what bounds a large
+        migration, so `bridge migrate --dry-run` estimates with it."""
+        return 60.0 / self._export_spacing
+
     def changes_ready_in(self) -> float:
         return max(0.0, self._export_ready_at - self._clock().timestamp())
 

@@ -110,6 +110,9 @@ def _summarise_plan(
         batch_limit=adapter.batch_limit,
         job_limit=adapter.job_limit,
         calls_per_minute=per_minute,
+        account_read=result.counts[f"{target}.changes_read"],
+        page_size=adapter.change_page_size,
+        pages_per_minute=getattr(adapter, "changes_per_minute", None),
     )
     return {
         "transitions": dict(guess.transitions),

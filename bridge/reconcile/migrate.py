@@ -167,18 +167,25 @@ def estimate(
     job_limit: int | None,
     calls_per_minute: float,
     job_seconds_per_batch: float = 12.0,
+    account_read: int = 0,
+    page_size: int = 1000,
+    pages_per_minute: float | None = None,
 ) -> MigrationEstimate:
-    """Calls: one bulk call per ⌈n/batch⌉, plus one job poll per round of jobs in flight,
-    plus one re-read per batch. Time: the larger of the rate-limit floor and the job floor."""
+    """Calls: one bulk call per ⌈n/batch⌉, one job poll per round of jobs in flight, the
+    target's change stream read once for its `account_read` tickets (before deciding) and
+    once for the changes (to confirm them). Time: the largest of the account's rate limit
+    for those calls, the job rounds, and the change stream's own pace (Zendesk's export:
+    10 pages a minute, which bounds a large migration)."""
     writes = sum(math.ceil(n / batch_limit) for n in plan_counts.values())
-    polls = math.ceil(writes / job_limit) if job_limit else 0
-    rereads = writes
-    calls = writes + polls + rereads
+    rounds = math.ceil(writes / job_limit) if job_limit else 0
+    pages = math.ceil(account_read / page_size) + math.ceil(sum(plan_counts.values()) / page_size)
+    calls = writes + rounds + pages
     rate_floor = calls / calls_per_minute * 60 if calls_per_minute else 0.0
-    job_floor = (math.ceil(writes / job_limit) * job_seconds_per_batch) if job_limit else 0.0
+    job_floor = rounds * job_seconds_per_batch
+    stream_floor = pages / pages_per_minute * 60 if pages_per_minute else 0.0
     return MigrationEstimate(
         {f"{target} {transition}": n for (target, transition), n in sorted(plan_counts.items())},
         calls,
-        max(rate_floor, job_floor),
+        max(rate_floor, job_floor, stream_floor),
         dict(skipped),
     )

@@ -8,7 +8,7 @@ import pytest
 
 from bridge.model import Side, State, Transition
 from bridge.reconcile.decide import Outcome
-from bridge.reconcile.migrate import MigrationOptions, MigrationRun, migration_decision
+from bridge.reconcile.migrate import MigrationOptions, MigrationRun, estimate, migration_decision
 from tests.migrate.conftest import DAY, Env
 
 A, D, P = State.ACTIVE, State.SOFT_DELETED, State.PURGED
@@ -120,3 +120,25 @@ def test_a_dry_run_run_records_no_operation_and_no_base(frozen: Env) -> None:
     assert frozen.writes() == {}
     assert frozen.ops() == []
     assert frozen.ledger.status()["base"] == {"unknown": 4}
+
+
+def test_the_estimate_of_a_large_migration_is_bound_by_the_export() -> None:
+    """100,000 soft deletes and 1,000 purges into Zendesk: the export (10 pages of 1,000 a
+    minute), read once for the account and once for the changes, sets the time."""
+    plan = Counter({("zendesk", "soft_delete"): 101_000, ("zendesk", "purge"): 1_000})
+    guess = estimate(
+        plan,
+        Counter(),
+        batch_limit=100,
+        job_limit=30,
+        calls_per_minute=700,
+        account_read=101_000,
+        page_size=1000,
+        pages_per_minute=10,
+    )
+    assert guess.calls == 1020 + 34 + 203  # writes, poll rounds, export pages
+    assert guess.seconds == 203 / 10 * 60
+    without_the_stream = estimate(
+        plan, Counter(), batch_limit=100, job_limit=30, calls_per_minute=700
+    )
+    assert without_the_stream.seconds == 34 * 12.0  # then the job rounds bound it
