@@ -66,6 +66,8 @@ class RunOptions:
     allow_mass_purge: bool = False
     max_attempts: int = 5
     kind: str = "sync"
+    #: keep a `PlanLine` per decision for the result (a large migration needs only counts)
+    keep_plan: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -436,7 +438,7 @@ class SyncRun:
             tuple(t.value for t in decision.transitions),
             decision.reason,
         )
-        if decision.outcome is not Outcome.AGREE:
+        if decision.outcome is not Outcome.AGREE and self.options.keep_plan:
             self.plan.append(line)
         (log.debug if decision.outcome is Outcome.AGREE else log.info)(
             "decision",

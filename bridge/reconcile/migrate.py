@@ -100,6 +100,7 @@ class MigrationRun(SyncRun):
             # purges were asked for explicitly (--include-purges): no per-run cap
             allow_mass_purge=True,
             kind="migrate",
+            keep_plan=dry_run,  # the plan is what a dry run shows; a migration sums it up
         )
         super().__init__(ledger, adapters, options, **kwargs)
         self.migration = migration
