@@ -3,9 +3,11 @@ one-ticket-per-call script (goals: calls â‰¤ 1.1 x the minimum, simulated time â
 floor, peak memory < 250 MB at 100,000).
 
 Run: `.venv/bin/python bench/migrate.py [N ...]` (default: 10000 100000). Prints a markdown
-table. Everything runs in this process on a frozen simulated clock that waiting advances
-(jobs, Retry-After, throttles), so simulated time is what the run would take against a real
-account with these limits, and wall time is only what this machine needed to simulate it.
+table. Both simulators run in a child process (`_sandbox_process.py`) and bridge in this one,
+so the peak-memory figure is bridge's alone. Time is a frozen simulated clock that waiting
+advances (jobs, Retry-After, throttles; this process moves the child's clock), so simulated
+time is what the run would take against a real account with these limits, and wall time is
+only what this machine needed to simulate it.
 
 The Zendesk simulator is set to Enterprise: 700 requests a minute (plus its per-endpoint
 limits), 30 concurrent jobs, and jobs that queue 1 s then take 1.5 s + 0.1 s per ticket
@@ -27,6 +29,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _sandbox_process import RemoteClock, SandboxProcess
 from _util import table
 
 from bridge.config import load_config
@@ -37,7 +40,6 @@ from bridge.logging import configure_logging
 from bridge.model import Side
 from bridge.reconcile.migrate import MigrationOptions, MigrationRun
 from bridge.sandbox.core import SimClock
-from bridge.sandbox.setup import Sandbox
 from bridge.sandbox.zendesk import ZendeskSimulator
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -122,58 +124,59 @@ def floor_seconds(soft_deletes: int, purges: int, tickets: int, calls: int) -> f
 
 
 def run_bridge(soft_deletes: int, purges: int, folder: Path) -> Measured:
-    sandbox = Sandbox()
-    sandbox.clock.set(START)
-    sandbox.clock.freeze()
-    set_clock(sandbox.clock.now)
-    sandbox.start()
-    try:
-        sandbox.zendesk.configure(ENTERPRISE)
-        total = soft_deletes + purges
-        so_ids = sandbox.superoffice.seed_tickets(total, title="Bench {n}")
-        zd_ids = sandbox.zendesk.seed_tickets(count=total, template={"subject": "Bench {n}"})
-        sandbox.superoffice.soft_delete(so_ids)
-        sandbox.superoffice.purge(so_ids[soft_deletes:])
-        config = load_config(sandbox.write_config(folder))
-        with Ledger.open(config.ledger_url) as ledger:
-            rows = (
-                LinkRow(n, s, z) for n, (s, z) in enumerate(zip(so_ids, zd_ids, strict=True), 1)
-            )
-            assert ledger.import_links(rows, origin="csv").ok
-            clock = sandbox.clock
-            adapters = build_adapters(
-                config, sleep=clock.sleep, clock=clock.now, monotonic=clock.timestamp
-            )
-            sandbox.zendesk.counters.reset()
-            gc.collect()
-            _reset_peak()
-            before = _rss_mb("VmRSS")
-            started, wall = clock.now(), time.perf_counter()
-            result = MigrationRun(
-                ledger,
-                adapters,
-                MigrationOptions(Side.SUPEROFFICE, include_purges=True),
-                holder="bench",
-                now=clock.now,
-                sleep=clock.sleep,
-            ).execute()
-            wall = time.perf_counter() - wall
-            sim = (clock.now() - started).total_seconds()
-            peak = _rss_mb("VmHWM") - before
-        routes = {k: v for k, v in sandbox.zendesk.counts()["routes"].items() if v}
-        states = [sandbox.zendesk.ticket_state(z) for z in zd_ids]
-        assert states.count("deleted") == soft_deletes, "not every soft delete arrived"
-        assert states.count("purged") == purges, "not every purge arrived"
-        writes = sum(routes.get(r, 0) for r in WRITE_ROUTES)
-        polls = sum(routes.get(r, 0) for r in POLL_ROUTES)
-        calls = sum(routes.values())
-        print(f"  bridge {soft_deletes:,}: Zendesk routes {routes}", file=sys.stderr)
-        return Measured(
-            calls, writes, polls, calls - writes - polls, sim, wall, peak, result.outcome
-        )
-    finally:
-        sandbox.stop()
-        set_clock(None)
+    """Migrate against simulators in a child process, so that the peak-RSS growth measured
+    here is bridge's alone (the child holds the 2 x (n + purges) simulated tickets)."""
+    with SandboxProcess(
+        folder,
+        start=START,
+        zendesk_config=ENTERPRISE,
+        soft_deletes=soft_deletes,
+        purges=purges,
+    ) as child:
+        seeded = child.start()
+        assert seeded.now == START, f"seeding moved the simulated clock: {seeded.now}"
+        clock = RemoteClock(seeded.zendesk_admin, seeded.now)
+        set_clock(clock.now)
+        try:
+            config = load_config(seeded.config_path)
+            with Ledger.open(config.ledger_url) as ledger:
+                pairs = zip(seeded.so_ids, seeded.zd_ids, strict=True)
+                rows = (LinkRow(n, s, z) for n, (s, z) in enumerate(pairs, 1))
+                assert ledger.import_links(rows, origin="csv").ok
+                adapters = build_adapters(
+                    config, sleep=clock.sleep, clock=clock.now, monotonic=clock.timestamp
+                )
+                child.reset_zendesk_counters()
+                gc.collect()
+                _reset_peak()
+                before = _rss_mb("VmRSS")
+                started, wall = clock.now(), time.perf_counter()
+                result = MigrationRun(
+                    ledger,
+                    adapters,
+                    MigrationOptions(Side.SUPEROFFICE, include_purges=True),
+                    holder="bench",
+                    now=clock.now,
+                    sleep=clock.sleep,
+                ).execute()
+                wall = time.perf_counter() - wall
+                sim = (clock.now() - started).total_seconds()
+                peak = _rss_mb("VmHWM") - before
+            # both simulators share the child's clock: each must have followed every sleep
+            for admin in (seeded.zendesk_admin, seeded.superoffice_admin):
+                assert clock.remote_now(admin) == clock.now(), f"{admin} missed a sleep"
+            routes, states = child.zendesk_report()
+        finally:
+            clock.close()
+            set_clock(None)
+    routes = {k: v for k, v in routes.items() if v}
+    assert states.get("deleted", 0) == soft_deletes, "not every soft delete arrived"
+    assert states.get("purged", 0) == purges, "not every purge arrived"
+    writes = sum(routes.get(r, 0) for r in WRITE_ROUTES)
+    polls = sum(routes.get(r, 0) for r in POLL_ROUTES)
+    calls = sum(routes.values())
+    print(f"  bridge {soft_deletes:,}: Zendesk routes {routes}", file=sys.stderr)
+    return Measured(calls, writes, polls, calls - writes - polls, sim, wall, peak, result.outcome)
 
 
 def run_naive(soft_deletes: int, purges: int) -> Measured:
@@ -289,7 +292,7 @@ def main(sizes: list[int]) -> None:
         "the minimum calls at 700/min, the minimum export pages at 10/min, and the job "
         "rounds (12.5 s per round of 30 jobs of 100; "
         "purges after their soft deletes). Peak MB: growth of this process's peak RSS during "
-        "the migration (it includes the simulators' answers, so it overstates bridge)."
+        "the migration; the simulators run in a child process."
     )
 
 
