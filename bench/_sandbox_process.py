@@ -174,6 +174,9 @@ class SandboxProcess:
             process.kill()
             process.join()
         self._conn.close()
+        if self._child_conn is not None:
+            self._child_conn.close()
+            self._child_conn = None
 
     def _request(self, command: str) -> Any:
         self._conn.send(command)

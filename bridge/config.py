@@ -107,6 +107,7 @@ class ZendeskSettings:
     timeout_seconds: float = 30.0
     job_limit: int = 30
     bridge_user_id: int | None = None
+    outcome_wait_seconds: int = 900
 
     def secrets(self) -> dict[str, Secret]:
         """Secrets this auth mode uses, by base key name (`token` for `token_env`/`token_file`)."""
@@ -150,6 +151,9 @@ class SyncSettings:
     propagate_retention_purges: bool = False
     max_purges_per_run: int = 100
     lease_seconds: int = 900
+    attention_after_minutes: int = 60
+    sweep_period_hours: int = 24
+    sweep_max_per_run: int = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -438,6 +442,7 @@ def _read_zendesk(table: _Table) -> ZendeskSettings | None:
     timeout = table.positive_number("timeout_seconds", 30.0)
     job_limit = table.integer("job_limit", 30, minimum=1)
     user_id = table.integer("bridge_user_id", 0, minimum=0)
+    outcome_wait = table.integer("outcome_wait_seconds", 900, minimum=1)
     table.reject_unknown()
     if base_url is None or auth is None or token is None:
         return None
@@ -449,6 +454,7 @@ def _read_zendesk(table: _Table) -> ZendeskSettings | None:
         timeout_seconds=timeout,
         job_limit=job_limit,
         bridge_user_id=user_id or None,
+        outcome_wait_seconds=outcome_wait,
     )
 
 
@@ -548,6 +554,9 @@ def _read_sync(table: _Table) -> SyncSettings:
         propagate_retention_purges=table.boolean("propagate_retention_purges", False),
         max_purges_per_run=table.integer("max_purges_per_run", 100, minimum=0),
         lease_seconds=table.integer("lease_seconds", 900, minimum=1),
+        attention_after_minutes=table.integer("attention_after_minutes", 60, minimum=1),
+        sweep_period_hours=table.integer("sweep_period_hours", 24, minimum=1),
+        sweep_max_per_run=table.integer("sweep_max_per_run", 10_000, minimum=0),
     )
     table.reject_unknown()
     return settings

@@ -45,6 +45,7 @@ def zendesk_adapter(
         timeout=settings.timeout_seconds,
         job_limit=settings.job_limit,
         bridge_user_id=settings.bridge_user_id,
+        outcome_wait=float(settings.outcome_wait_seconds),
         sleep=sleep,
         clock=clock,
     )

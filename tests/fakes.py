@@ -7,7 +7,7 @@ engine's logic can be tested without HTTP; the end-to-end tests use the real sim
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -69,11 +69,17 @@ class FakeVendor:
         self.tickets: dict[int, FakeTicket] = {}
         self._log: list[int] = []
         self._jobs: dict[str, tuple[Transition, list[int]]] = {}
+        self._job_count = 0
         self.calls: Counter[str] = Counter()
         self.submitted: list[tuple[Transition, tuple[int, ...]]] = []
         self.fail_submit: Exception | None = None
         #: the next poll raises this (the job goes on: it never ends unless polled again)
         self.fail_poll: Exception | None = None
+        #: the next submit is acted on, then raises this (the answer was lost)
+        self.fail_after_submit: Exception | None = None
+        #: the next `changes` read raises this
+        self.fail_changes: Exception | None = None
+        self.outcome_wait = timedelta(minutes=15)
 
     # --- agent actions -----------------------------------------------------------------
 
@@ -104,6 +110,11 @@ class FakeVendor:
                 ticket.cause = None
                 self._log.append(ticket_id)
 
+    def vanish(self, *ids: int) -> None:
+        """An admin's hard delete: the ticket is gone, and no change stream shows it."""
+        for ticket_id in ids:
+            del self.tickets[ticket_id]
+
     def state(self, ticket_id: int) -> State:
         return self.tickets[ticket_id].state
 
@@ -124,6 +135,17 @@ class FakeVendor:
         self.calls["lookup"] += 1
         return {i: self._view(i) for i in ticket_ids if i in self.tickets}
 
+    def resend_harmless(self, transition: Transition) -> bool:
+        return transition is not Transition.PURGE or self.purge_mode == "retention"
+
+    def sweep(
+        self, known: Mapping[int, State], *, expected_gone: Collection[int] = ()
+    ) -> dict[int, TicketView]:
+        self.calls["sweep"] += 1
+        return {
+            i: self._view(i) if i in self.tickets else TicketView(i, State.PURGED) for i in known
+        }
+
     def live(self, ticket_ids: Sequence[int]) -> set[int]:
         self.calls["live"] += 1
         return {i for i in ticket_ids if i in self.tickets and self.state(i) is State.ACTIVE}
@@ -135,8 +157,11 @@ class FakeVendor:
 
     def changes(self, cursor: str | None) -> Iterator[ChangePage]:
         self.calls["changes"] += 1
+        if self.fail_changes is not None:
+            error, self.fail_changes = self.fail_changes, None
+            raise error
         start = int(cursor or 0)
-        ids = list(dict.fromkeys(self._log[start:]))
+        ids = [i for i in dict.fromkeys(self._log[start:]) if i in self.tickets]
         yield ChangePage([self._view(i) for i in ids], str(len(self._log)), True)
 
     def submit(
@@ -161,11 +186,17 @@ class FakeVendor:
             }
             return Submitted(transition, tuple(ticket_ids), pending_until=due)
         if self.job_limit:
-            job_id = f"job-{len(self._jobs) + 1}"
+            self._job_count += 1
+            job_id = f"job-{self._job_count}"
             self._jobs[job_id] = (transition, list(ticket_ids))
-            return Submitted(transition, tuple(ticket_ids), job_id=job_id)
-        self._apply(transition, ticket_ids, restore_status)
-        return Submitted(transition, tuple(ticket_ids))
+            submitted = Submitted(transition, tuple(ticket_ids), job_id=job_id)
+        else:
+            self._apply(transition, ticket_ids, restore_status)
+            submitted = Submitted(transition, tuple(ticket_ids))
+        if self.fail_after_submit is not None:
+            error, self.fail_after_submit = self.fail_after_submit, None
+            raise error
+        return submitted
 
     def _apply(
         self,
@@ -194,7 +225,11 @@ class FakeVendor:
             raise error
         states = {}
         for job_id in job_ids:
-            transition, ids = self._jobs.pop(job_id)
+            job = self._jobs.pop(job_id, None)
+            if job is None:
+                states[job_id] = JobState(job_id, JobStatus.UNKNOWN)
+                continue
+            transition, ids = job
             self._apply(transition, ids, None)
             states[job_id] = JobState(job_id, JobStatus.COMPLETED)
         return states

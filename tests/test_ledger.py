@@ -75,18 +75,20 @@ def test_older_ledgers_run_each_later_step_once(
     Ledger.open(url).close()
     calls: list[int] = []
 
-    def v2(connection: Connection) -> None:
-        calls.append(2)
+    nxt = LATEST_VERSION + 1
+
+    def step(connection: Connection) -> None:
+        calls.append(nxt)
         connection.exec_driver_sql("ALTER TABLE link ADD COLUMN note TEXT")
 
-    monkeypatch.setitem(migrations.MIGRATIONS, 2, v2)
-    monkeypatch.setattr(migrations, "LATEST_VERSION", 2)
+    monkeypatch.setitem(migrations.MIGRATIONS, nxt, step)
+    monkeypatch.setattr(migrations, "LATEST_VERSION", nxt)
     with Ledger.open(url) as ledger, ledger.engine.connect() as connection:
         columns = [row[1] for row in connection.exec_driver_sql("PRAGMA table_info(link)")]
         assert "note" in columns
-        assert migrations.schema_version(connection) == 2
+        assert migrations.schema_version(connection) == nxt
     Ledger.open(url).close()
-    assert calls == [2]
+    assert calls == [nxt]
 
 
 def _write_then_fail(ledger: Ledger) -> None:

@@ -9,7 +9,7 @@ the target to confirm: a job result alone is never trusted for a purge.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -24,6 +24,7 @@ __all__ = [
     "CheckResult",
     "JobState",
     "JobStatus",
+    "OutcomeUnknownError",
     "PermanentError",
     "Submitted",
     "TicketView",
@@ -40,7 +41,17 @@ class TransientError(AdapterError):
 
 
 class PermanentError(AdapterError):
-    """Retrying will not help: bad credentials, missing rights, a malformed request."""
+    """Retrying will not help: bad credentials, missing rights, a malformed request.
+
+    On a write this is the vendor's *rejection*: it said no and did nothing."""
+
+
+class OutcomeUnknownError(TransientError):
+    """A write that may have been acted on: the answer was lost (timeout or dropped
+    connection after sending), unreadable, or a 5xx. Never resent blindly unless the
+    adapter declares the operation harmless to resend (`Adapter.resend_harmless`); the
+    target is re-read first. A plain `TransientError` from a write means *not sent*
+    (429, connection refused): resending is safe."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +138,25 @@ class Adapter(Protocol):
     #: (Zendesk scrubs after 30 days; SuperOffice's "Retain deleted data", 14 days by default).
     #: The reconciler attributes a purge to `retention` when this explains it.
     retention_period: timedelta
+
+    #: after an outcome-unknown write with no job to follow, how long until a re-read that
+    #: shows the target unchanged proves the call had no effect (a vendor job accepted
+    #: just before the answer was lost may still be queued until then)
+    outcome_wait: timedelta
+
+    def resend_harmless(self, transition: Transition) -> bool:
+        """Whether sending `transition` again for a ticket it already reached changes
+        nothing (state-setting calls); False for anything irreversible or job-creating."""
+        ...
+
+    def sweep(
+        self, known: Mapping[int, State], *, expected_gone: Collection[int] = ()
+    ) -> dict[int, TicketView]:
+        """Bulk check that linked tickets still exist (ids → the state the ledger holds):
+        a ticket in no listing any more is `purged`, confirmed by a read by id unless it
+        is in `expected_gone` (a purge bridge copied and waits for, where nothing
+        irreversible follows). Ids missing from the answer could not be settled."""
+        ...
 
     def lookup(self, ticket_ids: Sequence[int]) -> dict[int, TicketView]:
         """Authoritative state of each id. An id missing from the answer could not be

@@ -2,14 +2,19 @@
 
 Retry rules, in one place so that no adapter invents its own:
 
-* 429 and 503 mean the vendor did not act on the request, so every request is retried
-  after `Retry-After` (or a backoff when the header is missing), within a time budget.
-* other 5xx, read timeouts and dropped connections leave the outcome unknown: only
+* 429 means the vendor did not act on the request, so every request is retried after
+  `Retry-After` (or a backoff when the header is missing), within a time budget.
+* 5xx (503 included: a proxy may answer it after the vendor accepted the call), read
+  timeouts, dropped connections and unreadable 2xx bodies leave the outcome unknown: only
   requests declared idempotent are retried blindly. By default GET, HEAD, PUT and
   DELETE are idempotent and POST is not; adapters pass `idempotent=False` for purges
   (irreversible) and `idempotent=True` for state-setting POSTs such as
   SuperOffice's `SetDeletedStatusByIds`, which are no-ops when repeated.
 * a connect timeout or refused connection never reached the vendor: always retried.
+
+How a call ended is a type, never a message to parse: `VendorHTTPError` (rejected: the
+vendor said no), `RetryBudgetExceededError` (not sent, or sent only idempotently),
+`OutcomeUnknownError` (a non-idempotent request may have been acted on).
 """
 
 from __future__ import annotations
@@ -27,9 +32,10 @@ import requests
 import structlog
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
-from bridge.adapters.base import PermanentError, TransientError
+from bridge.adapters.base import OutcomeUnknownError, PermanentError, TransientError
 
 __all__ = [
+    "GaveUpUnknownError",
     "HttpClient",
     "RateLimitInfo",
     "VendorHTTPError",
@@ -58,6 +64,10 @@ class RetryBudgetExceededError(TransientError):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         self.retry_after = retry_after
         super().__init__(message)
+
+
+class GaveUpUnknownError(RetryBudgetExceededError, OutcomeUnknownError):
+    """Retries ran out on an idempotent request and one attempt may have been acted on."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +234,8 @@ class HttpClient:
         waited = 0.0
         attempt = 0
         reauthenticated = False
+        #: whether an attempt may have reached the vendor and been acted on
+        maybe_acted = False
         while True:
             attempt += 1
             self._throttle.wait()
@@ -237,11 +249,13 @@ class HttpClient:
             try:
                 response = self.session.send(prepared, timeout=self._timeout, allow_redirects=False)
             except (requests.ConnectionError, requests.Timeout) as exc:
-                if not safe and not _never_sent(exc):
-                    raise TransientError(
+                never_sent = _never_sent(exc)
+                if not safe and not never_sent:
+                    raise OutcomeUnknownError(
                         f"{method} {path}: connection lost with the outcome unknown "
                         f"({type(exc).__name__}); not retried because it is not idempotent"
                     ) from None
+                maybe_acted = maybe_acted or not never_sent
                 reason, wait = f"network: {type(exc).__name__}", self._backoff(attempt)
             else:
                 self.last_rate_limit = parse_rate_limit(response.headers)
@@ -254,21 +268,24 @@ class HttpClient:
                     self._on_unauthorized()
                     attempt -= 1
                     continue
-                if status in (429, 503):
+                if status == 429 or (status == 503 and safe):
                     retry_after = parse_retry_after(response.headers.get("Retry-After"))
                     reason = f"{status} {error_code(response) or ''}".strip()
                     wait = retry_after if retry_after is not None else self._backoff(attempt)
+                    maybe_acted = maybe_acted or status != 429
                 elif status >= 500:
                     if not safe:
-                        raise TransientError(
-                            f"{method} {path} answered {status}; not retried because it is not "
-                            "idempotent"
+                        raise OutcomeUnknownError(
+                            f"{method} {path} answered {status}, the outcome unknown; not "
+                            "retried because it is not idempotent"
                         )
                     reason, wait = str(status), self._backoff(attempt)
+                    maybe_acted = True
                 else:
                     raise VendorHTTPError(method, path, status, error_code(response))
             if attempt >= self._max_attempts or waited + wait > self._retry_budget:
-                raise RetryBudgetExceededError(
+                error = GaveUpUnknownError if maybe_acted else RetryBudgetExceededError
+                raise error(
                     f"{method} {path}: gave up after {attempt} attempts ({reason})",
                     retry_after=wait,
                 )
@@ -302,11 +319,14 @@ def _never_sent(exc: BaseException) -> bool:
 
 
 def decode_json(response: requests.Response, path: str) -> Any:
-    """The JSON body, or a `TransientError` naming the path when it is malformed."""
+    """The JSON body, or an error naming the path when it is malformed: a failed read for
+    a GET, an unknown outcome for a write (the vendor answered 2xx, so it may have acted)."""
     try:
         return response.json()
     except ValueError:
-        raise TransientError(
+        method = getattr(getattr(response, "request", None), "method", None) or "GET"
+        error = TransientError if method.upper() in ("GET", "HEAD") else OutcomeUnknownError
+        raise error(
             f"{path}: malformed response body ({len(response.content)} bytes, "
             f"status {response.status_code})"
         ) from None

@@ -10,7 +10,7 @@ here is therefore a promise with a date, verified later by `lookup` (404 by id).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -199,6 +199,9 @@ class _Scan:
 class PurgeStrategy(Protocol):
     """How a purge is carried out on this tenant (SuperOffice Online has no hard delete)."""
 
+    #: whether sending the purge again for a ticket already purged changes nothing
+    resend_harmless: bool
+
     def purge(self, adapter: SuperOfficeAdapter, ticket_ids: Sequence[int]) -> Submitted: ...
 
 
@@ -207,8 +210,11 @@ class RetentionPurge:
 
     `pending_until` is the deletion's `LastChanged` plus the retention period: the
     reconciler records the purge as pending and confirms it by `lookup` after that date.
-    Ids already purged get no date (a lookup confirms them at once).
+    Ids already purged get no date (a lookup confirms them at once). Only state-setting
+    calls: resending it is harmless.
     """
+
+    resend_harmless = True
 
     def purge(self, adapter: SuperOfficeAdapter, ticket_ids: Sequence[int]) -> Submitted:
         views = adapter.lookup(ticket_ids)
@@ -237,6 +243,8 @@ class DeleteEndpointPurge:
     `pending_until`: the reconciler confirms each id by `lookup` straight away.
     """
 
+    resend_harmless = False
+
     def purge(self, adapter: SuperOfficeAdapter, ticket_ids: Sequence[int]) -> Submitted:
         for ticket_id in ticket_ids:
             adapter.http.request("DELETE", f"Ticket/{ticket_id}", idempotent=False, ok=(404,))
@@ -252,6 +260,9 @@ class SuperOfficeAdapter:
 
     side = Side.SUPEROFFICE
     job_limit: int | None = None
+    #: writes are answered synchronously: a re-read this long after a lost answer shows
+    #: whether the call was acted on (the server may still have been working on it)
+    outcome_wait = timedelta(minutes=2)
 
     def __init__(
         self,
@@ -354,6 +365,12 @@ class SuperOfficeAdapter:
             idempotent=True,
         )
 
+    def resend_harmless(self, transition: Transition) -> bool:
+        """Soft delete and restore set a state; a purge depends on the tenant's strategy."""
+        if transition is Transition.PURGE:
+            return self.purge_strategy.resend_harmless
+        return True
+
     # ------------------------------------------------------------------ contract: reads
 
     def live(self, ticket_ids: Sequence[int]) -> set[int]:
@@ -378,6 +395,38 @@ class SuperOfficeAdapter:
         the id out (unknown); a failed archive query raises.
         """
         wanted = list(dict.fromkeys(int(i) for i in ticket_ids))
+        found = self._archive_states(wanted)
+        for ticket_id in wanted:
+            if ticket_id in found:
+                continue
+            view = self._get_one(ticket_id)
+            if view is not None:
+                found[ticket_id] = view
+        return found
+
+    def sweep(
+        self, known: Mapping[int, State], *, expected_gone: Collection[int] = ()
+    ) -> dict[int, TicketView]:
+        """Both archive providers by id, 100 ids a call each. A ticket in neither is
+        confirmed purged by `GET Ticket/{id}` (404), the evidence a purge copied to the
+        other side rests on, except the ids in `expected_gone`: purges bridge copied here
+        and waits for, where absence from both listings is all there is to verify."""
+        wanted = [i for i in dict.fromkeys(known) if known[i] is not State.PURGED]
+        found = self._archive_states(wanted)
+        expected = set(expected_gone)
+        for ticket_id in wanted:
+            if ticket_id in found:
+                continue
+            if ticket_id in expected:
+                found[ticket_id] = TicketView(ticket_id, State.PURGED)
+                continue
+            view = self._get_one(ticket_id)
+            if view is not None:
+                found[ticket_id] = view
+        return found
+
+    def _archive_states(self, wanted: Sequence[int]) -> dict[int, TicketView]:
+        """The state of every id either archive provider lists (a failed query raises)."""
         found: dict[int, TicketView] = {}
         for start in range(0, len(wanted), self.lookup_chunk):
             chunk = wanted[start : start + self.lookup_chunk]
@@ -393,12 +442,6 @@ class SuperOfficeAdapter:
                     current = found.get(view.ticket_id)
                     if current is None or _later(view.vendor_time, current.vendor_time):
                         found[view.ticket_id] = view
-        for ticket_id in wanted:
-            if ticket_id in found:
-                continue
-            view = self._get_one(ticket_id)
-            if view is not None:
-                found[ticket_id] = view
         return found
 
     def _get_one(self, ticket_id: int) -> TicketView | None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import base64
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,11 +31,11 @@ import structlog
 import urllib3.exceptions
 
 from bridge.adapters.base import (
-    AdapterError,
     ChangePage,
     CheckResult,
     JobState,
     JobStatus,
+    OutcomeUnknownError,
     Submitted,
     TicketView,
     TransientError,
@@ -63,6 +63,7 @@ JOB_LIMIT = 30
 #: soft-deleted tickets are scrubbed about 30 days after deletion
 RETENTION_PERIOD = timedelta(days=30)
 SCRUBBED = "SCRUBBED"
+EXPORT_PATH = "api/v2/incremental/tickets/cursor"
 _JSON = {"Content-Type": "application/json"}
 _JOB_STATUSES = {status.value: status for status in JobStatus if status is not JobStatus.UNKNOWN}
 
@@ -172,10 +173,14 @@ class ZendeskAdapter:
         export_per_page: int = 1000,
         deletion_slack: float = 3600.0,
         export_per_minute: int = 10,
+        outcome_wait: float = 900.0,
     ) -> None:
         if job_limit < 1:
             raise ValueError("job_limit must be at least 1")
         self.job_limit: int | None = job_limit
+        #: a purge accepted just before its answer was lost is a queued job for at most
+        #: this long (30 jobs of about 15 s each ahead of it), so a re-read after it proves
+        self.outcome_wait = timedelta(seconds=outcome_wait)
         self._sleep = sleep
         self._clock = clock or (lambda: datetime.now(UTC))
         self.bridge_user_id = bridge_user_id
@@ -221,7 +226,30 @@ class ZendeskAdapter:
             return Cause.BRIDGE
         return Cause.USER
 
+    def resend_harmless(self, transition: Transition) -> bool:
+        """Soft delete and restore set a state; a purge is irreversible."""
+        return transition is not Transition.PURGE
+
     # -- lookup --------------------------------------------------------------------------
+    def sweep(
+        self, known: Mapping[int, State], *, expected_gone: Collection[int] = ()
+    ) -> dict[int, TicketView]:
+        """`show_many` over every id (100 a call). A ticket the ledger holds as active that
+        is no longer live is looked up fully (the deleted-ticket listing, then 404 by id);
+        one it holds as soft-deleted stays so unless live again: its scrub comes through
+        the export as `SCRUBBED`, and walking the listing (10 calls a minute) for every
+        soft-deleted ticket would cost more than the whole sweep."""
+        del expected_gone  # a ticket gone from Zendesk is always confirmed by id
+        ids = [i for i in dict.fromkeys(known) if known[i] is not State.PURGED]
+        views = self._live_views(ids)
+        gone = [i for i in ids if i not in views and known[i] is State.ACTIVE]
+        if gone:
+            views.update(self.lookup(gone))
+        for ticket_id in ids:
+            if ticket_id not in views and known[ticket_id] is State.SOFT_DELETED:
+                views[ticket_id] = TicketView(ticket_id, State.SOFT_DELETED)
+        return views
+
     def live(self, ticket_ids: Sequence[int]) -> set[int]:
         """Active ids, from `show_many` alone (soft-deleted and purged ids are left out)."""
         return set(self._live_views(list(dict.fromkeys(ticket_ids))))
@@ -384,12 +412,16 @@ class ZendeskAdapter:
         params = self._export_params(cursor)
         resolve = cursor is not None
         current = cursor or f"t:{self._start_time}"
+        seen_cursors: set[str] = set()
         while True:
-            body = self._http.get_json("api/v2/incremental/tickets/cursor", params=params)
+            body = self._http.get_json(EXPORT_PATH, params=params)
             self._note_export_budget()
-            rows = [row for row in body.get("tickets") or () if isinstance(row, dict)]
-            after = body.get("after_cursor")
-            end = bool(body.get("end_of_stream")) or not after
+            rows, after, end = _export_page(body)
+            if not end and after in seen_cursors:
+                raise TransientError(
+                    f"{EXPORT_PATH}: after_cursor repeats without end_of_stream; read stopped"
+                )
+            seen_cursors.add(after or "")
             views = self._export_views(rows, resolve_actors=resolve)
             if after and not (end and self._second_still_running(rows)):
                 current = f"c:{after}"
@@ -523,7 +555,8 @@ class ZendeskAdapter:
         job = decode_json(response, path).get("job_status")
         job_id = job.get("id") if isinstance(job, dict) else None
         if not job_id:
-            raise AdapterError(f"DELETE {path}: answer without a job id")
+            # a 2xx without a job: the request may have been acted on
+            raise OutcomeUnknownError(f"DELETE {path}: answer without a job id")
         with self._lock:
             self._in_flight[str(job_id)] = self._clock()
             if transition is Transition.SOFT_DELETE:
@@ -693,6 +726,34 @@ def job_state(job: Mapping[str, Any]) -> JobState:
         message=str(message)[:500] if message is not None else None,
         failed_ids=failed,
     )
+
+
+def _export_page(body: object) -> tuple[list[Mapping[str, Any]], str | None, bool]:
+    """(rows, after_cursor, end_of_stream) of one export page, or a failed read naming the
+    field: a page misread as empty would move the cursor past tickets never seen."""
+
+    def bad(field: str, expected: str) -> TransientError:
+        return TransientError(f"{EXPORT_PATH}: '{field}' is not {expected}; read stopped")
+
+    if not isinstance(body, dict):
+        raise bad("body", "a JSON object")
+    tickets = body.get("tickets")
+    if not isinstance(tickets, list):
+        raise bad("tickets", "a list")
+    end = body.get("end_of_stream")
+    if not isinstance(end, bool):
+        raise bad("end_of_stream", "true or false")
+    after = body.get("after_cursor")
+    if after is not None and not isinstance(after, str):
+        raise bad("after_cursor", "a string or null")
+    rows: list[Mapping[str, Any]] = []
+    for row in tickets:
+        if not isinstance(row, dict) or _as_int(row.get("id")) is None:
+            raise bad("tickets[].id", "an integer in a ticket object")
+        if not isinstance(row.get("id"), int):
+            raise bad("tickets[].id", "an integer")
+        rows.append(row)
+    return rows, after or None, end or not after
 
 
 def _generated_at(row: Mapping[str, Any]) -> datetime | None:

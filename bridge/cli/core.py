@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import click
@@ -54,8 +55,10 @@ def init(directory: Path, force: bool) -> None:
 @pass_app
 def status(app: AppContext, as_json: bool) -> None:
     """Links, states per side, open conflicts, pending operations and the last runs."""
+    config = app.config()
+    stuck_after = timedelta(minutes=config.sync.attention_after_minutes)
     with app.ledger() as ledger:
-        summary = ledger.status()
+        summary = ledger.status(stuck_after=stuck_after)
     if as_json:
         print_json(summary)
         return
@@ -85,6 +88,18 @@ def status(app: AppContext, as_json: bool) -> None:
             else ""
         )
     )
+    stuck = summary["stuck_operations"]
+    if stuck["count"]:
+        click.echo(
+            f"Stuck: {stuck['count']} operation(s) failing or unconfirmed for over "
+            f"{stuck['older_than_minutes']} min (exit 4 until settled)"
+        )
+        for row in stuck["rows"]:
+            click.echo(
+                f"  {row['transition']} on {row['target']} (superoffice "
+                f"{row['superoffice_id']} / zendesk {row['zendesk_id']}): {row['status']}, "
+                f"{row['age_minutes']} min, {row['attempts']} attempt(s): {row['reason']}"
+            )
     if not summary["runs"]:
         click.echo("Runs: none yet")
     for run in summary["runs"]:

@@ -29,6 +29,7 @@ OUTCOME_EXIT = {
     "failures": ExitCode.RETRY,
     "interrupted": ExitCode.RETRY,
     "attention": ExitCode.ATTENTION,
+    "unavailable": ExitCode.VENDOR,
 }
 
 

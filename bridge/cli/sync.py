@@ -112,9 +112,27 @@ def sync(
     everything in the ledger. Safe to kill at any point: the next run finishes the work.
 
     \b
-    Exit codes: 0 converged, 1 converged with failures to retry (or interrupted),
-    2 configuration error, 3 another run holds the lease, 4 attention needed
-    (conflicts, divergences, held purges, failed operations).
+    Each run first settles what earlier runs left: vendor jobs they recorded are
+    polled and followed to their end, and every operation still `sent` is
+    confirmed by re-reading its target. A write whose answer was lost (timeout,
+    dropped connection, 5xx, unreadable reply) is sent again only when that is
+    harmless (soft delete, restore) or once a re-read shows it did not happen:
+    a purge is never sent twice. Each run also sweeps a bounded number of links
+    (sync.sweep_max_per_run) for tickets that vanished without a trace in the
+    change streams (an admin's hard delete, a grace period ending), so that
+    every link is checked at least every sync.sweep_period_hours.
+
+    \b
+    Exit codes:
+      0  converged
+      1  failures to retry: the next run retries them (or the run was interrupted)
+      2  configuration error: nothing was read or written
+      3  another run holds the lease
+      4  attention needed: conflicts, divergences, held purges, failed
+         operations, or operations failing or unconfirmed for longer than
+         sync.attention_after_minutes (see `bridge status`)
+      5  a vendor could not be read: nothing was decided or written, the
+         cursors stay where they were (see the log for the vendor's error)
 
     \b
     Examples:
@@ -138,6 +156,9 @@ def sync(
         dry_run=dry_run,
         max_purges_per_run=config.sync.max_purges_per_run,
         allow_mass_purge=allow_mass_purge,
+        attention_after=timedelta(minutes=config.sync.attention_after_minutes),
+        sweep_period=timedelta(hours=config.sync.sweep_period_hours),
+        sweep_max=config.sync.sweep_max_per_run,
     )
     stop = StopFlag()
     holder = default_holder()

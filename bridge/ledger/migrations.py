@@ -41,8 +41,16 @@ def _v1(connection: Connection) -> None:
     _append_only_triggers(connection)
 
 
+def _v2(connection: Connection) -> None:
+    """The vanished-ticket sweep's per-side check times."""
+    present = {c["name"] for c in inspect(connection).get_columns("pair_state")}
+    for column in ("so_checked_at", "zd_checked_at"):
+        if column not in present:
+            connection.exec_driver_sql(f"ALTER TABLE pair_state ADD COLUMN {column} DATETIME")
+
+
 #: version → step that brings a ledger from version-1 to version. Never edit a released step.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1, 2: _v2}
 LATEST_VERSION = max(MIGRATIONS)
 
 _ = tables  # the table declarations must be imported before create_all

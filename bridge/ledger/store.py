@@ -308,11 +308,34 @@ class Ledger(SyncStore, AuditStore):
     # --- runs, cursors, lease --------------------------------------------------------
 
     def start_run(self, kind: str, *, holder: str, dry_run: bool = False) -> Run:
+        """Record a new run. Runs are one at a time (the lease), so any run still
+        `running` died without finishing: it is marked `aborted`, with what it left."""
         with self.session() as session:
             run = Run(kind=kind, holder=holder, dry_run=dry_run)
             session.add(run)
             session.flush()
             session.add(Event(run_id=run.id, kind="run_started", detail=kind))
+            dead = session.exec(
+                select(Run).where(col(Run.outcome) == "running").where(col(Run.id) != run.id)
+            ).all()
+            if dead:
+                left = dict(
+                    session.exec(
+                        select(Operation.status, func.count())
+                        .where(col(Operation.status).in_(OperationStatus.OPEN))
+                        .group_by(col(Operation.status))
+                    ).all()
+                )
+                summary = ", ".join(f"{n} {k}" for k, n in sorted(left.items())) or "nothing open"
+            for stale in dead:
+                stale.outcome = "aborted"
+                stale.ended_at = stale.ended_at or utcnow()
+                stale.message = (
+                    f"aborted: its process ended without finishing; run {run.id} found it and "
+                    f"settles what was left ({summary})"
+                )
+                session.add(stale)
+                session.add(Event(run_id=stale.id, kind="run_aborted", detail=stale.message))
         return run
 
     def finish_run(
@@ -376,8 +399,9 @@ class Ledger(SyncStore, AuditStore):
 
     # --- status -----------------------------------------------------------------
 
-    def status(self) -> dict[str, Any]:
-        """Counts for `bridge status`: links, states per side, attention, outbox, runs."""
+    def status(self, *, stuck_after: timedelta = timedelta(hours=1)) -> dict[str, Any]:
+        """Counts for `bridge status`: links, states per side, attention, outbox, runs, and
+        the operations failing or unconfirmed for longer than `stuck_after`."""
         status: dict[str, Any]
         with self.engine.connect() as connection:
 
@@ -411,6 +435,13 @@ class Ledger(SyncStore, AuditStore):
             }
             for pair in self.attention()[:_STATUS_ATTENTION_ROWS]
         ]
+        now = utcnow()
+        stuck = self.stuck_operations(now - stuck_after, now)
+        status["stuck_operations"] = {
+            "count": len(stuck),
+            "older_than_minutes": int(stuck_after.total_seconds() // 60),
+            "rows": stuck[:_STATUS_ATTENTION_ROWS],
+        }
         operations: dict[str, int] = status["operations"]
         status["pending_operations"] = sum(
             n for k, n in operations.items() if k in OperationStatus.OPEN

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, Row, bindparam, or_
+from sqlalchemy import Engine, Row, bindparam, func, or_
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
@@ -43,6 +43,9 @@ _SATISFIES: Mapping[str, frozenset[State]] = {
     Transition.PURGE: frozenset({State.PURGED}),
 }
 _CHUNK = 500
+#: operations whose write went out (or may have): an observation reaching their state is
+#: bridge's own write coming back
+_SENT_STATUSES = frozenset({OperationStatus.SENT, OperationStatus.PENDING_RETENTION})
 _PREFIX = {Side.SUPEROFFICE: "so", Side.ZENDESK: "zd"}
 
 
@@ -489,12 +492,34 @@ class SyncStore:
                 pair = pairs[obs.link_id]
                 prefix = _PREFIX[obs.side]
                 previous = _state(pair[f"{prefix}_state"])
-                ours = [
+                reached = [
                     op
                     for op in open_ops.get((obs.link_id, obs.side.value), [])
-                    if op.status not in (OperationStatus.HELD, OperationStatus.CONFIRMED)
+                    if op.status != OperationStatus.CONFIRMED
                     and obs.state in _SATISFIES[op.transition]
                 ]
+                # only a write bridge sent can come back as its own: one still planned (or
+                # held) that the target reached was done by someone else, whose change
+                # this is; the plan is superseded
+                ours = [op for op in reached if op.status in _SENT_STATUSES]
+                for op in reached:
+                    if op in ours:
+                        continue
+                    op.status = OperationStatus.SUPERSEDED
+                    op.finished_at = now
+                    op.updated_at = now
+                    session.add(op)
+                    events.append(
+                        _event(
+                            run_id,
+                            obs,
+                            kind="superseded",
+                            transition=op.transition,
+                            previous=previous,
+                            cause=obs.cause,
+                            operation_id=op.id,
+                        )
+                    )
                 for op in ours:
                     op.status = OperationStatus.CONFIRMED
                     op.finished_at = now
@@ -827,6 +852,102 @@ class SyncStore:
         for chunk in _chunks(sorted(set(op_ids))):
             found.extend(session.exec(select(Operation).where(col(Operation.id).in_(chunk))))
         return found
+
+    def note_unknown(self, op_ids: Sequence[int], *, run_id: int | None, reason: str) -> None:
+        """A write that may have been acted on: it stays `sent` (never planned again)
+        until a re-read of the target shows whether it happened."""
+        now = utcnow()
+        with self.session() as session:
+            for op in self._ops(session, op_ids):
+                op.error = reason[:500]
+                op.updated_at = now
+                session.add(op)
+                session.add(_op_event(run_id, op, "outcome_unknown", op.error))
+
+    def note_waiting(self, reasons: Mapping[int, str]) -> None:
+        """Why sent operations are still unconfirmed (shown by `bridge status`)."""
+        now = utcnow()
+        with self.session() as session:
+            for op in self._ops(session, list(reasons)):
+                assert op.id is not None
+                if op.error != reasons[op.id][:500]:
+                    op.error = reasons[op.id][:500]
+                    op.updated_at = now
+                    session.add(op)
+
+    def sweep_due(self, side: Side, before: datetime, limit: int) -> list[tuple[LinkIds, State]]:
+        """Up to `limit` links whose ticket on `side` was last found before `before` (the
+        oldest first), with the state the ledger holds for it; purged tickets are final."""
+        prefix = _PREFIX[side]
+        pair = PairState.__table__  # type: ignore[attr-defined]
+        link = Link.__table__  # type: ignore[attr-defined]
+        state = pair.c[f"{prefix}_state"]
+        last = func.coalesce(pair.c[f"{prefix}_checked_at"], pair.c[f"{prefix}_seen_at"])
+        query = (
+            select(link.c.id, link.c.superoffice_id, link.c.zendesk_id, state)
+            .join(pair, pair.c.link_id == link.c.id)
+            .where(state.is_not(None))
+            .where(state != State.PURGED.value)
+            .where(last <= bindparam("before", type_=pair.c[f"{prefix}_seen_at"].type))
+            .order_by(last, link.c.id)
+            .limit(limit)
+        )
+        with self.session() as session:
+            rows = session.execute(query, {"before": before})
+            return [(LinkIds(row[0], row[1], row[2]), State(row[3])) for row in rows]
+
+    def mark_checked(self, side: Side, link_ids: Sequence[int], at: datetime) -> None:
+        """The sweep found these links' tickets on `side` (or settled what became of them)."""
+        pair = PairState.__table__  # type: ignore[attr-defined]
+        column = pair.c[f"{_PREFIX[side]}_checked_at"]
+        with self.session() as session:
+            for chunk in _chunks(sorted(set(link_ids))):
+                session.execute(
+                    pair.update()
+                    .where(pair.c.link_id.in_(chunk))
+                    .values({column: bindparam("at", type_=column.type)}),
+                    {"at": at},
+                )
+
+    def superoffice_purge_due(self, now: datetime) -> set[int]:
+        """Links whose purge bridge copied to SuperOffice is due by `now` (retention)."""
+        with self.session() as session:
+            rows = session.exec(select(PairState.link_id).where(col(PairState.so_purge_due) <= now))
+            return set(rows)
+
+    def stuck_operations(self, older_than: datetime, now: datetime) -> list[dict[str, Any]]:
+        """Operations failing or unconfirmed since before `older_than`: sent and never
+        confirmed, planned again after failing, or waiting for a retention purge that
+        is overdue. Each with its reason and age, for `bridge status` and the exit code."""
+        retrying = (col(Operation.status) == OperationStatus.PLANNED) & (
+            col(Operation.attempts) > 0
+        )
+        sent = col(Operation.status) == OperationStatus.SENT
+        overdue = (col(Operation.status) == OperationStatus.PENDING_RETENTION) & (
+            col(Operation.pending_until) <= older_than
+        )
+        query = (
+            select(Operation, Link)
+            .join(Link, col(Link.id) == col(Operation.link_id))
+            .where(or_(retrying, sent, overdue))
+            .where(col(Operation.created_at) <= older_than)
+            .order_by(col(Operation.created_at), col(Operation.id))
+        )
+        with self.session() as session:
+            return [
+                {
+                    "operation": op.id,
+                    "superoffice_id": link.superoffice_id,
+                    "zendesk_id": link.zendesk_id,
+                    "target": op.target,
+                    "transition": op.transition,
+                    "status": op.status,
+                    "attempts": op.attempts,
+                    "age_minutes": int((now - op.created_at).total_seconds() // 60),
+                    "reason": op.error or "not confirmed yet",
+                }
+                for op, link in session.exec(query)
+            ]
 
     def unsettled_links(self) -> set[int]:
         """Links whose sides do not both equal a recorded base (a migration looks at these)."""

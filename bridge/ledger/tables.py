@@ -118,6 +118,9 @@ class PairState(SQLModel, table=True):
     zd_vendor_time: datetime | None = _time(default=None)
     zd_seen_at: datetime | None = _time(default=None)
     zd_cause: str | None = None
+    #: when the vanished-ticket sweep last found each side's ticket (None: not yet swept)
+    so_checked_at: datetime | None = _time(default=None)
+    zd_checked_at: datetime | None = _time(default=None)
     #: an observation changed a side's state and no decision has been taken on it yet
     pending_decision: bool = False
     #: conflict | divergence | held_purge | failed | None
@@ -135,7 +138,8 @@ class Run(SQLModel, table=True):
     holder: str
     started_at: datetime = _time(default_factory=utcnow)
     ended_at: datetime | None = _time(default=None)
-    #: running | converged | failures | attention | interrupted | failed
+    #: running | converged | failures | attention | unavailable | interrupted | failed |
+    #: aborted (its process died; the run that found it says what it left)
     outcome: str = "running"
     dry_run: bool = False
     counts: str = "{}"  # JSON object of counters

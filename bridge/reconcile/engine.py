@@ -21,6 +21,8 @@ from bridge.adapters.base import (
     Adapter,
     AdapterError,
     ChangePage,
+    JobStatus,
+    OutcomeUnknownError,
     PermanentError,
     Submitted,
     TicketView,
@@ -44,10 +46,8 @@ __all__ = ["PlanLine", "RunOptions", "RunResult", "SyncRun"]
 
 log = structlog.get_logger("bridge.sync")
 
-#: an unconfirmed idempotent write is sent again after this long
-RESEND_IDEMPOTENT_AFTER = timedelta(minutes=5)
-#: an unconfirmed purge is sent again only after its job must have ended (jobs live 1 day)
-RESEND_PURGE_AFTER = timedelta(hours=2)
+#: job ends that prove a write's outcome: a re-read after them shows what it did
+_JOB_ENDED = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.KILLED})
 #: a vendor retention job runs "about" on time: allow this much early for attribution
 RETENTION_SLACK = timedelta(days=1)
 _MAX_ROUNDS = 4
@@ -68,6 +68,12 @@ class RunOptions:
     kind: str = "sync"
     #: keep a `PlanLine` per decision for the result (a large migration needs only counts)
     keep_plan: bool = True
+    #: operations failing or unconfirmed longer than this need a person (exit 4)
+    attention_after: timedelta = timedelta(hours=1)
+    #: every link is checked for a vanished ticket at least this often ...
+    sweep_period: timedelta = timedelta(hours=24)
+    #: ... at most this many links per side in one run (0: no sweep)
+    sweep_max: int = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +144,12 @@ class SyncRun:
         self._background: list[Task] = []
         self._deferred: set[int] = set()
         self._decide_due = False
+        #: sides whose change stream could not be read: nothing is decided or written
+        self._unavailable: set[Side] = set()
+        #: how vendor jobs of this run, or left by earlier ones, ended
+        self._job_states: dict[str, JobStatus] = {}
+        #: what a failed job said about each of its operations
+        self._job_errors: dict[int, str] = {}
 
     # --- the run ---------------------------------------------------------------------
 
@@ -148,9 +160,13 @@ class SyncRun:
         self.run_id = run.id
         log.info("run.start", run=self.run_id, dry_run=self.options.dry_run)
         try:
+            if not self.options.dry_run:
+                self.follow_jobs()
             self.observe()
             if self.options.dry_run or not self._write_while_looking_up():
                 self._finish_background()
+            if not self.options.dry_run:
+                self.confirm_sent()  # what earlier runs left `sent`: confirmed, or resent
             self.decide_pending()
             if not self.options.dry_run:
                 for _ in range(_MAX_ROUNDS):
@@ -184,9 +200,15 @@ class SyncRun:
     def _outcome(self) -> str:
         if self._interrupted:
             return "interrupted"
+        if self._unavailable:
+            return "unavailable"
         if self.options.dry_run:
             return "dry_run"
-        if self.ledger.attention():
+        now = self.now()
+        stuck = self.ledger.stuck_operations(now - self.options.attention_after, now)
+        if stuck:
+            self.counts["stuck_operations"] = len(stuck)
+        if self.ledger.attention() or stuck:
             return "attention"
         open_ops = self.ledger.operations([OperationStatus.PLANNED, OperationStatus.SENT])
         # a side that could not be read may hold changes not yet copied: not converged
@@ -218,14 +240,71 @@ class SyncRun:
         while not self._read_page(side, adapter) and not self._stop():
             yield adapter.changes_ready_in
         links = list(self.ledger.unobserved(side))
-        if side is Side.SUPEROFFICE:
-            now = self.now()
-            links += self.ledger.superoffice_purge_candidates(
-                now - adapter.retention_period + RETENTION_SLACK, now
-            )
         if links:
             self._deferred.update(link.link_id for link in links)
             self._background.append(Task(self._lookup_steps(side, adapter, links)))
+        swept, expected_gone = self._sweep_items(side, adapter)
+        if swept:
+            self._deferred.update(link.link_id for link, _state in swept)
+            self._background.append(Task(self._sweep_steps(side, adapter, swept, expected_gone)))
+
+    def _sweep_items(
+        self, side: Side, adapter: Adapter
+    ) -> tuple[list[tuple[LinkIds, State]], set[int]]:
+        """The links whose ticket on `side` to check for having vanished this run: those
+        not checked for `sweep_period` (oldest first, at most `sweep_max`) and, on
+        SuperOffice, soft-deleted tickets its retention job may have removed. Also the
+        links whose purge bridge copied there and that are due (expected gone)."""
+        now = self.now()
+        items: dict[LinkIds, State] = {}
+        expected: set[int] = set()
+        if side is Side.SUPEROFFICE:
+            candidates = self.ledger.superoffice_purge_candidates(
+                now - adapter.retention_period + RETENTION_SLACK, now
+            )
+            items.update((link, State.SOFT_DELETED) for link in candidates)
+            if candidates:
+                expected = self.ledger.superoffice_purge_due(now)
+        if self.options.sweep_max:
+            due = self.ledger.sweep_due(
+                side, now - self.options.sweep_period, self.options.sweep_max
+            )
+            for link, state in due:
+                items.setdefault(link, state)
+        return sorted(items.items(), key=lambda item: item[0].link_id), expected
+
+    def _sweep_steps(
+        self,
+        side: Side,
+        adapter: Adapter,
+        items: Sequence[tuple[LinkIds, State]],
+        expected_gone: set[int],
+    ) -> Iterator[ReadyIn]:
+        """Check a batch of links at a time (bulk reads), recording what became of each
+        ticket: one in no listing any more is a purge for the decision."""
+        try:
+            for start in range(0, len(items), adapter.batch_limit):
+                chunk = items[start : start + adapter.batch_limit]
+                by_ticket = {link.ticket(side): link for link, _state in chunk}
+                known = {link.ticket(side): state for link, state in chunk}
+                gone = {link.ticket(side) for link, _ in chunk if link.link_id in expected_gone}
+                try:
+                    found = adapter.sweep(known, expected_gone=gone)
+                except AdapterError as exc:
+                    self.counts[f"{side}.read_errors"] += 1
+                    log.warning("sweep.failed", side=side.value, error=str(exc))
+                    return
+                self.counts[f"{side}.swept"] += len(chunk)
+                views = [(by_ticket[i], v) for i, v in found.items() if i in by_ticket]
+                self._record(side, adapter, views)
+                if not self.options.dry_run:
+                    settled = [link.link_id for link, _view in views]
+                    self.ledger.mark_checked(side, settled, self.now())
+                self._deferred.difference_update(link.link_id for link, _ in chunk)
+                self._decide_due = True
+                yield now_ready
+        finally:
+            self._deferred.difference_update(link.link_id for link, _ in items)
 
     def _run(self, foreground: list[Task]) -> None:
         """Step the tasks to their end in turns, each when it can go on unhindered;
@@ -284,7 +363,11 @@ class SyncRun:
             self._streams.pop(side, None)
             self._unread[side] = 0  # no more reads while jobs run: confirm_sent retries
             self.counts[f"{side}.read_errors"] += 1
-            log.warning("observe.failed", side=side.value, error=str(exc))
+            if side not in self._unavailable:
+                log.warning("observe.failed", side=side.value, error=str(exc))
+            # the side's fresh state is unknown: deciding from the old view could write
+            # over a change not yet read, so this run decides and writes nothing
+            self._unavailable.add(side)
             return True
         if page is None or page.complete:
             self._streams.pop(side, None)
@@ -298,10 +381,6 @@ class SyncRun:
         caught_up = page.complete or not page.views
         self._unread[side] = 0 if caught_up else max(0, self._unread[side] - len(page.views))
         return page.complete
-
-    def _lookup(self, side: Side, adapter: Adapter, links: Sequence[LinkIds]) -> None:
-        for _ready in self._lookup_steps(side, adapter, links):
-            pass
 
     def _lookup_steps(
         self, side: Side, adapter: Adapter, links: Sequence[LinkIds]
@@ -388,6 +467,8 @@ class SyncRun:
         transaction (undecided links keep their pending flag), and memory stays flat
         however many links changed."""
         self._decide_due = False
+        if self._unavailable:
+            return  # a side's fresh state is unknown: decide nothing this run
         candidates = self._candidates()
         if not candidates:
             return
@@ -404,6 +485,10 @@ class SyncRun:
             overlay = self._overlay.get(link_id, {})
             sides = {side: self._side_state(pair, side, overlay.get(side)) for side in Side}
             decision = self._decide(pair, sides)
+            if decision.outcome is Outcome.DIVERGENCE and pair.attention == "conflict":
+                # no base and the sides differ: a conflict a migration found stays one
+                reason = pair.attention_reason or decision.reason
+                decision = Decision(Outcome.CONFLICT, None, (), None, reason)
             standing = not pair.pending_decision and link_id not in self._overlay
             if standing and decision.outcome.value == pair.attention:
                 continue  # a standing conflict or divergence re-checked: nothing new
@@ -463,6 +548,8 @@ class SyncRun:
         once per call: what fails goes to the next round."""
         sent = False
         tried: set[int] = set()
+        if self._unavailable:
+            return False
         while True:
             if self._decide_due and not self._interrupted:
                 self._decide_due = False
@@ -590,7 +677,7 @@ class SyncRun:
                     else None,
                 )
             except AdapterError as exc:
-                self._send_failed(transition, batch, exc)
+                self._send_failed(adapter, transition, batch, exc)
                 continue
             crash_point("after_send")
             submitted_any = True
@@ -663,15 +750,7 @@ class SyncRun:
                 batch = in_flight.pop(job_id)
                 self._job_started.pop(job_id, None)
                 self._unread[adapter.side] += len(batch)
-                failed = {
-                    op.id: f"job {job_id}: {state.failed_ids[op.ticket_id]}"
-                    for op in batch
-                    if op.ticket_id in state.failed_ids
-                }
-                if state.status.value in ("failed", "killed") and not failed:
-                    failed = {op.id: f"job {job_id} {state.status.value}" for op in batch}
-                if failed:
-                    self._record_failures(batch, failed, retry=True)
+                self._job_ended(job_id, state.status, state.failed_ids, batch)
 
     def _idle(self, seconds: float) -> None:
         """Wait `seconds`, working meanwhile: read a change stream whenever a full page of
@@ -705,15 +784,43 @@ class SyncRun:
         wait = (due - self.now()).total_seconds()
         return min(max(wait, _MIN_POLL_WAIT), _MAX_POLL_WAIT)
 
-    def _send_failed(
-        self, transition: Transition, batch: list[OperationView], exc: AdapterError
+    def _job_ended(
+        self,
+        job_id: str,
+        status: JobStatus,
+        failed_ids: Mapping[int, str],
+        batch: Sequence[OperationView],
     ) -> None:
+        """A job's end is proof of its outcome, not the outcome itself: its operations
+        stay `sent` until the target is re-read (a failed job may have done part of its
+        work), and one the re-read shows undone is sent again (`_settle_unreached`)."""
+        self._job_states[job_id] = status
+        for op in batch:
+            if op.ticket_id in failed_ids:
+                self._job_errors[op.id] = f"job {job_id}: {failed_ids[op.ticket_id]}"
+            elif status in (JobStatus.FAILED, JobStatus.KILLED):
+                self._job_errors[op.id] = f"job {job_id} {status.value}"
+
+    def _send_failed(
+        self,
+        adapter: Adapter,
+        transition: Transition,
+        batch: list[OperationView],
+        exc: AdapterError,
+    ) -> None:
+        """How the call ended decides what happens to its operations: rejected → failed
+        (a person looks); may have been acted on → left `sent` for a re-read to settle,
+        unless resending is harmless; not sent → planned again."""
         message = str(exc)
         if isinstance(exc, PermanentError):
             # e.g. 404 for the whole batch: the re-read below tells which were already done
             self._record_failures(batch, {op.id: message for op in batch}, retry=False)
-        elif transition is Transition.PURGE and "outcome unknown" in message:
-            # Maybe sent, maybe not: leave it `sent`; confirmation by re-reading decides.
+        elif isinstance(exc, OutcomeUnknownError) and not adapter.resend_harmless(transition):
+            self.ledger.note_unknown(
+                [op.id for op in batch],
+                run_id=self.run_id,
+                reason=f"outcome unknown ({message}); re-read before any resend",
+            )
             self.counts["unknown_outcome"] += len(batch)
         else:
             self._record_failures(batch, {op.id: message for op in batch}, retry=True)
@@ -730,9 +837,38 @@ class SyncRun:
 
     # --- confirm ----------------------------------------------------------------------
 
+    def follow_jobs(self) -> None:
+        """Settle what earlier runs left, first step: the vendor jobs they recorded are
+        polled in bulk. Jobs still running are followed to their end by this run; how
+        the others ended tells `confirm_sent` whether an undone write may be resent."""
+        jobs: dict[Side, dict[str, list[OperationView]]] = defaultdict(dict)
+        for op in self.ledger.operations([OperationStatus.SENT]):
+            if op.job_id:
+                jobs[op.target].setdefault(op.job_id, []).append(op)
+        now = self.now()
+        for side, batches in jobs.items():
+            adapter = self.adapters.get(side)
+            if adapter is None:
+                continue
+            try:
+                states = adapter.poll(list(batches))
+            except AdapterError as exc:
+                self.counts[f"{side}.read_errors"] += 1
+                log.warning("jobs.poll_failed", side=side.value, error=str(exc))
+                continue
+            for job_id, batch in batches.items():
+                state = states.get(job_id)
+                if state is not None and state.status.terminal:
+                    self._job_ended(job_id, state.status, state.failed_ids, batch)
+                    continue
+                self._in_flight[side][job_id] = batch
+                self._job_started[job_id] = min((op.sent_at or now for op in batch), default=now)
+            self.counts["jobs_followed"] += len(batches)
+
     def confirm_sent(self) -> None:
         """Re-read the targets of sent operations: the change streams first (cheap, and
-        they show purges), then direct lookups for whatever they did not show."""
+        they show purges), then direct lookups for whatever they did not show; then
+        settle what is still unconfirmed (`_settle_unreached`)."""
         sent = self.ledger.operations([OperationStatus.SENT])
         if not sent:
             return
@@ -743,32 +879,77 @@ class SyncRun:
         still = self.ledger.operations([OperationStatus.SENT])
         by_side: dict[Side, list[OperationView]] = defaultdict(list)
         for op in still:
-            by_side[op.target].append(op)
+            if not (op.job_id and op.job_id in self._in_flight[op.target]):
+                by_side[op.target].append(op)
+        known: dict[Side, set[int]] = defaultdict(set)
         for side, ops in by_side.items():
             adapter = self.adapters.get(side)
+            if adapter is not None:
+                known[side] = self._reread(side, adapter, ops)
+        self._settle_unreached(known)
+
+    def _reread(self, side: Side, adapter: Adapter, ops: Sequence[OperationView]) -> set[int]:
+        """Look the targets up in bulk and record them; the ticket ids whose state is known."""
+        links = self.ledger.load_pairs(op.link_id for op in ops)
+        ids = list(dict.fromkeys(links[op.link_id].ids for op in ops))
+        known: set[int] = set()
+        for start in range(0, len(ids), adapter.batch_limit):
+            chunk = ids[start : start + adapter.batch_limit]
+            by_ticket = {link.ticket(side): link for link in chunk}
+            try:
+                found = adapter.lookup(list(by_ticket))
+            except AdapterError as exc:
+                self.counts[f"{side}.read_errors"] += 1
+                log.warning("confirm.lookup_failed", side=side.value, error=str(exc))
+                break
+            self.counts[f"{side}.lookups"] += len(by_ticket)
+            self._record(side, adapter, [(by_ticket[i], v) for i, v in found.items()])
+            known.update(found)
+        return known
+
+    def _settle_unreached(self, known: Mapping[Side, set[int]]) -> None:
+        """Sent operations whose target, freshly re-read, shows they did not happen: sent
+        again where that cannot do harm twice, i.e. when resending is harmless, when their
+        job has ended (the re-read is after its end), or when the vendor's `outcome_wait`
+        has passed since sending (a call whose answer was lost was no queued job). The
+        others stay `sent`, each with the reason, so that no irreversible write is ever
+        sent twice and none is stuck unseen."""
+        now = self.now()
+        resend: dict[int, str] = {}
+        waiting: dict[int, str] = {}
+        ops = self.ledger.operations([OperationStatus.SENT])
+        for op in ops:
+            adapter = self.adapters.get(op.target)
             if adapter is None:
                 continue
-            links = self.ledger.load_pairs(op.link_id for op in ops)
-            self._lookup(side, adapter, [links[op.link_id].ids for op in ops])
-        self._resend_stale()
-
-    def _resend_stale(self) -> None:
-        """Operations sent long ago whose target never changed go back to planned: the
-        call was lost. Purges wait much longer, until any job of theirs has surely ended."""
-        now = self.now()
-        stale: dict[int, str] = {}
-        for op in self.ledger.operations([OperationStatus.SENT]):
-            wait = (
-                RESEND_PURGE_AFTER if op.transition is Transition.PURGE else RESEND_IDEMPOTENT_AFTER
-            )
-            if op.sent_at is not None and now - op.sent_at >= wait:
-                stale[op.id] = f"not confirmed {wait} after sending; sending again"
-        if stale:
-            self._record_failures(
-                [op for op in self.ledger.operations([OperationStatus.SENT]) if op.id in stale],
-                stale,
-                retry=True,
-            )
+            if op.job_id and op.job_id in self._in_flight[op.target]:
+                waiting[op.id] = f"job {op.job_id} still running"
+                continue
+            if op.ticket_id not in known.get(op.target, set()):
+                waiting[op.id] = "target could not be re-read; settled by a later run"
+                continue
+            status = self._job_states.get(op.job_id) if op.job_id else None
+            sent_at = op.sent_at or now
+            due = sent_at + adapter.outcome_wait
+            undone = "re-read shows it not applied"
+            if status in _JOB_ENDED:
+                why = self._job_errors.get(op.id) or f"job {op.job_id} {status}"
+                resend[op.id] = f"{why}; {undone}; sending again"
+            elif op.job_id is None and adapter.resend_harmless(op.transition):
+                resend[op.id] = f"{undone}; sending again (harmless to resend)"
+            elif now >= due:
+                resend[op.id] = f"{undone} {now - sent_at} after sending; sending again"
+            else:
+                waiting[op.id] = (
+                    f"outcome unknown: re-checked after {due.isoformat(timespec='seconds')} "
+                    "before any resend"
+                )
+        if resend:
+            self._record_failures([op for op in ops if op.id in resend], resend, retry=True)
+            self.counts["resent_after_reread"] += len(resend)
+        if waiting:
+            self.ledger.note_waiting(waiting)
+            self.counts["awaiting_outcome"] = len(waiting)
 
 
 def iter_plan(lines: Iterable[PlanLine]) -> Iterable[str]:

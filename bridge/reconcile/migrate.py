@@ -18,8 +18,7 @@ from typing import Any
 
 from bridge.adapters.base import Adapter
 from bridge.ledger import Ledger
-from bridge.ledger.sync import OperationView, PairView
-from bridge.ledger.tables import OperationStatus
+from bridge.ledger.sync import PairView
 from bridge.model import Side, State, Transition, path
 from bridge.reconcile.decide import Decision, Direction, Outcome, Policy, SideState
 from bridge.reconcile.engine import RunOptions, SyncRun
@@ -107,42 +106,6 @@ class MigrationRun(SyncRun):
 
     def _candidates(self) -> set[int]:
         return self.ledger.unsettled_links() | set(self._overlay)
-
-    def observe(self) -> None:
-        super().observe()
-        if not self.options.dry_run:
-            self._recover_sent()
-
-    def _recover_sent(self) -> None:
-        """Finish what an interrupted run left `sent` (we hold the lease: its process is gone).
-
-        Jobs it started are waited for, then every sent operation is re-read. One still
-        unconfirmed with no job recorded never reached the vendor (the process died between
-        marking it sent and the answer): it goes back to planned now, instead of after
-        `RESEND_IDEMPOTENT_AFTER`, so that `--resume` completes. Purges are never resent
-        blindly: they keep the engine's longer wait.
-        """
-        sent = self.ledger.operations([OperationStatus.SENT])
-        if not sent:
-            return
-        jobs: dict[Side, dict[str, list[OperationView]]] = {}
-        for op in sent:
-            if op.job_id:
-                jobs.setdefault(op.target, {}).setdefault(op.job_id, []).append(op)
-        for side, in_flight in jobs.items():
-            adapter = self.adapters.get(side)
-            if adapter is not None:
-                self._wait_jobs(adapter, in_flight, until_below=1)
-        self.confirm_sent()
-        lost = {
-            op.id: "not sent before the interruption; sending again"
-            for op in self.ledger.operations([OperationStatus.SENT])
-            if not op.job_id and op.transition is not Transition.PURGE
-        }
-        if lost:
-            stale = [op for op in self.ledger.operations([OperationStatus.SENT]) if op.id in lost]
-            self._record_failures(stale, lost, retry=True)
-            self.counts["resent_after_interruption"] += len(lost)
 
     def _decide(self, pair: PairView, sides: Mapping[Side, SideState]) -> Decision:
         source = sides[self.migration.source].state

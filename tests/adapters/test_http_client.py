@@ -17,11 +17,12 @@ from typing import Any
 
 import pytest
 
-from bridge.adapters.base import PermanentError, TransientError
+from bridge.adapters.base import OutcomeUnknownError, PermanentError, TransientError
 from bridge.adapters.http import (
     HttpClient,
     RetryBudgetExceededError,
     VendorHTTPError,
+    decode_json,
     error_code,
     parse_rate_limit,
     parse_retry_after,
@@ -75,7 +76,10 @@ class _Handler(BaseHTTPRequestHandler):
         assert isinstance(reply, Reply)
         if reply.delay:
             threading.Event().wait(reply.delay)
-        data = json.dumps(reply.body).encode() if reply.body is not None else b""
+        if isinstance(reply.body, bytes):
+            data = reply.body  # sent as it is: a body cut short
+        else:
+            data = json.dumps(reply.body).encode() if reply.body is not None else b""
         self.send_response(reply.status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -134,14 +138,49 @@ def test_429_waits_retry_after_then_succeeds(server: ScriptedServer) -> None:
     assert server.log[0][2]["Authorization"] == "Bearer test-token"
 
 
-def test_503_retry_after_is_honoured_even_for_post(server: ScriptedServer) -> None:
+def test_503_on_a_non_idempotent_write_is_an_unknown_outcome_never_resent(
+    server: ScriptedServer,
+) -> None:
+    # a proxy can answer 503 after the vendor accepted the call: resending could act twice
     server.script["/p"] = [Reply(503, None, {"Retry-After": "3"}), Reply(201, {"id": 1})]
     sleeps = Sleeps()
     client = client_for(server, sleeps)
-    response = client.request("POST", "p", json={"a": 1})
-    assert response.status_code == 201
+    with pytest.raises(OutcomeUnknownError, match="outcome unknown"):
+        client.request("POST", "p", json={"a": 1})
+    assert sleeps == []
+    assert [m for m, _, _ in server.log] == ["POST"]
+
+
+def test_429_is_retried_even_for_a_non_idempotent_write(server: ScriptedServer) -> None:
+    server.script["/p"] = [Reply(429, None, {"Retry-After": "3"}), Reply(201, {"id": 1})]
+    sleeps = Sleeps()
+    client = client_for(server, sleeps)
+    assert client.request("POST", "p", json={"a": 1}).status_code == 201
     assert sleeps == [3.0]
     assert [m for m, _, _ in server.log] == ["POST", "POST"]
+
+
+def test_an_unreadable_2xx_to_a_write_is_an_unknown_outcome(server: ScriptedServer) -> None:
+    server.script["/p"] = [Reply(200, b'{"job_st')]
+    client = client_for(server, Sleeps())
+    response = client.request("DELETE", "p", idempotent=False)
+    with pytest.raises(OutcomeUnknownError):
+        decode_json(response, "p")
+
+
+def test_exhausted_retries_after_a_5xx_say_the_outcome_is_unknown(server: ScriptedServer) -> None:
+    server.script["/x"] = [Reply(500), Reply(500)]
+    client = client_for(server, Sleeps(), max_attempts=2)
+    with pytest.raises(OutcomeUnknownError):
+        client.request("PUT", "x")
+
+
+def test_exhausted_retries_after_429s_say_not_sent(server: ScriptedServer) -> None:
+    server.script["/x"] = [Reply(429), Reply(429)]
+    client = client_for(server, Sleeps(), max_attempts=2)
+    with pytest.raises(RetryBudgetExceededError) as caught:
+        client.request("DELETE", "x", idempotent=False)
+    assert not isinstance(caught.value, OutcomeUnknownError)
 
 
 def test_429_without_retry_after_backs_off_within_bounds(server: ScriptedServer) -> None:
