@@ -502,6 +502,14 @@ class SyncStore:
                 # held) that the target reached was done by someone else, whose change
                 # this is; the plan is superseded
                 ours = [op for op in reached if op.status in _SENT_STATUSES]
+                if obs.state is State.ACTIVE:
+                    # restored while its purge waited for retention: the purge is void, and
+                    # the restore is a change for the decision (a conflict, usually)
+                    reached += [
+                        op
+                        for op in open_ops.get((obs.link_id, obs.side.value), [])
+                        if op.status == OperationStatus.PENDING_RETENTION
+                    ]
                 for op in reached:
                     if op in ours:
                         continue

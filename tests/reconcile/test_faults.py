@@ -317,3 +317,18 @@ def test_a_conflict_found_by_a_migration_stays_a_conflict(world: World) -> None:
     world.sync()
     world.sync()
     assert [p.attention for p in world.ledger.attention()] == ["conflict"]
+
+
+def test_a_restore_while_a_purge_waits_for_retention_voids_it_and_is_a_conflict(
+    world: World,
+) -> None:
+    world.soft_deleted_both()
+    world.zd.act(Transition.PURGE, 101)
+    assert world.sync().counts["pending_retention"] == 1
+    world.so.act(Transition.RESTORE, 1, actor=42)
+    result = world.sync()
+    assert result.outcome == "attention"
+    [purge] = [op for op in world.ops() if op.transition == "purge"]
+    assert purge.status == "superseded"
+    [pair] = world.ledger.attention()
+    assert (pair.attention, pair.so_state, pair.zd_state) == ("conflict", "active", "purged")
