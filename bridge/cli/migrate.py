@@ -175,6 +175,17 @@ def migrate(
     again with --resume: nothing is sent twice, nothing skipped. When done, the bases are
     recorded, so `bridge sync` carries on from the migrated state.
 
+    A migration settles what earlier runs left exactly as `bridge sync` does: recorded
+    vendor jobs are followed to their end, sent operations are confirmed by re-reading,
+    and a purge whose answer was lost is sent again only once a re-read shows it did not
+    happen (see `bridge sync --help`).
+
+    \b
+    Exit codes: 0 done, 1 failures to retry (run again with --resume), 2 usage or
+    configuration error, 3 another run holds the lease, 4 attention needed
+    (conflicts, failed or stuck operations), 5 a vendor could not be read: nothing
+    was decided or written.
+
     \b
     Examples:
       bridge migrate --from superoffice --to zendesk --dry-run
