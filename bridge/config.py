@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from bridge.errors import BridgeError
 from bridge.reconcile.decide import ConflictPolicy, Direction
 from bridge.secrets import Secret
 
@@ -81,7 +82,7 @@ _SECRET_BASES: Final = frozenset(
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-class ConfigError(Exception):
+class ConfigError(BridgeError):
     """The config is unusable; `problems` holds one `file:key: what is wrong` line each."""
 
     def __init__(self, problems: list[str]) -> None:

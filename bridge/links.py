@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
+from bridge.errors import BridgeError
 from bridge.ledger import ImportReport, Ledger, LinkProblem, LinkRow
 
 __all__ = ["COLUMNS", "LinkFileError", "LinkFileReader", "import_link_file"]
@@ -19,7 +20,7 @@ __all__ = ["COLUMNS", "LinkFileError", "LinkFileReader", "import_link_file"]
 COLUMNS = ("superoffice_id", "zendesk_id")
 
 
-class LinkFileError(ValueError):
+class LinkFileError(BridgeError, ValueError):
     """The file cannot be read as a link file at all (missing, unreadable, no header)."""
 
 

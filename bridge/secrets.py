@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import quote
 
+from bridge.errors import BridgeError
+
 __all__ = [
     "MIN_REGISTERED_LENGTH",
     "Secret",
@@ -35,7 +37,7 @@ _registered: set[str] = set()
 _generation = 0
 
 
-class SecretError(Exception):
+class SecretError(BridgeError):
     """A secret could not be read; the message names the variable or file, never the value."""
 
 

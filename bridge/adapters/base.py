@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
+from bridge.errors import BridgeError, ExitCode
 from bridge.model import Cause, Side, State, Transition
 
 __all__ = [
@@ -32,8 +33,10 @@ __all__ = [
 ]
 
 
-class AdapterError(Exception):
+class AdapterError(BridgeError):
     """A vendor call failed; the message is safe to log (no secrets, no ticket content)."""
+
+    exit_code = ExitCode.VENDOR
 
 
 class TransientError(AdapterError):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from typing import Any
+
 import click
 
 from bridge import __version__
@@ -14,13 +17,46 @@ from bridge.cli.report import report
 from bridge.cli.sandbox import sandbox
 from bridge.cli.sync import conflicts, sync
 from bridge.config import resolve_config_path
-from bridge.logging import configure_logging
+from bridge.errors import BridgeError, ExitCode
+from bridge.logging import configure_logging, redact_text
 
 __all__ = ["main"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class BridgeGroup(click.Group):
+    """The one place where errors become exit codes: a `BridgeError` is its message on one
+    line (redacted) and its code; anything else is a bug, shown as one line and exit 6,
+    with the traceback only under `--debug`."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except BridgeError as exc:
+            click.echo(f"Error: {redact_text(str(exc))}", err=True)
+            sys.exit(int(exc.exit_code))
+        except Exception as exc:
+            if ctx.params.get("debug"):
+                raise
+            click.echo(
+                f"Error: internal error ({type(exc).__name__}: {redact_text(str(exc))[:300]}); "
+                "this is a bug in bridge: run again with --debug for the traceback",
+                err=True,
+            )
+            sys.exit(int(ExitCode.INTERNAL))
+
+
+@click.group(
+    cls=BridgeGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, "--version", prog_name="bridge")
+@click.option(
+    "--debug",
+    is_flag=True,
+    help="Show the full traceback of an unexpected error (exit 6) instead of one line.",
+)
 @click.option(
     "--config",
     "config_path",
@@ -39,7 +75,11 @@ __all__ = ["main"]
 )
 @click.pass_context
 def main(
-    ctx: click.Context, config_path: str | None, log_format: str | None, log_level: str | None
+    ctx: click.Context,
+    debug: bool,
+    config_path: str | None,
+    log_format: str | None,
+    log_level: str | None,
 ) -> None:
     """Keep ticket deletion state consistent between SuperOffice and Zendesk.
 

@@ -13,14 +13,15 @@ import click
 from bridge.cli.exitcodes import ExitCode
 from bridge.config import Config, ConfigError, load_config
 from bridge.ledger import Ledger, LedgerURLError, SchemaError
-from bridge.logging import configure_logging
+from bridge.ledger.files import LedgerFileError
+from bridge.logging import configure_logging, redact_text
 
 __all__ = ["AppContext", "fail", "pass_app", "print_json"]
 
 
 def fail(message: str, code: ExitCode = ExitCode.USAGE) -> NoReturn:
     """Print a one-line error to stderr and exit with `code`."""
-    click.echo(f"Error: {message}", err=True)
+    click.echo(f"Error: {redact_text(message)}", err=True)
     sys.exit(int(code))
 
 
@@ -61,6 +62,8 @@ class AppContext:
         config = self.config()
         try:
             return Ledger.open(config.ledger_url, create=create)
+        except LedgerFileError as exc:
+            fail(str(exc))
         except (LedgerURLError, SchemaError) as exc:
             fail(f"{self.config_path}:ledger.url: {exc}")
         except Exception as exc:  # a corrupt file, a locked database, a bad driver

@@ -38,7 +38,10 @@ def import_(app: AppContext, file: Path) -> None:
       printf 'superoffice_id,zendesk_id\\n1001,52001\\n1002,52002\\n' > links.csv
       bridge link import links.csv
     """
-    with app.ledger() as ledger:
+    if not file.is_file():
+        fail(f"{file}: cannot read the link file: no such file")
+    # the first import creates the ledger (where no file exists; never over another file)
+    with app.ledger(create=True) as ledger:
         try:
             report = import_link_file(ledger, file)
         except LinkFileError as exc:

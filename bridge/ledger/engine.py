@@ -9,13 +9,13 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 
+from bridge.errors import BridgeError
+from bridge.ledger.files import BUSY_TIMEOUT_MS, check_ledger_file, check_ledger_open
+
 __all__ = ["BUSY_TIMEOUT_MS", "LedgerURLError", "create_ledger_engine", "sqlite_path"]
 
-#: how long a writer waits for another process's transaction before giving up
-BUSY_TIMEOUT_MS = 30_000
 
-
-class LedgerURLError(ValueError):
+class LedgerURLError(BridgeError, ValueError):
     """The ledger URL cannot be used."""
 
 
@@ -51,26 +51,34 @@ def create_ledger_engine(url: str, *, create: bool = True) -> Engine:
         raise LedgerURLError(f"not a database URL: {type(exc).__name__}") from None
     path = sqlite_path(parsed)
     if path is not None:
-        if create:
+        check_ledger_file(path, create=create)
+        existing = path.exists()
+        if not existing:
             _create_private_file(path)
-        elif not path.exists():
-            raise LedgerURLError(f"ledger {path} does not exist (run `bridge init`)")
     connect_args: dict[str, Any] = {}
     if parsed.get_backend_name() == "sqlite":
         connect_args = {"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
     engine = create_engine(parsed, connect_args=connect_args)
     if parsed.get_backend_name() == "sqlite":
-        _configure_sqlite(engine, in_memory=path is None)
+        # WAL is a property of the file: set once when the ledger is made, never on a file
+        # that may not be a ledger (the checks below must leave such a file as it was)
+        _configure_sqlite(engine, wal=path is not None and not existing)
+        if path is not None and existing:
+            try:
+                check_ledger_open(engine, path)
+            except BaseException:
+                engine.dispose()
+                raise
     return engine
 
 
-def _configure_sqlite(engine: Engine, *, in_memory: bool) -> None:
+def _configure_sqlite(engine: Engine, *, wal: bool) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event below issue BEGIN itself.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        if not in_memory:
+        if wal:
             cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")

@@ -16,13 +16,14 @@ from collections.abc import Callable
 from sqlalchemy import Connection, Engine, inspect
 from sqlmodel import SQLModel, col, select
 
+from bridge.errors import BridgeError
 from bridge.ledger import tables
 from bridge.ledger.tables import Meta
 
 __all__ = ["LATEST_VERSION", "MIGRATIONS", "SchemaError", "migrate", "schema_version"]
 
 
-class SchemaError(RuntimeError):
+class SchemaError(BridgeError, RuntimeError):
     """The ledger's schema is newer than this version of bridge understands, or broken."""
 
 

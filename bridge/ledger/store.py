@@ -12,11 +12,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, func
 from sqlmodel import Session, col, select
 
+from bridge.errors import BridgeError, ExitCode
 from bridge.ledger.audit import AuditStore
 from bridge.ledger.engine import create_ledger_engine, sqlite_path
 from bridge.ledger.migrations import LATEST_VERSION, migrate, schema_version
@@ -76,7 +78,9 @@ class ImportReport:
         return not self.problems
 
 
-class LeaseHeldError(RuntimeError):
+class LeaseHeldError(BridgeError, RuntimeError):
+    exit_code = ExitCode.LEASE_HELD
+
     def __init__(self, holder: str, since: datetime, expires_at: datetime) -> None:
         self.holder = holder
         self.since = since
@@ -115,9 +119,20 @@ class Ledger(SyncStore, AuditStore):
 
     @classmethod
     def open(cls, url: str, *, create: bool = True) -> Ledger:
-        """Open (creating when allowed) and migrate the ledger at a SQLAlchemy URL."""
+        """Open (creating when allowed: only where no file exists) and migrate the ledger
+        at a SQLAlchemy URL. A file created here and left unfinished is removed, so that a
+        failed creation never leaves an empty file behind to be refused next time."""
+        path = sqlite_path(url)
+        new = path is not None and not path.exists()
         engine = create_ledger_engine(url, create=create)
-        migrate(engine)
+        try:
+            migrate(engine)
+        except BaseException:
+            engine.dispose()
+            if new and path is not None:
+                for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+                    leftover.unlink(missing_ok=True)
+            raise
         return cls(engine)
 
     def close(self) -> None:

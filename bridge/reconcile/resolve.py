@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from bridge.errors import BridgeError
 from bridge.ledger import Ledger
 from bridge.ledger.sync import PairView, PlannedDecision
 from bridge.model import Cause, Side, State
@@ -18,7 +19,7 @@ class Prefer(StrEnum):
     ACTIVE = "active"
 
 
-class ResolveError(ValueError):
+class ResolveError(BridgeError, ValueError):
     """The link cannot be settled that way; the message says why."""
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from bridge.errors import BridgeError
 from bridge.ledger.audit import CopyFacts, EndOfPeriod, RunFacts, TransitionFacts
 
 __all__ = [
@@ -63,7 +64,7 @@ _STATUS_OUTCOME = {
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
-class PeriodError(ValueError):
+class PeriodError(BridgeError, ValueError):
     """A date that cannot be read, or a period that ends before it starts."""
 
 
