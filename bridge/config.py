@@ -281,7 +281,7 @@ class _Table:
             return default
         return value
 
-    def integer(self, key: str, default: int, minimum: int) -> int:
+    def integer(self, key: str, default: int, minimum: int, maximum: int = 2**31 - 1) -> int:
         value = self.raw(key)
         if value is _MISSING:
             return default
@@ -294,9 +294,12 @@ class _Table:
         if value < minimum:
             self.bad(key, "must not be negative" if minimum == 0 else f"must be at least {minimum}")
             return default
+        if value > maximum:
+            self.bad(key, f"must be at most {maximum:,} (is {value:,})")
+            return default
         return value
 
-    def positive_number(self, key: str, default: float) -> float:
+    def positive_number(self, key: str, default: float, maximum: float = 1e6) -> float:
         value = self.raw(key)
         if value is _MISSING:
             return default
@@ -305,6 +308,9 @@ class _Table:
             return default
         if not math.isfinite(value) or value <= 0:
             self.bad(key, "must be a number greater than 0")
+            return default
+        if value > maximum:
+            self.bad(key, f"must be at most {maximum:g} (is {value:g})")
             return default
         return float(value)
 
@@ -367,6 +373,9 @@ class _Table:
                 self.bad(key, "unknown key" + _suggest(key, sorted(self.known)))
 
 
+_LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
 def _url_problem(value: str, forbidden_tail: str) -> str | None:
     if any(c.isspace() for c in value):
         return "must be a URL without spaces"
@@ -382,6 +391,8 @@ def _url_problem(value: str, forbidden_tail: str) -> str | None:
         return "must not contain credentials (name secrets with *_env or *_file keys)"
     if not parts.hostname:
         return "must name a host"
+    if parts.scheme.lower() == "http" and parts.hostname.lower() not in _LOOPBACK:
+        return "must be https (plain http is only for 127.0.0.1, ::1 or localhost)"
     if parts.query or parts.fragment:
         return "must not have a query string or fragment"
     if forbidden_tail and parts.path.rstrip("/").lower().endswith(forbidden_tail):
@@ -440,10 +451,10 @@ def _read_zendesk(table: _Table) -> ZendeskSettings | None:
     if isinstance(email, str) and "@" not in email:
         table.bad("email", "must be an email address")
     token = table.secret("token", required=True)
-    timeout = table.positive_number("timeout_seconds", 30.0)
+    timeout = table.positive_number("timeout_seconds", 30.0, maximum=600)
     job_limit = table.integer("job_limit", 30, minimum=1)
-    user_id = table.integer("bridge_user_id", 0, minimum=0)
-    outcome_wait = table.integer("outcome_wait_seconds", 900, minimum=1)
+    user_id = table.integer("bridge_user_id", 0, minimum=0, maximum=2**63 - 1)
+    outcome_wait = table.integer("outcome_wait_seconds", 900, minimum=1, maximum=86_400)
     table.reject_unknown()
     if base_url is None or auth is None or token is None:
         return None
@@ -512,9 +523,9 @@ def _read_superoffice(table: _Table) -> SuperOfficeSettings | None:
                 table.known.update((f"{base}_env", f"{base}_file"))
             table.known.update(_SO_PLAIN_BY_MODE.get(mode, ()))
 
-    retention = table.integer("retention_days", 14, minimum=0)
-    rps = table.positive_number("requests_per_second", 10.0)
-    timeout = table.positive_number("timeout_seconds", 30.0)
+    retention = table.integer("retention_days", 14, minimum=0, maximum=3_650)
+    rps = table.positive_number("requests_per_second", 10.0, maximum=10_000)
+    timeout = table.positive_number("timeout_seconds", 30.0, maximum=600)
     associate = table.integer("bridge_associate_id", 0, minimum=0)
     table.reject_unknown()
     if (
@@ -554,10 +565,12 @@ def _read_sync(table: _Table) -> SyncSettings:
         propagate_purges=table.boolean("propagate_purges", True),
         propagate_retention_purges=table.boolean("propagate_retention_purges", False),
         max_purges_per_run=table.integer("max_purges_per_run", 100, minimum=0),
-        lease_seconds=table.integer("lease_seconds", 900, minimum=1),
-        attention_after_minutes=table.integer("attention_after_minutes", 60, minimum=1),
-        sweep_period_hours=table.integer("sweep_period_hours", 24, minimum=1),
-        sweep_max_per_run=table.integer("sweep_max_per_run", 10_000, minimum=0),
+        lease_seconds=table.integer("lease_seconds", 900, minimum=1, maximum=86_400),
+        attention_after_minutes=table.integer(
+            "attention_after_minutes", 60, minimum=1, maximum=525_600
+        ),
+        sweep_period_hours=table.integer("sweep_period_hours", 24, minimum=1, maximum=8_760),
+        sweep_max_per_run=table.integer("sweep_max_per_run", 10_000, minimum=0, maximum=10_000_000),
     )
     table.reject_unknown()
     return settings

@@ -14,6 +14,8 @@ from typing import TextIO
 
 from bridge.errors import BridgeError
 from bridge.ledger import ImportReport, Ledger, LinkProblem, LinkRow
+from bridge.model import Side
+from bridge.values import parse_ticket_id
 
 __all__ = ["COLUMNS", "LinkFileError", "LinkFileReader", "import_link_file"]
 
@@ -24,20 +26,12 @@ class LinkFileError(BridgeError, ValueError):
     """The file cannot be read as a link file at all (missing, unreadable, no header)."""
 
 
-def _ticket_id(raw: str, column: str, problems: list[LinkProblem], line: int) -> int | None:
-    value = raw.strip()
-    if not value:
-        problems.append(LinkProblem(line, f"{column} is empty"))
-        return None
+def _ticket_id(raw: str, side: Side, problems: list[LinkProblem], line: int) -> int | None:
     try:
-        number = int(value)
-    except ValueError:
-        problems.append(LinkProblem(line, f"{column} {value[:40]!r} is not an integer"))
+        return parse_ticket_id(raw, side, what=f"{side.value}_id")
+    except ValueError as exc:
+        problems.append(LinkProblem(line, str(exc)))
         return None
-    if number <= 0:
-        problems.append(LinkProblem(line, f"{column} {number} is not a positive ticket id"))
-        return None
-    return number
 
 
 class LinkFileReader:
@@ -82,8 +76,8 @@ class LinkFileReader:
                     LinkProblem(line, f"expected {len(names)} columns, found {len(fields)}")
                 )
                 continue
-            so = _ticket_id(fields[so_index], "superoffice_id", self.problems, line)
-            zd = _ticket_id(fields[zd_index], "zendesk_id", self.problems, line)
+            so = _ticket_id(fields[so_index], Side.SUPEROFFICE, self.problems, line)
+            zd = _ticket_id(fields[zd_index], Side.ZENDESK, self.problems, line)
             if so is not None and zd is not None:
                 yield LinkRow(line, so, zd)
 

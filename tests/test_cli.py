@@ -112,9 +112,9 @@ def test_bad_link_file_names_every_bad_line_and_writes_nothing(
     bad = write_csv(home / "bad.csv", "2,102", "x2,103", "4,104", "2,105", "-5,106", "1,107")
     code, _, err = invoke(runner, home, "link", "import", str(bad))
     assert code == ExitCode.USAGE
-    assert "line 3: superoffice_id 'x2' is not an integer" in err
+    assert "line 3: superoffice_id 'x2' is not a whole number (digits 0-9 only)" in err
     assert "line 5: superoffice_id 2 duplicates line 2" in err
-    assert "line 6: superoffice_id -5 is not a positive ticket id" in err
+    assert "line 6: superoffice_id '-5' is not a whole number" in err
     assert "line 7: superoffice_id 1 is already linked to zendesk_id 101" in err
     assert "nothing was imported" in err
     _, out, _ = invoke(runner, home, "link", "list", "--json")

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from bridge.demo import DEFAULT_SEED, DEFAULT_TICKETS, DemoOptions, DemoResult, run_demo, tally
+from bridge.values import BoundedInt
 
 __all__ = ["demo"]
 
@@ -21,12 +22,14 @@ __all__ = ["demo"]
 )
 @click.option(
     "--tickets",
-    type=click.IntRange(min=100, max=50_000),
+    type=BoundedInt(100, 50_000),
     default=DEFAULT_TICKETS,
     show_default=True,
     help="Linked tickets to seed on each side.",
 )
-@click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True, hidden=True)
+@click.option(
+    "--seed", type=BoundedInt(0, 2**32 - 1), default=DEFAULT_SEED, show_default=True, hidden=True
+)
 def demo(folder: Path | None, tickets: int, seed: int) -> None:
     """Run the whole story against local simulators of both vendors.
 

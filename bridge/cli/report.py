@@ -22,6 +22,7 @@ from bridge.report import (
     parse_moment,
     write_report,
 )
+from bridge.values import BoundedInt
 
 __all__ = ["report"]
 
@@ -72,7 +73,7 @@ class _Moment(click.ParamType[datetime]):
 )
 @click.option(
     "--detail-rows",
-    type=click.IntRange(min=0),
+    type=BoundedInt(0, 10_000_000),
     help="html/md: rows of detail shown inline (default 1000 for html, 200 for md).",
 )
 @pass_app

@@ -10,6 +10,7 @@ import click
 from bridge.sandbox.setup import Sandbox
 from bridge.sandbox.superoffice import SuperOfficeSimulator
 from bridge.sandbox.zendesk import ZendeskSimulator
+from bridge.values import BoundedInt
 
 __all__ = ["sandbox"]
 
@@ -20,6 +21,9 @@ def _wait_until_interrupted() -> None:
             pass
     except KeyboardInterrupt:
         click.echo("Stopped.")
+
+
+PORT = BoundedInt(0, 65_535)
 
 
 @click.group()
@@ -34,7 +38,9 @@ def sandbox() -> None:
 
 
 @sandbox.command()
-@click.option("--port", default=8081, show_default=True, help="TCP port (0: any free port).")
+@click.option(
+    "--port", type=PORT, default=8081, show_default=True, help="TCP port (0: any free port)."
+)
 @click.option("--email", default="admin@example.com", show_default=True)
 @click.option("--token", default="sandbox-token", show_default=True)
 @click.option(
@@ -60,7 +66,9 @@ def zendesk(port: int, email: str, token: str, plan: str) -> None:
 
 
 @sandbox.command()
-@click.option("--port", default=8082, show_default=True, help="TCP port (0: any free port).")
+@click.option(
+    "--port", type=PORT, default=8082, show_default=True, help="TCP port (0: any free port)."
+)
 @click.option("--tenant", default="Cust12345", show_default=True)
 @click.option("--ticket", default="7T:sandbox", show_default=True, help="Accepted SOTicket.")
 @click.option("--app-token", default="sandbox-app", show_default=True, help="SO-AppToken.")
@@ -84,8 +92,8 @@ def superoffice(port: int, tenant: str, ticket: str, app_token: str, retention_d
 
 
 @sandbox.command()
-@click.option("--zendesk-port", default=8081, show_default=True)
-@click.option("--superoffice-port", default=8082, show_default=True)
+@click.option("--zendesk-port", type=PORT, default=8081, show_default=True)
+@click.option("--superoffice-port", type=PORT, default=8082, show_default=True)
 @click.option(
     "--write-config",
     "folder",

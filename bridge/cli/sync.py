@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sys
 from datetime import timedelta
 
@@ -14,20 +13,13 @@ from bridge.cli.runs import OUTCOME_EXIT, StopFlag, adapters_or_exit, holding_le
 from bridge.config import Config
 from bridge.factory import policy_from_config
 from bridge.ledger import Ledger, default_holder
+from bridge.model import Side
 from bridge.reconcile.decide import ConflictPolicy, Direction
 from bridge.reconcile.engine import RunOptions, RunResult, SyncRun, iter_plan
 from bridge.reconcile.resolve import Prefer, ResolveError, resolve
+from bridge.values import Interval, TicketId
 
-__all__ = ["conflicts", "parse_interval", "sync"]
-
-
-def parse_interval(text: str) -> timedelta:
-    """`90s`, `5m`, `2h`, `1d` (or plain seconds) as a timedelta."""
-    match = re.fullmatch(r"\s*(\d+)\s*([smhd]?)\s*", text)
-    if not match or int(match.group(1)) <= 0:
-        raise click.BadParameter(f"{text!r} is not an interval like 90s, 5m, 2h or 1d")
-    unit = {"": "seconds", "s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
-    return timedelta(**{unit[match.group(2)]: int(match.group(1))})
+__all__ = ["conflicts", "sync"]
 
 
 def _run_once(
@@ -92,7 +84,8 @@ def _report(result: RunResult, as_json: bool, dry_run: bool) -> None:
     "--every",
     "every",
     metavar="INTERVAL",
-    help="Run again every INTERVAL (90s, 5m, 2h) until SIGTERM or Ctrl-C.",
+    type=Interval(),
+    help="Run again every INTERVAL (90s, 5m, 2h, 1d; 1s to 7d) until SIGTERM or Ctrl-C.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
 @pass_app
@@ -102,7 +95,7 @@ def sync(
     direction: str | None,
     conflict_policy: str | None,
     allow_mass_purge: bool,
-    every: str | None,
+    every: timedelta | None,
     as_json: bool,
 ) -> None:
     """One reconciliation run: copy soft deletes, restores and purges across.
@@ -141,7 +134,7 @@ def sync(
       bridge sync --every 5m             loop; SIGTERM finishes the batch and exits
     """
     config = app.config()
-    interval = parse_interval(every) if every else None
+    interval = every
     policy = policy_from_config(config)
     policy = type(policy)(
         direction=Direction(direction) if direction else policy.direction,
@@ -213,7 +206,7 @@ def conflicts_list(app: AppContext, as_json: bool) -> None:
 
 
 @conflicts.command("resolve")
-@click.argument("superoffice_id", metavar="LINK", type=int)
+@click.argument("superoffice_id", metavar="LINK", type=TicketId(Side.SUPEROFFICE))
 @click.option(
     "--prefer",
     type=click.Choice([p.value for p in Prefer]),

@@ -89,9 +89,14 @@ def parse_moment(text: str, *, end: bool) -> datetime:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         raise PeriodError(
-            f"{text!r} is not a date (YYYY-MM-DD) or an ISO date-time (YYYY-MM-DDTHH:MM:SSZ)"
+            f"{text[:40]!r} is not a date (YYYY-MM-DD) or an ISO date-time (YYYY-MM-DDTHH:MM:SSZ)"
         ) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except OverflowError:
+        raise PeriodError(f"{text[:40]!r} is out of range (years 1970 to 9998)") from None
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    if not 1970 <= moment.year <= 9998:
+        raise PeriodError(f"{text[:40]!r} is out of range (years 1970 to 9998)")
+    return moment
 
 
 @dataclass(frozen=True, slots=True)

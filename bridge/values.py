@@ -1,0 +1,123 @@
+"""Strict values: one rule per kind of value, the same in link files, config and options.
+
+Python's `int()` accepts `+12`, `1_000`, ` 12 ` and digits of other scripts (`١٢٣`), and
+big numbers end in `OverflowError` deep inside; every id, count, duration and port bridge
+reads from a person goes through here instead, so that a bad value is a clear error with
+the value and the limit.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+import click
+
+from bridge.model import Side
+
+__all__ = [
+    "MAX_INTERVAL",
+    "MAX_TICKET_ID",
+    "BoundedInt",
+    "Interval",
+    "TicketId",
+    "parse_bounded_int",
+    "parse_interval",
+    "parse_ticket_id",
+]
+
+#: SuperOffice ids are 32-bit signed integers; Zendesk's are 64-bit
+MAX_TICKET_ID = {Side.SUPEROFFICE: 2**31 - 1, Side.ZENDESK: 2**63 - 1}
+#: the longest `--every` interval (a week: longer is a job for cron)
+MAX_INTERVAL = timedelta(days=7)
+_DIGITS = re.compile(r"[0-9]{1,30}")
+_INTERVAL = re.compile(r"([0-9]{1,30})([smhd]?)")
+_UNITS = {"": "seconds", "s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_bounded_int(text: str, *, what: str, minimum: int, maximum: int) -> int:
+    """A whole number of ASCII digits within [minimum, maximum], or a ValueError saying
+    which rule it breaks."""
+    value = text.strip()
+    if not value:
+        raise ValueError(f"{what} is empty")
+    if not _DIGITS.fullmatch(value):
+        raise ValueError(f"{what} {value[:40]!r} is not a whole number (digits 0-9 only)")
+    number = int(value)
+    if not minimum <= number <= maximum:
+        raise ValueError(f"{what} {value[:40]} is out of range ({minimum:,} to {maximum:,})")
+    return number
+
+
+def parse_ticket_id(text: str, side: Side, *, what: str | None = None) -> int:
+    """A ticket id of `side`: ASCII digits, 1 to the vendor's largest id."""
+    return parse_bounded_int(
+        text, what=what or f"{side} ticket id", minimum=1, maximum=MAX_TICKET_ID[side]
+    )
+
+
+def parse_interval(text: str) -> timedelta:
+    """`90s`, `5m`, `2h`, `1d` (or plain seconds): at least a second, at most a week."""
+    match = _INTERVAL.fullmatch(text.strip())
+    if not match:
+        raise ValueError(f"{text[:40]!r} is not an interval like 90s, 5m, 2h or 1d")
+    try:
+        interval = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    except OverflowError:
+        interval = MAX_INTERVAL * 2
+    if interval <= timedelta(0) or interval > MAX_INTERVAL:
+        raise ValueError(f"{text[:40]!r} is out of range (1s to {MAX_INTERVAL.days}d)")
+    return interval
+
+
+class TicketId(click.ParamType[int]):
+    """A click type for a ticket id of one side."""
+
+    def __init__(self, side: Side) -> None:
+        self.side = side
+        self.name = f"{side.value}-id"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        try:
+            return parse_ticket_id(str(value), self.side)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class BoundedInt(click.ParamType[int]):
+    """A click type for a whole number within bounds (click's IntRange takes `1_000`)."""
+
+    name = "integer"
+
+    def __init__(self, minimum: int, maximum: int) -> None:
+        self.minimum = minimum
+        self.maximum = maximum
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        try:
+            return parse_bounded_int(
+                str(value), what="value", minimum=self.minimum, maximum=self.maximum
+            )
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class Interval(click.ParamType[timedelta]):
+    """A click type for `--every`: 90s, 5m, 2h, 1d."""
+
+    name = "interval"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> timedelta:
+        if isinstance(value, timedelta):
+            return value
+        try:
+            return parse_interval(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
