@@ -13,6 +13,7 @@ from bridge.cli.exitcodes import ExitCode
 from bridge.config import Config, check_secrets, example_config_text, load_config
 from bridge.factory import build_adapters
 from bridge.ledger import Ledger
+from bridge.logging import redact_text
 from bridge.secrets import SecretError
 
 __all__ = ["check", "init", "status"]
@@ -128,7 +129,7 @@ def check(app: AppContext, offline: bool) -> None:
         if not ledger_problems:
             click.echo(f"ledger   ok   {ledger.path or 'database'} ({ledger.count_links()} links)")
     for problem in problems:
-        click.echo(f"problem  {problem}", err=True)
+        click.echo(f"problem  {redact_text(problem)}", err=True)
     if problems:
         sys.exit(int(ExitCode.USAGE))
     if offline:
@@ -149,6 +150,8 @@ def _vendor_checks(config: Config) -> int:
         for result in adapter.check():
             mark = "ok  " if result.ok else "FAIL"
             name = result.name.removeprefix(f"{side.value}.").removeprefix(f"{side.value} ")
-            click.echo(f"{side.value:<11} {mark} {name}: {result.message}")
+            # vendors echo credentials in some error bodies: every line passes the redactor
+            message = redact_text(result.message)
+            click.echo(f"{side.value:<11} {mark} {name}: {message}")
             failures += not result.ok
     return failures

@@ -10,9 +10,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Index, TypeDecorator, UniqueConstraint
+from sqlalchemy import DateTime, Index, TypeDecorator, UniqueConstraint, event
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
+
+from bridge.logging import redact_text
 
 __all__ = [
     "Cursor",
@@ -236,3 +238,27 @@ class Lease(SQLModel, table=True):
     holder: str
     acquired_at: datetime = _time(default_factory=utcnow)
     expires_at: datetime = _time()
+
+
+# --- nothing secret is stored --------------------------------------------------------------
+
+#: the free-text columns that may carry what a vendor or an exception said
+_FREE_TEXT: dict[type[SQLModel], tuple[str, ...]] = {
+    Event: ("detail",),
+    Operation: ("error",),
+    Run: ("message",),
+}
+
+
+def _redact_free_text(_mapper: Any, _connection: Any, target: Any) -> None:
+    """Every free-text value passes the one redactor on its way into the ledger: vendors
+    echo credentials in some error bodies, and the ledger is kept for years."""
+    for name in _FREE_TEXT[type(target)]:
+        value = getattr(target, name)
+        if isinstance(value, str):
+            setattr(target, name, redact_text(value))
+
+
+for _model in _FREE_TEXT:
+    event.listen(_model, "before_insert", _redact_free_text)
+    event.listen(_model, "before_update", _redact_free_text)
