@@ -247,6 +247,7 @@ _FREE_TEXT: dict[type[SQLModel], tuple[str, ...]] = {
     Event: ("detail",),
     Operation: ("error",),
     Run: ("message",),
+    PairState: ("attention_reason",),
 }
 
 
