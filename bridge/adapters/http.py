@@ -30,9 +30,15 @@ from urllib.parse import urljoin
 
 import requests
 import structlog
+from requests.exceptions import ChunkedEncodingError
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
-from bridge.adapters.base import OutcomeUnknownError, PermanentError, TransientError
+from bridge.adapters.base import (
+    AdapterError,
+    OutcomeUnknownError,
+    PermanentError,
+    TransientError,
+)
 
 __all__ = [
     "GaveUpUnknownError",
@@ -46,6 +52,8 @@ __all__ = [
 log = structlog.get_logger(__name__)
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+#: the largest vendor answer read (a 1,000-ticket export page is about 2 MB)
+MAX_BODY_BYTES = 64 * 1024 * 1024
 AuthHook = Callable[[requests.PreparedRequest], None]
 
 
@@ -204,6 +212,8 @@ class HttpClient:
         self.session.headers.update({"Accept": "application/json", "User-Agent": user_agent})
         #: requests actually sent, retries included (benchmarks read this)
         self.calls = 0
+        #: the largest answer read, in bytes: a bigger one is a failed read, never parsed
+        self.max_body = MAX_BODY_BYTES
         self.last_rate_limit: RateLimitInfo | None = None
 
     def url(self, path: str) -> str:
@@ -247,8 +257,11 @@ class HttpClient:
             self.calls += 1
             wait: float | None
             try:
-                response = self.session.send(prepared, timeout=self._timeout, allow_redirects=False)
-            except (requests.ConnectionError, requests.Timeout) as exc:
+                response = self.session.send(
+                    prepared, timeout=self._timeout, allow_redirects=False, stream=True
+                )
+                _read_body(response, self.max_body, f"{method} {path}", write=not safe)
+            except (requests.ConnectionError, requests.Timeout, ChunkedEncodingError) as exc:
                 never_sent = _never_sent(exc)
                 if not safe and not never_sent:
                     raise OutcomeUnknownError(
@@ -295,6 +308,33 @@ class HttpClient:
 
     def get_json(self, path: str, **kwargs: Any) -> Any:
         return decode_json(self.request("GET", path, **kwargs), path)
+
+
+def _read_body(response: requests.Response, limit: int, what: str, *, write: bool) -> None:
+    """Read the answer, at most `limit` bytes: a bigger one fails the call instead of
+    filling memory (it is not believed; after a write, the outcome is unknown)."""
+
+    def too_large() -> AdapterError:
+        response.close()
+        error = OutcomeUnknownError if write else TransientError
+        return error(f"{what}: answer larger than {limit:,} bytes; not read")
+
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large()
+    if response.raw is None:  # a response made in memory (a test's transport)
+        if len(response.content) > limit:
+            raise too_large()
+        return
+    data = bytearray()
+    for chunk in response.iter_content(65_536):
+        data += chunk
+        if len(data) > limit:
+            raise too_large()
+    # what `requests` keeps once it has read a body itself
+    response._content = bytes(data)
+    response._content_consumed = True  # type: ignore[attr-defined]
+    response.close()
 
 
 def _never_sent(exc: BaseException) -> bool:

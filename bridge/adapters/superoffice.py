@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import requests
 import structlog
 
+from bridge.adapters import wire
 from bridge.adapters.base import (
     AdapterError,
     ChangePage,
@@ -350,11 +351,16 @@ class SuperOfficeAdapter:
             params["$filter"] = filter_
         path = f"Archive/{provider}"
         response = self.http.request("GET", path, params=params)
-        body = decode_json(response, path)
-        rows = body.get("value") if isinstance(body, dict) else None
-        if not isinstance(rows, list):
-            raise TransientError(f"{path}: answer has no 'value' list")
-        return [r for r in rows if isinstance(r, dict)]
+        page = wire.check(wire.SuperOfficeArchivePage, decode_json(response, path), path)
+        for row in page.value:
+            ticket_id = _as_int(row.get("ticketId", row.get("PrimaryKey")))
+            if ticket_id is None or ticket_id <= 0:
+                shown = str(row.get("ticketId", row.get("PrimaryKey")))[:40]
+                raise TransientError(
+                    f"{path}: answer does not fit: 'value[].ticketId' is {shown!r}, not a "
+                    "ticket id; read stopped"
+                )
+        return list(page.value)
 
     def set_deleted(self, ticket_ids: Sequence[int]) -> None:
         """`SetDeletedStatusByIds`: state-setting, so a blind retry is harmless."""

@@ -30,6 +30,7 @@ import requests
 import structlog
 import urllib3.exceptions
 
+from bridge.adapters import wire
 from bridge.adapters.base import (
     ChangePage,
     CheckResult,
@@ -263,7 +264,8 @@ class ZendeskAdapter:
             if response.status_code == 404:
                 continue
             body = decode_json(response, "api/v2/tickets/show_many")
-            for row in body.get("tickets") or ():
+            wire.check(wire.ShowManyAnswer, body, "api/v2/tickets/show_many")
+            for row in body["tickets"]:
                 view = self._live_view(row)
                 if view is not None and view.ticket_id in chunk:
                     views[view.ticket_id] = view
@@ -321,7 +323,8 @@ class ZendeskAdapter:
         if response.status_code == 404:
             return TicketView(ticket_id=ticket_id, state=State.PURGED)
         body = decode_json(response, "api/v2/tickets/{id}")
-        row = body.get("ticket") if isinstance(body, dict) else None
+        wire.check(wire.ShowOneAnswer, body, "api/v2/tickets/{id}")
+        row = body["ticket"]
         # restored between the two reads: trust the newer answer
         return self._live_view(row) if isinstance(row, dict) else None
 
@@ -334,7 +337,8 @@ class ZendeskAdapter:
         }
         while True:
             body = self._http.get_json("api/v2/deleted_tickets", params=params)
-            items = [row for row in body.get("deleted_tickets") or () if isinstance(row, dict)]
+            wire.check(wire.DeletedTicketsPage, body, "api/v2/deleted_tickets")
+            items = list(body["deleted_tickets"])
             yield items
             meta = body.get("meta")
             if isinstance(meta, dict):
@@ -552,10 +556,10 @@ class ZendeskAdapter:
         response = self._http.request(
             "DELETE", path, params=params, headers=_JSON, idempotent=idempotent
         )
-        job = decode_json(response, path).get("job_status")
-        job_id = job.get("id") if isinstance(job, dict) else None
+        # a 2xx without a readable job: the request may have been acted on
+        answer = wire.check(wire.JobStatusAnswer, decode_json(response, path), path, write=True)
+        job_id = answer.job_status.id
         if not job_id:
-            # a 2xx without a job: the request may have been acted on
             raise OutcomeUnknownError(f"DELETE {path}: answer without a job id")
         with self._lock:
             self._in_flight[str(job_id)] = self._clock()
@@ -622,8 +626,9 @@ class ZendeskAdapter:
         if response.status_code == 404:
             return {}
         body = decode_json(response, path)
+        wire.check(wire.JobStatusesAnswer, body, path)
         states: dict[str, JobState] = {}
-        for job in body.get("job_statuses") or ():
+        for job in body["job_statuses"]:
             if isinstance(job, dict) and job.get("id") is not None:
                 state = job_state(job)
                 states[state.job_id] = state
@@ -731,29 +736,10 @@ def job_state(job: Mapping[str, Any]) -> JobState:
 def _export_page(body: object) -> tuple[list[Mapping[str, Any]], str | None, bool]:
     """(rows, after_cursor, end_of_stream) of one export page, or a failed read naming the
     field: a page misread as empty would move the cursor past tickets never seen."""
-
-    def bad(field: str, expected: str) -> TransientError:
-        return TransientError(f"{EXPORT_PATH}: '{field}' is not {expected}; read stopped")
-
-    if not isinstance(body, dict):
-        raise bad("body", "a JSON object")
-    tickets = body.get("tickets")
-    if not isinstance(tickets, list):
-        raise bad("tickets", "a list")
-    end = body.get("end_of_stream")
-    if not isinstance(end, bool):
-        raise bad("end_of_stream", "true or false")
-    after = body.get("after_cursor")
-    if after is not None and not isinstance(after, str):
-        raise bad("after_cursor", "a string or null")
-    rows: list[Mapping[str, Any]] = []
-    for row in tickets:
-        if not isinstance(row, dict) or _as_int(row.get("id")) is None:
-            raise bad("tickets[].id", "an integer in a ticket object")
-        if not isinstance(row.get("id"), int):
-            raise bad("tickets[].id", "an integer")
-        rows.append(row)
-    return rows, after or None, end or not after
+    page = wire.check(wire.ExportPage, body, EXPORT_PATH)
+    assert isinstance(body, dict)
+    rows: list[Mapping[str, Any]] = list(body["tickets"])
+    return rows, page.after_cursor, page.end_of_stream or not page.after_cursor
 
 
 def _generated_at(row: Mapping[str, Any]) -> datetime | None:

@@ -400,3 +400,14 @@ def test_error_code_reads_both_error_shapes(server: ScriptedServer) -> None:
     client = client_for(server, Sleeps())
     assert error_code(client.request("GET", "a", ok=(422,))) == "InvalidValue"
     assert error_code(client.request("GET", "b", ok=(403,))) == "Forbidden"
+
+
+def test_an_answer_over_the_size_limit_is_not_read(server: ScriptedServer) -> None:
+    server.script["/big"] = [Reply(200, {"pad": "x" * 5000})]
+    client = client_for(server, Sleeps())
+    client.max_body = 1000
+    with pytest.raises(TransientError, match="larger than 1,000 bytes"):
+        client.request("GET", "big")
+    server.script["/w"] = [Reply(200, {"pad": "x" * 5000})]
+    with pytest.raises(OutcomeUnknownError, match="larger than"):
+        client.request("DELETE", "w", idempotent=False)

@@ -1,0 +1,73 @@
+"""Vendor answers are checked against the shapes the adapters rely on before they are believed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bridge.adapters import wire
+from bridge.adapters.base import OutcomeUnknownError, TransientError
+
+GOOD_EXPORT: dict[str, Any] = {
+    "tickets": [{"id": 7, "status": "open", "updated_at": "2026-03-02T09:00:00Z"}],
+    "after_cursor": "abc",
+    "end_of_stream": True,
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"tickets": "x"}, "tickets"),
+        ({"tickets": [{"id": "7", "status": "open"}]}, "tickets.0.id"),
+        ({"tickets": [{"id": 0, "status": "open"}]}, "tickets.0.id"),
+        ({"tickets": [{"id": 7, "status": "archived"}]}, "tickets.0.status"),
+        ({"tickets": [{"status": "open"}]}, "tickets.0.id"),
+        ({"tickets": [7]}, "tickets.0"),
+        ({"end_of_stream": "yes"}, "end_of_stream"),
+        ({"after_cursor": 12}, "after_cursor"),
+    ],
+)
+def test_an_export_page_that_does_not_fit_is_a_failed_read_naming_the_field(
+    change: dict[str, Any], field: str
+) -> None:
+    body = {**GOOD_EXPORT, **change}
+    with pytest.raises(TransientError, match=f"'{field}'") as caught:
+        wire.check(wire.ExportPage, body, "api/v2/incremental/tickets/cursor")
+    assert "api/v2/incremental/tickets/cursor" in str(caught.value)
+    assert not isinstance(caught.value, OutcomeUnknownError)
+
+
+@pytest.mark.parametrize("missing", ["tickets", "after_cursor", "end_of_stream"])
+def test_an_export_page_missing_a_field_is_refused(missing: str) -> None:
+    body = {k: v for k, v in GOOD_EXPORT.items() if k != missing}
+    with pytest.raises(TransientError, match=f"'{missing}'"):
+        wire.check(wire.ExportPage, body, "export")
+
+
+@pytest.mark.parametrize("body", [None, [], "text", 3])
+def test_a_body_that_is_not_an_object_is_refused(body: object) -> None:
+    with pytest.raises(TransientError):
+        wire.check(wire.ShowManyAnswer, body, "api/v2/tickets/show_many")
+
+
+def test_extra_fields_are_ignored_and_a_good_page_passes() -> None:
+    page = wire.check(wire.ExportPage, {**GOOD_EXPORT, "count": 1, "new": {}}, "export")
+    assert page.tickets[0].id == 7
+
+
+def test_a_write_answer_that_does_not_fit_is_an_unknown_outcome() -> None:
+    with pytest.raises(OutcomeUnknownError, match="'job_status"):
+        wire.check(wire.JobStatusAnswer, {"job_status": {"id": 5}}, "destroy_many", write=True)
+
+
+def test_a_job_status_outside_the_known_ones_is_refused() -> None:
+    body = {"job_statuses": [{"id": "a", "status": "exploded"}]}
+    with pytest.raises(TransientError, match="'job_statuses.0.status'"):
+        wire.check(wire.JobStatusesAnswer, body, "job_statuses/show_many")
+
+
+def test_a_superoffice_archive_without_a_value_list_is_refused() -> None:
+    with pytest.raises(TransientError, match="'value'"):
+        wire.check(wire.SuperOfficeArchivePage, {"value": {"a": 1}}, "Archive/Ticket")
