@@ -13,6 +13,12 @@ Request pipeline for a vendor (non-admin) request::
 
 Admin requests under `/_sandbox/` skip counting, faults, auth and rate limits.
 
+Each simulator also keeps a `PurgeLog`: the ground truth of the irreversible (purge)
+requests it accepted, per ticket, with whether each one was a duplicate (the ticket was
+already purged, or already had a purge under way). A handler records into it only once it
+has acted, so a fault injected `before` the handler never shows there and one injected
+`after` it always does. Harnesses read it with `purge_log()` or `GET /_sandbox/purges`.
+
 Time-driven behaviour is lazy: nothing runs in the background; `tick(now)` is called under
 the state lock before every request (and after every admin clock change), and the subclass
 applies whatever fell due since the previous tick (use `Schedule` to keep that O(due)).
@@ -46,6 +52,8 @@ __all__ = [
     "FaultRule",
     "Handler",
     "HttpError",
+    "PurgeLog",
+    "PurgeRecord",
     "RateDecision",
     "RateLimiter",
     "Request",
@@ -544,6 +552,120 @@ class Counters:
 
 
 # --------------------------------------------------------------------------------------------
+# the purge log: ground truth of accepted irreversible requests
+
+#: why a purge request was a duplicate: the ticket was gone, or a purge of it was under way
+PurgePrior = Literal["purged", "queued"]
+
+
+@dataclass(slots=True)
+class PurgeRecord:
+    """One ticket of one accepted irreversible request.
+
+    * `request`: the request's number in this log (the tickets of one bulk call share it);
+    * `state`: the ticket's state when the request was accepted (the simulator's words:
+      ``active``, ``deleted``, ``purged``, or None for an id it never had);
+    * `prior`: ``purged`` (already gone) or ``queued`` (another accepted purge of it was
+      still queued or working), or None; `duplicate` is ``prior is not None``;
+    * `outcome`: ``done`` (this request purged it), ``failed`` (its job failed: the
+      vendor did nothing, a retry is legitimate), ``skipped`` (when its job ran the ticket
+      was not purgeable: restored, never deleted, or already purged), or ``pending``
+      (its job has not run yet).
+    """
+
+    request: int
+    ticket_id: int
+    at: datetime
+    route: str
+    state: str | None
+    prior: PurgePrior | None
+    job_id: str | None = None
+    outcome: str = "pending"
+
+    @property
+    def duplicate(self) -> bool:
+        return self.prior is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "request": self.request,
+            "ticket_id": self.ticket_id,
+            "at": self.at.isoformat(),
+            "route": self.route,
+            "duplicate": self.duplicate,
+            "prior": self.prior,
+            "state": self.state,
+            "job_id": self.job_id,
+            "outcome": self.outcome,
+        }
+
+
+class PurgeLog:
+    """Every irreversible request a simulator accepted, one record per ticket. Thread-safe.
+
+    The simulator calls `record` from the handler, after it has acted (queued the purge
+    job, removed the row), so the log is exactly what the vendor did: a request refused by
+    a `before` fault, the rate limiter, auth or a 404 never appears; one whose answer an
+    `after` fault replaced or lost does. `settle` fills in what the job finally did.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._records: list[PurgeRecord] = []
+        self._requests = 0
+
+    def record(
+        self,
+        route: str,
+        at: datetime,
+        tickets: Iterable[tuple[int, str | None, PurgePrior | None]],
+        *,
+        job_id: str | None = None,
+        outcome: str = "pending",
+    ) -> int:
+        """Log one accepted request: `(ticket_id, state, prior)` per ticket; returns its
+        request number."""
+        with self._lock:
+            self._requests += 1
+            for ticket_id, state, prior in tickets:
+                self._records.append(
+                    PurgeRecord(self._requests, ticket_id, at, route, state, prior, job_id, outcome)
+                )
+            return self._requests
+
+    def settle(self, job_id: str, outcomes: Mapping[int, str]) -> None:
+        """Record what job `job_id` did to each of its tickets (`done|failed|skipped`)."""
+        with self._lock:
+            for entry in self._records:
+                if entry.job_id == job_id and entry.ticket_id in outcomes:
+                    entry.outcome = outcomes[entry.ticket_id]
+
+    @property
+    def records(self) -> list[PurgeRecord]:
+        with self._lock:
+            return list(self._records)
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """The log as JSON-able dicts, oldest first."""
+        with self._lock:
+            return [entry.to_dict() for entry in self._records]
+
+    def duplicates(self) -> list[PurgeRecord]:
+        with self._lock:
+            return [entry for entry in self._records if entry.duplicate]
+
+    @property
+    def requests(self) -> int:
+        with self._lock:
+            return self._requests
+
+    def clear(self) -> None:
+        with self._lock:
+            self._records.clear()
+            self._requests = 0
+
+
+# --------------------------------------------------------------------------------------------
 # requests, responses, routing
 
 
@@ -799,6 +921,8 @@ class SimulatorBase:
         self.limiter = RateLimiter(self.clock)
         self.faults = FaultInjector(seed)
         self.counters = Counters()
+        #: irreversible requests accepted (subclasses record into it from their handlers)
+        self.purges = PurgeLog()
         self.lock = threading.RLock()
         self._routes: list[Route] = []
         self._admin: dict[tuple[str, str], AdminHandler] = {}
@@ -978,9 +1102,11 @@ class SimulatorBase:
     # ---- Python API (same operations as the admin endpoints) --------------------------------
 
     def reset(self) -> None:
-        """Forget vendor data, counters, fault rules and rate-limit windows (not the clock)."""
+        """Forget vendor data, counters, the purge log, fault rules and rate-limit windows
+        (not the clock)."""
         with self.lock:
             self.reset_state()
+            self.purges.clear()
             self.counters.reset()
             self.faults.reset()
             self.limiter.reset()
@@ -1003,6 +1129,12 @@ class SimulatorBase:
 
     def counts(self) -> dict[str, Any]:
         return self.counters.snapshot()
+
+    def purge_log(self) -> list[dict[str, Any]]:
+        """Accepted irreversible requests, one dict per ticket and request, oldest first:
+        `{request, ticket_id, at, route, duplicate, prior, state, job_id, outcome}` (see
+        `PurgeRecord`)."""
+        return self.purges.snapshot()
 
     def advance(self, seconds: float) -> datetime:
         """Advance the clock and apply what fell due."""
@@ -1121,6 +1253,8 @@ class SimulatorBase:
         self.admin_route("DELETE", "faults", self._admin_faults_delete)
         self.admin_route("GET", "counters", lambda r: self.counters.snapshot())
         self.admin_route("DELETE", "counters", lambda r: self.counters.reset())
+        self.admin_route("GET", "purges", self._admin_purges_get)
+        self.admin_route("DELETE", "purges", self._admin_purges_delete)
         self.admin_route("POST", "reset", self._admin_reset)
         self.admin_route("POST", "seed", lambda r: self.admin_seed(r.json()))
         self.admin_route("POST", "act", lambda r: self.admin_act(r.json()))
@@ -1160,6 +1294,19 @@ class SimulatorBase:
     def _admin_faults_delete(self, request: Request) -> dict[str, Any]:
         self.faults.clear()
         return {"rules": []}
+
+    def _admin_purges_get(self, request: Request) -> dict[str, Any]:
+        """`{"purges": [...], "requests": n, "duplicates": n}` (see `purge_log`)."""
+        entries = self.purges.snapshot()
+        return {
+            "purges": entries,
+            "requests": self.purges.requests,
+            "duplicates": sum(1 for entry in entries if entry["duplicate"]),
+        }
+
+    def _admin_purges_delete(self, request: Request) -> dict[str, Any]:
+        self.purges.clear()
+        return {"purges": [], "requests": 0, "duplicates": 0}
 
     def _admin_reset(self, request: Request) -> dict[str, Any]:
         self.reset()

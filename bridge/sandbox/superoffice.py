@@ -93,7 +93,20 @@ def _error(message: str, kind: str) -> dict[str, Any]:
 
 
 class SuperOfficeSimulator(SimulatorBase):
-    """One SuperOffice tenant in memory, served over HTTP on 127.0.0.1."""
+    """One SuperOffice tenant in memory, served over HTTP on 127.0.0.1.
+
+    `DELETE Ticket/{id}` and irreversible requests: on SuperOffice Online (the default,
+    `hard_delete=False`) every API delete is a *soft* delete, reversible with
+    `UndeleteByIds`; the row only goes when the tenant's retention job runs, which is the
+    tenant's policy, not a request. So a default tenant accepts no irreversible request
+    and its purge log stays empty (retention purges and the admin `purge` action are not
+    requests either). A tenant configured with `hard_delete=True` (on-site setups where the
+    endpoint really removes the row; bridge's `DeleteEndpointPurge`) removes the ticket at
+    once on `DELETE Ticket/{id}`, and each such accepted request is recorded in the purge
+    log (`purge_log()`, `GET /_sandbox/purges`) with outcome ``done``. A repeat of it answers
+    404 (the row is gone) and is therefore not accepted: SuperOffice records are never
+    duplicates, because there are no purge jobs to be "under way".
+    """
 
     def __init__(
         self,
@@ -121,6 +134,7 @@ class SuperOfficeSimulator(SimulatorBase):
         system_token_max_skew: timedelta | None = timedelta(minutes=10),
         jwt_lifetime: timedelta = timedelta(hours=1),
         jwt_private_key_pem: str | None = None,
+        hard_delete: bool = False,
     ) -> None:
         super().__init__(host=host, port=port, clock=clock, seed=seed)
         if set_deleted_result not in SET_DELETED_RESULTS:
@@ -138,6 +152,8 @@ class SuperOfficeSimulator(SimulatorBase):
         self.set_deleted_result = set_deleted_result
         self.api_associate_id = api_associate_id
         self.require_app_token = require_app_token
+        #: `DELETE Ticket/{id}` hard-deletes (an irreversible request) instead of soft-deleting
+        self.hard_delete = hard_delete
         self.archive = archive or ArchiveOptions()
         self.login_failure_status = login_failure_status
         self.system_token_max_skew = system_token_max_skew
@@ -517,9 +533,19 @@ class SuperOfficeSimulator(SimulatorBase):
             )
 
     def _delete(self, request: Request) -> tuple[int, Any]:
+        """A soft delete; on a `hard_delete` tenant, the row is removed and the request is
+        logged as an irreversible one (see the class docstring)."""
         self._require_delete_right()
         ticket = self._visible_or_deleted(request.params["id"])
-        self.store.soft_delete([ticket.ticket_id], self._actor(request))
+        if not self.hard_delete:
+            self.store.soft_delete([ticket.ticket_id], self._actor(request))
+            return 204, None
+        state = "deleted" if ticket.base_status is BaseStatus.DELETED else "active"
+        self.store.purge([ticket.ticket_id])
+        route = request.route.name if request.route else "DELETE Ticket/{id}"
+        self.purges.record(
+            route, self.clock.now(), [(ticket.ticket_id, state, None)], outcome="done"
+        )
         return 204, None
 
     def _visible_or_deleted(self, ticket_id_text: str) -> Ticket:
@@ -722,6 +748,7 @@ class SuperOfficeSimulator(SimulatorBase):
             "can_delete": self.can_delete,
             "set_deleted_result": self.set_deleted_result,
             "require_app_token": self.require_app_token,
+            "hard_delete": self.hard_delete,
             "next_link": self.archive.next_link,
             "top_default": self.archive.top_default,
             "top_max": self.archive.top_max,
@@ -738,6 +765,7 @@ class SuperOfficeSimulator(SimulatorBase):
             "can_delete",
             "set_deleted_result",
             "require_app_token",
+            "hard_delete",
             "next_link",
             "top_default",
             "top_max",
@@ -764,7 +792,7 @@ class SuperOfficeSimulator(SimulatorBase):
             self.requests_per_second = int(rps) if rps else None
         if "retention_days" in body:
             self.store.retention = timedelta(days=float(body["retention_days"]))
-        for flag in ("deleted_readable", "can_delete", "require_app_token"):
+        for flag in ("deleted_readable", "can_delete", "require_app_token", "hard_delete"):
             if flag in body:
                 setattr(self, flag, bool(body[flag]))
         if {"next_link", "top_default", "top_max"} & set(body):

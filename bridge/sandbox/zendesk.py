@@ -26,6 +26,7 @@ from urllib.parse import urlencode
 
 from bridge.sandbox.core import (
     HttpError,
+    PurgePrior,
     Request,
     Response,
     Route,
@@ -185,6 +186,13 @@ class ZendeskSimulator(SimulatorBase):
     Use in-process (`with ZendeskSimulator(clock=SimClock(frozen=True)) as zd:`) or through
     the CLI (`serve_forever()`). The Python methods `seed_tickets`, `agent_act`,
     `ticket_state`, `finish_jobs` and `configure` mirror the admin endpoints.
+
+    Irreversible requests: `DELETE deleted_tickets/destroy_many` and `DELETE
+    deleted_tickets/{id}` (permanent deletion, each queues a job) are recorded in the purge
+    log (`purge_log()`, `GET /_sandbox/purges`) once the job is queued, one record per id.
+    A record is a duplicate when the ticket was already purged (on request, by an agent or
+    by the scrub) or was in another purge job still queued or working. Requests answered 404
+    (no id soft-deleted) or 429 (too many jobs) were not accepted and are not recorded.
     """
 
     def __init__(
@@ -205,6 +213,8 @@ class ZendeskSimulator(SimulatorBase):
         self.store = TicketStore()
         self.jobs: dict[str, Job] = {}
         self._active_jobs: dict[str, None] = {}
+        #: ticket id -> the purge jobs still queued or working that carry it
+        self._purging: dict[int, dict[str, None]] = {}
         self._due: Schedule[tuple[str, str | int]] = Schedule()
         self._job_rng = random.Random(seed)
         self._register_routes()
@@ -346,6 +356,7 @@ class ZendeskSimulator(SimulatorBase):
         self.store.clear()
         self.jobs.clear()
         self._active_jobs.clear()
+        self._purging.clear()
         self._due.clear()
         self._job_rng = random.Random(self.seed)
 
@@ -700,15 +711,34 @@ class ZendeskSimulator(SimulatorBase):
         ticket_id = self._ticket_id(request)
         if self.store.soft_deleted(ticket_id) is None:
             raise HttpError(404, dict(NOT_FOUND))
-        job = self._new_job(request, "purge", JOB_TYPE_PURGE, [ticket_id], total=None)
-        return Response(200, {"job_status": self._job_json(job)})
+        return self._queue_purge(request, [ticket_id])
 
     def _purge_many(self, request: Request) -> Response:
         ids = self._ids(request)
         if not any(self.store.soft_deleted(i) for i in ids):
             raise HttpError(404, dict(NOT_FOUND))
+        return self._queue_purge(request, ids)
+
+    def _queue_purge(self, request: Request, ids: list[int]) -> Response:
+        """Queue the permanent deletion job and log the accepted request, per id, noting
+        the ids already purged or already in a purge job under way (duplicates)."""
+        seen = [(i, *self._purge_prior(i)) for i in ids]
         job = self._new_job(request, "purge", JOB_TYPE_PURGE, ids, total=None)
+        route = request.route.name if request.route else f"{request.method} {request.path}"
+        self.purges.record(route, job.created_at, seen, job_id=job.id)
+        for ticket_id in ids:
+            self._purging.setdefault(ticket_id, {})[job.id] = None
         return Response(200, {"job_status": self._job_json(job)})
+
+    def _purge_prior(self, ticket_id: int) -> tuple[str | None, PurgePrior | None]:
+        """The ticket's state, and why purging it now would be a duplicate (or None)."""
+        ticket = self.store.tickets.get(ticket_id)
+        state = ticket.state if ticket is not None else None
+        if state == "purged":
+            return state, "purged"
+        if self._purging.get(ticket_id):
+            return state, "queued"
+        return state, None
 
     def _deleted_list(self, request: Request) -> Response:
         sort_by = request.arg("sort_by") or "id"
@@ -933,8 +963,17 @@ class ZendeskSimulator(SimulatorBase):
         if job is None:
             return
         stamp = at.strftime("%Y-%m-%d %H:%M:%S +0000")
+        if job.kind == "purge":
+            for ticket_id in job.ids:
+                carrying = self._purging.get(ticket_id)
+                if carrying is not None:
+                    carrying.pop(job_id, None)
+                    if not carrying:
+                        del self._purging[ticket_id]
         if job.fail:
             job.status, job.message, job.results = "failed", f"Failed at {stamp}", None
+            if job.kind == "purge":
+                self.purges.settle(job_id, dict.fromkeys(job.ids, "failed"))
             return
         store = self.store
         if job.kind == "soft_delete":
@@ -951,13 +990,17 @@ class ZendeskSimulator(SimulatorBase):
                 )
         elif job.kind == "purge":
             success = True
+            outcomes: dict[int, str] = {}
             for ticket_id in job.ids:
                 ticket = store.soft_deleted(ticket_id)
                 if ticket is None:
                     success = False
+                    outcomes[ticket_id] = "skipped"
                     continue
                 store.purge(ticket, at, "user")
                 self._due.discard(("scrub", ticket_id))
+                outcomes[ticket_id] = "done"
+            self.purges.settle(job_id, outcomes)
             results = {"success": success}
         else:
             results = []

@@ -1,0 +1,1 @@
+"""Seeded fault-and-kill trials of bridge against both simulators (see `harness`)."""
