@@ -699,6 +699,24 @@ def check_secrets(config: Config) -> list[str]:
     return problems
 
 
+def config_warnings(config: Config) -> list[str]:
+    """What is allowed but worth a word: secret files others may read, plain http (which
+    the config accepts only for loopback hosts: the sandbox)."""
+    label = str(config.path)
+    warnings: list[str] = []
+    for section, settings in (("zendesk", config.zendesk), ("superoffice", config.superoffice)):
+        for base, secret in settings.secrets().items():
+            note = secret.warning()
+            if note:
+                warnings.append(f"{label}:{section}.{base}_{secret.kind}: {note}")
+        if settings.base_url.lower().startswith("http://"):
+            warnings.append(
+                f"{label}:{section}.base_url: plain http (loopback only): credentials and "
+                "ticket ids cross unencrypted"
+            )
+    return warnings
+
+
 def resolve_config_path(cli_value: str | None) -> Path:
     """`--config` if given, else `$BRIDGE_CONFIG`, else `./bridge.toml`."""
     if cli_value:

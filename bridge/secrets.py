@@ -122,6 +122,21 @@ class Secret:
         register_secret_value(value)
         return value
 
+    def warning(self) -> str | None:
+        """A secret file others may read: allowed, but worth a word (`bridge check`)."""
+        if self.kind != "file":
+            return None
+        try:
+            mode = os.stat(self.name).st_mode
+        except OSError:
+            return None
+        if mode & 0o077:
+            return (
+                f"secret file {self.name} is readable by others (mode {mode & 0o777:o}): "
+                f"chmod 600 {self.name}"
+            )
+        return None
+
     def problem(self) -> str | None:
         """Why `reveal()` would fail, or None when it would succeed."""
         try:

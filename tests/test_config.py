@@ -14,6 +14,7 @@ from bridge.config import (
     ConfigError,
     LinkSettings,
     check_secrets,
+    config_warnings,
     example_config_text,
     load_config,
     resolve_config_path,
@@ -430,6 +431,21 @@ def test_load_config_does_not_read_secrets(tmp_path: Path, monkeypatch: pytest.M
          "must be a number greater than 0"),
         ({"superoffice": {"requests_per_second": -2.5}}, "superoffice.requests_per_second",
          "must be a number greater than 0"),
+        ({"sync": {"lease_seconds": 10**30}}, "sync.lease_seconds",
+         f"must be at most 86,400 (is {10**30:,})"),
+        ({"sync": {"attention_after_minutes": 10**12}}, "sync.attention_after_minutes",
+         f"must be at most 525,600 (is {10**12:,})"),
+        ({"sync": {"sweep_period_hours": 0}}, "sync.sweep_period_hours", "must be at least 1"),
+        ({"superoffice": {"retention_days": 100_000}}, "superoffice.retention_days",
+         "must be at most 3,650 (is 100,000)"),
+        ({"superoffice": {"bridge_associate_id": 2**31}}, "superoffice.bridge_associate_id",
+         f"must be at most 2,147,483,647 (is {2**31:,})"),
+        ({"zendesk": {"bridge_user_id": 2**63}}, "zendesk.bridge_user_id",
+         f"must be at most {2**63 - 1:,} (is {2**63:,})"),
+        ({"zendesk": {"timeout_seconds": 1e9}}, "zendesk.timeout_seconds",
+         "must be at most 600 (is 1e+09)"),
+        ({"zendesk": {"base_url": "http://acme.zendesk.com"}}, "zendesk.base_url",
+         "must be https (plain http is only for 127.0.0.1, ::1 or localhost)"),
         # secrets: exactly one of *_env / *_file, names not values
         ({"zendesk": {"token_file": "zd.token"}}, "zendesk.token_env",
          "give either token_env or token_file, not both"),
@@ -559,3 +575,18 @@ def test_external_id_pattern_round_trip() -> None:
     assert links.parse_external_id("so-42.x") == 42
     for other in ("so-42", "so-42ax", "so-0.x", "so--1.x", "xso-42.x", "so-.x", None, ""):
         assert links.parse_external_id(other) is None
+
+
+def test_a_secret_file_others_may_read_and_plain_http_are_warned_about(tmp_path: Path) -> None:
+    secret = tmp_path / "zd.token"
+    secret.write_text("t0ken", encoding="utf-8")
+    secret.chmod(0o644)
+    path = write(
+        tmp_path,
+        zendesk={"base_url": "http://127.0.0.1:8081", "token_env": None, "token_file": "zd.token"},
+    )
+    warnings = config_warnings(load_config(path))
+    assert any("zendesk.token_file" in w and "readable by others (mode 644)" in w for w in warnings)
+    assert any("zendesk.base_url: plain http" in w for w in warnings)
+    secret.chmod(0o600)
+    assert not any("readable by others" in w for w in config_warnings(load_config(path)))

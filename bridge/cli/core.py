@@ -10,7 +10,13 @@ import click
 
 from bridge.cli.context import AppContext, fail, pass_app, print_json
 from bridge.cli.exitcodes import ExitCode
-from bridge.config import Config, check_secrets, example_config_text, load_config
+from bridge.config import (
+    Config,
+    check_secrets,
+    config_warnings,
+    example_config_text,
+    load_config,
+)
 from bridge.factory import build_adapters
 from bridge.ledger import Ledger
 from bridge.logging import redact_text
@@ -123,6 +129,8 @@ def check(app: AppContext, offline: bool) -> None:
     config = app.config()
     problems = [*check_secrets(config)]
     click.echo(f"config   ok   {app.config_path}")
+    for warning in config_warnings(config):
+        click.echo(f"warning  {redact_text(warning)}", err=True)
     with app.ledger(create=False) as ledger:
         ledger_problems = ledger.check()
         problems += [f"{ledger.path or config.ledger_url}: {p}" for p in ledger_problems]
