@@ -50,6 +50,8 @@ RECYCLE_PROVIDER = "RecycleTicket"
 #: the archive columns the adapter reads; nothing else (no titles: bridge stores no content)
 ARCHIVE_COLUMNS = "ticketId,lastChanged,status,ticketStatus,connectId"
 ORDER_BY = "lastChanged,ticketId"
+#: full archive pages in a row that bring nothing new before a read is stopped as endless
+STALE_PAGES = 3
 
 # BaseStatus: serialized as a name in entities, as an int in raw columns and webhooks.
 _BASE_STATUS_BY_INT = {0: "Unknown", 1: "Active", 2: "Closed", 3: "Postponed", 4: "Deleted"}
@@ -520,10 +522,12 @@ class SuperOfficeAdapter:
             filter_ = f"lastChanged afterTime '{limit}'"
         recycled = provider == RECYCLE_PROVIDER
         skip = 0
+        stale = 0  # full pages in a row that brought nothing new
         while True:
             started = self._monotonic()
             rows = self._archive(provider, filter_=filter_, top=self.page_size, skip=skip)
             views: list[TicketView] = []
+            repeated = 0
             for row in rows:
                 view = _row_view(row, recycled=recycled)
                 if view is None:
@@ -534,7 +538,15 @@ class SuperOfficeAdapter:
                 if key not in scan.seen:
                     scan.seen.add(key)
                     views.append(view)
+                else:
+                    repeated += 1
             last = len(rows) < self.page_size
+            stale = stale + 1 if rows and repeated == len(rows) and not last else 0
+            if stale >= STALE_PAGES:
+                raise TransientError(
+                    f"Archive/{provider}: {stale} full pages in a row repeat rows already "
+                    "read; read stopped"
+                )
             yield views, last, started
             if last:
                 return

@@ -335,6 +335,7 @@ class ZendeskAdapter:
             "sort_order": "desc",
             "page[size]": str(BATCH_LIMIT),
         }
+        seen: set[str] = set()
         while True:
             body = self._http.get_json("api/v2/deleted_tickets", params=params)
             wire.check(wire.DeletedTicketsPage, body, "api/v2/deleted_tickets")
@@ -345,12 +346,19 @@ class ZendeskAdapter:
                 after = meta.get("after_cursor")
                 if not meta.get("has_more") or not after:
                     return
+                link = f"cursor:{after}"
                 params = {**params, "page[after]": str(after)}
-                continue
-            next_page = body.get("next_page")
-            if not next_page:
-                return
-            params = dict(parse_qsl(urlsplit(str(next_page)).query))
+            else:
+                next_page = body.get("next_page")
+                if not next_page:
+                    return
+                link = f"page:{next_page}"
+                params = dict(parse_qsl(urlsplit(str(next_page)).query))
+            if link in seen:
+                raise TransientError(
+                    "api/v2/deleted_tickets: the next page repeats one already read; read stopped"
+                )
+            seen.add(link)
 
     def _find_deleted(
         self, wanted: set[int], *, not_before: datetime | None = None

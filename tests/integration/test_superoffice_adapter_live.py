@@ -7,6 +7,7 @@ states, never durations.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -412,3 +413,20 @@ def test_a_tenant_with_a_hard_delete_path_plugs_it_in(sim: SuperOfficeSimulator)
     # SuperOffice Online turns this call into a soft delete: the re-read tells the truth
     assert adapter.lookup([ids[0]])[ids[0]].state is State.SOFT_DELETED
     assert adapter.lookup([ids[1]])[ids[1]].state is State.PURGED
+
+
+def test_archive_pages_that_only_repeat_stop_the_read(sim: SuperOfficeSimulator) -> None:
+    ids = sim.seed_tickets(5)
+    rows = [{"ticketId": i, "lastChanged": "2026-03-02T09:00:00Z", "status": 1} for i in ids]
+    sim.add_fault("status", path="Archive/Ticket", status=200, body={"value": rows})
+    adapter = make_adapter(sim, page_size=5, page_overlap=1)
+    with pytest.raises(TransientError, match="full pages in a row repeat rows already read"):
+        list(adapter.changes(None))
+    assert route_count(sim, "GET Archive/{provider}") == 4  # one new page, three repeats
+
+
+def test_an_archive_row_without_a_ticket_id_is_a_failed_read(sim: SuperOfficeSimulator) -> None:
+    body = {"value": [{"ticketId": "abc", "status": 1}]}
+    sim.add_fault("status", path="Archive/Ticket", status=200, body=body)
+    with pytest.raises(TransientError, match=re.escape("'value[].ticketId' is 'abc'")):
+        list(make_adapter(sim).changes(None))

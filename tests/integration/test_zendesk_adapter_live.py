@@ -13,7 +13,7 @@ import pytest
 import requests
 import urllib3.exceptions
 
-from bridge.adapters.base import JobState, JobStatus, OutcomeUnknownError
+from bridge.adapters.base import JobState, JobStatus, OutcomeUnknownError, TransientError
 from bridge.adapters.zendesk import ZendeskAdapter
 from bridge.model import State, Transition
 from bridge.sandbox.core import SimClock
@@ -352,3 +352,32 @@ def test_check_names_a_dns_failure(monkeypatch: pytest.MonkeyPatch) -> None:
     (result,) = adapter.check()
     assert not result.ok
     assert result.message == "DNS: cannot resolve nowhere.zendesk.com"
+
+
+def test_an_export_cursor_that_repeats_stops_the_read(sim: ZendeskSimulator) -> None:
+    page = {"tickets": [], "after_cursor": "same", "end_of_stream": False}
+    sim.add_fault("status", route="GET incremental/tickets/cursor", status=200, body=page)
+    adapter, _ = make_adapter(sim)
+    with pytest.raises(TransientError, match="after_cursor repeats"):
+        list(adapter.changes("c:start"))
+    assert sim.counters["GET incremental/tickets/cursor"] == 2  # then it stopped
+
+
+def test_an_export_page_of_the_wrong_shape_is_a_failed_read(sim: ZendeskSimulator) -> None:
+    sim.seed_tickets(count=2)
+    body = {"tickets": [{"id": "7", "status": "open"}], "end_of_stream": True}
+    sim.add_fault("status", route="GET incremental/tickets/cursor", status=200, body=body)
+    adapter, _ = make_adapter(sim)
+    with pytest.raises(TransientError, match=r"incremental/tickets/cursor: .*'tickets.0.id'"):
+        list(adapter.changes(None))
+
+
+def test_a_deleted_tickets_page_link_that_repeats_stops_the_walk(sim: ZendeskSimulator) -> None:
+    page = {"deleted_tickets": [], "meta": {"has_more": True, "after_cursor": "x"}}
+    sim.add_fault("status", route="GET deleted_tickets", status=200, body=page)
+    adapter, _ = make_adapter(sim)
+    pages = adapter._deleted_pages()
+    next(pages)
+    next(pages)
+    with pytest.raises(TransientError, match="repeats one already read"):
+        next(pages)
