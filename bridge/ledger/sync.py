@@ -594,7 +594,13 @@ class SyncStore:
                 session.add(cursor)
         return pending, confirmed
 
-    def record_decisions(self, run_id: int | None, planned: Sequence[PlannedDecision]) -> int:
+    def record_decisions(
+        self,
+        run_id: int | None,
+        planned: Sequence[PlannedDecision],
+        *,
+        keep_pending: frozenset[Outcome] = frozenset({Outcome.UNKNOWN}),
+    ) -> int:
         """Bases, attention flags and outbox rows for a set of decisions, in one transaction.
 
         Returns the number of operations planned. Planning is idempotent: an operation's
@@ -615,7 +621,7 @@ class SyncStore:
                 pair = pairs.get(item.pair.ids.link_id)
                 assert pair is not None
                 decision = item.decision
-                pair.pending_decision = decision.outcome is Outcome.UNKNOWN
+                pair.pending_decision = decision.outcome in keep_pending
                 pair.updated_at = now
                 if decision.outcome in (Outcome.CONFLICT, Outcome.DIVERGENCE):
                     kind = decision.outcome.value

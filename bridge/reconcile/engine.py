@@ -74,6 +74,9 @@ class RunOptions:
     sweep_period: timedelta = timedelta(hours=24)
     #: ... at most this many links per side in one run (0: no sweep)
     sweep_max: int = 10_000
+    #: a change this run saw but chose not to copy stays for the next sync's three-way
+    #: decision (a migration: "restore not requested" is its choice, not the sync's)
+    skips_stay_pending: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -498,7 +501,10 @@ class SyncRun:
             planned.append(PlannedDecision(pair, decision, sides[source].cause if source else None))
         if self.options.dry_run:
             return
-        self.counts["planned"] += self.ledger.record_decisions(self.run_id, planned)
+        keep = {Outcome.UNKNOWN} | ({Outcome.SKIP} if self.options.skips_stay_pending else set())
+        self.counts["planned"] += self.ledger.record_decisions(
+            self.run_id, planned, keep_pending=frozenset(keep)
+        )
 
     def _candidates(self) -> set[int]:
         """Links to decide on this pass: changed since their last decision, or in conflict."""

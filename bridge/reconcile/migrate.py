@@ -100,6 +100,7 @@ class MigrationRun(SyncRun):
             allow_mass_purge=True,
             kind="migrate",
             keep_plan=dry_run,  # the plan is what a dry run shows; a migration sums it up
+            skips_stay_pending=True,
         )
         super().__init__(ledger, adapters, options, **kwargs)
         self.migration = migration

@@ -332,3 +332,23 @@ def test_a_restore_while_a_purge_waits_for_retention_voids_it_and_is_a_conflict(
     assert purge.status == "superseded"
     [pair] = world.ledger.attention()
     assert (pair.attention, pair.so_state, pair.zd_state) == ("conflict", "active", "purged")
+
+
+def test_a_change_a_migration_chose_not_to_copy_is_still_decided_by_the_next_sync(
+    world: World,
+) -> None:
+    world.link((1, 101))
+    world.sync()
+    world.so.act(Transition.SOFT_DELETE, 1, actor=42)  # a user's delete, not yet copied
+    migration = MigrationRun(
+        world.ledger,
+        {SO: world.so, ZD: world.zd},
+        MigrationOptions(source=ZD),  # zendesk is the truth; no --restore
+        holder="test",
+        now=world.clock,
+        sleep=world.clock.sleep,
+    )
+    migration.execute()
+    assert world.so.state(1) is State.SOFT_DELETED  # not restored: not asked to
+    assert world.sync().outcome == "converged"
+    assert world.zd.state(101) is State.SOFT_DELETED  # the sync copied the user's delete
