@@ -621,7 +621,11 @@ class SyncStore:
                 pair = pairs.get(item.pair.ids.link_id)
                 assert pair is not None
                 decision = item.decision
-                pair.pending_decision = decision.outcome in keep_pending
+                # a skip that records a base (a purge held back) is settled; one that
+                # leaves the base (a restore not asked for) stays for the next decision
+                pair.pending_decision = decision.outcome in keep_pending and not (
+                    decision.outcome is Outcome.SKIP and decision.new_base is not None
+                )
                 pair.updated_at = now
                 if decision.outcome in (Outcome.CONFLICT, Outcome.DIVERGENCE):
                     kind = decision.outcome.value

@@ -74,8 +74,9 @@ class RunOptions:
     sweep_period: timedelta = timedelta(hours=24)
     #: ... at most this many links per side in one run (0: no sweep)
     sweep_max: int = 10_000
-    #: a change this run saw but chose not to copy stays for the next sync's three-way
-    #: decision (a migration: "restore not requested" is its choice, not the sync's)
+    #: a change this run saw but chose not to copy, leaving the base as it was, stays for
+    #: the next sync's three-way decision (a migration: "restore not requested" is its
+    #: choice, not the sync's; a purge it holds back records a base and is settled)
     skips_stay_pending: bool = False
 
 

@@ -352,3 +352,24 @@ def test_a_change_a_migration_chose_not_to_copy_is_still_decided_by_the_next_syn
     assert world.so.state(1) is State.SOFT_DELETED  # not restored: not asked to
     assert world.sync().outcome == "converged"
     assert world.zd.state(101) is State.SOFT_DELETED  # the sync copied the user's delete
+
+
+def test_a_purge_a_migration_held_back_is_not_copied_by_the_next_sync(world: World) -> None:
+    world.link((1, 101))
+    world.sync()
+    world.zd.act(Transition.SOFT_DELETE, 101, actor=42)
+    world.zd.act(Transition.PURGE, 101, actor=42)
+    migration = MigrationRun(
+        world.ledger,
+        {SO: world.so, ZD: world.zd},
+        MigrationOptions(source=ZD, include_purges=False),  # --skip-purges
+        holder="test",
+        now=world.clock,
+        sleep=world.clock.sleep,
+    )
+    migration.execute()
+    assert world.so.state(1) is State.SOFT_DELETED
+    world.sync()
+    world.sync()
+    assert world.so.state(1) is State.SOFT_DELETED
+    assert world.purges_sent(world.so) == {}
