@@ -8,6 +8,7 @@ writing anything.
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
@@ -20,6 +21,8 @@ from bridge.values import parse_ticket_id
 __all__ = ["COLUMNS", "LinkFileError", "LinkFileReader", "import_link_file"]
 
 COLUMNS = ("superoffice_id", "zendesk_id")
+#: what `surrogateescape` makes of bytes that are not UTF-8
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")
 
 
 class LinkFileError(BridgeError, ValueError):
@@ -51,6 +54,8 @@ class LinkFileReader:
             ) from None
         except csv.Error as exc:
             raise LinkFileError(f"line 1: {exc}") from None
+        if any(_NOT_UTF8.search(name) for name in header):
+            raise LinkFileError("line 1: not UTF-8 text (save the file as UTF-8)")
         names = [name.strip().lstrip("\ufeff").lower() for name in header]
         missing = [column for column in COLUMNS if column not in names]
         if missing:
@@ -59,8 +64,8 @@ class LinkFileReader:
                 f"expected superoffice_id,zendesk_id (found {','.join(names)[:80]})"
             )
         so_index, zd_index = (names.index(column) for column in COLUMNS)
-        width = max(so_index, zd_index) + 1
         while True:
+            started = reader.line_num + 1
             try:
                 fields = next(reader)
             except StopIteration:
@@ -69,9 +74,18 @@ class LinkFileReader:
                 self.problems.append(LinkProblem(reader.line_num, f"not valid CSV: {exc}"))
                 continue
             line = reader.line_num
+            if any("\n" in f or "\r" in f for f in fields):
+                self.problems.append(
+                    LinkProblem(started, "a quoted field is not closed on this line")
+                )
+                continue
+            if any(_NOT_UTF8.search(f) for f in fields):
+                self.problems.append(LinkProblem(line, "not UTF-8 text"))
+                continue
             if not fields or all(not f.strip() for f in fields):
                 continue  # blank lines carry nothing
-            if len(fields) < width:
+            if len(fields) != len(names):
+                # too few is unreadable; too many may be a shifted row (`1,001,52001`)
                 self.problems.append(
                     LinkProblem(line, f"expected {len(names)} columns, found {len(fields)}")
                 )
@@ -85,7 +99,8 @@ class LinkFileReader:
 def import_link_file(ledger: Ledger, path: Path, *, origin: str = "csv") -> ImportReport:
     """Import a link file all-or-nothing; the report lists every problem by line."""
     try:
-        stream = path.open(newline="", encoding="utf-8")
+        # undecodable bytes are kept as surrogates, so that each is named by its line
+        stream = path.open(newline="", encoding="utf-8", errors="surrogateescape")
     except OSError as exc:
         raise LinkFileError(f"cannot read {path}: {exc.strerror}") from None
     with stream:

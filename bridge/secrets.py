@@ -154,10 +154,10 @@ class Secret:
         try:
             raw = Path(self.name).read_bytes()
         except IsADirectoryError:
-            raise SecretError(f"cannot read secret file {self.name}: it is a directory") from None
+            raise SecretError(f"cannot read secret file {self.name} (it is a directory)") from None
         except OSError as exc:
             reason = exc.strerror or type(exc).__name__
-            raise SecretError(f"cannot read secret file {self.name}: {reason}") from None
+            raise SecretError(f"cannot read secret file {self.name} ({reason})") from None
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:

@@ -31,8 +31,8 @@ __all__ = [
 MAX_TICKET_ID = {Side.SUPEROFFICE: 2**31 - 1, Side.ZENDESK: 2**63 - 1}
 #: the longest `--every` interval (a week: longer is a job for cron)
 MAX_INTERVAL = timedelta(days=7)
-_DIGITS = re.compile(r"[0-9]{1,30}")
-_INTERVAL = re.compile(r"([0-9]{1,30})([smhd]?)")
+_DIGITS = re.compile(r"[0-9]+")
+_INTERVAL = re.compile(r"([0-9]+)([smhd]?)")
 _UNITS = {"": "seconds", "s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
@@ -44,6 +44,8 @@ def parse_bounded_int(text: str, *, what: str, minimum: int, maximum: int) -> in
         raise ValueError(f"{what} is empty")
     if not _DIGITS.fullmatch(value):
         raise ValueError(f"{what} {value[:40]!r} is not a whole number (digits 0-9 only)")
+    if len(value.lstrip("0")) > len(str(maximum)):  # no need to make a huge int of it
+        raise ValueError(f"{what} {value[:40]} is out of range ({minimum:,} to {maximum:,})")
     number = int(value)
     if not minimum <= number <= maximum:
         raise ValueError(f"{what} {value[:40]} is out of range ({minimum:,} to {maximum:,})")
@@ -62,8 +64,13 @@ def parse_interval(text: str) -> timedelta:
     match = _INTERVAL.fullmatch(text.strip())
     if not match:
         raise ValueError(f"{text[:40]!r} is not an interval like 90s, 5m, 2h or 1d")
+    digits = match.group(1)
     try:
-        interval = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+        interval = (
+            MAX_INTERVAL * 2
+            if len(digits) > 12
+            else timedelta(**{_UNITS[match.group(2)]: int(digits)})
+        )
     except OverflowError:
         interval = MAX_INTERVAL * 2
     if interval <= timedelta(0) or interval > MAX_INTERVAL:

@@ -250,7 +250,7 @@ def test_secret_files_are_relative_to_the_config_folder(tmp_path: Path) -> None:
     assert config.zendesk.token == Secret.from_file(tmp_path / "secrets" / "zd.token")
     assert check_secrets(config)[0] == (
         f"{path}:zendesk.token_file: cannot read secret file "
-        f"{tmp_path / 'secrets' / 'zd.token'}: No such file or directory"
+        f"{tmp_path / 'secrets' / 'zd.token'} (No such file or directory)"
     )
 
 

@@ -79,10 +79,10 @@ def test_file_secret_drops_the_trailing_newline(tmp_path: Path) -> None:
 def test_file_errors_name_the_file_not_the_value(tmp_path: Path) -> None:
     missing = Secret.from_file(tmp_path / "nope")
     assert missing.problem() == (
-        f"cannot read secret file {tmp_path / 'nope'}: No such file or directory"
+        f"cannot read secret file {tmp_path / 'nope'} (No such file or directory)"
     )
     assert Secret.from_file(tmp_path).problem() == (
-        f"cannot read secret file {tmp_path}: it is a directory"
+        f"cannot read secret file {tmp_path} (it is a directory)"
     )
     empty = tmp_path / "empty"
     empty.write_text("\n", encoding="utf-8")

@@ -32,6 +32,7 @@ from bridge.adapters.base import (
 from bridge.adapters.http import HttpClient, VendorHTTPError, decode_json
 from bridge.adapters.superoffice_auth import SuperOfficeAuth
 from bridge.model import Cause, Side, State, Transition
+from bridge.values import MAX_TICKET_ID
 
 __all__ = [
     "DeleteEndpointPurge",
@@ -56,6 +57,7 @@ STALE_PAGES = 3
 # BaseStatus: serialized as a name in entities, as an int in raw columns and webhooks.
 _BASE_STATUS_BY_INT = {0: "Unknown", 1: "Active", 2: "Closed", 3: "Postponed", 4: "Deleted"}
 _BASE_STATUS_BY_INT[5] = "Merged"
+_BASE_STATUS_NAMES = frozenset(_BASE_STATUS_BY_INT.values())
 
 
 class RestoreStatusError(TransientError):
@@ -184,6 +186,28 @@ def _entity_view(entity: Mapping[str, Any]) -> TicketView | None:
         status_id=_status_id(entity.get("Status")),
         connect_id=_as_int(entity.get("ConnectId")),
     )
+
+
+def _check_row(row: Mapping[str, Any], path: str) -> None:
+    """An archive row the adapter can read in full, or a failed read naming the column: a
+    row skipped would be a change never seen, with the cursor moved past it."""
+
+    def bad(column: str, value: Any, expected: str) -> TransientError:
+        return TransientError(
+            f"{path}: answer does not fit: 'value[].{column}' is {str(value)[:40]!r}, not "
+            f"{expected}; read stopped"
+        )
+
+    raw_id = row.get("ticketId", row.get("PrimaryKey"))
+    ticket_id = _as_int(raw_id)
+    if ticket_id is None or not 0 < ticket_id <= MAX_TICKET_ID[Side.SUPEROFFICE]:
+        raise bad("ticketId", raw_id, "a ticket id")
+    if "status" in row and _base_status(row["status"]) not in _BASE_STATUS_NAMES:
+        raise bad("status", row["status"], "a known status")
+    changed = row.get("lastChanged")
+    empty = changed in (None, "") or (isinstance(changed, str) and changed.startswith("0001-"))
+    if not empty and parse_so_datetime(changed) is None:
+        raise bad("lastChanged", changed, "a date")
 
 
 def _later(a: datetime | None, b: datetime | None) -> bool:
@@ -355,13 +379,7 @@ class SuperOfficeAdapter:
         response = self.http.request("GET", path, params=params)
         page = wire.check(wire.SuperOfficeArchivePage, decode_json(response, path), path)
         for row in page.value:
-            ticket_id = _as_int(row.get("ticketId", row.get("PrimaryKey")))
-            if ticket_id is None or ticket_id <= 0:
-                shown = str(row.get("ticketId", row.get("PrimaryKey")))[:40]
-                raise TransientError(
-                    f"{path}: answer does not fit: 'value[].ticketId' is {shown!r}, not a "
-                    "ticket id; read stopped"
-                )
+            _check_row(row, path)
         return list(page.value)
 
     def set_deleted(self, ticket_ids: Sequence[int]) -> None:

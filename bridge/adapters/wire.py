@@ -34,7 +34,7 @@ M = TypeVar("M", bound=BaseModel)
 ZendeskStatus = Literal["new", "open", "pending", "hold", "solved", "closed", "deleted"]
 #: Zendesk's job statuses (`killed`: node-zendesk and the apps docs; not in the OpenAPI)
 ZendeskJobStatus = Literal["queued", "working", "completed", "failed", "killed"]
-TicketId = Annotated[StrictInt, Field(gt=0)]
+TicketId = Annotated[StrictInt, Field(gt=0, le=2**63 - 1)]
 
 
 class _Shape(BaseModel):

@@ -423,7 +423,7 @@ class ZendeskAdapter:
         """
         params = self._export_params(cursor)
         resolve = cursor is not None
-        current = cursor or f"t:{self._start_time}"
+        began = cursor or f"t:{self._start_time}"  # where the page being read began
         seen_cursors: set[str] = set()
         while True:
             body = self._http.get_json(EXPORT_PATH, params=params)
@@ -435,16 +435,22 @@ class ZendeskAdapter:
                 )
             seen_cursors.add(after or "")
             views = self._export_views(rows, resolve_actors=resolve)
-            if after and not (end and self._second_still_running(rows)):
-                current = f"c:{after}"
-            # else the newest rows belong to the second that is still running: a change
-            # later in it, on a lower id, would sort behind the page's cursor and never be
-            # seen, so the cursor stays where this page began and the next read repeats
-            # the page (rows read twice change nothing), with no waiting here
-            yield ChangePage(views=views, cursor=current, complete=end)
-            if end:
-                return
-            params = {"cursor": str(after), "per_page": str(self._export_per_page)}
+            if not end:
+                # stored: where this page began. The page's own after_cursor is believed
+                # once the next page shows it leads on (a cursor that repeats is never
+                # saved); a read that stops here repeats this one page, harmlessly
+                yield ChangePage(views=views, cursor=began, complete=False)
+                began = f"c:{after}"
+                params = {"cursor": str(after), "per_page": str(self._export_per_page)}
+                continue
+            # the last page. If its newest rows belong to the second that is still
+            # running, a change later in it, on a lower id, would sort behind the page's
+            # cursor and never be seen: the cursor stays where this page began and the
+            # next read repeats the page (rows read twice change nothing), with no waiting
+            still_running = self._second_still_running(rows)
+            final = f"c:{after}" if after and not still_running else began
+            yield ChangePage(views=views, cursor=final, complete=True)
+            return
 
     def _second_still_running(self, rows: Sequence[Mapping[str, Any]]) -> bool:
         stamps = [t for t in (_generated_at(row) for row in rows) if t is not None]

@@ -13,7 +13,13 @@ import structlog
 from bridge.adapters.base import Adapter
 from bridge.cli.context import AppContext, fail, pass_app, print_json
 from bridge.cli.exitcodes import ExitCode
-from bridge.cli.runs import OUTCOME_EXIT, StopFlag, adapters_or_exit, holding_lease
+from bridge.cli.runs import (
+    OUTCOME_EXIT,
+    StopFlag,
+    adapters_or_exit,
+    holding_lease,
+    report_unavailable,
+)
 from bridge.ledger import Ledger, default_holder
 from bridge.ledger.tables import OperationStatus
 from bridge.model import Side
@@ -235,6 +241,7 @@ def migrate(
             result = run.execute()
             progress.close()
     _print_summary(result, as_json)
+    report_unavailable(result)
     sys.exit(int(OUTCOME_EXIT.get(result.outcome, ExitCode.RETRY)))
 
 

@@ -14,10 +14,12 @@ import click
 from bridge.adapters.base import Adapter
 from bridge.cli.context import fail
 from bridge.cli.exitcodes import ExitCode
-from bridge.config import Config
+from bridge.config import Config, check_secrets
 from bridge.factory import build_adapters
 from bridge.ledger import LeaseHeldError, Ledger
+from bridge.logging import redact_text
 from bridge.model import Side
+from bridge.reconcile.engine import RunResult
 from bridge.secrets import SecretError
 
 __all__ = ["LEASE", "OUTCOME_EXIT", "StopFlag", "adapters_or_exit", "holding_lease"]
@@ -61,8 +63,21 @@ class StopFlag:
                 signal.signal(sig, old)
 
 
+def report_unavailable(result: RunResult) -> None:
+    """One `Error:` line per side that could not be read (exit 5 follows)."""
+    for side, error in sorted(result.unavailable.items()):
+        click.echo(
+            f"Error: {side} could not be read: {redact_text(error)}; nothing was decided or "
+            "written, and its cursor stayed",
+            err=True,
+        )
+
+
 def adapters_or_exit(config: Config) -> dict[Side, Adapter]:
-    """Both adapters, or exit 2 naming the secret that cannot be read."""
+    """Both adapters, or exit 2 naming the config key of each secret that cannot be read."""
+    problems = check_secrets(config)
+    if problems:
+        fail("; ".join(problems))
     try:
         return build_adapters(config)
     except SecretError as exc:

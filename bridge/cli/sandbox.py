@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import click
 
 from bridge.sandbox.setup import Sandbox
 from bridge.sandbox.superoffice import SuperOfficeSimulator
-from bridge.sandbox.zendesk import ZendeskSimulator
+from bridge.sandbox.zendesk import ZendeskSimulator, plan_limit
 from bridge.values import BoundedInt
 
 __all__ = ["sandbox"]
@@ -24,6 +25,12 @@ def _wait_until_interrupted() -> None:
 
 
 PORT = BoundedInt(0, 65_535)
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a number of days", param_hint="--retention-days")
+    return value
 
 
 @click.group()
@@ -58,6 +65,10 @@ def zendesk(port: int, email: str, token: str, plan: str) -> None:
       curl -u admin@example.com/token:sandbox-token \\
            http://127.0.0.1:8081/api/v2/deleted_tickets.json
     """
+    try:
+        plan_limit(int(plan) if plan.isdigit() else plan)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc).removeprefix("plan: "), param_hint="--plan") from None
     simulator = ZendeskSimulator(
         port=port, email=email, token=token, plan=int(plan) if plan.isdigit() else plan
     )
@@ -72,7 +83,14 @@ def zendesk(port: int, email: str, token: str, plan: str) -> None:
 @click.option("--tenant", default="Cust12345", show_default=True)
 @click.option("--ticket", default="7T:sandbox", show_default=True, help="Accepted SOTicket.")
 @click.option("--app-token", default="sandbox-app", show_default=True, help="SO-AppToken.")
-@click.option("--retention-days", default=14.0, show_default=True, help="Retain deleted data.")
+@click.option(
+    "--retention-days",
+    type=click.FloatRange(min=0, max=3650),
+    callback=lambda _ctx, _param, value: _finite(value),
+    default=14.0,
+    show_default=True,
+    help="Retain deleted data (0 to 3650 days).",
+)
 def superoffice(port: int, tenant: str, ticket: str, app_token: str, retention_days: float) -> None:
     """Serve the SuperOffice WebAPI simulator until interrupted.
 

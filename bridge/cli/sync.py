@@ -9,7 +9,13 @@ import click
 
 from bridge.cli.context import AppContext, fail, pass_app, print_json
 from bridge.cli.exitcodes import ExitCode
-from bridge.cli.runs import OUTCOME_EXIT, StopFlag, adapters_or_exit, holding_lease
+from bridge.cli.runs import (
+    OUTCOME_EXIT,
+    StopFlag,
+    adapters_or_exit,
+    holding_lease,
+    report_unavailable,
+)
 from bridge.config import Config
 from bridge.factory import policy_from_config
 from bridge.ledger import Ledger, default_holder
@@ -61,6 +67,7 @@ def _report(result: RunResult, as_json: bool, dry_run: bool) -> None:
             click.echo("  nothing to do")
     counts = ", ".join(f"{k} {v}" for k, v in sorted(result.counts.items())) or "no changes"
     click.echo(f"Run {result.run_id}: {result.outcome} ({counts})")
+    report_unavailable(result)
 
 
 @click.command()

@@ -98,6 +98,8 @@ class RunResult:
     counts: Counter[str]
     plan: list[PlanLine]
     interrupted: bool = False
+    #: the sides that could not be read, with what went wrong (outcome `unavailable`)
+    unavailable: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def attention(self) -> bool:
@@ -148,8 +150,9 @@ class SyncRun:
         self._background: list[Task] = []
         self._deferred: set[int] = set()
         self._decide_due = False
-        #: sides whose change stream could not be read: nothing is decided or written
-        self._unavailable: set[Side] = set()
+        #: sides whose change stream could not be read (and why): nothing is decided or
+        #: written
+        self._unavailable: dict[Side, str] = {}
         #: how vendor jobs of this run, or left by earlier ones, ended
         self._job_states: dict[str, JobStatus] = {}
         #: what a failed job said about each of its operations
@@ -199,7 +202,14 @@ class SyncRun:
         assert self.run_id is not None
         self.ledger.finish_run(self.run_id, outcome=outcome, counts=dict(self.counts))
         log.info("run.finish", run=self.run_id, outcome=outcome, **dict(self.counts))
-        return RunResult(self.run_id, outcome, self.counts, self.plan, self._interrupted)
+        return RunResult(
+            self.run_id,
+            outcome,
+            self.counts,
+            self.plan,
+            self._interrupted,
+            {side.value: error for side, error in self._unavailable.items()},
+        )
 
     def _outcome(self) -> str:
         if self._interrupted:
@@ -371,7 +381,7 @@ class SyncRun:
                 log.warning("observe.failed", side=side.value, error=str(exc))
             # the side's fresh state is unknown: deciding from the old view could write
             # over a change not yet read, so this run decides and writes nothing
-            self._unavailable.add(side)
+            self._unavailable.setdefault(side, str(exc))
             return True
         if page is None or page.complete:
             self._streams.pop(side, None)

@@ -84,6 +84,8 @@ def parse_moment(text: str, *, end: bool) -> datetime:
     try:
         if _DATE.match(value):
             day = date.fromisoformat(value)
+            if not 1970 <= day.year <= 9998:
+                raise PeriodError(f"{text[:40]!r} is out of range (years 1970 to 9998)")
             start = datetime.combine(day, time(0), tzinfo=UTC)
             return start + timedelta(days=1) if end else start
         moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
