@@ -3,68 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlmodel import col, select
 
 from bridge.adapters.base import TransientError
-from bridge.ledger import Ledger, LinkRow
-from bridge.ledger.tables import Event, Operation, set_clock
-from bridge.model import Side, State, Transition
+from bridge.ledger import LinkRow
+from bridge.model import State, Transition
 from bridge.reconcile.decide import ConflictPolicy, Direction, Policy
-from bridge.reconcile.engine import RunOptions, RunResult, SyncRun
-from tests.fakes import FakeClock, FakeVendor
-
-SO, ZD = Side.SUPEROFFICE, Side.ZENDESK
-
-
-class World:
-    def __init__(self, ledger: Ledger, clock: FakeClock) -> None:
-        self.ledger = ledger
-        self.clock = clock
-        self.so = FakeVendor(SO, clock, retention=timedelta(days=14), purge_mode="retention")
-        self.zd = FakeVendor(ZD, clock, retention=timedelta(days=30), job_limit=30)
-
-    def link(self, *pairs: tuple[int, int]) -> None:
-        for so_id, zd_id in pairs:
-            self.so.seed(so_id)
-            self.zd.seed(zd_id)
-        rows = [LinkRow(n, so_id, zd_id) for n, (so_id, zd_id) in enumerate(pairs, 1)]
-        assert self.ledger.import_links(rows, origin="csv").ok
-
-    def sync(self, **options: object) -> RunResult:
-        run = SyncRun(
-            self.ledger,
-            {SO: self.so, ZD: self.zd},
-            RunOptions(**options),  # type: ignore[arg-type]
-            holder="test",
-            now=self.clock,
-            sleep=self.clock.sleep,
-        )
-        return run.execute()
-
-    def events(self, kind: str) -> list[Event]:
-        with self.ledger.session() as session:
-            return list(
-                session.exec(select(Event).where(col(Event.kind) == kind).order_by(col(Event.id)))
-            )
-
-    def ops(self) -> list[Operation]:
-        with self.ledger.session() as session:
-            return list(session.exec(select(Operation).order_by(col(Operation.id))))
+from tests.reconcile.fake_world import World, fake_world
 
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
-    clock = FakeClock()
-    set_clock(clock)
-    try:
-        with Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}") as ledger:
-            yield World(ledger, clock)
-    finally:
-        set_clock(None)
+    yield from fake_world(tmp_path, World)
 
 
 def test_first_run_agrees_and_second_run_costs_only_change_reads(world: World) -> None:

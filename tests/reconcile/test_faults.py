@@ -3,7 +3,6 @@ jobs, vanished tickets, dead runs and stuck work (the end-to-end trials are in t
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -12,57 +11,13 @@ import pytest
 from sqlmodel import col, select
 
 from bridge.adapters.base import JobState, JobStatus, OutcomeUnknownError, TransientError
-from bridge.ledger import Ledger, LinkRow
-from bridge.ledger.tables import Event, Operation, Run, set_clock
-from bridge.model import Side, State, Transition
-from bridge.reconcile.engine import RunOptions, RunResult, SyncRun
-from bridge.reconcile.migrate import MigrationOptions, MigrationRun
-from tests.fakes import FakeClock, FakeVendor
-
-SO, ZD = Side.SUPEROFFICE, Side.ZENDESK
+from bridge.ledger.tables import Run
+from bridge.model import State, Transition
+from bridge.reconcile.migrate import MigrationOptions
+from tests.reconcile.fake_world import ZD, World, fake_world
 
 
-class World:
-    def __init__(self, ledger: Ledger, clock: FakeClock) -> None:
-        self.ledger = ledger
-        self.clock = clock
-        self.so = FakeVendor(SO, clock, retention=timedelta(days=14), purge_mode="retention")
-        self.zd = FakeVendor(ZD, clock, retention=timedelta(days=30), job_limit=30)
-
-    def link(self, *pairs: tuple[int, int]) -> None:
-        for so_id, zd_id in pairs:
-            self.so.seed(so_id)
-            self.zd.seed(zd_id)
-        rows = [LinkRow(n, so_id, zd_id) for n, (so_id, zd_id) in enumerate(pairs, 1)]
-        assert self.ledger.import_links(rows, origin="csv").ok
-
-    def sync(self, **options: object) -> RunResult:
-        return SyncRun(
-            self.ledger,
-            {SO: self.so, ZD: self.zd},
-            RunOptions(**options),  # type: ignore[arg-type]
-            holder="test",
-            now=self.clock,
-            sleep=self.clock.sleep,
-        ).execute()
-
-    def purges_sent(self, vendor: FakeVendor) -> Counter[int]:
-        return Counter(
-            ticket
-            for transition, ids in vendor.submitted
-            if transition is Transition.PURGE
-            for ticket in ids
-        )
-
-    def ops(self) -> list[Operation]:
-        with self.ledger.session() as session:
-            return list(session.exec(select(Operation).order_by(col(Operation.id))))
-
-    def events(self, kind: str) -> list[Event]:
-        with self.ledger.session() as session:
-            query = select(Event).where(col(Event.kind) == kind).order_by(col(Event.id))
-            return list(session.exec(query))
-
+class FaultWorld(World):
     def soft_deleted_both(self) -> None:
         """Link 1 ⇄ 101, agreed, then soft-deleted on both sides (base soft_deleted)."""
         self.link((1, 101))
@@ -73,21 +28,15 @@ class World:
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    clock = FakeClock()
-    set_clock(clock)
-    try:
-        with Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}") as ledger:
-            yield World(ledger, clock)
-    finally:
-        set_clock(None)
+def world(tmp_path: Path) -> Iterator[FaultWorld]:
+    yield from fake_world(tmp_path, FaultWorld)
 
 
 # --- unknown outcomes -------------------------------------------------------------------
 
 
 def test_a_purge_whose_answer_was_lost_after_it_was_acted_on_is_never_sent_again(
-    world: World,
+    world: FaultWorld,
 ) -> None:
     world.zd.job_limit = None  # synchronous: the purge is done when the answer is lost
     world.soft_deleted_both()
@@ -106,7 +55,7 @@ def test_a_purge_whose_answer_was_lost_after_it_was_acted_on_is_never_sent_again
 
 
 def test_a_purge_whose_answer_was_lost_is_resent_only_once_a_reread_shows_it_undone(
-    world: World,
+    world: FaultWorld,
 ) -> None:
     world.soft_deleted_both()
     world.so.act(Transition.PURGE, 1)
@@ -133,7 +82,7 @@ def test_a_purge_whose_answer_was_lost_is_resent_only_once_a_reread_shows_it_und
     assert world.zd.state(101) is State.PURGED
 
 
-def test_an_unknown_outcome_of_a_harmless_write_is_simply_sent_again(world: World) -> None:
+def test_an_unknown_outcome_of_a_harmless_write_is_simply_sent_again(world: FaultWorld) -> None:
     world.link((1, 101))
     world.sync()
     world.so.act(Transition.SOFT_DELETE, 1)
@@ -143,7 +92,7 @@ def test_an_unknown_outcome_of_a_harmless_write_is_simply_sent_again(world: Worl
     assert world.zd.state(101) is State.SOFT_DELETED
 
 
-def test_a_write_not_sent_is_planned_again_at_once(world: World) -> None:
+def test_a_write_not_sent_is_planned_again_at_once(world: FaultWorld) -> None:
     world.soft_deleted_both()
     world.so.act(Transition.PURGE, 1)
     world.zd.fail_submit = TransientError("429: gave up after 6 attempts")
@@ -156,7 +105,7 @@ def test_a_write_not_sent_is_planned_again_at_once(world: World) -> None:
 # --- jobs -------------------------------------------------------------------------------
 
 
-def test_a_job_left_by_a_killed_run_is_followed_by_the_next(world: World) -> None:
+def test_a_job_left_by_a_killed_run_is_followed_by_the_next(world: FaultWorld) -> None:
     world.soft_deleted_both()
     world.so.act(Transition.PURGE, 1)
     real_poll = world.zd.poll
@@ -176,7 +125,7 @@ def test_a_job_left_by_a_killed_run_is_followed_by_the_next(world: World) -> Non
     assert runs[-2].outcome == "interrupted"  # it recorded its own end before dying
 
 
-def test_a_failed_job_is_resent_only_after_a_reread(world: World) -> None:
+def test_a_failed_job_is_resent_only_after_a_reread(world: FaultWorld) -> None:
     world.soft_deleted_both()
     world.so.act(Transition.PURGE, 1)
     real_poll = world.zd.poll
@@ -199,7 +148,7 @@ def test_a_failed_job_is_resent_only_after_a_reread(world: World) -> None:
 # --- failed reads -----------------------------------------------------------------------
 
 
-def test_a_failed_read_decides_and_writes_nothing_and_keeps_the_change(world: World) -> None:
+def test_a_failed_read_decides_and_writes_nothing_and_keeps_the_change(world: FaultWorld) -> None:
     world.link((1, 101))
     world.sync()
     world.so.act(Transition.SOFT_DELETE, 1)
@@ -227,7 +176,7 @@ def test_unavailable_exits_with_the_vendor_code() -> None:
 # --- attribution ------------------------------------------------------------------------
 
 
-def test_a_planned_write_someone_else_made_is_theirs_not_bridges(world: World) -> None:
+def test_a_planned_write_someone_else_made_is_theirs_not_bridges(world: FaultWorld) -> None:
     world.link((1, 101))
     world.sync()
     world.so.act(Transition.SOFT_DELETE, 1)
@@ -245,7 +194,7 @@ def test_a_planned_write_someone_else_made_is_theirs_not_bridges(world: World) -
 # --- vanished tickets -------------------------------------------------------------------
 
 
-def test_a_ticket_that_vanishes_is_noticed_by_the_sweep_and_decided(world: World) -> None:
+def test_a_ticket_that_vanishes_is_noticed_by_the_sweep_and_decided(world: FaultWorld) -> None:
     world.soft_deleted_both()
     world.so.vanish(1)  # hard-deleted by an admin: no change stream shows it
     world.zd.act(Transition.RESTORE, 101, actor=42)
@@ -260,7 +209,7 @@ def test_a_ticket_that_vanishes_is_noticed_by_the_sweep_and_decided(world: World
     assert world.zd.submitted[-1][0] is not Transition.PURGE
 
 
-def test_the_sweep_is_bounded_per_run_and_reaches_every_link(world: World) -> None:
+def test_the_sweep_is_bounded_per_run_and_reaches_every_link(world: FaultWorld) -> None:
     world.link(*((n, 100 + n) for n in range(1, 8)))
     world.sync()
     world.clock.advance(hours=25)
@@ -271,7 +220,7 @@ def test_the_sweep_is_bounded_per_run_and_reaches_every_link(world: World) -> No
 # --- dead runs, stuck work, migration conflicts -------------------------------------------
 
 
-def test_a_run_left_running_is_marked_aborted_by_the_next(world: World) -> None:
+def test_a_run_left_running_is_marked_aborted_by_the_next(world: FaultWorld) -> None:
     world.link((1, 101))
     dead = world.ledger.start_run("sync", holder="host:1")  # killed: never finished
     world.sync()
@@ -283,7 +232,7 @@ def test_a_run_left_running_is_marked_aborted_by_the_next(world: World) -> None:
     assert world.ledger.status()["runs"][-1]["outcome"] == "aborted"
 
 
-def test_work_unconfirmed_for_too_long_needs_attention(world: World) -> None:
+def test_work_unconfirmed_for_too_long_needs_attention(world: FaultWorld) -> None:
     world.soft_deleted_both()
     world.so.act(Transition.PURGE, 1)
     world.zd.lookup = lambda ids: {}  # type: ignore[method-assign]  # never re-readable
@@ -300,19 +249,11 @@ def test_work_unconfirmed_for_too_long_needs_attention(world: World) -> None:
     assert stuck["rows"][0]["age_minutes"] >= 60
 
 
-def test_a_conflict_found_by_a_migration_stays_a_conflict(world: World) -> None:
+def test_a_conflict_found_by_a_migration_stays_a_conflict(world: FaultWorld) -> None:
     world.link((1, 101))
     world.so.act(Transition.SOFT_DELETE, 1)
     world.so.act(Transition.PURGE, 1)
-    migration = MigrationRun(
-        world.ledger,
-        {SO: world.so, ZD: world.zd},
-        MigrationOptions(source=ZD),
-        holder="test",
-        now=world.clock,
-        sleep=world.clock.sleep,
-    )
-    migration.execute()
+    world.migrate(MigrationOptions(source=ZD))
     assert [p.attention for p in world.ledger.attention()] == ["conflict"]
     world.sync()
     world.sync()
@@ -320,7 +261,7 @@ def test_a_conflict_found_by_a_migration_stays_a_conflict(world: World) -> None:
 
 
 def test_a_restore_while_a_purge_waits_for_retention_voids_it_and_is_a_conflict(
-    world: World,
+    world: FaultWorld,
 ) -> None:
     world.soft_deleted_both()
     world.zd.act(Transition.PURGE, 101)
@@ -335,39 +276,23 @@ def test_a_restore_while_a_purge_waits_for_retention_voids_it_and_is_a_conflict(
 
 
 def test_a_change_a_migration_chose_not_to_copy_is_still_decided_by_the_next_sync(
-    world: World,
+    world: FaultWorld,
 ) -> None:
     world.link((1, 101))
     world.sync()
     world.so.act(Transition.SOFT_DELETE, 1, actor=42)  # a user's delete, not yet copied
-    migration = MigrationRun(
-        world.ledger,
-        {SO: world.so, ZD: world.zd},
-        MigrationOptions(source=ZD),  # zendesk is the truth; no --restore
-        holder="test",
-        now=world.clock,
-        sleep=world.clock.sleep,
-    )
-    migration.execute()
+    world.migrate(MigrationOptions(source=ZD))  # zendesk is the truth; no --restore
     assert world.so.state(1) is State.SOFT_DELETED  # not restored: not asked to
     assert world.sync().outcome == "converged"
     assert world.zd.state(101) is State.SOFT_DELETED  # the sync copied the user's delete
 
 
-def test_a_purge_a_migration_held_back_is_not_copied_by_the_next_sync(world: World) -> None:
+def test_a_purge_a_migration_held_back_is_not_copied_by_the_next_sync(world: FaultWorld) -> None:
     world.link((1, 101))
     world.sync()
     world.zd.act(Transition.SOFT_DELETE, 101, actor=42)
     world.zd.act(Transition.PURGE, 101, actor=42)
-    migration = MigrationRun(
-        world.ledger,
-        {SO: world.so, ZD: world.zd},
-        MigrationOptions(source=ZD, include_purges=False),  # --skip-purges
-        holder="test",
-        now=world.clock,
-        sleep=world.clock.sleep,
-    )
-    migration.execute()
+    world.migrate(MigrationOptions(source=ZD, include_purges=False))  # --skip-purges
     assert world.so.state(1) is State.SOFT_DELETED
     world.sync()
     world.sync()
