@@ -397,10 +397,15 @@ class SyncRun:
         return page.complete
 
     def _lookup_steps(
-        self, side: Side, adapter: Adapter, links: Sequence[LinkIds]
+        self,
+        side: Side,
+        adapter: Adapter,
+        links: Sequence[LinkIds],
+        known: set[int] | None = None,
     ) -> Iterator[ReadyIn]:
         """Look the links up a batch at a time, yielding after each batch. A link stops
-        waiting (`_deferred`) once its batch is read, or when the lookups stop."""
+        waiting (`_deferred`) once its batch is read, or when the lookups stop; the ticket
+        ids whose state became known are added to `known`."""
         try:
             for start in range(0, len(links), adapter.batch_limit):
                 chunk = links[start : start + adapter.batch_limit]
@@ -413,6 +418,8 @@ class SyncRun:
                     return
                 self.counts[f"{side}.lookups"] += len(by_ticket)
                 self._record(side, adapter, [(by_ticket[i], v) for i, v in found.items()])
+                if known is not None:
+                    known.update(found)
                 self._deferred.difference_update(link.link_id for link in chunk)
                 self._decide_due = True
                 yield now_ready
@@ -910,18 +917,8 @@ class SyncRun:
         links = self.ledger.load_pairs(op.link_id for op in ops)
         ids = list(dict.fromkeys(links[op.link_id].ids for op in ops))
         known: set[int] = set()
-        for start in range(0, len(ids), adapter.batch_limit):
-            chunk = ids[start : start + adapter.batch_limit]
-            by_ticket = {link.ticket(side): link for link in chunk}
-            try:
-                found = adapter.lookup(list(by_ticket))
-            except AdapterError as exc:
-                self.counts[f"{side}.read_errors"] += 1
-                log.warning("confirm.lookup_failed", side=side.value, error=str(exc))
-                break
-            self.counts[f"{side}.lookups"] += len(by_ticket)
-            self._record(side, adapter, [(by_ticket[i], v) for i, v in found.items()])
-            known.update(found)
+        for _ready in self._lookup_steps(side, adapter, ids, known):
+            pass
         return known
 
     def _settle_unreached(self, known: Mapping[Side, set[int]]) -> None:
