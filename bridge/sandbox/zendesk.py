@@ -2,7 +2,7 @@
 
 Implements the endpoints bridge uses for ticket deletion (soft delete, restore, purge, jobs,
 deleted-ticket listing, incremental export, import) with the shapes, errors, headers and
-limits of `/work/shared/reference/zendesk-api.md`. Where Zendesk's behaviour is unconfirmed
+limits of `../shared/reference/zendesk-api.md`. Where Zendesk's behaviour is unconfirmed
 the choice made here is listed in `docs/sandbox.md` ("Assumptions ... / Zendesk").
 
 All state lives in memory behind `self.lock`; time comes from the simulated clock, and
