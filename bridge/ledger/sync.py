@@ -266,6 +266,32 @@ def _event(
     }
 
 
+def _close(
+    op: Operation,
+    obs: SideObservation,
+    previous: State | None,
+    run_id: int | None,
+    now: datetime,
+    *,
+    superseded: bool,
+) -> dict[str, Any]:
+    """End an operation the observation shows reached: `confirmed` when bridge sent it (its
+    own write back, cause `bridge`), `superseded` when someone else got there first (the
+    vendor's cause). Returns the event row."""
+    op.status = OperationStatus.SUPERSEDED if superseded else OperationStatus.CONFIRMED
+    op.finished_at = now
+    op.updated_at = now
+    return _event(
+        run_id,
+        obs,
+        kind="superseded" if superseded else "confirmed",
+        transition=op.transition,
+        previous=previous,
+        cause=obs.cause if superseded else Cause.BRIDGE,
+        operation_id=op.id,
+    )
+
+
 def _change_event(
     run_id: int | None, obs: SideObservation, previous: State | None
 ) -> dict[str, Any]:
@@ -359,24 +385,23 @@ class SyncStore:
                 if link.id is not None
             ]
 
-    def superoffice_purge_candidates(self, due_before: datetime, now: datetime) -> list[LinkIds]:
+    def superoffice_purge_candidates(
+        self, due_before: datetime, now: datetime
+    ) -> list[tuple[LinkIds, bool]]:
         """Soft-deleted SuperOffice tickets that the tenant's retention job may have removed:
-        deleted before `due_before`, or with a copied purge due by `now`."""
+        deleted before `due_before`, or with a copied purge due by `now` (the flag: such a
+        ticket is expected gone)."""
         with self.session() as session:
+            due = col(PairState.so_purge_due) <= now
             query = (
-                select(Link)
+                select(Link, due)
                 .join(PairState, col(PairState.link_id) == col(Link.id))
                 .where(col(PairState.so_state) == State.SOFT_DELETED.value)
-                .where(
-                    or_(
-                        col(PairState.so_vendor_time) <= due_before,
-                        col(PairState.so_purge_due) <= now,
-                    )
-                )
+                .where(or_(col(PairState.so_vendor_time) <= due_before, due))
             )
             return [
-                LinkIds(link.id, link.superoffice_id, link.zendesk_id)
-                for link in session.exec(query)
+                (LinkIds(link.id, link.superoffice_id, link.zendesk_id), bool(expected))
+                for link, expected in session.exec(query)
                 if link.id is not None
             ]
 
@@ -511,40 +536,13 @@ class SyncStore:
                         if op.status == OperationStatus.PENDING_RETENTION
                     ]
                 for op in reached:
-                    if op in ours:
-                        continue
-                    op.status = OperationStatus.SUPERSEDED
-                    op.finished_at = now
-                    op.updated_at = now
-                    session.add(op)
-                    events.append(
-                        _event(
-                            run_id,
-                            obs,
-                            kind="superseded",
-                            transition=op.transition,
-                            previous=previous,
-                            cause=obs.cause,
-                            operation_id=op.id,
-                        )
-                    )
+                    if op not in ours:
+                        session.add(op)
+                        events.append(_close(op, obs, previous, run_id, now, superseded=True))
                 for op in ours:
-                    op.status = OperationStatus.CONFIRMED
-                    op.finished_at = now
-                    op.updated_at = now
                     op.error = None
                     session.add(op)
-                    events.append(
-                        _event(
-                            run_id,
-                            obs,
-                            kind="confirmed",
-                            transition=op.transition,
-                            previous=previous,
-                            cause=Cause.BRIDGE,
-                            operation_id=op.id,
-                        )
-                    )
+                    events.append(_close(op, obs, previous, run_id, now, superseded=False))
                     confirmed += 1
                 if ours:
                     # the next decision sees both sides agree and records the new base
@@ -599,7 +597,7 @@ class SyncStore:
         run_id: int | None,
         planned: Sequence[PlannedDecision],
         *,
-        keep_pending: frozenset[Outcome] = frozenset({Outcome.UNKNOWN}),
+        skips_stay_pending: bool = False,
     ) -> int:
         """Bases, attention flags and outbox rows for a set of decisions, in one transaction.
 
@@ -621,10 +619,13 @@ class SyncStore:
                 pair = pairs.get(item.pair.ids.link_id)
                 assert pair is not None
                 decision = item.decision
-                # a skip that records a base (a purge held back) is settled; one that
-                # leaves the base (a restore not asked for) stays for the next decision
-                pair.pending_decision = decision.outcome in keep_pending and not (
-                    decision.outcome is Outcome.SKIP and decision.new_base is not None
+                # unknown: decided again next time; with `skips_stay_pending`, so is a skip
+                # that leaves the base (a restore not asked for), while one that records a
+                # base (a purge held back) is settled
+                pair.pending_decision = decision.outcome is Outcome.UNKNOWN or (
+                    skips_stay_pending
+                    and decision.outcome is Outcome.SKIP
+                    and decision.new_base is None
                 )
                 pair.updated_at = now
                 if decision.outcome in (Outcome.CONFLICT, Outcome.DIVERGENCE):
@@ -926,12 +927,6 @@ class SyncStore:
                     .values({column: bindparam("at", type_=column.type)}),
                     {"at": at},
                 )
-
-    def superoffice_purge_due(self, now: datetime) -> set[int]:
-        """Links whose purge bridge copied to SuperOffice is due by `now` (retention)."""
-        with self.session() as session:
-            rows = session.exec(select(PairState.link_id).where(col(PairState.so_purge_due) <= now))
-            return set(rows)
 
     def stuck_operations(self, older_than: datetime, now: datetime) -> list[dict[str, Any]]:
         """Operations failing or unconfirmed since before `older_than`: sent and never

@@ -276,14 +276,14 @@ class SyncRun:
             candidates = self.ledger.superoffice_purge_candidates(
                 now - adapter.retention_period + RETENTION_SLACK, now
             )
-            items.update((link, State.SOFT_DELETED) for link in candidates)
-            if candidates:
-                expected = self.ledger.superoffice_purge_due(now)
+            for link, expected_gone in candidates:
+                items[link] = State.SOFT_DELETED
+                if expected_gone:
+                    expected.add(link.link_id)
         if self.options.sweep_max:
-            due = self.ledger.sweep_due(
+            for link, state in self.ledger.sweep_due(
                 side, now - self.options.sweep_period, self.options.sweep_max
-            )
-            for link, state in due:
+            ):
                 items.setdefault(link, state)
         return sorted(items.items(), key=lambda item: item[0].link_id), expected
 
@@ -296,29 +296,19 @@ class SyncRun:
     ) -> Iterator[ReadyIn]:
         """Check a batch of links at a time (bulk reads), recording what became of each
         ticket: one in no listing any more is a purge for the decision."""
-        try:
-            for start in range(0, len(items), adapter.batch_limit):
-                chunk = items[start : start + adapter.batch_limit]
-                by_ticket = {link.ticket(side): link for link, _state in chunk}
-                known = {link.ticket(side): state for link, state in chunk}
-                gone = {link.ticket(side) for link, _ in chunk if link.link_id in expected_gone}
-                try:
-                    found = adapter.sweep(known, expected_gone=gone)
-                except AdapterError as exc:
-                    self.counts[f"{side}.read_errors"] += 1
-                    log.warning("sweep.failed", side=side.value, error=str(exc))
-                    return
-                self.counts[f"{side}.swept"] += len(chunk)
-                views = [(by_ticket[i], v) for i, v in found.items() if i in by_ticket]
-                self._record(side, adapter, views)
-                if not self.options.dry_run:
-                    settled = [link.link_id for link, _view in views]
-                    self.ledger.mark_checked(side, settled, self.now())
-                self._deferred.difference_update(link.link_id for link, _ in chunk)
-                self._decide_due = True
-                yield now_ready
-        finally:
-            self._deferred.difference_update(link.link_id for link, _ in items)
+        held = {link.ticket(side): state for link, state in items}
+        gone = {link.ticket(side) for link, _ in items if link.link_id in expected_gone}
+
+        def sweep(ticket_ids: list[int]) -> dict[int, TicketView]:
+            known = {ticket_id: held[ticket_id] for ticket_id in ticket_ids}
+            return adapter.sweep(known, expected_gone=gone.intersection(ticket_ids))
+
+        def checked(link_ids: list[int]) -> None:
+            if not self.options.dry_run:
+                self.ledger.mark_checked(side, link_ids, self.now())
+
+        links = [link for link, _ in items]
+        return self._read_steps(side, adapter, links, sweep, "sweep", "swept", on_found=checked)
 
     def _run(self, foreground: list[Task]) -> None:
         """Step the tasks to their end in turns, each when it can go on unhindered;
@@ -403,23 +393,44 @@ class SyncRun:
         links: Sequence[LinkIds],
         known: set[int] | None = None,
     ) -> Iterator[ReadyIn]:
-        """Look the links up a batch at a time, yielding after each batch. A link stops
-        waiting (`_deferred`) once its batch is read, or when the lookups stop; the ticket
-        ids whose state became known are added to `known`."""
+        """Look the links up a batch at a time (see `_read_steps`)."""
+        return self._read_steps(
+            side, adapter, links, adapter.lookup, "lookup", "lookups", known=known
+        )
+
+    def _read_steps(
+        self,
+        side: Side,
+        adapter: Adapter,
+        links: Sequence[LinkIds],
+        read: Callable[[list[int]], Mapping[int, TicketView]],
+        event: str,
+        counter: str,
+        *,
+        known: set[int] | None = None,
+        on_found: Callable[[list[int]], None] | None = None,
+    ) -> Iterator[ReadyIn]:
+        """Read the links' tickets a batch at a time with `read`, recording what it finds
+        and yielding after each batch. A link stops waiting (`_deferred`) once its batch is
+        read, or when the reads stop (the first failure ends them). The ticket ids whose
+        state became known are added to `known`; `on_found` gets their link ids."""
         try:
             for start in range(0, len(links), adapter.batch_limit):
                 chunk = links[start : start + adapter.batch_limit]
                 by_ticket = {link.ticket(side): link for link in chunk}
                 try:
-                    found = adapter.lookup(list(by_ticket))
+                    found = read(list(by_ticket))
                 except AdapterError as exc:
                     self.counts[f"{side}.read_errors"] += 1
-                    log.warning("lookup.failed", side=side.value, error=str(exc))
+                    log.warning(f"{event}.failed", side=side.value, error=str(exc))
                     return
-                self.counts[f"{side}.lookups"] += len(by_ticket)
-                self._record(side, adapter, [(by_ticket[i], v) for i, v in found.items()])
+                self.counts[f"{side}.{counter}"] += len(by_ticket)
+                views = [(by_ticket[i], v) for i, v in found.items() if i in by_ticket]
+                self._record(side, adapter, views)
                 if known is not None:
                     known.update(found)
+                if on_found is not None:
+                    on_found([link.link_id for link, _ in views])
                 self._deferred.difference_update(link.link_id for link in chunk)
                 self._decide_due = True
                 yield now_ready
@@ -519,9 +530,8 @@ class SyncRun:
             planned.append(PlannedDecision(pair, decision, sides[source].cause if source else None))
         if self.options.dry_run:
             return
-        keep = {Outcome.UNKNOWN} | ({Outcome.SKIP} if self.options.skips_stay_pending else set())
         self.counts["planned"] += self.ledger.record_decisions(
-            self.run_id, planned, keep_pending=frozenset(keep)
+            self.run_id, planned, skips_stay_pending=self.options.skips_stay_pending
         )
 
     def _candidates(self) -> set[int]:
