@@ -161,20 +161,6 @@ def _view(
     return None
 
 
-def _row_view(row: Mapping[str, Any], *, recycled: bool) -> TicketView | None:
-    ticket_id = _as_int(row.get("ticketId", row.get("PrimaryKey")))
-    if ticket_id is None or ticket_id <= 0:
-        return None
-    return _view(
-        ticket_id,
-        _base_status(row.get("status")),
-        last_changed=parse_so_datetime(row.get("lastChanged")),
-        status_id=_status_id(row.get("ticketStatus")),
-        connect_id=_as_int(row.get("connectId")),
-        recycled=recycled,
-    )
-
-
 def _entity_view(entity: Mapping[str, Any]) -> TicketView | None:
     ticket_id = _as_int(entity.get("TicketId"))
     if ticket_id is None or ticket_id <= 0:
@@ -188,9 +174,10 @@ def _entity_view(entity: Mapping[str, Any]) -> TicketView | None:
     )
 
 
-def _check_row(row: Mapping[str, Any], path: str) -> None:
-    """An archive row the adapter can read in full, or a failed read naming the column: a
-    row skipped would be a change never seen, with the cursor moved past it."""
+def _row_view(row: Mapping[str, Any], *, recycled: bool, path: str) -> TicketView | None:
+    """One archive row, normalised (None: a status with no deletion meaning, such as
+    Unknown). A row the adapter cannot read in full is a failed read naming the column:
+    a row skipped would be a change never seen, with the cursor moved past it."""
 
     def bad(column: str, value: Any, expected: str) -> TransientError:
         return TransientError(
@@ -202,12 +189,22 @@ def _check_row(row: Mapping[str, Any], path: str) -> None:
     ticket_id = _as_int(raw_id)
     if ticket_id is None or not 0 < ticket_id <= MAX_TICKET_ID[Side.SUPEROFFICE]:
         raise bad("ticketId", raw_id, "a ticket id")
-    if "status" in row and _base_status(row["status"]) not in _BASE_STATUS_NAMES:
+    base_status = _base_status(row.get("status"))
+    if "status" in row and base_status not in _BASE_STATUS_NAMES:
         raise bad("status", row["status"], "a known status")
     changed = row.get("lastChanged")
+    last_changed = parse_so_datetime(changed)
     empty = changed in (None, "") or (isinstance(changed, str) and changed.startswith("0001-"))
-    if not empty and parse_so_datetime(changed) is None:
+    if not empty and last_changed is None:
         raise bad("lastChanged", changed, "a date")
+    return _view(
+        ticket_id,
+        base_status,
+        last_changed=last_changed,
+        status_id=_status_id(row.get("ticketStatus")),
+        connect_id=_as_int(row.get("connectId")),
+        recycled=recycled,
+    )
 
 
 def _later(a: datetime | None, b: datetime | None) -> bool:
@@ -365,8 +362,9 @@ class SuperOfficeAdapter:
 
     def _archive(
         self, provider: str, *, filter_: str | None, top: int, skip: int
-    ) -> list[Mapping[str, Any]]:
-        """One page of an archive provider, with the columns the adapter reads."""
+    ) -> list[TicketView | None]:
+        """One page of an archive provider, with the columns the adapter reads, each row
+        normalised (`_row_view`)."""
         params: dict[str, Any] = {
             "$select": ARCHIVE_COLUMNS,
             "$orderBy": ORDER_BY,
@@ -378,9 +376,8 @@ class SuperOfficeAdapter:
         path = f"Archive/{provider}"
         response = self.http.request("GET", path, params=params)
         page = wire.check(wire.SuperOfficeArchivePage, decode_json(response, path), path)
-        for row in page.value:
-            _check_row(row, path)
-        return list(page.value)
+        recycled = provider == RECYCLE_PROVIDER
+        return [_row_view(row, recycled=recycled, path=path) for row in page.value]
 
     def set_deleted(self, ticket_ids: Sequence[int]) -> None:
         """`SetDeletedStatusByIds`: state-setting, so a blind retry is harmless."""
@@ -406,10 +403,9 @@ class SuperOfficeAdapter:
         for start in range(0, len(wanted), self.lookup_chunk):
             chunk = wanted[start : start + self.lookup_chunk]
             ids = ",".join(str(i) for i in chunk)
-            for row in self._archive(
+            for view in self._archive(
                 TICKET_PROVIDER, filter_=f"ticketId in ({ids})", top=len(chunk), skip=0
             ):
-                view = _row_view(row, recycled=False)
                 if view is not None and view.ticket_id in chunk and view.state is State.ACTIVE:
                     active.add(view.ticket_id)
         return active
@@ -461,8 +457,7 @@ class SuperOfficeAdapter:
                 rows = self._archive(
                     provider, filter_=f"ticketId in ({ids})", top=len(chunk), skip=0
                 )
-                for row in rows:
-                    view = _row_view(row, recycled=provider == RECYCLE_PROVIDER)
+                for view in rows:
                     if view is None or view.ticket_id not in chunk:
                         continue
                     current = found.get(view.ticket_id)
@@ -538,7 +533,6 @@ class SuperOfficeAdapter:
         if since is not None:
             limit = format_filter_time(since - self.change_overlap)
             filter_ = f"lastChanged afterTime '{limit}'"
-        recycled = provider == RECYCLE_PROVIDER
         skip = 0
         stale = 0  # full pages in a row that brought nothing new
         while True:
@@ -546,8 +540,7 @@ class SuperOfficeAdapter:
             rows = self._archive(provider, filter_=filter_, top=self.page_size, skip=skip)
             views: list[TicketView] = []
             repeated = 0
-            for row in rows:
-                view = _row_view(row, recycled=recycled)
+            for view in rows:
                 if view is None:
                     continue
                 if _later(view.vendor_time, scan.newest[provider]):
