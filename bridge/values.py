@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import click
 
@@ -33,6 +33,7 @@ MAX_TICKET_ID = {Side.SUPEROFFICE: 2**31 - 1, Side.ZENDESK: 2**63 - 1}
 MAX_INTERVAL = timedelta(days=7)
 _DIGITS = re.compile(r"[0-9]+")
 _INTERVAL = re.compile(r"([0-9]+)([smhd]?)")
+T = TypeVar("T")
 _UNITS = {"": "seconds", "s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
@@ -64,37 +65,44 @@ def parse_interval(text: str) -> timedelta:
     match = _INTERVAL.fullmatch(text.strip())
     if not match:
         raise ValueError(f"{text[:40]!r} is not an interval like 90s, 5m, 2h or 1d")
-    digits = match.group(1)
-    try:
-        interval = (
-            MAX_INTERVAL * 2
-            if len(digits) > 12
-            else timedelta(**{_UNITS[match.group(2)]: int(digits)})
-        )
-    except OverflowError:
-        interval = MAX_INTERVAL * 2
+    digits, unit = match.groups()
+    # over 999,999,999 of any unit is far beyond a week, and beyond what timedelta holds
+    if len(digits.lstrip("0")) > 9:
+        raise ValueError(f"{text[:40]!r} is out of range (1s to {MAX_INTERVAL.days}d)")
+    interval = timedelta(**{_UNITS[unit]: int(digits)})
     if interval <= timedelta(0) or interval > MAX_INTERVAL:
         raise ValueError(f"{text[:40]!r} is out of range (1s to {MAX_INTERVAL.days}d)")
     return interval
 
 
-class TicketId(click.ParamType[int]):
+class _Checked(click.ParamType[T]):
+    """A click type whose text goes through one of the parsers above: a ValueError is the
+    usage error click shows (exit 2), with the value and its limit."""
+
+    def parse(self, text: str) -> T:
+        raise NotImplementedError
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> T:
+        if not isinstance(value, str | int) or isinstance(value, bool):
+            return cast(T, value)  # a default already converted
+        try:
+            return self.parse(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class TicketId(_Checked[int]):
     """A click type for a ticket id of one side."""
 
     def __init__(self, side: Side) -> None:
         self.side = side
         self.name = f"{side.value}-id"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = str(value)
-        try:
-            return parse_ticket_id(str(value), self.side)
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
+    def parse(self, text: str) -> int:
+        return parse_ticket_id(text, self.side)
 
 
-class BoundedInt(click.ParamType[int]):
+class BoundedInt(_Checked[int]):
     """A click type for a whole number within bounds (click's IntRange takes `1_000`)."""
 
     name = "integer"
@@ -103,28 +111,14 @@ class BoundedInt(click.ParamType[int]):
         self.minimum = minimum
         self.maximum = maximum
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = str(value)
-        try:
-            return parse_bounded_int(
-                str(value), what="value", minimum=self.minimum, maximum=self.maximum
-            )
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
+    def parse(self, text: str) -> int:
+        return parse_bounded_int(text, what="value", minimum=self.minimum, maximum=self.maximum)
 
 
-class Interval(click.ParamType[timedelta]):
+class Interval(_Checked[timedelta]):
     """A click type for `--every`: 90s, 5m, 2h, 1d."""
 
     name = "interval"
 
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> timedelta:
-        if isinstance(value, timedelta):
-            return value
-        try:
-            return parse_interval(str(value))
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
+    def parse(self, text: str) -> timedelta:
+        return parse_interval(text)
