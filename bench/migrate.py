@@ -33,14 +33,14 @@ from _sandbox_process import RemoteClock, SandboxProcess
 from _util import table
 
 from bridge.config import load_config
+from bridge.core.model import Side
 from bridge.factory import build_adapters
 from bridge.ledger import Ledger, LinkRow
 from bridge.ledger.tables import set_clock
 from bridge.logging import configure_logging
-from bridge.model import Side
-from bridge.reconcile.migrate import MigrationOptions, MigrationRun
+from bridge.run.migrate import MigrationOptions, MigrationRun
 from bridge.sandbox.core import SimClock
-from bridge.sandbox.zendesk import ZendeskSimulator
+from bridge.vendors.zendesk.sim.simulator import ZendeskSimulator
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 PURGES = 1_000

@@ -33,8 +33,8 @@ from bridge.factory import build_adapters, policy_from_config
 from bridge.ledger import Ledger, LinkRow
 from bridge.ledger.tables import set_clock
 from bridge.logging import configure_logging
-from bridge.reconcile.engine import RunOptions, RunResult, SyncRun
-from bridge.sandbox.setup import Sandbox
+from bridge.run.engine import RunOptions, RunResult, SyncRun
+from bridge.vendors.sandbox import Sandbox
 
 BATCH = 100  # both vendors' bulk limit
 SEED_CHUNKS = 100

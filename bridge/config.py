@@ -27,8 +27,8 @@ from urllib.parse import urlsplit
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from bridge.core.decide import ConflictPolicy, Direction
 from bridge.errors import BridgeError
-from bridge.reconcile.decide import ConflictPolicy, Direction
 from bridge.secrets import Secret
 
 __all__ = [

@@ -21,16 +21,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bridge.adapters.base import Adapter
 from bridge.config import Config, load_config
+from bridge.core.contract import Adapter
+from bridge.core.model import Side, Transition
 from bridge.factory import build_adapters, policy_from_config
 from bridge.ledger import Ledger
 from bridge.ledger.tables import OperationStatus, set_clock
 from bridge.links import import_link_file
-from bridge.model import Side, Transition
-from bridge.reconcile.engine import RunOptions, RunResult, SyncRun
-from bridge.reconcile.migrate import MigrationOptions, MigrationRun
-from bridge.sandbox.setup import Sandbox
+from bridge.run.engine import RunOptions, RunResult, SyncRun
+from bridge.run.migrate import MigrationOptions, MigrationRun
+from bridge.vendors.sandbox import Sandbox
 
 __all__ = [
     "DEFAULT_SEED",

@@ -6,20 +6,20 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from bridge.adapters.base import Adapter
-from bridge.adapters.superoffice import SuperOfficeAdapter
-from bridge.adapters.superoffice_auth import (
+from bridge.config import Config, SuperOfficeSettings, ZendeskSettings
+from bridge.core.contract import Adapter
+from bridge.core.decide import Policy
+from bridge.core.model import Side
+from bridge.secrets import Secret
+from bridge.vendors.superoffice.adapter import SuperOfficeAdapter
+from bridge.vendors.superoffice.auth import (
     BasicAuth,
     BearerAuth,
     SOTicketAuth,
     SuperOfficeAuth,
     SystemUserAuth,
 )
-from bridge.adapters.zendesk import ZendeskAdapter
-from bridge.config import Config, SuperOfficeSettings, ZendeskSettings
-from bridge.model import Side
-from bridge.reconcile.decide import Policy
-from bridge.secrets import Secret
+from bridge.vendors.zendesk.adapter import ZendeskAdapter
 
 __all__ = ["build_adapters", "policy_from_config"]
 

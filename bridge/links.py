@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
+from bridge.core.model import Side
 from bridge.errors import BridgeError
 from bridge.ledger import ImportReport, Ledger, LinkProblem, LinkRow
-from bridge.model import Side
 from bridge.values import parse_ticket_id
 
 __all__ = ["COLUMNS", "LinkFileError", "LinkFileReader", "import_link_file"]

@@ -13,10 +13,10 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from bridge.adapters.base import Adapter
 from bridge.config import LinkSettings
+from bridge.core.contract import Adapter
+from bridge.core.model import Side, State
 from bridge.ledger import Ledger, LinkRow
-from bridge.model import Side, State
 
 __all__ = ["Ambiguous", "Dangling", "DiscoverReport", "discover_links"]
 

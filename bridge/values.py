@@ -14,7 +14,7 @@ from typing import Any, TypeVar, cast
 
 import click
 
-from bridge.model import Side
+from bridge.core.model import Side
 
 __all__ = [
     "MAX_INTERVAL",

@@ -11,7 +11,7 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from bridge.adapters.base import (
+from bridge.core.contract import (
     ChangePage,
     CheckResult,
     JobState,
@@ -20,7 +20,7 @@ from bridge.adapters.base import (
     Submitted,
     TicketView,
 )
-from bridge.model import Cause, Side, State, Transition, apply
+from bridge.core.model import Cause, Side, State, Transition, apply
 
 
 @dataclass

@@ -16,7 +16,7 @@ from sqlmodel import col, select
 from bridge.config import Config, load_config
 from bridge.ledger import Ledger, LinkRow
 from bridge.ledger.tables import Event, Operation, set_clock
-from bridge.sandbox.setup import Sandbox
+from bridge.vendors.sandbox import Sandbox
 
 __all__ = ["DAY", "START", "SandboxWorld", "frozen_sandbox", "running_sandbox"]
 

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from bridge.cli import main
 from bridge.cli.exitcodes import ExitCode
 from bridge.sandbox.core import SimClock
-from bridge.sandbox.setup import Sandbox
+from bridge.vendors.sandbox import Sandbox
 
 
 @pytest.fixture

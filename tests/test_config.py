@@ -19,7 +19,7 @@ from bridge.config import (
     load_config,
     resolve_config_path,
 )
-from bridge.reconcile.decide import ConflictPolicy, Direction
+from bridge.core.decide import ConflictPolicy, Direction
 from bridge.secrets import Secret
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bridge.model import (
+from bridge.core.model import (
     Cause,
     InvalidTransitionError,
     Observation,

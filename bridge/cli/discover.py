@@ -6,12 +6,12 @@ import sys
 
 import click
 
-from bridge.adapters.base import AdapterError
 from bridge.cli.context import AppContext, fail, pass_app, print_json
 from bridge.cli.exitcodes import ExitCode
+from bridge.core.contract import AdapterError
+from bridge.core.model import Side
 from bridge.factory import build_adapters
 from bridge.links_discover import DiscoverReport, discover_links
-from bridge.model import Side
 from bridge.secrets import SecretError
 
 __all__ = ["discover"]

@@ -10,7 +10,6 @@ from collections.abc import Callable
 import click
 import structlog
 
-from bridge.adapters.base import Adapter
 from bridge.cli.context import AppContext, fail, pass_app, print_json
 from bridge.cli.exitcodes import ExitCode
 from bridge.cli.runs import (
@@ -20,11 +19,12 @@ from bridge.cli.runs import (
     holding_lease,
     report_unavailable,
 )
+from bridge.core.contract import Adapter
+from bridge.core.model import Side
 from bridge.ledger import Ledger, default_holder
 from bridge.ledger.tables import OperationStatus
-from bridge.model import Side
-from bridge.reconcile.engine import RunResult
-from bridge.reconcile.migrate import MigrationOptions, MigrationRun, estimate
+from bridge.run.engine import RunResult
+from bridge.run.migrate import MigrationOptions, MigrationRun, estimate
 
 __all__ = ["migrate"]
 

@@ -11,15 +11,15 @@ from types import FrameType
 
 import click
 
-from bridge.adapters.base import Adapter
 from bridge.cli.context import fail
 from bridge.cli.exitcodes import ExitCode
 from bridge.config import Config, check_secrets
+from bridge.core.contract import Adapter
+from bridge.core.model import Side
 from bridge.factory import build_adapters
 from bridge.ledger import LeaseHeldError, Ledger
 from bridge.logging import redact_text
-from bridge.model import Side
-from bridge.reconcile.engine import RunResult
+from bridge.run.engine import RunResult
 from bridge.secrets import SecretError
 
 __all__ = ["LEASE", "OUTCOME_EXIT", "StopFlag", "adapters_or_exit", "holding_lease"]

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import click
 
-from bridge.sandbox.setup import Sandbox
-from bridge.sandbox.superoffice import SuperOfficeSimulator
-from bridge.sandbox.zendesk import ZendeskSimulator, plan_limit
 from bridge.values import BoundedInt
+from bridge.vendors.sandbox import Sandbox
+from bridge.vendors.superoffice.sim.simulator import SuperOfficeSimulator
+from bridge.vendors.zendesk.sim.simulator import ZendeskSimulator, plan_limit
 
 __all__ = ["sandbox"]
 

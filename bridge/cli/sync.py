@@ -17,12 +17,12 @@ from bridge.cli.runs import (
     report_unavailable,
 )
 from bridge.config import Config
+from bridge.core.decide import ConflictPolicy, Direction
+from bridge.core.model import Side
 from bridge.factory import policy_from_config
 from bridge.ledger import Ledger, default_holder
-from bridge.model import Side
-from bridge.reconcile.decide import ConflictPolicy, Direction
-from bridge.reconcile.engine import RunOptions, RunResult, SyncRun, iter_plan
-from bridge.reconcile.resolve import Prefer, ResolveError, resolve
+from bridge.run.engine import RunOptions, RunResult, SyncRun, iter_plan
+from bridge.run.resolve import Prefer, ResolveError, resolve
 from bridge.values import Interval, TicketId
 
 __all__ = ["conflicts", "sync"]

@@ -16,9 +16,9 @@ from sqlalchemy import Engine, Row, bindparam, func, or_
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
+from bridge.core.decide import Decision, Outcome
+from bridge.core.model import Cause, InvalidTransitionError, Side, State, Transition, path
 from bridge.ledger.tables import Cursor, Event, Link, Operation, OperationStatus, PairState, utcnow
-from bridge.model import Cause, InvalidTransitionError, Side, State, Transition, path
-from bridge.reconcile.decide import Decision, Outcome
 
 __all__ = [
     "EXPECTED_STATE",

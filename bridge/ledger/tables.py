@@ -1,7 +1,7 @@
 """The ledger's tables (design.md §2), declared once with SQLModel.
 
 The ledger holds ids, states, times and actor ids: never ticket subjects or content.
-States, sides, transitions and causes are stored as the string values of `bridge.model`.
+States, sides, transitions and causes are stored as the string values of `bridge.core.model`.
 """
 
 from __future__ import annotations

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from bridge.adapters.base import OutcomeUnknownError, PermanentError, TransientError
-from bridge.adapters.http import (
+from bridge.core.contract import OutcomeUnknownError, PermanentError, TransientError
+from bridge.vendors.http import (
     HttpClient,
     RetryBudgetExceededError,
     VendorHTTPError,

@@ -23,17 +23,17 @@ from typing import Any, TypeVar
 import pytest
 import requests
 
-from bridge.adapters.base import PermanentError, TransientError
-from bridge.adapters.http import VendorHTTPError
-from bridge.adapters.superoffice import (
+from bridge.core.contract import PermanentError, TransientError
+from bridge.core.model import Cause, State, Transition
+from bridge.sandbox.core import SimClock
+from bridge.vendors.http import VendorHTTPError
+from bridge.vendors.superoffice.adapter import (
     SuperOfficeAdapter,
     format_filter_time,
     parse_so_datetime,
 )
-from bridge.adapters.superoffice_auth import BearerAuth, SOTicketAuth, SuperOfficeAuth
-from bridge.model import Cause, State, Transition
-from bridge.sandbox.core import SimClock
-from bridge.sandbox.superoffice import SuperOfficeSimulator
+from bridge.vendors.superoffice.auth import BearerAuth, SOTicketAuth, SuperOfficeAuth
+from bridge.vendors.superoffice.sim.simulator import SuperOfficeSimulator
 from tests.cassettes import (
     CASSETTE_ROOT,
     REPLAY_BASE_URLS,

@@ -16,10 +16,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from requests.adapters import BaseAdapter
 
-from bridge.adapters.base import PermanentError
-from bridge.adapters.http import HttpClient, VendorHTTPError
-from bridge.adapters.superoffice import SuperOfficeAdapter
-from bridge.adapters.superoffice_auth import (
+from bridge.core.contract import PermanentError
+from bridge.vendors.http import HttpClient, VendorHTTPError
+from bridge.vendors.superoffice.adapter import SuperOfficeAdapter
+from bridge.vendors.superoffice.auth import (
     TICKET_CLAIM,
     BasicAuth,
     BearerAuth,

@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 
-from bridge.adapters import wire
-from bridge.adapters.base import OutcomeUnknownError, TransientError
+from bridge.core.contract import OutcomeUnknownError, TransientError
+from bridge.vendors import wire
+from bridge.vendors.superoffice import wire as superoffice_wire
+from bridge.vendors.zendesk import wire as zendesk_wire
 
 GOOD_EXPORT: dict[str, Any] = {
     "tickets": [{"id": 7, "status": "open", "updated_at": "2026-03-02T09:00:00Z"}],
@@ -35,7 +37,7 @@ def test_an_export_page_that_does_not_fit_is_a_failed_read_naming_the_field(
 ) -> None:
     body = {**GOOD_EXPORT, **change}
     with pytest.raises(TransientError, match=re.escape(f"'{field}'")) as caught:
-        wire.check(wire.ExportPage, body, "api/v2/incremental/tickets/cursor")
+        wire.check(zendesk_wire.ExportPage, body, "api/v2/incremental/tickets/cursor")
     assert "api/v2/incremental/tickets/cursor" in str(caught.value)
     assert not isinstance(caught.value, OutcomeUnknownError)
 
@@ -44,31 +46,33 @@ def test_an_export_page_that_does_not_fit_is_a_failed_read_naming_the_field(
 def test_an_export_page_missing_a_field_is_refused(missing: str) -> None:
     body = {k: v for k, v in GOOD_EXPORT.items() if k != missing}
     with pytest.raises(TransientError, match=f"'{missing}'"):
-        wire.check(wire.ExportPage, body, "export")
+        wire.check(zendesk_wire.ExportPage, body, "export")
 
 
 @pytest.mark.parametrize("body", [None, [], "text", 3])
 def test_a_body_that_is_not_an_object_is_refused(body: object) -> None:
     with pytest.raises(TransientError):
-        wire.check(wire.ShowManyAnswer, body, "api/v2/tickets/show_many")
+        wire.check(zendesk_wire.ShowManyAnswer, body, "api/v2/tickets/show_many")
 
 
 def test_extra_fields_are_ignored_and_a_good_page_passes() -> None:
-    page = wire.check(wire.ExportPage, {**GOOD_EXPORT, "count": 1, "new": {}}, "export")
+    page = wire.check(zendesk_wire.ExportPage, {**GOOD_EXPORT, "count": 1, "new": {}}, "export")
     assert page.tickets[0].id == 7
 
 
 def test_a_write_answer_that_does_not_fit_is_an_unknown_outcome() -> None:
     with pytest.raises(OutcomeUnknownError, match="'job_status"):
-        wire.check(wire.JobStatusAnswer, {"job_status": {"id": 5}}, "destroy_many", write=True)
+        wire.check(
+            zendesk_wire.JobStatusAnswer, {"job_status": {"id": 5}}, "destroy_many", write=True
+        )
 
 
 def test_a_job_status_outside_the_known_ones_is_refused() -> None:
     body = {"job_statuses": [{"id": "a", "status": "exploded"}]}
     with pytest.raises(TransientError, match=re.escape("'job_statuses.0.status'")):
-        wire.check(wire.JobStatusesAnswer, body, "job_statuses/show_many")
+        wire.check(zendesk_wire.JobStatusesAnswer, body, "job_statuses/show_many")
 
 
 def test_a_superoffice_archive_without_a_value_list_is_refused() -> None:
     with pytest.raises(TransientError, match="'value'"):
-        wire.check(wire.SuperOfficeArchivePage, {"value": {"a": 1}}, "Archive/Ticket")
+        wire.check(superoffice_wire.SuperOfficeArchivePage, {"value": {"a": 1}}, "Archive/Ticket")

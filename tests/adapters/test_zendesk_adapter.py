@@ -21,18 +21,18 @@ import pytest
 import requests
 from vcr.cassette import Cassette
 
-from bridge.adapters.base import Adapter, JobState, JobStatus, PermanentError
-from bridge.adapters.http import VendorHTTPError
-from bridge.adapters.zendesk import (
+from bridge.core.contract import Adapter, JobState, JobStatus, PermanentError
+from bridge.core.model import Cause, Side, State, Transition
+from bridge.sandbox.core import SimClock
+from bridge.vendors.http import VendorHTTPError
+from bridge.vendors.zendesk.adapter import (
     ZendeskAdapter,
     job_state,
     map_job_status,
     parse_time,
     ticket_state,
 )
-from bridge.model import Cause, Side, State, Transition
-from bridge.sandbox.core import SimClock
-from bridge.sandbox.zendesk import ZendeskSimulator
+from bridge.vendors.zendesk.sim.simulator import ZendeskSimulator
 from tests.cassettes import (
     CASSETTE_ROOT,
     REPLAY_BASE_URLS,

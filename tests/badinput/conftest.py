@@ -37,7 +37,7 @@ from typing import Any
 
 import pytest
 
-from bridge.sandbox.setup import Sandbox
+from bridge.vendors.sandbox import Sandbox
 from tests.sandbox_world import SandboxWorld, running_sandbox
 
 __all__ = [

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.sandbox.setup import Sandbox
+from bridge.vendors.sandbox import Sandbox
 from tests.badinput.conftest import (
     Expect,
     Verdict,

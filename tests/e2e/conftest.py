@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from bridge.factory import build_adapters, policy_from_config
-from bridge.reconcile.engine import RunOptions, RunResult, SyncRun
+from bridge.run.engine import RunOptions, RunResult, SyncRun
 from tests.sandbox_world import DAY, START, SandboxWorld, frozen_sandbox, running_sandbox
 
 __all__ = ["DAY", "START", "Live", "World", "states"]

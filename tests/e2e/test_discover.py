@@ -10,10 +10,10 @@ from click.testing import CliRunner
 
 from bridge.cli import main
 from bridge.cli.discover import discover
+from bridge.core.model import Side
 from bridge.factory import build_adapters
 from bridge.ledger import LinkRow
 from bridge.links_discover import discover_links
-from bridge.model import Side
 from tests.e2e.conftest import World
 
 

@@ -85,7 +85,7 @@ import requests
 
 from bridge.config import ZendeskSettings
 from bridge.sandbox.core import FaultInjector, FaultRule, SimulatorBase
-from bridge.sandbox.setup import Sandbox
+from bridge.vendors.sandbox import Sandbox
 from tests.sandbox_world import DAY, SandboxWorld, running_sandbox
 
 __all__ = [

@@ -14,19 +14,23 @@ from typing import Any
 
 import pytest
 
-from bridge.adapters.base import TransientError
-from bridge.adapters.superoffice import DeleteEndpointPurge, SuperOfficeAdapter, parse_so_datetime
-from bridge.adapters.superoffice_auth import (
+from bridge.core.contract import TransientError
+from bridge.core.model import Cause, State, Transition
+from bridge.sandbox.core import SimClock
+from bridge.vendors.superoffice.adapter import (
+    DeleteEndpointPurge,
+    SuperOfficeAdapter,
+    parse_so_datetime,
+)
+from bridge.vendors.superoffice.auth import (
     BasicAuth,
     BearerAuth,
     SOTicketAuth,
     SuperOfficeAuth,
     SystemUserAuth,
 )
-from bridge.model import Cause, State, Transition
-from bridge.sandbox.core import SimClock
-from bridge.sandbox.superoffice import SuperOfficeSimulator
-from bridge.sandbox.superoffice_auth import partner_keypair
+from bridge.vendors.superoffice.sim.auth import partner_keypair
+from bridge.vendors.superoffice.sim.simulator import SuperOfficeSimulator
 
 START = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 DAY = 86400

@@ -13,11 +13,11 @@ import pytest
 import requests
 import urllib3.exceptions
 
-from bridge.adapters.base import JobState, JobStatus, OutcomeUnknownError, TransientError
-from bridge.adapters.zendesk import ZendeskAdapter
-from bridge.model import State, Transition
+from bridge.core.contract import JobState, JobStatus, OutcomeUnknownError, TransientError
+from bridge.core.model import State, Transition
 from bridge.sandbox.core import SimClock
-from bridge.sandbox.zendesk import ZendeskSimulator
+from bridge.vendors.zendesk.adapter import ZendeskAdapter
+from bridge.vendors.zendesk.sim.simulator import ZendeskSimulator
 
 EMAIL = "admin@example.com"
 TOKEN = "sandbox-token"

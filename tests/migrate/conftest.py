@@ -16,10 +16,10 @@ from click.testing import CliRunner, Result
 
 from bridge.cli import main
 from bridge.config import load_config
+from bridge.core.model import Side
 from bridge.factory import build_adapters, policy_from_config
-from bridge.model import Side
-from bridge.reconcile.engine import RunOptions, RunResult, SyncRun
-from bridge.reconcile.migrate import MigrationOptions, MigrationRun
+from bridge.run.engine import RunOptions, RunResult, SyncRun
+from bridge.run.migrate import MigrationOptions, MigrationRun
 from tests.sandbox_world import DAY, SandboxWorld, frozen_sandbox, running_sandbox
 
 __all__ = ["DAY", "SPEED", "WRITE_ROUTES", "Env"]

@@ -6,9 +6,9 @@ from collections import Counter
 
 import pytest
 
-from bridge.model import Side, State, Transition
-from bridge.reconcile.decide import Outcome
-from bridge.reconcile.migrate import MigrationOptions, MigrationRun, estimate, migration_decision
+from bridge.core.decide import Outcome
+from bridge.core.model import Side, State, Transition
+from bridge.run.migrate import MigrationOptions, MigrationRun, estimate, migration_decision
 from tests.migrate.conftest import DAY, Env
 
 A, D, P = State.ACTIVE, State.SOFT_DELETED, State.PURGED

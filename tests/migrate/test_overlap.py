@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from bridge.adapters.http import HttpClient
-from bridge.adapters.zendesk import ZendeskAdapter
+from bridge.core.model import Side
 from bridge.ledger import LinkRow
-from bridge.model import Side
-from bridge.reconcile.migrate import MigrationOptions, MigrationRun
+from bridge.run.migrate import MigrationOptions, MigrationRun
+from bridge.vendors.http import HttpClient
+from bridge.vendors.zendesk.adapter import ZendeskAdapter
 from tests.migrate.conftest import Env
 
 EXPORT = "api/v2/incremental/tickets/cursor"

@@ -10,11 +10,11 @@ from typing import TypeVar
 
 from sqlmodel import col, select
 
+from bridge.core.model import Side, Transition
 from bridge.ledger import Ledger, LinkRow
 from bridge.ledger.tables import Event, Operation, set_clock
-from bridge.model import Side, Transition
-from bridge.reconcile.engine import RunOptions, RunResult, SyncRun
-from bridge.reconcile.migrate import MigrationOptions, MigrationRun
+from bridge.run.engine import RunOptions, RunResult, SyncRun
+from bridge.run.migrate import MigrationOptions, MigrationRun
 from tests.fakes import FakeClock, FakeVendor
 
 __all__ = ["SO", "ZD", "World", "fake_world"]

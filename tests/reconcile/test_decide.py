@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.model import Cause, Observation, Side, State, Transition, apply
-from bridge.reconcile.decide import (
+from bridge.core.decide import (
     ConflictPolicy,
     Decision,
     Direction,
@@ -21,6 +20,7 @@ from bridge.reconcile.decide import (
     SideState,
     decide,
 )
+from bridge.core.model import Cause, Observation, Side, State, Transition, apply
 
 A, D, P = State.ACTIVE, State.SOFT_DELETED, State.PURGED
 SD, RE, PU = Transition.SOFT_DELETE, Transition.RESTORE, Transition.PURGE

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from bridge.adapters.base import TransientError
+from bridge.core.contract import TransientError
+from bridge.core.decide import ConflictPolicy, Direction, Policy
+from bridge.core.model import State, Transition
 from bridge.ledger import LinkRow
-from bridge.model import State, Transition
-from bridge.reconcile.decide import ConflictPolicy, Direction, Policy
 from tests.reconcile.fake_world import World, fake_world
 
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from sqlmodel import col, select
 
-from bridge.adapters.base import JobState, JobStatus, OutcomeUnknownError, TransientError
+from bridge.core.contract import JobState, JobStatus, OutcomeUnknownError, TransientError
+from bridge.core.model import State, Transition
 from bridge.ledger.tables import Run
-from bridge.model import State, Transition
-from bridge.reconcile.migrate import MigrationOptions
+from bridge.run.migrate import MigrationOptions
 from tests.reconcile.fake_world import ZD, World, fake_world
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bridge.reconcile.jobtiming import JobDuration
+from bridge.run.jobtiming import JobDuration
 
 
 def _polls_until_done(timing: JobDuration, duration: float) -> tuple[int, float]:

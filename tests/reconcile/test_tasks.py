@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from bridge.reconcile.tasks import INSTANT, NEVER, ReadyIn, Task, choose, now_ready
+from bridge.run.tasks import INSTANT, NEVER, ReadyIn, Task, choose, now_ready
 
 
 def _steps(log: list[str], name: str, waits: list[float]) -> Iterator[ReadyIn]:

@@ -14,9 +14,9 @@ from bridge.config import load_config
 from bridge.factory import build_adapters, policy_from_config
 from bridge.ledger import Ledger, LinkRow
 from bridge.ledger.tables import set_clock
-from bridge.reconcile.engine import RunOptions, RunResult, SyncRun
+from bridge.run.engine import RunOptions, RunResult, SyncRun
 from bridge.sandbox.core import SimClock
-from bridge.sandbox.setup import Sandbox
+from bridge.vendors.sandbox import Sandbox
 
 DAY = 86_400.0
 #: seeded subjects and titles: they must never reach a report

@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from bridge.sandbox.core import SimClock
-from bridge.sandbox.zendesk import ZendeskSimulator
+from bridge.vendors.zendesk.sim.simulator import ZendeskSimulator
 
 ZD_START = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 

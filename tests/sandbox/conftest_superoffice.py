@@ -16,8 +16,8 @@ import pytest
 import requests
 
 from bridge.sandbox.core import SimClock
-from bridge.sandbox.superoffice import SuperOfficeSimulator
-from bridge.sandbox.superoffice_auth import partner_keypair
+from bridge.vendors.superoffice.sim.auth import partner_keypair
+from bridge.vendors.superoffice.sim.simulator import SuperOfficeSimulator
 
 SO_START = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 

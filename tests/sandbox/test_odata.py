@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bridge.sandbox.odata import (
+from bridge.vendors.superoffice.sim.odata import (
     And,
     Column,
     ColumnKind,

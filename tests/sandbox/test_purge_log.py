@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import requests
 
-from bridge.sandbox.superoffice import SuperOfficeSimulator
-from bridge.sandbox.zendesk import ZendeskSimulator
+from bridge.vendors.superoffice.sim.simulator import SuperOfficeSimulator
+from bridge.vendors.zendesk.sim.simulator import ZendeskSimulator
 from tests.sandbox.conftest import ZendeskClient
 from tests.sandbox.conftest_superoffice import SuperOfficeClient
 

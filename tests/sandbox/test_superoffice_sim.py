@@ -12,13 +12,13 @@ import jwt
 import pytest
 import requests
 
-from bridge.sandbox.superoffice import SuperOfficeSimulator
-from bridge.sandbox.superoffice_auth import (
+from bridge.vendors.superoffice.sim.auth import (
     CLAIM_TICKET,
     generate_rsa_keypair,
     partner_keypair,
     sign_system_user_token,
 )
+from bridge.vendors.superoffice.sim.simulator import SuperOfficeSimulator
 from tests.sandbox.conftest_superoffice import (
     SO_START,
     SuperOfficeClient,

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from openapi_schema_validator import OAS30ReadValidator, oas30_format_checker
 
-from bridge.sandbox.zendesk import ZendeskSimulator
+from bridge.vendors.zendesk.sim.simulator import ZendeskSimulator
 from tests.sandbox.conftest import ZendeskClient
 
 SPEC_PATH = (

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from bridge.sandbox.core import SimClock
-from bridge.sandbox.zendesk import ZendeskSimulator, plan_limit
+from bridge.vendors.zendesk.sim.simulator import ZendeskSimulator, plan_limit
 from tests.sandbox.conftest import ZD_START, ZendeskClient
 
 NOT_FOUND = {"error": "RecordNotFound", "description": "Not found"}

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from bridge.sandbox.core import SimClock
-from bridge.sandbox.zendesk import ZendeskSimulator
+from bridge.vendors.zendesk.sim.simulator import ZendeskSimulator
 
 zenpy = pytest.importorskip("zenpy")
 from zenpy.lib.api_objects import JobStatus, Ticket  # noqa: E402

@@ -30,8 +30,7 @@ from bridge.sandbox.core import (
     SimulatorBase,
     parse_iso,
 )
-from bridge.sandbox.odata import ODataError
-from bridge.sandbox.superoffice_auth import (
+from bridge.vendors.superoffice.sim.auth import (
     CLAIM_CONTEXT,
     CLAIM_NETSERVER_URL,
     CLAIM_TICKET,
@@ -42,14 +41,15 @@ from bridge.sandbox.superoffice_auth import (
     sign_system_user_token,
     verify_signed_system_token,
 )
-from bridge.sandbox.superoffice_patch import (
+from bridge.vendors.superoffice.sim.odata import ODataError
+from bridge.vendors.superoffice.sim.patch import (
     PatchConflictError,
     PatchError,
     apply_json_patch,
     apply_merge_patch,
 )
-from bridge.sandbox.superoffice_store import BaseStatus, StoreError, Ticket, TicketStore
-from bridge.sandbox.superoffice_views import (
+from bridge.vendors.superoffice.sim.store import BaseStatus, StoreError, Ticket, TicketStore
+from bridge.vendors.superoffice.sim.views import (
     ArchiveOptions,
     TimeFormat,
     archive_page,

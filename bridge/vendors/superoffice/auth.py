@@ -21,9 +21,9 @@ import requests
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from bridge.adapters.base import PermanentError
-from bridge.adapters.http import HttpClient, decode_json
+from bridge.core.contract import PermanentError
 from bridge.secrets import register_secret_value
+from bridge.vendors.http import HttpClient, decode_json
 
 __all__ = [
     "TICKET_CLAIM",

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from bridge.adapters.base import (
+from bridge.core.contract import (
     Adapter,
     AdapterError,
     ChangePage,
@@ -27,6 +27,8 @@ from bridge.adapters.base import (
     Submitted,
     TicketView,
 )
+from bridge.core.decide import Decision, Outcome, Policy, SideState, decide
+from bridge.core.model import Cause, Side, State, Transition
 from bridge.crashpoints import crash_point
 from bridge.ledger import Ledger
 from bridge.ledger.sync import (
@@ -37,10 +39,8 @@ from bridge.ledger.sync import (
     SideObservation,
 )
 from bridge.ledger.tables import OperationStatus, utcnow
-from bridge.model import Cause, Side, State, Transition
-from bridge.reconcile.decide import Decision, Outcome, Policy, SideState, decide
-from bridge.reconcile.jobtiming import JobDuration
-from bridge.reconcile.tasks import INSTANT, NEVER, ReadyIn, Task, choose, now_ready
+from bridge.run.jobtiming import JobDuration
+from bridge.run.tasks import INSTANT, NEVER, ReadyIn, Task, choose, now_ready
 
 __all__ = ["PlanLine", "RunOptions", "RunResult", "SyncRun"]
 

@@ -16,12 +16,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.adapters.base import Adapter
+from bridge.core.contract import Adapter
+from bridge.core.decide import Decision, Direction, Outcome, Policy, SideState
+from bridge.core.model import Side, State, Transition, path
 from bridge.ledger import Ledger
 from bridge.ledger.sync import PairView
-from bridge.model import Side, State, Transition, path
-from bridge.reconcile.decide import Decision, Direction, Outcome, Policy, SideState
-from bridge.reconcile.engine import RunOptions, SyncRun
+from bridge.run.engine import RunOptions, SyncRun
 
 __all__ = [
     "MigrationEstimate",

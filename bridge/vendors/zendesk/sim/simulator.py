@@ -36,7 +36,7 @@ from bridge.sandbox.core import (
     iso_z,
     parse_iso,
 )
-from bridge.sandbox.zendesk_store import (
+from bridge.vendors.zendesk.sim.store import (
     LIVE_STATUSES,
     Key,
     Ticket,

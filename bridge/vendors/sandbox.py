@@ -13,8 +13,8 @@ from typing import Self
 
 from bridge.ledger import Ledger
 from bridge.sandbox.core import SimClock
-from bridge.sandbox.superoffice import SuperOfficeSimulator
-from bridge.sandbox.zendesk import ZendeskSimulator
+from bridge.vendors.superoffice.sim.simulator import SuperOfficeSimulator
+from bridge.vendors.zendesk.sim.simulator import ZendeskSimulator
 
 __all__ = ["Sandbox", "write_sandbox_config"]
 

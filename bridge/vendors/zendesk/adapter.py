@@ -1,4 +1,4 @@
-"""Zendesk Support behind the adapter contract of `bridge.adapters.base`.
+"""Zendesk Support behind the adapter contract of `bridge.core.contract`.
 
 Reads, cheapest first: `tickets/show_many` for live tickets, `deleted_tickets` (sorted by
 `deleted_at` desc, limited to 10 requests a minute, so read only as far as needed) for
@@ -30,8 +30,7 @@ import requests
 import structlog
 import urllib3.exceptions
 
-from bridge.adapters import wire
-from bridge.adapters.base import (
+from bridge.core.contract import (
     ChangePage,
     CheckResult,
     JobState,
@@ -41,9 +40,11 @@ from bridge.adapters.base import (
     TicketView,
     TransientError,
 )
-from bridge.adapters.http import HttpClient, VendorHTTPError, decode_json
-from bridge.model import Cause, Side, State, Transition
+from bridge.core.model import Cause, Side, State, Transition
 from bridge.secrets import register_secret_value
+from bridge.vendors import wire
+from bridge.vendors.http import HttpClient, VendorHTTPError, decode_json
+from bridge.vendors.zendesk import wire as shapes
 
 __all__ = [
     "BATCH_LIMIT",
@@ -264,7 +265,7 @@ class ZendeskAdapter:
             if response.status_code == 404:
                 continue
             body = decode_json(response, "api/v2/tickets/show_many")
-            wire.check(wire.ShowManyAnswer, body, "api/v2/tickets/show_many")
+            wire.check(shapes.ShowManyAnswer, body, "api/v2/tickets/show_many")
             for row in body["tickets"]:
                 view = self._live_view(row)
                 if view is not None and view.ticket_id in chunk:
@@ -323,7 +324,7 @@ class ZendeskAdapter:
         if response.status_code == 404:
             return TicketView(ticket_id=ticket_id, state=State.PURGED)
         body = decode_json(response, "api/v2/tickets/{id}")
-        wire.check(wire.ShowOneAnswer, body, "api/v2/tickets/{id}")
+        wire.check(shapes.ShowOneAnswer, body, "api/v2/tickets/{id}")
         row = body["ticket"]
         # restored between the two reads: trust the newer answer
         return self._live_view(row) if isinstance(row, dict) else None
@@ -338,7 +339,7 @@ class ZendeskAdapter:
         seen: set[str] = set()
         while True:
             body = self._http.get_json("api/v2/deleted_tickets", params=params)
-            wire.check(wire.DeletedTicketsPage, body, "api/v2/deleted_tickets")
+            wire.check(shapes.DeletedTicketsPage, body, "api/v2/deleted_tickets")
             items = list(body["deleted_tickets"])
             yield items
             meta = body.get("meta")
@@ -571,7 +572,7 @@ class ZendeskAdapter:
             "DELETE", path, params=params, headers=_JSON, idempotent=idempotent
         )
         # a 2xx without a readable job: the request may have been acted on
-        answer = wire.check(wire.JobStatusAnswer, decode_json(response, path), path, write=True)
+        answer = wire.check(shapes.JobStatusAnswer, decode_json(response, path), path, write=True)
         job_id = answer.job_status.id
         if not job_id:
             raise OutcomeUnknownError(f"DELETE {path}: answer without a job id")
@@ -640,7 +641,7 @@ class ZendeskAdapter:
         if response.status_code == 404:
             return {}
         body = decode_json(response, path)
-        wire.check(wire.JobStatusesAnswer, body, path)
+        wire.check(shapes.JobStatusesAnswer, body, path)
         states: dict[str, JobState] = {}
         for job in body["job_statuses"]:
             if isinstance(job, dict) and job.get("id") is not None:
@@ -750,7 +751,7 @@ def job_state(job: Mapping[str, Any]) -> JobState:
 def _export_page(body: object) -> tuple[list[Mapping[str, Any]], str | None, bool]:
     """(rows, after_cursor, end_of_stream) of one export page, or a failed read naming the
     field: a page misread as empty would move the cursor past tickets never seen."""
-    page = wire.check(wire.ExportPage, body, EXPORT_PATH)
+    page = wire.check(shapes.ExportPage, body, EXPORT_PATH)
     assert isinstance(body, dict)
     rows: list[Mapping[str, Any]] = list(body["tickets"])
     return rows, page.after_cursor, page.end_of_stream or not page.after_cursor

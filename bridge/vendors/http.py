@@ -33,7 +33,7 @@ import structlog
 from requests.exceptions import ChunkedEncodingError
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
-from bridge.adapters.base import (
+from bridge.core.contract import (
     AdapterError,
     OutcomeUnknownError,
     PermanentError,

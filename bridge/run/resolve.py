@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from bridge.core.decide import Decision, Outcome, Policy, SideState, decide
+from bridge.core.model import Cause, Side, State
 from bridge.errors import BridgeError
 from bridge.ledger import Ledger
 from bridge.ledger.sync import PairView, PlannedDecision
-from bridge.model import Cause, Side, State
-from bridge.reconcile.decide import Decision, Outcome, Policy, SideState, decide
 
 __all__ = ["Prefer", "ResolveError", "resolve"]
 

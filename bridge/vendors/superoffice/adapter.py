@@ -18,8 +18,7 @@ from urllib.parse import urlsplit
 import requests
 import structlog
 
-from bridge.adapters import wire
-from bridge.adapters.base import (
+from bridge.core.contract import (
     AdapterError,
     ChangePage,
     CheckResult,
@@ -29,10 +28,12 @@ from bridge.adapters.base import (
     TicketView,
     TransientError,
 )
-from bridge.adapters.http import HttpClient, VendorHTTPError, decode_json
-from bridge.adapters.superoffice_auth import SuperOfficeAuth
-from bridge.model import Cause, Side, State, Transition
+from bridge.core.model import Cause, Side, State, Transition
 from bridge.values import MAX_TICKET_ID
+from bridge.vendors import wire
+from bridge.vendors.http import HttpClient, VendorHTTPError, decode_json
+from bridge.vendors.superoffice import wire as shapes
+from bridge.vendors.superoffice.auth import SuperOfficeAuth
 
 __all__ = [
     "DeleteEndpointPurge",
@@ -375,7 +376,7 @@ class SuperOfficeAdapter:
             params["$filter"] = filter_
         path = f"Archive/{provider}"
         response = self.http.request("GET", path, params=params)
-        page = wire.check(wire.SuperOfficeArchivePage, decode_json(response, path), path)
+        page = wire.check(shapes.SuperOfficeArchivePage, decode_json(response, path), path)
         recycled = provider == RECYCLE_PROVIDER
         return [_row_view(row, recycled=recycled, path=path) for row in page.value]
 

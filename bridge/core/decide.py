@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from bridge.model import Cause, Observation, Side, State, Transition, apply, path
+from bridge.core.model import Cause, Observation, Side, State, Transition, apply, path
 
 __all__ = [
     "ConflictPolicy",

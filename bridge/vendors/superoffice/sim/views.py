@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from bridge.sandbox.odata import (
+from bridge.vendors.superoffice.sim.odata import (
     Column,
     ColumnKind,
     Comparison,
@@ -27,7 +27,7 @@ from bridge.sandbox.odata import (
     parse_select,
     sort_rows,
 )
-from bridge.sandbox.superoffice_store import BaseStatus, StoreError, Ticket, TicketStore
+from bridge.vendors.superoffice.sim.store import BaseStatus, StoreError, Ticket, TicketStore
 
 __all__ = [
     "DEFAULT_SELECT",

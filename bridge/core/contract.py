@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
+from bridge.core.model import Cause, Side, State, Transition
 from bridge.errors import BridgeError, ExitCode
-from bridge.model import Cause, Side, State, Transition
 
 __all__ = [
     "Adapter",

@@ -1,1 +1,0 @@
-"""Vendor adapters: one per API, each turning a vendor view into normalised states."""

@@ -1,1 +1,0 @@
-"""Three-way reconciliation: pure decisions and the sync run that applies them."""

@@ -1,0 +1,82 @@
+"""The shapes of the Zendesk answers the adapter reads (see `bridge.vendors.wire`)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, StrictBool, StrictInt, StrictStr
+
+from bridge.vendors.wire import Shape, TicketId
+
+__all__ = [
+    "DeletedTicketsPage",
+    "ExportPage",
+    "JobStatusAnswer",
+    "JobStatusesAnswer",
+    "ShowManyAnswer",
+    "ShowOneAnswer",
+]
+
+#: Zendesk's ticket statuses (`deleted` only in the export and for deleted tickets)
+ZendeskStatus = Literal["new", "open", "pending", "hold", "solved", "closed", "deleted"]
+#: Zendesk's job statuses (`killed`: node-zendesk and the apps docs; not in the OpenAPI)
+ZendeskJobStatus = Literal["queued", "working", "completed", "failed", "killed"]
+
+
+class ZendeskTicket(Shape):
+    id: TicketId
+    status: ZendeskStatus
+    updated_at: StrictStr | None = None
+    subject: StrictStr | None = None
+    external_id: StrictStr | StrictInt | None = None
+    generated_timestamp: StrictInt | float | None = None
+
+
+class ShowManyAnswer(Shape):
+    tickets: list[ZendeskTicket]
+
+
+class ShowOneAnswer(Shape):
+    ticket: ZendeskTicket
+
+
+class ExportPage(Shape):
+    tickets: list[ZendeskTicket]
+    after_cursor: StrictStr | None = Field(...)
+    end_of_stream: StrictBool
+
+
+class DeletedActor(Shape):
+    id: StrictInt | None = None
+
+
+class DeletedTicket(Shape):
+    id: TicketId
+    deleted_at: StrictStr | None = None
+    actor: DeletedActor | None = None
+
+
+class CursorMeta(Shape):
+    has_more: StrictBool
+    after_cursor: StrictStr | None = None
+
+
+class DeletedTicketsPage(Shape):
+    deleted_tickets: list[DeletedTicket]
+    meta: CursorMeta | None = None
+    next_page: StrictStr | None = None
+
+
+class JobStatusBody(Shape):
+    id: StrictStr
+    status: ZendeskJobStatus
+    message: StrictStr | None = None
+    results: list[Any] | dict[str, Any] | None = None
+
+
+class JobStatusAnswer(Shape):
+    job_status: JobStatusBody
+
+
+class JobStatusesAnswer(Shape):
+    job_statuses: list[JobStatusBody]
