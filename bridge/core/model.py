@@ -12,8 +12,10 @@ from enum import StrEnum
 
 __all__ = [
     "Cause",
+    "Decision",
     "InvalidTransitionError",
     "Observation",
+    "Outcome",
     "Side",
     "State",
     "Transition",
@@ -112,3 +114,60 @@ class Observation:
     def __post_init__(self) -> None:
         if self.ticket_id <= 0:
             raise ValueError(f"ticket id must be positive, got {self.ticket_id}")
+
+
+class Outcome(StrEnum):
+    AGREE = "agree"
+    APPLY = "apply"
+    CONFLICT = "conflict"
+    DIVERGENCE = "divergence"
+    UNKNOWN = "unknown"
+    SKIP = "skip"  # a change seen but not copied: direction or purge policy (see reason)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What to do for one link.
+
+    `target` is the side written by APPLY, or the side that would have been written for SKIP;
+    None otherwise. `transitions` are for the target, in order, starting from its current
+    state; empty unless APPLY.
+
+    `new_base` is the base to record, None meaning "leave the base as it is". When
+    `transitions` is empty it is recorded at once (AGREE, some SKIPs); when not, it is the
+    base *once applied*: record it only after every transition is confirmed on the target
+    (`base_waits_for_confirmation`). Until then the old base stays, and the next run, seeing
+    the target part-way, plans the rest.
+    """
+
+    outcome: Outcome
+    target: Side | None
+    transitions: tuple[Transition, ...]
+    new_base: State | None
+    reason: str
+
+    def __post_init__(self) -> None:
+        has_target = self.target is not None
+        if self.outcome is Outcome.APPLY:
+            ok = has_target and bool(self.transitions) and self.new_base is not None
+        elif self.outcome is Outcome.SKIP:
+            ok = has_target and not self.transitions
+        elif self.outcome is Outcome.AGREE:
+            ok = not has_target and not self.transitions and self.new_base is not None
+        else:
+            ok = not has_target and not self.transitions and self.new_base is None
+        if not ok:
+            raise ValueError(f"inconsistent decision: {self!r}")
+
+    @property
+    def writes(self) -> bool:
+        return self.outcome is Outcome.APPLY
+
+    @property
+    def purges(self) -> bool:
+        return Transition.PURGE in self.transitions
+
+    @property
+    def base_waits_for_confirmation(self) -> bool:
+        """True when `new_base` may be recorded only after the transitions are confirmed."""
+        return bool(self.transitions)

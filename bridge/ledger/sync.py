@@ -16,8 +16,16 @@ from sqlalchemy import Engine, Row, bindparam, func, or_
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
-from bridge.core.decide import Decision, Outcome
-from bridge.core.model import Cause, InvalidTransitionError, Side, State, Transition, path
+from bridge.core.model import (
+    Cause,
+    Decision,
+    InvalidTransitionError,
+    Outcome,
+    Side,
+    State,
+    Transition,
+    path,
+)
 from bridge.ledger.tables import Cursor, Event, Link, Operation, OperationStatus, PairState, utcnow
 
 __all__ = [

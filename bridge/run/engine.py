@@ -27,8 +27,8 @@ from bridge.core.contract import (
     Submitted,
     TicketView,
 )
-from bridge.core.decide import Decision, Outcome, Policy, SideState, decide
-from bridge.core.model import Cause, Side, State, Transition
+from bridge.core.decide import Policy, SideState, decide
+from bridge.core.model import Cause, Decision, Outcome, Side, State, Transition
 from bridge.crashpoints import crash_point
 from bridge.ledger import Ledger
 from bridge.ledger.sync import (

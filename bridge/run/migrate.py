@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from bridge.core.contract import Adapter
-from bridge.core.decide import Decision, Direction, Outcome, Policy, SideState
-from bridge.core.model import Side, State, Transition, path
+from bridge.core.decide import Direction, Policy, SideState
+from bridge.core.model import Decision, Outcome, Side, State, Transition, path
 from bridge.ledger import Ledger
 from bridge.ledger.sync import PairView
 from bridge.run.engine import RunOptions, SyncRun

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from bridge.core.decide import Decision, Outcome, Policy, SideState, decide
-from bridge.core.model import Cause, Side, State
+from bridge.core.decide import Policy, SideState, decide
+from bridge.core.model import Cause, Decision, Outcome, Side, State
 from bridge.errors import BridgeError
 from bridge.ledger import Ledger
 from bridge.ledger.sync import PairView, PlannedDecision

@@ -6,8 +6,7 @@ from collections import Counter
 
 import pytest
 
-from bridge.core.decide import Outcome
-from bridge.core.model import Side, State, Transition
+from bridge.core.model import Outcome, Side, State, Transition
 from bridge.run.migrate import MigrationOptions, MigrationRun, estimate, migration_decision
 from tests.migrate.conftest import DAY, Env
 

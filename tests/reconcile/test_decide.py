@@ -11,16 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bridge.core.decide import (
-    ConflictPolicy,
-    Decision,
-    Direction,
-    Outcome,
-    Policy,
-    SideState,
-    decide,
-)
-from bridge.core.model import Cause, Observation, Side, State, Transition, apply
+from bridge.core.decide import ConflictPolicy, Direction, Policy, SideState, decide
+from bridge.core.model import Cause, Decision, Observation, Outcome, Side, State, Transition, apply
 
 A, D, P = State.ACTIVE, State.SOFT_DELETED, State.PURGED
 SD, RE, PU = Transition.SOFT_DELETE, Transition.RESTORE, Transition.PURGE
