@@ -33,13 +33,13 @@ from _sandbox_process import RemoteClock, SandboxProcess
 from _util import table
 
 from bridge.config import load_config
-from bridge.core.model import Side
 from bridge.factory import build_adapters
 from bridge.ledger import Ledger, LinkRow
 from bridge.ledger.tables import set_clock
 from bridge.logging import configure_logging
 from bridge.run.migrate import MigrationOptions, MigrationRun
 from bridge.sandbox.core import SimClock
+from bridge.vendors.registry import SUPEROFFICE
 from bridge.vendors.zendesk.sim.simulator import ZendeskSimulator
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -154,7 +154,7 @@ def run_bridge(soft_deletes: int, purges: int, folder: Path) -> Measured:
                 result = MigrationRun(
                     ledger,
                     adapters,
-                    MigrationOptions(Side.SUPEROFFICE, include_purges=True),
+                    MigrationOptions(SUPEROFFICE, include_purges=True),
                     holder="bench",
                     now=clock.now,
                     sleep=clock.sleep,

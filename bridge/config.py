@@ -27,9 +27,10 @@ from urllib.parse import urlsplit
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from bridge.core.decide import ConflictPolicy, Direction
+from bridge.core.decide import BOTH_WAYS, MANUAL, ConflictPolicy, Direction
 from bridge.errors import BridgeError
 from bridge.secrets import Secret
+from bridge.vendors.registry import SIDES
 
 __all__ = [
     "CONFLICT_POLICIES",
@@ -60,8 +61,8 @@ LOG_FORMATS: Final = ("auto", "json", "console")
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 ZENDESK_AUTH_MODES: Final = ("api_token", "oauth")
 SUPEROFFICE_AUTH_MODES: Final = ("soticket", "bearer", "basic", "system_user")
-DIRECTIONS: Final = tuple(d.value for d in Direction)
-CONFLICT_POLICIES: Final = tuple(p.value for p in ConflictPolicy)
+DIRECTIONS: Final = Direction.choices(SIDES)
+CONFLICT_POLICIES: Final = ConflictPolicy.choices(SIDES)
 
 # secrets (by base name) and plain keys that only some SuperOffice auth modes use
 _SO_SECRETS_BY_MODE: Final[dict[str, tuple[str, ...]]] = {
@@ -146,8 +147,8 @@ class SuperOfficeSettings:
 
 @dataclass(frozen=True, slots=True)
 class SyncSettings:
-    direction: Direction = Direction.BOTH
-    conflict_policy: ConflictPolicy = ConflictPolicy.MANUAL
+    direction: Direction = BOTH_WAYS
+    conflict_policy: ConflictPolicy = MANUAL
     propagate_purges: bool = True
     propagate_retention_purges: bool = False
     max_purges_per_run: int = 100
@@ -558,9 +559,9 @@ def _read_superoffice(table: _Table) -> SuperOfficeSettings | None:
 
 def _read_sync(table: _Table) -> SyncSettings:
     settings = SyncSettings(
-        direction=Direction(table.choice("direction", DIRECTIONS, "both") or "both"),
-        conflict_policy=ConflictPolicy(
-            table.choice("conflict_policy", CONFLICT_POLICIES, "manual") or "manual"
+        direction=Direction.parse(table.choice("direction", DIRECTIONS, "both") or "both", SIDES),
+        conflict_policy=ConflictPolicy.parse(
+            table.choice("conflict_policy", CONFLICT_POLICIES, "manual") or "manual", SIDES
         ),
         propagate_purges=table.boolean("propagate_purges", True),
         propagate_retention_purges=table.boolean("propagate_retention_purges", False),

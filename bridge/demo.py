@@ -30,6 +30,7 @@ from bridge.ledger.tables import OperationStatus, set_clock
 from bridge.links import import_link_file
 from bridge.run.engine import RunOptions, RunResult, SyncRun
 from bridge.run.migrate import MigrationOptions, MigrationRun
+from bridge.vendors.registry import SUPEROFFICE, ZENDESK
 from bridge.vendors.sandbox import Sandbox
 
 __all__ = [
@@ -134,7 +135,7 @@ class _Story:
         run = MigrationRun(
             self.ledger,
             self.adapters(),
-            MigrationOptions(Side.SUPEROFFICE, include_purges=True, restore=True),
+            MigrationOptions(SUPEROFFICE, include_purges=True, restore=True),
             holder=HOLDER,
             now=self.clock.now,
             sleep=self.clock.sleep,
@@ -333,7 +334,7 @@ def _vendor_states(sandbox: Sandbox, pairs: Sequence[tuple[int, int]]) -> dict[s
         else:
             so["soft_deleted" if info["base_status"] == "Deleted" else "active"] += 1
         zd[words.get(sandbox.zendesk.ticket_state(zd_id) or "purged", "purged")] += 1
-    return {Side.SUPEROFFICE.value: dict(so), Side.ZENDESK.value: dict(zd)}
+    return {SUPEROFFICE: dict(so), ZENDESK: dict(zd)}
 
 
 def _round_line(summary: RoundSummary) -> str:

@@ -11,6 +11,7 @@ from bridge.core.contract import Adapter
 from bridge.core.decide import Policy
 from bridge.core.model import Side
 from bridge.secrets import Secret
+from bridge.vendors.registry import SUPEROFFICE, ZENDESK
 from bridge.vendors.superoffice.adapter import SuperOfficeAdapter
 from bridge.vendors.superoffice.auth import (
     BasicAuth,
@@ -108,10 +109,10 @@ def build_adapters(
     `sleep`, `clock` and `monotonic` come from one clock: the wall clock, or a simulator's
     (the demo and benchmarks run on a simulated clock)."""
     return {
-        Side.SUPEROFFICE: superoffice_adapter(
+        SUPEROFFICE: superoffice_adapter(
             config.superoffice, sleep=sleep, clock=clock, monotonic=monotonic
         ),
-        Side.ZENDESK: zendesk_adapter(config.zendesk, sleep=sleep, clock=clock),
+        ZENDESK: zendesk_adapter(config.zendesk, sleep=sleep, clock=clock),
     }
 
 

@@ -17,6 +17,7 @@ from bridge.core.model import Side
 from bridge.errors import BridgeError
 from bridge.ledger import ImportReport, Ledger, LinkProblem, LinkRow
 from bridge.values import parse_ticket_id
+from bridge.vendors.registry import SUPEROFFICE, ZENDESK
 
 __all__ = ["COLUMNS", "LinkFileError", "LinkFileReader", "import_link_file"]
 
@@ -31,7 +32,7 @@ class LinkFileError(BridgeError, ValueError):
 
 def _ticket_id(raw: str, side: Side, problems: list[LinkProblem], line: int) -> int | None:
     try:
-        return parse_ticket_id(raw, side, what=f"{side.value}_id")
+        return parse_ticket_id(raw, side, what=f"{side}_id")
     except ValueError as exc:
         problems.append(LinkProblem(line, str(exc)))
         return None
@@ -90,8 +91,8 @@ class LinkFileReader:
                     LinkProblem(line, f"expected {len(names)} columns, found {len(fields)}")
                 )
                 continue
-            so = _ticket_id(fields[so_index], Side.SUPEROFFICE, self.problems, line)
-            zd = _ticket_id(fields[zd_index], Side.ZENDESK, self.problems, line)
+            so = _ticket_id(fields[so_index], SUPEROFFICE, self.problems, line)
+            zd = _ticket_id(fields[zd_index], ZENDESK, self.problems, line)
             if so is not None and zd is not None:
                 yield LinkRow(line, so, zd)
 

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 
 from bridge.config import LinkSettings
 from bridge.core.contract import Adapter
-from bridge.core.model import Side, State
+from bridge.core.model import State
 from bridge.ledger import Ledger, LinkRow
+from bridge.vendors.registry import SUPEROFFICE, ZENDESK
 
 __all__ = ["Ambiguous", "Dangling", "DiscoverReport", "discover_links"]
 
@@ -80,8 +81,8 @@ def _existing_clashes(
     ledger: Ledger, candidates: dict[int, int], report: DiscoverReport
 ) -> dict[int, int]:
     """Drop pairs already linked (counted) or clashing with a link (ambiguous)."""
-    by_zendesk = ledger.links_for_tickets(Side.ZENDESK, candidates.values())
-    by_superoffice = ledger.links_for_tickets(Side.SUPEROFFICE, candidates)
+    by_zendesk = ledger.links_for_tickets(ZENDESK, candidates.values())
+    by_superoffice = ledger.links_for_tickets(SUPEROFFICE, candidates)
     fresh: dict[int, int] = {}
     for superoffice_id, zendesk_id in sorted(candidates.items()):
         so_link = by_superoffice.get(superoffice_id)

@@ -15,6 +15,7 @@ from typing import Any, TypeVar, cast
 import click
 
 from bridge.core.model import Side
+from bridge.vendors.registry import SUPEROFFICE, ZENDESK
 
 __all__ = [
     "MAX_INTERVAL",
@@ -28,7 +29,7 @@ __all__ = [
 ]
 
 #: SuperOffice ids are 32-bit signed integers; Zendesk's are 64-bit
-MAX_TICKET_ID = {Side.SUPEROFFICE: 2**31 - 1, Side.ZENDESK: 2**63 - 1}
+MAX_TICKET_ID = {SUPEROFFICE: 2**31 - 1, ZENDESK: 2**63 - 1}
 #: the longest `--every` interval (a week: longer is a job for cron)
 MAX_INTERVAL = timedelta(days=7)
 _DIGITS = re.compile(r"[0-9]+")
@@ -96,7 +97,7 @@ class TicketId(_Checked[int]):
 
     def __init__(self, side: Side) -> None:
         self.side = side
-        self.name = f"{side.value}-id"
+        self.name = f"{side}-id"
 
     def parse(self, text: str) -> int:
         return parse_ticket_id(text, self.side)

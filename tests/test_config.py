@@ -19,8 +19,10 @@ from bridge.config import (
     load_config,
     resolve_config_path,
 )
-from bridge.core.decide import ConflictPolicy, Direction
+from bridge.core.decide import ConflictPolicy, ConflictRule, Direction
 from bridge.secrets import Secret
+from bridge.vendors.registry import SIDES
+from bridge.vendors.registry import ZENDESK as ZENDESK_SIDE
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "config" / "bridge.example.toml"
@@ -100,8 +102,8 @@ def test_example_loads_with_no_secrets_set(monkeypatch: pytest.MonkeyPatch) -> N
     assert config.zendesk.bridge_user_id is None
     assert config.superoffice.auth == "soticket"
     assert config.superoffice.api_url == "https://sod.superoffice.com/Cust12345/api/v1"
-    assert config.sync.direction is Direction.BOTH
-    assert config.sync.conflict_policy is ConflictPolicy.MANUAL
+    assert config.sync.direction == Direction()
+    assert config.sync.conflict_policy == ConflictPolicy()
     assert check_secrets(config) == [
         f"{EXAMPLE}:zendesk.token_env: environment variable ZENDESK_API_TOKEN is not set",
         f"{EXAMPLE}:superoffice.ticket_env: environment variable SUPEROFFICE_TICKET is not set",
@@ -174,8 +176,8 @@ def test_minimal_config_gets_documented_defaults(tmp_path: Path) -> None:
         "app_token": Secret.from_env("SO_APP"),
     }
     sync = config.sync
-    assert sync.direction == "both"
-    assert sync.conflict_policy == "manual"
+    assert sync.direction.label(SIDES) == "both"
+    assert str(sync.conflict_policy) == "manual"
     assert (sync.propagate_purges, sync.propagate_retention_purges) == (True, False)
     assert (sync.max_purges_per_run, sync.lease_seconds) == (100, 900)
     assert config.links.external_id_pattern == "superoffice-{id}"
@@ -206,8 +208,8 @@ def test_values_are_read(tmp_path: Path) -> None:
     assert config.superoffice.retention_days == 0
     assert config.superoffice.requests_per_second == 0.5
     assert config.superoffice.bridge_associate_id == 7
-    assert config.sync.direction is Direction.ZENDESK_TO_SUPEROFFICE
-    assert config.sync.conflict_policy is ConflictPolicy.KEEP_ACTIVE
+    assert config.sync.direction == Direction(ZENDESK_SIDE)
+    assert config.sync.conflict_policy == ConflictPolicy(ConflictRule.KEEP_ACTIVE)
     assert config.sync.propagate_purges is False
     assert config.sync.propagate_retention_purges is True
     assert (config.sync.max_purges_per_run, config.sync.lease_seconds) == (0, 60)

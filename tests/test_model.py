@@ -11,11 +11,13 @@ from bridge.core.model import (
     InvalidTransitionError,
     Observation,
     Side,
+    Sides,
     State,
     Transition,
     apply,
     path,
 )
+from bridge.vendors.registry import SIDES, SUPEROFFICE, ZENDESK
 
 A, S, P = State.ACTIVE, State.SOFT_DELETED, State.PURGED
 
@@ -78,19 +80,25 @@ def test_only_purge_is_irreversible() -> None:
 
 
 def test_sides_know_each_other() -> None:
-    assert Side.SUPEROFFICE.other is Side.ZENDESK
-    assert Side.ZENDESK.other is Side.SUPEROFFICE
+    assert SIDES.other(SUPEROFFICE) == ZENDESK
+    assert SIDES.other(ZENDESK) == SUPEROFFICE
+    assert list(SIDES) == [SIDES.first, SIDES.second]
+    assert (SIDES.index(SIDES.first), SIDES.index(SIDES.second)) == (0, 1)
+    with pytest.raises(ValueError, match="not a side"):
+        SIDES.other(Side("elsewhere"))
+    with pytest.raises(ValueError, match="must differ"):
+        Sides(SUPEROFFICE, SUPEROFFICE)
 
 
 def test_observation_carries_the_audit_facts() -> None:
     seen = datetime(2026, 1, 2, tzinfo=UTC)
     observation = Observation(
-        Side.ZENDESK, 42, S, seen_at=seen, vendor_time=seen, actor_id=7, cause=Cause.USER
+        ZENDESK, 42, S, seen_at=seen, vendor_time=seen, actor_id=7, cause=Cause.USER
     )
-    assert (observation.side, observation.ticket_id, observation.state) == (Side.ZENDESK, 42, S)
+    assert (observation.side, observation.ticket_id, observation.state) == (ZENDESK, 42, S)
     assert (observation.actor_id, observation.cause) == (7, Cause.USER)
     with pytest.raises(ValueError, match="positive"):
-        Observation(Side.ZENDESK, 0, S, seen_at=seen)
+        Observation(ZENDESK, 0, S, seen_at=seen)
 
 
 def test_causes_are_the_three_of_the_audit() -> None:

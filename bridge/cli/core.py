@@ -157,9 +157,9 @@ def _vendor_checks(config: Config) -> int:
     for side, adapter in adapters.items():
         for result in adapter.check():
             mark = "ok  " if result.ok else "FAIL"
-            name = result.name.removeprefix(f"{side.value}.").removeprefix(f"{side.value} ")
+            name = result.name.removeprefix(f"{side}.").removeprefix(f"{side} ")
             # vendors echo credentials in some error bodies: every line passes the redactor
             message = redact_text(result.message)
-            click.echo(f"{side.value:<11} {mark} {name}: {message}")
+            click.echo(f"{side:<11} {mark} {name}: {message}")
             failures += not result.ok
     return failures

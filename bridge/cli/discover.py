@@ -9,10 +9,10 @@ import click
 from bridge.cli.context import AppContext, fail, pass_app, print_json
 from bridge.cli.exitcodes import ExitCode
 from bridge.core.contract import AdapterError
-from bridge.core.model import Side
 from bridge.factory import build_adapters
 from bridge.links_discover import DiscoverReport, discover_links
 from bridge.secrets import SecretError
+from bridge.vendors.registry import SUPEROFFICE, ZENDESK
 
 __all__ = ["discover"]
 
@@ -50,8 +50,8 @@ def discover(app: AppContext, dry_run: bool, as_json: bool) -> None:
         try:
             report = discover_links(
                 ledger,
-                adapters[Side.ZENDESK],
-                adapters[Side.SUPEROFFICE],
+                adapters[ZENDESK],
+                adapters[SUPEROFFICE],
                 config.links,
                 dry_run=dry_run,
             )

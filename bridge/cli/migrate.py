@@ -25,6 +25,7 @@ from bridge.ledger import Ledger, default_holder
 from bridge.ledger.tables import OperationStatus
 from bridge.run.engine import RunResult
 from bridge.run.migrate import MigrationOptions, MigrationRun, estimate
+from bridge.vendors.registry import SIDES
 
 __all__ = ["migrate"]
 
@@ -35,7 +36,7 @@ _PROGRESS_EVERY = 10.0  # seconds between progress events when not on a terminal
 def _preflight(adapters: dict[Side, Adapter]) -> None:
     """Both vendors reachable and authenticated, before anything is written."""
     failures = [
-        f"{side.value}: {result.name}: {result.message}"
+        f"{side}: {result.name}: {result.message}"
         for side, adapter in adapters.items()
         for result in adapter.check()
         if not result.ok
@@ -133,14 +134,14 @@ def _summarise_plan(
 @click.option(
     "--from",
     "source",
-    type=click.Choice([s.value for s in Side]),
+    type=click.Choice(list(SIDES)),
     required=True,
     help="The system whose deletion state is the truth.",
 )
 @click.option(
     "--to",
     "target",
-    type=click.Choice([s.value for s in Side]),
+    type=click.Choice(list(SIDES)),
     required=True,
     help="The system to change.",
 )

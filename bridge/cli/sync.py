@@ -18,12 +18,12 @@ from bridge.cli.runs import (
 )
 from bridge.config import Config
 from bridge.core.decide import ConflictPolicy, Direction
-from bridge.core.model import Side
 from bridge.factory import policy_from_config
 from bridge.ledger import Ledger, default_holder
 from bridge.run.engine import RunOptions, RunResult, SyncRun, iter_plan
 from bridge.run.resolve import Prefer, ResolveError, resolve
 from bridge.values import Interval, TicketId
+from bridge.vendors.registry import SIDES, SUPEROFFICE
 
 __all__ = ["conflicts", "sync"]
 
@@ -74,12 +74,12 @@ def _report(result: RunResult, as_json: bool, dry_run: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Print the plan; write nothing anywhere.")
 @click.option(
     "--direction",
-    type=click.Choice([d.value for d in Direction]),
+    type=click.Choice(Direction.choices(SIDES)),
     help="Override sync.direction for this run.",
 )
 @click.option(
     "--conflict-policy",
-    type=click.Choice([p.value for p in ConflictPolicy]),
+    type=click.Choice(ConflictPolicy.choices(SIDES)),
     help="Override sync.conflict_policy for this run.",
 )
 @click.option(
@@ -144,8 +144,8 @@ def sync(
     interval = every
     policy = policy_from_config(config)
     policy = type(policy)(
-        direction=Direction(direction) if direction else policy.direction,
-        conflict_policy=ConflictPolicy(conflict_policy)
+        direction=Direction.parse(direction, SIDES) if direction else policy.direction,
+        conflict_policy=ConflictPolicy.parse(conflict_policy, SIDES)
         if conflict_policy
         else policy.conflict_policy,
         propagate_purges=policy.propagate_purges,
@@ -213,7 +213,7 @@ def conflicts_list(app: AppContext, as_json: bool) -> None:
 
 
 @conflicts.command("resolve")
-@click.argument("superoffice_id", metavar="LINK", type=TicketId(Side.SUPEROFFICE))
+@click.argument("superoffice_id", metavar="LINK", type=TicketId(SUPEROFFICE))
 @click.option(
     "--prefer",
     type=click.Choice([p.value for p in Prefer]),
@@ -237,5 +237,5 @@ def conflicts_resolve(app: AppContext, superoffice_id: int, prefer: str) -> None
         except ResolveError as exc:
             fail(str(exc))
     steps = " then ".join(t.value for t in decision.transitions) or "nothing to write"
-    target = decision.target.value if decision.target else "either side"
+    target = decision.target if decision.target else "either side"
     click.echo(f"Planned for {target}: {steps}. The next `bridge sync` applies it.")

@@ -62,8 +62,8 @@ class TicketView:
     """One ticket as one vendor shows it, already normalised.
 
     `status_id` is the vendor's own status before deletion where that matters for a
-    faithful restore (SuperOffice `Status.TicketStatusId`; Zendesk `previous_state` is
-    restored by Zendesk itself). `external_id` lets links be discovered (Zendesk).
+    faithful restore, where the vendor's own restore does not put it back. `external_id`
+    lets links be discovered, where the vendor carries one.
     `merged_into` records a merge, which is never a deletion.
     """
 
@@ -96,7 +96,7 @@ class Submitted:
     transition: Transition
     ticket_ids: tuple[int, ...]
     job_id: str | None = None
-    # SuperOffice purges cannot be forced: the retention job removes the ticket by this time.
+    # where a purge cannot be forced, the vendor's retention job removes the ticket by this time
     pending_until: Mapping[int, datetime] = field(default_factory=dict)
 
 
@@ -138,7 +138,7 @@ class Adapter(Protocol):
     #: the most vendor jobs that may be queued or running at once (None: writes are synchronous)
     job_limit: int | None
     #: how long the vendor keeps a soft-deleted ticket before its own job purges it
-    #: (Zendesk scrubs after 30 days; SuperOffice's "Retain deleted data", 14 days by default).
+    #: (each adapter says which setting or documented period this is).
     #: The reconciler attributes a purge to `retention` when this explains it.
     retention_period: timedelta
 

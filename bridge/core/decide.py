@@ -1,4 +1,4 @@
-"""The three-way decision for one link: base, SuperOffice, Zendesk and policy in, an action out.
+"""The three-way decision for one link: base, both sides and policy in, an action out.
 
 Pure: no I/O, no clock, no ledger. The run observes, calls `decide` for each link, records
 the decision and only then talks to the vendors; keeping this apart makes every rule testable
@@ -22,6 +22,7 @@ the source's `purged` counts as agreeing with the target's `soft_deleted` for ba
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -32,6 +33,7 @@ from bridge.core.model import (
     Observation,
     Outcome,
     Side,
+    Sides,
     State,
     Transition,
     apply,
@@ -39,7 +41,10 @@ from bridge.core.model import (
 )
 
 __all__ = [
+    "BOTH_WAYS",
+    "MANUAL",
     "ConflictPolicy",
+    "ConflictRule",
     "Direction",
     "Policy",
     "SideState",
@@ -47,30 +52,84 @@ __all__ = [
 ]
 
 
-class Direction(StrEnum):
-    """Which way changes may be copied."""
+@dataclass(frozen=True, slots=True)
+class Direction:
+    """Which way changes may be copied: both ways, or only from `source` to the other side.
 
-    BOTH = "both"
-    SUPEROFFICE_TO_ZENDESK = "superoffice-to-zendesk"
-    ZENDESK_TO_SUPEROFFICE = "zendesk-to-superoffice"
+    Written in config and on the command line as `both` or `<source>-to-<target>`."""
+
+    source: Side | None = None
 
     def allows_writing(self, target: Side) -> bool:
         """Whether bridge may write to `target` under this direction."""
-        if self is Direction.BOTH:
-            return True
-        if self is Direction.SUPEROFFICE_TO_ZENDESK:
-            return target is Side.ZENDESK
-        return target is Side.SUPEROFFICE
+        return self.source is None or target != self.source
+
+    def label(self, sides: Sides) -> str:
+        return "both" if self.source is None else f"{self.source}-to-{sides.other(self.source)}"
+
+    @staticmethod
+    def choices(sides: Sides) -> tuple[str, ...]:
+        return ("both", *(f"{side}-to-{sides.other(side)}" for side in sides))
+
+    @classmethod
+    def parse(cls, text: str, sides: Sides) -> Direction:
+        """The direction `text` names (one of `choices`); ValueError otherwise."""
+        for side in (None, *sides):
+            if cls(side).label(sides) == text:
+                return cls(side)
+        raise ValueError(f"unknown direction {text!r}: choose from {', '.join(cls.choices(sides))}")
 
 
-class ConflictPolicy(StrEnum):
+class ConflictRule(StrEnum):
     """How a conflict (both sides changed, differently) is settled; `manual` reports it."""
 
     MANUAL = "manual"
-    SUPEROFFICE_WINS = "superoffice-wins"
-    ZENDESK_WINS = "zendesk-wins"
+    SIDE_WINS = "wins"
     LATEST_WINS = "latest-wins"
     KEEP_ACTIVE = "keep-active"
+
+
+@dataclass(frozen=True, slots=True)
+class ConflictPolicy:
+    """A conflict rule, and for `SIDE_WINS` the side that wins.
+
+    Written in config and on the command line as `manual`, `<side>-wins`, `latest-wins` or
+    `keep-active`."""
+
+    rule: ConflictRule = ConflictRule.MANUAL
+    winner: Side | None = None
+
+    def __post_init__(self) -> None:
+        if (self.rule is ConflictRule.SIDE_WINS) != (self.winner is not None):
+            raise ValueError("a winner is named with the side-wins rule, and only with it")
+
+    def __str__(self) -> str:
+        return f"{self.winner}-wins" if self.winner is not None else self.rule.value
+
+    @staticmethod
+    def choices(sides: Sides) -> tuple[str, ...]:
+        rules = (ConflictRule.MANUAL, ConflictRule.LATEST_WINS, ConflictRule.KEEP_ACTIVE)
+        return (rules[0].value, *(f"{side}-wins" for side in sides), *(r.value for r in rules[1:]))
+
+    @classmethod
+    def parse(cls, text: str, sides: Sides) -> ConflictPolicy:
+        """The policy `text` names (one of `choices`); ValueError otherwise."""
+        for side in sides:
+            if text == f"{side}-wins":
+                return cls(ConflictRule.SIDE_WINS, side)
+        try:
+            rule = ConflictRule(text)
+        except ValueError:
+            rule = ConflictRule.SIDE_WINS
+        if rule is ConflictRule.SIDE_WINS:
+            choices = ", ".join(cls.choices(sides))
+            raise ValueError(f"unknown conflict policy {text!r}: choose from {choices}")
+        return cls(rule)
+
+
+#: copy both ways; a conflict is reported for a person (the defaults)
+BOTH_WAYS = Direction()
+MANUAL = ConflictPolicy()
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,12 +137,12 @@ class Policy:
     """The settings that change a decision.
 
     `propagate_retention_purges` only matters when `propagate_purges` is True: a purge whose
-    source cause is `retention` (Zendesk's 30-day scrub, SuperOffice's grace period) is copied
+    source cause is `retention` (the vendor's own scrub after its grace period) is copied
     only when both are True.
     """
 
-    direction: Direction = Direction.BOTH
-    conflict_policy: ConflictPolicy = ConflictPolicy.MANUAL
+    direction: Direction = BOTH_WAYS
+    conflict_policy: ConflictPolicy = MANUAL
     propagate_purges: bool = True
     propagate_retention_purges: bool = False
 
@@ -129,22 +188,21 @@ _R_RETENTION_PURGE_HELD = "retention purge not propagated (policy)"
 
 
 def decide(
-    base: State | None, superoffice: SideState, zendesk: SideState, policy: Policy
+    base: State | None, sides: Sides, states: Mapping[Side, SideState], policy: Policy
 ) -> Decision:
     """The action for one link, from its base, both sides' current states and the policy."""
-    s, z = superoffice.state, zendesk.state
-    if s is None or z is None:
-        return _unknown(s is None, z is None)
-    if s == z:
-        return Decision(Outcome.AGREE, None, (), s, _R_AGREE)
+    first, second = states[sides.first].state, states[sides.second].state
+    if first is None or second is None:
+        return _unknown(sides, first is None, second is None)
+    if first == second:
+        return Decision(Outcome.AGREE, None, (), first, _R_AGREE)
     if base is None:
         return Decision(Outcome.DIVERGENCE, None, (), None, _R_NO_BASE)
 
-    sides = {Side.SUPEROFFICE: superoffice, Side.ZENDESK: zendesk}
-    source = _sole_source(base, s, z)
+    source = _sole_source(sides, base, first, second)
     if source is not None:
-        target = source.other
-        target_state = _known(sides[target])
+        target = sides.other(source)
+        target_state = _known(states[target])
         if target_state is State.PURGED:
             # Only reachable with base == purged: the source came back out of a terminal state.
             reason = f"conflict: {source} left purged; {target} is purged (terminal)"
@@ -153,15 +211,15 @@ def decide(
             return Decision(Outcome.SKIP, target, (), None, f"direction: {target} not written")
         behind = target_state != base
         reason = f"{source} changed" + (f"; {target} part-way" if behind else "")
-        return _copy(base, sides[source], target, target_state, policy, reason)
-    return _resolve(base, sides, policy)
+        return _copy(base, states[source], target, target_state, policy, reason)
+    return _resolve(base, sides, states, policy)
 
 
-def _unknown(s_unknown: bool, z_unknown: bool) -> Decision:
-    if s_unknown and z_unknown:
+def _unknown(sides: Sides, first_unknown: bool, second_unknown: bool) -> Decision:
+    if first_unknown and second_unknown:
         reason = "both states unknown"
     else:
-        reason = f"{Side.SUPEROFFICE if s_unknown else Side.ZENDESK} state unknown"
+        reason = f"{sides.first if first_unknown else sides.second} state unknown"
     return Decision(Outcome.UNKNOWN, None, (), None, reason)
 
 
@@ -186,16 +244,16 @@ def _intermediate(start: State, end: State) -> frozenset[State]:
     return frozenset(seen)
 
 
-def _sole_source(base: State, s: State, z: State) -> Side | None:
+def _sole_source(sides: Sides, base: State, first: State, second: State) -> Side | None:
     """The side whose change is to be copied, or None when both changed in ways that clash.
 
     A side still at base, or already part-way along the path the other side took from base,
     has nothing of its own to contribute: the other side is the source.
     """
-    if s == base or s in _intermediate(base, z):
-        return Side.ZENDESK
-    if z == base or z in _intermediate(base, s):
-        return Side.SUPEROFFICE
+    if first == base or first in _intermediate(base, second):
+        return sides.second
+    if second == base or second in _intermediate(base, first):
+        return sides.first
     return None
 
 
@@ -232,35 +290,35 @@ def _copy(
     return Decision(Outcome.APPLY, target, kept, State.SOFT_DELETED, f"{reason}; {hold}")
 
 
-def _resolve(base: State, sides: dict[Side, SideState], policy: Policy) -> Decision:
+def _resolve(
+    base: State, sides: Sides, states: Mapping[Side, SideState], policy: Policy
+) -> Decision:
     """Both sides changed, differently: settle it by the conflict policy or report it."""
     rule = policy.conflict_policy
-    if rule is ConflictPolicy.MANUAL:
+    if rule.rule is ConflictRule.MANUAL:
         # base == purged here means both sides came back out of a terminal state: an anomaly
         # (a wrong link or a wrong earlier observation) worth naming as such.
         both = "both left purged" if base is State.PURGED else "both changed"
         return _conflict(f"conflict: {both}")
     label = str(rule)
-    if rule is ConflictPolicy.SUPEROFFICE_WINS:
-        winner = Side.SUPEROFFICE
-    elif rule is ConflictPolicy.ZENDESK_WINS:
-        winner = Side.ZENDESK
-    elif rule is ConflictPolicy.LATEST_WINS:
-        s_time = sides[Side.SUPEROFFICE].vendor_time
-        z_time = sides[Side.ZENDESK].vendor_time
-        if s_time is None or z_time is None or s_time == z_time:
+    if rule.winner is not None:
+        winner = rule.winner
+    elif rule.rule is ConflictRule.LATEST_WINS:
+        first_time = states[sides.first].vendor_time
+        second_time = states[sides.second].vendor_time
+        if first_time is None or second_time is None or first_time == second_time:
             return _conflict("conflict: latest-wins needs two different vendor times")
-        winner = Side.SUPEROFFICE if s_time > z_time else Side.ZENDESK
+        winner = sides.first if first_time > second_time else sides.second
         label = f"latest-wins ({winner} later)"
     else:
-        actives = [side for side, st in sides.items() if st.state is State.ACTIVE]
+        actives = [side for side in sides if states[side].state is State.ACTIVE]
         if not actives:  # unreachable with the three states today; kept as the safe answer
             return _conflict("conflict: keep-active, neither side active")
         winner = actives[0]
-    loser = winner.other
-    loser_state = _known(sides[loser])
+    loser = sides.other(winner)
+    loser_state = _known(states[loser])
     if loser_state is State.PURGED:
         return _conflict(f"conflict: {rule}: {loser} is purged (terminal)")
     if not policy.direction.allows_writing(loser):
         return _conflict(f"conflict: {rule} would write {loser} against direction")
-    return _copy(base, sides[winner], loser, loser_state, policy, f"conflict resolved: {label}")
+    return _copy(base, states[winner], loser, loser_state, policy, f"conflict resolved: {label}")

@@ -6,9 +6,11 @@ reconciler can reason about them without knowing which API it talks to.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import NewType
 
 __all__ = [
     "Cause",
@@ -17,6 +19,7 @@ __all__ = [
     "Observation",
     "Outcome",
     "Side",
+    "Sides",
     "State",
     "Transition",
     "apply",
@@ -24,13 +27,41 @@ __all__ = [
 ]
 
 
-class Side(StrEnum):
-    SUPEROFFICE = "superoffice"
-    ZENDESK = "zendesk"
+#: The name of one side of a pair, as the vendor standing there declares it. The core knows
+#: only that a pair has two sides (`Sides`); which vendor stands on each is the vendor
+#: registry's business (`bridge.vendors.registry`).
+Side = NewType("Side", str)
 
-    @property
-    def other(self) -> Side:
-        return Side.ZENDESK if self is Side.SUPEROFFICE else Side.SUPEROFFICE
+
+@dataclass(frozen=True, slots=True)
+class Sides:
+    """The two sides of every pair, in the ledger's order (first, second)."""
+
+    first: Side
+    second: Side
+
+    def __post_init__(self) -> None:
+        if self.first == self.second:
+            raise ValueError(f"the two sides of a pair must differ, got {self.first!r} twice")
+
+    def __iter__(self) -> Iterator[Side]:
+        yield self.first
+        yield self.second
+
+    def __contains__(self, side: object) -> bool:
+        return side == self.first or side == self.second
+
+    def other(self, side: Side) -> Side:
+        """The side across from `side`."""
+        if side == self.first:
+            return self.second
+        if side == self.second:
+            return self.first
+        raise ValueError(f"{side!r} is not a side of {self.first}/{self.second}")
+
+    def index(self, side: Side) -> int:
+        """0 for the first side, 1 for the second (the ledger's column order)."""
+        return 1 if self.other(side) == self.first else 0
 
 
 class State(StrEnum):
@@ -98,8 +129,8 @@ def path(start: State, end: State) -> tuple[Transition, ...]:
 class Observation:
     """What one side said about one ticket at one moment.
 
-    `vendor_time` is when the vendor says the state began (Zendesk `deleted_at`,
-    SuperOffice `LastChanged`); `seen_at` is when bridge read it. `actor_id` and `cause`
+    `vendor_time` is when the vendor says the state began (its deletion or change time);
+    `seen_at` is when bridge read it. `actor_id` and `cause`
     are filled when the vendor tells us; `cause` is None when nothing changed.
     """
 

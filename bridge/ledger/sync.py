@@ -27,6 +27,7 @@ from bridge.core.model import (
     path,
 )
 from bridge.ledger.tables import Cursor, Event, Link, Operation, OperationStatus, PairState, utcnow
+from bridge.vendors.registry import SIDES, SUPEROFFICE, ZENDESK
 
 __all__ = [
     "EXPECTED_STATE",
@@ -54,7 +55,7 @@ _CHUNK = 500
 #: operations whose write went out (or may have): an observation reaching their state is
 #: bridge's own write coming back
 _SENT_STATUSES = frozenset({OperationStatus.SENT, OperationStatus.PENDING_RETENTION})
-_PREFIX = {Side.SUPEROFFICE: "so", Side.ZENDESK: "zd"}
+_PREFIX = {SUPEROFFICE: "so", ZENDESK: "zd"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +65,7 @@ class LinkIds:
     zendesk_id: int
 
     def ticket(self, side: Side) -> int:
-        return self.superoffice_id if side is Side.SUPEROFFICE else self.zendesk_id
+        return self.superoffice_id if side == SUPEROFFICE else self.zendesk_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,13 +87,13 @@ class PairView:
     pending_decision: bool
 
     def state(self, side: Side) -> State | None:
-        return self.so_state if side is Side.SUPEROFFICE else self.zd_state
+        return self.so_state if side == SUPEROFFICE else self.zd_state
 
     def vendor_time(self, side: Side) -> datetime | None:
-        return self.so_vendor_time if side is Side.SUPEROFFICE else self.zd_vendor_time
+        return self.so_vendor_time if side == SUPEROFFICE else self.zd_vendor_time
 
     def cause(self, side: Side) -> Cause | None:
-        return self.so_cause if side is Side.SUPEROFFICE else self.zd_cause
+        return self.so_cause if side == SUPEROFFICE else self.zd_cause
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,7 +262,7 @@ def _event(
         "run_id": run_id,
         "link_id": obs.link_id,
         "kind": kind,
-        "side": obs.side.value,
+        "side": obs.side,
         "ticket_id": obs.ticket_id,
         "transition": transition,
         "from_state": previous.value if previous else None,
@@ -330,7 +331,7 @@ class SyncStore:
     def links_for_tickets(self, side: Side, ticket_ids: Iterable[int]) -> dict[int, LinkIds]:
         """The links of these ticket ids on `side`, keyed by ticket id (unlinked ids left out)."""
         ids = sorted(set(ticket_ids))
-        column = col(Link.superoffice_id) if side is Side.SUPEROFFICE else col(Link.zendesk_id)
+        column = col(Link.superoffice_id) if side == SUPEROFFICE else col(Link.zendesk_id)
         found: dict[int, LinkIds] = {}
         with self.session() as session:
             for chunk in _chunks(ids):
@@ -377,7 +378,7 @@ class SyncStore:
 
     def unobserved(self, side: Side, *, limit: int | None = None) -> list[LinkIds]:
         """Links whose state on `side` has never been read."""
-        state = col(PairState.so_state) if side is Side.SUPEROFFICE else col(PairState.zd_state)
+        state = col(PairState.so_state) if side == SUPEROFFICE else col(PairState.zd_state)
         with self.session() as session:
             query = (
                 select(Link)
@@ -429,7 +430,7 @@ class SyncStore:
         with self.session() as session:
             query = select(*_OPERATION_COLUMNS).where(col(Operation.status).in_(statuses))
             if target is not None:
-                query = query.where(col(Operation.target) == target.value)
+                query = query.where(col(Operation.target) == target)
             query = query.order_by(col(Operation.link_id), col(Operation.step))
             return [_operation_view(row) for row in session.exec(query)]
 
@@ -527,7 +528,7 @@ class SyncStore:
                 previous = _state(pair[f"{prefix}_state"])
                 reached = [
                     op
-                    for op in open_ops.get((obs.link_id, obs.side.value), [])
+                    for op in open_ops.get((obs.link_id, obs.side), [])
                     if op.status != OperationStatus.CONFIRMED
                     and obs.state in _SATISFIES[op.transition]
                 ]
@@ -540,7 +541,7 @@ class SyncStore:
                     # the restore is a change for the decision (a conflict, usually)
                     reached += [
                         op
-                        for op in open_ops.get((obs.link_id, obs.side.value), [])
+                        for op in open_ops.get((obs.link_id, obs.side), [])
                         if op.status == OperationStatus.PENDING_RETENTION
                     ]
                 for op in reached:
@@ -556,7 +557,7 @@ class SyncStore:
                     # the next decision sees both sides agree and records the new base
                     pair["pending_decision"] = True
                     pending.add(obs.link_id)
-                    if obs.side is Side.SUPEROFFICE and obs.state is State.PURGED:
+                    if obs.side == SUPEROFFICE and obs.state is State.PURGED:
                         pair["so_purge_due"] = None
                 if previous != obs.state and not ours:
                     events.append(_change_event(run_id, obs, previous))
@@ -572,7 +573,7 @@ class SyncStore:
                     changed.add(obs.link_id)
                 active = obs.state is State.ACTIVE
                 status_changed = obs.status_id and pair["so_status_id"] != obs.status_id
-                if obs.side is Side.SUPEROFFICE and active and status_changed:
+                if obs.side == SUPEROFFICE and active and status_changed:
                     pair["so_status_id"] = obs.status_id
                     changed.add(obs.link_id)
             if events:
@@ -594,7 +595,7 @@ class SyncStore:
                     ],
                 )
             for side, value in (cursors or {}).items():
-                cursor = session.get(Cursor, side.value) or Cursor(side=side.value, value=value)
+                cursor = session.get(Cursor, side) or Cursor(side=side, value=value)
                 cursor.value = value
                 cursor.updated_at = now
                 session.add(cursor)
@@ -695,7 +696,7 @@ class SyncStore:
         source_event = session.exec(
             select(Event.id)
             .where(col(Event.link_id) == pair.link_id)
-            .where(col(Event.side) == target.other.value)
+            .where(col(Event.side) == SIDES.other(target))
             .where(col(Event.kind).in_(("observed", "first_seen")))
             .order_by(col(Event.id).desc())
             .limit(1)
@@ -703,7 +704,7 @@ class SyncStore:
         created = 0
 
         def key_for(transition: Transition) -> str:
-            return f"{pair.link_id}:{target.value}:{transition.value}:{pair.base_version}"
+            return f"{pair.link_id}:{target}:{transition.value}:{pair.base_version}"
 
         # A finished operation with the same key (confirmed, failed or superseded) means the
         # same copy is needed again at the same base: a new base version keeps keys unique.
@@ -717,7 +718,7 @@ class SyncStore:
             op = Operation(
                 key=key,
                 link_id=pair.link_id,
-                target=target.value,
+                target=target,
                 ticket_id=ticket_id,
                 transition=transition.value,
                 step=step,
@@ -727,7 +728,7 @@ class SyncStore:
                 run_id=run_id,
                 restore_status_id=(
                     pair.so_status_id
-                    if target is Side.SUPEROFFICE and transition is Transition.RESTORE
+                    if target == SUPEROFFICE and transition is Transition.RESTORE
                     else None
                 ),
                 created_at=now,
@@ -740,7 +741,7 @@ class SyncStore:
                     run_id=run_id,
                     link_id=pair.link_id,
                     kind="planned",
-                    side=target.value,
+                    side=target,
                     ticket_id=ticket_id,
                     transition=transition.value,
                     cause=op.cause,

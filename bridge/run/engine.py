@@ -41,6 +41,7 @@ from bridge.ledger.sync import (
 from bridge.ledger.tables import OperationStatus, utcnow
 from bridge.run.jobtiming import JobDuration
 from bridge.run.tasks import INSTANT, NEVER, ReadyIn, Task, choose, now_ready
+from bridge.vendors.registry import SIDES, SUPEROFFICE
 
 __all__ = ["PlanLine", "RunOptions", "RunResult", "SyncRun"]
 
@@ -208,7 +209,7 @@ class SyncRun:
             self.counts,
             self.plan,
             self._interrupted,
-            {side.value: error for side, error in self._unavailable.items()},
+            dict(self._unavailable.items()),
         )
 
     def _outcome(self) -> str:
@@ -272,7 +273,7 @@ class SyncRun:
         now = self.now()
         items: dict[LinkIds, State] = {}
         expected: set[int] = set()
-        if side is Side.SUPEROFFICE:
+        if side == SUPEROFFICE:
             candidates = self.ledger.superoffice_purge_candidates(
                 now - adapter.retention_period + RETENTION_SLACK, now
             )
@@ -360,7 +361,7 @@ class SyncRun:
         while vendor jobs run (`_idle`) without starting over."""
         stream = self._streams.get(side)
         if stream is None:
-            stream = self._streams[side] = adapter.changes(self.ledger.get_cursor(side.value))
+            stream = self._streams[side] = adapter.changes(self.ledger.get_cursor(side))
         try:
             page = next(stream, None)
         except AdapterError as exc:
@@ -368,7 +369,7 @@ class SyncRun:
             self._unread[side] = 0  # no more reads while jobs run: confirm_sent retries
             self.counts[f"{side}.read_errors"] += 1
             if side not in self._unavailable:
-                log.warning("observe.failed", side=side.value, error=str(exc))
+                log.warning("observe.failed", side=side, error=str(exc))
             # the side's fresh state is unknown: deciding from the old view could write
             # over a change not yet read, so this run decides and writes nothing
             self._unavailable.setdefault(side, str(exc))
@@ -422,7 +423,7 @@ class SyncRun:
                     found = read(list(by_ticket))
                 except AdapterError as exc:
                     self.counts[f"{side}.read_errors"] += 1
-                    log.warning(f"{event}.failed", side=side.value, error=str(exc))
+                    log.warning(f"{event}.failed", side=side, error=str(exc))
                     return
                 self.counts[f"{side}.{counter}"] += len(by_ticket)
                 views = [(by_ticket[i], v) for i, v in found.items() if i in by_ticket]
@@ -515,7 +516,7 @@ class SyncRun:
         planned: list[PlannedDecision] = []
         for link_id, pair in sorted(pairs.items()):
             overlay = self._overlay.get(link_id, {})
-            sides = {side: self._side_state(pair, side, overlay.get(side)) for side in Side}
+            sides = {side: self._side_state(pair, side, overlay.get(side)) for side in SIDES}
             decision = self._decide(pair, sides)
             if decision.outcome is Outcome.DIVERGENCE and pair.attention == "conflict":
                 # no base and the sides differ: a conflict a migration found stays one
@@ -526,7 +527,7 @@ class SyncRun:
                 continue  # a standing conflict or divergence re-checked: nothing new
             self.counts[f"decision.{decision.outcome.value}"] += 1
             self._log_decision(pair, decision)
-            source = decision.target.other if decision.target else None
+            source = SIDES.other(decision.target) if decision.target else None
             planned.append(PlannedDecision(pair, decision, sides[source].cause if source else None))
         if self.options.dry_run:
             return
@@ -539,7 +540,7 @@ class SyncRun:
         return set(self.ledger.decision_candidates()) | set(self._overlay)
 
     def _decide(self, pair: PairView, sides: Mapping[Side, SideState]) -> Decision:
-        return decide(pair.base, sides[Side.SUPEROFFICE], sides[Side.ZENDESK], self.options.policy)
+        return decide(pair.base, SIDES, sides, self.options.policy)
 
     @staticmethod
     def _side_state(pair: PairView, side: Side, overlay: SideObservation | None) -> SideState:
@@ -553,7 +554,7 @@ class SyncRun:
             pair.ids.superoffice_id,
             pair.ids.zendesk_id,
             decision.outcome.value,
-            decision.target.value if decision.target else None,
+            decision.target if decision.target else None,
             tuple(t.value for t in decision.transitions),
             decision.reason,
         )
@@ -671,7 +672,7 @@ class SyncRun:
         try:
             live = adapter.live([op.ticket_id for op in ops])
         except AdapterError as exc:
-            log.warning("purge.precheck_failed", side=target.value, error=str(exc))
+            log.warning("purge.precheck_failed", side=target, error=str(exc))
             return []
         refused = {op.id: "target is active: purge refused" for op in ops if op.ticket_id in live}
         if refused:
@@ -719,7 +720,7 @@ class SyncRun:
             log.info(
                 "vendor.batch",
                 run=self.run_id,
-                side=target.value,
+                side=target,
                 transition=transition.value,
                 count=len(batch),
                 batch=batch_id,
@@ -888,7 +889,7 @@ class SyncRun:
                 states = adapter.poll(list(batches))
             except AdapterError as exc:
                 self.counts[f"{side}.read_errors"] += 1
-                log.warning("jobs.poll_failed", side=side.value, error=str(exc))
+                log.warning("jobs.poll_failed", side=side, error=str(exc))
                 continue
             for job_id, batch in batches.items():
                 state = states.get(job_id)

@@ -22,6 +22,7 @@ from bridge.core.model import Decision, Outcome, Side, State, Transition, path
 from bridge.ledger import Ledger
 from bridge.ledger.sync import PairView
 from bridge.run.engine import RunOptions, SyncRun
+from bridge.vendors.registry import SIDES
 
 __all__ = [
     "MigrationEstimate",
@@ -40,7 +41,7 @@ class MigrationOptions:
 
     @property
     def target(self) -> Side:
-        return self.source.other
+        return SIDES.other(self.source)
 
 
 def migration_decision(
@@ -88,11 +89,7 @@ class MigrationRun(SyncRun):
         dry_run: bool = False,
         **kwargs: Any,
     ) -> None:
-        direction = (
-            Direction.SUPEROFFICE_TO_ZENDESK
-            if migration.source is Side.SUPEROFFICE
-            else Direction.ZENDESK_TO_SUPEROFFICE
-        )
+        direction = Direction(migration.source)
         options = RunOptions(
             policy=Policy(direction=direction, propagate_purges=migration.include_purges),
             dry_run=dry_run,

@@ -22,9 +22,10 @@ import requests
 from vcr.cassette import Cassette
 
 from bridge.core.contract import Adapter, JobState, JobStatus, PermanentError
-from bridge.core.model import Cause, Side, State, Transition
+from bridge.core.model import Cause, State, Transition
 from bridge.sandbox.core import SimClock
 from bridge.vendors.http import VendorHTTPError
+from bridge.vendors.registry import ZENDESK
 from bridge.vendors.zendesk.adapter import (
     ZendeskAdapter,
     job_state,
@@ -471,7 +472,7 @@ def test_every_scenario_has_its_cassette() -> None:
 def test_adapter_satisfies_the_contract() -> None:
     adapter = ZendeskAdapter(base_url="https://x.zendesk.com", oauth_token="t")
     assert isinstance(adapter, Adapter)
-    assert adapter.side is Side.ZENDESK
+    assert adapter.side == ZENDESK
     assert (adapter.batch_limit, adapter.job_limit) == (100, 30)
     assert adapter.retention_period.days == 30
 

@@ -10,10 +10,10 @@ from click.testing import CliRunner
 
 from bridge.cli import main
 from bridge.cli.discover import discover
-from bridge.core.model import Side
 from bridge.factory import build_adapters
 from bridge.ledger import LinkRow
 from bridge.links_discover import discover_links
+from bridge.vendors.registry import SUPEROFFICE, ZENDESK
 from tests.e2e.conftest import World
 
 
@@ -53,9 +53,7 @@ def test_discover_links_clean_pairs_and_reports_the_rest(world: World) -> None:
     ids = _seed(world)
     config = world.config()
     adapters = build_adapters(config, sleep=world.clock.sleep, clock=world.clock.now)
-    report = discover_links(
-        world.ledger, adapters[Side.ZENDESK], adapters[Side.SUPEROFFICE], config.links
-    )
+    report = discover_links(world.ledger, adapters[ZENDESK], adapters[SUPEROFFICE], config.links)
     assert report.linked == [(ids["so0"], ids["zd0"]), (ids["so1"], ids["zd1"])]
     assert report.already_linked == 1
     assert [(a.superoffice_id, len(a.zendesk_ids)) for a in report.ambiguous] == [
@@ -73,9 +71,7 @@ def test_discover_links_clean_pairs_and_reports_the_rest(world: World) -> None:
     assert (ids["so1"], ids["zd1"], "external_id") in linked
     assert world.ledger.count_links() == 4
     # a second run links nothing new and reports the same problems
-    again = discover_links(
-        world.ledger, adapters[Side.ZENDESK], adapters[Side.SUPEROFFICE], config.links
-    )
+    again = discover_links(world.ledger, adapters[ZENDESK], adapters[SUPEROFFICE], config.links)
     assert again.linked == []
     assert again.already_linked == 3
     assert world.ledger.count_links() == 4

@@ -6,8 +6,9 @@ from collections import Counter
 
 import pytest
 
-from bridge.core.model import Outcome, Side, State, Transition
+from bridge.core.model import Outcome, State, Transition
 from bridge.run.migrate import MigrationOptions, MigrationRun, estimate, migration_decision
+from bridge.vendors.registry import SUPEROFFICE, ZENDESK
 from tests.migrate.conftest import DAY, Env
 
 A, D, P = State.ACTIVE, State.SOFT_DELETED, State.PURGED
@@ -43,17 +44,17 @@ def test_migration_decision(
     steps: tuple[Transition, ...],
     base: State | None,
 ) -> None:
-    decision = migration_decision(source, target, MigrationOptions(Side.SUPEROFFICE, **options))
+    decision = migration_decision(source, target, MigrationOptions(SUPEROFFICE, **options))
     assert (decision.outcome, decision.transitions, decision.new_base) == (outcome, steps, base)
     if outcome in (Outcome.APPLY, Outcome.SKIP):
-        assert decision.target is Side.ZENDESK
+        assert decision.target == ZENDESK
 
 
 def test_superoffice_to_zendesk_in_bulk_then_sync_has_nothing_to_do(frozen: Env) -> None:
     pairs = frozen.link(250)
     frozen.so.soft_delete([s for s, _ in pairs[:210]])
     frozen.so.purge([s for s, _ in pairs[210:220]])
-    result = frozen.migrate(Side.SUPEROFFICE, include_purges=True)
+    result = frozen.migrate(SUPEROFFICE, include_purges=True)
     assert result.outcome == "converged"
     assert result.counts["zendesk.soft_delete.sent"] == 220
     assert result.counts["zendesk.purge.sent"] == 10
@@ -78,7 +79,7 @@ def test_zendesk_to_superoffice_purges_wait_for_retention_then_are_verified(froz
     zd = [z for _, z in pairs]
     frozen.zd.agent_act("delete", zd[:3], agent=(7, "Ann"))
     frozen.zd.agent_act("purge", zd[3:5], agent=(7, "Ann"))
-    result = frozen.migrate(Side.ZENDESK, include_purges=True)
+    result = frozen.migrate(ZENDESK, include_purges=True)
     assert result.counts["pending_retention"] == 2
     assert result.outcome == "converged"
     assert frozen.states(pairs) == [("deleted", "deleted")] * 3 + [("deleted", "purged")] * 2 + [
@@ -106,7 +107,7 @@ def test_a_dry_run_run_records_no_operation_and_no_base(frozen: Env) -> None:
     run = MigrationRun(
         frozen.ledger,
         frozen.adapters(),
-        MigrationOptions(Side.SUPEROFFICE),
+        MigrationOptions(SUPEROFFICE),
         dry_run=True,
         holder="test",
         now=frozen.sandbox.clock.now,

@@ -14,6 +14,7 @@ from bridge.core.model import Side
 from bridge.ledger import LinkRow
 from bridge.run.migrate import MigrationOptions, MigrationRun
 from bridge.vendors.http import HttpClient
+from bridge.vendors.registry import SUPEROFFICE, ZENDESK
 from bridge.vendors.zendesk.adapter import ZendeskAdapter
 from tests.migrate.conftest import Env
 
@@ -79,14 +80,14 @@ def _migrate(traced: Traced) -> list[str | None]:
         clock=clock.now,
     )
     zendesk.batch_limit = 5
-    adapters[Side.ZENDESK] = zendesk
+    adapters[ZENDESK] = zendesk
     start = clock.timestamp()
     for side, adapter in adapters.items():
         _record(adapter.http, side, env, calls, start)
     result = MigrationRun(
         env.ledger,
         adapters,
-        MigrationOptions(Side.SUPEROFFICE, include_purges=True),
+        MigrationOptions(SUPEROFFICE, include_purges=True),
         holder="test",
         now=clock.now,
         sleep=clock.sleep,
@@ -104,7 +105,7 @@ def test_superoffice_is_read_while_the_zendesk_export_waits_for_its_limit(
     # the account is 15 pages: the 11th has to wait for the next minute
     assert exports[10].at >= 55
     # SuperOffice's per-ticket reads (one per purged ticket) did not wait behind it
-    purged_reads = [c for c in calls if c.side is Side.SUPEROFFICE and c.path.startswith("Ticket/")]
+    purged_reads = [c for c in calls if c.side == SUPEROFFICE and c.path.startswith("Ticket/")]
     assert len(purged_reads) == 5
     assert max(c.at for c in purged_reads) < exports[10].at
 
@@ -114,7 +115,7 @@ def test_writes_are_re_read_and_purges_sent_while_jobs_still_run(
 ) -> None:
     calls = traced.calls
     assert _migrate(traced) == ["deleted"] * 25 + ["purged"] * 5
-    zendesk = [c.path for c in calls if c.side is Side.ZENDESK]
+    zendesk = [c.path for c in calls if c.side == ZENDESK]
     first_write = zendesk.index(SOFT_DELETE)
     last_poll = len(zendesk) - 1 - zendesk[::-1].index(POLL)
     soft_deletes = [i for i, p in enumerate(zendesk) if p == SOFT_DELETE]

@@ -10,16 +10,17 @@ from typing import TypeVar
 
 from sqlmodel import col, select
 
-from bridge.core.model import Side, Transition
+from bridge.core.model import Transition
 from bridge.ledger import Ledger, LinkRow
 from bridge.ledger.tables import Event, Operation, set_clock
 from bridge.run.engine import RunOptions, RunResult, SyncRun
 from bridge.run.migrate import MigrationOptions, MigrationRun
+from bridge.vendors.registry import SUPEROFFICE, ZENDESK
 from tests.fakes import FakeClock, FakeVendor
 
 __all__ = ["SO", "ZD", "World", "fake_world"]
 
-SO, ZD = Side.SUPEROFFICE, Side.ZENDESK
+SO, ZD = SUPEROFFICE, ZENDESK
 
 
 class World:

@@ -11,14 +11,33 @@ from pathlib import Path
 
 import pytest
 
-from bridge.core.decide import ConflictPolicy, Direction, Policy, SideState, decide
+from bridge.core.decide import (
+    BOTH_WAYS,
+    MANUAL,
+    ConflictPolicy,
+    ConflictRule,
+    Direction,
+    Policy,
+    SideState,
+)
+from bridge.core.decide import decide as decide_pair
 from bridge.core.model import Cause, Decision, Observation, Outcome, Side, State, Transition, apply
+from bridge.vendors.registry import SIDES, SUPEROFFICE, ZENDESK
 
 A, D, P = State.ACTIVE, State.SOFT_DELETED, State.PURGED
 SD, RE, PU = Transition.SOFT_DELETE, Transition.RESTORE, Transition.PURGE
-SO, ZD = Side.SUPEROFFICE, Side.ZENDESK
+SO, ZD = SUPEROFFICE, ZENDESK
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 DOC = Path(__file__).resolve().parents[2] / "docs" / "decision-table.md"
+
+
+def decide(base: State | None, so: SideState, zd: SideState, policy: Policy) -> Decision:
+    """The decision with SuperOffice's state and Zendesk's (the rows' order)."""
+    return decide_pair(base, SIDES, {SO: so, ZD: zd}, policy)
+
+
+def conflict(text: str) -> ConflictPolicy:
+    return ConflictPolicy.parse(text, SIDES)
 
 
 def at(hours: int) -> datetime:
@@ -48,7 +67,7 @@ ROWS: list[tuple[str, State | None, SideState, SideState, Policy, Outcome, Side 
     ("divergence-no-base", None, side(A), side(P), Policy(), Outcome.DIVERGENCE, None, (), None,
      "no base: sides differ"),
     ("divergence-no-base-keep-active", None, side(A), side(D),
-     Policy(conflict_policy=ConflictPolicy.KEEP_ACTIVE), Outcome.DIVERGENCE, None, (), None,
+     Policy(conflict_policy=conflict("keep-active")), Outcome.DIVERGENCE, None, (), None,
      "no base: sides differ"),
     ("so-deleted-copied", A, side(D), side(A), Policy(), Outcome.APPLY, ZD, (SD,), D,
      "superoffice changed"),
@@ -68,13 +87,13 @@ ROWS: list[tuple[str, State | None, SideState, SideState, Policy, Outcome, Side 
      "conflict: both left purged"),
     # direction
     ("direction-blocks-so-write", A, side(A), side(D),
-     Policy(direction=Direction.SUPEROFFICE_TO_ZENDESK), Outcome.SKIP, SO, (), None,
+     Policy(direction=Direction(SO)), Outcome.SKIP, SO, (), None,
      "direction: superoffice not written"),
     ("direction-allows-zd-write", A, side(D), side(A),
-     Policy(direction=Direction.SUPEROFFICE_TO_ZENDESK), Outcome.APPLY, ZD, (SD,), D,
+     Policy(direction=Direction(SO)), Outcome.APPLY, ZD, (SD,), D,
      "superoffice changed"),
     ("direction-blocks-zd-write", D, side(A), side(D),
-     Policy(direction=Direction.ZENDESK_TO_SUPEROFFICE), Outcome.SKIP, ZD, (), None,
+     Policy(direction=Direction(ZD)), Outcome.SKIP, ZD, (), None,
      "direction: zendesk not written"),
     # purge policy
     ("purges-off-copies-soft-delete-only", A, side(P), side(A), Policy(propagate_purges=False),
@@ -99,47 +118,47 @@ ROWS: list[tuple[str, State | None, SideState, SideState, Policy, Outcome, Side 
      Policy(), Outcome.CONFLICT, None, (), None, "conflict: both changed"),
     # conflict policies on restore (superoffice) vs purge (zendesk) and the reverse
     ("so-wins-cannot-unpurge", D, side(A), side(P),
-     Policy(conflict_policy=ConflictPolicy.SUPEROFFICE_WINS), Outcome.CONFLICT, None, (), None,
+     Policy(conflict_policy=conflict("superoffice-wins")), Outcome.CONFLICT, None, (), None,
      "conflict: superoffice-wins: zendesk is purged (terminal)"),
     ("zd-wins-purge-propagated", D, side(A), side(P),
-     Policy(conflict_policy=ConflictPolicy.ZENDESK_WINS), Outcome.APPLY, SO, (SD, PU), P,
+     Policy(conflict_policy=conflict("zendesk-wins")), Outcome.APPLY, SO, (SD, PU), P,
      "conflict resolved: zendesk-wins"),
     ("so-wins-purge-propagated", D, side(P), side(A),
-     Policy(conflict_policy=ConflictPolicy.SUPEROFFICE_WINS), Outcome.APPLY, ZD, (SD, PU), P,
+     Policy(conflict_policy=conflict("superoffice-wins")), Outcome.APPLY, ZD, (SD, PU), P,
      "conflict resolved: superoffice-wins"),
     ("so-wins-purges-off", D, side(P), side(A),
-     Policy(conflict_policy=ConflictPolicy.SUPEROFFICE_WINS, propagate_purges=False),
+     Policy(conflict_policy=conflict("superoffice-wins"), propagate_purges=False),
      Outcome.APPLY, ZD, (SD,), D, "conflict resolved: superoffice-wins; purge not propagated "
      "(policy)"),
     ("so-wins-against-direction", D, side(P), side(A),
-     Policy(conflict_policy=ConflictPolicy.SUPEROFFICE_WINS,
-            direction=Direction.ZENDESK_TO_SUPEROFFICE),
+     Policy(conflict_policy=conflict("superoffice-wins"),
+            direction=Direction(ZD)),
      Outcome.CONFLICT, None, (), None,
      "conflict: superoffice-wins would write zendesk against direction"),
     ("latest-wins-zendesk-later", D, side(A, 1), side(P, 2),
-     Policy(conflict_policy=ConflictPolicy.LATEST_WINS), Outcome.APPLY, SO, (SD, PU), P,
+     Policy(conflict_policy=conflict("latest-wins")), Outcome.APPLY, SO, (SD, PU), P,
      "conflict resolved: latest-wins (zendesk later)"),
     ("latest-wins-superoffice-later-but-zd-purged", D, side(A, 3), side(P, 2),
-     Policy(conflict_policy=ConflictPolicy.LATEST_WINS), Outcome.CONFLICT, None, (), None,
+     Policy(conflict_policy=conflict("latest-wins")), Outcome.CONFLICT, None, (), None,
      "conflict: latest-wins: zendesk is purged (terminal)"),
     ("latest-wins-tie", D, side(A, 2), side(P, 2),
-     Policy(conflict_policy=ConflictPolicy.LATEST_WINS), Outcome.CONFLICT, None, (), None,
+     Policy(conflict_policy=conflict("latest-wins")), Outcome.CONFLICT, None, (), None,
      "conflict: latest-wins needs two different vendor times"),
     ("latest-wins-time-missing", D, side(A), side(P, 2),
-     Policy(conflict_policy=ConflictPolicy.LATEST_WINS), Outcome.CONFLICT, None, (), None,
+     Policy(conflict_policy=conflict("latest-wins")), Outcome.CONFLICT, None, (), None,
      "conflict: latest-wins needs two different vendor times"),
     ("keep-active-other-purged", D, side(A), side(P),
-     Policy(conflict_policy=ConflictPolicy.KEEP_ACTIVE), Outcome.CONFLICT, None, (), None,
+     Policy(conflict_policy=conflict("keep-active")), Outcome.CONFLICT, None, (), None,
      "conflict: keep-active: zendesk is purged (terminal)"),
     ("keep-active-restores-soft-deleted", P, side(D), side(A),
-     Policy(conflict_policy=ConflictPolicy.KEEP_ACTIVE), Outcome.APPLY, SO, (RE,), A,
+     Policy(conflict_policy=conflict("keep-active")), Outcome.APPLY, SO, (RE,), A,
      "conflict resolved: keep-active"),
     ("keep-active-restores-zendesk", P, side(A), side(D),
-     Policy(conflict_policy=ConflictPolicy.KEEP_ACTIVE), Outcome.APPLY, ZD, (RE,), A,
+     Policy(conflict_policy=conflict("keep-active")), Outcome.APPLY, ZD, (RE,), A,
      "conflict resolved: keep-active"),
     ("keep-active-restore-blocked-by-direction", P, side(A), side(D),
-     Policy(conflict_policy=ConflictPolicy.KEEP_ACTIVE,
-            direction=Direction.ZENDESK_TO_SUPEROFFICE),
+     Policy(conflict_policy=conflict("keep-active"),
+            direction=Direction(ZD)),
      Outcome.CONFLICT, None, (), None,
      "conflict: keep-active would write zendesk against direction"),
 ]
@@ -201,7 +220,10 @@ STATES: list[State | None] = [None, A, D, P]
 POLICIES = [
     Policy(direction, rule, purges, retention)
     for direction, rule, purges, retention in itertools.product(
-        Direction, ConflictPolicy, (True, False), (True, False)
+        (BOTH_WAYS, Direction(SO), Direction(ZD)),
+        [conflict(text) for text in ConflictPolicy.choices(SIDES)],
+        (True, False),
+        (True, False),
     )
 ]
 CAUSES = (Cause.USER, Cause.RETENTION)
@@ -251,7 +273,7 @@ def check(base: State | None, so: SideState, zd: SideState, policy: Policy) -> D
     if d.outcome is Outcome.SKIP:
         assert d.target is not None
         assert d.transitions == ()
-        source = sides[d.target.other]
+        source = sides[SIDES.other(d.target)]
         if d.reason.startswith("direction"):
             assert not policy.direction.allows_writing(d.target)
             assert d.new_base is None
@@ -265,7 +287,7 @@ def check(base: State | None, so: SideState, zd: SideState, policy: Policy) -> D
         assert base is not None
         assert d.target is not None
         assert d.new_base is not None
-        target, source = sides[d.target], sides[d.target.other]
+        target, source = sides[d.target], sides[SIDES.other(d.target)]
         assert target.state is not None
         assert source.state is not None
         assert policy.direction.allows_writing(d.target)
@@ -281,16 +303,16 @@ def check(base: State | None, so: SideState, zd: SideState, policy: Policy) -> D
             assert held(source, policy)
         if d.reason.startswith("conflict resolved"):  # the winner is the source
             rule = policy.conflict_policy
-            if rule is ConflictPolicy.LATEST_WINS:
+            if rule.rule is ConflictRule.LATEST_WINS:
                 assert source.vendor_time is not None
                 assert target.vendor_time is not None
                 assert source.vendor_time > target.vendor_time
-            elif rule is ConflictPolicy.KEEP_ACTIVE:
+            elif rule.rule is ConflictRule.KEEP_ACTIVE:
                 assert (source.state, d.new_base) == (A, A)
             else:
-                assert rule in {ConflictPolicy.SUPEROFFICE_WINS, ConflictPolicy.ZENDESK_WINS}
-                assert rule == f"{d.target.other}-wins"
-        if policy.conflict_policy is ConflictPolicy.MANUAL:
+                assert rule.winner is not None
+                assert str(rule) == f"{SIDES.other(d.target)}-wins"
+        if policy.conflict_policy == MANUAL:
             # Manual never overwrites a side's own change: the target is at base or part-way.
             assert target.state == base or (base, target.state, source.state) == (A, D, P)
     return d
@@ -344,8 +366,8 @@ def mirror_text(text: str) -> str:
 def mirror_policy(policy: Policy) -> Policy:
     return replace(
         policy,
-        direction=Direction(mirror_text(policy.direction)),
-        conflict_policy=ConflictPolicy(mirror_text(policy.conflict_policy)),
+        direction=Direction.parse(mirror_text(policy.direction.label(SIDES)), SIDES),
+        conflict_policy=conflict(mirror_text(str(policy.conflict_policy))),
     )
 
 
@@ -353,7 +375,7 @@ def mirror_policy(policy: Policy) -> Policy:
     "policy",
     POLICIES,
     ids=[
-        f"{p.direction}-{p.conflict_policy}-purges{int(p.propagate_purges)}"
+        f"{p.direction.label(SIDES)}-{p.conflict_policy}-purges{int(p.propagate_purges)}"
         f"-retention{int(p.propagate_retention_purges)}"
         for p in POLICIES
     ],
@@ -369,15 +391,38 @@ def test_every_combination(policy: Policy) -> None:
         # The same question asked with the sides swapped gets the mirrored answer.
         m = decide(base, zd, so, mirror_policy(policy))
         assert m.outcome is d.outcome
-        assert m.target == (None if d.target is None else d.target.other)
+        assert m.target == (None if d.target is None else SIDES.other(d.target))
         assert (m.transitions, m.new_base) == (d.transitions, d.new_base)
         assert m.reason == mirror_text(d.reason)
     # The sweep reaches every kind of answer under every policy except the ones it cannot:
     expected = {Outcome.UNKNOWN, Outcome.AGREE, Outcome.DIVERGENCE, Outcome.APPLY, Outcome.CONFLICT}
     every_purge_copied = policy.propagate_purges and policy.propagate_retention_purges
-    if policy.direction is not Direction.BOTH or not every_purge_copied:
+    if policy.direction != BOTH_WAYS or not every_purge_copied:
         expected.add(Outcome.SKIP)
     assert seen == expected
+
+
+def test_the_order_of_the_sides_changes_no_decision() -> None:
+    """The core knows two sides, not which comes first: listing them the other way round
+    gives every decision unchanged (the reasons name sides, never positions)."""
+    swapped = type(SIDES)(SIDES.second, SIDES.first)
+    for policy in POLICIES:
+        for base, so, zd in inputs():
+            states = {SO: so, ZD: zd}
+            assert decide_pair(base, swapped, states, policy) == decide_pair(
+                base, SIDES, states, policy
+            )
+
+
+def test_policy_texts_round_trip() -> None:
+    for text in Direction.choices(SIDES):
+        assert Direction.parse(text, SIDES).label(SIDES) == text
+    for text in ConflictPolicy.choices(SIDES):
+        assert str(conflict(text)) == text
+    with pytest.raises(ValueError, match="unknown direction"):
+        Direction.parse("sideways", SIDES)
+    with pytest.raises(ValueError, match="unknown conflict policy"):
+        conflict("wins")
 
 
 def test_sweep_covers_the_brief_dimensions() -> None:
@@ -412,9 +457,9 @@ def parse_policy(cell: str) -> Policy:
     for item in cell.split(", "):
         key, _, value = item.partition("=")
         if key == "conflict":
-            policy = replace(policy, conflict_policy=ConflictPolicy(value))
+            policy = replace(policy, conflict_policy=conflict(value))
         elif key == "direction":
-            policy = replace(policy, direction=Direction(value))
+            policy = replace(policy, direction=Direction.parse(value, SIDES))
         elif key == "purges":
             policy = replace(policy, propagate_purges={"on": True, "off": False}[value])
         elif key == "retention-purges":

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from bridge.core.contract import TransientError
-from bridge.core.decide import ConflictPolicy, Direction, Policy
+from bridge.core.decide import ConflictPolicy, ConflictRule, Direction, Policy
 from bridge.core.model import State, Transition
 from bridge.ledger import LinkRow
+from bridge.vendors.registry import SUPEROFFICE, ZENDESK
 from tests.reconcile.fake_world import World, fake_world
 
 
@@ -170,7 +171,7 @@ def test_conflict_policy_resolves(world: World) -> None:
     world.sync()
     world.so.act(Transition.RESTORE, 1)
     world.zd.act(Transition.PURGE, 101)
-    world.sync(policy=Policy(conflict_policy=ConflictPolicy.ZENDESK_WINS))
+    world.sync(policy=Policy(conflict_policy=ConflictPolicy(ConflictRule.SIDE_WINS, ZENDESK)))
     assert [(op.target, op.transition) for op in world.ops()][-2:] == [
         ("superoffice", "soft_delete"),
         ("superoffice", "purge"),
@@ -191,7 +192,7 @@ def test_direction_limits_what_is_written(world: World) -> None:
     world.link((1, 101))
     world.sync()
     world.zd.act(Transition.SOFT_DELETE, 101)
-    world.sync(policy=Policy(direction=Direction.SUPEROFFICE_TO_ZENDESK))
+    world.sync(policy=Policy(direction=Direction(SUPEROFFICE)))
     assert world.so.state(1) is State.ACTIVE
     assert [e.detail for e in world.events("skipped")] == ["direction: superoffice not written"]
 
