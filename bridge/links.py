@@ -17,7 +17,7 @@ from bridge.core.model import Side
 from bridge.errors import BridgeError
 from bridge.ledger import ImportReport, Ledger, LinkProblem, LinkRow
 from bridge.values import parse_ticket_id
-from bridge.vendors.registry import SUPEROFFICE, ZENDESK
+from bridge.vendors.registry import MAX_TICKET_ID, SUPEROFFICE, ZENDESK
 
 __all__ = ["COLUMNS", "LinkFileError", "LinkFileReader", "import_link_file"]
 
@@ -32,7 +32,7 @@ class LinkFileError(BridgeError, ValueError):
 
 def _ticket_id(raw: str, side: Side, problems: list[LinkProblem], line: int) -> int | None:
     try:
-        return parse_ticket_id(raw, side, what=f"{side}_id")
+        return parse_ticket_id(raw, side, MAX_TICKET_ID[side], what=f"{side}_id")
     except ValueError as exc:
         problems.append(LinkProblem(line, str(exc)))
         return None

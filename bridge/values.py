@@ -15,11 +15,9 @@ from typing import Any, TypeVar, cast
 import click
 
 from bridge.core.model import Side
-from bridge.vendors.registry import SUPEROFFICE, ZENDESK
 
 __all__ = [
     "MAX_INTERVAL",
-    "MAX_TICKET_ID",
     "BoundedInt",
     "Interval",
     "TicketId",
@@ -28,8 +26,6 @@ __all__ = [
     "parse_ticket_id",
 ]
 
-#: SuperOffice ids are 32-bit signed integers; Zendesk's are 64-bit
-MAX_TICKET_ID = {SUPEROFFICE: 2**31 - 1, ZENDESK: 2**63 - 1}
 #: the longest `--every` interval (a week: longer is a job for cron)
 MAX_INTERVAL = timedelta(days=7)
 _DIGITS = re.compile(r"[0-9]+")
@@ -54,11 +50,9 @@ def parse_bounded_int(text: str, *, what: str, minimum: int, maximum: int) -> in
     return number
 
 
-def parse_ticket_id(text: str, side: Side, *, what: str | None = None) -> int:
-    """A ticket id of `side`: ASCII digits, 1 to the vendor's largest id."""
-    return parse_bounded_int(
-        text, what=what or f"{side} ticket id", minimum=1, maximum=MAX_TICKET_ID[side]
-    )
+def parse_ticket_id(text: str, side: Side, maximum: int, *, what: str | None = None) -> int:
+    """A ticket id of `side`: ASCII digits, 1 to the largest id its vendor declares."""
+    return parse_bounded_int(text, what=what or f"{side} ticket id", minimum=1, maximum=maximum)
 
 
 def parse_interval(text: str) -> timedelta:
@@ -95,12 +89,13 @@ class _Checked(click.ParamType[T]):
 class TicketId(_Checked[int]):
     """A click type for a ticket id of one side."""
 
-    def __init__(self, side: Side) -> None:
+    def __init__(self, side: Side, maximum: int) -> None:
         self.side = side
+        self.maximum = maximum
         self.name = f"{side}-id"
 
     def parse(self, text: str) -> int:
-        return parse_ticket_id(text, self.side)
+        return parse_ticket_id(text, self.side, self.maximum)
 
 
 class BoundedInt(_Checked[int]):

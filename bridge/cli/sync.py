@@ -23,7 +23,7 @@ from bridge.ledger import Ledger, default_holder
 from bridge.run.engine import RunOptions, RunResult, SyncRun, iter_plan
 from bridge.run.resolve import Prefer, ResolveError, resolve
 from bridge.values import Interval, TicketId
-from bridge.vendors.registry import SIDES, SUPEROFFICE
+from bridge.vendors.registry import MAX_TICKET_ID, SIDES, SUPEROFFICE
 
 __all__ = ["conflicts", "sync"]
 
@@ -213,7 +213,9 @@ def conflicts_list(app: AppContext, as_json: bool) -> None:
 
 
 @conflicts.command("resolve")
-@click.argument("superoffice_id", metavar="LINK", type=TicketId(SUPEROFFICE))
+@click.argument(
+    "superoffice_id", metavar="LINK", type=TicketId(SUPEROFFICE, MAX_TICKET_ID[SUPEROFFICE])
+)
 @click.option(
     "--prefer",
     type=click.Choice([p.value for p in Prefer]),

@@ -29,10 +29,9 @@ from bridge.core.contract import (
     TransientError,
 )
 from bridge.core.model import Cause, State, Transition
-from bridge.values import MAX_TICKET_ID
 from bridge.vendors import wire
 from bridge.vendors.http import HttpClient, VendorHTTPError, decode_json
-from bridge.vendors.registry import SUPEROFFICE
+from bridge.vendors.superoffice import MAX_TICKET_ID, SIDE
 from bridge.vendors.superoffice import wire as shapes
 from bridge.vendors.superoffice.auth import SuperOfficeAuth
 
@@ -189,7 +188,7 @@ def _row_view(row: Mapping[str, Any], *, recycled: bool, path: str) -> TicketVie
 
     raw_id = row.get("ticketId", row.get("PrimaryKey"))
     ticket_id = _as_int(raw_id)
-    if ticket_id is None or not 0 < ticket_id <= MAX_TICKET_ID[SUPEROFFICE]:
+    if ticket_id is None or not 0 < ticket_id <= MAX_TICKET_ID:
         raise bad("ticketId", raw_id, "a ticket id")
     base_status = _base_status(row.get("status"))
     if "status" in row and base_status not in _BASE_STATUS_NAMES:
@@ -284,7 +283,7 @@ class SuperOfficeAdapter:
     `{base_url}/api/v1/`. `clock` returns aware UTC now (simulated in tests).
     """
 
-    side = SUPEROFFICE
+    side = SIDE
     job_limit: int | None = None
     #: writes are answered synchronously: a re-read this long after a lost answer shows
     #: whether the call was acted on (the server may still have been working on it)

@@ -44,7 +44,7 @@ from bridge.core.model import Cause, State, Transition
 from bridge.secrets import register_secret_value
 from bridge.vendors import wire
 from bridge.vendors.http import HttpClient, VendorHTTPError, decode_json
-from bridge.vendors.registry import ZENDESK
+from bridge.vendors.zendesk import SIDE
 from bridge.vendors.zendesk import wire as shapes
 
 __all__ = [
@@ -150,7 +150,7 @@ class ZendeskAdapter:
     drive them; `clock` (aware UTC now) measures job age for the fresh-job 404 rule.
     """
 
-    side = ZENDESK
+    side = SIDE
     batch_limit = BATCH_LIMIT
     retention_period = RETENTION_PERIOD
 
