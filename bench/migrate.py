@@ -39,7 +39,7 @@ from bridge.ledger import Ledger, LinkRow
 from bridge.ledger.tables import set_clock
 from bridge.logging import configure_logging
 from bridge.run.migrate import MigrationOptions, MigrationRun
-from bridge.sandbox.core import SimClock
+from bridge.sandbox import SimClock
 from bridge.vendors.zendesk.sim.simulator import ZendeskSimulator
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
