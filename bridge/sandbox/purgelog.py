@@ -1,10 +1,11 @@
-"""The ground truth of the irreversible (purge) requests a simulator accepted.
+"""The ground truth of the irreversible (purge) requests a simulator accepted, so a harness
+can tell whether a client ever purged the same ticket twice.
 
-A harness compares it with what the client believes it did: one record per ticket per
-accepted request, with whether it was a duplicate (the ticket was already purged, or
-already had a purge under way). A handler records into it only once it has acted, so a
-fault injected `before` the handler never shows there and one injected `after` it always
-does. Harnesses read it with `SimulatorBase.purge_log()` or `GET /_sandbox/purges`.
+One record per ticket per accepted request, with whether it was a duplicate (the ticket was
+already purged, or already had a purge under way). A handler records into it only once it
+has acted, so a fault injected `before` the handler never shows there and one injected
+`after` it always does. Harnesses read it with `SimulatorBase.purge_log()` or
+`GET /_sandbox/purges`.
 """
 
 from __future__ import annotations
