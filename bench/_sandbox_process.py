@@ -23,7 +23,7 @@ from typing import Any, Self
 
 import requests
 
-from bridge.sandbox.core import parse_iso
+from bridge.sandbox import parse_iso
 from bridge.vendors.sandbox import Sandbox
 
 __all__ = ["RemoteClock", "SandboxProcess", "Seeded"]

@@ -38,7 +38,7 @@ from bridge.ledger import Ledger, LinkRow
 from bridge.ledger.tables import set_clock
 from bridge.logging import configure_logging
 from bridge.run.migrate import MigrationOptions, MigrationRun
-from bridge.sandbox.core import SimClock
+from bridge.sandbox import SimClock
 from bridge.vendors.registry import SUPEROFFICE
 from bridge.vendors.zendesk.sim.simulator import ZendeskSimulator
 

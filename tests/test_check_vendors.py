@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from bridge.cli import main
 from bridge.cli.exitcodes import ExitCode
-from bridge.sandbox.core import SimClock
+from bridge.sandbox import SimClock
 from bridge.vendors.sandbox import Sandbox
 
 

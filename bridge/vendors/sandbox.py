@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Self
 
 from bridge.ledger import Ledger
-from bridge.sandbox.core import SimClock
+from bridge.sandbox import SimClock
 from bridge.vendors.superoffice.sim.simulator import SuperOfficeSimulator
 from bridge.vendors.zendesk.sim.simulator import ZendeskSimulator
 

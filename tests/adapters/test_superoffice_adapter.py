@@ -25,7 +25,7 @@ import requests
 
 from bridge.core.contract import PermanentError, TransientError
 from bridge.core.model import Cause, State, Transition
-from bridge.sandbox.core import SimClock
+from bridge.sandbox import SimClock
 from bridge.vendors.http import VendorHTTPError
 from bridge.vendors.superoffice.adapter import (
     SuperOfficeAdapter,

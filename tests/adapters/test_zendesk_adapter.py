@@ -23,7 +23,7 @@ from vcr.cassette import Cassette
 
 from bridge.core.contract import Adapter, JobState, JobStatus, PermanentError
 from bridge.core.model import Cause, State, Transition
-from bridge.sandbox.core import SimClock
+from bridge.sandbox import SimClock
 from bridge.vendors.http import VendorHTTPError
 from bridge.vendors.registry import ZENDESK
 from bridge.vendors.zendesk.adapter import (

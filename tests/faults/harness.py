@@ -84,7 +84,7 @@ from typing import Any
 import requests
 
 from bridge.config import ZendeskSettings
-from bridge.sandbox.core import FaultInjector, FaultRule, SimulatorBase
+from bridge.sandbox import FaultInjector, FaultRule, SimulatorBase
 from bridge.vendors.sandbox import Sandbox
 from tests.sandbox_world import DAY, SandboxWorld, running_sandbox
 

@@ -16,7 +16,7 @@ import pytest
 
 from bridge.core.contract import TransientError
 from bridge.core.model import Cause, State, Transition
-from bridge.sandbox.core import SimClock
+from bridge.sandbox import SimClock
 from bridge.vendors.superoffice.adapter import (
     DeleteEndpointPurge,
     SuperOfficeAdapter,

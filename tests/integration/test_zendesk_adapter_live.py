@@ -15,7 +15,7 @@ import urllib3.exceptions
 
 from bridge.core.contract import JobState, JobStatus, OutcomeUnknownError, TransientError
 from bridge.core.model import State, Transition
-from bridge.sandbox.core import SimClock
+from bridge.sandbox import SimClock
 from bridge.vendors.zendesk.adapter import ZendeskAdapter
 from bridge.vendors.zendesk.sim.simulator import ZendeskSimulator
 

@@ -15,7 +15,7 @@ from bridge.factory import build_adapters, policy_from_config
 from bridge.ledger import Ledger, LinkRow
 from bridge.ledger.tables import set_clock
 from bridge.run.engine import RunOptions, RunResult, SyncRun
-from bridge.sandbox.core import SimClock
+from bridge.sandbox import SimClock
 from bridge.vendors.sandbox import Sandbox
 
 DAY = 86_400.0

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import requests
 
-from bridge.sandbox.core import SimClock
+from bridge.sandbox import SimClock
 from bridge.vendors.zendesk.sim.simulator import ZendeskSimulator
 
 ZD_START = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import requests
 
-from bridge.sandbox.core import SimClock
+from bridge.sandbox import SimClock
 from bridge.vendors.superoffice.sim.auth import partner_keypair
 from bridge.vendors.superoffice.sim.simulator import SuperOfficeSimulator
 

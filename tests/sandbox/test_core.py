@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import requests
 
-from bridge.sandbox.core import (
+from bridge.sandbox import (
     FaultInjector,
     FaultRule,
     HttpError,

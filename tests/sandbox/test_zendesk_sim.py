@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import requests
 
-from bridge.sandbox.core import SimClock
+from bridge.sandbox import SimClock
 from bridge.vendors.zendesk.sim.simulator import ZendeskSimulator, plan_limit
 from tests.sandbox.conftest import ZD_START, ZendeskClient
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bridge.sandbox.core import SimClock
+from bridge.sandbox import SimClock
 from bridge.vendors.zendesk.sim.simulator import ZendeskSimulator
 
 zenpy = pytest.importorskip("zenpy")

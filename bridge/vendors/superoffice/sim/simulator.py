@@ -1,6 +1,6 @@
 """A SuperOffice Service (CRM Online / on-site WebAPI) simulator for the ticket deletion lifecycle.
 
-Built on `bridge.sandbox.core.SimulatorBase` (clock, rate limiter, faults, counters, admin
+Built on `bridge.sandbox.SimulatorBase` (clock, rate limiter, faults, counters, admin
 API). The API lives at `{origin}/{tenant}/api/v1/...`; `GET /api/state/{tenant}` and the
 system-user exchange `POST /Login/api/PartnerSystemUser/Authenticate` live at the origin, as
 on `https://sod.superoffice.com`. Paths match case-insensitively (SuperOffice's do).
@@ -21,7 +21,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import parse_qs
 
-from bridge.sandbox.core import (
+from bridge.sandbox import (
     HttpError,
     Request,
     Response,

@@ -24,9 +24,8 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import urlencode
 
-from bridge.sandbox.core import (
+from bridge.sandbox import (
     HttpError,
-    PurgePrior,
     Request,
     Response,
     Route,
@@ -36,6 +35,7 @@ from bridge.sandbox.core import (
     iso_z,
     parse_iso,
 )
+from bridge.sandbox.purgelog import PurgePrior
 from bridge.vendors.zendesk.sim.store import (
     LIVE_STATUSES,
     Key,

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from bridge.sandbox.core import iso_z
+from bridge.sandbox import iso_z
 
 __all__ = [
     "LIVE_STATUSES",
