@@ -188,6 +188,17 @@ class Config:
     sync: SyncSettings
     links: LinkSettings
 
+    def section(self, name: str) -> ZendeskSettings | SuperOfficeSettings:
+        """A vendor's parsed section by its name in the file (`zendesk` for `[zendesk]`):
+        the factory finds each registered vendor's settings with it."""
+        sections: dict[str, ZendeskSettings | SuperOfficeSettings] = {
+            "zendesk": self.zendesk,
+            "superoffice": self.superoffice,
+        }
+        if name not in sections:
+            raise KeyError(f"no vendor section [{name}] in the config")
+        return sections[name]
+
 
 # --- reading ----------------------------------------------------------------------------------
 
