@@ -27,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _util import peak_rss_mb, table
+from bridge.sandbox_pair import Sandbox
 
 from bridge.config import load_config
 from bridge.factory import build_adapters, policy_from_config
@@ -34,7 +35,6 @@ from bridge.ledger import Ledger, LinkRow
 from bridge.ledger.tables import set_clock
 from bridge.logging import configure_logging
 from bridge.run.engine import RunOptions, RunResult, SyncRun
-from bridge.vendors.sandbox import Sandbox
 
 BATCH = 100  # both vendors' bulk limit
 SEED_CHUNKS = 100

@@ -30,8 +30,8 @@ from bridge.ledger.tables import OperationStatus, set_clock
 from bridge.links import import_link_file
 from bridge.run.engine import RunOptions, RunResult, SyncRun
 from bridge.run.migrate import MigrationOptions, MigrationRun
+from bridge.sandbox_pair import Sandbox
 from bridge.vendors.registry import SUPEROFFICE, ZENDESK
-from bridge.vendors.sandbox import Sandbox
 
 __all__ = [
     "DEFAULT_SEED",

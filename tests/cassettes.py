@@ -1,4 +1,4 @@
-"""Shared vcrpy set-up for the adapter cassettes of both vendors.
+"""Shared vcrpy set-up for the adapter cassettes of every registered vendor.
 
 One switch (`BRIDGE_RECORD_CASSETTES=1`) decides between recording (from a simulator or a
 real account) and replaying (CI: `record_mode="none"`, no network). Everything written to a
@@ -6,6 +6,12 @@ cassette goes through `Scrubber` first, so credentials, tokens, system-user tick
 e-mail addresses, ticket text and the recording host never reach the repository. Matching
 is on method + path + query, never on host, so a cassette recorded against
 `http://127.0.0.1:<port>` or a real subdomain replays against the fixed fake base URL.
+
+What is common to every vendor (`Authorization`, cookies, OAuth token names, e-mail
+addresses, JWTs) is here; what is one vendor's (its replay URL, its credential headers and
+keys, its ticket text) is plain data in its package, read from `bridge.vendors.registry`.
+The credential names of every vendor are scrubbed from every cassette: a cassette that
+carries another vendor's credential by mistake still keeps nothing secret.
 
 Usage (see docs/cassettes.md)::
 
@@ -28,6 +34,9 @@ from urllib.parse import urlsplit
 import vcr
 from vcr.cassette import Cassette
 
+from bridge.vendors import registry
+from bridge.vendors.registry import VENDORS
+
 __all__ = [
     "CASSETTE_ROOT",
     "CONTENT_KEYS",
@@ -46,11 +55,8 @@ __all__ = [
 RECORD_ENV = "BRIDGE_RECORD_CASSETTES"
 CASSETTE_ROOT = Path(__file__).resolve().parents[1] / "cassettes"
 
-#: where replayed requests go: any URL works because matching ignores the host
-REPLAY_BASE_URLS = {
-    "zendesk": "https://bridge-sandbox.zendesk.com",
-    "superoffice": "https://sod.superoffice.test/Cust12345",
-}
+#: where replayed requests go, by vendor: any URL works because matching ignores the host
+REPLAY_BASE_URLS = {str(v.name): v.cassettes.replay_base_url for v in VENDORS}
 
 FILTERED = "<FILTERED>"
 SECRET = "<SECRET>"
@@ -61,55 +67,44 @@ SECRET_HEADERS = frozenset(
     {
         "authorization",
         "proxy-authorization",
-        "so-apptoken",
-        "sosession",
-        "soticket",
         "cookie",
         "set-cookie",
         "x-xsrf-token",
         "x-csrf-token",
     }
-)
+).union(*(v.cassettes.secret_headers for v in VENDORS))
 
 #: JSON keys and form/query parameters whose *string* values are credentials
-#: ("ticket" is a SuperOffice credential string; Zendesk's `"ticket": {...}` object is kept)
 SECRET_KEYS = frozenset(
     {
         "token",
-        "api_token",
         "access_token",
         "refresh_token",
         "id_token",
         "password",
         "secret",
         "client_secret",
-        "signing_secret",
-        "ticket",
-        "soticket",
         "credentials",
-        "signedsystemtoken",
-        "systemtoken",
-        "system_token",
-        "apptoken",
-        "app_token",
-        "so-apptoken",
         "jwt",
         "authorization",
         "email",
         "username",
     }
-)
+).union(*(v.cassettes.secret_keys for v in VENDORS))
 
-#: ticket text: replaced unless it is one of the vendor's own markers (Zendesk `SCRUBBED`/`X`)
-CONTENT_KEYS = {
-    "zendesk": frozenset({"subject", "raw_subject", "description", "name"}),
-    "superoffice": frozenset({"title", "Title", "Subject", "Description"}),
-}
-CONTENT_KEPT = frozenset({"SCRUBBED", "X", ""})
+#: ticket text, by vendor: replaced unless it is a kept value (a vendor's own marker)
+CONTENT_KEYS = {str(v.name): v.cassettes.content_keys for v in VENDORS}
+CONTENT_KEPT = frozenset({""}).union(*(v.cassettes.content_kept for v in VENDORS))
 
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
-_SO_TICKET = re.compile(r"7T:[A-Za-z0-9+/=]{8,}")
-_AUTH_SCHEME = re.compile(r"\b(Basic|Bearer|SOTicket)\s+[A-Za-z0-9._~+/=:-]{6,}")
+#: credentials recognisable by their form, each with its replacement (vendors' own)
+_PATTERNS = tuple(
+    (re.compile(pattern), replacement)
+    for v in VENDORS
+    for pattern, replacement in v.cassettes.secret_patterns
+)
+_SCHEMES = ("Basic", "Bearer", *sorted(set().union(*(v.cassettes.auth_schemes for v in VENDORS))))
+_AUTH_SCHEME = re.compile(r"\b(" + "|".join(_SCHEMES) + r")\s+[A-Za-z0-9._~+/=:-]{6,}")
 _LOOPBACK = re.compile(r"https?://(?:127\.0\.0\.1|localhost|\[::1\]):\d+")
 
 
@@ -186,7 +181,8 @@ class Scrubber:
             text = text.replace(secret, SECRET)
         text = self.hosts(text)
         text = _JWT.sub("<JWT>", text)
-        text = _SO_TICKET.sub("<SO-TICKET>", text)
+        for pattern, replacement in _PATTERNS:
+            text = pattern.sub(replacement, text)
         text = _AUTH_SCHEME.sub(lambda m: f"{m[1]} {FILTERED}", text)
         text = self._secret_json.sub(lambda m: f'{m["head"]}"{FILTERED}"', text)
         text = self._secret_param.sub(lambda m: f"{m['head']}{FILTERED}", text)
@@ -252,19 +248,19 @@ def make_vcr(
     hosts: Sequence[str] = (),
     content_keys: Iterable[str] | None = None,
 ) -> vcr.VCR:
-    """A `vcr.VCR` for `cassettes/<vendor>/`: YAML, decoded bodies, scrubbed, host-free match.
+    """A `vcr.VCR` for `cassettes/<vendor>/` (a registered vendor's side name): YAML, decoded
+    bodies, scrubbed, host-free match.
 
     Records (`record_mode="all"`) only when `BRIDGE_RECORD_CASSETTES` is set; otherwise
     `record_mode="none"`, so a request without a recorded answer fails instead of
     reaching the network.
     """
+    facts = registry.vendor(vendor).cassettes
     scrubber = Scrubber(
-        REPLAY_BASE_URLS[vendor],
+        facts.replay_base_url,
         secrets=secrets,
         hosts=hosts,
-        content_keys=CONTENT_KEYS.get(vendor, frozenset())
-        if content_keys is None
-        else content_keys,
+        content_keys=facts.content_keys if content_keys is None else content_keys,
     )
     return vcr.VCR(
         cassette_library_dir=str(CASSETTE_ROOT / vendor),

@@ -98,10 +98,10 @@ def test_example_loads_with_no_secrets_set(monkeypatch: pytest.MonkeyPatch) -> N
     config = load_config(EXAMPLE)
     assert config.path == EXAMPLE
     assert config.ledger_url == f"sqlite:///{EXAMPLE.parent / 'bridge.db'}"
-    assert config.zendesk.token == Secret.from_env("ZENDESK_API_TOKEN")
-    assert config.zendesk.bridge_user_id is None
-    assert config.superoffice.auth == "soticket"
-    assert config.superoffice.api_url == "https://sod.superoffice.com/Cust12345/api/v1"
+    assert config.section("zendesk").token == Secret.from_env("ZENDESK_API_TOKEN")
+    assert config.section("zendesk").bridge_user_id is None
+    assert config.section("superoffice").auth == "soticket"
+    assert config.section("superoffice").api_url == "https://sod.superoffice.com/Cust12345/api/v1"
     assert config.sync.direction == Direction()
     assert config.sync.conflict_policy == ConflictPolicy()
     assert check_secrets(config) == [
@@ -165,9 +165,9 @@ def test_minimal_config_gets_documented_defaults(tmp_path: Path) -> None:
     assert isinstance(config, Config)
     assert config.ledger_url == f"sqlite:///{tmp_path / 'bridge.db'}"
     assert (config.logging.format, config.logging.level) == ("auto", "info")
-    z = config.zendesk
+    z = config.section("zendesk")
     assert (z.auth, z.timeout_seconds, z.job_limit, z.bridge_user_id) == ("api_token", 30, 30, None)
-    s = config.superoffice
+    s = config.section("superoffice")
     assert (s.retention_days, s.requests_per_second, s.timeout_seconds) == (14, 10, 30)
     assert s.login_url is None
     assert s.bridge_associate_id is None
@@ -203,11 +203,14 @@ def test_values_are_read(tmp_path: Path) -> None:
     config = load_config(path)
     assert config.ledger_url == f"sqlite:///{tmp_path / 'data' / 'ledger.db'}"
     assert (config.logging.format, config.logging.level) == ("json", "debug")
-    assert config.zendesk.base_url == "http://127.0.0.1:8081"
-    assert (config.zendesk.timeout_seconds, config.zendesk.job_limit) == (2.5, 5)
-    assert config.superoffice.retention_days == 0
-    assert config.superoffice.requests_per_second == 0.5
-    assert config.superoffice.bridge_associate_id == 7
+    assert config.section("zendesk").base_url == "http://127.0.0.1:8081"
+    assert (config.section("zendesk").timeout_seconds, config.section("zendesk").job_limit) == (
+        2.5,
+        5,
+    )
+    assert config.section("superoffice").retention_days == 0
+    assert config.section("superoffice").requests_per_second == 0.5
+    assert config.section("superoffice").bridge_associate_id == 7
     assert config.sync.direction == Direction(ZENDESK_SIDE)
     assert config.sync.conflict_policy == ConflictPolicy(ConflictRule.KEEP_ACTIVE)
     assert config.sync.propagate_purges is False
@@ -242,14 +245,14 @@ def test_relative_sqlite_path_is_relative_to_the_config_folder(
 
 def test_zendesk_oauth_needs_no_email(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, zendesk={"auth": "oauth", "email": None}))
-    assert config.zendesk.auth == "oauth"
-    assert config.zendesk.email is None
+    assert config.section("zendesk").auth == "oauth"
+    assert config.section("zendesk").email is None
 
 
 def test_secret_files_are_relative_to_the_config_folder(tmp_path: Path) -> None:
     path = write(tmp_path, zendesk={"token_env": None, "token_file": "secrets/zd.token"})
     config = load_config(path)
-    assert config.zendesk.token == Secret.from_file(tmp_path / "secrets" / "zd.token")
+    assert config.section("zendesk").token == Secret.from_file(tmp_path / "secrets" / "zd.token")
     assert check_secrets(config)[0] == (
         f"{path}:zendesk.token_file: cannot read secret file "
         f"{tmp_path / 'secrets' / 'zd.token'} (No such file or directory)"
@@ -291,8 +294,8 @@ def test_superoffice_auth_modes(
     so = dict.fromkeys(SUPEROFFICE)
     so.update(base_url="https://sod.superoffice.com/Cust1", tenant="Cust1", auth=auth, **keys)
     config = load_config(write(tmp_path, superoffice=so))
-    assert config.superoffice.auth == auth
-    assert config.superoffice.secrets() == expected_secrets
+    assert config.section("superoffice").auth == auth
+    assert config.section("superoffice").secrets() == expected_secrets
 
 
 def test_system_user_defaults_and_files(tmp_path: Path) -> None:
@@ -308,7 +311,7 @@ def test_system_user_defaults_and_files(tmp_path: Path) -> None:
     )
     path = write(tmp_path, superoffice=so)
     config = load_config(path)
-    s = config.superoffice
+    s = config.section("superoffice")
     assert s.login_url == "http://127.0.0.1:8082/Login"
     assert s.private_key == Secret.from_file(tmp_path / "keys" / "app.pem")
     assert s.app_token == Secret.from_file("/abs/app.token")

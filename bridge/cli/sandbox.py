@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
+from bridge.sandbox_pair import Sandbox
 from bridge.values import BoundedInt
-from bridge.vendors.sandbox import Sandbox
 from bridge.vendors.superoffice.sim.simulator import SuperOfficeSimulator
 from bridge.vendors.zendesk.sim.simulator import ZendeskSimulator, plan_limit
 

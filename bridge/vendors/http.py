@@ -8,19 +8,23 @@ Retry rules, in one place so that no adapter invents its own:
   timeouts, dropped connections and unreadable 2xx bodies leave the outcome unknown: only
   requests declared idempotent are retried blindly. By default GET, HEAD, PUT and
   DELETE are idempotent and POST is not; adapters pass `idempotent=False` for purges
-  (irreversible) and `idempotent=True` for state-setting POSTs such as
-  SuperOffice's `SetDeletedStatusByIds`, which are no-ops when repeated.
+  (irreversible) and `idempotent=True` for state-setting POSTs, which are no-ops when
+  repeated.
 * a connect timeout or refused connection never reached the vendor: always retried.
 
 How a call ended is a type, never a message to parse: `VendorHTTPError` (rejected: the
 vendor said no), `RetryBudgetExceededError` (not sent, or sent only idempotently),
 `OutcomeUnknownError` (a non-idempotent request may have been acted on).
+
+What an answer says beyond its status is the vendor's own dialect, so the client knows none:
+the adapter that builds it passes a `RateLimitReader` (rate-limit headers) and an
+`ErrorCodeReader` (the short error code in an error body), each living in its vendor's
+package. Without them `last_rate_limit` and the error code stay None.
 """
 
 from __future__ import annotations
 
 import random
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -41,11 +45,13 @@ from bridge.core.contract import (
 )
 
 __all__ = [
+    "ErrorCodeReader",
     "GaveUpUnknownError",
     "HttpClient",
     "RateLimitInfo",
+    "RateLimitReader",
     "VendorHTTPError",
-    "parse_rate_limit",
+    "answer_object",
     "parse_retry_after",
 ]
 
@@ -80,59 +86,21 @@ class GaveUpUnknownError(RetryBudgetExceededError, OutcomeUnknownError):
 
 @dataclass(frozen=True, slots=True)
 class RateLimitInfo:
+    """A vendor's rate-limit signal, read from an answer's headers by the vendor's reader."""
+
     limit: int | None
     remaining: int | None
     reset_seconds: float | None
-    #: endpoint limits, e.g. {"deleted-tickets-index": (10, 9, 42.0)}
+    #: per-endpoint limits by the vendor's name for the endpoint: (total, remaining, resets)
     endpoints: Mapping[str, tuple[int | None, int | None, float | None]]
 
 
-_ENDPOINT_HEADER = re.compile(r"^zendesk-rate-?limit-(?P<name>.+)$", re.IGNORECASE)
-_KV = re.compile(r"(\w+)\s*=\s*([0-9.]+)")
-
-
-def _int(value: str | None) -> int | None:
-    try:
-        return int(float(value)) if value is not None else None
-    except ValueError:
-        return None
-
-
-def _float(value: str | None) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
-
-
-def parse_rate_limit(headers: Mapping[str, str]) -> RateLimitInfo:
-    """Read rate-limit headers in every spelling Zendesk has used (2023, 2024, documented)."""
-    lower = {k.lower(): v for k, v in headers.items()}
-
-    def first(*names: str) -> str | None:
-        for name in names:
-            if name in lower:
-                return lower[name]
-        return None
-
-    endpoints: dict[str, tuple[int | None, int | None, float | None]] = {}
-    for key, value in lower.items():
-        match = _ENDPOINT_HEADER.match(key)
-        if match:
-            fields = {k.lower(): v for k, v in _KV.findall(value)}
-            endpoints[match["name"]] = (
-                _int(fields.get("total")),
-                _int(fields.get("remaining")),
-                _float(fields.get("resets")),
-            )
-    return RateLimitInfo(
-        limit=_int(first("x-rate-limit", "ratelimit-limit", "rate-limit")),
-        remaining=_int(
-            first("x-rate-limit-remaining", "ratelimit-remaining", "rate-limit-remaining")
-        ),
-        reset_seconds=_float(first("ratelimit-reset", "rate-limit-reset", "x-rate-limit-reset")),
-        endpoints=endpoints,
-    )
+#: reads a vendor's rate-limit headers (None: the answer carries no signal it knows)
+RateLimitReader = Callable[[Mapping[str, str]], RateLimitInfo | None]
+#: reads a vendor's short error code (`RecordNotFound`...) from an error answer, or None
+ErrorCodeReader = Callable[[requests.Response], str | None]
+#: an error code is a name, never the body: longer ones are cut
+MAX_ERROR_CODE = 100
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -175,9 +143,10 @@ class HttpClient:
     """A `requests.Session` with the vendor-neutral retry policy of this module.
 
     `auth` adds credentials to each prepared request; `on_unauthorized` (optional) is
-    called once on a 401 to refresh credentials (SuperOffice system-user tickets expire),
-    after which the request is sent once more. `sleep` and `monotonic` must come from the
-    same clock (a simulator's, in the demo and benchmarks).
+    called once on a 401 to refresh credentials (short-lived tickets expire), after which
+    the request is sent once more. `rate_limit` and `error_code` read the vendor's own
+    signals (see the module docstring). `sleep` and `monotonic` must come from the same
+    clock (a simulator's, in the demo and benchmarks).
     """
 
     def __init__(
@@ -193,6 +162,8 @@ class HttpClient:
         backoff_cap: float = 30.0,
         per_second: float | None = None,
         on_unauthorized: Callable[[], None] | None = None,
+        rate_limit: RateLimitReader | None = None,
+        error_code: ErrorCodeReader | None = None,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
         session: requests.Session | None = None,
@@ -206,6 +177,8 @@ class HttpClient:
         self._backoff_base = backoff_base
         self._backoff_cap = backoff_cap
         self._on_unauthorized = on_unauthorized
+        self._read_rate_limit = rate_limit
+        self._read_error_code = error_code
         self._sleep = sleep
         self._throttle = Throttle(per_second, sleep, monotonic)
         self.session = session or requests.Session()
@@ -214,6 +187,7 @@ class HttpClient:
         self.calls = 0
         #: the largest answer read, in bytes: a bigger one is a failed read, never parsed
         self.max_body = MAX_BODY_BYTES
+        #: the rate-limit signal of the latest answer (None: no reader, or no signal)
         self.last_rate_limit: RateLimitInfo | None = None
 
     def url(self, path: str) -> str:
@@ -271,7 +245,8 @@ class HttpClient:
                 maybe_acted = maybe_acted or not never_sent
                 reason, wait = f"network: {type(exc).__name__}", self._backoff(attempt)
             else:
-                self.last_rate_limit = parse_rate_limit(response.headers)
+                if self._read_rate_limit is not None:
+                    self.last_rate_limit = self._read_rate_limit(response.headers)
                 status = response.status_code
                 log.debug("http", method=method, path=path, status=status, attempt=attempt)
                 if 200 <= status < 300 or status in ok:
@@ -283,7 +258,7 @@ class HttpClient:
                     continue
                 if status == 429 or (status == 503 and safe):
                     retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                    reason = f"{status} {error_code(response) or ''}".strip()
+                    reason = f"{status} {self.error_code(response) or ''}".strip()
                     wait = retry_after if retry_after is not None else self._backoff(attempt)
                     maybe_acted = maybe_acted or status != 429
                 elif status >= 500:
@@ -295,7 +270,7 @@ class HttpClient:
                     reason, wait = str(status), self._backoff(attempt)
                     maybe_acted = True
                 else:
-                    raise VendorHTTPError(method, path, status, error_code(response))
+                    raise VendorHTTPError(method, path, status, self.error_code(response))
             if attempt >= self._max_attempts or waited + wait > self._retry_budget:
                 error = GaveUpUnknownError if maybe_acted else RetryBudgetExceededError
                 raise error(
@@ -308,6 +283,14 @@ class HttpClient:
 
     def get_json(self, path: str, **kwargs: Any) -> Any:
         return decode_json(self.request("GET", path, **kwargs), path)
+
+    def error_code(self, response: requests.Response) -> str | None:
+        """The vendor's short error code in this answer, as its reader finds it (never the
+        body: at most `MAX_ERROR_CODE` characters); None without a reader."""
+        if self._read_error_code is None:
+            return None
+        code = self._read_error_code(response)
+        return code[:MAX_ERROR_CODE] if code is not None else None
 
 
 def _read_body(response: requests.Response, limit: int, what: str, *, write: bool) -> None:
@@ -372,19 +355,11 @@ def decode_json(response: requests.Response, path: str) -> Any:
         ) from None
 
 
-def error_code(response: requests.Response) -> str | None:
-    """The vendor's short error code (`RecordNotFound`, `TooManyValues`...), never the body."""
+def answer_object(response: requests.Response) -> Mapping[str, Any] | None:
+    """The answer's JSON object, or None (no JSON, or not an object): what an
+    `ErrorCodeReader` looks into."""
     try:
         body = response.json()
     except ValueError:
         return None
-    if isinstance(body, dict):
-        for key in ("error", "Error", "ErrorType"):
-            value = body.get(key)
-            if isinstance(value, str):
-                return value[:100]
-        errors = body.get("errors")
-        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
-            code = errors[0].get("code") or errors[0].get("title")
-            return str(code)[:100] if code else None
-    return None
+    return body if isinstance(body, dict) else None

@@ -1,21 +1,152 @@
 """The vendors bridge knows, and the side each one stands on.
 
-The core never names a vendor: it gets the pair's `Sides` from here, through the
-application layer (CLI, config, factory), and each adapter declares what differs."""
+The core never names a vendor: the application layer (the factory, the CLI, the sandbox,
+the cassette set-up) finds each vendor here, and everything about a vendor stays in its own
+package (`bridge/vendors/<name>/`). This module is the one place that lists them.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final, Generic, Protocol, TypeVar
+
+from bridge.core.contract import Adapter
 from bridge.core.model import Side, Sides
+from bridge.sandbox import SimulatorBase
+from bridge.settings import Table, VendorSettings
 from bridge.vendors import superoffice, zendesk
+from bridge.vendors.clocks import Clock, Monotonic, Sleep
+from bridge.vendors.superoffice import cassettes as superoffice_cassettes
+from bridge.vendors.superoffice.factory import superoffice_adapter
+from bridge.vendors.superoffice.settings import read_settings as superoffice_settings
+from bridge.vendors.superoffice.sim.simulator import SuperOfficeSimulator
+from bridge.vendors.zendesk import cassettes as zendesk_cassettes
+from bridge.vendors.zendesk.factory import zendesk_adapter
+from bridge.vendors.zendesk.settings import read_settings as zendesk_settings
+from bridge.vendors.zendesk.sim.simulator import ZendeskSimulator
 
-__all__ = ["MAX_TICKET_ID", "SIDES", "SUPEROFFICE", "ZENDESK"]
+__all__ = [
+    "CONFIG_ORDER",
+    "MAX_TICKET_ID",
+    "SIDES",
+    "SUPEROFFICE",
+    "SUPEROFFICE_VENDOR",
+    "VENDORS",
+    "ZENDESK",
+    "ZENDESK_VENDOR",
+    "AdapterBuilder",
+    "CassetteFacts",
+    "Vendor",
+    "vendor",
+]
 
-SUPEROFFICE = superoffice.SIDE
-ZENDESK = zendesk.SIDE
+SUPEROFFICE: Final = superoffice.SIDE
+ZENDESK: Final = zendesk.SIDE
 #: the ledger's order of the two sides: SuperOffice first, Zendesk second
-SIDES = Sides(SUPEROFFICE, ZENDESK)
+SIDES: Final = Sides(SUPEROFFICE, ZENDESK)
 #: the largest ticket id each vendor issues
-MAX_TICKET_ID: dict[Side, int] = {
+MAX_TICKET_ID: Final[dict[Side, int]] = {
     SUPEROFFICE: superoffice.MAX_TICKET_ID,
     ZENDESK: zendesk.MAX_TICKET_ID,
 }
+
+SimT = TypeVar("SimT", bound=SimulatorBase)
+
+
+class AdapterBuilder(Protocol):
+    """Builds a vendor's adapter from its parsed config section, on the given clock.
+    Reveals the section's secrets (raises `SecretError` when one cannot be read)."""
+
+    def __call__(
+        self, settings: Any, /, *, sleep: Sleep, clock: Clock | None, monotonic: Monotonic
+    ) -> Adapter: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CassetteFacts:
+    """What a vendor's recorded conversations must not keep, and where their replay goes.
+
+    Plain data: the vcrpy machinery (a test-only dependency) and the facts common to every
+    vendor are in `tests/cassettes.py`; names are compared case-insensitively there.
+    """
+
+    #: the fake base URL replayed requests go to (matching ignores the host)
+    replay_base_url: str
+    #: headers carrying credentials besides `Authorization`
+    secret_headers: frozenset[str]
+    #: JSON keys and form/query parameters whose string values are credentials
+    secret_keys: frozenset[str]
+    #: `Authorization` schemes besides Basic and Bearer
+    auth_schemes: frozenset[str]
+    #: (regex, replacement) for credentials recognisable by their form
+    secret_patterns: tuple[tuple[str, str], ...]
+    #: JSON keys holding ticket text
+    content_keys: frozenset[str]
+    #: values of those keys that are the vendor's own markers, kept as they are
+    content_kept: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Vendor(Generic[SimT]):
+    """One vendor: the side it stands on, its config section, how its adapter is built,
+    its simulator and its cassette facts."""
+
+    #: the side name, as the ledger, the CLI and the cassette folder spell it
+    name: Side
+    #: the `bridge.toml` section holding its settings (`[zendesk]`)
+    section: str
+    #: reads that section (None when a problem was recorded in the table)
+    read_settings: Callable[[Table], VendorSettings | None]
+    build: AdapterBuilder
+    simulator: type[SimT]
+    cassettes: CassetteFacts
+
+
+SUPEROFFICE_VENDOR: Final = Vendor(
+    name=SUPEROFFICE,
+    section="superoffice",
+    read_settings=superoffice_settings,
+    build=superoffice_adapter,
+    simulator=SuperOfficeSimulator,
+    cassettes=CassetteFacts(
+        replay_base_url=superoffice_cassettes.REPLAY_BASE_URL,
+        secret_headers=superoffice_cassettes.SECRET_HEADERS,
+        secret_keys=superoffice_cassettes.SECRET_KEYS,
+        auth_schemes=superoffice_cassettes.AUTH_SCHEMES,
+        secret_patterns=superoffice_cassettes.SECRET_PATTERNS,
+        content_keys=superoffice_cassettes.CONTENT_KEYS,
+        content_kept=superoffice_cassettes.CONTENT_KEPT,
+    ),
+)
+
+ZENDESK_VENDOR: Final = Vendor(
+    name=ZENDESK,
+    section="zendesk",
+    read_settings=zendesk_settings,
+    build=zendesk_adapter,
+    simulator=ZendeskSimulator,
+    cassettes=CassetteFacts(
+        replay_base_url=zendesk_cassettes.REPLAY_BASE_URL,
+        secret_headers=zendesk_cassettes.SECRET_HEADERS,
+        secret_keys=zendesk_cassettes.SECRET_KEYS,
+        auth_schemes=zendesk_cassettes.AUTH_SCHEMES,
+        secret_patterns=zendesk_cassettes.SECRET_PATTERNS,
+        content_keys=zendesk_cassettes.CONTENT_KEYS,
+        content_kept=zendesk_cassettes.CONTENT_KEPT,
+    ),
+)
+
+#: the registered vendors in the ledger's order: SuperOffice first, Zendesk second
+VENDORS: Final[tuple[Vendor[Any], ...]] = (SUPEROFFICE_VENDOR, ZENDESK_VENDOR)
+#: the order of their sections in `bridge.toml` (and so of the problems reported in them)
+CONFIG_ORDER: Final[tuple[Vendor[Any], ...]] = (ZENDESK_VENDOR, SUPEROFFICE_VENDOR)
+
+
+def vendor(name: str) -> Vendor[Any]:
+    """The registered vendor standing on side `name` (`"zendesk"`); KeyError if none."""
+    for candidate in VENDORS:
+        if candidate.name == name:
+            return candidate
+    known = ", ".join(v.name for v in VENDORS)
+    raise KeyError(f"no vendor {name!r} (registered: {known})")

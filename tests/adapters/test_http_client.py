@@ -1,128 +1,34 @@
-"""Unit tests of the shared HttpClient against a scripted HTTP server on 127.0.0.1.
-
-The server answers each path from a script (status, headers, body, or a dropped
-connection); the client gets a recording fake sleep, so waits are asserted as values,
-never timed.
+"""Unit tests of the shared HttpClient against a scripted HTTP server on 127.0.0.1
+(`scripted.py`): waits are asserted as values, never timed. The client reads no vendor's
+dialect; the Zendesk and SuperOffice readers it is handed are tested beside their vendors.
 """
 
 from __future__ import annotations
 
-import json
 import socket
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from collections.abc import Mapping
 
 import pytest
+import requests
 
 from bridge.core.contract import OutcomeUnknownError, PermanentError, TransientError
 from bridge.vendors.http import (
     HttpClient,
+    RateLimitInfo,
     RetryBudgetExceededError,
     VendorHTTPError,
+    answer_object,
     decode_json,
-    error_code,
-    parse_rate_limit,
     parse_retry_after,
 )
-
-DROP = "drop"
-
-
-@dataclass
-class Reply:
-    status: int = 200
-    body: Any = field(default_factory=dict)
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
+from tests.adapters.scripted import DROP, Reply, ScriptedServer, Sleeps, client_for
 
 
-class ScriptedServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.script: dict[str, list[Reply | str]] = {}
-        self.log: list[tuple[str, str, dict[str, str]]] = []
-        self.lock = threading.Lock()
-
-    def next_reply(self, path: str) -> Reply | str:
-        with self.lock:
-            replies = self.script.get(path) or [Reply(404, {"error": "RecordNotFound"})]
-            return replies.pop(0) if len(replies) > 1 else replies[0]
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: ScriptedServer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _handle(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
-        path = self.path.split("?", 1)[0]
-        with self.server.lock:
-            self.server.log.append((self.command, self.path, dict(self.headers)))
-        reply = self.server.next_reply(path)
-        if reply == DROP:
-            self.close_connection = True
-            self.connection.shutdown(socket.SHUT_RDWR)
-            return
-        assert isinstance(reply, Reply)
-        if reply.delay:
-            threading.Event().wait(reply.delay)
-        if isinstance(reply.body, bytes):
-            data = reply.body  # sent as it is: a body cut short
-        else:
-            data = json.dumps(reply.body).encode() if reply.body is not None else b""
-        self.send_response(reply.status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in reply.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_GET(self) -> None:
-        self._handle()
-
-    def do_POST(self) -> None:
-        self._handle()
-
-    def do_PUT(self) -> None:
-        self._handle()
-
-    def do_DELETE(self) -> None:
-        self._handle()
-
-
-@pytest.fixture
-def server() -> Iterator[ScriptedServer]:
-    srv = ScriptedServer()
-    thread = threading.Thread(target=srv.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
-
-
-class Sleeps(list[float]):
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
-
-
-def client_for(srv: ScriptedServer, sleeps: Sleeps, **kwargs: Any) -> HttpClient:
-    host, port = srv.server_address[:2]
-
-    def auth(prepared: Any) -> None:
-        prepared.headers["Authorization"] = "Bearer test-token"
-
-    return HttpClient(f"http://{host!s}:{port}", auth=auth, sleep=sleeps, **kwargs)
+def error_field(response: requests.Response) -> str | None:
+    """A stand-in vendor reader: the answer's `error` field."""
+    body = answer_object(response)
+    value = body.get("error") if body is not None else None
+    return value if isinstance(value, str) else None
 
 
 def test_429_waits_retry_after_then_succeeds(server: ScriptedServer) -> None:
@@ -273,7 +179,7 @@ def test_refused_connection_retried_even_for_post() -> None:
 def test_persistent_429_stops_at_max_attempts(server: ScriptedServer) -> None:
     server.script["/x"] = [Reply(429, {"error": "TooManyJobs"}, {"Retry-After": "5"})]
     sleeps = Sleeps()
-    client = client_for(server, sleeps, max_attempts=4)
+    client = client_for(server, sleeps, max_attempts=4, error_code=error_field)
     with pytest.raises(RetryBudgetExceededError) as info:
         client.request("DELETE", "x")
     assert client.calls == 4
@@ -295,7 +201,7 @@ def test_retry_after_longer_than_budget_gives_up_at_once(server: ScriptedServer)
 def test_4xx_raises_with_vendor_code_and_is_not_retried(server: ScriptedServer) -> None:
     body = {"error": "TooManyValues", "description": "no more than 100", "max_count": 100}
     server.script["/many"] = [Reply(400, body), Reply(200)]
-    client = client_for(server, Sleeps())
+    client = client_for(server, Sleeps(), error_code=error_field)
     with pytest.raises(VendorHTTPError) as info:
         client.request("DELETE", "many")
     assert info.value.status == 400
@@ -323,63 +229,6 @@ def test_401_refreshes_credentials_once(server: ScriptedServer) -> None:
     assert refreshed == [1, 1]
 
 
-def test_rate_limit_headers_read_from_every_response(server: ScriptedServer) -> None:
-    server.script["/x"] = [
-        Reply(
-            200,
-            {},
-            {
-                "ratelimit-limit": "700",
-                "ratelimit-remaining": "698",
-                "ratelimit-reset": "41",
-                "Zendesk-RateLimit-deleted-tickets-index": "total=10; remaining=9; resets=42",
-            },
-        )
-    ]
-    client = client_for(server, Sleeps())
-    client.request("GET", "x")
-    info = client.last_rate_limit
-    assert info is not None
-    assert (info.limit, info.remaining, info.reset_seconds) == (700, 698, 41.0)
-    assert info.endpoints["deleted-tickets-index"] == (10, 9, 42.0)
-
-
-@pytest.mark.parametrize(
-    ("headers", "expected"),
-    [
-        ({"X-Rate-Limit": "700", "X-Rate-Limit-Remaining": "563"}, (700, 563, None)),
-        (
-            {"rate-limit": "400", "rate-limit-remaining": "399", "rate-limit-reset": "12"},
-            (400, 399, 12.0),
-        ),
-        (
-            {"RateLimit-Limit": "2500", "RateLimit-Remaining": "0", "RateLimit-Reset": "3"},
-            (2500, 0, 3.0),
-        ),
-        ({}, (None, None, None)),
-        ({"x-rate-limit": "lots"}, (None, None, None)),
-    ],
-)
-def test_parse_rate_limit_spellings(
-    headers: dict[str, str], expected: tuple[int | None, int | None, float | None]
-) -> None:
-    info = parse_rate_limit(headers)
-    assert (info.limit, info.remaining, info.reset_seconds) == expected
-
-
-def test_parse_rate_limit_endpoint_spellings() -> None:
-    info = parse_rate_limit(
-        {
-            "zendesk-rate-limit-tickets-index": "total=100; remaining=99; resets=12",
-            "Zendesk-RateLimit-deleted-tickets-destroy_many": "total=300;remaining=1;resets=5",
-        }
-    )
-    assert info.endpoints == {
-        "tickets-index": (100, 99, 12.0),
-        "deleted-tickets-destroy_many": (300, 1, 5.0),
-    }
-
-
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
@@ -394,14 +243,6 @@ def test_parse_retry_after(value: str | None, expected: float | None) -> None:
     assert parse_retry_after(value) == expected
 
 
-def test_error_code_reads_both_error_shapes(server: ScriptedServer) -> None:
-    server.script["/a"] = [Reply(422, {"errors": [{"code": "InvalidValue", "title": "t"}]})]
-    server.script["/b"] = [Reply(403, {"error": "Forbidden", "description": "no"})]
-    client = client_for(server, Sleeps())
-    assert error_code(client.request("GET", "a", ok=(422,))) == "InvalidValue"
-    assert error_code(client.request("GET", "b", ok=(403,))) == "Forbidden"
-
-
 def test_an_answer_over_the_size_limit_is_not_read(server: ScriptedServer) -> None:
     server.script["/big"] = [Reply(200, {"pad": "x" * 5000})]
     client = client_for(server, Sleeps())
@@ -411,3 +252,32 @@ def test_an_answer_over_the_size_limit_is_not_read(server: ScriptedServer) -> No
     server.script["/w"] = [Reply(200, {"pad": "x" * 5000})]
     with pytest.raises(OutcomeUnknownError, match="larger than"):
         client.request("DELETE", "w", idempotent=False)
+
+
+def test_without_readers_the_client_reads_no_vendor_signal(server: ScriptedServer) -> None:
+    server.script["/x"] = [Reply(400, {"error": "TooManyValues"}, {"ratelimit-limit": "700"})]
+    client = client_for(server, Sleeps())
+    with pytest.raises(VendorHTTPError) as info:
+        client.request("GET", "x")
+    assert info.value.error is None
+    assert client.last_rate_limit is None
+
+
+def test_the_client_keeps_what_its_readers_say(server: ScriptedServer) -> None:
+    seen: list[Mapping[str, str]] = []
+
+    def rate_limit(headers: Mapping[str, str]) -> RateLimitInfo:
+        seen.append(headers)
+        return RateLimitInfo(int(headers["L"]), None, None, {})
+
+    server.script["/x"] = [Reply(200, {}, {"L": "7"}), Reply(422, {"code": "x" * 300}, {"L": "6"})]
+    client = client_for(
+        server, Sleeps(), rate_limit=rate_limit, error_code=lambda r: r.json()["code"]
+    )
+    client.request("GET", "x")
+    assert client.last_rate_limit == RateLimitInfo(7, None, None, {})
+    with pytest.raises(VendorHTTPError) as info:
+        client.request("GET", "x")
+    assert client.last_rate_limit == RateLimitInfo(6, None, None, {})  # from error answers too
+    assert info.value.error == "x" * 100  # a code, never the body
+    assert len(seen) == 2

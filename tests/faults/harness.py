@@ -82,10 +82,10 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from bridge.sandbox_pair import Sandbox
 
-from bridge.config import ZendeskSettings
 from bridge.sandbox import FaultInjector, FaultRule, SimulatorBase
-from bridge.vendors.sandbox import Sandbox
+from bridge.vendors.zendesk.settings import ZendeskSettings
 from tests.sandbox_world import DAY, SandboxWorld, running_sandbox
 
 __all__ = [

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from bridge.sandbox_pair import Sandbox
 
 from bridge.config import load_config
 from bridge.factory import build_adapters, policy_from_config
@@ -16,7 +17,6 @@ from bridge.ledger import Ledger, LinkRow
 from bridge.ledger.tables import set_clock
 from bridge.run.engine import RunOptions, RunResult, SyncRun
 from bridge.sandbox import SimClock
-from bridge.vendors.sandbox import Sandbox
 
 DAY = 86_400.0
 #: seeded subjects and titles: they must never reach a report

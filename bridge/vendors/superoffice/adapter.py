@@ -34,6 +34,7 @@ from bridge.vendors.http import HttpClient, VendorHTTPError, decode_json
 from bridge.vendors.superoffice import MAX_TICKET_ID, SIDE
 from bridge.vendors.superoffice import wire as shapes
 from bridge.vendors.superoffice.auth import SuperOfficeAuth
+from bridge.vendors.superoffice.errors import error_code
 
 __all__ = [
     "DeleteEndpointPurge",
@@ -335,6 +336,7 @@ class SuperOfficeAdapter:
             timeout=timeout,
             per_second=requests_per_second,
             on_unauthorized=auth.refresh if auth.refreshable else None,
+            error_code=error_code,
             sleep=sleep,
             monotonic=monotonic,
         )
@@ -343,7 +345,11 @@ class SuperOfficeAdapter:
         parts = urlsplit(self.base_url)
         self.state_url = state_url or f"{parts.scheme}://{parts.netloc}/api/state/{tenant}"
         self._state_http = HttpClient(
-            self.state_url, auth=lambda _request: None, timeout=timeout, sleep=sleep
+            self.state_url,
+            auth=lambda _request: None,
+            timeout=timeout,
+            error_code=error_code,
+            sleep=sleep,
         )
 
     # ------------------------------------------------------------------ helpers

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from bridge.core.contract import PermanentError
 from bridge.secrets import register_secret_value
 from bridge.vendors.http import HttpClient, decode_json
+from bridge.vendors.superoffice.errors import error_code
 
 __all__ = [
     "TICKET_CLAIM",
@@ -184,7 +185,9 @@ class SystemUserAuth(SuperOfficeAuth):
         self._tenant = tenant
         self._public_key_pem = public_key_pem
         self._clock = clock or (lambda: datetime.now(UTC))
-        self._http = http or HttpClient(login_url, auth=_no_auth, timeout=timeout, sleep=sleep)
+        self._http = http or HttpClient(
+            login_url, auth=_no_auth, timeout=timeout, error_code=error_code, sleep=sleep
+        )
         self._lock = threading.Lock()
         self._ticket: str | None = None
         self._signed: str | None = None

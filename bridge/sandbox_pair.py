@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
+from bridge.core.model import Side
 from bridge.ledger import Ledger
-from bridge.sandbox import SimClock
+from bridge.sandbox import SimClock, SimulatorBase
+from bridge.vendors.registry import SUPEROFFICE_VENDOR, ZENDESK_VENDOR
 from bridge.vendors.superoffice.sim.simulator import SuperOfficeSimulator
 from bridge.vendors.zendesk.sim.simulator import ZendeskSimulator
 
@@ -32,22 +34,29 @@ class Sandbox:
     superoffice: SuperOfficeSimulator = field(init=False)
 
     def __post_init__(self) -> None:
-        self.zendesk = ZendeskSimulator(
+        self.zendesk = ZENDESK_VENDOR.simulator(
             port=self.zendesk_port,
             clock=self.clock,
             email=self.zendesk_email,
             token=self.zendesk_token,
         )
-        self.superoffice = SuperOfficeSimulator(port=self.superoffice_port, clock=self.clock)
+        self.superoffice = SUPEROFFICE_VENDOR.simulator(
+            port=self.superoffice_port, clock=self.clock
+        )
+
+    @property
+    def simulators(self) -> dict[Side, SimulatorBase]:
+        """Both simulators by the side their vendor stands on."""
+        return {ZENDESK_VENDOR.name: self.zendesk, SUPEROFFICE_VENDOR.name: self.superoffice}
 
     def start(self) -> Self:
-        self.zendesk.start()
-        self.superoffice.start()
+        for simulator in self.simulators.values():
+            simulator.start()
         return self
 
     def stop(self) -> None:
-        self.zendesk.stop()
-        self.superoffice.stop()
+        for simulator in self.simulators.values():
+            simulator.stop()
 
     def __enter__(self) -> Self:
         return self.start()
