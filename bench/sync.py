@@ -33,7 +33,9 @@ from bridge.factory import build_adapters, policy_from_config
 from bridge.ledger import Ledger, LinkRow
 from bridge.ledger.tables import set_clock
 from bridge.logging import configure_logging
-from bridge.run.engine import RunOptions, RunResult, SyncRun
+from bridge.run.runner import RunResult, SyncRun
+from bridge.run.state import RunOptions
+from bridge.vendors.registry import SIDES
 from bridge.vendors.sandbox import Sandbox
 
 BATCH = 100  # both vendors' bulk limit
@@ -81,6 +83,7 @@ class Bench:
             self.ledger,
             adapters,
             options,
+            sides=SIDES,
             holder="bench",
             now=self.clock.now,
             sleep=self.clock.sleep,

@@ -151,6 +151,7 @@ class ZendeskAdapter:
     """
 
     side = ZENDESK
+    retention_is_silent = False
     batch_limit = BATCH_LIMIT
     retention_period = RETENTION_PERIOD
 
