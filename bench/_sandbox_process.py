@@ -22,9 +22,9 @@ from types import TracebackType
 from typing import Any, Self
 
 import requests
-from bridge.sandbox_pair import Sandbox
 
 from bridge.sandbox import parse_iso
+from bridge.sandbox_pair import Sandbox
 
 __all__ = ["RemoteClock", "SandboxProcess", "Seeded"]
 

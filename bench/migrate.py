@@ -37,9 +37,9 @@ from bridge.factory import build_adapters
 from bridge.ledger import Ledger, LinkRow
 from bridge.ledger.tables import set_clock
 from bridge.logging import configure_logging
-from bridge.run.migrate import MigrationOptions, MigrationRun
+from bridge.run.migrate import MigrationOptions, migration_run
 from bridge.sandbox import SimClock
-from bridge.vendors.registry import SUPEROFFICE
+from bridge.vendors.registry import SIDES, SUPEROFFICE, ZENDESK
 from bridge.vendors.zendesk.sim.simulator import ZendeskSimulator
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -151,10 +151,11 @@ def run_bridge(soft_deletes: int, purges: int, folder: Path) -> Measured:
                 _reset_peak()
                 before = _rss_mb("VmRSS")
                 started, wall = clock.now(), time.perf_counter()
-                result = MigrationRun(
+                result = migration_run(
                     ledger,
                     adapters,
-                    MigrationOptions(SUPEROFFICE, include_purges=True),
+                    MigrationOptions(SUPEROFFICE, ZENDESK, include_purges=True),
+                    sides=SIDES,
                     holder="bench",
                     now=clock.now,
                     sleep=clock.sleep,

@@ -27,14 +27,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _util import peak_rss_mb, table
-from bridge.sandbox_pair import Sandbox
 
 from bridge.config import load_config
 from bridge.factory import build_adapters, policy_from_config
 from bridge.ledger import Ledger, LinkRow
 from bridge.ledger.tables import set_clock
 from bridge.logging import configure_logging
-from bridge.run.engine import RunOptions, RunResult, SyncRun
+from bridge.run.runner import RunResult, SyncRun
+from bridge.run.state import RunOptions
+from bridge.sandbox_pair import Sandbox
+from bridge.vendors.registry import SIDES
 
 BATCH = 100  # both vendors' bulk limit
 SEED_CHUNKS = 100
@@ -81,6 +83,7 @@ class Bench:
             self.ledger,
             adapters,
             options,
+            sides=SIDES,
             holder="bench",
             now=self.clock.now,
             sleep=self.clock.sleep,

@@ -28,10 +28,11 @@ from bridge.factory import build_adapters, policy_from_config
 from bridge.ledger import Ledger
 from bridge.ledger.tables import OperationStatus, set_clock
 from bridge.links import import_link_file
-from bridge.run.engine import RunOptions, RunResult, SyncRun
-from bridge.run.migrate import MigrationOptions, MigrationRun
+from bridge.run.migrate import MigrationOptions, migration_run
+from bridge.run.runner import RunResult, SyncRun
+from bridge.run.state import RunOptions
 from bridge.sandbox_pair import Sandbox
-from bridge.vendors.registry import SUPEROFFICE, ZENDESK
+from bridge.vendors.registry import SIDES, SUPEROFFICE, ZENDESK
 
 __all__ = [
     "DEFAULT_SEED",
@@ -132,10 +133,11 @@ class _Story:
         )
 
     def migrate(self) -> RunResult:
-        run = MigrationRun(
+        run = migration_run(
             self.ledger,
             self.adapters(),
-            MigrationOptions(SUPEROFFICE, include_purges=True, restore=True),
+            MigrationOptions(SUPEROFFICE, ZENDESK, include_purges=True, restore=True),
+            sides=SIDES,
             holder=HOLDER,
             now=self.clock.now,
             sleep=self.clock.sleep,
@@ -151,6 +153,7 @@ class _Story:
             self.ledger,
             self.adapters(),
             options,
+            sides=SIDES,
             holder=HOLDER,
             now=self.clock.now,
             sleep=self.clock.sleep,

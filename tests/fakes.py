@@ -58,11 +58,14 @@ class FakeVendor:
         job_limit: int | None = None,
         purge_mode: str = "immediate",
         bridge_actor: int = 999,
+        retention_is_silent: bool = False,
     ) -> None:
         self.side = side
         self.batch_limit = 100
         self.job_limit = job_limit
         self.retention_period = retention
+        #: the run sweeps for retention purges (SuperOffice: its stream does not show them)
+        self.retention_is_silent = retention_is_silent
         self.clock = clock
         self.purge_mode = purge_mode
         self.bridge_actor = bridge_actor

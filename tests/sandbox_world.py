@@ -11,12 +11,12 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bridge.sandbox_pair import Sandbox
 from sqlmodel import col, select
 
 from bridge.config import Config, load_config
 from bridge.ledger import Ledger, LinkRow
 from bridge.ledger.tables import Event, Operation, set_clock
+from bridge.sandbox_pair import Sandbox
 
 __all__ = ["DAY", "START", "SandboxWorld", "frozen_sandbox", "running_sandbox"]
 

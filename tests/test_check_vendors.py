@@ -7,12 +7,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from bridge.sandbox_pair import Sandbox
 from click.testing import CliRunner
 
 from bridge.cli import main
 from bridge.cli.exitcodes import ExitCode
 from bridge.sandbox import SimClock
+from bridge.sandbox_pair import Sandbox
 
 
 @pytest.fixture

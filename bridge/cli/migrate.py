@@ -23,8 +23,8 @@ from bridge.core.contract import Adapter
 from bridge.core.model import Side
 from bridge.ledger import Ledger, default_holder
 from bridge.ledger.tables import OperationStatus
-from bridge.run.engine import RunResult
-from bridge.run.migrate import MigrationOptions, MigrationRun, estimate
+from bridge.run.migrate import MigrationOptions, estimate, migration_run
+from bridge.run.runner import RunResult
 from bridge.vendors.registry import SIDES
 
 __all__ = ["migrate"]
@@ -91,7 +91,8 @@ class _Progress:
 def _plan(
     ledger: Ledger, adapters: dict[Side, Adapter], options: MigrationOptions, holder: str
 ) -> RunResult:
-    return MigrationRun(ledger, adapters, options, dry_run=True, holder=holder).execute()
+    run = migration_run(ledger, adapters, options, sides=SIDES, dry_run=True, holder=holder)
+    return run.execute()
 
 
 def _summarise_plan(
@@ -204,7 +205,9 @@ def migrate(
     if include_purges and skip_purges:
         fail("--include-purges and --skip-purges contradict each other; choose one")
     config = app.config()
-    options = MigrationOptions(Side(source), include_purges=include_purges, restore=restore)
+    options = MigrationOptions(
+        Side(source), Side(target), include_purges=include_purges, restore=restore
+    )
     holder = default_holder()
     stop = StopFlag()
     with app.ledger() as ledger:
@@ -231,10 +234,11 @@ def migrate(
                 )
             total = sum(summary["transitions"].values())  # type: ignore[attr-defined]
             progress = _Progress(total)
-            run = MigrationRun(
+            run = migration_run(
                 ledger,
                 adapters,
                 options,
+                sides=SIDES,
                 holder=holder,
                 stop_requested=stop,
                 on_batch=_both(renew, lambda: progress(run.counts)),

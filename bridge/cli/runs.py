@@ -19,7 +19,7 @@ from bridge.core.model import Side
 from bridge.factory import build_adapters
 from bridge.ledger import LeaseHeldError, Ledger
 from bridge.logging import redact_text
-from bridge.run.engine import RunResult
+from bridge.run.runner import RunResult
 from bridge.secrets import SecretError
 
 __all__ = ["LEASE", "OUTCOME_EXIT", "StopFlag", "adapters_or_exit", "holding_lease"]

@@ -20,8 +20,10 @@ from bridge.config import Config
 from bridge.core.decide import ConflictPolicy, Direction
 from bridge.factory import policy_from_config
 from bridge.ledger import Ledger, default_holder
-from bridge.run.engine import RunOptions, RunResult, SyncRun, iter_plan
-from bridge.run.resolve import Prefer, ResolveError, resolve
+from bridge.run.plan import iter_plan
+from bridge.run.resolve import LinkTicket, Prefer, ResolveError, resolve
+from bridge.run.runner import RunResult, SyncRun
+from bridge.run.state import RunOptions
 from bridge.values import Interval, TicketId
 from bridge.vendors.registry import MAX_TICKET_ID, SIDES, SUPEROFFICE
 
@@ -33,7 +35,15 @@ def _run_once(
 ) -> RunResult:
     adapters = adapters_or_exit(config)
     with holding_lease(ledger, config, holder) as renew:
-        run = SyncRun(ledger, adapters, options, holder=holder, stop_requested=stop, on_batch=renew)
+        run = SyncRun(
+            ledger,
+            adapters,
+            options,
+            sides=SIDES,
+            holder=holder,
+            stop_requested=stop,
+            on_batch=renew,
+        )
         return run.execute()
 
 
@@ -44,18 +54,7 @@ def _report(result: RunResult, as_json: bool, dry_run: bool) -> None:
                 "run": result.run_id,
                 "outcome": result.outcome,
                 "counts": dict(result.counts),
-                "plan": [
-                    {
-                        "link": p.link_id,
-                        "superoffice_id": p.superoffice_id,
-                        "zendesk_id": p.zendesk_id,
-                        "outcome": p.outcome,
-                        "target": p.target,
-                        "transitions": list(p.transitions),
-                        "reason": p.reason,
-                    }
-                    for p in result.plan
-                ],
+                "plan": [line.as_json() for line in result.plan],
             }
         )
         return
@@ -218,7 +217,7 @@ def conflicts_list(app: AppContext, as_json: bool) -> None:
 )
 @click.option(
     "--prefer",
-    type=click.Choice([p.value for p in Prefer]),
+    type=click.Choice(Prefer.choices(SIDES)),
     required=True,
     help="Which side's state wins; `active` keeps the ticket wherever it is active.",
 )
@@ -233,9 +232,10 @@ def conflicts_resolve(app: AppContext, superoffice_id: int, prefer: str) -> None
     Example:
       bridge conflicts resolve 1001 --prefer zendesk
     """
+    ticket = LinkTicket(SUPEROFFICE, superoffice_id, f"SuperOffice ticket {superoffice_id}")
     with app.ledger() as ledger:
         try:
-            decision = resolve(ledger, superoffice_id, Prefer(prefer))
+            decision = resolve(ledger, SIDES, ticket, Prefer.parse(prefer, SIDES))
         except ResolveError as exc:
             fail(str(exc))
     steps = " then ".join(t.value for t in decision.transitions) or "nothing to write"

@@ -141,6 +141,9 @@ class Adapter(Protocol):
     #: (each adapter says which setting or documented period this is).
     #: The reconciler attributes a purge to `retention` when this explains it.
     retention_period: timedelta
+    #: the vendor's own retention purge leaves no trace in its change stream, so soft-deleted
+    #: tickets past `retention_period` must be swept (looked up) for the run to see them go
+    retention_is_silent: bool
 
     #: after an outcome-unknown write with no job to follow, how long until a re-read that
     #: shows the target unchanged proves the call had no effect (a vendor job accepted

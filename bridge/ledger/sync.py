@@ -394,8 +394,8 @@ class SyncStore:
                 if link.id is not None
             ]
 
-    def superoffice_purge_candidates(
-        self, due_before: datetime, now: datetime
+    def retention_candidates(
+        self, side: Side, due_before: datetime, now: datetime
     ) -> list[tuple[LinkIds, bool]]:
         """Soft-deleted SuperOffice tickets that the tenant's retention job may have removed:
         deleted before `due_before`, or with a copied purge due by `now` (the flag: such a

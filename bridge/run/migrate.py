@@ -2,46 +2,51 @@
 
 A migration is a sync run with a different decision: the source is the truth and the
 target's current state plays the part of the base, so every difference is a change to copy
-from source to target. Everything else (the outbox, bulk calls, jobs in flight, confirmation
-by re-reading, crash safety, resumption) is the sync engine's. When the copies are
-confirmed, the bases are recorded, so the scheduled `bridge sync` continues from the
-migrated state without deciding anything again.
+from source to target. Everything else (the outbox, bulk calls, jobs in flight,
+confirmation by re-reading, crash safety, resumption) is the sync's pipeline
+(`runner.SyncRun`), built with the migration's planner (`MigrationPlanner`): nothing of it
+is overridden. When the copies are confirmed, the bases are recorded, so the scheduled
+`bridge sync` continues from the migrated state without deciding anything again.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
 
 from bridge.core.contract import Adapter
 from bridge.core.decide import Direction, Policy, SideState
-from bridge.core.model import Decision, Outcome, Side, State, Transition, path
+from bridge.core.model import Decision, Outcome, Side, Sides, State, Transition, path
 from bridge.ledger import Ledger
 from bridge.ledger.sync import PairView
-from bridge.run.engine import RunOptions, SyncRun
-from bridge.vendors.registry import SIDES
+from bridge.ledger.tables import utcnow
+from bridge.run.runner import SyncRun
+from bridge.run.state import RunOptions
 
 __all__ = [
     "MigrationEstimate",
     "MigrationOptions",
-    "MigrationRun",
+    "MigrationPlanner",
     "estimate",
     "migration_decision",
+    "migration_run",
 ]
 
 
 @dataclass(frozen=True, slots=True)
 class MigrationOptions:
     source: Side
+    target: Side
     include_purges: bool = False
     restore: bool = False
 
-    @property
-    def target(self) -> Side:
-        return SIDES.other(self.source)
+    def __post_init__(self) -> None:
+        if self.source == self.target:
+            raise ValueError(f"a migration needs two sides, got {self.source!r} twice")
 
 
 def migration_decision(
@@ -77,38 +82,60 @@ def migration_decision(
     return Decision(Outcome.APPLY, side, steps, source, "migration")
 
 
-class MigrationRun(SyncRun):
-    """A sync run whose decisions come from `migration_decision`, over every unsettled link."""
+@dataclass(frozen=True, slots=True)
+class MigrationPlanner:
+    """A migration's plan (`decide.Planner`): every unsettled link, decided by
+    `migration_decision`."""
 
-    def __init__(
-        self,
-        ledger: Ledger,
-        adapters: Mapping[Side, Adapter],
-        migration: MigrationOptions,
-        *,
-        dry_run: bool = False,
-        **kwargs: Any,
-    ) -> None:
-        direction = Direction(migration.source)
-        options = RunOptions(
-            policy=Policy(direction=direction, propagate_purges=migration.include_purges),
-            dry_run=dry_run,
-            # purges were asked for explicitly (--include-purges): no per-run cap
-            allow_mass_purge=True,
-            kind="migrate",
-            keep_plan=dry_run,  # the plan is what a dry run shows; a migration sums it up
-            skips_stay_pending=True,
-        )
-        super().__init__(ledger, adapters, options, **kwargs)
-        self.migration = migration
+    migration: MigrationOptions
 
-    def _candidates(self) -> set[int]:
-        return self.ledger.unsettled_links() | set(self._overlay)
+    def candidates(self, ledger: Ledger) -> set[int]:
+        return ledger.unsettled_links()
 
-    def _decide(self, pair: PairView, sides: Mapping[Side, SideState]) -> Decision:
-        source = sides[self.migration.source].state
-        target = sides[self.migration.target].state
+    def decide(self, pair: PairView, states: Mapping[Side, SideState]) -> Decision:
+        source = states[self.migration.source].state
+        target = states[self.migration.target].state
         return migration_decision(source, target, self.migration)
+
+
+def migration_run(
+    ledger: Ledger,
+    adapters: Mapping[Side, Adapter],
+    migration: MigrationOptions,
+    *,
+    sides: Sides,
+    holder: str,
+    dry_run: bool = False,
+    now: Callable[[], datetime] = utcnow,
+    stop_requested: Callable[[], bool] = lambda: False,
+    on_batch: Callable[[], None] = lambda: None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> SyncRun:
+    """A run whose decisions come from `migration_decision`, over every unsettled link:
+    the sync's pipeline with the migration's planner and options."""
+    options = RunOptions(
+        policy=Policy(
+            direction=Direction(migration.source), propagate_purges=migration.include_purges
+        ),
+        dry_run=dry_run,
+        # purges were asked for explicitly (--include-purges): no per-run cap
+        allow_mass_purge=True,
+        kind="migrate",
+        keep_plan=dry_run,  # the plan is what a dry run shows; a migration sums it up
+        skips_stay_pending=True,
+    )
+    return SyncRun(
+        ledger,
+        adapters,
+        options,
+        sides=sides,
+        holder=holder,
+        planner=MigrationPlanner(migration),
+        now=now,
+        stop_requested=stop_requested,
+        on_batch=on_batch,
+        sleep=sleep,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,8 +163,8 @@ def estimate(
     """Calls: one bulk call per ⌈n/batch⌉, one job poll per round of jobs in flight, the
     target's change stream read once for its `account_read` tickets (before deciding) and
     once for the changes (to confirm them). Time: the largest of the account's rate limit
-    for those calls, the job rounds, and the change stream's own pace (Zendesk's export:
-    10 pages a minute, which bounds a large migration)."""
+    for those calls, the job rounds, and the change stream's own pace (an export of 10
+    pages a minute bounds a large migration)."""
     writes = sum(math.ceil(n / batch_limit) for n in plan_counts.values())
     rounds = math.ceil(writes / job_limit) if job_limit else 0
     pages = math.ceil(account_read / page_size) + math.ceil(sum(plan_counts.values()) / page_size)

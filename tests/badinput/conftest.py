@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bridge.sandbox_pair import Sandbox
 
+from bridge.sandbox_pair import Sandbox
 from tests.sandbox_world import SandboxWorld, running_sandbox
 
 __all__ = [

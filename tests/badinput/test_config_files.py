@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from bridge.sandbox_pair import Sandbox
 
+from bridge.sandbox_pair import Sandbox
 from tests.badinput.conftest import (
     Expect,
     Verdict,

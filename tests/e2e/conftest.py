@@ -16,7 +16,9 @@ from typing import Any
 import pytest
 
 from bridge.factory import build_adapters, policy_from_config
-from bridge.run.engine import RunOptions, RunResult, SyncRun
+from bridge.run.runner import RunResult, SyncRun
+from bridge.run.state import RunOptions
+from bridge.vendors.registry import SIDES
 from tests.sandbox_world import DAY, START, SandboxWorld, frozen_sandbox, running_sandbox
 
 __all__ = ["DAY", "START", "Live", "World", "states"]
@@ -42,6 +44,7 @@ class World(SandboxWorld):
             self.ledger,
             adapters,
             options,
+            sides=SIDES,
             holder="e2e",
             now=now,
             sleep=sleep,

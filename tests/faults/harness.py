@@ -82,9 +82,9 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from bridge.sandbox_pair import Sandbox
 
 from bridge.sandbox import FaultInjector, FaultRule, SimulatorBase
+from bridge.sandbox_pair import Sandbox
 from bridge.vendors.zendesk.settings import ZendeskSettings
 from tests.sandbox_world import DAY, SandboxWorld, running_sandbox
 

@@ -18,8 +18,10 @@ from bridge.cli import main
 from bridge.config import load_config
 from bridge.core.model import Side
 from bridge.factory import build_adapters, policy_from_config
-from bridge.run.engine import RunOptions, RunResult, SyncRun
-from bridge.run.migrate import MigrationOptions, MigrationRun
+from bridge.run.migrate import MigrationOptions, migration_run
+from bridge.run.runner import RunResult, SyncRun
+from bridge.run.state import RunOptions
+from bridge.vendors.registry import SIDES
 from tests.sandbox_world import DAY, SandboxWorld, frozen_sandbox, running_sandbox
 
 __all__ = ["DAY", "SPEED", "WRITE_ROUTES", "Env"]
@@ -71,10 +73,11 @@ class Env(SandboxWorld):
 
     def migrate(self, source: Side, **options: bool) -> RunResult:
         clock = self.sandbox.clock
-        return MigrationRun(
+        return migration_run(
             self.ledger,
             self.adapters(),
-            MigrationOptions(source, **options),
+            MigrationOptions(source, SIDES.other(source), **options),
+            sides=SIDES,
             holder="test",
             now=clock.now,
             sleep=clock.sleep,
@@ -85,7 +88,13 @@ class Env(SandboxWorld):
         config = load_config(self.config_path)
         options = RunOptions(policy=policy_from_config(config), dry_run=dry_run)
         return SyncRun(
-            self.ledger, self.adapters(), options, holder="test", now=clock.now, sleep=clock.sleep
+            self.ledger,
+            self.adapters(),
+            options,
+            sides=SIDES,
+            holder="test",
+            now=clock.now,
+            sleep=clock.sleep,
         ).execute()
 
     # --- the command line ------------------------------------------------------

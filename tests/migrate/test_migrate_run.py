@@ -1,4 +1,4 @@
-"""`MigrationRun` in-process on a frozen clock: both directions, retention, the decision."""
+"""`migration_run` in-process on a frozen clock: both directions, retention, the decision."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from collections import Counter
 import pytest
 
 from bridge.core.model import Outcome, State, Transition
-from bridge.run.migrate import MigrationOptions, MigrationRun, estimate, migration_decision
-from bridge.vendors.registry import SUPEROFFICE, ZENDESK
+from bridge.run.migrate import MigrationOptions, estimate, migration_decision, migration_run
+from bridge.vendors.registry import SIDES, SUPEROFFICE, ZENDESK
 from tests.migrate.conftest import DAY, Env
 
 A, D, P = State.ACTIVE, State.SOFT_DELETED, State.PURGED
@@ -44,7 +44,7 @@ def test_migration_decision(
     steps: tuple[Transition, ...],
     base: State | None,
 ) -> None:
-    decision = migration_decision(source, target, MigrationOptions(SUPEROFFICE, **options))
+    decision = migration_decision(source, target, MigrationOptions(SUPEROFFICE, ZENDESK, **options))
     assert (decision.outcome, decision.transitions, decision.new_base) == (outcome, steps, base)
     if outcome in (Outcome.APPLY, Outcome.SKIP):
         assert decision.target == ZENDESK
@@ -104,10 +104,11 @@ def test_a_dry_run_run_records_no_operation_and_no_base(frozen: Env) -> None:
     pairs = frozen.link(4)
     frozen.so.soft_delete([s for s, _ in pairs[:2]])
     frozen.reset_counters()
-    run = MigrationRun(
+    run = migration_run(
         frozen.ledger,
         frozen.adapters(),
-        MigrationOptions(SUPEROFFICE),
+        MigrationOptions(SUPEROFFICE, ZENDESK),
+        sides=SIDES,
         dry_run=True,
         holder="test",
         now=frozen.sandbox.clock.now,

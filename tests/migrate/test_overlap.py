@@ -12,9 +12,9 @@ import pytest
 
 from bridge.core.model import Side
 from bridge.ledger import LinkRow
-from bridge.run.migrate import MigrationOptions, MigrationRun
+from bridge.run.migrate import MigrationOptions, migration_run
 from bridge.vendors.http import HttpClient
-from bridge.vendors.registry import SUPEROFFICE, ZENDESK
+from bridge.vendors.registry import SIDES, SUPEROFFICE, ZENDESK
 from bridge.vendors.zendesk.adapter import ZendeskAdapter
 from tests.migrate.conftest import Env
 
@@ -84,10 +84,11 @@ def _migrate(traced: Traced) -> list[str | None]:
     start = clock.timestamp()
     for side, adapter in adapters.items():
         _record(adapter.http, side, env, calls, start)
-    result = MigrationRun(
+    result = migration_run(
         env.ledger,
         adapters,
-        MigrationOptions(SUPEROFFICE, include_purges=True),
+        MigrationOptions(SUPEROFFICE, ZENDESK, include_purges=True),
+        sides=SIDES,
         holder="test",
         now=clock.now,
         sleep=clock.sleep,

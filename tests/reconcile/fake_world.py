@@ -13,9 +13,10 @@ from sqlmodel import col, select
 from bridge.core.model import Transition
 from bridge.ledger import Ledger, LinkRow
 from bridge.ledger.tables import Event, Operation, set_clock
-from bridge.run.engine import RunOptions, RunResult, SyncRun
-from bridge.run.migrate import MigrationOptions, MigrationRun
-from bridge.vendors.registry import SUPEROFFICE, ZENDESK
+from bridge.run.migrate import MigrationOptions, migration_run
+from bridge.run.runner import RunResult, SyncRun
+from bridge.run.state import RunOptions
+from bridge.vendors.registry import SIDES, SUPEROFFICE, ZENDESK
 from tests.fakes import FakeClock, FakeVendor
 
 __all__ = ["SO", "ZD", "World", "fake_world"]
@@ -27,7 +28,13 @@ class World:
     def __init__(self, ledger: Ledger, clock: FakeClock) -> None:
         self.ledger = ledger
         self.clock = clock
-        self.so = FakeVendor(SO, clock, retention=timedelta(days=14), purge_mode="retention")
+        self.so = FakeVendor(
+            SO,
+            clock,
+            retention=timedelta(days=14),
+            purge_mode="retention",
+            retention_is_silent=True,
+        )
         self.zd = FakeVendor(ZD, clock, retention=timedelta(days=30), job_limit=30)
 
     def link(self, *pairs: tuple[int, int]) -> None:
@@ -42,6 +49,7 @@ class World:
             self.ledger,
             {SO: self.so, ZD: self.zd},
             RunOptions(**options),  # type: ignore[arg-type]
+            sides=SIDES,
             holder="test",
             now=self.clock,
             sleep=self.clock.sleep,
@@ -49,10 +57,11 @@ class World:
         return run.execute()
 
     def migrate(self, options: MigrationOptions) -> RunResult:
-        run = MigrationRun(
+        run = migration_run(
             self.ledger,
             {SO: self.so, ZD: self.zd},
             options,
+            sides=SIDES,
             holder="test",
             now=self.clock,
             sleep=self.clock.sleep,

@@ -14,7 +14,7 @@ from bridge.core.contract import JobState, JobStatus, OutcomeUnknownError, Trans
 from bridge.core.model import State, Transition
 from bridge.ledger.tables import Run
 from bridge.run.migrate import MigrationOptions
-from tests.reconcile.fake_world import ZD, World, fake_world
+from tests.reconcile.fake_world import SO, ZD, World, fake_world
 
 
 class FaultWorld(World):
@@ -253,7 +253,7 @@ def test_a_conflict_found_by_a_migration_stays_a_conflict(world: FaultWorld) -> 
     world.link((1, 101))
     world.so.act(Transition.SOFT_DELETE, 1)
     world.so.act(Transition.PURGE, 1)
-    world.migrate(MigrationOptions(source=ZD))
+    world.migrate(MigrationOptions(source=ZD, target=SO))
     assert [p.attention for p in world.ledger.attention()] == ["conflict"]
     world.sync()
     world.sync()
@@ -281,7 +281,7 @@ def test_a_change_a_migration_chose_not_to_copy_is_still_decided_by_the_next_syn
     world.link((1, 101))
     world.sync()
     world.so.act(Transition.SOFT_DELETE, 1, actor=42)  # a user's delete, not yet copied
-    world.migrate(MigrationOptions(source=ZD))  # zendesk is the truth; no --restore
+    world.migrate(MigrationOptions(source=ZD, target=SO))  # zendesk is the truth; no --restore
     assert world.so.state(1) is State.SOFT_DELETED  # not restored: not asked to
     assert world.sync().outcome == "converged"
     assert world.zd.state(101) is State.SOFT_DELETED  # the sync copied the user's delete
@@ -292,7 +292,7 @@ def test_a_purge_a_migration_held_back_is_not_copied_by_the_next_sync(world: Fau
     world.sync()
     world.zd.act(Transition.SOFT_DELETE, 101, actor=42)
     world.zd.act(Transition.PURGE, 101, actor=42)
-    world.migrate(MigrationOptions(source=ZD, include_purges=False))  # --skip-purges
+    world.migrate(MigrationOptions(source=ZD, target=SO, include_purges=False))  # --skip-purges
     assert world.so.state(1) is State.SOFT_DELETED
     world.sync()
     world.sync()

@@ -9,14 +9,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from bridge.sandbox_pair import Sandbox
 
 from bridge.config import load_config
 from bridge.factory import build_adapters, policy_from_config
 from bridge.ledger import Ledger, LinkRow
 from bridge.ledger.tables import set_clock
-from bridge.run.engine import RunOptions, RunResult, SyncRun
+from bridge.run.runner import RunResult, SyncRun
+from bridge.run.state import RunOptions
 from bridge.sandbox import SimClock
+from bridge.sandbox_pair import Sandbox
+from bridge.vendors.registry import SIDES
 
 DAY = 86_400.0
 #: seeded subjects and titles: they must never reach a report
@@ -44,7 +46,9 @@ def _sync(sandbox: Sandbox, config_path: Path, ledger: Ledger) -> RunResult:
     options = RunOptions(
         policy=policy_from_config(config), max_purges_per_run=config.sync.max_purges_per_run
     )
-    run = SyncRun(ledger, adapters, options, holder="test", now=clock.now, sleep=clock.sleep)
+    run = SyncRun(
+        ledger, adapters, options, sides=SIDES, holder="test", now=clock.now, sleep=clock.sleep
+    )
     return run.execute()
 
 

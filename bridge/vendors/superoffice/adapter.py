@@ -285,6 +285,7 @@ class SuperOfficeAdapter:
     """
 
     side = SIDE
+    retention_is_silent = True
     job_limit: int | None = None
     #: writes are answered synchronously: a re-read this long after a lost answer shows
     #: whether the call was acted on (the server may still have been working on it)

@@ -153,6 +153,7 @@ class ZendeskAdapter:
     """
 
     side = SIDE
+    retention_is_silent = False
     batch_limit = BATCH_LIMIT
     retention_period = RETENTION_PERIOD
 

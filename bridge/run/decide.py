@@ -1,0 +1,136 @@
+"""Decide: what to do for each candidate link, recorded before anything is sent.
+
+Which links are candidates, and what is decided for each, is the run's `Planner`: a sync
+decides the links that changed since their last decision (or stand in conflict) with the
+three-way `bridge.core.decide.decide` (`ThreeWay`); a migration decides every unsettled
+link with `migration_decision` (`bridge.run.migrate`). The rest is the same for both:
+links deferred until a lookup knows them, or with operations still open, wait; each slice
+of decisions is one ledger transaction (the base, the attention flag, the outbox rows),
+and a dry run keeps them in the plan only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import structlog
+
+from bridge.core.batches import chunked
+from bridge.core.decide import Policy, SideState, decide
+from bridge.core.model import Decision, Outcome, Side, Sides
+from bridge.ledger import Ledger
+from bridge.ledger.sync import PairView, PlannedDecision, SideObservation
+from bridge.run.plan import plan_line
+from bridge.run.state import RunContext
+
+__all__ = ["Decider", "Planner", "ThreeWay"]
+
+log = structlog.get_logger("bridge.sync")
+
+#: links decided (and recorded) per transaction
+_DECISION_SLICE = 5000
+
+
+class Planner(Protocol):
+    """What a run decides, and for which links."""
+
+    def candidates(self, ledger: Ledger) -> set[int]:
+        """The links to decide on this pass, as the ledger holds them."""
+        ...
+
+    def decide(self, pair: PairView, states: Mapping[Side, SideState]) -> Decision:
+        """The decision for one link, from the pair and each side's current state."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ThreeWay:
+    """A sync's plan: the links changed since their last decision, or in conflict, each
+    decided against its base (`bridge.core.decide.decide`)."""
+
+    policy: Policy
+    sides: Sides
+
+    def candidates(self, ledger: Ledger) -> set[int]:
+        return set(ledger.decision_candidates())
+
+    def decide(self, pair: PairView, states: Mapping[Side, SideState]) -> Decision:
+        return decide(pair.base, self.sides, states, self.policy)
+
+
+class Decider:
+    """The decide step of the run of `ctx`, with `planner`'s decisions."""
+
+    def __init__(self, ctx: RunContext, planner: Planner) -> None:
+        self._ctx = ctx
+        self._planner = planner
+
+    def candidates(self) -> set[int]:
+        """Links to decide on this pass: the planner's, and (dry run) those observed."""
+        return self._planner.candidates(self._ctx.ledger) | set(self._ctx.state.overlay)
+
+    def decide_pending(self) -> None:
+        """Decide every candidate link, a slice at a time: each slice's decisions are one
+        transaction (undecided links keep their pending flag), and memory stays flat
+        however many links changed."""
+        state = self._ctx.state
+        state.decide_due = False
+        if state.unavailable:
+            return  # a side's fresh state is unknown: decide nothing this run
+        candidates = self.candidates()
+        if not candidates:
+            return
+        candidates -= state.deferred
+        busy = self._ctx.ledger.links_with_open_operations(candidates)
+        ready = sorted(candidates - busy)
+        for link_ids in chunked(ready, _DECISION_SLICE):
+            self._decide_slice(link_ids)
+
+    def _decide_slice(self, link_ids: Sequence[int]) -> None:
+        ctx, state = self._ctx, self._ctx.state
+        pairs = ctx.ledger.load_pairs(link_ids)
+        planned: list[PlannedDecision] = []
+        for link_id, pair in sorted(pairs.items()):
+            overlay = state.overlay.get(link_id, {})
+            sides = {side: _side_state(pair, side, overlay.get(side)) for side in ctx.sides}
+            decision = self._planner.decide(pair, sides)
+            if decision.outcome is Outcome.DIVERGENCE and pair.attention == "conflict":
+                # no base and the sides differ: a conflict a migration found stays one
+                reason = pair.attention_reason or decision.reason
+                decision = Decision(Outcome.CONFLICT, None, (), None, reason)
+            standing = not pair.pending_decision and link_id not in state.overlay
+            if standing and decision.outcome.value == pair.attention:
+                continue  # a standing conflict or divergence re-checked: nothing new
+            state.counts[f"decision.{decision.outcome.value}"] += 1
+            self._log_decision(pair, decision)
+            source = ctx.sides.other(decision.target) if decision.target else None
+            planned.append(PlannedDecision(pair, decision, sides[source].cause if source else None))
+        if ctx.options.dry_run:
+            return
+        state.counts["planned"] += ctx.ledger.record_decisions(
+            state.run_id, planned, skips_stay_pending=ctx.options.skips_stay_pending
+        )
+
+    def _log_decision(self, pair: PairView, decision: Decision) -> None:
+        ctx, state = self._ctx, self._ctx.state
+        line = plan_line(pair, decision, ctx.sides)
+        if decision.outcome is not Outcome.AGREE and ctx.options.keep_plan:
+            state.plan.append(line)
+        (log.debug if decision.outcome is Outcome.AGREE else log.info)(
+            "decision",
+            run=state.run_id,
+            link=line.link_id,
+            **line.ticket_fields(),
+            outcome=line.outcome,
+            target=line.target,
+            transitions=list(line.transitions),
+            reason=line.reason,
+        )
+
+
+def _side_state(pair: PairView, side: Side, overlay: SideObservation | None) -> SideState:
+    if overlay is not None:
+        return SideState(overlay.state, overlay.vendor_time, overlay.cause)
+    return SideState(pair.state(side), pair.vendor_time(side), pair.cause(side))

@@ -1,0 +1,247 @@
+"""Observe: read what each side shows of the linked tickets and record it.
+
+The run reads each side's change stream from its cursor, the sides taking turns, each
+whenever its rate limit lets it go on, so that one side's waits are the other's reading
+time (a change export may allow only a few pages a minute). Then the links never read, and
+the vanished-ticket sweep (`sweep.py`), are looked up in the background: per-ticket reads
+that fill the waits of whatever the run does next, until it needs them. Links waiting on
+them are in `RunState.deferred` and are decided once they are known (`decide_due`).
+Everything read is recorded through `record.Recorder`.
+
+Seams:
+
+* **A webhook hint enters here.** `look_up(side, links)` queues a background lookup of
+  given links: it is how links never read are observed today, and how a hint (a vendor
+  saying "these tickets changed") will be observed, instead of or besides `observe()`'s
+  change streams, without touching the steps after it.
+* **Waits are filled from here.** `Observer` is what apply does meanwhile
+  (`jobs.Meanwhile`): while vendor jobs run, a full page of what they changed is read from
+  the target's stream, and background lookups go on. A worker that only applies and
+  confirms passes something that just sleeps instead. Confirm re-reads through
+  `read_changes` and `look_up_now` (`confirm.Reader`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+
+import structlog
+
+from bridge.core.batches import chunked
+from bridge.core.contract import Adapter, AdapterError, ChangePage, TicketView
+from bridge.core.model import Side
+from bridge.ledger.sync import LinkIds
+from bridge.run.record import Recorder
+from bridge.run.state import RunContext
+from bridge.run.sweep import Sweep, plan_sweep
+from bridge.run.tasks import INSTANT, NEVER, ReadyIn, Scheduler, Task, now_ready
+
+__all__ = ["Observer"]
+
+log = structlog.get_logger("bridge.sync")
+
+
+class Observer:
+    """The observe step of the run of `ctx`; its reads also serve the steps after it."""
+
+    def __init__(self, ctx: RunContext, record: Recorder) -> None:
+        self._ctx = ctx
+        self._record = record
+        self._scheduler = Scheduler(ctx.sleep)
+        #: each side's change stream, open between pages (see `_read_page`)
+        self._streams: dict[Side, Iterator[ChangePage]] = {}
+        #: tickets our finished jobs changed that the side's stream has not shown yet
+        self._unread: Counter[Side] = Counter()
+
+    # --- the step ---------------------------------------------------------------------
+
+    def observe(self) -> None:
+        """Read each side's changes since its cursor, the sides in turns; then queue the
+        lookups of links never read and the sweep, to go on in the background."""
+        streams = [Task(self._stream_steps(side, a)) for side, a in self._ctx.reachable()]
+        self._scheduler.run(streams)
+
+    def look_up(self, side: Side, links: Sequence[LinkIds]) -> None:
+        """Look the links' tickets on `side` up in the background; until their batch is
+        read they are deferred (not decided). The seam for a webhook hint."""
+        adapter = self._ctx.adapters[side]
+        self._ctx.state.deferred.update(link.link_id for link in links)
+        self._scheduler.add_background(Task(self._lookup_steps(side, adapter, links)))
+
+    @property
+    def looking_up(self) -> bool:
+        """Whether background lookups are still going on."""
+        return self._scheduler.has_background
+
+    def finish_background(self) -> bool:
+        """Run what is left of the background lookups now; False when there was none (or
+        the run is stopping: what is left is dropped, its links read next run)."""
+        tasks = self._scheduler.take_background()
+        if not tasks or self._ctx.state.interrupted:
+            return False
+        self._scheduler.run(tasks)
+        return True
+
+    # --- reads for the other steps ----------------------------------------------------
+
+    def read_changes(self, side: Side) -> None:
+        """Read `side`'s change stream up to now (or until it fails, or the run stops)."""
+        adapter = self._ctx.adapters[side]
+        while not self._read_page(side, adapter) and not self._ctx.stop():
+            pass
+
+    def look_up_now(self, side: Side, links: Sequence[LinkIds]) -> set[int]:
+        """Look the links' tickets up in bulk now and record them; the ticket ids whose
+        state became known."""
+        known: set[int] = set()
+        adapter = self._ctx.adapters[side]
+        for _ready in self._lookup_steps(side, adapter, links, known):
+            pass
+        return known
+
+    def jobs_done(self, side: Side, tickets: int) -> None:
+        """Vendor jobs ended that changed `tickets` tickets on `side`: the stream shows them
+        next, and a full page of them is worth reading while other jobs run."""
+        self._unread[side] += tickets
+
+    def idle(self, seconds: float) -> None:
+        """Wait `seconds`, working meanwhile: read a change stream whenever a full page of
+        what our finished jobs changed is waiting and the stream's rate limit lets it
+        through (the confirming re-reads then overlap the vendor's jobs instead of
+        following them), and take background lookup steps. Links wait on those lookups,
+        so they go on even when a step outlasts the wait: a poll may be a little late."""
+        ctx = self._ctx
+        deadline = ctx.clock() + seconds
+        while (left := deadline - ctx.clock()) >= INSTANT:
+            due = [
+                (adapter.changes_ready_in(), side)
+                for side, adapter in ctx.reachable()
+                if self._unread[side] >= adapter.change_page_size
+            ]
+            read_in, side = min(due, key=lambda item: item[0], default=(NEVER, None))
+            if read_in < INSTANT and side is not None:
+                self._read_page(side, ctx.adapters[side])
+                continue
+            stepped, wait = self._scheduler.step_background()
+            if stepped:
+                continue
+            ctx.sleep(min(left, wait, read_in))
+
+    def step_background(self) -> bool:
+        """Take one background lookup step; False when none is left to take."""
+        stepped, _wait = self._scheduler.step_background()
+        return stepped
+
+    # --- steps ------------------------------------------------------------------------
+
+    def _stream_steps(self, side: Side, adapter: Adapter) -> Iterator[ReadyIn]:
+        yield adapter.changes_ready_in
+        while not self._read_page(side, adapter) and not self._ctx.stop():
+            yield adapter.changes_ready_in
+        links = list(self._ctx.ledger.unobserved(side))
+        if links:
+            self.look_up(side, links)
+        sweep = plan_sweep(self._ctx, side, adapter)
+        if sweep.items:
+            self._ctx.state.deferred.update(link.link_id for link in sweep.links)
+            self._scheduler.add_background(Task(self._sweep_steps(adapter, sweep)))
+
+    def _sweep_steps(self, adapter: Adapter, sweep: Sweep) -> Iterator[ReadyIn]:
+        """Check a batch of the sweep's links at a time (bulk reads), recording what became
+        of each ticket, and when each was last checked."""
+        ctx, side = self._ctx, sweep.side
+
+        def checked(link_ids: list[int]) -> None:
+            if not ctx.options.dry_run:
+                ctx.ledger.mark_checked(side, link_ids, ctx.now())
+
+        return self._read_steps(
+            side, adapter, sweep.links, sweep.reader(adapter), "sweep", "swept", on_found=checked
+        )
+
+    def _read_page(self, side: Side, adapter: Adapter) -> bool:
+        """Read and record one page of the side's change stream; True when the stream has
+        caught up (or failed: whatever was recorded stays, the rest is read next time).
+
+        The stream stays open between pages, so that pages can be read one at a time
+        while vendor jobs run (`idle`) without starting over."""
+        ctx, state = self._ctx, self._ctx.state
+        stream = self._streams.get(side)
+        if stream is None:
+            stream = self._streams[side] = adapter.changes(ctx.ledger.get_cursor(side))
+        try:
+            page = next(stream, None)
+        except AdapterError as exc:
+            self._streams.pop(side, None)
+            self._unread[side] = 0  # no more reads while jobs run: confirm retries
+            state.counts[f"{side}.read_errors"] += 1
+            if side not in state.unavailable:
+                log.warning("observe.failed", side=side, error=str(exc))
+            # the side's fresh state is unknown: deciding from the old view could write
+            # over a change not yet read, so this run decides and writes nothing
+            state.unavailable.setdefault(side, str(exc))
+            return True
+        if page is None or page.complete:
+            self._streams.pop(side, None)
+        if page is None:
+            self._unread[side] = 0
+            return True
+        links = ctx.ledger.links_for_tickets(side, (v.ticket_id for v in page.views))
+        views = [(links[v.ticket_id], v) for v in page.views if v.ticket_id in links]
+        state.counts[f"{side}.changes_read"] += len(page.views)
+        self._record.observations(side, adapter, views, cursor=page.cursor)
+        caught_up = page.complete or not page.views
+        self._unread[side] = 0 if caught_up else max(0, self._unread[side] - len(page.views))
+        return page.complete
+
+    def _lookup_steps(
+        self,
+        side: Side,
+        adapter: Adapter,
+        links: Sequence[LinkIds],
+        known: set[int] | None = None,
+    ) -> Iterator[ReadyIn]:
+        """Look the links up a batch at a time (see `_read_steps`)."""
+        return self._read_steps(
+            side, adapter, links, adapter.lookup, "lookup", "lookups", known=known
+        )
+
+    def _read_steps(
+        self,
+        side: Side,
+        adapter: Adapter,
+        links: Sequence[LinkIds],
+        read: Callable[[list[int]], Mapping[int, TicketView]],
+        event: str,
+        counter: str,
+        *,
+        known: set[int] | None = None,
+        on_found: Callable[[list[int]], None] | None = None,
+    ) -> Iterator[ReadyIn]:
+        """Read the links' tickets a batch at a time with `read`, recording what it finds
+        and yielding after each batch. A link stops waiting (`deferred`) once its batch is
+        read, or when the reads stop (the first failure ends them). The ticket ids whose
+        state became known are added to `known`; `on_found` gets their link ids."""
+        state = self._ctx.state
+        try:
+            for chunk in chunked(links, adapter.batch_limit):
+                by_ticket = {link.ticket(side): link for link in chunk}
+                try:
+                    found = read(list(by_ticket))
+                except AdapterError as exc:
+                    state.counts[f"{side}.read_errors"] += 1
+                    log.warning(f"{event}.failed", side=side, error=str(exc))
+                    return
+                state.counts[f"{side}.{counter}"] += len(by_ticket)
+                views = [(by_ticket[i], v) for i, v in found.items() if i in by_ticket]
+                self._record.observations(side, adapter, views)
+                if known is not None:
+                    known.update(found)
+                if on_found is not None:
+                    on_found([link.link_id for link, _ in views])
+                state.deferred.difference_update(link.link_id for link in chunk)
+                state.decide_due = True
+                yield now_ready
+        finally:
+            state.deferred.difference_update(link.link_id for link in links)

@@ -1,0 +1,97 @@
+"""Recording what a run learnt: what each read found, and which writes failed.
+
+Observations go to the ledger with their cause (in one transaction with the cursor of the
+page they came from), or, in a dry run, to the overlay the decisions read instead. Every
+read of the run (change streams, lookups, the sweep, confirming re-reads) records through
+here, so that a ticket's state is written the same way whoever read it; it is the ledger
+write that follows each vendor answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+
+from bridge.core.contract import Adapter, TicketView
+from bridge.core.model import Cause, Side, State
+from bridge.ledger.sync import LinkIds, PairView, SideObservation
+from bridge.run.state import RunContext
+
+__all__ = ["RETENTION_SLACK", "Recorder", "cause"]
+
+#: a vendor retention job runs "about" on time: allow this much early for attribution
+RETENTION_SLACK = timedelta(days=1)
+
+
+class Recorder:
+    """Writes observations and failures for the run of `ctx`."""
+
+    def __init__(self, ctx: RunContext) -> None:
+        self._ctx = ctx
+
+    def observations(
+        self,
+        side: Side,
+        adapter: Adapter,
+        views: Sequence[tuple[LinkIds, TicketView]],
+        *,
+        cursor: str | None = None,
+    ) -> None:
+        """Record what `side` showed of these links (and move its cursor to `cursor`)."""
+        ctx, state = self._ctx, self._ctx.state
+        pairs = ctx.ledger.load_pairs(link.link_id for link, _ in views) if views else {}
+        seen_at = ctx.now()
+        observations = [
+            SideObservation(
+                link_id=link.link_id,
+                side=side,
+                ticket_id=view.ticket_id,
+                state=view.state,
+                seen_at=seen_at,
+                vendor_time=view.vendor_time,
+                actor_id=view.actor_id,
+                cause=cause(adapter, pairs.get(link.link_id), side, view, seen_at),
+                status_id=view.status_id,
+            )
+            for link, view in views
+        ]
+        if ctx.options.dry_run:
+            for observation in observations:
+                state.overlay[observation.link_id][side] = observation
+            return
+        pending, confirmed = ctx.ledger.record_observations(
+            state.run_id, observations, cursors={side: cursor} if cursor is not None else None
+        )
+        state.counts[f"{side}.changed"] += len(pending) - confirmed
+        state.counts["confirmed"] += confirmed
+
+    def failures(self, errors: Mapping[int, str], *, retry: bool) -> None:
+        """Record failed operations (id → what went wrong): planned again while attempts
+        are left (`retry`), else failed for a person."""
+        ctx, counts = self._ctx, self._ctx.state.counts
+        permanent = ctx.ledger.fail(
+            errors, run_id=ctx.state.run_id, retry=retry, max_attempts=ctx.options.max_attempts
+        )
+        counts["failed"] += permanent
+        counts["retry"] += len(errors) - permanent
+
+
+def cause(
+    adapter: Adapter, pair: PairView | None, side: Side, view: TicketView, now: datetime
+) -> Cause | None:
+    """Why the vendor's state changed. The vendor's word when it gives one; a purge
+    that the vendor's retention period explains is `retention`; anything else is a
+    person (or their automation): bridge's own writes are recognised as confirmations
+    before this matters."""
+    if view.cause is not None:
+        return view.cause
+    if pair is None or pair.state(side) is None:
+        return None  # a first sighting, not a change
+    if view.state is not State.PURGED:
+        return Cause.USER
+    deleted_at = pair.vendor_time(side)
+    if pair.state(side) is State.SOFT_DELETED and deleted_at is not None:
+        purged_at = view.vendor_time or now
+        if purged_at + RETENTION_SLACK >= deleted_at + adapter.retention_period:
+            return Cause.RETENTION
+    return Cause.USER

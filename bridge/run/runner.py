@@ -1,0 +1,196 @@
+"""One run: settle → observe both sides → decide → apply in bulk → confirm by re-reading,
+everything recorded in the ledger as it happens.
+
+The ledger is written before every vendor call and after every answer, so that a run
+killed anywhere leaves work the next run finishes: planned operations are sent, sent
+operations are confirmed by re-reading the target (never resent blindly), and cursors
+only move past what was recorded.
+
+`SyncRun` only composes the steps, each a module with one job, handing over through the
+run's shared state (`state.py`) and the ledger:
+
+* `settle.py`: follow the vendor jobs earlier runs left; the one place a resend is decided;
+* `observe.py`: read the change streams, look up links never read, sweep (`sweep.py`);
+* `decide.py`: decide the candidate links with the run's `Planner` and record it;
+* `apply.py`: send the outbox in bulk, with the purge guards (`guards.py`) and the vendor
+  jobs in flight (`jobs.py`);
+* `confirm.py`: re-read the targets of what was sent, then settle;
+* `record.py`: what every read found, and every failed write, into the ledger.
+
+A migration is the same run with another planner (`migrate.py`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import structlog
+
+from bridge.core.contract import Adapter
+from bridge.core.model import Side, Sides
+from bridge.ledger import Ledger
+from bridge.ledger.tables import OperationStatus, utcnow
+from bridge.run.apply import Applier
+from bridge.run.confirm import Confirmer
+from bridge.run.decide import Decider, Planner, ThreeWay
+from bridge.run.jobs import Jobs
+from bridge.run.observe import Observer
+from bridge.run.plan import PlanLine
+from bridge.run.record import Recorder
+from bridge.run.settle import Settler
+from bridge.run.state import RunContext, RunOptions, RunState
+
+__all__ = ["RunResult", "SyncRun"]
+
+log = structlog.get_logger("bridge.sync")
+
+#: rounds of apply → confirm → decide in one run (a purge waits for its soft delete)
+_MAX_ROUNDS = 4
+
+
+@dataclass
+class RunResult:
+    run_id: int | None
+    outcome: str
+    counts: Counter[str]
+    plan: list[PlanLine]
+    interrupted: bool = False
+    #: the sides that could not be read, with what went wrong (outcome `unavailable`)
+    unavailable: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def attention(self) -> bool:
+        return self.outcome == "attention"
+
+
+class SyncRun:
+    """Runs once. `stop_requested` is polled between batches (SIGTERM: finish and record).
+
+    `sides` are the pair's sides (in the ledger's order); `planner` says which links are
+    decided and how (default: a sync's three-way decision under `options.policy`)."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        adapters: Mapping[Side, Adapter],
+        options: RunOptions,
+        *,
+        sides: Sides,
+        holder: str,
+        planner: Planner | None = None,
+        now: Callable[[], datetime] = utcnow,
+        stop_requested: Callable[[], bool] = lambda: False,
+        on_batch: Callable[[], None] = lambda: None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.holder = holder
+        self.state = RunState()
+        ctx = RunContext(
+            ledger,
+            adapters,
+            sides,
+            options,
+            self.state,
+            now=now,
+            sleep=sleep,
+            stop_requested=stop_requested,
+            on_batch=on_batch,
+        )
+        self._ctx = ctx
+        jobs = Jobs(now)
+        record = Recorder(ctx)
+        self.settler = Settler(ctx, jobs, record)
+        self.observer = Observer(ctx, record)
+        self.decider = Decider(ctx, planner or ThreeWay(options.policy, sides))
+        self.applier = Applier(ctx, jobs, record, self.observer, self.decider.decide_pending)
+        self.confirmer = Confirmer(ctx, jobs, self.observer, self.settler)
+
+    @property
+    def counts(self) -> Counter[str]:
+        return self.state.counts
+
+    @property
+    def plan(self) -> list[PlanLine]:
+        return self.state.plan
+
+    def execute(self) -> RunResult:
+        ctx, state, options = self._ctx, self.state, self._ctx.options
+        run = ctx.ledger.start_run(options.kind, holder=self.holder, dry_run=options.dry_run)
+        state.run_id = run_id = run.id
+        assert run_id is not None
+        log.info("run.start", run=run_id, dry_run=options.dry_run)
+        try:
+            if not options.dry_run:
+                self.settler.follow_jobs()
+            self.observer.observe()
+            if options.dry_run or not self._write_while_looking_up():
+                self.observer.finish_background()
+            if not options.dry_run:
+                self.confirmer.confirm_sent()  # what earlier runs left `sent`: confirmed, or resent
+            self.decider.decide_pending()
+            if not options.dry_run:
+                for _ in range(_MAX_ROUNDS):
+                    if state.interrupted:
+                        break
+                    sent = self.applier.apply_planned()
+                    looked = self.observer.finish_background()
+                    if not (sent or looked):
+                        break
+                    self.confirmer.confirm_sent()
+                    self.decider.decide_pending()
+                if not state.interrupted:
+                    self.confirmer.confirm_sent()
+                    self.decider.decide_pending()
+        except BaseException as exc:
+            ctx.ledger.finish_run(
+                run_id,
+                outcome="interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
+                counts=dict(state.counts),
+                message=f"{type(exc).__name__}: {exc}"[:500],
+            )
+            log.error("run.failed", run=run_id, error=type(exc).__name__)
+            raise
+        outcome = self._outcome()
+        ctx.ledger.finish_run(run_id, outcome=outcome, counts=dict(state.counts))
+        log.info("run.finish", run=run_id, outcome=outcome, **dict(state.counts))
+        return RunResult(
+            run_id,
+            outcome,
+            state.counts,
+            state.plan,
+            state.interrupted,
+            dict(state.unavailable.items()),
+        )
+
+    def _write_while_looking_up(self) -> bool:
+        """Start writing before the background lookups end only when the links already
+        known can fill every vendor job slot; otherwise the links being looked up join
+        the same bulk calls instead of costing calls of their own."""
+        if not self.observer.looking_up:
+            return False
+        adapters = self._ctx.adapters.values()
+        slots = max(a.batch_limit * (a.job_limit or 1) for a in adapters)
+        return len(self.decider.candidates() - self.state.deferred) >= slots
+
+    def _outcome(self) -> str:
+        ctx, state = self._ctx, self.state
+        if state.interrupted:
+            return "interrupted"
+        if state.unavailable:
+            return "unavailable"
+        if ctx.options.dry_run:
+            return "dry_run"
+        now = ctx.now()
+        stuck = ctx.ledger.stuck_operations(now - ctx.options.attention_after, now)
+        if stuck:
+            state.counts["stuck_operations"] = len(stuck)
+        if ctx.ledger.attention() or stuck:
+            return "attention"
+        open_ops = ctx.ledger.operations([OperationStatus.PLANNED, OperationStatus.SENT])
+        # a side that could not be read may hold changes not yet copied: not converged
+        unread = any(key.endswith(".read_errors") for key in state.counts)
+        return "failures" if open_ops or unread else "converged"

@@ -1,0 +1,119 @@
+"""What the steps of one run share, typed, and nothing else.
+
+A run is a pipeline (`runner.SyncRun`): settle → observe → decide → apply → confirm, each
+step a module of its own. Every step is given the run's `RunContext`: its fixed inputs
+(ledger, adapters, the pair's sides, options, clock, the stop and batch hooks) and its
+`RunState`, the few facts the steps hand each other: counts, the plan, the dry run's
+overlay, links deferred until a lookup knows them, sides that could not be read, whether
+the run was stopped. State that one step alone needs stays private to it; the vendor jobs
+in flight, which settle, apply and confirm share, are `jobs.Jobs`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import structlog
+
+from bridge.core.contract import Adapter
+from bridge.core.decide import Policy
+from bridge.core.model import Side, Sides
+from bridge.ledger import Ledger
+from bridge.ledger.sync import SideObservation
+from bridge.ledger.tables import utcnow
+from bridge.run.plan import PlanLine
+
+__all__ = ["RunContext", "RunOptions", "RunState"]
+
+log = structlog.get_logger("bridge.sync")
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    policy: Policy = field(default_factory=Policy)
+    dry_run: bool = False
+    max_purges_per_run: int = 100
+    allow_mass_purge: bool = False
+    max_attempts: int = 5
+    kind: str = "sync"
+    #: keep a `PlanLine` per decision for the result (a large migration needs only counts)
+    keep_plan: bool = True
+    #: operations failing or unconfirmed longer than this need a person (exit 4)
+    attention_after: timedelta = timedelta(hours=1)
+    #: every link is checked for a vanished ticket at least this often ...
+    sweep_period: timedelta = timedelta(hours=24)
+    #: ... at most this many links per side in one run (0: no sweep)
+    sweep_max: int = 10_000
+    #: a change this run saw but chose not to copy, leaving the base as it was, stays for
+    #: the next sync's three-way decision (a migration: "restore not requested" is its
+    #: choice, not the sync's; a purge it holds back records a base and is settled)
+    skips_stay_pending: bool = False
+
+
+def _overlay() -> defaultdict[int, dict[Side, SideObservation]]:
+    return defaultdict(dict)
+
+
+@dataclass
+class RunState:
+    """The facts one step leaves for the next."""
+
+    run_id: int | None = None
+    counts: Counter[str] = field(default_factory=Counter)
+    #: a line per decision worth showing (`RunOptions.keep_plan`)
+    plan: list[PlanLine] = field(default_factory=list)
+    #: dry run: what would have been recorded, so that decisions see it
+    overlay: defaultdict[int, dict[Side, SideObservation]] = field(default_factory=_overlay)
+    #: a stop was requested: steps finish what they hold and take nothing new
+    interrupted: bool = False
+    #: sides whose change stream could not be read (and why): nothing is decided or written
+    unavailable: dict[Side, str] = field(default_factory=dict)
+    #: links waiting on a background lookup: decided once it has read them
+    deferred: set[int] = field(default_factory=set)
+    #: a lookup made links known: they are decided before more writes are sent
+    decide_due: bool = False
+
+
+def _never() -> bool:
+    return False
+
+
+def _nothing() -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """The run's fixed inputs and its shared state: what every step is built with."""
+
+    ledger: Ledger
+    adapters: Mapping[Side, Adapter]
+    sides: Sides
+    options: RunOptions
+    state: RunState = field(default_factory=RunState)
+    now: Callable[[], datetime] = utcnow
+    sleep: Callable[[float], None] = time.sleep
+    #: polled between batches (SIGTERM: finish and record)
+    stop_requested: Callable[[], bool] = _never
+    #: called after each batch sent (the CLI renews its lease there)
+    on_batch: Callable[[], None] = _nothing
+
+    def stop(self) -> bool:
+        """Whether the run is stopping; the first time a stop is seen, it is noted."""
+        state = self.state
+        if not state.interrupted and self.stop_requested():
+            log.warning("run.stopping", run=state.run_id, reason="stop requested")
+            state.interrupted = True
+        return state.interrupted
+
+    def clock(self) -> float:
+        """The run's clock as seconds (rate-limit waits are counted in seconds)."""
+        return self.now().timestamp()
+
+    def reachable(self) -> list[tuple[Side, Adapter]]:
+        """Each side that has an adapter, with it, in the pair's order."""
+        return [(side, self.adapters[side]) for side in self.sides if side in self.adapters]
