@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from bridge.config import LinkSettings
+from bridge.core.batches import chunked
 from bridge.core.contract import Adapter
 from bridge.core.model import State
 from bridge.ledger import Ledger, LinkRow
@@ -118,9 +119,7 @@ def _verify(
     """Keep the pairs whose SuperOffice ticket exists (in any state but purged)."""
     ids = sorted(candidates)
     verified: list[tuple[int, int]] = []
-    step = max(1, superoffice.batch_limit)
-    for start in range(0, len(ids), step):
-        chunk = ids[start : start + step]
+    for chunk in chunked(ids, max(1, superoffice.batch_limit)):
         found = superoffice.lookup(chunk)
         for superoffice_id in chunk:
             zendesk_id = candidates[superoffice_id]

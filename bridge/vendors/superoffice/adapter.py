@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import requests
 import structlog
 
+from bridge.core.batches import chunked
 from bridge.core.contract import (
     AdapterError,
     ChangePage,
@@ -408,8 +409,7 @@ class SuperOfficeAdapter:
         """Active ids, from the `Ticket` provider alone (it leaves soft-deleted rows out)."""
         wanted = list(dict.fromkeys(int(i) for i in ticket_ids))
         active: set[int] = set()
-        for start in range(0, len(wanted), self.lookup_chunk):
-            chunk = wanted[start : start + self.lookup_chunk]
+        for chunk in chunked(wanted, self.lookup_chunk):
             ids = ",".join(str(i) for i in chunk)
             for view in self._archive(
                 TICKET_PROVIDER, filter_=f"ticketId in ({ids})", top=len(chunk), skip=0
@@ -458,8 +458,7 @@ class SuperOfficeAdapter:
     def _archive_states(self, wanted: Sequence[int]) -> dict[int, TicketView]:
         """The state of every id either archive provider lists (a failed query raises)."""
         found: dict[int, TicketView] = {}
-        for start in range(0, len(wanted), self.lookup_chunk):
-            chunk = wanted[start : start + self.lookup_chunk]
+        for chunk in chunked(wanted, self.lookup_chunk):
             ids = ",".join(str(i) for i in chunk)
             for provider in (TICKET_PROVIDER, RECYCLE_PROVIDER):
                 rows = self._archive(

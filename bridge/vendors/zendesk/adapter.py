@@ -30,6 +30,7 @@ import requests
 import structlog
 import urllib3.exceptions
 
+from bridge.core.batches import chunked
 from bridge.core.contract import (
     ChangePage,
     CheckResult,
@@ -112,11 +113,6 @@ def ticket_state(row: Mapping[str, Any]) -> State:
 def map_job_status(value: object) -> JobStatus:
     """Zendesk's job status string; anything unrecognised is UNKNOWN (confirm by lookup)."""
     return _JOB_STATUSES.get(str(value).lower(), JobStatus.UNKNOWN)
-
-
-def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def _as_int(value: object) -> int | None:
@@ -268,7 +264,7 @@ class ZendeskAdapter:
 
     def _live_views(self, wanted: Sequence[int]) -> dict[int, TicketView]:
         views: dict[int, TicketView] = {}
-        for chunk in _chunks(wanted, BATCH_LIMIT):
+        for chunk in chunked(wanted, BATCH_LIMIT):
             response = self._http.request(
                 "GET", "api/v2/tickets/show_many", params={"ids": _ids_param(chunk)}, ok=(404,)
             )
@@ -621,7 +617,7 @@ class ZendeskAdapter:
         Zendesk is asked for again (5 tries, 0.5 s apart, as node-zendesk does)."""
         wanted = list(dict.fromkeys(str(j) for j in job_ids))
         states: dict[str, JobState] = {}
-        for chunk in _chunks(wanted, BATCH_LIMIT):
+        for chunk in chunked(wanted, BATCH_LIMIT):
             found = self._show_jobs(chunk)
             missing = [j for j in chunk if j not in found]
             attempt = 1
