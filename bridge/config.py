@@ -25,6 +25,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from bridge.core.decide import BOTH_WAYS, MANUAL, ConflictPolicy, Direction
+from bridge.logging import LEVELS, LOG_FORMATS
 from bridge.settings import ConfigError, Problems, Table, VendorSettings, suggest, type_name
 from bridge.vendors.registry import CONFIG_ORDER, SIDES
 
@@ -49,8 +50,7 @@ __all__ = [
 ENV_CONFIG: Final = "BRIDGE_CONFIG"
 DEFAULT_CONFIG_NAME: Final = "bridge.toml"
 
-LOG_FORMATS: Final = ("auto", "json", "console")
-LOG_LEVELS: Final = ("debug", "info", "warning", "error")
+LOG_LEVELS: Final = tuple(LEVELS)
 DIRECTIONS: Final = Direction.choices(SIDES)
 CONFLICT_POLICIES: Final = ConflictPolicy.choices(SIDES)
 

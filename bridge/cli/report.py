@@ -60,7 +60,7 @@ class _Moment(click.ParamType[datetime]):
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(FORMATS),
+    type=click.Choice(list(FORMATS)),
     default="html",
     show_default=True,
     help="html: self-contained page; md: for a ticket; csv / json (JSON Lines): every row.",

@@ -1,14 +1,12 @@
 """`bridge report`: the audit report of every deletion, restore and purge (docs/report.md)."""
 
 from bridge.report.build import (
-    DEFAULT_DETAIL_ROWS,
-    EXTENSIONS,
-    FORMATS,
     build_document,
     default_filename,
     open_output,
     write_report,
 )
+from bridge.report.formats import FORMATS, ReportFormat, register
 from bridge.report.model import (
     FIELDS,
     Document,
@@ -20,18 +18,18 @@ from bridge.report.model import (
 )
 
 __all__ = [
-    "DEFAULT_DETAIL_ROWS",
-    "EXTENSIONS",
     "FIELDS",
     "FORMATS",
     "Document",
     "Period",
     "PeriodError",
+    "ReportFormat",
     "ReportMeta",
     "ReportRecord",
     "build_document",
     "default_filename",
     "open_output",
     "parse_moment",
+    "register",
     "write_report",
 ]

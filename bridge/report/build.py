@@ -16,16 +16,10 @@ from typing import TextIO
 
 from bridge.ledger import Ledger
 from bridge.ledger.audit import RunFacts
+from bridge.report.formats import FORMATS
 from bridge.report.model import Document, Period, ReportMeta, ReportRecord, SummaryBuilder, records
-from bridge.report.render_csv import write_csv
-from bridge.report.render_html import render_html
-from bridge.report.render_json import write_json_lines
-from bridge.report.render_md import render_markdown
 
 __all__ = [
-    "DEFAULT_DETAIL_ROWS",
-    "EXTENSIONS",
-    "FORMATS",
     "Document",
     "ReportMeta",
     "build_document",
@@ -34,15 +28,11 @@ __all__ = [
     "write_report",
 ]
 
-FORMATS = ("html", "md", "csv", "json")
-EXTENSIONS = {"html": "html", "md": "md", "csv": "csv", "json": "jsonl"}
-#: rows of detail shown inline by the formats that summarise
-DEFAULT_DETAIL_ROWS = {"html": 1000, "md": 200}
 DEFAULT_RUN_ROWS = 500
 
 
 def default_filename(period: Period, fmt: str) -> str:
-    return f"bridge-report-{period.label}.{EXTENSIONS[fmt]}"
+    return f"bridge-report-{period.label}.{FORMATS[fmt].extension}"
 
 
 def build_document(
@@ -70,17 +60,19 @@ def build_document(
 def write_report(
     ledger: Ledger, meta: ReportMeta, fmt: str, out: TextIO, *, detail_rows: int | None = None
 ) -> int:
-    """Write the report in `fmt` to `out`; return the number of transition rows."""
-    if fmt in ("csv", "json"):
+    """Write the report in `fmt` (a registered format) to `out`; return the number of
+    transition rows."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown report format {fmt!r}")
+    form = FORMATS[fmt]
+    if form.write_rows is not None:
         period = meta.period
         with ledger.audit_view() as view:
-            rows = records(view.transitions(period.since, period.until))
-            return write_csv(out, rows) if fmt == "csv" else write_json_lines(out, rows)
-    if fmt not in DEFAULT_DETAIL_ROWS:
-        raise ValueError(f"unknown report format {fmt!r}")
-    limit = DEFAULT_DETAIL_ROWS[fmt] if detail_rows is None else detail_rows
+            return form.write_rows(out, records(view.transitions(period.since, period.until)))
+    assert form.render is not None  # a format streams or summarises (ReportFormat)
+    limit = form.detail_rows if detail_rows is None else detail_rows
     document = build_document(ledger, meta, detail_rows=limit)
-    (render_html if fmt == "html" else render_markdown)(out, document)
+    form.render(out, document)
     return document.summary.rows
 
 
