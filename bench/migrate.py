@@ -39,7 +39,7 @@ from bridge.ledger.tables import set_clock
 from bridge.logging import configure_logging
 from bridge.run.migrate import MigrationOptions, MigrationRun
 from bridge.sandbox.core import SimClock
-from bridge.vendors.registry import SUPEROFFICE
+from bridge.vendors.registry import SIDES, SUPEROFFICE
 from bridge.vendors.zendesk.sim.simulator import ZendeskSimulator
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -139,7 +139,7 @@ def run_bridge(soft_deletes: int, purges: int, folder: Path) -> Measured:
         set_clock(clock.now)
         try:
             config = load_config(seeded.config_path)
-            with Ledger.open(config.ledger_url) as ledger:
+            with Ledger.open(config.ledger_url, sides=SIDES) as ledger:
                 pairs = zip(seeded.so_ids, seeded.zd_ids, strict=True)
                 rows = (LinkRow(n, s, z) for n, (s, z) in enumerate(pairs, 1))
                 assert ledger.import_links(rows, origin="csv").ok

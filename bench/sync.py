@@ -34,6 +34,7 @@ from bridge.ledger import Ledger, LinkRow
 from bridge.ledger.tables import set_clock
 from bridge.logging import configure_logging
 from bridge.run.engine import RunOptions, RunResult, SyncRun
+from bridge.vendors.registry import SIDES
 from bridge.vendors.sandbox import Sandbox
 
 BATCH = 100  # both vendors' bulk limit
@@ -47,7 +48,7 @@ class Bench:
         self.clock = sandbox.clock
         self.config_path = sandbox.write_config(folder, max_purges_per_run="100000")
         self.config = load_config(self.config_path)
-        self.ledger = Ledger.open(self.config.ledger_url)
+        self.ledger = Ledger.open(self.config.ledger_url, sides=SIDES)
 
     def seed(self, links: int) -> list[tuple[int, int]]:
         pairs: list[tuple[int, int]] = []

@@ -30,7 +30,7 @@ from bridge.ledger.tables import OperationStatus, set_clock
 from bridge.links import import_link_file
 from bridge.run.engine import RunOptions, RunResult, SyncRun
 from bridge.run.migrate import MigrationOptions, MigrationRun
-from bridge.vendors.registry import SUPEROFFICE, ZENDESK
+from bridge.vendors.registry import SIDES, SUPEROFFICE, ZENDESK
 from bridge.vendors.sandbox import Sandbox
 
 __all__ = [
@@ -216,7 +216,7 @@ def run_demo(
         config_path = sandbox.write_config(folder)
         config = load_config(config_path)
         result = DemoResult(folder, config_path)
-        with Ledger.open(config.ledger_url) as ledger:
+        with Ledger.open(config.ledger_url, sides=SIDES) as ledger:
             pairs = _seed(sandbox, options.tickets, folder, ledger, echo)
             story = _Story(sandbox, config, ledger, pairs)
             pools = _Pools(len(pairs), options.seed)

@@ -16,6 +16,7 @@ from sqlmodel import col, select
 from bridge.config import Config, load_config
 from bridge.ledger import Ledger, LinkRow
 from bridge.ledger.tables import Event, Operation, set_clock
+from bridge.vendors.registry import SIDES
 from bridge.vendors.sandbox import Sandbox
 
 __all__ = ["DAY", "START", "SandboxWorld", "frozen_sandbox", "running_sandbox"]
@@ -71,7 +72,7 @@ class SandboxWorld:
         self.clock = sandbox.clock
         self.config_path = folder / "bridge.toml"
         self.rewrite_config(**sync)
-        self.ledger = Ledger.open(self.config().ledger_url)
+        self.ledger = Ledger.open(self.config().ledger_url, sides=SIDES)
 
     def config(self) -> Config:
         return load_config(self.config_path)

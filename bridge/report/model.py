@@ -18,9 +18,12 @@ from typing import Any
 
 from bridge.errors import BridgeError
 from bridge.ledger.audit import CopyFacts, EndOfPeriod, RunFacts, TransitionFacts
+from bridge.links import id_column
+from bridge.vendors.registry import SIDES
 
 __all__ = [
     "FIELDS",
+    "ID_FIELDS",
     "OUTCOMES",
     "Document",
     "LatencyStats",
@@ -135,13 +138,14 @@ class Period:
 
 @dataclass(frozen=True, slots=True)
 class ReportRecord:
-    """One transition on one side. Field order is the CSV column order."""
+    """One transition on one side. Field order is the CSV column order; `first_id` and
+    `second_id` (the link's tickets) are named after their sides (`ID_FIELDS`)."""
 
     event_id: int
     record_type: str  # observed_change | bridge_write
     link_id: int | None
-    superoffice_id: int | None
-    zendesk_id: int | None
+    first_id: int | None
+    second_id: int | None
     side: str | None
     ticket_id: int | None
     transition: str | None
@@ -163,8 +167,9 @@ class ReportRecord:
     source_event_id: int | None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: times as RFC 3339 strings, everything else as is."""
-        data = {name: getattr(self, name) for name in FIELDS}
+        """JSON-ready, under the `FIELDS` names: times as RFC 3339 strings, everything else
+        as is."""
+        data = {name: getattr(self, attribute) for name, attribute in _NAMED}
         for name in _TIME_FIELDS:
             data[name] = iso(data[name])
         return data
@@ -173,7 +178,7 @@ class ReportRecord:
         """The fields in `FIELDS` order, times as RFC 3339 strings (the CSV row)."""
         return [
             iso(value) if isinstance(value, datetime) else value
-            for value in (getattr(self, name) for name in FIELDS)
+            for value in (getattr(self, name) for name in _ATTRIBUTES)
         ]
 
     @property
@@ -181,7 +186,16 @@ class ReportRecord:
         return bool(self.transition) and "purge" in str(self.transition).split("+")
 
 
-FIELDS: tuple[str, ...] = tuple(ReportRecord.__dataclass_fields__)
+#: the names of the link's two ticket ids in reports, first side then second (`<side>_id`)
+ID_FIELDS: tuple[str, str] = (id_column(SIDES.first), id_column(SIDES.second))
+_ATTRIBUTES: tuple[str, ...] = tuple(ReportRecord.__dataclass_fields__)
+#: the documented field names, in CSV column order
+FIELDS: tuple[str, ...] = tuple(
+    dict(zip(("first_id", "second_id"), ID_FIELDS, strict=True)).get(name, name)
+    for name in _ATTRIBUTES
+)
+#: (field name, attribute) pairs, in `FIELDS` order
+_NAMED = tuple(zip(FIELDS, _ATTRIBUTES, strict=True))
 _TIME_FIELDS = ("vendor_time", "detected_at", "propagated_at", "purge_verified_at", "pending_until")
 
 
@@ -250,8 +264,8 @@ def record_from_facts(facts: TransitionFacts) -> ReportRecord:
         event_id=facts.event_id,
         record_type=record_type,
         link_id=facts.link_id,
-        superoffice_id=facts.superoffice_id,
-        zendesk_id=facts.zendesk_id,
+        first_id=facts.first_id,
+        second_id=facts.second_id,
         side=facts.side,
         ticket_id=facts.ticket_id,
         transition=facts.transition,

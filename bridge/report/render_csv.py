@@ -10,7 +10,7 @@ import csv
 from collections.abc import Iterable, Mapping
 from typing import Any, TextIO
 
-from bridge.report.model import FIELDS, ReportRecord
+from bridge.report.model import FIELDS, ID_FIELDS, ReportRecord
 
 __all__ = ["INTEGER_FIELDS", "parse_row", "write_csv"]
 
@@ -18,8 +18,7 @@ INTEGER_FIELDS = frozenset(
     {
         "event_id",
         "link_id",
-        "superoffice_id",
-        "zendesk_id",
+        *ID_FIELDS,
         "ticket_id",
         "actor_id",
         "run_id",

@@ -274,8 +274,8 @@ class SyncRun:
         items: dict[LinkIds, State] = {}
         expected: set[int] = set()
         if side == SUPEROFFICE:
-            candidates = self.ledger.superoffice_purge_candidates(
-                now - adapter.retention_period + RETENTION_SLACK, now
+            candidates = self.ledger.retention_candidates(
+                side, now - adapter.retention_period + RETENTION_SLACK, now
             )
             for link, expected_gone in candidates:
                 items[link] = State.SOFT_DELETED
@@ -551,8 +551,8 @@ class SyncRun:
     def _log_decision(self, pair: PairView, decision: Decision) -> None:
         line = PlanLine(
             pair.ids.link_id,
-            pair.ids.superoffice_id,
-            pair.ids.zendesk_id,
+            pair.ids.first_id,
+            pair.ids.second_id,
             decision.outcome.value,
             decision.target if decision.target else None,
             tuple(t.value for t in decision.transitions),

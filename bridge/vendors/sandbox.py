@@ -13,6 +13,7 @@ from typing import Self
 
 from bridge.ledger import Ledger
 from bridge.sandbox.core import SimClock
+from bridge.vendors.registry import SIDES
 from bridge.vendors.superoffice.sim.simulator import SuperOfficeSimulator
 from bridge.vendors.zendesk.sim.simulator import ZendeskSimulator
 
@@ -129,5 +130,5 @@ external_id_pattern = "superoffice-{{id}}"
 """
     path = folder / "bridge.toml"
     path.write_text(text, encoding="utf-8")
-    Ledger.open(f"sqlite:///{folder.absolute() / 'bridge.db'}").close()
+    Ledger.open(f"sqlite:///{folder.absolute() / 'bridge.db'}", sides=SIDES).close()
     return path

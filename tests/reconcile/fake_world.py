@@ -15,7 +15,7 @@ from bridge.ledger import Ledger, LinkRow
 from bridge.ledger.tables import Event, Operation, set_clock
 from bridge.run.engine import RunOptions, RunResult, SyncRun
 from bridge.run.migrate import MigrationOptions, MigrationRun
-from bridge.vendors.registry import SUPEROFFICE, ZENDESK
+from bridge.vendors.registry import SIDES, SUPEROFFICE, ZENDESK
 from tests.fakes import FakeClock, FakeVendor
 
 __all__ = ["SO", "ZD", "World", "fake_world"]
@@ -86,7 +86,7 @@ def fake_world(tmp_path: Path, kind: type[W]) -> Iterator[W]:
     clock = FakeClock()
     set_clock(clock)
     try:
-        with Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}") as ledger:
+        with Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}", sides=SIDES) as ledger:
             yield kind(ledger, clock)
     finally:
         set_clock(None)
