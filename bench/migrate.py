@@ -139,7 +139,7 @@ def run_bridge(soft_deletes: int, purges: int, folder: Path) -> Measured:
         set_clock(clock.now)
         try:
             config = load_config(seeded.config_path)
-            with Ledger.open(config.ledger_url) as ledger:
+            with Ledger.open(config.ledger_url, sides=SIDES) as ledger:
                 pairs = zip(seeded.so_ids, seeded.zd_ids, strict=True)
                 rows = (LinkRow(n, s, z) for n, (s, z) in enumerate(pairs, 1))
                 assert ledger.import_links(rows, origin="csv").ok

@@ -24,6 +24,7 @@ from _util import python, table
 
 from bridge.config import load_config
 from bridge.ledger import Ledger
+from bridge.vendors.registry import SIDES
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
 CYCLES_PER_RUN = 500
@@ -64,8 +65,8 @@ def history(events: int) -> dict[str, Iterator[dict[str, Any]]]:
         for link in range(1, links + 1):
             yield {
                 "id": link,
-                "superoffice_id": link,
-                "zendesk_id": 10_000_000 + link,
+                "first_id": link,
+                "second_id": 10_000_000 + link,
                 "origin": "csv",
                 "created_at": START,
             }
@@ -200,7 +201,7 @@ def main(events: int) -> None:
         config = home / "bridge.toml"
         started = time.perf_counter()
         written = 0
-        with Ledger.open(load_config(config).ledger_url) as ledger:
+        with Ledger.open(load_config(config).ledger_url, sides=SIDES) as ledger:
             for name, rows in history(events).items():
                 count = ledger.bulk_append(name, rows)
                 if name == "event":

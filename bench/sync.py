@@ -49,7 +49,7 @@ class Bench:
         self.clock = sandbox.clock
         self.config_path = sandbox.write_config(folder, max_purges_per_run="100000")
         self.config = load_config(self.config_path)
-        self.ledger = Ledger.open(self.config.ledger_url)
+        self.ledger = Ledger.open(self.config.ledger_url, sides=SIDES)
 
     def seed(self, links: int) -> list[tuple[int, int]]:
         pairs: list[tuple[int, int]] = []

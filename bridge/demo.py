@@ -219,7 +219,7 @@ def run_demo(
         config_path = sandbox.write_config(folder)
         config = load_config(config_path)
         result = DemoResult(folder, config_path)
-        with Ledger.open(config.ledger_url) as ledger:
+        with Ledger.open(config.ledger_url, sides=SIDES) as ledger:
             pairs = _seed(sandbox, options.tickets, folder, ledger, echo)
             story = _Story(sandbox, config, ledger, pairs)
             pools = _Pools(len(pairs), options.seed)

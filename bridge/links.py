@@ -1,4 +1,4 @@
-"""Reading link files: `superoffice_id,zendesk_id` CSV, validated line by line.
+"""Reading link files: `<side>_id` CSV (`superoffice_id,zendesk_id`), validated line by line.
 
 Parsing is streamed so that a million-row file costs little memory; the ledger stages the
 parsed rows and adds its own checks (duplicates, clashes with existing links) before
@@ -9,19 +9,33 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TextIO
 
-from bridge.core.model import Side
+from bridge.core.model import Side, id_column
 from bridge.errors import BridgeError
 from bridge.ledger import ImportReport, Ledger, LinkProblem, LinkRow
 from bridge.values import parse_ticket_id
-from bridge.vendors.registry import MAX_TICKET_ID, SUPEROFFICE, ZENDESK
+from bridge.vendors.registry import MAX_TICKET_ID, SIDES
 
-__all__ = ["COLUMNS", "LinkFileError", "LinkFileReader", "import_link_file"]
+__all__ = [
+    "COLUMNS",
+    "LinkFileError",
+    "LinkFileReader",
+    "id_column",
+    "import_link_file",
+    "named_ids",
+]
 
-COLUMNS = ("superoffice_id", "zendesk_id")
+
+def named_ids(tickets: Mapping[Side, int]) -> dict[str, int]:
+    """A link's tickets by side (as the ledger gives them) under their `<side>_id` names."""
+    return {id_column(side): ticket for side, ticket in tickets.items()}
+
+
+#: a link file's columns, first side then second
+COLUMNS = tuple(id_column(side) for side in SIDES)
 #: what `surrogateescape` makes of bytes that are not UTF-8
 _NOT_UTF8 = re.compile("[\udc80-\udcff]")
 
@@ -32,7 +46,7 @@ class LinkFileError(BridgeError, ValueError):
 
 def _ticket_id(raw: str, side: Side, problems: list[LinkProblem], line: int) -> int | None:
     try:
-        return parse_ticket_id(raw, side, MAX_TICKET_ID[side], what=f"{side}_id")
+        return parse_ticket_id(raw, side, MAX_TICKET_ID[side], what=id_column(side))
     except ValueError as exc:
         problems.append(LinkProblem(line, str(exc)))
         return None
@@ -51,7 +65,7 @@ class LinkFileReader:
             header = next(reader)
         except StopIteration:
             raise LinkFileError(
-                "the file is empty; expected a header superoffice_id,zendesk_id"
+                f"the file is empty; expected a header {','.join(COLUMNS)}"
             ) from None
         except csv.Error as exc:
             raise LinkFileError(f"line 1: {exc}") from None
@@ -62,9 +76,9 @@ class LinkFileReader:
         if missing:
             raise LinkFileError(
                 f"line 1: header lacks column {', '.join(missing)}; "
-                f"expected superoffice_id,zendesk_id (found {','.join(names)[:80]})"
+                f"expected {','.join(COLUMNS)} (found {','.join(names)[:80]})"
             )
-        so_index, zd_index = (names.index(column) for column in COLUMNS)
+        first_index, second_index = (names.index(id_column(side)) for side in SIDES)
         while True:
             started = reader.line_num + 1
             try:
@@ -91,10 +105,10 @@ class LinkFileReader:
                     LinkProblem(line, f"expected {len(names)} columns, found {len(fields)}")
                 )
                 continue
-            so = _ticket_id(fields[so_index], SUPEROFFICE, self.problems, line)
-            zd = _ticket_id(fields[zd_index], ZENDESK, self.problems, line)
-            if so is not None and zd is not None:
-                yield LinkRow(line, so, zd)
+            first = _ticket_id(fields[first_index], SIDES.first, self.problems, line)
+            second = _ticket_id(fields[second_index], SIDES.second, self.problems, line)
+            if first is not None and second is not None:
+                yield LinkRow(line, first, second)
 
 
 def import_link_file(ledger: Ledger, path: Path, *, origin: str = "csv") -> ImportReport:

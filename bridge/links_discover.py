@@ -18,7 +18,7 @@ from bridge.core.batches import chunked
 from bridge.core.contract import Adapter
 from bridge.core.model import State
 from bridge.ledger import Ledger, LinkRow
-from bridge.vendors.registry import SUPEROFFICE, ZENDESK
+from bridge.vendors.registry import SIDES, SUPEROFFICE, ZENDESK
 
 __all__ = ["Ambiguous", "Dangling", "DiscoverReport", "discover_links"]
 
@@ -88,7 +88,7 @@ def _existing_clashes(
     for superoffice_id, zendesk_id in sorted(candidates.items()):
         so_link = by_superoffice.get(superoffice_id)
         zd_link = by_zendesk.get(zendesk_id)
-        if so_link and so_link.zendesk_id == zendesk_id:
+        if so_link and so_link.ticket(ZENDESK) == zendesk_id:
             report.already_linked += 1
         elif so_link:
             report.ambiguous.append(
@@ -96,7 +96,7 @@ def _existing_clashes(
                     superoffice_id,
                     (zendesk_id,),
                     f"superoffice {superoffice_id} is already linked to zendesk "
-                    f"{so_link.zendesk_id}",
+                    f"{so_link.ticket(ZENDESK)}",
                 )
             )
         elif zd_link:
@@ -105,7 +105,7 @@ def _existing_clashes(
                     superoffice_id,
                     (zendesk_id,),
                     f"zendesk {zendesk_id} is already linked to superoffice "
-                    f"{zd_link.superoffice_id}",
+                    f"{zd_link.ticket(SUPEROFFICE)}",
                 )
             )
         else:
@@ -179,4 +179,4 @@ def discover_links(
 
 def _rows(pairs: Iterable[tuple[int, int]]) -> Iterable[LinkRow]:
     for line, (superoffice_id, zendesk_id) in enumerate(pairs, 1):
-        yield LinkRow(line, superoffice_id, zendesk_id)
+        yield LinkRow.of(line, SIDES, {SUPEROFFICE: superoffice_id, ZENDESK: zendesk_id})

@@ -14,7 +14,7 @@ from typing import Self
 from bridge.core.model import Side
 from bridge.ledger import Ledger
 from bridge.sandbox import SimClock, SimulatorBase
-from bridge.vendors.registry import SUPEROFFICE_VENDOR, ZENDESK_VENDOR
+from bridge.vendors.registry import SIDES, SUPEROFFICE_VENDOR, ZENDESK_VENDOR
 from bridge.vendors.superoffice.sim.simulator import SuperOfficeSimulator
 from bridge.vendors.zendesk.sim.simulator import ZendeskSimulator
 
@@ -138,5 +138,5 @@ external_id_pattern = "superoffice-{{id}}"
 """
     path = folder / "bridge.toml"
     path.write_text(text, encoding="utf-8")
-    Ledger.open(f"sqlite:///{folder.absolute() / 'bridge.db'}").close()
+    Ledger.open(f"sqlite:///{folder.absolute() / 'bridge.db'}", sides=SIDES).close()
     return path

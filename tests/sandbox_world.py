@@ -17,6 +17,7 @@ from bridge.config import Config, load_config
 from bridge.ledger import Ledger, LinkRow
 from bridge.ledger.tables import Event, Operation, set_clock
 from bridge.sandbox_pair import Sandbox
+from bridge.vendors.registry import SIDES
 
 __all__ = ["DAY", "START", "SandboxWorld", "frozen_sandbox", "running_sandbox"]
 
@@ -71,7 +72,7 @@ class SandboxWorld:
         self.clock = sandbox.clock
         self.config_path = folder / "bridge.toml"
         self.rewrite_config(**sync)
-        self.ledger = Ledger.open(self.config().ledger_url)
+        self.ledger = Ledger.open(self.config().ledger_url, sides=SIDES)
 
     def config(self) -> Config:
         return load_config(self.config_path)

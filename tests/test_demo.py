@@ -11,6 +11,7 @@ from bridge.cli import main
 from bridge.cli.demo import demo
 from bridge.demo import DemoOptions, run_demo
 from bridge.ledger import Ledger
+from bridge.vendors.registry import SIDES
 
 
 def test_the_demo_command_prints_its_rounds_and_leaves_a_usable_folder(tmp_path: Path) -> None:
@@ -25,7 +26,7 @@ def test_the_demo_command_prints_its_rounds_and_leaves_a_usable_folder(tmp_path:
     assert rounds[0][-1] == "converged"
 
     config = folder / "bridge.toml"
-    with Ledger.open(f"sqlite:///{folder / 'bridge.db'}") as ledger:
+    with Ledger.open(f"sqlite:///{folder / 'bridge.db'}", sides=SIDES) as ledger:
         runs = sorted(ledger.recent_runs(20), key=lambda run: run.id or 0)
         status = ledger.status()
     real = [run for run in runs if not run.dry_run]

@@ -5,24 +5,38 @@ from __future__ import annotations
 import multiprocessing
 import os
 import socket
+import sqlite3
 import stat
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from bridge.ledger import LATEST_VERSION, LeaseHeldError, Ledger, LinkRow, SchemaError, migrations
+from bridge.core.model import Cause, Side, Sides, State
+from bridge.ledger import (
+    LATEST_VERSION,
+    LeaseHeldError,
+    Ledger,
+    LedgerURLError,
+    LinkRow,
+    SchemaError,
+    SidesMismatchError,
+    migrations,
+)
+from bridge.ledger.dialect import Dialect
 from bridge.ledger.tables import Event, Link, utcnow
+from bridge.vendors.registry import SIDES, SUPEROFFICE, ZENDESK
 
 
 @pytest.fixture
 def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    with Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}") as opened:
+    with Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}", sides=SIDES) as opened:
         yield opened
 
 
@@ -30,7 +44,7 @@ def test_database_file_is_private_to_its_owner(tmp_path: Path) -> None:
     previous = os.umask(0o022)
     try:
         path = tmp_path / "sub" / "ledger.db"
-        Ledger.open(f"sqlite:///{path}").close()
+        Ledger.open(f"sqlite:///{path}", sides=SIDES).close()
     finally:
         os.umask(previous)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -52,7 +66,7 @@ def test_pragmas_are_set_on_every_connection(ledger: Ledger) -> None:
 
 def test_opening_a_missing_ledger_without_create_fails(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="does not exist"):
-        Ledger.open(f"sqlite:///{tmp_path / 'absent.db'}", create=False)
+        Ledger.open(f"sqlite:///{tmp_path / 'absent.db'}", create=False, sides=SIDES)
 
 
 def test_fresh_ledger_is_stamped_with_the_latest_schema(ledger: Ledger) -> None:
@@ -62,38 +76,38 @@ def test_fresh_ledger_is_stamped_with_the_latest_schema(ledger: Ledger) -> None:
 
 def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'l.db'}"
-    with Ledger.open(url) as ledger, ledger.engine.begin() as connection:
+    with Ledger.open(url, sides=SIDES) as ledger, ledger.engine.begin() as connection:
         connection.exec_driver_sql("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     with pytest.raises(SchemaError, match="newer"):
-        Ledger.open(url)
+        Ledger.open(url, sides=SIDES)
 
 
 def test_older_ledgers_run_each_later_step_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = f"sqlite:///{tmp_path / 'l.db'}"
-    Ledger.open(url).close()
+    Ledger.open(url, sides=SIDES).close()
     calls: list[int] = []
 
     nxt = LATEST_VERSION + 1
 
-    def step(connection: Connection) -> None:
+    def step(connection: Connection, dialect: Dialect) -> None:
         calls.append(nxt)
         connection.exec_driver_sql("ALTER TABLE link ADD COLUMN note TEXT")
 
     monkeypatch.setitem(migrations.MIGRATIONS, nxt, step)
     monkeypatch.setattr(migrations, "LATEST_VERSION", nxt)
-    with Ledger.open(url) as ledger, ledger.engine.connect() as connection:
+    with Ledger.open(url, sides=SIDES) as ledger, ledger.engine.connect() as connection:
         columns = [row[1] for row in connection.exec_driver_sql("PRAGMA table_info(link)")]
         assert "note" in columns
         assert migrations.schema_version(connection) == nxt
-    Ledger.open(url).close()
+    Ledger.open(url, sides=SIDES).close()
     assert calls == [nxt]
 
 
 def _write_then_fail(ledger: Ledger) -> None:
     with ledger.session() as session:
-        session.add(Link(superoffice_id=1, zendesk_id=2, origin="csv"))
+        session.add(Link(first_id=1, second_id=2, origin="csv"))
         session.flush()
         session.add(Event(kind="test"))
         session.flush()
@@ -110,11 +124,11 @@ def test_a_failure_inside_a_transaction_leaves_no_partial_write(ledger: Ledger) 
 
 def test_links_are_unique_both_ways(ledger: Ledger) -> None:
     with ledger.session() as session:
-        session.add(Link(superoffice_id=1, zendesk_id=2, origin="csv"))
+        session.add(Link(first_id=1, second_id=2, origin="csv"))
     with pytest.raises(IntegrityError), ledger.session() as session:
-        session.add(Link(superoffice_id=3, zendesk_id=2, origin="csv"))
+        session.add(Link(first_id=3, second_id=2, origin="csv"))
     with pytest.raises(IntegrityError), ledger.session() as session:
-        session.add(Link(superoffice_id=1, zendesk_id=4, origin="csv"))
+        session.add(Link(first_id=1, second_id=4, origin="csv"))
 
 
 def test_event_log_is_append_only(ledger: Ledger) -> None:
@@ -142,7 +156,7 @@ def test_import_is_all_or_nothing_and_idempotent(ledger: Ledger) -> None:
         "line 5: zendesk_id 21 is already linked to superoffice_id 11",
     ]
     assert ledger.count_links() == 3
-    assert sorted(link.superoffice_id for link in ledger.iter_links()) == [10, 11, 12]
+    assert sorted(link.first_id for link in ledger.iter_links()) == [10, 11, 12]
 
 
 def test_every_link_gets_a_pair_state(ledger: Ledger) -> None:
@@ -154,7 +168,7 @@ def test_every_link_gets_a_pair_state(ledger: Ledger) -> None:
 
 
 def _import_range(url: str, start: int, count: int) -> None:
-    with Ledger.open(url) as ledger:
+    with Ledger.open(url, sides=SIDES) as ledger:
         for offset in range(0, count, 10):
             rows = [
                 LinkRow(i, start + offset + i, 1_000_000 + start + offset + i) for i in range(10)
@@ -168,7 +182,7 @@ def _import_range(url: str, start: int, count: int) -> None:
 
 def test_two_processes_writing_at_once_both_succeed(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'shared.db'}"
-    Ledger.open(url).close()
+    Ledger.open(url, sides=SIDES).close()
     context = multiprocessing.get_context("spawn")
     workers = [context.Process(target=_import_range, args=(url, s, 200)) for s in (1, 10_001)]
     for worker in workers:
@@ -176,7 +190,7 @@ def test_two_processes_writing_at_once_both_succeed(tmp_path: Path) -> None:
     for worker in workers:
         worker.join(120)
     assert [worker.exitcode for worker in workers] == [0, 0]
-    with Ledger.open(url) as ledger:
+    with Ledger.open(url, sides=SIDES) as ledger:
         assert ledger.count_links() == 400
         assert ledger.check() == []
         assert len(ledger.recent_runs(100)) == 40
@@ -222,7 +236,7 @@ def _a_dead_pid() -> int:
 
 
 def test_in_memory_url_works_without_a_file() -> None:
-    with Ledger.open("sqlite://") as ledger:
+    with Ledger.open("sqlite://", sides=SIDES) as ledger:
         assert ledger.path is None
         ledger.import_links([LinkRow(1, 1, 2)], origin="csv")
         assert ledger.count_links() == 1
@@ -231,3 +245,175 @@ def test_in_memory_url_works_without_a_file() -> None:
 def test_statement_errors_surface(ledger: Ledger) -> None:
     with pytest.raises(OperationalError), ledger.engine.begin() as connection:
         connection.exec_driver_sql("INSERT INTO nowhere VALUES (1)")
+
+
+# --- schema v3: a ledger that names no vendor -----------------------------------------------
+
+#: a schema v2 ledger as bridge made it (sqlite_master of a fresh ledger before v3)
+_V2_SCHEMA = """
+CREATE TABLE meta ("key" VARCHAR NOT NULL, value VARCHAR NOT NULL, PRIMARY KEY ("key"));
+CREATE TABLE link (
+    id INTEGER NOT NULL, superoffice_id INTEGER NOT NULL, zendesk_id INTEGER NOT NULL,
+    origin VARCHAR NOT NULL, created_at DATETIME NOT NULL,
+    PRIMARY KEY (id), UNIQUE (superoffice_id), UNIQUE (zendesk_id));
+CREATE TABLE run (
+    id INTEGER NOT NULL, kind VARCHAR NOT NULL, holder VARCHAR NOT NULL,
+    started_at DATETIME NOT NULL, ended_at DATETIME, outcome VARCHAR NOT NULL,
+    dry_run BOOLEAN NOT NULL, counts VARCHAR NOT NULL, message VARCHAR, PRIMARY KEY (id));
+CREATE TABLE cursor (
+    side VARCHAR NOT NULL, value VARCHAR NOT NULL, updated_at DATETIME NOT NULL,
+    PRIMARY KEY (side));
+CREATE TABLE lease (
+    name VARCHAR NOT NULL, holder VARCHAR NOT NULL, acquired_at DATETIME NOT NULL,
+    expires_at DATETIME NOT NULL, PRIMARY KEY (name));
+CREATE TABLE pair_state (
+    link_id INTEGER NOT NULL, base VARCHAR, base_version INTEGER NOT NULL, base_at DATETIME,
+    so_state VARCHAR, so_vendor_time DATETIME, so_seen_at DATETIME, so_cause VARCHAR,
+    so_status_id INTEGER, so_purge_due DATETIME, zd_state VARCHAR, zd_vendor_time DATETIME,
+    zd_seen_at DATETIME, zd_cause VARCHAR, so_checked_at DATETIME, zd_checked_at DATETIME,
+    pending_decision BOOLEAN NOT NULL, attention VARCHAR, attention_reason VARCHAR,
+    attention_since DATETIME, updated_at DATETIME NOT NULL,
+    PRIMARY KEY (link_id), FOREIGN KEY(link_id) REFERENCES link (id));
+CREATE INDEX ix_pair_state_attention ON pair_state (attention);
+CREATE INDEX ix_pair_state_so_state ON pair_state (so_state);
+CREATE INDEX ix_pair_state_so_purge_due ON pair_state (so_purge_due);
+CREATE INDEX ix_pair_state_pending ON pair_state (pending_decision);
+CREATE TABLE event (
+    id INTEGER NOT NULL, at DATETIME NOT NULL, run_id INTEGER, link_id INTEGER,
+    kind VARCHAR NOT NULL, side VARCHAR, ticket_id INTEGER, transition VARCHAR,
+    from_state VARCHAR, to_state VARCHAR, cause VARCHAR, actor_id INTEGER,
+    vendor_time DATETIME, operation_id INTEGER, detail VARCHAR,
+    PRIMARY KEY (id), FOREIGN KEY(run_id) REFERENCES run (id),
+    FOREIGN KEY(link_id) REFERENCES link (id));
+CREATE INDEX ix_event_kind ON event (kind);
+CREATE INDEX ix_event_link ON event (link_id);
+CREATE INDEX ix_event_at ON event (at);
+CREATE TABLE operation (
+    id INTEGER NOT NULL, "key" VARCHAR NOT NULL, link_id INTEGER NOT NULL,
+    target VARCHAR NOT NULL, ticket_id INTEGER NOT NULL, transition VARCHAR NOT NULL,
+    step INTEGER NOT NULL, base_version INTEGER NOT NULL, cause VARCHAR NOT NULL,
+    source_event_id INTEGER, status VARCHAR NOT NULL, run_id INTEGER, batch VARCHAR,
+    job_id VARCHAR, attempts INTEGER NOT NULL, restore_status_id INTEGER,
+    pending_until DATETIME, error VARCHAR, created_at DATETIME NOT NULL, sent_at DATETIME,
+    finished_at DATETIME, updated_at DATETIME NOT NULL,
+    PRIMARY KEY (id), CONSTRAINT uq_operation_key UNIQUE ("key"),
+    FOREIGN KEY(link_id) REFERENCES link (id), FOREIGN KEY(run_id) REFERENCES run (id));
+CREATE INDEX ix_operation_status ON operation (status);
+CREATE INDEX ix_operation_link ON operation (link_id);
+CREATE TRIGGER event_no_update BEFORE UPDATE ON event
+    BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
+CREATE TRIGGER event_no_delete BEFORE DELETE ON event
+    BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
+INSERT INTO meta VALUES ('schema_version', '2');
+INSERT INTO link VALUES (1, 1001, 52001, 'csv', '2026-01-01 00:00:00.000000');
+INSERT INTO link VALUES (2, 1002, 52002, 'external_id', '2026-01-02 00:00:00.000000');
+INSERT INTO pair_state VALUES (
+    1, 'active', 3, '2026-01-03 00:00:00.000000',
+    'soft_deleted', '2026-01-04 00:00:00.000000', '2026-01-05 00:00:00.000000', 'user',
+    304, '2026-02-01 00:00:00.000000',
+    'purged', '2026-01-06 00:00:00.000000', '2026-01-07 00:00:00.000000', 'retention',
+    '2026-01-08 00:00:00.000000', '2026-01-09 00:00:00.000000',
+    1, 'conflict', 'both changed', '2026-01-10 00:00:00.000000', '2026-01-11 00:00:00.000000');
+INSERT INTO pair_state (link_id, base_version, pending_decision, updated_at)
+    VALUES (2, 0, 0, '2026-01-02 00:00:00.000000');
+INSERT INTO cursor VALUES ('superoffice', 'c-so', '2026-01-12 00:00:00.000000');
+INSERT INTO event (id, at, link_id, kind, side, ticket_id)
+    VALUES (1, '2026-01-04 00:00:00.000000', 1, 'observed', 'superoffice', 1001);
+"""
+
+
+def _v2_ledger(path: Path) -> str:
+    connection = sqlite3.connect(path)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.executescript(_V2_SCHEMA)
+    connection.close()
+    path.chmod(0o600)
+    return f"sqlite:///{path}"
+
+
+def _layout(url: str) -> dict[str, object]:
+    """Columns (in order) of every table, and every index and trigger with its table."""
+    connection = sqlite3.connect(make_url(url).database or "")
+    try:
+        tables = [
+            r[0] for r in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        ]
+        layout: dict[str, object] = {
+            table: [r[1] for r in connection.execute(f"PRAGMA table_info({table})")]
+            for table in tables
+        }
+        layout["objects"] = sorted(
+            connection.execute(
+                "SELECT type, name, tbl_name FROM sqlite_master "
+                "WHERE type IN ('index', 'trigger') AND name NOT LIKE 'sqlite_%'"
+            ).fetchall()
+        )
+        return layout
+    finally:
+        connection.close()
+
+
+def test_a_v2_ledger_is_upgraded_to_neutral_names_with_its_data(tmp_path: Path) -> None:
+    url = _v2_ledger(tmp_path / "v2.db")
+    with Ledger.open(url, sides=SIDES) as ledger:
+        assert ledger.schema_version() == LATEST_VERSION == 3
+        assert ledger.sides == SIDES
+        assert ledger.check() == []
+        links = [
+            (link.id, link.first_id, link.second_id, link.origin) for link in ledger.iter_links()
+        ]
+        assert links == [(1, 1001, 52001, "csv"), (2, 1002, 52002, "external_id")]
+        pair = ledger.load_pairs([1])[1]
+        assert pair.ids.ticket(SUPEROFFICE) == 1001
+        assert pair.ids.ticket(ZENDESK) == 52001
+        assert (pair.base, pair.base_version) == (State.ACTIVE, 3)
+        assert (pair.state(SUPEROFFICE), pair.cause(SUPEROFFICE)) == (
+            State.SOFT_DELETED,
+            Cause.USER,
+        )
+        assert (pair.state(ZENDESK), pair.cause(ZENDESK)) == (State.PURGED, Cause.RETENTION)
+        assert pair.vendor_time(SUPEROFFICE) == datetime(2026, 1, 4, tzinfo=UTC)
+        assert pair.vendor_time(ZENDESK) == datetime(2026, 1, 6, tzinfo=UTC)
+        assert (pair.status_id(SUPEROFFICE), pair.status_id(ZENDESK)) == (304, None)
+        assert (pair.attention, pair.attention_reason, pair.pending_decision) == (
+            "conflict",
+            "both changed",
+            True,
+        )
+        # the purge due time and the sweep's check times came along
+        now = datetime(2026, 3, 1, tzinfo=UTC)
+        due = ledger.retention_candidates(SUPEROFFICE, datetime(2025, 1, 1, tzinfo=UTC), now)
+        assert [(ids.link_id, expected) for ids, expected in due] == [(1, True)]
+        swept = ledger.sweep_due(ZENDESK, now, 10)
+        assert swept == []  # purged tickets are final
+        swept = ledger.sweep_due(SUPEROFFICE, datetime(2026, 1, 8, tzinfo=UTC), 10)
+        assert [(ids.link_id, state) for ids, state in swept] == [(1, State.SOFT_DELETED)]
+        assert ledger.sweep_due(SUPEROFFICE, datetime(2026, 1, 7, tzinfo=UTC), 10) == []
+        assert ledger.get_cursor("superoffice") == "c-so"
+        assert ledger.status()["superoffice"] == {"soft_deleted": 1, "unknown": 1}
+        with ledger.engine.connect() as connection:
+            sides = connection.exec_driver_sql("SELECT value FROM meta WHERE key = 'sides'")
+            assert sides.scalar() == "superoffice,zendesk"
+        # the event log is still append-only, and new links still import
+        with pytest.raises(IntegrityError, match="append-only"), ledger.engine.begin() as c:
+            c.execute(text("DELETE FROM event"))
+        assert ledger.import_links([LinkRow(1, 1003, 52003)], origin="csv").created == 1
+    fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
+    Ledger.open(fresh, sides=SIDES).close()
+    assert _layout(url) == _layout(fresh)
+
+
+def test_a_fresh_ledger_records_its_sides_and_refuses_others(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    with Ledger.open(url, sides=SIDES) as ledger, ledger.engine.connect() as connection:
+        sides = connection.exec_driver_sql("SELECT value FROM meta WHERE key = 'sides'")
+        assert sides.scalar() == "superoffice,zendesk"
+    with pytest.raises(SidesMismatchError, match="made for the sides superoffice,zendesk"):
+        Ledger.open(url, sides=Sides(ZENDESK, SUPEROFFICE))
+    with pytest.raises(SidesMismatchError):
+        Ledger.open(_v2_ledger(tmp_path / "v2.db"), sides=Sides(SUPEROFFICE, Side("other")))
+
+
+def test_a_backend_without_a_dialect_is_refused_before_connecting() -> None:
+    with pytest.raises(LedgerURLError, match="cannot keep its ledger in 'mysql'"):
+        Ledger.open("mysql://bridge@db.invalid/bridge", sides=SIDES)

@@ -17,6 +17,7 @@ import pytest
 
 from bridge.ledger import LATEST_VERSION, Ledger
 from bridge.ledger.files import LedgerFileError
+from bridge.vendors.registry import SIDES
 from tests.sandbox_world import SandboxWorld, frozen_sandbox
 
 
@@ -42,7 +43,7 @@ def _other_sqlite(path: Path) -> None:
 
 
 def _corrupt(path: Path) -> None:
-    Ledger.open(f"sqlite:///{path}").close()
+    Ledger.open(f"sqlite:///{path}", sides=SIDES).close()
     data = bytearray(path.read_bytes())
     for offset in range(100, len(data), 997):  # scribble over every page but the header
         data[offset : offset + 40] = b"\xff" * 40
@@ -50,7 +51,7 @@ def _corrupt(path: Path) -> None:
 
 
 def _newer(path: Path) -> None:
-    Ledger.open(f"sqlite:///{path}").close()
+    Ledger.open(f"sqlite:///{path}", sides=SIDES).close()
     connection = sqlite3.connect(path)
     connection.execute(
         "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(LATEST_VERSION + 1),)
@@ -60,7 +61,7 @@ def _newer(path: Path) -> None:
 
 
 def _read_only(path: Path) -> None:
-    Ledger.open(f"sqlite:///{path}").close()
+    Ledger.open(f"sqlite:///{path}", sides=SIDES).close()
     path.chmod(0o400)
 
 
@@ -89,7 +90,7 @@ def test_an_unusable_ledger_file_is_refused_and_left_as_it_was(
     make(path)
     before = _digest(path)
     with pytest.raises(LedgerFileError if case != "newer version" else Exception) as caught:
-        Ledger.open(f"sqlite:///{path}", create=create)
+        Ledger.open(f"sqlite:///{path}", create=create, sides=SIDES)
     assert message in str(caught.value)
     if case != "newer version":
         assert str(path) in str(caught.value)
@@ -100,22 +101,22 @@ def test_an_unusable_ledger_file_is_refused_and_left_as_it_was(
 def test_a_missing_ledger_is_created_only_when_asked(tmp_path: Path) -> None:
     path = tmp_path / "bridge.db"
     with pytest.raises(LedgerFileError, match="does not exist"):
-        Ledger.open(f"sqlite:///{path}", create=False)
+        Ledger.open(f"sqlite:///{path}", create=False, sides=SIDES)
     assert not path.exists()
-    Ledger.open(f"sqlite:///{path}", create=True).close()
+    Ledger.open(f"sqlite:///{path}", create=True, sides=SIDES).close()
     assert path.exists()
 
 
 def test_a_ledger_in_a_read_only_folder_is_refused(tmp_path: Path) -> None:
     folder = tmp_path / "ro"
     folder.mkdir()
-    Ledger.open(f"sqlite:///{folder / 'bridge.db'}").close()
+    Ledger.open(f"sqlite:///{folder / 'bridge.db'}", sides=SIDES).close()
     folder.chmod(stat.S_IRUSR | stat.S_IXUSR)
     try:
         with pytest.raises(LedgerFileError, match="read-only folder"):
-            Ledger.open(f"sqlite:///{folder / 'bridge.db'}", create=False)
+            Ledger.open(f"sqlite:///{folder / 'bridge.db'}", create=False, sides=SIDES)
         with pytest.raises(LedgerFileError, match=r"folder .* is read-only"):
-            Ledger.open(f"sqlite:///{folder / 'new.db'}", create=True)
+            Ledger.open(f"sqlite:///{folder / 'new.db'}", create=True, sides=SIDES)
     finally:
         folder.chmod(0o700)
 
@@ -124,7 +125,7 @@ def test_a_ledger_in_a_read_only_folder_is_refused(tmp_path: Path) -> None:
 def locked(tmp_path: Path) -> Iterator[Path]:
     """A ledger another process holds a write transaction on."""
     path = tmp_path / "bridge.db"
-    Ledger.open(f"sqlite:///{path}").close()
+    Ledger.open(f"sqlite:///{path}", sides=SIDES).close()
     holder = subprocess.Popen(
         [
             sys.executable,
@@ -147,7 +148,7 @@ def locked(tmp_path: Path) -> Iterator[Path]:
 
 def test_a_ledger_locked_by_another_process_is_refused(locked: Path) -> None:
     with pytest.raises(LedgerFileError, match="locked by another process"):
-        Ledger.open(f"sqlite:///{locked}", create=False)
+        Ledger.open(f"sqlite:///{locked}", create=False, sides=SIDES)
 
 
 def test_a_second_open_in_the_same_process_keeps_the_first_seeing_other_writers(
@@ -156,14 +157,16 @@ def test_a_second_open_in_the_same_process_keeps_the_first_seeing_other_writers(
     # the checks must not cost the process its SQLite locks (a raw second connection did)
     path = tmp_path / "bridge.db"
     url = f"sqlite:///{path}"
-    Ledger.open(url).close()
-    first = Ledger.open(url)
+    Ledger.open(url, sides=SIDES).close()
+    first = Ledger.open(url, sides=SIDES)
     first.count_links()
-    Ledger.open(url).close()
+    Ledger.open(url, sides=SIDES).close()
     writer = (
         f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})\n"
         "from bridge.ledger import Ledger\n"
-        f"with Ledger.open({url!r}, create=False) as l: l.add_link(1, 2, origin='csv')\n"
+        "from bridge.vendors.registry import SIDES\n"
+        f"with Ledger.open({url!r}, create=False, sides=SIDES) as l:\n"
+        "    l.add_link(1, 2, origin='csv')\n"
     )
     subprocess.run([sys.executable, "-c", writer], check=True)
     assert first.count_links() == 1

@@ -15,6 +15,7 @@ from bridge.config import Config, ConfigError, load_config
 from bridge.ledger import Ledger, LedgerURLError, SchemaError
 from bridge.ledger.files import LedgerFileError
 from bridge.logging import configure_logging, redact_text
+from bridge.vendors.registry import SIDES
 
 __all__ = ["AppContext", "fail", "pass_app", "print_json"]
 
@@ -61,7 +62,7 @@ class AppContext:
         """The ledger named by the config; exits 2 with a clear message when it cannot open."""
         config = self.config()
         try:
-            return Ledger.open(config.ledger_url, create=create)
+            return Ledger.open(config.ledger_url, sides=SIDES, create=create)
         except LedgerFileError as exc:
             fail(str(exc))
         except (LedgerURLError, SchemaError) as exc:

@@ -17,10 +17,13 @@ from bridge.config import (
     example_config_text,
     load_config,
 )
+from bridge.core.model import id_column
 from bridge.factory import build_adapters
 from bridge.ledger import Ledger
+from bridge.links import named_ids
 from bridge.logging import redact_text
 from bridge.secrets import SecretError
+from bridge.vendors.registry import SIDES
 
 __all__ = ["check", "init", "status"]
 
@@ -50,11 +53,16 @@ def init(directory: Path, force: bool) -> None:
         fail(f"{config_path} already exists; use --force to overwrite it")
     config_path.write_text(example_config_text(), encoding="utf-8")
     config = load_config(config_path)
-    with Ledger.open(config.ledger_url, create=True) as ledger:
+    with Ledger.open(config.ledger_url, sides=SIDES, create=True) as ledger:
         where = ledger.path or config.ledger_url
     click.echo(f"Wrote {config_path}")
     click.echo(f"Created ledger {where}")
     click.echo("Next: edit the [zendesk] and [superoffice] sections, then run `bridge check`.")
+
+
+def _tickets(row: dict[str, object]) -> str:
+    """`superoffice 1 / zendesk 2`: a status row's tickets, side by side."""
+    return " / ".join(f"{side} {row[id_column(side)]}" for side in SIDES)
 
 
 @click.command()
@@ -66,12 +74,14 @@ def status(app: AppContext, as_json: bool) -> None:
     stuck_after = timedelta(minutes=config.sync.attention_after_minutes)
     with app.ledger() as ledger:
         summary = ledger.status(stuck_after=stuck_after)
+    for row in [*summary["needs_attention"], *summary["stuck_operations"]["rows"]]:
+        row.update(named_ids(row.pop("tickets")))
     if as_json:
         print_json(summary)
         return
     click.echo(f"Ledger: {summary['ledger']} (schema {summary['schema_version']})")
     click.echo(f"Links: {summary['links']}")
-    for side in ("superoffice", "zendesk", "base"):
+    for side in (*SIDES, "base"):
         states = ", ".join(f"{k} {v}" for k, v in sorted(summary[side].items())) or "none"
         click.echo(f"  {side:<12} {states}")
     attention = summary["attention"]
@@ -80,10 +90,7 @@ def status(app: AppContext, as_json: bool) -> None:
         + (", ".join(f"{k} {v}" for k, v in sorted(attention.items())) if attention else "nothing")
     )
     for row in summary["needs_attention"]:
-        click.echo(
-            f"  {row['kind']:<11} superoffice {row['superoffice_id']} / zendesk "
-            f"{row['zendesk_id']}: {row['reason'] or ''}"
-        )
+        click.echo(f"  {row['kind']:<11} {_tickets(row)}: {row['reason'] or ''}")
     if attention:
         click.echo("  (all of them: `bridge conflicts list`)")
     operations = summary["operations"]
@@ -103,8 +110,7 @@ def status(app: AppContext, as_json: bool) -> None:
         )
         for row in stuck["rows"]:
             click.echo(
-                f"  {row['transition']} on {row['target']} (superoffice "
-                f"{row['superoffice_id']} / zendesk {row['zendesk_id']}): {row['status']}, "
+                f"  {row['transition']} on {row['target']} ({_tickets(row)}): {row['status']}, "
                 f"{row['age_minutes']} min, {row['attempts']} attempt(s): {row['reason']}"
             )
     if not summary["runs"]:

@@ -10,6 +10,7 @@ import click
 from bridge.cli.context import AppContext, fail, pass_app
 from bridge.cli.discover import discover
 from bridge.cli.exitcodes import ExitCode
+from bridge.core.model import id_column
 from bridge.links import LinkFileError, import_link_file
 
 __all__ = ["link"]
@@ -67,25 +68,26 @@ def import_(app: AppContext, file: Path) -> None:
 def list_(app: AppContext, as_json: bool) -> None:
     """List links: SuperOffice id, Zendesk id, how each was made and when."""
     with app.ledger() as ledger:
+        first, second = (id_column(side) for side in ledger.sides)
         if as_json:
             # Streamed by hand so that a million links never sit in memory at once.
             click.echo("[", nl=False)
             for index, item in enumerate(ledger.iter_links()):
                 separator = "," if index else ""
                 click.echo(
-                    f'{separator}\n  {{"superoffice_id": {item.superoffice_id}, '
-                    f'"zendesk_id": {item.zendesk_id}, "origin": "{item.origin}", '
+                    f'{separator}\n  {{"{first}": {item.first_id}, '
+                    f'"{second}": {item.second_id}, "origin": "{item.origin}", '
                     f'"created_at": "{item.created_at.isoformat()}"}}',
                     nl=False,
                 )
             click.echo("\n]")
             return
         count = 0
-        click.echo(f"{'superoffice_id':>15} {'zendesk_id':>12}  origin       created")
+        click.echo(f"{first:>15} {second:>12}  origin       created")
         for item in ledger.iter_links():
             count += 1
             click.echo(
-                f"{item.superoffice_id:>15} {item.zendesk_id:>12}  {item.origin:<12} "
+                f"{item.first_id:>15} {item.second_id:>12}  {item.origin:<12} "
                 f"{item.created_at.isoformat(timespec='seconds')}"
             )
         click.echo(f"{count} links")

@@ -20,6 +20,7 @@ from bridge.config import Config
 from bridge.core.decide import ConflictPolicy, Direction
 from bridge.factory import policy_from_config
 from bridge.ledger import Ledger, default_holder
+from bridge.links import named_ids
 from bridge.run.plan import iter_plan
 from bridge.run.resolve import LinkTicket, Prefer, ResolveError, resolve
 from bridge.run.runner import RunResult, SyncRun
@@ -186,12 +187,10 @@ def conflicts_list(app: AppContext, as_json: bool) -> None:
         pairs = ledger.attention()
     rows = [
         {
-            "superoffice_id": p.ids.superoffice_id,
-            "zendesk_id": p.ids.zendesk_id,
+            **named_ids({side: p.ids.ticket(side) for side in SIDES}),
             "kind": p.attention,
             "base": p.base,
-            "superoffice": p.so_state,
-            "zendesk": p.zd_state,
+            **{side: p.state(side) for side in SIDES},
             "reason": p.attention_reason,
         }
         for p in pairs

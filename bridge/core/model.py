@@ -23,6 +23,7 @@ __all__ = [
     "State",
     "Transition",
     "apply",
+    "id_column",
     "path",
 ]
 
@@ -31,6 +32,11 @@ __all__ = [
 #: only that a pair has two sides (`Sides`); which vendor stands on each is the vendor
 #: registry's business (`bridge.vendors.registry`).
 Side = NewType("Side", str)
+
+
+def id_column(side: Side) -> str:
+    """What link files, reports and the CLI call a side's ticket id: `<side>_id`."""
+    return f"{side}_id"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,7 @@
 """The ledger: links, per-pair states and bases, the event log, the outbox, runs, cursors."""
 
 from bridge.ledger.engine import LedgerURLError
-from bridge.ledger.migrations import LATEST_VERSION, SchemaError
+from bridge.ledger.migrations import LATEST_VERSION, SchemaError, SidesMismatchError
 from bridge.ledger.store import (
     ImportReport,
     LeaseHeldError,
@@ -20,5 +20,6 @@ __all__ = [
     "LinkProblem",
     "LinkRow",
     "SchemaError",
+    "SidesMismatchError",
     "default_holder",
 ]

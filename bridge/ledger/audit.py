@@ -2,9 +2,8 @@
 
 Every query `bridge report` needs lives here, so that no SQL leaves `bridge.ledger`. Reads run
 inside one snapshot (`AuditStore.audit_view`): the summary, the rows and the runs of one
-report agree with each other even while a sync run writes. On SQLite the snapshot is a
-deferred read transaction, which in WAL mode never blocks a writer (the ledger's normal
-transactions take the write lock up front, which would stall a sync for a whole report).
+report agree with each other even while a sync run writes; how a snapshot is taken without
+holding back a writer is the dialect's business (`Dialect.read_snapshot`).
 """
 
 from __future__ import annotations
@@ -14,10 +13,11 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
+from bridge.ledger.dialect import FIELD_SEPARATOR, Dialect, RowSource
 from bridge.ledger.tables import Event, Link, Operation, PairState, Run
 
 __all__ = [
@@ -49,7 +49,6 @@ _BULK_TABLES: Mapping[str, Any] = {
     "event": Event.__table__,  # type: ignore[attr-defined]
     "operation": Operation.__table__,  # type: ignore[attr-defined]
 }
-_FETCH = 2_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +74,9 @@ class TransitionFacts:
     at: datetime
     run_id: int | None
     link_id: int | None
-    superoffice_id: int | None
-    zendesk_id: int | None
+    #: the link's tickets, the first side's and the second's
+    first_id: int | None
+    second_id: int | None
     side: str | None
     ticket_id: int | None
     transition: str | None
@@ -122,10 +122,6 @@ class EndOfPeriod:
     in_flight: int
 
 
-class _Runner(Protocol):
-    def rows(self, sql: str, params: Mapping[str, Any]) -> Iterator[Sequence[Any]]: ...
-
-
 def _time(value: Any) -> datetime | None:
     """A stored time (text on SQLite raw reads, a datetime elsewhere) as aware UTC."""
     if value is None:
@@ -136,53 +132,16 @@ def _time(value: Any) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-class _SqliteRunner:
-    """Raw DB-API reads on one connection: named parameters, times bound as stored text."""
-
-    def __init__(self, connection: Any) -> None:
-        self.connection = connection
-
-    def rows(self, sql: str, params: Mapping[str, Any]) -> Iterator[Sequence[Any]]:
-        bound = {
-            k: v.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-            if isinstance(v, datetime)
-            else v
-            for k, v in params.items()
-        }
-        cursor = self.connection.cursor()
-        try:
-            cursor.execute(sql, bound)
-            while True:
-                batch = cursor.fetchmany(_FETCH)
-                if not batch:
-                    return
-                yield from batch
-        finally:
-            cursor.close()
-
-
-class _SqlAlchemyRunner:
-    def __init__(self, connection: Any) -> None:
-        self.connection = connection
-
-    def rows(self, sql: str, params: Mapping[str, Any]) -> Iterator[Sequence[Any]]:
-        bound = {
-            k: v.astimezone(UTC).replace(tzinfo=None) if isinstance(v, datetime) else v
-            for k, v in params.items()
-        }
-        result = self.connection.execution_options(yield_per=_FETCH).execute(text(sql), bound)
-        yield from result
-
-
-# `kind || ''` keeps the planner off the kind index: the period's range on `at` (which also
-# gives the order, so rows stream without a sort) and each link's own events are far
-# narrower than all events of one kind.
-_ROWS_SQL = f"""
-SELECT e.id, e.kind, e.at, e.run_id, e.link_id, l.superoffice_id, l.zendesk_id, e.side,
+def _rows_sql(dialect: Dialect) -> str:
+    """The report's rows. `kind || ''` keeps the planner off the kind index: the period's
+    range on `at` (which also gives the order, so rows stream without a sort) and each
+    link's own events are far narrower than all events of one kind."""
+    return f"""
+SELECT e.id, e.kind, e.at, e.run_id, e.link_id, l.first_id, l.second_id, e.side,
        e.ticket_id, e.transition, e.from_state, e.to_state, e.cause, e.actor_id, e.vendor_time,
        c.id, c.transition, c.step, c.status, c.finished_at, c.pending_until, c.error,
        CASE WHEN e.kind = 'observed' AND c.id IS NULL THEN (
-           SELECT d.kind || char(31) || coalesce(d.detail, '') FROM event d
+           SELECT {dialect.join_fields("d.kind", "coalesce(d.detail, '')")} FROM event d
            WHERE d.link_id = e.link_id AND d.id > e.id
              AND d.kind || '' IN ('skipped', 'conflict', 'divergence', 'planned', 'observed')
            ORDER BY d.id LIMIT 1) END,
@@ -206,8 +165,9 @@ ORDER BY e.at, e.id
 class AuditView:
     """The queries of one report, all inside one read snapshot."""
 
-    def __init__(self, runner: _Runner) -> None:
+    def __init__(self, runner: RowSource, dialect: Dialect) -> None:
         self._runner = runner
+        self._dialect = dialect
 
     def bounds(self) -> tuple[datetime, datetime] | None:
         """The times of the first and last events in the ledger; None when it has none."""
@@ -223,7 +183,8 @@ class AuditView:
         them. Streams: one event's operations are gathered, then it is yielded."""
         current: list[Any] | None = None
         copies: list[CopyFacts] = []
-        for row in self._runner.rows(_ROWS_SQL, {"since": since, "until": until}):
+        sql = _rows_sql(self._dialect)
+        for row in self._runner.rows(sql, {"since": since, "until": until}):
             if current is not None and row[0] != current[0]:
                 yield _facts(current, copies)
                 copies = []
@@ -305,7 +266,7 @@ class AuditView:
 def _facts(row: Sequence[Any], copies: list[CopyFacts]) -> TransitionFacts:
     decision_kind = decision_detail = None
     if row[22] is not None:
-        kind, _, detail = str(row[22]).partition("\x1f")
+        kind, _, detail = str(row[22]).partition(FIELD_SEPARATOR)
         if kind in ("skipped", "conflict", "divergence"):
             decision_kind, decision_detail = kind, detail or None
     at = _time(row[2])
@@ -316,8 +277,8 @@ def _facts(row: Sequence[Any], copies: list[CopyFacts]) -> TransitionFacts:
         at=at,
         run_id=row[3],
         link_id=row[4],
-        superoffice_id=row[5],
-        zendesk_id=row[6],
+        first_id=row[5],
+        second_id=row[6],
         side=row[7],
         ticket_id=row[8],
         transition=row[9],
@@ -340,23 +301,13 @@ class AuditStore:
     """Mixin for `Ledger`: streaming, read-only queries for `bridge report`."""
 
     engine: Engine
+    dialect: Dialect
 
     @contextmanager
     def audit_view(self) -> Iterator[AuditView]:
         """One consistent read snapshot for a whole report."""
-        if self.engine.dialect.name == "sqlite":
-            raw = self.engine.raw_connection()
-            try:
-                raw.cursor().execute("BEGIN")  # deferred: reads only, never the write lock
-                try:
-                    yield AuditView(_SqliteRunner(raw))
-                finally:
-                    raw.cursor().execute("ROLLBACK")
-            finally:
-                raw.close()
-            return
-        with self.engine.connect() as connection, connection.begin():
-            yield AuditView(_SqlAlchemyRunner(connection))
+        with self.dialect.read_snapshot(self.engine) as rows:
+            yield AuditView(rows, self.dialect)
 
     def bulk_append(
         self, table: str, rows: Iterable[Mapping[str, Any]], *, chunk: int = 20_000

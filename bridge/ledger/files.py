@@ -13,12 +13,9 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
 from bridge.errors import BridgeError
+from bridge.ledger.dialect import Dialect
 
 __all__ = ["SQLITE_HEADER", "LedgerFileError", "check_ledger_file", "check_ledger_open"]
-
-#: how long a writer waits for another process's transaction before giving up (engine.py
-#: sets it on every ledger connection)
-BUSY_TIMEOUT_MS = 30_000
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 #: how long opening waits for another process's write transaction before calling it locked
@@ -80,8 +77,8 @@ def check_ledger_file(path: Path, *, create: bool) -> None:
         )
 
 
-def check_ledger_open(engine: Engine, path: Path) -> None:
-    """On an existing SQLite file, before any migration or vendor call: a bridge ledger
+def check_ledger_open(engine: Engine, path: Path, dialect: Dialect) -> None:
+    """On an existing database file, before any migration or vendor call: a bridge ledger
     (it has bridge's `meta` table), not corrupt, not locked by another process. Through
     the ledger's own connection pool: a second, raw connection opened and closed beside
     it could cost the process its SQLite locks (POSIX locks are per process)."""
@@ -94,27 +91,18 @@ def check_ledger_open(engine: Engine, path: Path) -> None:
     try:
         cursor = raw.cursor()
         try:
-            tables = {
-                row[0]
-                for row in cursor.execute("SELECT name FROM sqlite_master WHERE type='table'")
-            }
-            if "meta" not in tables:
+            if "meta" not in dialect.table_names(cursor):
                 raise LedgerFileError(
                     f"{path} is a SQLite database but not a bridge ledger (no meta table): "
                     "check [ledger] url; bridge does not take over another program's database"
                 )
-            problems = [row[0] for row in cursor.execute("PRAGMA quick_check")]
-            if problems != ["ok"]:
+            problems = dialect.quick_check(cursor)
+            if problems:
                 raise LedgerFileError(
                     f"ledger {path} is corrupt (integrity check: {'; '.join(problems[:3])}): "
                     "restore it from a backup"
                 )
-            cursor.execute(f"PRAGMA busy_timeout={int(LOCK_PROBE_SECONDS * 1000)}")
-            try:
-                cursor.execute("BEGIN IMMEDIATE")
-                cursor.execute("ROLLBACK")
-            finally:
-                cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            dialect.probe_write_lock(cursor, wait_seconds=LOCK_PROBE_SECONDS)
         finally:
             cursor.close()
     except LedgerFileError:

@@ -1,57 +1,116 @@
-"""A small versioned migrator for the ledger schema.
+"""A small versioned migrator for the ledger schema (docs/design.md, "The ledger").
 
-Why not Alembic: the ledger is one embedded SQLite file shipped inside a CLI, its schema is
-owned by this package alone, and upgrades must run unattended at open time on the user's
-machine. Alembic would add a second configuration tree, a script directory to package and
-autogeneration we would not use. Here, the schema version lives in the `meta` table (so
-any SQLAlchemy backend works), a fresh ledger is created from the current table
-declarations and stamped with the latest version, and an older ledger runs each numbered
-step after its version, each in its own transaction.
+Kept rather than Alembic: the ledger is a database owned by this package alone, upgraded
+unattended when any command opens it, on a user's machine or a server; Alembic would add a
+configuration tree and a script folder to package, and autogeneration we would not use. The
+schema version lives in the `meta` table (any backend has one), a fresh ledger is created
+from the current table declarations and stamped with the latest version, and an older one
+runs each numbered step after its version, each in its own transaction. A step speaks
+portable SQL, and asks its `Dialect` for whatever its backend spells differently.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
-from sqlalchemy import Connection, Engine, inspect
+from sqlalchemy import Connection, DateTime, Engine, Integer, inspect
+from sqlalchemy.types import TypeEngine
 from sqlmodel import SQLModel, col, select
 
+from bridge.core.model import Side, Sides
 from bridge.errors import BridgeError
 from bridge.ledger import tables
+from bridge.ledger.dialect import Dialect
 from bridge.ledger.tables import Meta
 
-__all__ = ["LATEST_VERSION", "MIGRATIONS", "SchemaError", "migrate", "schema_version"]
+__all__ = [
+    "LATEST_VERSION",
+    "MIGRATIONS",
+    "SchemaError",
+    "SidesMismatchError",
+    "migrate",
+    "recorded_sides",
+    "schema_version",
+]
+
+#: a step brings a ledger from version-1 to its version
+Step = Callable[[Connection, Dialect], None]
+
+_VERSION_KEY = "schema_version"
+#: the ledger's two sides, first then second, as "first,second"
+_SIDES_KEY = "sides"
 
 
 class SchemaError(BridgeError, RuntimeError):
     """The ledger's schema is newer than this version of bridge understands, or broken."""
 
 
-def _append_only_triggers(connection: Connection) -> None:
-    if connection.dialect.name != "sqlite":
-        return
-    for action in ("UPDATE", "DELETE"):
-        connection.exec_driver_sql(
-            f"CREATE TRIGGER IF NOT EXISTS event_no_{action.lower()} BEFORE {action} ON event "
-            f"BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END"
-        )
+class SidesMismatchError(SchemaError):
+    """The ledger was made for other sides (or another order of them) than this bridge
+    pairs: its columns would be read as the wrong vendor's."""
 
 
-def _v1(connection: Connection) -> None:
-    SQLModel.metadata.create_all(connection)
-    _append_only_triggers(connection)
+def _add_column(connection: Connection, table: str, column: str, type_: TypeEngine[Any]) -> None:
+    """ALTER TABLE … ADD COLUMN, with the type spelled as the backend spells it."""
+    spelled = type_.compile(dialect=connection.dialect)
+    connection.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {spelled}")
 
 
-def _v2(connection: Connection) -> None:
+def _rename_column(connection: Connection, table: str, old: str, new: str) -> None:
+    """ALTER TABLE … RENAME COLUMN (SQL standard; SQLite has it since 3.25)."""
+    connection.exec_driver_sql(f"ALTER TABLE {table} RENAME COLUMN {old} TO {new}")
+
+
+def _columns(connection: Connection, table: str) -> set[str]:
+    return {c["name"] for c in inspect(connection).get_columns(table)}
+
+
+# --- history -------------------------------------------------------------------------------
+# Before schema v3 the ledger named its vendors (the first side and the second), and the
+# columns said so. These names are facts about ledgers already out there; they appear nowhere
+# else in the ledger (tests/test_architecture.py allows them on lines marked legacy schema).
+
+#: the sides every ledger before v3 was made for
+_V2_SIDES = "superoffice,zendesk"  # legacy schema
+#: v2's link columns, first side then second
+_V2_LINK_IDS = ("superoffice_id", "zendesk_id")  # legacy schema
+#: v2's prefixes of the per-side pair_state columns, first side then second
+_V2_PREFIXES = ("so", "zd")
+
+
+def _v2(connection: Connection, dialect: Dialect) -> None:
     """The vanished-ticket sweep's per-side check times."""
-    present = {c["name"] for c in inspect(connection).get_columns("pair_state")}
-    for column in ("so_checked_at", "zd_checked_at"):
+    present = _columns(connection, "pair_state")
+    for prefix in _V2_PREFIXES:
+        column = f"{prefix}_checked_at"
         if column not in present:
-            connection.exec_driver_sql(f"ALTER TABLE pair_state ADD COLUMN {column} DATETIME")
+            _add_column(connection, "pair_state", column, DateTime())
 
 
-#: version → step that brings a ledger from version-1 to version. Never edit a released step.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1, 2: _v2}
+def _v3(connection: Connection, dialect: Dialect) -> None:
+    """Positional, vendor-neutral names: `link.first_id`/`second_id`, `pair_state.first_*`/
+    `second_*` (what was the first side's only, status id and purge due time, now for both
+    sides), indexes to match, and the two sides recorded in `meta`."""
+    for old, new in zip(_V2_LINK_IDS, ("first_id", "second_id"), strict=True):
+        _rename_column(connection, "link", old, new)
+    present = _columns(connection, "pair_state")
+    fields = ("state", "vendor_time", "seen_at", "cause", "status_id", "purge_due", "checked_at")
+    for prefix, position in zip(_V2_PREFIXES, ("first", "second"), strict=True):
+        for field in fields:
+            if f"{prefix}_{field}" in present:
+                _rename_column(connection, "pair_state", f"{prefix}_{field}", f"{position}_{field}")
+    _add_column(connection, "pair_state", "second_status_id", Integer())
+    _add_column(connection, "pair_state", "second_purge_due", DateTime())
+    for field in ("state", "purge_due"):
+        old, new = f"ix_pair_state_{_V2_PREFIXES[0]}_{field}", f"ix_pair_state_first_{field}"
+        dialect.rename_index(connection, "pair_state", old, new, [f"first_{field}"])
+    _set_meta(connection, _SIDES_KEY, _V2_SIDES)
+
+
+#: version → the step that brings a ledger from version-1 to it. Never edit a released step.
+#: (Version 1 has no step: a ledger is created at the latest version, never at 1.)
+MIGRATIONS: dict[int, Step] = {2: _v2, 3: _v3}
 LATEST_VERSION = max(MIGRATIONS)
 
 _ = tables  # the table declarations must be imported before create_all
@@ -61,18 +120,53 @@ def schema_version(connection: Connection) -> int:
     """0 for an empty database."""
     if not inspect(connection).has_table("meta"):
         return 0
-    value = connection.execute(select(Meta.value).where(col(Meta.key) == "schema_version")).scalar()
+    value = _meta(connection, _VERSION_KEY)
     return int(value) if value is not None else 0
 
 
-def _stamp(connection: Connection, version: int) -> None:
+def recorded_sides(connection: Connection) -> Sides | None:
+    """The sides the ledger was created for (None: not recorded)."""
+    value = _meta(connection, _SIDES_KEY)
+    if value is None:
+        return None
+    first, _, second = value.partition(",")
+    return Sides(Side(first), Side(second))
+
+
+def _check_sides(connection: Connection, sides: Sides) -> None:
+    recorded = _meta(connection, _SIDES_KEY)
+    if recorded != _sides_value(sides):
+        raise SidesMismatchError(
+            f"the ledger was made for the sides {recorded or '(none recorded)'}, not "
+            f"{_sides_value(sides)}: use the ledger made for these vendors"
+        )
+
+
+def _sides_value(sides: Sides) -> str:
+    return f"{sides.first},{sides.second}"
+
+
+def _meta(connection: Connection, key: str) -> str | None:
+    return connection.execute(select(Meta.value).where(col(Meta.key) == key)).scalar()
+
+
+def _set_meta(connection: Connection, key: str, value: str) -> None:
     table = Meta.__table__  # type: ignore[attr-defined]
-    connection.execute(table.delete().where(table.c.key == "schema_version"))
-    connection.execute(table.insert().values(key="schema_version", value=str(version)))
+    connection.execute(table.delete().where(table.c.key == key))
+    connection.execute(table.insert().values(key=key, value=value))
 
 
-def migrate(engine: Engine) -> int:
-    """Bring the ledger to LATEST_VERSION; return the version it had before."""
+def _create(connection: Connection, dialect: Dialect, sides: Sides) -> None:
+    """A fresh ledger: the tables as declared, the event log guarded, version and sides."""
+    SQLModel.metadata.create_all(connection)
+    dialect.guard_append_only(connection, "event")
+    _set_meta(connection, _VERSION_KEY, str(LATEST_VERSION))
+    _set_meta(connection, _SIDES_KEY, _sides_value(sides))
+
+
+def migrate(engine: Engine, dialect: Dialect, *, sides: Sides) -> int:
+    """Bring the ledger to LATEST_VERSION, creating it for `sides` when empty, and make sure
+    it was made for `sides`; return the version it had before."""
     with engine.begin() as connection:
         before = schema_version(connection)
         if before > LATEST_VERSION:
@@ -81,12 +175,15 @@ def migrate(engine: Engine) -> int:
                 f"(which knows up to {LATEST_VERSION}); upgrade bridge"
             )
         if before == 0:
-            SQLModel.metadata.create_all(connection)
-            _append_only_triggers(connection)
-            _stamp(connection, LATEST_VERSION)
+            _create(connection, dialect, sides)
             return 0
+        if before == LATEST_VERSION:
+            _check_sides(connection, sides)
+            return before
     for version in range(before + 1, LATEST_VERSION + 1):
         with engine.begin() as connection:
-            MIGRATIONS[version](connection)
-            _stamp(connection, version)
+            MIGRATIONS[version](connection, dialect)
+            _set_meta(connection, _VERSION_KEY, str(version))
+    with engine.begin() as connection:
+        _check_sides(connection, sides)
     return before

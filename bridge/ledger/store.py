@@ -8,19 +8,22 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func
+from sqlalchemy import Boolean, Connection, Engine, bindparam, func, text
+from sqlalchemy.engine import make_url
 from sqlmodel import Session, col, select
 
+from bridge.core.model import Side, Sides
 from bridge.errors import BridgeError, ExitCode
 from bridge.ledger.audit import AuditStore
-from bridge.ledger.engine import create_ledger_engine, sqlite_path
+from bridge.ledger.dialect import Dialect
+from bridge.ledger.engine import create_ledger_engine, ledger_dialect
 from bridge.ledger.migrations import LATEST_VERSION, migrate, schema_version
 from bridge.ledger.sync import SyncStore
 from bridge.ledger.tables import (
@@ -32,6 +35,7 @@ from bridge.ledger.tables import (
     OperationStatus,
     PairState,
     Run,
+    UTCDateTime,
     utcnow,
 )
 
@@ -46,15 +50,23 @@ __all__ = [
 
 _IMPORT_CHUNK = 20_000
 _STATUS_ATTENTION_ROWS = 20
+#: the staging table of a link import, private to its connection
+_STAGING = "link_import"
 
 
 @dataclass(frozen=True, slots=True)
 class LinkRow:
-    """One parsed row of a link file: its line number and the two ticket ids."""
+    """One parsed row of a link file: its line number and the two ticket ids, the first
+    side's then the second's."""
 
     line: int
-    superoffice_id: int
-    zendesk_id: int
+    first_id: int
+    second_id: int
+
+    @classmethod
+    def of(cls, line: int, sides: Sides, tickets: Mapping[Side, int]) -> LinkRow:
+        """A row from each side's ticket id."""
+        return cls(line, tickets[sides.first], tickets[sides.second])
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -112,28 +124,35 @@ def _holder_is_gone(holder: str) -> bool:
 
 
 class Ledger(SyncStore, AuditStore):
-    """A ledger database. Open with `Ledger.open(url)`; use as a context manager."""
+    """A ledger database. Open with `Ledger.open(url, sides=...)`; use as a context manager."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, dialect: Dialect, sides: Sides) -> None:
         self.engine = engine
+        self.dialect = dialect
+        #: the pair's two sides, in the ledger's order (first, second)
+        self.sides = sides
 
     @classmethod
-    def open(cls, url: str, *, create: bool = True) -> Ledger:
+    def open(cls, url: str, *, sides: Sides, create: bool = True) -> Ledger:
         """Open (creating when allowed: only where no file exists) and migrate the ledger
-        at a SQLAlchemy URL. A file created here and left unfinished is removed, so that a
-        failed creation never leaves an empty file behind to be refused next time."""
-        path = sqlite_path(url)
+        at a SQLAlchemy URL. A new ledger records `sides`; an existing one must have been
+        made for the same sides, in the same order (`SidesMismatchError` otherwise: its
+        columns would be read as the wrong vendor's). A file created here and left
+        unfinished is removed, so that a failed creation never leaves an empty file behind
+        to be refused next time."""
+        dialect = ledger_dialect(url)
+        path = dialect.database_file(make_url(url))
         new = path is not None and not path.exists()
-        engine = create_ledger_engine(url, create=create)
+        engine = create_ledger_engine(url, dialect, create=create)
         try:
-            migrate(engine)
+            migrate(engine, dialect, sides=sides)
         except BaseException:
             engine.dispose()
             if new and path is not None:
                 for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
                     leftover.unlink(missing_ok=True)
             raise
-        return cls(engine)
+        return cls(engine, dialect, sides)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -146,7 +165,7 @@ class Ledger(SyncStore, AuditStore):
 
     @property
     def path(self) -> str | None:
-        path = sqlite_path(self.engine.url)
+        path = self.dialect.database_file(self.engine.url)
         return str(path) if path else None
 
     @contextmanager
@@ -164,16 +183,7 @@ class Ledger(SyncStore, AuditStore):
             version = schema_version(connection)
             if version != LATEST_VERSION:
                 problems.append(f"schema version {version}, expected {LATEST_VERSION}")
-            if connection.dialect.name == "sqlite":
-                integrity = connection.exec_driver_sql("PRAGMA integrity_check").scalars().all()
-                if integrity != ["ok"]:
-                    problems.append("integrity check failed: " + "; ".join(integrity[:5]))
-                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
-                if broken:
-                    problems.append(f"{len(broken)} rows break foreign keys")
-                mode = connection.exec_driver_sql("PRAGMA journal_mode").scalar()
-                if self.path and mode != "wal":
-                    problems.append(f"journal mode is {mode}, expected wal")
+            problems.extend(self.dialect.health(connection, file_backed=self.path is not None))
             orphans = connection.execute(
                 select(func.count())
                 .select_from(Link)
@@ -211,40 +221,49 @@ class Ledger(SyncStore, AuditStore):
         the same file twice is a no-op.
         """
         now = utcnow()
+        columns = ("line", "first_id", "second_id")
+        empty = text(f"DELETE FROM {_STAGING}")
         with self.engine.begin() as connection:
-            connection.exec_driver_sql(
-                "CREATE TEMP TABLE IF NOT EXISTS link_import "
-                "(line INTEGER NOT NULL, so INTEGER NOT NULL, zd INTEGER NOT NULL)"
+            self.dialect.create_staging(
+                connection,
+                _STAGING,
+                "line INTEGER NOT NULL, first_id INTEGER NOT NULL, second_id INTEGER NOT NULL",
             )
-            connection.exec_driver_sql("DELETE FROM link_import")
+            connection.execute(empty)
             count = 0
             chunk: list[tuple[int, int, int]] = []
-            insert = "INSERT INTO link_import (line, so, zd) VALUES (?, ?, ?)"
             for row in rows:
-                chunk.append((row.line, row.superoffice_id, row.zendesk_id))
+                chunk.append((row.line, row.first_id, row.second_id))
                 if len(chunk) >= _IMPORT_CHUNK:
-                    connection.exec_driver_sql(insert, chunk)
+                    self.dialect.bulk_insert(connection, _STAGING, columns, chunk)
                     count += len(chunk)
                     chunk = []
             if chunk:
-                connection.exec_driver_sql(insert, chunk)
+                self.dialect.bulk_insert(connection, _STAGING, columns, chunk)
                 count += len(chunk)
             problems = list(parse_problems) + self._staged_link_problems(connection)
             if problems:
                 connection.rollback()
                 return ImportReport(count, 0, 0, tuple(sorted(problems)))
             before = connection.execute(select(func.count()).select_from(Link)).scalar_one()
-            connection.exec_driver_sql(
-                "INSERT INTO link (superoffice_id, zendesk_id, origin, created_at) "
-                "SELECT so, zd, ?, ? FROM link_import s WHERE NOT EXISTS "
-                "(SELECT 1 FROM link l WHERE l.superoffice_id = s.so) ORDER BY line",
-                (origin, _sql_time(now)),
+            connection.execute(
+                text(
+                    "INSERT INTO link (first_id, second_id, origin, created_at) "
+                    f"SELECT first_id, second_id, :origin, :at FROM {_STAGING} s "
+                    "WHERE NOT EXISTS (SELECT 1 FROM link l WHERE l.first_id = s.first_id) "
+                    "ORDER BY line"
+                ).bindparams(bindparam("at", type_=UTCDateTime)),
+                {"origin": origin, "at": now},
             )
-            connection.exec_driver_sql(
-                "INSERT INTO pair_state (link_id, base_version, pending_decision, updated_at) "
-                "SELECT l.id, 0, 0, ? FROM link l LEFT JOIN pair_state p ON p.link_id = l.id "
-                "WHERE p.link_id IS NULL",
-                (_sql_time(now),),
+            connection.execute(
+                text(
+                    "INSERT INTO pair_state (link_id, base_version, pending_decision, updated_at) "
+                    "SELECT l.id, 0, :pending, :at FROM link l "
+                    "LEFT JOIN pair_state p ON p.link_id = l.id WHERE p.link_id IS NULL"
+                ).bindparams(
+                    bindparam("pending", type_=Boolean), bindparam("at", type_=UTCDateTime)
+                ),
+                {"pending": False, "at": now},
             )
             after = connection.execute(select(func.count()).select_from(Link)).scalar_one()
             created = after - before
@@ -254,51 +273,54 @@ class Ledger(SyncStore, AuditStore):
                         at=now, kind="links_imported", detail=f"{created} links ({origin})"
                     )
                 )
-            connection.exec_driver_sql("DELETE FROM link_import")
+            connection.execute(empty)
         return ImportReport(count, created, count - created, ())
 
-    @staticmethod
-    def _staged_link_problems(connection: Connection) -> list[LinkProblem]:
-        connection.exec_driver_sql("CREATE INDEX IF NOT EXISTS temp.ix_li_so ON link_import(so)")
-        connection.exec_driver_sql("CREATE INDEX IF NOT EXISTS temp.ix_li_zd ON link_import(zd)")
+    def _staged_link_problems(self, connection: Connection) -> list[LinkProblem]:
+        """Staged rows that repeat an id, or whose id is already linked to another partner;
+        each named as the link file names its columns (`<side>_id`)."""
+        columns = ("first_id", "second_id")
+        named = dict(zip(columns, (f"{side}_id" for side in self.sides), strict=True))
+        for column in columns:
+            self.dialect.index_staging(connection, _STAGING, column)
         problems: list[LinkProblem] = []
-        for column, name in (("so", "superoffice_id"), ("zd", "zendesk_id")):
-            duplicates = connection.exec_driver_sql(
-                f"SELECT s.line, s.{column}, (SELECT MIN(line) FROM link_import f "
-                f"WHERE f.{column} = s.{column}) FROM link_import s WHERE s.line > "
-                f"(SELECT MIN(line) FROM link_import f WHERE f.{column} = s.{column})"
+        for column in columns:
+            first_line = f"(SELECT MIN(line) FROM {_STAGING} f WHERE f.{column} = s.{column})"
+            duplicates = connection.execute(
+                text(
+                    f"SELECT s.line, s.{column}, {first_line} FROM {_STAGING} s "
+                    f"WHERE s.line > {first_line}"
+                )
             )
             problems.extend(
-                LinkProblem(line, f"{name} {value} duplicates line {first}")
+                LinkProblem(line, f"{named[column]} {value} duplicates line {first}")
                 for line, value, first in duplicates
             )
-        partner = {"so": ("superoffice_id", "zendesk_id"), "zd": ("zendesk_id", "superoffice_id")}
-        for column, (name, other) in partner.items():
-            other_column = "zd" if column == "so" else "so"
-            clashes = connection.exec_driver_sql(
-                f"SELECT s.line, s.{column}, l.{other} FROM link_import s "
-                f"JOIN link l ON l.{name} = s.{column} WHERE l.{other} != s.{other_column}"
+        for column, other in (columns, columns[::-1]):
+            clashes = connection.execute(
+                text(
+                    f"SELECT s.line, s.{column}, l.{other} FROM {_STAGING} s "
+                    f"JOIN link l ON l.{column} = s.{column} WHERE l.{other} != s.{other}"
+                )
             )
             problems.extend(
-                LinkProblem(line, f"{name} {value} is already linked to {other} {partner_id}")
-                for line, value, partner_id in clashes
+                LinkProblem(
+                    line,
+                    f"{named[column]} {value} is already linked to {named[other]} {partner}",
+                )
+                for line, value, partner in clashes
             )
         return problems
 
-    def add_link(self, superoffice_id: int, zendesk_id: int, *, origin: str) -> Link:
+    def add_link(self, first_id: int, second_id: int, *, origin: str) -> Link:
         """Add one link (discovery, migration); raises ValueError on a clash."""
-        report = self.import_links([LinkRow(1, superoffice_id, zendesk_id)], origin=origin)
+        report = self.import_links([LinkRow(1, first_id, second_id)], origin=origin)
         if not report.ok:
             raise ValueError("; ".join(p.message for p in report.problems))
-        link = self.link_by_superoffice(superoffice_id)
+        with self.session() as session:
+            link = session.exec(select(Link).where(col(Link.first_id) == first_id)).first()
         assert link is not None
         return link
-
-    def link_by_superoffice(self, superoffice_id: int) -> Link | None:
-        with self.session() as session:
-            return session.exec(
-                select(Link).where(col(Link.superoffice_id) == superoffice_id)
-            ).first()
 
     def iter_links(self, *, batch: int = 10_000) -> Iterator[Link]:
         """All links in id order, read in batches so memory stays flat."""
@@ -415,8 +437,9 @@ class Ledger(SyncStore, AuditStore):
     # --- status -----------------------------------------------------------------
 
     def status(self, *, stuck_after: timedelta = timedelta(hours=1)) -> dict[str, Any]:
-        """Counts for `bridge status`: links, states per side, attention, outbox, runs, and
-        the operations failing or unconfirmed for longer than `stuck_after`."""
+        """Counts for `bridge status`: links, states per side (keyed by the side's name),
+        attention, outbox, runs, and the operations failing or unconfirmed for longer than
+        `stuck_after`. A row about a link names its tickets under `tickets`, by side."""
         status: dict[str, Any]
         with self.engine.connect() as connection:
 
@@ -431,8 +454,10 @@ class Ledger(SyncStore, AuditStore):
                 "ledger": self.path or self.engine.url.render_as_string(hide_password=True),
                 "schema_version": schema_version(connection),
                 "links": int(links),
-                "superoffice": grouped(PairState.so_state, PairState),
-                "zendesk": grouped(PairState.zd_state, PairState),
+                **{
+                    side: grouped(self._pair_column(side, "state"), PairState)
+                    for side in self.sides
+                },
                 "base": grouped(PairState.base, PairState),
                 "attention": {
                     k: v
@@ -443,8 +468,7 @@ class Ledger(SyncStore, AuditStore):
             }
         status["needs_attention"] = [
             {
-                "superoffice_id": pair.ids.superoffice_id,
-                "zendesk_id": pair.ids.zendesk_id,
+                "tickets": {side: pair.ids.ticket(side) for side in self.sides},
                 "kind": pair.attention,
                 "reason": pair.attention_reason,
             }
@@ -474,8 +498,3 @@ class Ledger(SyncStore, AuditStore):
             for run in self.recent_runs()
         ]
         return status
-
-
-def _sql_time(value: datetime) -> str:
-    """A UTC time as the ledger's raw-SQL paths store it (the same text SQLAlchemy writes)."""
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ")

@@ -6,31 +6,31 @@ it in. Every public method is one transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, Row, bindparam, func, or_
+from sqlalchemy import Column, Engine, Row, bindparam, func, or_
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
+from bridge.core.batches import chunked
 from bridge.core.model import (
     Cause,
     Decision,
     InvalidTransitionError,
     Outcome,
     Side,
+    Sides,
     State,
     Transition,
     path,
 )
 from bridge.ledger.tables import Cursor, Event, Link, Operation, OperationStatus, PairState, utcnow
-from bridge.vendors.registry import SIDES, SUPEROFFICE, ZENDESK
 
 __all__ = [
-    "EXPECTED_STATE",
     "LinkIds",
     "OperationView",
     "PairView",
@@ -39,12 +39,6 @@ __all__ = [
     "SyncStore",
 ]
 
-#: the state a target reaches when an operation of this transition succeeds
-EXPECTED_STATE: Mapping[str, State] = {
-    Transition.SOFT_DELETE: State.SOFT_DELETED,
-    Transition.RESTORE: State.ACTIVE,
-    Transition.PURGE: State.PURGED,
-}
 _SATISFIES: Mapping[str, frozenset[State]] = {
     # a purge also satisfies a pending soft delete: the ticket went further
     Transition.SOFT_DELETE: frozenset({State.SOFT_DELETED, State.PURGED}),
@@ -55,45 +49,62 @@ _CHUNK = 500
 #: operations whose write went out (or may have): an observation reaching their state is
 #: bridge's own write coming back
 _SENT_STATUSES = frozenset({OperationStatus.SENT, OperationStatus.PENDING_RETENTION})
-_PREFIX = {SUPEROFFICE: "so", ZENDESK: "zd"}
+#: the prefixes of the per-side columns, in side order (`pair_state.first_state`, …)
+_POSITIONS = ("first", "second")
+
+
+def _position(sides: Sides, side: Side) -> str:
+    """The column prefix of `side` (raises ValueError for a side not in the pair)."""
+    return _POSITIONS[sides.index(side)]
 
 
 @dataclass(frozen=True, slots=True)
 class LinkIds:
+    """A link's id and its two tickets, the first side's then the second's."""
+
     link_id: int
-    superoffice_id: int
-    zendesk_id: int
+    first_id: int
+    second_id: int
+    sides: Sides
 
     def ticket(self, side: Side) -> int:
-        return self.superoffice_id if side == SUPEROFFICE else self.zendesk_id
+        return self.second_id if self.sides.index(side) else self.first_id
 
 
 @dataclass(frozen=True, slots=True)
 class PairView:
-    """A read-only copy of a pair's state, with the link's ticket ids."""
+    """A read-only copy of a pair's state, with the link's ticket ids. Per-side fields come
+    first side then second; `state(side)` and kin pick by side."""
 
     ids: LinkIds
     base: State | None
     base_version: int
-    so_state: State | None
-    so_vendor_time: datetime | None
-    so_status_id: int | None
-    so_cause: Cause | None
-    zd_state: State | None
-    zd_vendor_time: datetime | None
-    zd_cause: Cause | None
+    first_state: State | None
+    first_vendor_time: datetime | None
+    first_status_id: int | None
+    first_cause: Cause | None
+    second_state: State | None
+    second_vendor_time: datetime | None
+    second_status_id: int | None
+    second_cause: Cause | None
     attention: str | None
     attention_reason: str | None
     pending_decision: bool
 
+    def _second(self, side: Side) -> bool:
+        return bool(self.ids.sides.index(side))
+
     def state(self, side: Side) -> State | None:
-        return self.so_state if side == SUPEROFFICE else self.zd_state
+        return self.second_state if self._second(side) else self.first_state
 
     def vendor_time(self, side: Side) -> datetime | None:
-        return self.so_vendor_time if side == SUPEROFFICE else self.zd_vendor_time
+        return self.second_vendor_time if self._second(side) else self.first_vendor_time
+
+    def status_id(self, side: Side) -> int | None:
+        return self.second_status_id if self._second(side) else self.first_status_id
 
     def cause(self, side: Side) -> Cause | None:
-        return self.so_cause if side == SUPEROFFICE else self.zd_cause
+        return self.second_cause if self._second(side) else self.first_cause
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,19 +150,24 @@ def _state(value: str | None) -> State | None:
     return State(value) if value is not None else None
 
 
-def _pair_view(pair: PairState | Row[Any], superoffice_id: int, zendesk_id: int) -> PairView:
+def _cause(value: str | None) -> Cause | None:
+    return Cause(value) if value else None
+
+
+def _pair_view(pair: PairState | Row[Any], ids: LinkIds) -> PairView:
     """A pair's view from its ORM object or from a plain row with the same columns."""
     return PairView(
-        ids=LinkIds(pair.link_id, superoffice_id, zendesk_id),
+        ids=ids,
         base=_state(pair.base),
         base_version=pair.base_version,
-        so_state=_state(pair.so_state),
-        so_vendor_time=pair.so_vendor_time,
-        so_status_id=pair.so_status_id,
-        so_cause=Cause(pair.so_cause) if pair.so_cause else None,
-        zd_state=_state(pair.zd_state),
-        zd_vendor_time=pair.zd_vendor_time,
-        zd_cause=Cause(pair.zd_cause) if pair.zd_cause else None,
+        first_state=_state(pair.first_state),
+        first_vendor_time=pair.first_vendor_time,
+        first_status_id=pair.first_status_id,
+        first_cause=_cause(pair.first_cause),
+        second_state=_state(pair.second_state),
+        second_vendor_time=pair.second_vendor_time,
+        second_status_id=pair.second_status_id,
+        second_cause=_cause(pair.second_cause),
         attention=pair.attention,
         attention_reason=pair.attention_reason,
         pending_decision=pair.pending_decision,
@@ -179,8 +195,8 @@ _OPERATION_COLUMNS = tuple(
 )
 
 
-def _operation_view(op: Operation | Row[Any]) -> OperationView:
-    """A view from the ORM object or from a row of `_OPERATION_COLUMNS`."""
+def _operation_view(op: Row[Any]) -> OperationView:
+    """A view from a row of `_OPERATION_COLUMNS`."""
     assert op.id is not None
     return OperationView(
         id=op.id,
@@ -198,11 +214,6 @@ def _operation_view(op: Operation | Row[Any]) -> OperationView:
     )
 
 
-def _chunks(values: Sequence[int], size: int = _CHUNK) -> Iterator[Sequence[int]]:
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
-
-
 def _set_attention(pair: PairState, kind: str | None, reason: str | None, now: datetime) -> bool:
     """Set or clear a pair's attention flag; True when it changed."""
     if pair.attention == kind and pair.attention_reason == reason:
@@ -217,16 +228,11 @@ def _set_attention(pair: PairState, kind: str | None, reason: str | None, now: d
 #: the pair columns an observation reads and writes (link_id first: the key)
 _PAIR_FIELDS = (
     "link_id",
-    "so_state",
-    "so_vendor_time",
-    "so_seen_at",
-    "so_cause",
-    "so_status_id",
-    "so_purge_due",
-    "zd_state",
-    "zd_vendor_time",
-    "zd_seen_at",
-    "zd_cause",
+    *(
+        f"{position}_{field}"
+        for position in _POSITIONS
+        for field in ("state", "vendor_time", "seen_at", "cause", "status_id", "purge_due")
+    ),
     "pending_decision",
     "updated_at",
 )
@@ -321,23 +327,39 @@ class SyncStore:
     """Mixin for `Ledger`: everything a sync or migration run records."""
 
     engine: Engine
+    sides: Sides
 
     if TYPE_CHECKING:
 
         def session(self) -> AbstractContextManager[Session]: ...
+
+    def _pair_column(self, side: Side, field: str) -> Column[Any]:
+        """The `pair_state` column of `field` for `side` (`first_state`, …)."""
+        table = PairState.__table__  # type: ignore[attr-defined]
+        column: Column[Any] = table.c[f"{_position(self.sides, side)}_{field}"]
+        return column
+
+    def _link_column(self, side: Side) -> Column[Any]:
+        """The `link` column of `side`'s ticket id."""
+        table = Link.__table__  # type: ignore[attr-defined]
+        column: Column[Any] = table.c[f"{_position(self.sides, side)}_id"]
+        return column
+
+    def _ids(self, link_id: int | None, first_id: int, second_id: int) -> LinkIds:
+        assert link_id is not None
+        return LinkIds(link_id, first_id, second_id, self.sides)
 
     # --- reading -----------------------------------------------------------------
 
     def links_for_tickets(self, side: Side, ticket_ids: Iterable[int]) -> dict[int, LinkIds]:
         """The links of these ticket ids on `side`, keyed by ticket id (unlinked ids left out)."""
         ids = sorted(set(ticket_ids))
-        column = col(Link.superoffice_id) if side == SUPEROFFICE else col(Link.zendesk_id)
+        column = self._link_column(side)
         found: dict[int, LinkIds] = {}
         with self.session() as session:
-            for chunk in _chunks(ids):
+            for chunk in chunked(ids, _CHUNK):
                 for link in session.exec(select(Link).where(column.in_(chunk))):
-                    assert link.id is not None
-                    ids_ = LinkIds(link.id, link.superoffice_id, link.zendesk_id)
+                    ids_ = self._ids(link.id, link.first_id, link.second_id)
                     found[ids_.ticket(side)] = ids_
         return found
 
@@ -347,20 +369,17 @@ class SyncStore:
         pairs: dict[int, PairView] = {}
         pair_table = PairState.__table__  # type: ignore[attr-defined]
         link_table = Link.__table__  # type: ignore[attr-defined]
-        columns = [
-            pair_table,
-            link_table.c.superoffice_id,
-            link_table.c.zendesk_id,
-        ]
+        columns = [pair_table, link_table.c.first_id, link_table.c.second_id]
         with self.session() as session:
-            for chunk in _chunks(ids):
+            for chunk in chunked(ids, _CHUNK):
                 rows = session.execute(
                     select(*columns)
                     .join(link_table, link_table.c.id == pair_table.c.link_id)
                     .where(pair_table.c.link_id.in_(chunk))
                 )
                 for row in rows:
-                    pairs[row.link_id] = _pair_view(row, row.superoffice_id, row.zendesk_id)
+                    ids_ = self._ids(row.link_id, row.first_id, row.second_id)
+                    pairs[row.link_id] = _pair_view(row, ids_)
         return pairs
 
     def decision_candidates(self) -> list[int]:
@@ -378,7 +397,7 @@ class SyncStore:
 
     def unobserved(self, side: Side, *, limit: int | None = None) -> list[LinkIds]:
         """Links whose state on `side` has never been read."""
-        state = col(PairState.so_state) if side == SUPEROFFICE else col(PairState.zd_state)
+        state = self._pair_column(side, "state")
         with self.session() as session:
             query = (
                 select(Link)
@@ -389,7 +408,7 @@ class SyncStore:
             if limit:
                 query = query.limit(limit)
             return [
-                LinkIds(link.id, link.superoffice_id, link.zendesk_id)
+                self._ids(link.id, link.first_id, link.second_id)
                 for link in session.exec(query)
                 if link.id is not None
             ]
@@ -397,19 +416,19 @@ class SyncStore:
     def retention_candidates(
         self, side: Side, due_before: datetime, now: datetime
     ) -> list[tuple[LinkIds, bool]]:
-        """Soft-deleted SuperOffice tickets that the tenant's retention job may have removed:
+        """Soft-deleted tickets on `side` that its vendor's retention job may have removed:
         deleted before `due_before`, or with a copied purge due by `now` (the flag: such a
         ticket is expected gone)."""
+        due = self._pair_column(side, "purge_due") <= now
         with self.session() as session:
-            due = col(PairState.so_purge_due) <= now
             query = (
                 select(Link, due)
                 .join(PairState, col(PairState.link_id) == col(Link.id))
-                .where(col(PairState.so_state) == State.SOFT_DELETED.value)
-                .where(or_(col(PairState.so_vendor_time) <= due_before, due))
+                .where(self._pair_column(side, "state") == State.SOFT_DELETED.value)
+                .where(or_(self._pair_column(side, "vendor_time") <= due_before, due))
             )
             return [
-                (LinkIds(link.id, link.superoffice_id, link.zendesk_id), bool(expected))
+                (self._ids(link.id, link.first_id, link.second_id), bool(expected))
                 for link, expected in session.exec(query)
                 if link.id is not None
             ]
@@ -420,7 +439,7 @@ class SyncStore:
             if link_ids is None:
                 return set(session.exec(query))
             found: set[int] = set()
-            for chunk in _chunks(sorted(set(link_ids))):
+            for chunk in chunked(sorted(set(link_ids)), _CHUNK):
                 found.update(session.exec(query.where(col(Operation.link_id).in_(chunk))))
             return found
 
@@ -474,7 +493,7 @@ class SyncStore:
             if kinds:
                 query = query.where(col(PairState.attention).in_(kinds))
             return [
-                _pair_view(pair, link.superoffice_id, link.zendesk_id)
+                _pair_view(pair, self._ids(link.id, link.first_id, link.second_id))
                 for pair, link in session.exec(query)
             ]
 
@@ -505,7 +524,7 @@ class SyncStore:
             link_ids = sorted({o.link_id for o in observations})
             pairs: dict[int, dict[str, Any]] = {}
             open_ops: dict[tuple[int, str], list[Operation]] = {}
-            for chunk in _chunks(link_ids):
+            for chunk in chunked(link_ids, _CHUNK):
                 rows = session.execute(
                     select(*[pair_table.c[name] for name in _PAIR_FIELDS]).where(
                         pair_table.c.link_id.in_(chunk)
@@ -524,7 +543,7 @@ class SyncStore:
             changed: set[int] = set()
             for obs in observations:
                 pair = pairs[obs.link_id]
-                prefix = _PREFIX[obs.side]
+                prefix = _position(self.sides, obs.side)
                 previous = _state(pair[f"{prefix}_state"])
                 reached = [
                     op
@@ -557,8 +576,8 @@ class SyncStore:
                     # the next decision sees both sides agree and records the new base
                     pair["pending_decision"] = True
                     pending.add(obs.link_id)
-                    if obs.side == SUPEROFFICE and obs.state is State.PURGED:
-                        pair["so_purge_due"] = None
+                    if obs.state is State.PURGED:
+                        pair[f"{prefix}_purge_due"] = None
                 if previous != obs.state and not ours:
                     events.append(_change_event(run_id, obs, previous))
                     pair["pending_decision"] = True
@@ -572,9 +591,10 @@ class SyncStore:
                     pair["updated_at"] = now
                     changed.add(obs.link_id)
                 active = obs.state is State.ACTIVE
-                status_changed = obs.status_id and pair["so_status_id"] != obs.status_id
-                if obs.side == SUPEROFFICE and active and status_changed:
-                    pair["so_status_id"] = obs.status_id
+                # a side that reports a status id keeps it while active, for a restore
+                status_changed = obs.status_id and pair[f"{prefix}_status_id"] != obs.status_id
+                if active and status_changed:
+                    pair[f"{prefix}_status_id"] = obs.status_id
                     changed.add(obs.link_id)
             if events:
                 session.execute(Event.__table__.insert(), events)  # type: ignore[attr-defined]
@@ -621,7 +641,7 @@ class SyncStore:
             # autoflush) once per link
             link_ids = sorted({item.pair.ids.link_id for item in planned})
             pairs: dict[int, PairState] = {}
-            for chunk in _chunks(link_ids):
+            for chunk in chunked(link_ids, _CHUNK):
                 for row in session.exec(select(PairState).where(col(PairState.link_id).in_(chunk))):
                     pairs[row.link_id] = row
             for item in planned:
@@ -685,18 +705,24 @@ class SyncStore:
                 session.add(pair)
         return created
 
-    @staticmethod
     def _plan(
-        session: Session, run_id: int | None, item: PlannedDecision, pair: PairState, now: datetime
+        self,
+        session: Session,
+        run_id: int | None,
+        item: PlannedDecision,
+        pair: PairState,
+        now: datetime,
     ) -> int:
         decision = item.decision
         target = decision.target
         assert target is not None
         ticket_id = item.pair.ids.ticket(target)
+        #: what the target's vendor showed as its status while active (put back on restore)
+        restore_status_id: int | None = getattr(pair, f"{_position(self.sides, target)}_status_id")
         source_event = session.exec(
             select(Event.id)
             .where(col(Event.link_id) == pair.link_id)
-            .where(col(Event.side) == SIDES.other(target))
+            .where(col(Event.side) == self.sides.other(target))
             .where(col(Event.kind).in_(("observed", "first_seen")))
             .order_by(col(Event.id).desc())
             .limit(1)
@@ -726,11 +752,7 @@ class SyncStore:
                 cause=(item.cause or Cause.USER).value,
                 source_event_id=source_event,
                 run_id=run_id,
-                restore_status_id=(
-                    pair.so_status_id
-                    if target == SUPEROFFICE and transition is Transition.RESTORE
-                    else None
-                ),
+                restore_status_id=restore_status_id if transition is Transition.RESTORE else None,
                 created_at=now,
                 updated_at=now,
             )
@@ -799,7 +821,8 @@ class SyncStore:
                     session.add(pair)
 
     def mark_pending_retention(self, until: Mapping[int, datetime], *, run_id: int | None) -> None:
-        """SuperOffice purges: soft-deleted, waiting for the tenant's retention job."""
+        """Purges on a side whose vendor purges by retention: soft-deleted, waiting for its
+        retention job (the pair keeps when each is due)."""
         now = utcnow()
         with self.session() as session:
             for op in self._ops(session, list(until)):
@@ -809,7 +832,9 @@ class SyncStore:
                 session.add(op)
                 pair = session.get(PairState, op.link_id)
                 assert pair is not None
-                pair.so_purge_due = op.pending_until
+                setattr(
+                    pair, f"{_position(self.sides, Side(op.target))}_purge_due", op.pending_until
+                )
                 session.add(pair)
                 session.add(
                     _op_event(
@@ -877,7 +902,7 @@ class SyncStore:
     @staticmethod
     def _ops(session: Session, op_ids: Sequence[int]) -> list[Operation]:
         found: list[Operation] = []
-        for chunk in _chunks(sorted(set(op_ids))):
+        for chunk in chunked(sorted(set(op_ids)), _CHUNK):
             found.extend(session.exec(select(Operation).where(col(Operation.id).in_(chunk))))
         return found
 
@@ -906,30 +931,30 @@ class SyncStore:
     def sweep_due(self, side: Side, before: datetime, limit: int) -> list[tuple[LinkIds, State]]:
         """Up to `limit` links whose ticket on `side` was last found before `before` (the
         oldest first), with the state the ledger holds for it; purged tickets are final."""
-        prefix = _PREFIX[side]
         pair = PairState.__table__  # type: ignore[attr-defined]
         link = Link.__table__  # type: ignore[attr-defined]
-        state = pair.c[f"{prefix}_state"]
-        last = func.coalesce(pair.c[f"{prefix}_checked_at"], pair.c[f"{prefix}_seen_at"])
+        state = self._pair_column(side, "state")
+        seen = self._pair_column(side, "seen_at")
+        last = func.coalesce(self._pair_column(side, "checked_at"), seen)
         query = (
-            select(link.c.id, link.c.superoffice_id, link.c.zendesk_id, state)
+            select(link.c.id, link.c.first_id, link.c.second_id, state)
             .join(pair, pair.c.link_id == link.c.id)
             .where(state.is_not(None))
             .where(state != State.PURGED.value)
-            .where(last <= bindparam("before", type_=pair.c[f"{prefix}_seen_at"].type))
+            .where(last <= bindparam("before", type_=seen.type))
             .order_by(last, link.c.id)
             .limit(limit)
         )
         with self.session() as session:
             rows = session.execute(query, {"before": before})
-            return [(LinkIds(row[0], row[1], row[2]), State(row[3])) for row in rows]
+            return [(self._ids(row[0], row[1], row[2]), State(row[3])) for row in rows]
 
     def mark_checked(self, side: Side, link_ids: Sequence[int], at: datetime) -> None:
         """The sweep found these links' tickets on `side` (or settled what became of them)."""
         pair = PairState.__table__  # type: ignore[attr-defined]
-        column = pair.c[f"{_PREFIX[side]}_checked_at"]
+        column = self._pair_column(side, "checked_at")
         with self.session() as session:
-            for chunk in _chunks(sorted(set(link_ids))):
+            for chunk in chunked(sorted(set(link_ids)), _CHUNK):
                 session.execute(
                     pair.update()
                     .where(pair.c.link_id.in_(chunk))
@@ -940,7 +965,8 @@ class SyncStore:
     def stuck_operations(self, older_than: datetime, now: datetime) -> list[dict[str, Any]]:
         """Operations failing or unconfirmed since before `older_than`: sent and never
         confirmed, planned again after failing, or waiting for a retention purge that
-        is overdue. Each with its reason and age, for `bridge status` and the exit code."""
+        is overdue. Each with its link's tickets by side, its reason and age, for `bridge
+        status` and the exit code."""
         retrying = (col(Operation.status) == OperationStatus.PLANNED) & (
             col(Operation.attempts) > 0
         )
@@ -955,21 +981,23 @@ class SyncStore:
             .where(col(Operation.created_at) <= older_than)
             .order_by(col(Operation.created_at), col(Operation.id))
         )
+        stuck: list[dict[str, Any]] = []
         with self.session() as session:
-            return [
-                {
-                    "operation": op.id,
-                    "superoffice_id": link.superoffice_id,
-                    "zendesk_id": link.zendesk_id,
-                    "target": op.target,
-                    "transition": op.transition,
-                    "status": op.status,
-                    "attempts": op.attempts,
-                    "age_minutes": int((now - op.created_at).total_seconds() // 60),
-                    "reason": op.error or "not confirmed yet",
-                }
-                for op, link in session.exec(query)
-            ]
+            for op, link in session.exec(query):
+                ids = self._ids(link.id, link.first_id, link.second_id)
+                stuck.append(
+                    {
+                        "operation": op.id,
+                        "tickets": {side: ids.ticket(side) for side in self.sides},
+                        "target": op.target,
+                        "transition": op.transition,
+                        "status": op.status,
+                        "attempts": op.attempts,
+                        "age_minutes": int((now - op.created_at).total_seconds() // 60),
+                        "reason": op.error or "not confirmed yet",
+                    }
+                )
+        return stuck
 
     def unsettled_links(self) -> set[int]:
         """Links whose sides do not both equal a recorded base (a migration looks at these)."""
@@ -978,10 +1006,10 @@ class SyncStore:
                 select(PairState.link_id).where(
                     or_(
                         col(PairState.base).is_(None),
-                        col(PairState.so_state).is_(None),
-                        col(PairState.zd_state).is_(None),
-                        col(PairState.so_state) != col(PairState.base),
-                        col(PairState.zd_state) != col(PairState.base),
+                        col(PairState.first_state).is_(None),
+                        col(PairState.second_state).is_(None),
+                        col(PairState.first_state) != col(PairState.base),
+                        col(PairState.second_state) != col(PairState.base),
                     )
                 )
             )

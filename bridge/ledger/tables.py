@@ -84,45 +84,50 @@ class Meta(SQLModel, table=True):
 
 
 class Link(SQLModel, table=True):
-    """One SuperOffice ticket paired with one Zendesk ticket, unique both ways."""
+    """One ticket on the first side paired with one on the second, unique both ways (which
+    vendor stands on each side is recorded in `meta`, key `sides`)."""
 
     id: int | None = Field(default=None, primary_key=True)
-    superoffice_id: int = Field(unique=True)
-    zendesk_id: int = Field(unique=True)
+    first_id: int = Field(unique=True)
+    second_id: int = Field(unique=True)
     origin: str  # csv | external_id | migration
     created_at: datetime = _time(default_factory=utcnow)
 
 
 class PairState(SQLModel, table=True):
-    """What bridge last saw of each side of a link, and the base both last agreed on."""
+    """What bridge last saw of each side of a link, and the base both last agreed on.
+
+    The per-side columns come in two sets, `first_*` and `second_*`, in the order of the
+    ledger's sides."""
 
     __tablename__ = "pair_state"
     __table_args__ = (
         Index("ix_pair_state_attention", "attention"),
-        Index("ix_pair_state_so_purge_due", "so_purge_due"),
+        Index("ix_pair_state_first_purge_due", "first_purge_due"),
         Index("ix_pair_state_pending", "pending_decision"),
-        Index("ix_pair_state_so_state", "so_state"),
+        Index("ix_pair_state_first_state", "first_state"),
     )
 
     link_id: int = Field(primary_key=True, foreign_key="link.id")
     base: str | None = None
     base_version: int = 0
     base_at: datetime | None = _time(default=None)
-    so_state: str | None = None
-    so_vendor_time: datetime | None = _time(default=None)
-    so_seen_at: datetime | None = _time(default=None)
-    so_cause: str | None = None
-    #: SuperOffice status id while active: put back after a restore (UndeleteByIds does not)
-    so_status_id: int | None = None
-    #: a purge copied to SuperOffice waits for the tenant's retention job until this time
-    so_purge_due: datetime | None = _time(default=None)
-    zd_state: str | None = None
-    zd_vendor_time: datetime | None = _time(default=None)
-    zd_seen_at: datetime | None = _time(default=None)
-    zd_cause: str | None = None
+    first_state: str | None = None
+    first_vendor_time: datetime | None = _time(default=None)
+    first_seen_at: datetime | None = _time(default=None)
+    first_cause: str | None = None
+    #: the vendor's status id while active, where the side reports one: put back after a
+    #: restore (where the vendor's own restore does not)
+    first_status_id: int | None = None
+    #: a purge copied to this side waits for the vendor's retention job until this time
+    first_purge_due: datetime | None = _time(default=None)
+    second_state: str | None = None
+    second_vendor_time: datetime | None = _time(default=None)
+    second_seen_at: datetime | None = _time(default=None)
+    second_cause: str | None = None
     #: when the vanished-ticket sweep last found each side's ticket (None: not yet swept)
-    so_checked_at: datetime | None = _time(default=None)
-    zd_checked_at: datetime | None = _time(default=None)
+    first_checked_at: datetime | None = _time(default=None)
+    second_checked_at: datetime | None = _time(default=None)
     #: an observation changed a side's state and no decision has been taken on it yet
     pending_decision: bool = False
     #: conflict | divergence | held_purge | failed | None
@@ -130,6 +135,10 @@ class PairState(SQLModel, table=True):
     attention_reason: str | None = None
     attention_since: datetime | None = _time(default=None)
     updated_at: datetime = _time(default_factory=utcnow)
+    #: the second side's status id and purge due time, as for the first side (last: where
+    #: schema v3 added them to older ledgers, so fresh and upgraded ledgers match)
+    second_status_id: int | None = None
+    second_purge_due: datetime | None = _time(default=None)
 
 
 class Run(SQLModel, table=True):
@@ -181,7 +190,7 @@ class OperationStatus:
     FAILED = "failed"
     SUPERSEDED = "superseded"
     HELD = "held"
-    #: SuperOffice purge: soft-deleted, waiting for the tenant's retention job
+    #: a purge on a side whose vendor purges by retention: soft-deleted, waiting for its job
     PENDING_RETENTION = "pending_retention"
 
     OPEN = (PLANNED, SENT, HELD, PENDING_RETENTION)

@@ -8,7 +8,6 @@ from bridge.report.build import (
 )
 from bridge.report.formats import FORMATS, ReportFormat, register
 from bridge.report.model import (
-    FIELDS,
     Document,
     Period,
     PeriodError,
@@ -18,7 +17,6 @@ from bridge.report.model import (
 )
 
 __all__ = [
-    "FIELDS",
     "FORMATS",
     "Document",
     "Period",

@@ -68,7 +68,8 @@ def write_report(
     if form.write_rows is not None:
         period = meta.period
         with ledger.audit_view() as view:
-            return form.write_rows(out, records(view.transitions(period.since, period.until)))
+            rows = records(view.transitions(period.since, period.until))
+            return form.write_rows(out, rows, ledger.sides)
     assert form.render is not None  # a format streams or summarises (ReportFormat)
     limit = form.detail_rows if detail_rows is None else detail_rows
     document = build_document(ledger, meta, detail_rows=limit)

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TextIO
 
+from bridge.core.model import Sides
 from bridge.report.model import Document, ReportRecord
 from bridge.report.render_csv import write_csv
 from bridge.report.render_html import render_html
@@ -22,13 +23,13 @@ __all__ = ["FORMATS", "ReportFormat", "register"]
 
 @dataclass(frozen=True, slots=True)
 class ReportFormat:
-    """One output format. Exactly one of `write_rows` (a stream: every row, returning how
-    many) and `render` (a summary of a `Document`) is set; a summary shows at most
-    `detail_rows` rows of detail by default."""
+    """One output format. Exactly one of `write_rows` (a stream: every row, its ticket ids
+    named after the ledger's sides, returning how many) and `render` (a summary of a
+    `Document`) is set; a summary shows at most `detail_rows` rows of detail by default."""
 
     name: str
     extension: str
-    write_rows: Callable[[TextIO, Iterable[ReportRecord]], int] | None = None
+    write_rows: Callable[[TextIO, Iterable[ReportRecord], Sides], int] | None = None
     render: Callable[[TextIO, Document], None] | None = None
     detail_rows: int = 0
 

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from bridge.core.model import Sides, id_column
 from bridge.errors import BridgeError
 from bridge.ledger.audit import CopyFacts, EndOfPeriod, RunFacts, TransitionFacts
 
 __all__ = [
-    "FIELDS",
     "OUTCOMES",
     "Document",
     "LatencyStats",
@@ -30,6 +30,8 @@ __all__ = [
     "ReportRecord",
     "Summary",
     "SummaryBuilder",
+    "fields",
+    "id_fields",
     "iso",
     "latency_stats",
     "parse_moment",
@@ -135,13 +137,14 @@ class Period:
 
 @dataclass(frozen=True, slots=True)
 class ReportRecord:
-    """One transition on one side. Field order is the CSV column order."""
+    """One transition on one side. Field order is the CSV column order; `first_id` and
+    `second_id` (the link's tickets) are named after the ledger's sides (`fields`)."""
 
     event_id: int
     record_type: str  # observed_change | bridge_write
     link_id: int | None
-    superoffice_id: int | None
-    zendesk_id: int | None
+    first_id: int | None
+    second_id: int | None
     side: str | None
     ticket_id: int | None
     transition: str | None
@@ -162,18 +165,20 @@ class ReportRecord:
     operation_id: int | None
     source_event_id: int | None
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: times as RFC 3339 strings, everything else as is."""
-        data = {name: getattr(self, name) for name in FIELDS}
+    def to_dict(self, sides: Sides) -> dict[str, Any]:
+        """JSON-ready, under the `fields(sides)` names: times as RFC 3339 strings,
+        everything else as is."""
+        named = zip(fields(sides), _ATTRIBUTES, strict=True)
+        data = {name: getattr(self, attribute) for name, attribute in named}
         for name in _TIME_FIELDS:
             data[name] = iso(data[name])
         return data
 
     def values(self) -> list[Any]:
-        """The fields in `FIELDS` order, times as RFC 3339 strings (the CSV row)."""
+        """The fields in `fields()` order, times as RFC 3339 strings (the CSV row)."""
         return [
             iso(value) if isinstance(value, datetime) else value
-            for value in (getattr(self, name) for name in FIELDS)
+            for value in (getattr(self, name) for name in _ATTRIBUTES)
         ]
 
     @property
@@ -181,7 +186,20 @@ class ReportRecord:
         return bool(self.transition) and "purge" in str(self.transition).split("+")
 
 
-FIELDS: tuple[str, ...] = tuple(ReportRecord.__dataclass_fields__)
+_ATTRIBUTES: tuple[str, ...] = tuple(ReportRecord.__dataclass_fields__)
+
+
+def id_fields(sides: Sides) -> tuple[str, str]:
+    """The names of the link's two ticket ids in reports, first side then second."""
+    return (id_column(sides.first), id_column(sides.second))
+
+
+def fields(sides: Sides) -> tuple[str, ...]:
+    """The documented field names, in CSV column order, for a ledger of these sides."""
+    names = dict(zip(("first_id", "second_id"), id_fields(sides), strict=True))
+    return tuple(names.get(name, name) for name in _ATTRIBUTES)
+
+
 _TIME_FIELDS = ("vendor_time", "detected_at", "propagated_at", "purge_verified_at", "pending_until")
 
 
@@ -250,8 +268,8 @@ def record_from_facts(facts: TransitionFacts) -> ReportRecord:
         event_id=facts.event_id,
         record_type=record_type,
         link_id=facts.link_id,
-        superoffice_id=facts.superoffice_id,
-        zendesk_id=facts.zendesk_id,
+        first_id=facts.first_id,
+        second_id=facts.second_id,
         side=facts.side,
         ticket_id=facts.ticket_id,
         transition=facts.transition,

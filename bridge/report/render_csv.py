@@ -10,22 +10,14 @@ import csv
 from collections.abc import Iterable, Mapping
 from typing import Any, TextIO
 
-from bridge.report.model import FIELDS, ReportRecord
+from bridge.core.model import Sides
+from bridge.report.model import ReportRecord, fields, id_fields
 
 __all__ = ["INTEGER_FIELDS", "parse_row", "write_csv"]
 
+#: the integer fields besides the two ticket ids (`id_fields`)
 INTEGER_FIELDS = frozenset(
-    {
-        "event_id",
-        "link_id",
-        "superoffice_id",
-        "zendesk_id",
-        "ticket_id",
-        "actor_id",
-        "run_id",
-        "operation_id",
-        "source_event_id",
-    }
+    {"event_id", "link_id", "ticket_id", "actor_id", "run_id", "operation_id", "source_event_id"}
 )
 _FLOAT_FIELDS = frozenset({"latency_seconds"})
 
@@ -38,10 +30,10 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def write_csv(out: TextIO, records: Iterable[ReportRecord]) -> int:
+def write_csv(out: TextIO, records: Iterable[ReportRecord], sides: Sides) -> int:
     """Write the header and every record; return how many records."""
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(FIELDS)
+    writer.writerow(fields(sides))
     count = 0
     for record in records:
         writer.writerow([_cell(value) for value in record.values()])
@@ -49,14 +41,15 @@ def write_csv(out: TextIO, records: Iterable[ReportRecord]) -> int:
     return count
 
 
-def parse_row(row: Mapping[str, str]) -> dict[str, Any]:
+def parse_row(row: Mapping[str, str], sides: Sides) -> dict[str, Any]:
     """A `csv.DictReader` row back into typed values (None for empty cells)."""
     parsed: dict[str, Any] = {}
-    for name in FIELDS:
+    integers = INTEGER_FIELDS.union(id_fields(sides))
+    for name in fields(sides):
         text = row.get(name, "")
         if text == "":
             parsed[name] = None
-        elif name in INTEGER_FIELDS:
+        elif name in integers:
             parsed[name] = int(text)
         elif name in _FLOAT_FIELDS:
             parsed[name] = float(text)

@@ -62,8 +62,8 @@ def _detail_row(r: ReportRecord) -> list[object]:
     return [
         r.event_id,
         r.link_id,
-        r.superoffice_id,
-        r.zendesk_id,
+        r.first_id,
+        r.second_id,
         r.side,
         r.transition,
         r.cause,

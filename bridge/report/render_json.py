@@ -11,16 +11,17 @@ import json
 from collections.abc import Iterable
 from typing import TextIO
 
+from bridge.core.model import Sides
 from bridge.report.model import ReportRecord
 
 __all__ = ["write_json_lines"]
 
 
-def write_json_lines(out: TextIO, records: Iterable[ReportRecord]) -> int:
+def write_json_lines(out: TextIO, records: Iterable[ReportRecord], sides: Sides) -> int:
     count = 0
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     for record in records:
-        out.write(dumps(record.to_dict()))
+        out.write(dumps(record.to_dict(sides)))
         out.write("\n")
         count += 1
     return count

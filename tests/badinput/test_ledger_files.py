@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from bridge.ledger import Ledger, LinkRow
+from bridge.vendors.registry import SIDES
 from tests.badinput.conftest import (
     Expect,
     Verdict,
@@ -36,7 +37,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
 
 def _filled_ledger(path: Path, links: int = 400) -> None:
     """A real ledger of some 40 pages (links, pair states, an event), closed."""
-    with Ledger.open(f"sqlite:///{path}") as ledger:
+    with Ledger.open(f"sqlite:///{path}", sides=SIDES) as ledger:
         rows = [LinkRow(n + 2, 100_000 + n, 7_000_000 + n) for n in range(links)]
         assert ledger.import_links(rows, origin="csv").ok
 

@@ -177,7 +177,7 @@ def _beyond_the_run(dump: Dump, readable: str) -> Dump:
         if row[kind] not in RUN_EVENTS
         and not (row[kind] in ("observed", "first_seen") and row[side] == readable)
     ]
-    prefix = "so_" if readable == "superoffice" else "zd_"
+    prefix = "first_" if readable == "superoffice" else "second_"
     pair_columns = columns["pair_state"]
     shown = [
         i

@@ -64,9 +64,7 @@ def test_discover_links_clean_pairs_and_reports_the_rest(world: World) -> None:
     assert [(d.superoffice_id) for d in report.dangling] == [999]
     assert report.matched == 7
     assert report.scanned == 10
-    linked = {
-        (link.superoffice_id, link.zendesk_id, link.origin) for link in world.ledger.iter_links()
-    }
+    linked = {(link.first_id, link.second_id, link.origin) for link in world.ledger.iter_links()}
     assert (ids["so0"], ids["zd0"], "external_id") in linked
     assert (ids["so1"], ids["zd1"], "external_id") in linked
     assert world.ledger.count_links() == 4

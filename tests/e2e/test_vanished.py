@@ -48,7 +48,7 @@ def test_vanished_on_one_side_and_restored_on_the_other_is_a_conflict(world: Wor
     result = world.sync()
     assert result.outcome == "attention"
     [pair] = world.ledger.attention()
-    assert (pair.attention, pair.base, pair.so_state, pair.zd_state) == (
+    assert (pair.attention, pair.base, pair.first_state, pair.second_state) == (
         "conflict",
         "soft_deleted",
         "purged",

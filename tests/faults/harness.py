@@ -817,13 +817,13 @@ class Trial:
         settle = [r for r in self.result.runs if r.phase == "settle"]
         last_rc = settle[-1].returncode if settle else None
         links = {
-            row["id"]: (row["superoffice_id"], row["zendesk_id"])
-            for row in self._query("SELECT id, superoffice_id, zendesk_id FROM link")
+            row["id"]: (row["first_id"], row["second_id"])
+            for row in self._query("SELECT id, first_id, second_id FROM link")
         }
         pairs = {
             row["link_id"]: row
             for row in self._query(
-                "SELECT link_id, base, so_state, zd_state, attention, attention_reason "
+                "SELECT link_id, base, first_state, second_state, attention, attention_reason "
                 "FROM pair_state"
             )
         }
@@ -857,7 +857,7 @@ class Trial:
                 continue  # SuperOffice purges only by retention: bridge waits for it
             pair = pairs.get(link_id)
             seen = (
-                f"ledger so={pair['so_state']} zd={pair['zd_state']} base={pair['base']}"
+                f"ledger so={pair['first_state']} zd={pair['second_state']} base={pair['base']}"
                 if pair is not None
                 else "no pair state"
             )

@@ -95,7 +95,7 @@ def fake_world(tmp_path: Path, kind: type[W]) -> Iterator[W]:
     clock = FakeClock()
     set_clock(clock)
     try:
-        with Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}") as ledger:
+        with Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}", sides=SIDES) as ledger:
             yield kind(ledger, clock)
     finally:
         set_clock(None)

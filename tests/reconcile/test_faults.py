@@ -205,7 +205,7 @@ def test_a_ticket_that_vanishes_is_noticed_by_the_sweep_and_decided(world: Fault
     assert result.counts["superoffice.swept"] == 1
     assert result.outcome == "attention"
     [pair] = world.ledger.attention()
-    assert (pair.attention, pair.so_state, pair.zd_state) == ("conflict", "purged", "active")
+    assert (pair.attention, pair.first_state, pair.second_state) == ("conflict", "purged", "active")
     assert world.zd.submitted[-1][0] is not Transition.PURGE
 
 
@@ -272,7 +272,7 @@ def test_a_restore_while_a_purge_waits_for_retention_voids_it_and_is_a_conflict(
     [purge] = [op for op in world.ops() if op.transition == "purge"]
     assert purge.status == "superseded"
     [pair] = world.ledger.attention()
-    assert (pair.attention, pair.so_state, pair.zd_state) == ("conflict", "active", "purged")
+    assert (pair.attention, pair.first_state, pair.second_state) == ("conflict", "active", "purged")
 
 
 def test_a_change_a_migration_chose_not_to_copy_is_still_decided_by_the_next_sync(

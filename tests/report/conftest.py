@@ -71,7 +71,7 @@ def synced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synced]:
         sandbox.relax_limits()
         config_path = sandbox.write_config(folder)
         config = load_config(config_path)
-        ledger = Ledger.open(config.ledger_url)
+        ledger = Ledger.open(config.ledger_url, sides=SIDES)
         zd = sandbox.zendesk.seed_tickets(count=7, template={"subject": SUBJECT})
         so = sandbox.superoffice.seed_tickets(7, title=SUBJECT)
         pairs = list(zip(so, zd, strict=True))
@@ -114,7 +114,7 @@ def at(minutes: float) -> datetime:
 @pytest.fixture
 def synthetic(tmp_path: Path) -> Iterator[Ledger]:
     """A ledger written directly, with exact times (see `fill_synthetic`)."""
-    with Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}") as ledger:
+    with Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}", sides=SIDES) as ledger:
         fill_synthetic(ledger)
         yield ledger
 
@@ -149,8 +149,8 @@ def fill_synthetic(ledger: Ledger) -> None:
         [
             {
                 "id": i,
-                "superoffice_id": 100 + i,
-                "zendesk_id": 200 + i,
+                "first_id": 100 + i,
+                "second_id": 200 + i,
                 "origin": "csv",
                 "created_at": at(-60),
             }

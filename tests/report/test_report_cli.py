@@ -15,6 +15,7 @@ from bridge.cli.exitcodes import ExitCode
 from bridge.config import load_config
 from bridge.ledger import Ledger
 from bridge.ledger.tables import set_clock
+from bridge.vendors.registry import SIDES
 from tests.report.conftest import at, fill_synthetic
 
 cli = main
@@ -30,7 +31,7 @@ def home(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def filled(home: Path) -> Path:
-    with Ledger.open(load_config(home / "bridge.toml").ledger_url) as ledger:
+    with Ledger.open(load_config(home / "bridge.toml").ledger_url, sides=SIDES) as ledger:
         fill_synthetic(ledger)
     return home
 

@@ -18,6 +18,7 @@ from bridge.ledger.tables import Event, Operation
 from bridge.report import Period, ReportMeta, build_document, write_report
 from bridge.report.model import latency_stats
 from bridge.report.render_csv import parse_row
+from bridge.vendors.registry import SIDES
 from tests.report.conftest import Synced
 
 EVERYTHING = Period(datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
@@ -211,7 +212,7 @@ def test_csv_and_json_round_trip(synced: Synced) -> None:
     text = _render(synced, "csv")
     reader = csv.DictReader(io.StringIO(text))
     assert tuple(reader.fieldnames or ()) == tuple(schema["required"])
-    assert [parse_row(row) for row in reader] == records
+    assert [parse_row(row, SIDES) for row in reader] == records
     assert "Jane Roe" not in text
 
 

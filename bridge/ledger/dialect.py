@@ -1,0 +1,293 @@
+"""What the ledger does differently per database backend, in one place.
+
+The rest of `bridge.ledger` speaks SQLAlchemy Core/ORM and portable SQL with bound `:name`
+parameters; whatever one backend spells its own way is a method of `Dialect` here:
+connection set-up, how a write transaction begins, the append-only guard on the event log,
+the staging table of a link import and the bulk insert that fills it, joining text with a
+separator, the health checks, the read snapshot of a report, and the one DDL statement that
+is not portable (renaming an index). `SQLiteDialect` is the only backend today; another is
+one more class and one more entry in `DIALECTS` (the URL's backend name chooses, in
+`dialect_for`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, Engine, event
+from sqlalchemy.engine import URL
+from sqlalchemy.engine.interfaces import DBAPICursor
+from sqlalchemy.pool import PoolProxiedConnection
+
+__all__ = [
+    "BUSY_TIMEOUT_MS",
+    "DIALECTS",
+    "FIELD_SEPARATOR",
+    "Dialect",
+    "RowSource",
+    "SQLiteDialect",
+    "dialect_for",
+]
+
+#: how long a writer waits for another process's transaction before giving up
+BUSY_TIMEOUT_MS = 30_000
+#: what `Dialect.join_fields` puts between two values (ASCII unit separator: never in text
+#: the ledger keeps, so splitting on it is safe)
+FIELD_SEPARATOR = "\x1f"
+#: rows fetched at a time by a report's streaming reads
+_FETCH = 2_000
+
+
+class RowSource(Protocol):
+    """Raw, read-only SQL inside one snapshot: rows streamed in batches."""
+
+    def rows(self, sql: str, params: Mapping[str, Any]) -> Iterator[Sequence[Any]]: ...
+
+
+class Dialect(Protocol):
+    """Everything the ledger does that its backend spells its own way."""
+
+    #: the SQLAlchemy backend name this dialect serves (`URL.get_backend_name()`)
+    name: str
+
+    # --- opening ---------------------------------------------------------------------
+
+    def database_file(self, url: URL) -> Path | None:
+        """The file the database lives in (None: a server, or in memory)."""
+        ...
+
+    def connect_args(self) -> dict[str, Any]:
+        """Driver arguments for `create_engine`."""
+        ...
+
+    def prepare_engine(self, engine: Engine, *, new_file: bool) -> None:
+        """Set up every new connection, and make each transaction take the write lock up
+        front (two writers queue instead of deadlocking). `new_file`: the ledger is being
+        created here, so file-wide settings may be made."""
+        ...
+
+    def table_names(self, cursor: DBAPICursor) -> set[str]:
+        """The tables of an existing database, read before anything else touches it."""
+        ...
+
+    def quick_check(self, cursor: DBAPICursor) -> list[str]:
+        """The database's own quick consistency check: its findings, empty when fine."""
+        ...
+
+    def probe_write_lock(self, cursor: DBAPICursor, *, wait_seconds: float) -> None:
+        """Take and release the write lock, waiting at most `wait_seconds` for it (raises
+        the driver's error when another process holds it longer)."""
+        ...
+
+    # --- schema ----------------------------------------------------------------------
+
+    def guard_append_only(self, connection: Connection, table: str) -> None:
+        """Make the database itself refuse UPDATE and DELETE on `table`."""
+        ...
+
+    def rename_index(
+        self, connection: Connection, table: str, old: str, new: str, columns: Sequence[str]
+    ) -> None:
+        """Rename the index `old` on `table` (over `columns`) to `new`."""
+        ...
+
+    # --- queries ---------------------------------------------------------------------
+
+    def create_staging(self, connection: Connection, table: str, columns: str) -> None:
+        """A scratch table private to this connection (`columns`: the column list in
+        portable DDL), created when missing; the caller empties it before and after use."""
+        ...
+
+    def index_staging(self, connection: Connection, table: str, column: str) -> None:
+        """An index on one column of a staging table, created when missing."""
+        ...
+
+    def bulk_insert(
+        self,
+        connection: Connection,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+    ) -> None:
+        """Append many rows of plain values (ints, strings) by the driver's fastest path: a
+        million-row link import spends its time here, and binding each row through
+        SQLAlchemy would cost several times the insert itself."""
+        ...
+
+    def join_fields(self, *expressions: str) -> str:
+        """A SQL text expression: the values of `expressions` joined by FIELD_SEPARATOR."""
+        ...
+
+    def health(self, connection: Connection, *, file_backed: bool) -> list[str]:
+        """Problems the database finds in itself (integrity, foreign keys, journal), each a
+        sentence; empty when healthy."""
+        ...
+
+    def read_snapshot(self, engine: Engine) -> AbstractContextManager[RowSource]:
+        """One consistent read-only view of the database for a whole report, which never
+        holds back a writer."""
+        ...
+
+
+class _SQLiteRows:
+    """Raw DB-API reads on one SQLite connection: named parameters, times bound as the text
+    SQLAlchemy stores (SQLite compares times as text)."""
+
+    def __init__(self, connection: PoolProxiedConnection) -> None:
+        self.connection = connection
+
+    def rows(self, sql: str, params: Mapping[str, Any]) -> Iterator[Sequence[Any]]:
+        bound = {
+            k: v.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+            if isinstance(v, datetime)
+            else v
+            for k, v in params.items()
+        }
+        cursor = self.connection.cursor()
+        try:
+            cursor.execute(sql, bound)
+            while True:
+                batch = cursor.fetchmany(_FETCH)
+                if not batch:
+                    return
+                yield from batch
+        finally:
+            cursor.close()
+
+
+class SQLiteDialect:
+    """SQLite: one file beside the CLI, pragmas per connection, triggers, TEMP tables."""
+
+    name = "sqlite"
+
+    def database_file(self, url: URL) -> Path | None:
+        database = url.database
+        if not database or database == ":memory:" or database.startswith("file::memory:"):
+            return None
+        return Path(database)
+
+    def connect_args(self) -> dict[str, Any]:
+        return {"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
+
+    def prepare_engine(self, engine: Engine, *, new_file: bool) -> None:
+        """WAL, synchronous=FULL, foreign keys and a busy timeout on every connection;
+        BEGIN IMMEDIATE for every transaction, so that two processes never deadlock
+        upgrading a read lock. WAL is a property of the file: set once when the ledger is
+        made, never on a file that may not be a ledger (the open checks must leave such a
+        file as it was)."""
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+            # Let SQLAlchemy's "begin" event below issue BEGIN itself.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            if new_file:
+                cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(connection: Connection) -> None:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    def table_names(self, cursor: DBAPICursor) -> set[str]:
+        cursor.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        return {row[0] for row in cursor.fetchall()}
+
+    def quick_check(self, cursor: DBAPICursor) -> list[str]:
+        cursor.execute("PRAGMA quick_check")
+        findings = [str(row[0]) for row in cursor.fetchall()]
+        return [] if findings == ["ok"] else findings
+
+    def probe_write_lock(self, cursor: DBAPICursor, *, wait_seconds: float) -> None:
+        cursor.execute(f"PRAGMA busy_timeout={int(wait_seconds * 1000)}")
+        try:
+            cursor.execute("BEGIN IMMEDIATE")
+            cursor.execute("ROLLBACK")
+        finally:
+            cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+
+    def guard_append_only(self, connection: Connection, table: str) -> None:
+        for action in ("UPDATE", "DELETE"):
+            connection.exec_driver_sql(
+                f"CREATE TRIGGER IF NOT EXISTS {table}_no_{action.lower()} BEFORE {action} "
+                f"ON {table} BEGIN SELECT RAISE(ABORT, 'the {table} log is append-only'); END"
+            )
+
+    def rename_index(
+        self, connection: Connection, table: str, old: str, new: str, columns: Sequence[str]
+    ) -> None:
+        """SQLite cannot rename an index: it is dropped and made again."""
+        connection.exec_driver_sql(f"DROP INDEX IF EXISTS {old}")
+        connection.exec_driver_sql(
+            f"CREATE INDEX IF NOT EXISTS {new} ON {table} ({', '.join(columns)})"
+        )
+
+    def create_staging(self, connection: Connection, table: str, columns: str) -> None:
+        connection.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {table} ({columns})")
+
+    def index_staging(self, connection: Connection, table: str, column: str) -> None:
+        connection.exec_driver_sql(
+            f"CREATE INDEX IF NOT EXISTS temp.ix_{table}_{column} ON {table}({column})"
+        )
+
+    def bulk_insert(
+        self,
+        connection: Connection,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+    ) -> None:
+        """executemany with sqlite3's own `?` placeholders, tuples as they are."""
+        marks = ", ".join("?" for _ in columns)
+        connection.exec_driver_sql(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows
+        )
+
+    def join_fields(self, *expressions: str) -> str:
+        return " || char(31) || ".join(expressions)
+
+    def health(self, connection: Connection, *, file_backed: bool) -> list[str]:
+        problems: list[str] = []
+        integrity = [
+            str(v) for v in connection.exec_driver_sql("PRAGMA integrity_check").scalars().all()
+        ]
+        if integrity != ["ok"]:
+            problems.append("integrity check failed: " + "; ".join(integrity[:5]))
+        broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            problems.append(f"{len(broken)} rows break foreign keys")
+        mode = connection.exec_driver_sql("PRAGMA journal_mode").scalar()
+        if file_backed and mode != "wal":
+            problems.append(f"journal mode is {mode}, expected wal")
+        return problems
+
+    @contextmanager
+    def read_snapshot(self, engine: Engine) -> Iterator[RowSource]:
+        """A deferred read transaction on a raw connection: in WAL mode it never blocks a
+        writer, where the ledger's normal transactions (BEGIN IMMEDIATE) would stall a
+        sync for a whole report."""
+        raw = engine.raw_connection()
+        try:
+            raw.cursor().execute("BEGIN")  # deferred: reads only, never the write lock
+            try:
+                yield _SQLiteRows(raw)
+            finally:
+                raw.cursor().execute("ROLLBACK")
+        finally:
+            raw.close()
+
+
+#: backend name → its dialect: the one place that decides what the ledger runs on
+DIALECTS: Mapping[str, Dialect] = {SQLiteDialect.name: SQLiteDialect()}
+
+
+def dialect_for(url: URL) -> Dialect | None:
+    """The dialect of a ledger URL's backend; None when bridge has none for it."""
+    return DIALECTS.get(url.get_backend_name())
