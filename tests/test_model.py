@@ -93,12 +93,12 @@ def test_sides_know_each_other() -> None:
 def test_observation_carries_the_audit_facts() -> None:
     seen = datetime(2026, 1, 2, tzinfo=UTC)
     observation = Observation(
-        ZENDESK, 42, S, seen_at=seen, vendor_time=seen, actor_id=7, cause=Cause.USER
+        3, ZENDESK, 42, S, seen_at=seen, vendor_time=seen, actor_id=7, cause=Cause.USER
     )
     assert (observation.side, observation.ticket_id, observation.state) == (ZENDESK, 42, S)
     assert (observation.actor_id, observation.cause) == (7, Cause.USER)
     with pytest.raises(ValueError, match="positive"):
-        Observation(ZENDESK, 0, S, seen_at=seen)
+        Observation(3, ZENDESK, 0, S, seen_at=seen)
 
 
 def test_causes_are_the_three_of_the_audit() -> None:

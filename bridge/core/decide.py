@@ -169,10 +169,8 @@ class SideState:
         return cls(None)
 
     @classmethod
-    def from_observation(cls, observation: Observation | None) -> SideState:
-        """The side state an observation gives; no observation means unknown."""
-        if observation is None:
-            return cls(None)
+    def from_observation(cls, observation: Observation) -> SideState:
+        """The side state an observation gives."""
         return cls(observation.state, observation.vendor_time, observation.cause)
 
 

@@ -133,13 +133,15 @@ def path(start: State, end: State) -> tuple[Transition, ...]:
 
 @dataclass(frozen=True, slots=True)
 class Observation:
-    """What one side said about one ticket at one moment.
+    """What one side said about one linked ticket at one moment: what the run records.
 
     `vendor_time` is when the vendor says the state began (its deletion or change time);
-    `seen_at` is when bridge read it. `actor_id` and `cause`
-    are filled when the vendor tells us; `cause` is None when nothing changed.
+    `seen_at` is when bridge read it. `actor_id` and `cause` are filled when the vendor
+    tells us (`cause` is None for a first sighting); `status_id` is the vendor's own status
+    while active, where a faithful restore needs it.
     """
 
+    link_id: int
     side: Side
     ticket_id: int
     state: State
@@ -147,6 +149,7 @@ class Observation:
     vendor_time: datetime | None = None
     actor_id: int | None = None
     cause: Cause | None = None
+    status_id: int | None = None
 
     def __post_init__(self) -> None:
         if self.ticket_id <= 0:

@@ -21,6 +21,7 @@ from bridge.core.model import (
     Cause,
     Decision,
     InvalidTransitionError,
+    Observation,
     Outcome,
     Side,
     Sides,
@@ -35,7 +36,6 @@ __all__ = [
     "OperationView",
     "PairView",
     "PlannedDecision",
-    "SideObservation",
     "SyncStore",
 ]
 
@@ -105,21 +105,6 @@ class PairView:
 
     def cause(self, side: Side) -> Cause | None:
         return self.second_cause if self._second(side) else self.first_cause
-
-
-@dataclass(frozen=True, slots=True)
-class SideObservation:
-    """One side's state of one linked ticket, as read by an adapter."""
-
-    link_id: int
-    side: Side
-    ticket_id: int
-    state: State
-    seen_at: datetime
-    vendor_time: datetime | None = None
-    actor_id: int | None = None
-    cause: Cause | None = None
-    status_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,7 +239,7 @@ def _op_event(run_id: int | None, op: Operation, kind: str, detail: str | None) 
 
 def _event(
     run_id: int | None,
-    obs: SideObservation,
+    obs: Observation,
     *,
     kind: str,
     transition: str | None,
@@ -283,7 +268,7 @@ def _event(
 
 def _close(
     op: Operation,
-    obs: SideObservation,
+    obs: Observation,
     previous: State | None,
     run_id: int | None,
     now: datetime,
@@ -307,9 +292,7 @@ def _close(
     )
 
 
-def _change_event(
-    run_id: int | None, obs: SideObservation, previous: State | None
-) -> dict[str, Any]:
+def _change_event(run_id: int | None, obs: Observation, previous: State | None) -> dict[str, Any]:
     """The event for a change bridge did not make: a transition, a first sighting, or an
     anomaly (a purged ticket seen alive: ids reused, or a vendor error)."""
     try:
@@ -502,7 +485,7 @@ class SyncStore:
     def record_observations(
         self,
         run_id: int | None,
-        observations: Sequence[SideObservation],
+        observations: Sequence[Observation],
         *,
         cursors: Mapping[Side, str] | None = None,
     ) -> tuple[set[int], int]:

@@ -19,9 +19,9 @@ import structlog
 
 from bridge.core.batches import chunked
 from bridge.core.decide import Policy, SideState, decide
-from bridge.core.model import Decision, Outcome, Side, Sides
+from bridge.core.model import Decision, Observation, Outcome, Side, Sides
 from bridge.ledger import Ledger
-from bridge.ledger.sync import PairView, PlannedDecision, SideObservation
+from bridge.ledger.sync import PairView, PlannedDecision
 from bridge.run.plan import plan_line
 from bridge.run.state import RunContext
 
@@ -130,7 +130,7 @@ class Decider:
         )
 
 
-def _side_state(pair: PairView, side: Side, overlay: SideObservation | None) -> SideState:
-    if overlay is not None:
-        return SideState(overlay.state, overlay.vendor_time, overlay.cause)
+def _side_state(pair: PairView, side: Side, overlay: Observation | None) -> SideState:
+    if overlay is not None:  # a dry run's observation, not recorded
+        return SideState.from_observation(overlay)
     return SideState(pair.state(side), pair.vendor_time(side), pair.cause(side))

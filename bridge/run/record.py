@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 from bridge.core.contract import Adapter, TicketView
-from bridge.core.model import Cause, Side, State
-from bridge.ledger.sync import LinkIds, PairView, SideObservation
+from bridge.core.model import Cause, Observation, Side, State
+from bridge.ledger.sync import LinkIds, PairView
 from bridge.run.state import RunContext
 
 __all__ = ["RETENTION_SLACK", "Recorder", "cause"]
@@ -42,7 +42,7 @@ class Recorder:
         pairs = ctx.ledger.load_pairs(link.link_id for link, _ in views) if views else {}
         seen_at = ctx.now()
         observations = [
-            SideObservation(
+            Observation(
                 link_id=link.link_id,
                 side=side,
                 ticket_id=view.ticket_id,

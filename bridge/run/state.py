@@ -21,9 +21,8 @@ import structlog
 
 from bridge.core.contract import Adapter
 from bridge.core.decide import Policy
-from bridge.core.model import Side, Sides
+from bridge.core.model import Observation, Side, Sides
 from bridge.ledger import Ledger
-from bridge.ledger.sync import SideObservation
 from bridge.ledger.tables import utcnow
 from bridge.run.plan import PlanLine
 
@@ -54,7 +53,7 @@ class RunOptions:
     skips_stay_pending: bool = False
 
 
-def _overlay() -> defaultdict[int, dict[Side, SideObservation]]:
+def _overlay() -> defaultdict[int, dict[Side, Observation]]:
     return defaultdict(dict)
 
 
@@ -67,7 +66,7 @@ class RunState:
     #: a line per decision worth showing (`RunOptions.keep_plan`)
     plan: list[PlanLine] = field(default_factory=list)
     #: dry run: what would have been recorded, so that decisions see it
-    overlay: defaultdict[int, dict[Side, SideObservation]] = field(default_factory=_overlay)
+    overlay: defaultdict[int, dict[Side, Observation]] = field(default_factory=_overlay)
     #: a stop was requested: steps finish what they hold and take nothing new
     interrupted: bool = False
     #: sides whose change stream could not be read (and why): nothing is decided or written

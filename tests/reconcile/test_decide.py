@@ -189,9 +189,8 @@ def test_side_state_rejects_naive_time() -> None:
 
 
 def test_side_state_from_observation() -> None:
-    obs = Observation(ZD, 7, P, seen_at=at(5), vendor_time=at(4), cause=Cause.RETENTION)
+    obs = Observation(1, ZD, 7, P, seen_at=at(5), vendor_time=at(4), cause=Cause.RETENTION)
     assert SideState.from_observation(obs) == SideState(P, at(4), Cause.RETENTION)
-    assert SideState.from_observation(None) == SideState.unknown()
 
 
 def test_decision_rejects_inconsistent_shapes() -> None:
