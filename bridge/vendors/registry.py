@@ -16,6 +16,7 @@ from bridge.core.model import Side, Sides
 from bridge.sandbox import SimulatorBase
 from bridge.settings import Table, VendorSettings
 from bridge.vendors import superoffice, zendesk
+from bridge.vendors.cassette_facts import CassetteFacts
 from bridge.vendors.clocks import Clock, Monotonic, Sleep
 from bridge.vendors.superoffice import cassettes as superoffice_cassettes
 from bridge.vendors.superoffice.factory import superoffice_adapter
@@ -64,30 +65,6 @@ class AdapterBuilder(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class CassetteFacts:
-    """What a vendor's recorded conversations must not keep, and where their replay goes.
-
-    Plain data: the vcrpy machinery (a test-only dependency) and the facts common to every
-    vendor are in `tests/cassettes.py`; names are compared case-insensitively there.
-    """
-
-    #: the fake base URL replayed requests go to (matching ignores the host)
-    replay_base_url: str
-    #: headers carrying credentials besides `Authorization`
-    secret_headers: frozenset[str]
-    #: JSON keys and form/query parameters whose string values are credentials
-    secret_keys: frozenset[str]
-    #: `Authorization` schemes besides Basic and Bearer
-    auth_schemes: frozenset[str]
-    #: (regex, replacement) for credentials recognisable by their form
-    secret_patterns: tuple[tuple[str, str], ...]
-    #: JSON keys holding ticket text
-    content_keys: frozenset[str]
-    #: values of those keys that are the vendor's own markers, kept as they are
-    content_kept: frozenset[str]
-
-
-@dataclass(frozen=True, slots=True)
 class Vendor(Generic[SimT]):
     """One vendor: the side it stands on, its config section, how its adapter is built,
     its simulator and its cassette facts."""
@@ -109,15 +86,7 @@ SUPEROFFICE_VENDOR: Final = Vendor(
     read_settings=superoffice_settings,
     build=superoffice_adapter,
     simulator=SuperOfficeSimulator,
-    cassettes=CassetteFacts(
-        replay_base_url=superoffice_cassettes.REPLAY_BASE_URL,
-        secret_headers=superoffice_cassettes.SECRET_HEADERS,
-        secret_keys=superoffice_cassettes.SECRET_KEYS,
-        auth_schemes=superoffice_cassettes.AUTH_SCHEMES,
-        secret_patterns=superoffice_cassettes.SECRET_PATTERNS,
-        content_keys=superoffice_cassettes.CONTENT_KEYS,
-        content_kept=superoffice_cassettes.CONTENT_KEPT,
-    ),
+    cassettes=superoffice_cassettes.FACTS,
 )
 
 ZENDESK_VENDOR: Final = Vendor(
@@ -126,15 +95,7 @@ ZENDESK_VENDOR: Final = Vendor(
     read_settings=zendesk_settings,
     build=zendesk_adapter,
     simulator=ZendeskSimulator,
-    cassettes=CassetteFacts(
-        replay_base_url=zendesk_cassettes.REPLAY_BASE_URL,
-        secret_headers=zendesk_cassettes.SECRET_HEADERS,
-        secret_keys=zendesk_cassettes.SECRET_KEYS,
-        auth_schemes=zendesk_cassettes.AUTH_SCHEMES,
-        secret_patterns=zendesk_cassettes.SECRET_PATTERNS,
-        content_keys=zendesk_cassettes.CONTENT_KEYS,
-        content_kept=zendesk_cassettes.CONTENT_KEPT,
-    ),
+    cassettes=zendesk_cassettes.FACTS,
 )
 
 #: the registered vendors in the ledger's order: SuperOffice first, Zendesk second

@@ -1,18 +1,17 @@
-"""What a recorded SuperOffice conversation must not keep, and where its replay goes.
-
-Plain data for the cassette set-up in `tests/cassettes.py` (which adds the facts common to
-every vendor: `Authorization`, cookies, OAuth token names, e-mail addresses...). Read
-through `bridge.vendors.registry`.
-"""
+"""What a recorded SuperOffice conversation must not keep, and where its replay goes
+(see `bridge.vendors.cassette_facts`)."""
 
 from __future__ import annotations
 
 from typing import Final
 
+from bridge.vendors.cassette_facts import CassetteFacts
+
 __all__ = [
     "AUTH_SCHEMES",
     "CONTENT_KEPT",
     "CONTENT_KEYS",
+    "FACTS",
     "REPLAY_BASE_URL",
     "SECRET_HEADERS",
     "SECRET_KEYS",
@@ -52,3 +51,13 @@ CONTENT_KEYS: Final = frozenset({"title", "Title", "Subject", "Description"})
 
 #: no marker of SuperOffice's own needs keeping
 CONTENT_KEPT: Final[frozenset[str]] = frozenset()
+
+FACTS: Final = CassetteFacts(
+    replay_base_url=REPLAY_BASE_URL,
+    secret_headers=SECRET_HEADERS,
+    secret_keys=SECRET_KEYS,
+    auth_schemes=AUTH_SCHEMES,
+    secret_patterns=SECRET_PATTERNS,
+    content_keys=CONTENT_KEYS,
+    content_kept=CONTENT_KEPT,
+)

@@ -1,18 +1,17 @@
-"""What a recorded Zendesk conversation must not keep, and where its replay goes.
-
-Plain data for the cassette set-up in `tests/cassettes.py` (which adds the facts common to
-every vendor: `Authorization`, cookies, OAuth token names, e-mail addresses...). Read
-through `bridge.vendors.registry`.
-"""
+"""What a recorded Zendesk conversation must not keep, and where its replay goes
+(see `bridge.vendors.cassette_facts`)."""
 
 from __future__ import annotations
 
 from typing import Final
 
+from bridge.vendors.cassette_facts import CassetteFacts
+
 __all__ = [
     "AUTH_SCHEMES",
     "CONTENT_KEPT",
     "CONTENT_KEYS",
+    "FACTS",
     "REPLAY_BASE_URL",
     "SECRET_HEADERS",
     "SECRET_KEYS",
@@ -40,3 +39,13 @@ CONTENT_KEYS: Final = frozenset({"subject", "raw_subject", "description", "name"
 
 #: Zendesk's own markers of a scrubbed ticket, which the adapter reads: kept as they are
 CONTENT_KEPT: Final = frozenset({"SCRUBBED", "X"})
+
+FACTS: Final = CassetteFacts(
+    replay_base_url=REPLAY_BASE_URL,
+    secret_headers=SECRET_HEADERS,
+    secret_keys=SECRET_KEYS,
+    auth_schemes=AUTH_SCHEMES,
+    secret_patterns=SECRET_PATTERNS,
+    content_keys=CONTENT_KEYS,
+    content_kept=CONTENT_KEPT,
+)
