@@ -155,7 +155,6 @@ def run_bridge(soft_deletes: int, purges: int, folder: Path) -> Measured:
                     ledger,
                     adapters,
                     MigrationOptions(SUPEROFFICE, ZENDESK, include_purges=True),
-                    sides=SIDES,
                     holder="bench",
                     now=clock.now,
                     sleep=clock.sleep,

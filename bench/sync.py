@@ -83,7 +83,6 @@ class Bench:
             self.ledger,
             adapters,
             options,
-            sides=SIDES,
             holder="bench",
             now=self.clock.now,
             sleep=self.clock.sleep,

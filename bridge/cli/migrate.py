@@ -91,7 +91,7 @@ class _Progress:
 def _plan(
     ledger: Ledger, adapters: dict[Side, Adapter], options: MigrationOptions, holder: str
 ) -> RunResult:
-    run = migration_run(ledger, adapters, options, sides=SIDES, dry_run=True, holder=holder)
+    run = migration_run(ledger, adapters, options, dry_run=True, holder=holder)
     return run.execute()
 
 
@@ -238,7 +238,6 @@ def migrate(
                 ledger,
                 adapters,
                 options,
-                sides=SIDES,
                 holder=holder,
                 stop_requested=stop,
                 on_batch=_both(renew, lambda: progress(run.counts)),

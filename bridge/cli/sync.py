@@ -40,7 +40,6 @@ def _run_once(
             ledger,
             adapters,
             options,
-            sides=SIDES,
             holder=holder,
             stop_requested=stop,
             on_batch=renew,

@@ -20,7 +20,7 @@ from datetime import datetime
 
 from bridge.core.contract import Adapter
 from bridge.core.decide import Direction, Policy, SideState
-from bridge.core.model import Decision, Outcome, Side, Sides, State, Transition, path
+from bridge.core.model import Decision, Outcome, Side, State, Transition, path
 from bridge.ledger import Ledger
 from bridge.ledger.sync import PairView
 from bridge.ledger.tables import utcnow
@@ -103,7 +103,6 @@ def migration_run(
     adapters: Mapping[Side, Adapter],
     migration: MigrationOptions,
     *,
-    sides: Sides,
     holder: str,
     dry_run: bool = False,
     now: Callable[[], datetime] = utcnow,
@@ -128,7 +127,6 @@ def migration_run(
         ledger,
         adapters,
         options,
-        sides=sides,
         holder=holder,
         planner=MigrationPlanner(migration),
         now=now,

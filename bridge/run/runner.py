@@ -31,7 +31,7 @@ from datetime import datetime
 import structlog
 
 from bridge.core.contract import Adapter
-from bridge.core.model import Side, Sides
+from bridge.core.model import Side
 from bridge.ledger import Ledger
 from bridge.ledger.tables import OperationStatus, utcnow
 from bridge.run.apply import Applier
@@ -70,7 +70,7 @@ class RunResult:
 class SyncRun:
     """Runs once. `stop_requested` is polled between batches (SIGTERM: finish and record).
 
-    `sides` are the pair's sides (in the ledger's order); `planner` says which links are
+    The pair's sides are the ledger's (`ledger.sides`); `planner` says which links are
     decided and how (default: a sync's three-way decision under `options.policy`)."""
 
     def __init__(
@@ -79,7 +79,6 @@ class SyncRun:
         adapters: Mapping[Side, Adapter],
         options: RunOptions,
         *,
-        sides: Sides,
         holder: str,
         planner: Planner | None = None,
         now: Callable[[], datetime] = utcnow,
@@ -89,6 +88,7 @@ class SyncRun:
     ) -> None:
         self.holder = holder
         self.state = RunState()
+        sides = ledger.sides
         ctx = RunContext(
             ledger,
             adapters,

@@ -18,7 +18,6 @@ import pytest
 from bridge.factory import build_adapters, policy_from_config
 from bridge.run.runner import RunResult, SyncRun
 from bridge.run.state import RunOptions
-from bridge.vendors.registry import SIDES
 from tests.sandbox_world import DAY, START, SandboxWorld, frozen_sandbox, running_sandbox
 
 __all__ = ["DAY", "START", "Live", "World", "states"]
@@ -44,7 +43,6 @@ class World(SandboxWorld):
             self.ledger,
             adapters,
             options,
-            sides=SIDES,
             holder="e2e",
             now=now,
             sleep=sleep,

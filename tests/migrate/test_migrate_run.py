@@ -8,7 +8,7 @@ import pytest
 
 from bridge.core.model import Outcome, State, Transition
 from bridge.run.migrate import MigrationOptions, estimate, migration_decision, migration_run
-from bridge.vendors.registry import SIDES, SUPEROFFICE, ZENDESK
+from bridge.vendors.registry import SUPEROFFICE, ZENDESK
 from tests.migrate.conftest import DAY, Env
 
 A, D, P = State.ACTIVE, State.SOFT_DELETED, State.PURGED
@@ -108,7 +108,6 @@ def test_a_dry_run_run_records_no_operation_and_no_base(frozen: Env) -> None:
         frozen.ledger,
         frozen.adapters(),
         MigrationOptions(SUPEROFFICE, ZENDESK),
-        sides=SIDES,
         dry_run=True,
         holder="test",
         now=frozen.sandbox.clock.now,

@@ -14,7 +14,7 @@ from bridge.core.model import Side
 from bridge.ledger import LinkRow
 from bridge.run.migrate import MigrationOptions, migration_run
 from bridge.vendors.http import HttpClient
-from bridge.vendors.registry import SIDES, SUPEROFFICE, ZENDESK
+from bridge.vendors.registry import SUPEROFFICE, ZENDESK
 from bridge.vendors.zendesk.adapter import ZendeskAdapter
 from tests.migrate.conftest import Env
 
@@ -88,7 +88,6 @@ def _migrate(traced: Traced) -> list[str | None]:
         env.ledger,
         adapters,
         MigrationOptions(SUPEROFFICE, ZENDESK, include_purges=True),
-        sides=SIDES,
         holder="test",
         now=clock.now,
         sleep=clock.sleep,

@@ -49,7 +49,6 @@ class World:
             self.ledger,
             {SO: self.so, ZD: self.zd},
             RunOptions(**options),  # type: ignore[arg-type]
-            sides=SIDES,
             holder="test",
             now=self.clock,
             sleep=self.clock.sleep,
@@ -61,7 +60,6 @@ class World:
             self.ledger,
             {SO: self.so, ZD: self.zd},
             options,
-            sides=SIDES,
             holder="test",
             now=self.clock,
             sleep=self.clock.sleep,

@@ -46,9 +46,7 @@ def _sync(sandbox: Sandbox, config_path: Path, ledger: Ledger) -> RunResult:
     options = RunOptions(
         policy=policy_from_config(config), max_purges_per_run=config.sync.max_purges_per_run
     )
-    run = SyncRun(
-        ledger, adapters, options, sides=SIDES, holder="test", now=clock.now, sleep=clock.sleep
-    )
+    run = SyncRun(ledger, adapters, options, holder="test", now=clock.now, sleep=clock.sleep)
     return run.execute()
 
 
