@@ -154,9 +154,13 @@ class FakeVendor:
         return {i for i in ticket_ids if i in self.tickets and self.state(i) is State.ACTIVE}
 
     change_page_size = 1000
+    changes_per_minute = None
 
     def changes_ready_in(self) -> float:
         return 0.0
+
+    def calls_per_minute(self) -> float:
+        return 700.0
 
     def changes(self, cursor: str | None) -> Iterator[ChangePage]:
         self.calls["changes"] += 1

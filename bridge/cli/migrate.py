@@ -107,11 +107,7 @@ def _summarise_plan(
         else:
             skipped[f"{line.outcome}: {line.reason}"] += 1
     adapter = adapters[target]
-    limit = getattr(getattr(adapter, "http", None), "last_rate_limit", None)
-    per_minute = float(limit.limit) if limit is not None and limit.limit else 0.0
-    if not per_minute:
-        rps = getattr(adapter, "requests_per_second", None)
-        per_minute = float(rps) * 60 if rps else 700.0
+    per_minute = adapter.calls_per_minute()
     guess = estimate(
         transitions,
         skipped,
@@ -120,7 +116,7 @@ def _summarise_plan(
         calls_per_minute=per_minute,
         account_read=result.counts[f"{target}.changes_read"],
         page_size=adapter.change_page_size,
-        pages_per_minute=getattr(adapter, "changes_per_minute", None),
+        pages_per_minute=adapter.changes_per_minute,
     )
     return {
         "transitions": dict(guess.transitions),

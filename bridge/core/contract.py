@@ -188,6 +188,18 @@ class Adapter(Protocol):
         (0: now). The reconciler reads another side, or its confirmations, meanwhile."""
         ...
 
+    @property
+    def changes_per_minute(self) -> float | None:
+        """The most `changes` pages the vendor serves a minute (None: only
+        `calls_per_minute` bounds them): what bounds a large migration's reading."""
+        ...
+
+    def calls_per_minute(self) -> float:
+        """The calls a minute this account may make now: the vendor's own rate-limit
+        signals once it has sent some, else its configured or documented pace. Estimates
+        (`bridge migrate --dry-run`) use it."""
+        ...
+
     def submit(
         self,
         transition: Transition,

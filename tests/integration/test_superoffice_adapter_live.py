@@ -434,3 +434,19 @@ def test_an_archive_row_without_a_ticket_id_is_a_failed_read(sim: SuperOfficeSim
     sim.add_fault("status", path="Archive/Ticket", status=200, body=body)
     with pytest.raises(TransientError, match=re.escape("'value[].ticketId' is 'abc'")):
         list(make_adapter(sim).changes(None))
+
+
+def test_the_account_pace_is_the_clients_own() -> None:
+    """SuperOffice sends no rate-limit signal: `calls_per_minute` is the pacing bridge
+    keeps itself to (`requests_per_second`), and no pacing is estimated at 700 a minute."""
+    paced = SuperOfficeAdapter(
+        "https://sod.example/Cust1", tenant="Cust1", auth=SOTicketAuth("t", "a")
+    )
+    unpaced = SuperOfficeAdapter(
+        "https://sod.example/Cust1",
+        tenant="Cust1",
+        auth=SOTicketAuth("t", "a"),
+        requests_per_second=None,
+    )
+    assert (paced.calls_per_minute(), unpaced.calls_per_minute()) == (600, 700)
+    assert paced.changes_per_minute is None

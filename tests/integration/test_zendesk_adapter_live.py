@@ -17,7 +17,7 @@ from bridge.core.contract import JobState, JobStatus, OutcomeUnknownError, Trans
 from bridge.core.model import State, Transition
 from bridge.sandbox import SimClock
 from bridge.vendors.zendesk.adapter import ZendeskAdapter
-from bridge.vendors.zendesk.sim.simulator import ZendeskSimulator
+from bridge.vendors.zendesk.sim.simulator import ZendeskSimulator, plan_limit
 
 EMAIL = "admin@example.com"
 TOKEN = "sandbox-token"
@@ -381,3 +381,14 @@ def test_a_deleted_tickets_page_link_that_repeats_stops_the_walk(sim: ZendeskSim
     next(pages)
     with pytest.raises(TransientError, match="repeats one already read"):
         next(pages)
+
+
+def test_the_account_pace_comes_from_the_vendor_once_it_has_spoken(sim: ZendeskSimulator) -> None:
+    """`calls_per_minute` (what `migrate --dry-run` estimates with) is Enterprise's
+    documented 700 until an answer's rate-limit headers give the account's own."""
+    sim.configure({"rate_limits": True, "plan": "team"})
+    sim.seed_tickets(count=2)
+    adapter, _sleeps = make_adapter(sim)
+    assert adapter.calls_per_minute() == 700
+    adapter.lookup([1])
+    assert adapter.calls_per_minute() == plan_limit("team")

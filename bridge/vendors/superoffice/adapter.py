@@ -332,6 +332,7 @@ class SuperOfficeAdapter:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._sleep = sleep
         self._monotonic = monotonic
+        self._per_second = requests_per_second
         self.http = http or HttpClient(
             f"{self.base_url}/api/v1/",
             auth=auth,
@@ -491,6 +492,15 @@ class SuperOfficeAdapter:
     def changes_ready_in(self) -> float:
         """Always now: the client's own pacing (10 calls a second) is the only limit."""
         return 0.0
+
+    @property
+    def changes_per_minute(self) -> float | None:
+        return None  # its change reads are ordinary calls, paced with the rest
+
+    def calls_per_minute(self) -> float:
+        """The client's own pacing (`requests_per_second`); unpaced, the rate an
+        Online tenant is documented to allow is not known here: 700, as for Zendesk."""
+        return self._per_second * 60 if self._per_second else 700.0
 
     def changes(self, cursor: str | None) -> Iterator[ChangePage]:
         """Rows changed after the high-water mark (minus `change_overlap`), both providers.

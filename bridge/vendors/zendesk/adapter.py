@@ -73,6 +73,9 @@ EXPORT_PATH = "api/v2/incremental/tickets/cursor"
 _JSON = {"Content-Type": "application/json"}
 _JOB_STATUSES = {status.value: status for status in JobStatus if status is not JobStatus.UNKNOWN}
 
+#: the account's calls a minute until its headers say (Support Enterprise's documented limit)
+DEFAULT_CALLS_PER_MINUTE = 700.0
+
 
 def parse_time(value: object) -> datetime | None:
     """An aware UTC datetime from Zendesk's ISO strings or unix seconds; None if unreadable.
@@ -412,6 +415,12 @@ class ZendeskAdapter:
 
     def changes_ready_in(self) -> float:
         return max(0.0, self._export_ready_at - self._clock().timestamp())
+
+    def calls_per_minute(self) -> float:
+        """The account's limit from the last answer's rate-limit headers; before any,
+        Enterprise's documented 700 a minute."""
+        info = self._http.last_rate_limit
+        return float(info.limit) if info is not None and info.limit else DEFAULT_CALLS_PER_MINUTE
 
     def _note_export_budget(self) -> None:
         """When the export's own limit lets the next page through: its rate-limit header
