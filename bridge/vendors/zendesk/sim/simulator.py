@@ -91,6 +91,11 @@ JOB_TYPE_IMPORT = "Bulk Import Ticket"
 PRIORITIES = ("urgent", "high", "normal", "low")
 TYPES = ("problem", "incident", "question", "task")
 OFFSET_RECORD_LIMIT = 10_000  # offset pagination stops after 100 pages of 100 (2024)
+#: the sandbox account's one brand, ticket form and custom status (real ids are account-wide
+#: integers, never null in the recordings)
+SANDBOX_BRAND_ID = 360000000001
+SANDBOX_TICKET_FORM_ID = 360000000002
+SANDBOX_CUSTOM_STATUS_ID = 360000000003
 
 
 @dataclass(slots=True)
@@ -579,45 +584,57 @@ class ZendeskSimulator(SimulatorBase):
             raise HttpError(404, dict(NOT_FOUND)) from None
 
     def _ticket_json(self, ticket: Ticket) -> dict[str, Any]:
-        """The ticket as the API shows it; soft-deleted status `deleted`, purged SCRUBBED."""
+        """The ticket as the API shows it; soft-deleted status `deleted`, purged SCRUBBED.
+
+        Every field of the recorded ticket is present, in the recorded order, and an unset
+        one is `null` rather than left out (recorded: zenpy cassettes `...-delete-many`
+        show_many and `TicketsIncrementalTest.test_get_values`), although the OAS marks
+        most of them non-nullable. The sandbox has no organisations, groups, brands or
+        forms: those ids are null, brand/form/custom status fixed sandbox ids.
+        """
         purged = ticket.state == "purged"
         subject = "SCRUBBED" if purged else ticket.subject
-        out: dict[str, Any] = {
+        return {
             "url": self._url(f"tickets/{ticket.id}.json"),
             "id": ticket.id,
-            "via": {"channel": "api"},
+            "external_id": None if purged else ticket.external_id,
+            "via": {"channel": "api", "source": {"from": {}, "to": {}, "rel": None}},
             "created_at": iso_z(ticket.created_at),
             "updated_at": iso_z(ticket.updated_at),
-            "generated_timestamp": ticket.generated_timestamp,
+            "type": ticket.type,
             "subject": subject,
             "raw_subject": subject,
             "description": "X" if purged else ticket.description,
+            "priority": ticket.priority,
             "status": ticket.status if ticket.state == "active" else "deleted",
+            "recipient": None,
             "requester_id": ticket.requester_id,
             "submitter_id": ticket.submitter_id,
+            "assignee_id": ticket.assignee_id,
+            "organization_id": None,
+            "group_id": None,
             "collaborator_ids": [],
             "follower_ids": [],
             "email_cc_ids": [],
-            "followup_ids": [],
-            "sharing_agreement_ids": [],
-            "custom_fields": [],
-            "tags": [] if purged else list(ticket.tags),
+            "forum_topic_id": None,
+            "problem_id": None,
             "has_incidents": False,
             "is_public": True,
+            "due_at": None,
+            "tags": [] if purged else list(ticket.tags),
+            "custom_fields": [],
+            "satisfaction_rating": None,
+            "sharing_agreement_ids": [],
+            "custom_status_id": SANDBOX_CUSTOM_STATUS_ID,
+            "fields": [],
+            "followup_ids": [],
+            "ticket_form_id": SANDBOX_TICKET_FORM_ID,
+            "brand_id": SANDBOX_BRAND_ID,
             "allow_channelback": False,
             "allow_attachments": True,
             "from_messaging_channel": False,
+            "generated_timestamp": ticket.generated_timestamp,
         }
-        # fields the OAS marks non-nullable are left out rather than sent as null
-        if ticket.external_id is not None and not purged:
-            out["external_id"] = ticket.external_id
-        if ticket.assignee_id is not None:
-            out["assignee_id"] = ticket.assignee_id
-        if ticket.priority is not None:
-            out["priority"] = ticket.priority
-        if ticket.type is not None:
-            out["type"] = ticket.type
-        return out
 
     # ---- tickets ---------------------------------------------------------------------------
 
@@ -645,8 +662,20 @@ class ZendeskSimulator(SimulatorBase):
         return Response(200, {"ticket": self._ticket_json(ticket)})
 
     def _show_many(self, request: Request) -> Response:
-        found = [self.store.live(i) for i in self._ids(request)]
-        return Response(200, {"tickets": [self._ticket_json(t) for t in found if t is not None]})
+        """Live tickets in request order, in the recorded envelope: `next_page` and
+        `previous_page` null and `count` the number shown (zenpy cassettes
+        `TestTicketCreateUpdateDelete.*-delete-many`: `"next_page":null,
+        "previous_page":null,"count":100`)."""
+        found = [t for t in (self.store.live(i) for i in self._ids(request)) if t is not None]
+        return Response(
+            200,
+            {
+                "tickets": [self._ticket_json(t) for t in found],
+                "next_page": None,
+                "previous_page": None,
+                "count": len(found),
+            },
+        )
 
     def _list_tickets(self, request: Request) -> Response:
         """`?external_id=` (live tickets only); without it, live tickets by id, offset pages."""
