@@ -130,3 +130,49 @@ def test_show_many_envelope(zd: ZendeskClient, zendesk_sim: ZendeskSimulator) ->
     assert list(body) == ["tickets", "next_page", "previous_page", "count"]
     assert (body["next_page"], body["previous_page"], body["count"]) == (None, None, 2)
     assert [t["id"] for t in body["tickets"]] == [ids[0], ids[2]]
+
+
+def test_cursor_pages_link_both_ways(zd: ZendeskClient, zendesk_sim: ZendeskSimulator) -> None:
+    ids = zendesk_sim.seed_tickets(count=3)
+    zendesk_sim.agent_act("delete", ids)
+    first = zd.get("deleted_tickets.json", params={"page[size]": 2}).json()
+    assert list(first) == ["deleted_tickets", "meta", "links"]
+    assert list(first["meta"]) == ["has_more", "after_cursor", "before_cursor"]
+    assert list(first["links"]) == ["prev", "next"]
+    assert first["meta"]["has_more"] is True
+    # recorded /tickets first page: prev is present, built on before_cursor
+    assert first["meta"]["before_cursor"] is not None
+    assert "page%5Bbefore%5D=" in first["links"]["prev"]
+    last = zd.get(
+        "deleted_tickets.json",
+        params={"page[size]": 2, "page[after]": first["meta"]["after_cursor"]},
+    ).json()
+    assert [t["id"] for t in last["deleted_tickets"]] == ids[2:]
+    # recorded: has_more false still carries links.next
+    assert last["meta"]["has_more"] is False
+    assert last["links"]["next"] is not None
+    assert last["links"]["prev"] is not None
+    back = zd.get(
+        "deleted_tickets.json",
+        params={"page[size]": 2, "page[before]": last["meta"]["before_cursor"]},
+    ).json()
+    assert [t["id"] for t in back["deleted_tickets"]] == ids[:2]
+
+
+def test_export_before_cursor(zd: ZendeskClient, zendesk_sim: ZendeskSimulator) -> None:
+    zendesk_sim.seed_tickets(count=3)
+    first = zd.get("incremental/tickets/cursor.json", params={"start_time": 0, "per_page": 2})
+    body = first.json()
+    assert set(body) == {
+        "tickets",
+        "after_url",
+        "before_url",
+        "after_cursor",
+        "before_cursor",
+        "end_of_stream",
+    }
+    # recorded (`TicketsIncrementalTest.test_get_values`, start_time=0): both before_* null
+    assert (body["before_cursor"], body["before_url"]) == (None, None)
+    nxt = zd.get("incremental/tickets/cursor.json", params={"cursor": body["after_cursor"]}).json()
+    assert nxt["before_cursor"] is not None
+    assert "cursor=" in nxt["before_url"]

@@ -43,6 +43,8 @@ class ShowOneAnswer(Shape):
 class ExportPage(Shape):
     tickets: list[ZendeskTicket]
     after_cursor: StrictStr | None = Field(...)
+    #: null on the first page read by start_time (recorded); not followed: bridge reads forward
+    before_cursor: StrictStr | None = None
     end_of_stream: StrictBool
 
 
@@ -59,11 +61,21 @@ class DeletedTicket(Shape):
 class CursorMeta(Shape):
     has_more: StrictBool
     after_cursor: StrictStr | None = None
+    before_cursor: StrictStr | None = None
+
+
+class CursorLinks(Shape):
+    """Present on every cursor page with rows, `next` even when `has_more` is false
+    (recorded): `meta.has_more`, not a null `next`, ends the walk."""
+
+    prev: StrictStr | None = None
+    next: StrictStr | None = None
 
 
 class DeletedTicketsPage(Shape):
     deleted_tickets: list[DeletedTicket]
     meta: CursorMeta | None = None
+    links: CursorLinks | None = None
     next_page: StrictStr | None = None
 
 
