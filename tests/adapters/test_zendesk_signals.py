@@ -9,7 +9,7 @@ import pytest
 from bridge.vendors.http import VendorHTTPError
 from bridge.vendors.zendesk.adapter import ZendeskAdapter
 from bridge.vendors.zendesk.errors import error_code
-from bridge.vendors.zendesk.ratelimit import parse_rate_limit
+from bridge.vendors.zendesk.ratelimit import endpoint_budget, parse_rate_limit
 from tests.adapters.scripted import Reply, ScriptedServer, Sleeps, client_for
 
 
@@ -89,3 +89,23 @@ def test_the_adapter_reads_zendesk_signals_through_its_client(server: ScriptedSe
     assert info.value.error == "TooManyValues"
     assert adapter.http.last_rate_limit is not None
     assert adapter.http.last_rate_limit.limit == 700
+
+
+def test_only_documented_or_recorded_names_are_read() -> None:
+    # `x-rate-limit-reset` is neither documented nor recorded: no reset from it
+    info = parse_rate_limit({"x-rate-limit": "700", "x-rate-limit-reset": "9"})
+    assert (info.limit, info.reset_seconds) == (700, None)
+    assert parse_rate_limit({"x-ratelimit-tickets-index": "total=1"}).endpoints == {}
+
+
+def test_export_budget_by_either_name() -> None:
+    seen = parse_rate_limit(
+        {"zendesk-ratelimit-incremental-exports": "total=10; remaining=0; resets=7"}
+    )
+    assert endpoint_budget(seen, "incremental-exports") == (10, 0, 7.0)
+    documented = parse_rate_limit(
+        {"Zendesk-RateLimit-incremental-exports-cursor": "total=30; remaining=29; resets=5"}
+    )
+    assert endpoint_budget(documented, "incremental-exports") == (30, 29, 5.0)
+    assert endpoint_budget(parse_rate_limit({}), "incremental-exports") is None
+    assert endpoint_budget(None, "incremental-exports") is None

@@ -176,3 +176,54 @@ def test_export_before_cursor(zd: ZendeskClient, zendesk_sim: ZendeskSimulator) 
     nxt = zd.get("incremental/tickets/cursor.json", params={"cursor": body["after_cursor"]}).json()
     assert nxt["before_cursor"] is not None
     assert "cursor=" in nxt["before_url"]
+
+
+# ---- rate limits ----------------------------------------------------------------------------
+
+#: the account headers recorded on every 2024 answer (zenpy `TicketsIncrementalTest`)
+ACCOUNT_HEADERS = {
+    "x-rate-limit",
+    "x-rate-limit-remaining",
+    "ratelimit-limit",
+    "ratelimit-remaining",
+    "ratelimit-reset",
+}
+
+
+def _rate_header_names(answer: Any) -> set[str]:
+    """The rate-limit header names exactly as written on the wire (case kept)."""
+    names = {str(k) for k in answer.raw.headers}
+    return {n for n in names if "rate" in n.lower()}
+
+
+def test_rate_limit_headers_have_the_real_names_only(
+    zd: ZendeskClient, zendesk_sim: ZendeskSimulator
+) -> None:
+    zendesk_sim.configure({"rate_limits": True})
+    ticket_id = _plain_ticket(zendesk_sim)
+    assert _rate_header_names(zd.get(f"tickets/{ticket_id}")) == ACCOUNT_HEADERS
+    export = zd.get("incremental/tickets/cursor", params={"start_time": 0})
+    assert _rate_header_names(export) == ACCOUNT_HEADERS | {"zendesk-ratelimit-incremental-exports"}
+    assert export.raw.headers["zendesk-ratelimit-incremental-exports"] == (
+        "total=10; remaining=9; resets=60"
+    )
+    listing = zd.get("deleted_tickets")
+    assert _rate_header_names(listing) == ACCOUNT_HEADERS | {
+        "zendesk-ratelimit-deleted-tickets-index"
+    }
+    # the single-delete limit is documented (400/min) but its header name is not: none sent
+    assert _rate_header_names(zd.delete(f"tickets/{ticket_id}")) == ACCOUNT_HEADERS
+
+
+def test_export_429_body_as_recorded(zd: ZendeskClient, zendesk_sim: ZendeskSimulator) -> None:
+    zendesk_sim.configure({"rate_limits": True})
+    answers = [zd.get("incremental/tickets/cursor", params={"start_time": 0}) for _ in range(11)]
+    refused = answers[-1]
+    assert refused.status_code == 429
+    # 3P airbytehq/airbyte#11899 (fact sheet §5)
+    assert refused.json() == {
+        "error": "APIRateLimitExceeded",
+        "description": "Number of allowed incremental export API requests per minute exceeded",
+    }
+    assert refused.headers["Retry-After"] == "60"
+    assert "remaining=0" in refused.raw.headers["zendesk-ratelimit-incremental-exports"]

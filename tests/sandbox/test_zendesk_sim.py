@@ -581,13 +581,13 @@ def test_endpoint_limit_on_deleted_tickets_list(
     zendesk_sim.configure({"rate_limits": True})
     answers = [zd.get("deleted_tickets") for _ in range(11)]
     assert [a.status_code for a in answers] == [200] * 10 + [429]
-    assert answers[0].headers["Zendesk-RateLimit-deleted-tickets-index"] == (
+    assert answers[0].headers["zendesk-ratelimit-deleted-tickets-index"] == (
         "total=10; remaining=9; resets=60"
     )
     refused = answers[10]
     assert refused.json()["error"] == "APIRateLimitExceeded"
     assert refused.headers["Retry-After"] == "60"
-    assert "remaining=0" in refused.headers["Zendesk-RateLimit-deleted-tickets-index"]
+    assert "remaining=0" in refused.headers["zendesk-ratelimit-deleted-tickets-index"]
     assert zd.get("tickets/show_many", params={"ids": "1"}).status_code == 200  # others fine
     zendesk_sim.advance(60)
     assert zd.get("deleted_tickets").status_code == 200

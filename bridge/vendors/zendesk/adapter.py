@@ -48,7 +48,7 @@ from bridge.vendors.http import HttpClient, VendorHTTPError, decode_json
 from bridge.vendors.zendesk import SIDE
 from bridge.vendors.zendesk import wire as shapes
 from bridge.vendors.zendesk.errors import error_code
-from bridge.vendors.zendesk.ratelimit import parse_rate_limit
+from bridge.vendors.zendesk.ratelimit import endpoint_budget, parse_rate_limit
 
 __all__ = [
     "BATCH_LIMIT",
@@ -427,7 +427,7 @@ class ZendeskAdapter:
         when the answer carries one, else the documented pace (10 a minute)."""
         now = self._clock().timestamp()
         info = self._http.last_rate_limit
-        budget = info.endpoints.get("incremental-exports") if info else None
+        budget = endpoint_budget(info, "incremental-exports")
         if budget is not None and budget[1] is not None:
             _total, remaining, resets = budget
             self._export_ready_at = now if remaining else now + (resets or self._export_spacing)
