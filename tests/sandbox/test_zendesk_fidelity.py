@@ -227,3 +227,38 @@ def test_export_429_body_as_recorded(zd: ZendeskClient, zendesk_sim: ZendeskSimu
     }
     assert refused.headers["Retry-After"] == "60"
     assert "remaining=0" in refused.raw.headers["zendesk-ratelimit-incremental-exports"]
+
+
+# ---- start_time -----------------------------------------------------------------------------
+
+
+def test_time_based_export_takes_an_integer_start_time(
+    zd: ZendeskClient, zendesk_sim: ZendeskSimulator
+) -> None:
+    ids = zendesk_sim.seed_tickets(count=2)
+    zendesk_sim.advance(120)
+    now = int(zendesk_sim.clock.timestamp())
+    answer = zd.get("incremental/tickets.json", params={"start_time": 0})
+    assert answer.status_code == 200
+    body = answer.json()
+    # recorded envelope (zenpy `TicketsIncrementalTest.test_get_values`, time-based)
+    assert list(body) == ["tickets", "count", "end_of_stream", "next_page", "end_time"]
+    assert [t["id"] for t in body["tickets"]] == ids
+    assert body["count"] == 2
+    assert body["end_of_stream"] is True
+    assert body["end_time"] == body["tickets"][-1]["generated_timestamp"] <= now
+    assert body["next_page"].endswith(f"incremental/tickets.json?start_time={body['end_time']}")
+    _assert_recorded_ticket(body["tickets"][0])
+    assert zd.get("incremental/tickets", params={"start_time": now}).status_code == 200
+
+
+def test_fractional_start_time_is_refused(zd: ZendeskClient, zendesk_sim: ZendeskSimulator) -> None:
+    zendesk_sim.seed_tickets(count=1)
+    zendesk_sim.advance(120)
+    for path in ("incremental/tickets.json", "incremental/tickets/cursor.json"):
+        answer = zd.get(path, params={"start_time": "1.5"})
+        assert answer.status_code == 400
+        assert answer.json() == {
+            "error": "InvalidValue",
+            "description": "start_time must be an integer (Unix seconds)",
+        }

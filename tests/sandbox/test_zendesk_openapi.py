@@ -209,6 +209,13 @@ def test_incremental_export(spec: dict[str, Any], zd: ZendeskClient, world: list
     assert_valid(spec, path, "GET", 200, after.json())
 
 
+def test_time_based_export(spec: dict[str, Any], zd: ZendeskClient, world: list[int]) -> None:
+    answer = zd.get("incremental/tickets.json", params={"start_time": 0})
+    assert answer.json()["count"] == len(world)
+    path = "/api/v2/incremental/tickets"
+    assert_valid(spec, path, "GET", 200, answer.json(), deviations=EXPORT_DEVIATIONS)
+
+
 def test_error_responses_where_the_spec_documents_them(
     spec: dict[str, Any], zd: ZendeskClient, world: list[int]
 ) -> None:

@@ -81,6 +81,15 @@ def test_incremental_export_shows_deleted_and_scrubbed(
     assert rows[ids[2]].status != "deleted"
 
 
+def test_time_based_export_pages_by_time(sim: ZendeskSimulator, client: zenpy.Zenpy) -> None:
+    ids = sim.seed_tickets(count=3)
+    sim.agent_act("delete", [ids[0]])
+    sim.advance(120)
+    rows = {t.id: t for t in client.tickets.incremental(start_time=1, paginate_by_time=True)}
+    assert set(rows) == set(ids)
+    assert rows[ids[0]].status == "deleted"
+
+
 def test_too_many_ids_is_an_api_error(sim: ZendeskSimulator, client: zenpy.Zenpy) -> None:
     tickets = [Ticket(id=i) for i in range(1, 102)]
     with pytest.raises(APIException, match="TooManyValues"):
