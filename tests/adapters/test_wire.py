@@ -76,3 +76,52 @@ def test_a_job_status_outside_the_known_ones_is_refused() -> None:
 def test_a_superoffice_archive_without_a_value_list_is_refused() -> None:
     with pytest.raises(TransientError, match="'value'"):
         wire.check(superoffice_wire.SuperOfficeArchivePage, {"value": {"a": 1}}, "Archive/Ticket")
+
+
+def test_the_recorded_zendesk_shapes_are_read() -> None:
+    """Null-valued ticket fields, the show_many envelope and both cursor directions, as
+    recorded (zenpy cassettes), are read, not refused."""
+    ticket = {
+        "id": 3861,
+        "external_id": None,
+        "type": None,
+        "priority": None,
+        "assignee_id": None,
+        "subject": "test",
+        "status": "new",
+        "updated_at": "2023-09-18T23:24:43Z",
+    }
+    many = wire.check(
+        zendesk_wire.ShowManyAnswer,
+        {"tickets": [ticket], "next_page": None, "previous_page": None, "count": 1},
+        "show_many",
+    )
+    assert many.tickets[0].external_id is None
+    export = wire.check(
+        zendesk_wire.ExportPage,
+        {
+            "tickets": [{**ticket, "generated_timestamp": 1695052663}],
+            "after_cursor": "MTcwNzI3MTc0MS4wfHw0MDQ1fA==",
+            "before_cursor": None,
+            "before_url": None,
+            "end_of_stream": True,
+        },
+        "export",
+    )
+    assert export.before_cursor is None
+    page = wire.check(
+        zendesk_wire.DeletedTicketsPage,
+        {
+            "deleted_tickets": [{"id": 1, "deleted_at": "2024-01-01T00:00:00Z"}],
+            "meta": {"has_more": False, "after_cursor": "b", "before_cursor": "a"},
+            "links": {
+                "prev": "http://x/?page%5Bbefore%5D=a",
+                "next": "http://x/?page%5Bafter%5D=b",
+            },
+        },
+        "deleted_tickets",
+    )
+    assert page.meta is not None
+    assert page.meta.before_cursor == "a"
+    assert page.links is not None
+    assert page.links.next is not None
