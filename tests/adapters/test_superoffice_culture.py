@@ -137,3 +137,29 @@ def test_display_text_is_refused_not_guessed(
     monkeypatch.setattr(adapter_module, "ARCHIVE_OUTPUT", "Display")
     with pytest.raises(TransientError, match=re.escape("'value[].status'")):
         list(_adapter(sim).changes(None))
+
+
+@pytest.mark.parametrize("timezone", ["UTC, includeTZOffset", "UTC"])
+def test_cursor_holds_when_many_changes_share_one_second(
+    sim: SuperOfficeSimulator, timezone: str
+) -> None:
+    """Archive dates are whole seconds (with `Z`, or without an offset): changes later in
+    the cursor's own second, on lower ids, are still read by the next call."""
+    ids = sim.seed_tickets(30)
+    adapter = _adapter(sim)
+    adapter.http.session.headers["SO-TimeZone"] = timezone
+    adapter.page_size, adapter.page_overlap = 7, 2
+    adapter.change_overlap = timedelta(0)  # the adapter still re-reads the mark's second
+    sim.advance(60.1)
+    sim.soft_delete(ids[10:25])  # all at 12:01:00.1
+    first = list(adapter.changes(None))
+    deleted = {v.ticket_id for p in first for v in p.views if v.state is State.SOFT_DELETED}
+    assert deleted == set(ids[10:25])
+    cursor = first[-1].cursor
+    assert adapter_module.parse_so_datetime(cursor) == START + timedelta(seconds=60)
+    sim.advance(0.5)
+    sim.soft_delete(ids[:5])  # 12:01:00.6: the same second, lower ids
+    again = list(adapter.changes(cursor))
+    later = {v.ticket_id for p in again for v in p.views if v.state is State.SOFT_DELETED}
+    assert set(ids[:5]) <= later
+    assert adapter_module.parse_so_datetime(again[-1].cursor) == START + timedelta(seconds=60)

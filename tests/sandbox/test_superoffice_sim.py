@@ -492,8 +492,8 @@ def test_archive_row_shape_and_default_columns(so: SuperOfficeClient) -> None:
             "EntityName": "ticket",
             "ticketId": ticket_id,
             "title": "Printer",
-            "createdAt": "2024-05-01T12:00:00+00:00",
-            "lastChanged": "2024-05-01T12:00:00+00:00",
+            "createdAt": "2024-05-01T12:00:00Z",
+            "lastChanged": "2024-05-01T12:00:00Z",
             "status": "Deleted",
             "ticketStatusName": "Deleted",
             "connectId": -1,
@@ -635,6 +635,33 @@ def test_bad_archive_queries_get_400(so: SuperOfficeClient, params: dict[str, st
     assert response.status_code == 400
     assert response.json()["ErrorType"] == "ArchiveQueryError"
     assert response.json()["Error"]
+
+
+@pytest.mark.parametrize(
+    ("timezone", "expected"),
+    [
+        (None, "2024-05-01T12:00:05Z"),
+        ("UTC, includeTZOffset", "2024-05-01T12:00:05Z"),
+        ("UTC", "2024-05-01T12:00:05"),
+    ],
+)
+def test_archive_dates_are_whole_seconds(
+    so: SuperOfficeClient, timezone: str | None, expected: str
+) -> None:
+    so.sim.clock.advance(5.75)
+    ticket_id = so.sim.create_ticket("late in the second")
+    headers = {"SO-TimeZone": timezone} if timezone else {}
+    response = so.get("Archive/Ticket", params={"$select": "ticketId,lastChanged"}, headers=headers)
+    assert response.json()["value"] == [
+        {
+            "PrimaryKey": str(ticket_id),
+            "EntityName": "ticket",
+            "ticketId": ticket_id,
+            "lastChanged": expected,
+        }
+    ]
+    # the entity keeps .NET's fraction (reference §2.2)
+    assert entity(so, ticket_id)["LastChanged"].startswith("2024-05-01T12:00:05.75")
 
 
 def test_logical_output_gives_list_ids(so: SuperOfficeClient) -> None:

@@ -544,10 +544,14 @@ class SuperOfficeAdapter:
     def _pass(
         self, provider: str, since: datetime | None, scan: _Scan
     ) -> Iterator[tuple[list[TicketView], bool, float]]:
-        """One provider from `since - change_overlap`: (new views, last page?, request time)."""
+        """One provider from `since - change_overlap` (at least a second: archive dates are
+        whole seconds): (new views, last page?, request time)."""
         filter_ = None
         if since is not None:
-            limit = format_filter_time(since - self.change_overlap)
+            # archive dates are whole seconds: rows in the mark's own second may sort
+            # before or after what was read, so the query always re-reads that second
+            overlap = max(self.change_overlap, timedelta(seconds=1))
+            limit = format_filter_time(since - overlap)
             filter_ = f"lastChanged afterTime '{limit}'"
         skip = 0
         stale = 0  # full pages in a row that brought nothing new

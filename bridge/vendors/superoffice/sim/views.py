@@ -81,6 +81,15 @@ class TimeFormat:
             text += f".{moment.microsecond:06d}".rstrip("0")
         return text + ("+00:00" if self.include_offset else "")
 
+    def archive(self, moment: datetime | None) -> str:
+        """Dates as archive rows show them: whole seconds (the fraction is cut, not
+        rounded), `Z` when an offset is wanted, else local time without one (the real
+        sample in reference §3.2 is `"2020-04-22T15:51:25"`; §3.3 shows the `Z` form)."""
+        if moment is None:
+            return "0001-01-01T00:00:00"
+        text = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        return text + ("Z" if self.include_offset else "")
+
 
 #: display text per culture (language tag → English text → translation): archive list
 #: columns in `$output=Display` are shown in the user's culture, so English names are
@@ -227,7 +236,7 @@ def archive_columns(store: TicketStore) -> dict[str, _ArchiveColumn]:
             raise ODataError(str(exc)) from None
 
     def iso(get: Callable[[Ticket], datetime]) -> Callable[[Ticket, RowFormat], Any]:
-        return lambda t, fmt: fmt.time(get(t))
+        return lambda t, fmt: fmt.time.archive(get(t))
 
     def plain(get: Callable[[Ticket], Any]) -> Callable[[Ticket, RowFormat], Any]:
         return lambda t, fmt: get(t)
@@ -244,11 +253,13 @@ def archive_columns(store: TicketStore) -> dict[str, _ArchiveColumn]:
     def title(t: Ticket) -> str:
         return t.title
 
+    # archive dates are whole seconds, in rows and in filters and sorting alike (assumed:
+    # `afterTime '12:01:00'` leaves out a change at 12:01:00.6)
     def created_at(t: Ticket) -> datetime:
-        return t.created_at
+        return t.created_at.replace(microsecond=0)
 
     def last_changed(t: Ticket) -> datetime:
-        return t.last_changed
+        return t.last_changed.replace(microsecond=0)
 
     def base_status(t: Ticket) -> int:
         return int(t.base_status)
