@@ -492,8 +492,8 @@ def test_archive_row_shape_and_default_columns(so: SuperOfficeClient) -> None:
             "EntityName": "ticket",
             "ticketId": ticket_id,
             "title": "Printer",
-            "createdAt": "2024-05-01T12:00:00+00:00",
-            "lastChanged": "2024-05-01T12:00:00+00:00",
+            "createdAt": "2024-05-01T12:00:00Z",
+            "lastChanged": "2024-05-01T12:00:00Z",
             "status": "Deleted",
             "ticketStatusName": "Deleted",
             "connectId": -1,
@@ -539,7 +539,7 @@ def test_ticket_id_in_and_other_operators(so: SuperOfficeClient) -> None:
     assert archive_ids(
         so, "Ticket", filter=f"(ticketId lt {ids[1]} or ticketId gt {ids[8]}) and status ne 4"
     ) == [ids[0], ids[9]]
-    assert archive_ids(so, "Ticket", filter="ticketStatus eq 1 and ticketId lt 3") == [1, 2]
+    assert archive_ids(so, "Ticket", filter="ticketStatusName eq 1 and ticketId lt 3") == [1, 2]
 
 
 def test_order_by_desc_and_multiple_keys(so: SuperOfficeClient) -> None:
@@ -621,6 +621,11 @@ def test_post_archive_with_form_body(so: SuperOfficeClient) -> None:
         {"filter": "lastChanged afterTime 'not a date'"},
         {"select": "ticketId,nosuch"},
         {"orderBy": "nosuch"},
+        # not a column of the real Ticket/RecycleTicket providers (reference §3.3)
+        {"select": "ticketId,ticketStatus"},
+        {"filter": "ticketStatus eq 1"},
+        {"orderBy": "ticketStatus"},
+        {"output": "Raw"},
         {"top": "-5"},
         {"skip": "many"},
     ],
@@ -630,6 +635,78 @@ def test_bad_archive_queries_get_400(so: SuperOfficeClient, params: dict[str, st
     assert response.status_code == 400
     assert response.json()["ErrorType"] == "ArchiveQueryError"
     assert response.json()["Error"]
+
+
+@pytest.mark.parametrize(
+    ("timezone", "expected"),
+    [
+        (None, "2024-05-01T12:00:05Z"),
+        ("UTC, includeTZOffset", "2024-05-01T12:00:05Z"),
+        ("UTC", "2024-05-01T12:00:05"),
+    ],
+)
+def test_archive_dates_are_whole_seconds(
+    so: SuperOfficeClient, timezone: str | None, expected: str
+) -> None:
+    so.sim.clock.advance(5.75)
+    ticket_id = so.sim.create_ticket("late in the second")
+    headers = {"SO-TimeZone": timezone} if timezone else {}
+    response = so.get("Archive/Ticket", params={"$select": "ticketId,lastChanged"}, headers=headers)
+    assert response.json()["value"] == [
+        {
+            "PrimaryKey": str(ticket_id),
+            "EntityName": "ticket",
+            "ticketId": ticket_id,
+            "lastChanged": expected,
+        }
+    ]
+    # the entity keeps .NET's fraction (reference §2.2)
+    assert entity(so, ticket_id)["LastChanged"].startswith("2024-05-01T12:00:05.75")
+
+
+def test_logical_output_gives_list_ids(so: SuperOfficeClient) -> None:
+    active = so.sim.create_ticket("a", status=304)
+    deleted = so.sim.create_ticket("d", status=305)
+    so.sim.soft_delete([deleted])
+    select = "ticketId,status,ticketStatusName"
+    rows = so.archive("Ticket", select=select, output="Logical").json()["value"]
+    assert [(r["ticketId"], r["status"], r["ticketStatusName"]) for r in rows] == [(active, 1, 304)]
+    rows = so.archive("RecycleTicket", select=select, output="logical").json()["value"]
+    assert [(r["status"], r["ticketStatusName"]) for r in rows] == [(4, 4)]
+
+
+@pytest.mark.parametrize(
+    ("headers", "config", "expected"),
+    [
+        ({}, "en", ("Active", "In progress")),
+        ({"SO-Culture": "de-DE"}, "en", ("Aktiv", "In Bearbeitung")),
+        ({"Accept-Language": "nb-NO,nb;q=0.9"}, "en", ("Aktiv", "Under arbeid")),
+        ({}, "de", ("Aktiv", "In Bearbeitung")),
+        ({"SO-Culture": "en-US"}, "de", ("Active", "In progress")),
+    ],
+)
+def test_display_text_follows_the_culture(
+    so: SuperOfficeClient, headers: dict[str, str], config: str, expected: tuple[str, str]
+) -> None:
+    so.sim.configure({"culture": config})
+    so.sim.create_ticket("a", status=304)
+    response = so.get(
+        "Archive/Ticket", params={"$select": "status,ticketStatusName"}, headers=headers
+    )
+    row = response.json()["value"][0]
+    assert (row["status"], row["ticketStatusName"]) == expected
+
+
+def test_deleted_display_text_in_german(so: SuperOfficeClient) -> None:
+    so.sim.configure({"culture": "de"})
+    so.sim.soft_delete([so.sim.create_ticket("d")])
+    row = so.archive("RecycleTicket", select="status").json()["value"][0]
+    assert row["status"] == "Gelöscht"
+
+
+def test_unknown_culture_is_refused_by_config(so: SuperOfficeClient) -> None:
+    with pytest.raises(ValueError):
+        so.sim.configure({"culture": "xx"})
 
 
 def test_unknown_provider_is_400(so: SuperOfficeClient) -> None:

@@ -51,8 +51,12 @@ log = structlog.get_logger(__name__)
 
 TICKET_PROVIDER = "Ticket"
 RECYCLE_PROVIDER = "RecycleTicket"
-#: the archive columns the adapter reads; nothing else (no titles: bridge stores no content)
-ARCHIVE_COLUMNS = "ticketId,lastChanged,status,ticketStatus,connectId"
+#: the archive columns the adapter reads, all documented columns of both providers
+#: (reference §3.3); nothing else (no titles: bridge stores no content)
+ARCHIVE_COLUMNS = "ticketId,lastChanged,status,ticketStatusName,connectId"
+#: list columns as their logical value (the list item id), not as display text in the API
+#: user's culture: `status` gives the base status id, `ticketStatusName` the status id
+ARCHIVE_OUTPUT = "Logical"
 ORDER_BY = "lastChanged,ticketId"
 #: full archive pages in a row that bring nothing new before a read is stopped as endless
 STALE_PAGES = 3
@@ -60,7 +64,6 @@ STALE_PAGES = 3
 # BaseStatus: serialized as a name in entities, as an int in raw columns and webhooks.
 _BASE_STATUS_BY_INT = {0: "Unknown", 1: "Active", 2: "Closed", 3: "Postponed", 4: "Deleted"}
 _BASE_STATUS_BY_INT[5] = "Merged"
-_BASE_STATUS_NAMES = frozenset(_BASE_STATUS_BY_INT.values())
 
 
 class RestoreStatusError(TransientError):
@@ -192,9 +195,14 @@ def _row_view(row: Mapping[str, Any], *, recycled: bool, path: str) -> TicketVie
     ticket_id = _as_int(raw_id)
     if ticket_id is None or not 0 < ticket_id <= MAX_TICKET_ID:
         raise bad("ticketId", raw_id, "a ticket id")
-    base_status = _base_status(row.get("status"))
-    if "status" in row and base_status not in _BASE_STATUS_NAMES:
-        raise bad("status", row["status"], "a known status")
+    # ids only: display text is in the user's culture, so no text is ever matched
+    base_id = _as_int(row.get("status"))
+    base_status = _BASE_STATUS_BY_INT.get(base_id) if base_id is not None else None
+    if "status" in row and base_status is None:
+        raise bad("status", row["status"], "a base status id")
+    status_id = _as_int(row.get("ticketStatusName"))
+    if row.get("ticketStatusName") is not None and status_id is None:
+        raise bad("ticketStatusName", row["ticketStatusName"], "a status id")
     changed = row.get("lastChanged")
     last_changed = parse_so_datetime(changed)
     empty = changed in (None, "") or (isinstance(changed, str) and changed.startswith("0001-"))
@@ -204,7 +212,7 @@ def _row_view(row: Mapping[str, Any], *, recycled: bool, path: str) -> TicketVie
         ticket_id,
         base_status,
         last_changed=last_changed,
-        status_id=_status_id(row.get("ticketStatus")),
+        status_id=status_id,
         connect_id=_as_int(row.get("connectId")),
         recycled=recycled,
     )
@@ -377,6 +385,7 @@ class SuperOfficeAdapter:
         normalised (`_row_view`)."""
         params: dict[str, Any] = {
             "$select": ARCHIVE_COLUMNS,
+            "$output": ARCHIVE_OUTPUT,
             "$orderBy": ORDER_BY,
             "$top": top,
             "$skip": skip,
@@ -545,10 +554,14 @@ class SuperOfficeAdapter:
     def _pass(
         self, provider: str, since: datetime | None, scan: _Scan
     ) -> Iterator[tuple[list[TicketView], bool, float]]:
-        """One provider from `since - change_overlap`: (new views, last page?, request time)."""
+        """One provider from `since - change_overlap` (at least a second: archive dates are
+        whole seconds): (new views, last page?, request time)."""
         filter_ = None
         if since is not None:
-            limit = format_filter_time(since - self.change_overlap)
+            # archive dates are whole seconds: rows in the mark's own second may sort
+            # before or after what was read, so the query always re-reads that second
+            overlap = max(self.change_overlap, timedelta(seconds=1))
+            limit = format_filter_time(since - overlap)
             filter_ = f"lastChanged afterTime '{limit}'"
         skip = 0
         stale = 0  # full pages in a row that brought nothing new

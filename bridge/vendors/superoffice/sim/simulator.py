@@ -50,9 +50,12 @@ from bridge.vendors.superoffice.sim.patch import (
 )
 from bridge.vendors.superoffice.sim.store import BaseStatus, StoreError, Ticket, TicketStore
 from bridge.vendors.superoffice.sim.views import (
+    CULTURES,
     ArchiveOptions,
+    RowFormat,
     TimeFormat,
     archive_page,
+    culture_of,
     ticket_entity,
 )
 
@@ -135,6 +138,7 @@ class SuperOfficeSimulator(SimulatorBase):
         jwt_lifetime: timedelta = timedelta(hours=1),
         jwt_private_key_pem: str | None = None,
         hard_delete: bool = False,
+        culture: str = "en",
     ) -> None:
         super().__init__(host=host, port=port, clock=clock, seed=seed)
         if set_deleted_result not in SET_DELETED_RESULTS:
@@ -155,6 +159,11 @@ class SuperOfficeSimulator(SimulatorBase):
         #: `DELETE Ticket/{id}` hard-deletes (an irreversible request) instead of soft-deleting
         self.hard_delete = hard_delete
         self.archive = archive or ArchiveOptions()
+        if culture not in CULTURES:
+            raise ValueError(f"culture must be one of {sorted(CULTURES)}")
+        #: the API user's culture: display text in archive rows unless the request names
+        #: another one (`SO-Culture`, then `Accept-Language`)
+        self.culture = culture
         self.login_failure_status = login_failure_status
         self.system_token_max_skew = system_token_max_skew
         self.jwt_lifetime = jwt_lifetime
@@ -606,7 +615,14 @@ class SuperOfficeSimulator(SimulatorBase):
                 self.store,
                 provider,
                 query,
-                fmt=self._fmt(request),
+                fmt=RowFormat(
+                    self._fmt(request),
+                    culture_of(
+                        request.header("so-culture"),
+                        request.header("accept-language"),
+                        self.culture,
+                    ),
+                ),
                 api_url=self.api_url,
                 options=self.archive,
             )
@@ -752,6 +768,7 @@ class SuperOfficeSimulator(SimulatorBase):
             "next_link": self.archive.next_link,
             "top_default": self.archive.top_default,
             "top_max": self.archive.top_max,
+            "culture": self.culture,
             "login_failure_status": self.login_failure_status,
             "system_user_configured": self.public_key_pem is not None,
         }
@@ -769,6 +786,7 @@ class SuperOfficeSimulator(SimulatorBase):
             "next_link",
             "top_default",
             "top_max",
+            "culture",
             "login_failure_status",
             "ticket",
             "app_token",
@@ -801,6 +819,10 @@ class SuperOfficeSimulator(SimulatorBase):
                 top_max=int(body.get("top_max", self.archive.top_max)),
                 next_link=bool(body.get("next_link", self.archive.next_link)),
             )
+        if "culture" in body:
+            if body["culture"] not in CULTURES:
+                raise ValueError(f"config: culture must be one of {sorted(CULTURES)}")
+            self.culture = str(body["culture"])
         if "login_failure_status" in body:
             self.login_failure_status = int(body["login_failure_status"])
         for secret in ("ticket", "app_token", "bearer", "public_key_pem"):

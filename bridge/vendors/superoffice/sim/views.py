@@ -30,12 +30,15 @@ from bridge.vendors.superoffice.sim.odata import (
 from bridge.vendors.superoffice.sim.store import BaseStatus, StoreError, Ticket, TicketStore
 
 __all__ = [
+    "CULTURES",
     "DEFAULT_SELECT",
     "PROVIDERS",
     "ArchiveOptions",
+    "RowFormat",
     "TimeFormat",
     "archive_columns",
     "archive_page",
+    "culture_of",
     "ticket_entity",
 ]
 
@@ -77,6 +80,72 @@ class TimeFormat:
         if moment.microsecond:
             text += f".{moment.microsecond:06d}".rstrip("0")
         return text + ("+00:00" if self.include_offset else "")
+
+    def archive(self, moment: datetime | None) -> str:
+        """Dates as archive rows show them: whole seconds (the fraction is cut, not
+        rounded), `Z` when an offset is wanted, else local time without one (the real
+        sample in reference §3.2 is `"2020-04-22T15:51:25"`; §3.3 shows the `Z` form)."""
+        if moment is None:
+            return "0001-01-01T00:00:00"
+        text = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        return text + ("Z" if self.include_offset else "")
+
+
+#: display text per culture (language tag → English text → translation): archive list
+#: columns in `$output=Display` are shown in the user's culture, so English names are
+#: never a stable key. Statuses not listed keep their (user-defined) name.
+CULTURES: dict[str, dict[str, str]] = {
+    "en": {},
+    "de": {
+        "Unknown": "Unbekannt",
+        "Active": "Aktiv",
+        "Closed": "Geschlossen",
+        "Postponed": "Zurückgestellt",
+        "Deleted": "Gelöscht",
+        "Merged": "Zusammengeführt",
+        "Open": "Offen",
+        "In progress": "In Bearbeitung",
+        "Waiting for customer": "Wartet auf Kunde",
+    },
+    "nb": {
+        "Unknown": "Ukjent",
+        "Active": "Aktiv",
+        "Closed": "Lukket",
+        "Postponed": "Utsatt",
+        "Deleted": "Slettet",
+        "Merged": "Slått sammen",
+        "Open": "Åpen",
+        "In progress": "Under arbeid",
+        "Waiting for customer": "Venter på kunde",
+    },
+}
+#: `$output` values (lower-case); Display is the default (assumed)
+OUTPUTS = frozenset({"display", "logical"})
+
+
+def culture_of(*candidates: str | None) -> str:
+    """The first known culture among header values such as `de-DE` or `nb-NO,nb;q=0.9`
+    (`no`/`nn` read as `nb`); English when none is known."""
+    for value in candidates:
+        for part in (value or "").split(","):
+            tag = part.split(";")[0].strip().lower().replace("_", "-").split("-")[0]
+            tag = "nb" if tag in ("no", "nn") else tag
+            if tag in CULTURES:
+                return tag
+    return "en"
+
+
+@dataclass(frozen=True, slots=True)
+class RowFormat:
+    """How archive cells are written: dates, the culture of display text, and whether list
+    columns show their display text or their logical value (the list item id)."""
+
+    time: TimeFormat = TimeFormat()
+    culture: str = "en"
+    logical: bool = False
+
+    def text(self, english: str) -> str:
+        return CULTURES.get(self.culture, {}).get(english, english)
 
 
 def ticket_entity(ticket: Ticket, api_url: str, fmt: TimeFormat) -> dict[str, Any]:
@@ -133,7 +202,7 @@ def ticket_entity(ticket: Ticket, api_url: str, fmt: TimeFormat) -> dict[str, An
 @dataclass(frozen=True, slots=True)
 class _ArchiveColumn:
     column: Column[Ticket]
-    render: Callable[[Ticket, TimeFormat], Any]
+    render: Callable[[Ticket, RowFormat], Any]
 
 
 def _base_status_literal(value: object) -> int:
@@ -166,11 +235,17 @@ def archive_columns(store: TicketStore) -> dict[str, _ArchiveColumn]:
         except StoreError as exc:
             raise ODataError(str(exc)) from None
 
-    def iso(get: Callable[[Ticket], datetime]) -> Callable[[Ticket, TimeFormat], Any]:
-        return lambda t, fmt: fmt(get(t))
+    def iso(get: Callable[[Ticket], datetime]) -> Callable[[Ticket, RowFormat], Any]:
+        return lambda t, fmt: fmt.time.archive(get(t))
 
-    def plain(get: Callable[[Ticket], Any]) -> Callable[[Ticket, TimeFormat], Any]:
+    def plain(get: Callable[[Ticket], Any]) -> Callable[[Ticket, RowFormat], Any]:
         return lambda t, fmt: get(t)
+
+    def base_status_cell(t: Ticket, fmt: RowFormat) -> Any:
+        return int(t.base_status) if fmt.logical else fmt.text(t.base_status.label)
+
+    def status_name_cell(t: Ticket, fmt: RowFormat) -> Any:
+        return t.status.status_id if fmt.logical else fmt.text(t.status.name)
 
     def ticket_id(t: Ticket) -> int:
         return t.ticket_id
@@ -178,11 +253,13 @@ def archive_columns(store: TicketStore) -> dict[str, _ArchiveColumn]:
     def title(t: Ticket) -> str:
         return t.title
 
+    # archive dates are whole seconds, in rows and in filters and sorting alike (assumed:
+    # `afterTime '12:01:00'` leaves out a change at 12:01:00.6)
     def created_at(t: Ticket) -> datetime:
-        return t.created_at
+        return t.created_at.replace(microsecond=0)
 
     def last_changed(t: Ticket) -> datetime:
-        return t.last_changed
+        return t.last_changed.replace(microsecond=0)
 
     def base_status(t: Ticket) -> int:
         return int(t.base_status)
@@ -206,15 +283,11 @@ def archive_columns(store: TicketStore) -> dict[str, _ArchiveColumn]:
         _ArchiveColumn(Column("lastChanged", ColumnKind.DATETIME, last_changed), iso(last_changed)),
         _ArchiveColumn(
             Column("status", ColumnKind.LIST, base_status, _base_status_literal),
-            lambda t, fmt: t.base_status.label,
-        ),
-        _ArchiveColumn(
-            Column("ticketStatus", ColumnKind.LIST, status_id, status_id_literal),
-            plain(status_id),
+            base_status_cell,
         ),
         _ArchiveColumn(
             Column("ticketStatusName", ColumnKind.LIST, status_id, status_id_literal),
-            lambda t, fmt: t.status.name,
+            status_name_cell,
         ),
         _ArchiveColumn(Column("connectId", ColumnKind.INT, connect_id), plain(connect_id)),
         _ArchiveColumn(Column("ownedBy", ColumnKind.INT, owned_by), plain(owned_by)),
@@ -265,7 +338,7 @@ def archive_page(
     provider: str,
     query: Mapping[str, str | None],
     *,
-    fmt: TimeFormat,
+    fmt: RowFormat,
     api_url: str,
     options: ArchiveOptions,
 ) -> dict[str, Any]:
@@ -274,6 +347,10 @@ def archive_page(
     if canonical is None:
         raise ODataError(f"unknown archive provider {provider!r}")
     recycle = canonical == "RecycleTicket"
+    output = (query.get("$output") or "Display").strip().lower()
+    if output not in OUTPUTS:
+        raise ODataError(f"unknown $output {query.get('$output')!r}: Display or Logical")
+    fmt = RowFormat(fmt.time, fmt.culture, logical=output == "logical")
     spec = archive_columns(store)
     columns = {name: c.column for name, c in spec.items()}
 
