@@ -117,14 +117,11 @@ class ConflictPolicy:
         for side in sides:
             if text == f"{side}-wins":
                 return cls(ConflictRule.SIDE_WINS, side)
-        try:
-            rule = ConflictRule(text)
-        except ValueError:
-            rule = ConflictRule.SIDE_WINS
-        if rule is ConflictRule.SIDE_WINS:
-            choices = ", ".join(cls.choices(sides))
-            raise ValueError(f"unknown conflict policy {text!r}: choose from {choices}")
-        return cls(rule)
+        for rule in ConflictRule:
+            if rule is not ConflictRule.SIDE_WINS and text == rule.value:
+                return cls(rule)
+        choices = ", ".join(cls.choices(sides))
+        raise ValueError(f"unknown conflict policy {text!r}: choose from {choices}")
 
 
 #: copy both ways; a conflict is reported for a person (the defaults)
