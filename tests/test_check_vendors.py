@@ -67,3 +67,25 @@ def test_an_unreachable_vendor_is_reported(sandbox: Sandbox, tmp_path: Path) -> 
     code, out, _ = check(config)
     assert code == ExitCode.VENDOR
     assert any(line.startswith("zendesk") and "FAIL" in line for line in out.splitlines())
+
+
+def test_an_unreadable_archive_answer_is_not_called_unreachable(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """A tenant that answers with display text where ids are expected is reachable and
+    authenticated: the line names the unreadable column, not the network."""
+    config = sandbox.write_config(tmp_path)
+    row = {"ticketId": 1, "lastChanged": "2024-05-01T12:00:00Z", "status": "Aktiv"}
+    sandbox.superoffice.add_fault(
+        "status", route="GET Archive/{provider}", status=200, body={"value": [row]}
+    )
+    code, out, _ = check(config)
+    assert code == ExitCode.VENDOR
+    lines = [line for line in out.splitlines() if line.startswith("superoffice")]
+    reach = next(line for line in lines if "reachable" in line)
+    auth = next(line for line in lines if "authenticated" in line)
+    assert " ok " in reach
+    assert "FAIL" in auth
+    assert "unreadable" in auth
+    assert "status" in auth
+    assert "cannot reach" not in out

@@ -23,7 +23,7 @@ from bridge.ledger import Ledger
 from bridge.links import named_ids
 from bridge.logging import redact_text
 from bridge.secrets import SecretError
-from bridge.vendors.registry import SIDES
+from bridge.vendors.registry import SIDES, vendor
 
 __all__ = ["check", "init", "status"]
 
@@ -125,13 +125,24 @@ def status(app: AppContext, as_json: bool) -> None:
 
 @click.command()
 @click.option("--offline", is_flag=True, help="Only the config and the ledger; no vendor calls.")
+@click.option(
+    "--deep",
+    is_flag=True,
+    help="Also probe, read-only (GET requests only), each vendor behaviour bridge assumes "
+    "but no vendor document or recording confirms (docs/vendor-fidelity.md). Run it once "
+    "against a new tenant, ideally with a few deleted tickets in it.",
+)
 @pass_app
-def check(app: AppContext, offline: bool) -> None:
+def check(app: AppContext, offline: bool, deep: bool) -> None:
     """Validate the config, the secrets, the ledger and (unless --offline) vendor access.
 
     Every problem is printed on one line; the exit code is 0 when all is well,
-    2 for configuration or ledger problems, 5 when a vendor check fails.
+    2 for configuration or ledger problems, 5 when a vendor check fails. With --deep,
+    each assumed behaviour gets a line too: ok (seen), FAIL (contradicted: bridge would
+    misread this tenant) or "not exercised" (nothing on the tenant to look at).
     """
+    if offline and deep:
+        fail("--deep probes the vendors; it cannot be combined with --offline")
     config = app.config()
     problems = [*check_secrets(config)]
     click.echo(f"config   ok   {app.config_path}")
@@ -148,20 +159,24 @@ def check(app: AppContext, offline: bool) -> None:
         sys.exit(int(ExitCode.USAGE))
     if offline:
         return
-    vendor_failures = _vendor_checks(config)
+    vendor_failures = _vendor_checks(config, deep=deep)
     if vendor_failures:
         sys.exit(int(ExitCode.VENDOR))
 
 
-def _vendor_checks(config: Config) -> int:
-    """Run each adapter's network checks, one line each; return how many failed."""
+def _vendor_checks(config: Config, *, deep: bool = False) -> int:
+    """Run each adapter's network checks (and, `deep`, its vendor's read-only probes), one
+    line each; return how many failed."""
     try:
         adapters = build_adapters(config)
     except SecretError as exc:
         fail(str(exc))
     failures = 0
     for side, adapter in adapters.items():
-        for result in adapter.check():
+        results = adapter.check()
+        if deep and all(result.ok for result in results):
+            results += vendor(side).deep_check(adapter)
+        for result in results:
             mark = "ok  " if result.ok else "FAIL"
             name = result.name.removeprefix(f"{side}.").removeprefix(f"{side} ")
             # vendors echo credentials in some error bodies: every line passes the redactor

@@ -30,6 +30,7 @@ __all__ = [
     "Submitted",
     "TicketView",
     "TransientError",
+    "UnreadableAnswerError",
 ]
 
 
@@ -47,6 +48,12 @@ class PermanentError(AdapterError):
     """Retrying will not help: bad credentials, missing rights, a malformed request.
 
     On a write this is the vendor's *rejection*: it said no and did nothing."""
+
+
+class UnreadableAnswerError(TransientError):
+    """A read the vendor answered, in a shape the adapter cannot read (a field missing, a
+    display text where an id was expected). Transient because a vendor's bad answer may
+    pass; reported as such, never as a vendor out of reach."""
 
 
 class OutcomeUnknownError(TransientError):

@@ -42,6 +42,7 @@ from bridge.core.contract import (
     OutcomeUnknownError,
     PermanentError,
     TransientError,
+    UnreadableAnswerError,
 )
 
 __all__ = [
@@ -299,7 +300,7 @@ def _read_body(response: requests.Response, limit: int, what: str, *, write: boo
 
     def too_large() -> AdapterError:
         response.close()
-        error = OutcomeUnknownError if write else TransientError
+        error = OutcomeUnknownError if write else UnreadableAnswerError
         return error(f"{what}: answer larger than {limit:,} bytes; not read")
 
     declared = response.headers.get("Content-Length", "")
@@ -348,7 +349,8 @@ def decode_json(response: requests.Response, path: str) -> Any:
         return response.json()
     except ValueError:
         method = getattr(getattr(response, "request", None), "method", None) or "GET"
-        error = TransientError if method.upper() in ("GET", "HEAD") else OutcomeUnknownError
+        read = method.upper() in ("GET", "HEAD")
+        error = UnreadableAnswerError if read else OutcomeUnknownError
         raise error(
             f"{path}: malformed response body ({len(response.content)} bytes, "
             f"status {response.status_code})"

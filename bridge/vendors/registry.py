@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, Generic, Protocol, TypeVar
 
-from bridge.core.contract import Adapter
+from bridge.core.contract import Adapter, CheckResult
 from bridge.core.model import Side, Sides
 from bridge.sandbox import SimulatorBase
 from bridge.settings import Table, VendorSettings
@@ -20,10 +20,12 @@ from bridge.vendors.cassette_facts import CassetteFacts
 from bridge.vendors.clocks import Clock, Monotonic, Sleep
 from bridge.vendors.superoffice import cassettes as superoffice_cassettes
 from bridge.vendors.superoffice.factory import superoffice_adapter
+from bridge.vendors.superoffice.probes import deep_check as superoffice_deep_check
 from bridge.vendors.superoffice.settings import read_settings as superoffice_settings
 from bridge.vendors.superoffice.sim.simulator import SuperOfficeSimulator
 from bridge.vendors.zendesk import cassettes as zendesk_cassettes
 from bridge.vendors.zendesk.factory import zendesk_adapter
+from bridge.vendors.zendesk.probes import deep_check as zendesk_deep_check
 from bridge.vendors.zendesk.settings import read_settings as zendesk_settings
 from bridge.vendors.zendesk.sim.simulator import ZendeskSimulator
 
@@ -78,6 +80,8 @@ class Vendor(Generic[SimT]):
     build: AdapterBuilder
     simulator: type[SimT]
     cassettes: CassetteFacts
+    #: `bridge check --deep`: read-only probes of the behaviours the adapter assumes
+    deep_check: Callable[[Adapter], list[CheckResult]]
 
 
 SUPEROFFICE_VENDOR: Final = Vendor(
@@ -87,6 +91,7 @@ SUPEROFFICE_VENDOR: Final = Vendor(
     build=superoffice_adapter,
     simulator=SuperOfficeSimulator,
     cassettes=superoffice_cassettes.FACTS,
+    deep_check=superoffice_deep_check,
 )
 
 ZENDESK_VENDOR: Final = Vendor(
@@ -96,6 +101,7 @@ ZENDESK_VENDOR: Final = Vendor(
     build=zendesk_adapter,
     simulator=ZendeskSimulator,
     cassettes=zendesk_cassettes.FACTS,
+    deep_check=zendesk_deep_check,
 )
 
 #: the registered vendors in the ledger's order: SuperOffice first, Zendesk second

@@ -3,9 +3,10 @@
 One pydantic model per answer, naming only the fields an adapter reads (everything else is
 ignored, so that a vendor adding a field breaks nothing); each vendor package declares its
 own in its `wire` module. A body that does not fit is a failed read: `check` raises
-`TransientError` naming the endpoint, the field and what was expected, and the run decides
-nothing from it (`docs/design.md`, "A failed read decides nothing"). On a write's answer
-the same misfit is an unknown outcome: the vendor answered 2xx, so it may have acted.
+`UnreadableAnswerError` (a `TransientError`) naming the endpoint, the field and what was
+expected, and the run decides nothing from it (`docs/design.md`, "A failed read decides
+nothing"). On a write's answer the same misfit is an unknown outcome: the vendor answered
+2xx, so it may have acted.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Annotated, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from pydantic import ValidationError as _ValidationError
 
-from bridge.core.contract import OutcomeUnknownError, TransientError
+from bridge.core.contract import OutcomeUnknownError, UnreadableAnswerError
 
 __all__ = ["Shape", "TicketId", "check"]
 
@@ -36,7 +37,7 @@ def check(model: type[M], body: object, endpoint: str, *, write: bool = False) -
     except _ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "body"
-        error = OutcomeUnknownError if write else TransientError
+        error = OutcomeUnknownError if write else UnreadableAnswerError
         raise error(
             f"{endpoint}: answer does not fit: '{where}' {first['msg'].lower()} "
             f"({exc.error_count()} problem(s)); read stopped"

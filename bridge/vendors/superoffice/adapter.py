@@ -28,6 +28,7 @@ from bridge.core.contract import (
     Submitted,
     TicketView,
     TransientError,
+    UnreadableAnswerError,
 )
 from bridge.core.model import Cause, State, Transition
 from bridge.vendors import wire
@@ -185,8 +186,8 @@ def _row_view(row: Mapping[str, Any], *, recycled: bool, path: str) -> TicketVie
     Unknown). A row the adapter cannot read in full is a failed read naming the column:
     a row skipped would be a change never seen, with the cursor moved past it."""
 
-    def bad(column: str, value: Any, expected: str) -> TransientError:
-        return TransientError(
+    def bad(column: str, value: Any, expected: str) -> UnreadableAnswerError:
+        return UnreadableAnswerError(
             f"{path}: answer does not fit: 'value[].{column}' is {str(value)[:40]!r}, not "
             f"{expected}; read stopped"
         )
@@ -688,6 +689,13 @@ class SuperOfficeAdapter:
         except PermanentError as exc:  # e.g. a system-user exchange refused
             return CheckResult(reach, True, "login service answers"), CheckResult(
                 auth, False, _describe(exc)
+            )
+        except UnreadableAnswerError as exc:
+            # it answered, and only an authenticated user gets archive rows
+            return CheckResult(reach, True, f"{self.base_url} answers"), CheckResult(
+                auth,
+                False,
+                f"authenticated, but the archive answer is unreadable: {_describe(exc)}",
             )
         except AdapterError as exc:
             message = f"cannot reach {self.base_url}: {_describe(exc)}"

@@ -1,0 +1,153 @@
+"""Read-only probes of what the SuperOffice adapter assumes (`bridge check --deep`).
+
+The ids match `docs/vendor-fidelity.md`. Every probe sends GETs only (`ReadOnlyHttp`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from bridge.core.contract import Adapter, CheckResult
+from bridge.vendors.http import VendorHTTPError
+from bridge.vendors.probe import (
+    Probe,
+    ProbeFailedError,
+    ReadOnlyHttp,
+    not_exercised,
+    run_probes,
+)
+from bridge.vendors.superoffice import MAX_TICKET_ID
+from bridge.vendors.superoffice.adapter import (
+    ARCHIVE_COLUMNS,
+    ARCHIVE_OUTPUT,
+    RECYCLE_PROVIDER,
+    TICKET_PROVIDER,
+    SuperOfficeAdapter,
+    parse_so_datetime,
+)
+from bridge.vendors.superoffice.adapter import _as_int as as_int
+
+__all__ = ["PROBES", "deep_check"]
+
+_DELETED = 4
+
+
+def _rows(http: ReadOnlyHttp, provider: str, **extra: Any) -> list[dict[str, Any]]:
+    params = {
+        "$select": ARCHIVE_COLUMNS,
+        "$output": ARCHIVE_OUTPUT,
+        "$orderBy": "lastChanged desc",
+        "$top": 5,
+        **extra,
+    }
+    try:
+        body = http.get_json(f"Archive/{provider}", params)
+    except VendorHTTPError as exc:
+        if exc.status == 400:
+            raise ProbeFailedError(f"Archive/{provider} refused the query (400)") from None
+        raise
+    rows = body.get("value") if isinstance(body, dict) else None
+    if not isinstance(rows, list):
+        raise ProbeFailedError(f"Archive/{provider} answered without a 'value' list")
+    return [row for row in rows if isinstance(row, dict)]
+
+
+def _columns(http: ReadOnlyHttp) -> str:
+    """The archive columns the adapter selects exist on both providers."""
+    _rows(http, TICKET_PROVIDER)
+    _rows(http, RECYCLE_PROVIDER)
+    return f"both providers accept $select={ARCHIVE_COLUMNS}"
+
+
+def _logical_ids(http: ReadOnlyHttp) -> str:
+    """With $output=Logical, list columns hold ids, not display text in a culture."""
+    rows = _rows(http, TICKET_PROVIDER) + _rows(http, RECYCLE_PROVIDER)
+    if not rows:
+        raise not_exercised("no tickets in either provider")
+    for row in rows:
+        for column in ("status", "ticketStatusName"):
+            value = row.get(column)
+            if value is not None and as_int(value) is None:
+                raise ProbeFailedError(
+                    f"'{column}' is {str(value)[:30]!r}, not an id: the adapter cannot map it"
+                )
+    return f"status and ticketStatusName are ids in {len(rows)} row(s)"
+
+
+def _dates(http: ReadOnlyHttp) -> str:
+    """lastChanged is a date the adapter reads (whole seconds, `Z` or no offset)."""
+    rows = _rows(http, TICKET_PROVIDER)
+    if not rows:
+        raise not_exercised("no live tickets")
+    for row in rows:
+        value = row.get("lastChanged")
+        if parse_so_datetime(value) is None:
+            raise ProbeFailedError(f"lastChanged {str(value)[:40]!r} is not a date")
+    return f"e.g. {rows[0].get('lastChanged')!r}"
+
+
+def _recycle_status(http: ReadOnlyHttp) -> str:
+    """RecycleTicket lists soft-deleted requests only, with base status Deleted (4)."""
+    rows = _rows(http, RECYCLE_PROVIDER)
+    if not rows:
+        raise not_exercised("the recycle bin is empty")
+    for row in rows:
+        status = row.get("status")
+        if as_int(status) != _DELETED:
+            raise ProbeFailedError(f"a recycled row has base status {status!r}, not 4")
+    return f"{len(rows)} recycled row(s), all Deleted"
+
+
+def _filters(http: ReadOnlyHttp) -> str:
+    """The change filter (`lastChanged afterTime`) and the id filter (`ticketId in`)."""
+    rows = _rows(http, TICKET_PROVIDER)
+    _rows(http, TICKET_PROVIDER, **{"$filter": "lastChanged afterTime '2000-01-01T00:00:00'"})
+    if not rows:
+        raise not_exercised("no live tickets to filter by id")
+    ticket_id = rows[0].get("ticketId")
+    found = _rows(http, TICKET_PROVIDER, **{"$filter": f"ticketId in ({ticket_id})"})
+    if [str(r.get("ticketId")) for r in found] != [str(ticket_id)]:
+        raise ProbeFailedError(f"'ticketId in ({ticket_id})' did not return exactly it")
+    return "'lastChanged afterTime' and 'ticketId in' both answer"
+
+
+def _deleted_readable(http: ReadOnlyHttp) -> str:
+    """A soft-deleted request is still readable by id, with BaseStatus Deleted."""
+    rows = _rows(http, RECYCLE_PROVIDER)
+    if not rows:
+        raise not_exercised("the recycle bin is empty")
+    ticket_id = rows[0].get("ticketId")
+    response = http.get(f"Ticket/{ticket_id}", ok=(404,))
+    if response.status_code == 404:
+        raise ProbeFailedError(f"Ticket/{ticket_id} (in the recycle bin) answered 404")
+    entity = response.json()
+    base = entity.get("BaseStatus") if isinstance(entity, dict) else None
+    if base not in ("Deleted", _DELETED):
+        raise ProbeFailedError(f"Ticket/{ticket_id} has BaseStatus {base!r}, not Deleted")
+    return f"Ticket/{ticket_id} reads with BaseStatus Deleted"
+
+
+def _gone_is_404(http: ReadOnlyHttp) -> str:
+    """A ticket that does not exist answers 404: the only evidence of a purge."""
+    response = http.get(f"Ticket/{MAX_TICKET_ID}", ok=(404,))
+    if response.status_code != 404:
+        raise ProbeFailedError(f"Ticket/{MAX_TICKET_ID} answered {response.status_code}")
+    return "404 for a ticket that does not exist"
+
+
+PROBES: Final[tuple[Probe, ...]] = (
+    Probe("so.archive.columns", "archive columns exist", _columns),
+    Probe("so.archive.logical-ids", "list columns as ids ($output=Logical)", _logical_ids),
+    Probe("so.archive.dates", "archive dates readable", _dates),
+    Probe("so.archive.filters", "change and id filters", _filters),
+    Probe("so.recycle.deleted-only", "RecycleTicket holds Deleted rows", _recycle_status),
+    Probe("so.ticket.deleted-readable", "soft-deleted ticket readable by id", _deleted_readable),
+    Probe("so.ticket.gone-404", "missing ticket answers 404", _gone_is_404),
+)
+
+
+def deep_check(adapter: Adapter) -> list[CheckResult]:
+    """Every probe, over the adapter's own client (its auth, retries and pacing)."""
+    if not isinstance(adapter, SuperOfficeAdapter):
+        raise TypeError(f"not a SuperOfficeAdapter: {type(adapter).__name__}")
+    return run_probes(adapter.side, adapter.http, PROBES)
