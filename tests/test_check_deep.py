@@ -30,9 +30,10 @@ def _seed_deleted(sandbox: Sandbox) -> Callable[[], list[object]]:
     zd_ids = sandbox.zendesk.seed_tickets(
         [{"subject": "kept"}, {"subject": "gone", "state": "deleted"}, {"state": "deleted"}]
     )
-    return lambda: [sandbox.superoffice.ticket_state(i) for i in so_ids] + [
-        sandbox.zendesk.ticket_state(i) for i in zd_ids
-    ]
+    return lambda: (
+        [sandbox.superoffice.ticket_state(i) for i in so_ids]
+        + [sandbox.zendesk.ticket_state(i) for i in zd_ids]
+    )
 
 
 def check(config: Path, *args: str) -> tuple[int, list[str], str]:
@@ -51,8 +52,7 @@ def test_every_probe_passes_and_only_reads(sandbox: Sandbox, tmp_path: Path) -> 
     code, _, _ = check(config)
     assert code == 0
     plain = {
-        sim: dict(sim.counters.reset()["routes"])
-        for sim in (sandbox.superoffice, sandbox.zendesk)
+        sim: dict(sim.counters.reset()["routes"]) for sim in (sandbox.superoffice, sandbox.zendesk)
     }
 
     code, lines, err = check(config, "--deep")
