@@ -15,6 +15,7 @@ from bridge.vendors.superoffice.sim.agents import (
     sort_order_text,
 )
 from bridge.vendors.superoffice.sim.odata import ODataError
+from bridge.vendors.superoffice.sim.views import DEFAULT_SELECT
 from tests.sandbox.conftest_superoffice import (
     SO_START,
     SuperOfficeClient,
@@ -397,16 +398,7 @@ def test_archive_list_sorting_paging_providers_and_header(so: SuperOfficeClient)
     assert set(header) == {"RowCount", "Rows", "TableRight", "FieldProperties"}
     # without Columns: the provider's default columns, as the REST archive without $select
     (row, *_) = archive_list(so, ProviderName="Ticket")
-    assert list(row["ColumnData"]) == [
-        "ticketId",
-        "title",
-        "createdAt",
-        "lastChanged",
-        "status",
-        "ticketStatusName",
-        "connectId",
-        "ownedBy",
-    ]
+    assert list(row["ColumnData"]) == list(DEFAULT_SELECT)
 
 
 def test_archive_list_display_text_in_the_requests_culture(so: SuperOfficeClient) -> None:
