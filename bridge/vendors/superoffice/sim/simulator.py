@@ -30,6 +30,12 @@ from bridge.sandbox import (
     SimulatorBase,
     parse_iso,
 )
+from bridge.vendors.superoffice.sim.agents import (
+    field,
+    list_items,
+    list_query,
+    query_arg,
+)
 from bridge.vendors.superoffice.sim.auth import (
     CLAIM_CONTEXT,
     CLAIM_NETSERVER_URL,
@@ -55,6 +61,7 @@ from bridge.vendors.superoffice.sim.views import (
     RowFormat,
     TimeFormat,
     archive_page,
+    archive_rows,
     culture_of,
     ticket_entity,
 )
@@ -69,7 +76,8 @@ DELETE_RIGHTS: frozenset[str] = frozenset({"ticket-admin", "ticket-delete", "adm
 #: or the request echoed back (the real meaning of the int array is undocumented)
 SET_DELETED_RESULTS: frozenset[str] = frozenset({"changed", "existing", "requested"})
 
-_IDS_KEYS = ("TicketIds", "ticketIds", "ids")
+_IDS_KEYS = ("TicketIds", "ids")
+_JSON = {"Content-Type": "application/json; charset=utf-8"}
 
 
 def _ids(value: Any) -> list[int]:
@@ -245,6 +253,31 @@ class SuperOfficeSimulator(SimulatorBase):
         )
         add(
             "POST",
+            f"{agents}/GetTicketEntity",
+            self._get_entity_agent,
+            "POST Agents/Ticket/GetTicketEntity",
+        )
+        add(
+            "POST",
+            f"{agents}/SaveTicketEntity",
+            self._save_entity,
+            "POST Agents/Ticket/SaveTicketEntity",
+        )
+        archive_agent = f"{api}/Agents/Archive"
+        add(
+            "POST",
+            f"{archive_agent}/GetArchiveListByColumns",
+            self._archive_list,
+            "POST Agents/Archive/GetArchiveListByColumns",
+        )
+        add(
+            "POST",
+            f"{archive_agent}/GetArchiveListByColumnsWithHeader",
+            self._archive_list,
+            "POST Agents/Archive/GetArchiveListByColumnsWithHeader",
+        )
+        add(
+            "POST",
             f"{api}/Agents/Sentry/HasFunctionRight",
             self._has_function_right,
             "POST Agents/Sentry/HasFunctionRight",
@@ -370,11 +403,11 @@ class SuperOfficeSimulator(SimulatorBase):
     def _ids_from(self, request: Request) -> list[int]:
         body = self._body_object(request) if request.body.strip() else {}
         for key in _IDS_KEYS:
-            if key in body:
-                return _ids(body[key])
+            if field(body, key) is not None:
+                return _ids(field(body, key))
         for key in _IDS_KEYS:
-            if request.arg(key) is not None:
-                return _ids(request.arg(key))
+            if query_arg(request, key) is not None:
+                return _ids(query_arg(request, key))
         raise HttpError(400, _error("TicketIds is required", "ArgumentError"))
 
     # ------------------------------------------------------------------ tenant & login
@@ -432,30 +465,37 @@ class SuperOfficeSimulator(SimulatorBase):
     # ------------------------------------------------------------------ tickets
 
     def _create(self, request: Request) -> tuple[int, Any]:
-        body = self._body_object(request)
-        title = body.get("Title")
+        ticket = self._create_from(self._body_object(request), self._actor(request))
+        return 200, self._entity(ticket, request)
+
+    def _create_from(self, body: Mapping[str, Any], actor: int) -> Ticket:
+        """A new ticket from a TicketEntity body (`POST Ticket`, `SaveTicketEntity` without
+        an id): Title, Status or BaseStatus, OwnedBy; property names in any case."""
+        title = field(body, "Title")
         if not isinstance(title, str):
-            return 400, _error("Title is required", "ArgumentError")
+            raise HttpError(400, _error("Title is required", "ArgumentError"))
         try:
-            status = body.get("Status")
-            if status is None and isinstance(body.get("BaseStatus"), str):
-                base = BaseStatus.from_label(body["BaseStatus"])
+            status = field(body, "Status")
+            base_label = field(body, "BaseStatus")
+            if status is None and isinstance(base_label, str):
+                base = BaseStatus.from_label(base_label)
                 status = self.store.default_status(base).status_id
             if status is not None and self.store.resolve_status(status).base in {
                 BaseStatus.DELETED,
                 BaseStatus.MERGED,
             }:
-                return 400, _error("A new ticket cannot be deleted or merged", "ArgumentError")
-            owned = body.get("OwnedBy")
-            ticket = self.store.create(
+                raise HttpError(
+                    400, _error("A new ticket cannot be deleted or merged", "ArgumentError")
+                )
+            owner = field(field(body, "OwnedBy"), "AssociateId")
+            return self.store.create(
                 title=title,
                 status=status,
-                owned_by=int(owned.get("AssociateId", 0)) if isinstance(owned, dict) else 0,
-                created_by=self._actor(request),
+                owned_by=int(owner) if owner is not None else 0,
+                created_by=actor,
             )
         except (StoreError, TypeError, ValueError) as exc:
-            return 400, _error(str(exc), "ArgumentError")
-        return 200, self._entity(ticket, request)
+            raise HttpError(400, _error(str(exc), "ArgumentError")) from None
 
     def _get(self, request: Request) -> tuple[int, Any]:
         return 200, self._entity(self._visible(request.params["id"]), request)
@@ -493,31 +533,30 @@ class SuperOfficeSimulator(SimulatorBase):
     ) -> None:
         """Read back the writable fields (Title, Status, BaseStatus, OwnedBy) of a patched
         entity; read-only fields are ignored, as SuperOffice ignores them."""
-        title = _field(after, "Title")
+        title = field(after, "Title")
         status = None
-        new_status = _field(after, "Status")
+        new_status = field(after, "Status")
         old_status_id = ticket.status.status_id
         if isinstance(new_status, dict):
-            raw = _field(new_status, "TicketStatusId")
+            raw = field(new_status, "TicketStatusId")
             if raw is not None and raw != old_status_id:
                 status = self.store.resolve_status(raw)
-        elif new_status is not None and new_status != _field(before, "Status"):
+        elif new_status is not None and new_status != field(before, "Status"):
             status = self.store.resolve_status(new_status)
-        new_base = _field(after, "BaseStatus")
+        new_base = field(after, "BaseStatus")
         if status is None and isinstance(new_base, str) and new_base != ticket.base_status.label:
             status = self.store.default_status(BaseStatus.from_label(new_base))
         if status is not None and status.base is BaseStatus.MERGED:
             raise StoreError("merge tickets with MergeTickets, not PATCH")
         if status is not None and status.base is BaseStatus.DELETED:
             self._require_delete_right()
-        owner = _field(after, "OwnedBy")
-        owned_by = _field(owner, "AssociateId") if isinstance(owner, dict) else None
+        owned_by = field(field(after, "OwnedBy"), "AssociateId")
         self.store.update(
             ticket,
             actor,
             title=title if isinstance(title, str) and title != ticket.title else None,
             status=status,
-            owned_by=int(owned_by) if isinstance(owned_by, int) else None,
+            owned_by=owned_by if isinstance(owned_by, int) else None,
         )
 
     def _check_unmodified_since(self, request: Request, ticket: Ticket) -> None:
@@ -568,9 +607,13 @@ class SuperOfficeSimulator(SimulatorBase):
         return ticket
 
     def _delete_entity(self, request: Request) -> tuple[int, Any]:
+        """`{"TicketEntityId": N}` (the documented casing; the TypeScript client sends
+        `ticketEntityId`), or `?ticketEntityId=N`: a soft delete."""
         self._require_delete_right()
         body = self._body_object(request) if request.body.strip() else {}
-        raw = body.get("TicketEntityId", request.arg("ticketEntityId"))
+        raw = field(body, "TicketEntityId")
+        if raw is None:
+            raw = query_arg(request, "ticketEntityId")
         if raw is None:
             return 400, _error("TicketEntityId is required", "ArgumentError")
         ticket = self._visible_or_deleted(str(raw))
@@ -592,9 +635,49 @@ class SuperOfficeSimulator(SimulatorBase):
         self.store.undelete(self._ids_from(request), self._actor(request))
         return 204, None
 
+    def _get_entity_agent(self, request: Request) -> Response:
+        """`GetTicketEntity?ticketEntityId=N`: the entity without `_Links`; an agent answers
+        a missing (or purged, or unreadable deleted) ticket with 200 `null`, not 404 (the
+        client's documentation: agents do not implement HTTP semantics)."""
+        raw = query_arg(request, "ticketEntityId")
+        try:
+            ticket_id = int(raw) if raw is not None else None
+        except ValueError:
+            ticket_id = None
+        if ticket_id is None:
+            raise HttpError(400, _error("ticketEntityId must be an integer", "ArgumentError"))
+        ticket = self.store.get(ticket_id)
+        if ticket is None or (
+            not self.deleted_readable and ticket.base_status is BaseStatus.DELETED
+        ):
+            return Response(200, b"null", dict(_JSON))
+        return Response(200, self._agent_entity(ticket, request))
+
+    def _save_entity(self, request: Request) -> tuple[int, Any]:
+        """`SaveTicketEntity`: a full TicketEntity. Without `TicketId` (or 0) it creates, as
+        `POST Ticket`; with one it updates the writable fields exactly as a PATCH of the
+        same values (a Deleted status soft-deletes and needs the right, leaving Deleted
+        restores with the status given, Merged is refused) and always bumps LastChanged.
+        An id that does not exist (or was purged) answers 404."""
+        body = self._body_object(request)
+        actor = self._actor(request)
+        raw_id = field(body, "TicketId")
+        if raw_id in (None, 0, "0"):
+            return 200, self._agent_entity(self._create_from(body, actor), request)
+        ticket = self._visible_or_deleted(str(raw_id))
+        before = ticket_entity(ticket, self.api_url, TimeFormat(), links=False)
+        try:
+            self._apply_entity_changes(ticket, before, body, actor)
+        except StoreError as exc:
+            return 400, _error(str(exc), "ArgumentError")
+        return 200, self._agent_entity(ticket, request)
+
+    def _agent_entity(self, ticket: Ticket, request: Request) -> dict[str, Any]:
+        return ticket_entity(ticket, self.api_url, self._fmt(request), links=False)
+
     def _has_function_right(self, request: Request) -> tuple[int, Any]:
         body = self._body_object(request) if request.body.strip() else {}
-        name = body.get("FunctionRight", body.get("functionRight", request.arg("functionRight")))
+        name = field(body, "FunctionRight") or query_arg(request, "functionRight")
         if not isinstance(name, str) or not name:
             return 400, _error("FunctionRight is required", "ArgumentError")
         return 200, (self.can_delete if name.lower() in DELETE_RIGHTS else True)
@@ -615,20 +698,43 @@ class SuperOfficeSimulator(SimulatorBase):
                 self.store,
                 provider,
                 query,
-                fmt=RowFormat(
-                    self._fmt(request),
-                    culture_of(
-                        request.header("so-culture"),
-                        request.header("accept-language"),
-                        self.culture,
-                    ),
-                ),
+                fmt=self._row_format(request),
                 api_url=self.api_url,
                 options=self.archive,
             )
         except ODataError as exc:
             return 400, _error(str(exc), "ArchiveQueryError")
         return 200, page
+
+    def _row_format(self, request: Request) -> RowFormat:
+        culture = culture_of(
+            request.header("so-culture"), request.header("accept-language"), self.culture
+        )
+        return RowFormat(self._fmt(request), culture)
+
+    def _archive_list(self, request: Request) -> tuple[int, Any]:
+        """`Agents/Archive/GetArchiveListByColumns(WithHeader)`: the REST archive's rows as
+        `ArchiveListItem`s (`sim/agents.py`); the header variant adds `RowCount`."""
+        try:
+            query = list_query(self._body_object(request), self.archive.top_max)
+            found = archive_rows(
+                self.store,
+                query.provider,
+                select=query.select,
+                filter_text=query.filter_text,
+                order_by=query.order_by,
+            )
+        except ODataError as exc:
+            return 400, _error(str(exc), "ArchiveQueryError")
+        items = list_items(found, query, self._row_format(request))
+        if request.path.lower().endswith("withheader"):
+            return 200, {
+                "RowCount": len(found.rows),
+                "Rows": items,
+                "TableRight": None,
+                "FieldProperties": {},
+            }
+        return 200, items
 
     # ------------------------------------------------------------------ admin API
 
@@ -896,16 +1002,6 @@ class SuperOfficeSimulator(SimulatorBase):
         with self.lock:
             self.tick(self.clock.now())
             return ticket_id in self.store.purged
-
-
-def _field(obj: Any, name: str) -> Any:
-    """Case-insensitive property read (SuperOffice accepts any casing in bodies)."""
-    if not isinstance(obj, dict):
-        return None
-    if name in obj:
-        return obj[name]
-    lowered = name.lower()
-    return next((v for k, v in obj.items() if k.lower() == lowered), None)
 
 
 def _same(given: str, expected: str) -> bool:

@@ -34,10 +34,12 @@ __all__ = [
     "DEFAULT_SELECT",
     "PROVIDERS",
     "ArchiveOptions",
+    "ArchiveRows",
     "RowFormat",
     "TimeFormat",
     "archive_columns",
     "archive_page",
+    "archive_rows",
     "culture_of",
     "ticket_entity",
 ]
@@ -148,10 +150,14 @@ class RowFormat:
         return CULTURES.get(self.culture, {}).get(english, english)
 
 
-def ticket_entity(ticket: Ticket, api_url: str, fmt: TimeFormat) -> dict[str, Any]:
-    """`TicketEntityWithLinks` (trimmed to what the simulator knows; PascalCase)."""
+def ticket_entity(
+    ticket: Ticket, api_url: str, fmt: TimeFormat, *, links: bool = True
+) -> dict[str, Any]:
+    """`TicketEntity` with every documented property (PascalCase, in the documented order;
+    what the simulator does not model is null, 0, "" or empty), plus `_Links` for the REST
+    variant (`TicketEntityWithLinks`); the Ticket agent's answers have no `_Links`."""
     empty = fmt(None)
-    return {
+    entity: dict[str, Any] = {
         "TicketId": ticket.ticket_id,
         "Title": ticket.title,
         "CreatedAt": fmt(ticket.created_at),
@@ -179,6 +185,7 @@ def ticket_entity(ticket: Ticket, api_url: str, fmt: TimeFormat) -> dict[str, An
         "AlertLevel": 0,
         "ConnectId": ticket.connect_id,
         "ReadStatus": "Green",
+        **dict.fromkeys(_TICKET_METRICS, 0),
         "HasAttachment": False,
         "NumReplies": 0,
         "NumMessages": 0,
@@ -186,14 +193,44 @@ def ticket_entity(ticket: Ticket, api_url: str, fmt: TimeFormat) -> dict[str, An
         "Messages": [],
         "Tags": [],
         "Language": "",
+        "Sentiment": 0,
+        "SentimentConfidence": 0,
+        "SuggestedCategoryId": 0,
+        "SuggestedCategoryName": "",
+        "OrigHumanCategoryId": 0,
+        "IconHint": "",
+        "Sale": None,
+        "Project": None,
+        "FormSubmission": None,
+        "TicketType": None,
+        "ActiveStatusMonitorId": 0,
+        "ExtraFields": {},
         "CustomFields": {},
         "TableRight": None,
         "FieldProperties": {},
-        "_Links": {
+    }
+    if links:
+        entity["_Links"] = {
             "Self": f"{api_url}/v1/Ticket/{ticket.ticket_id}",
             "Archive": f"{api_url}/v1/Ticket",
-        },
-    }
+        }
+    return entity
+
+
+#: TicketEntity's time metrics (minutes or seconds, documented as int32)
+_TICKET_METRICS: tuple[str, ...] = (
+    "TimeToReply",
+    "RealTimeToReply",
+    "TimeToClose",
+    "RealTimeToClose",
+    "TimeSpentInternally",
+    "TimeSpentExternally",
+    "TimeSpentQueue",
+    "RealTimeSpentInternally",
+    "RealTimeSpentExternally",
+    "RealTimeSpentQueue",
+    "TimeSpent",
+)
 
 
 # --------------------------------------------------------------------------- archive
@@ -333,33 +370,36 @@ def _changed_floor(node: Any) -> datetime | None:
     return None
 
 
-def archive_page(
+@dataclass(frozen=True, slots=True)
+class ArchiveRows:
+    """The rows an archive query selects, before paging and rendering: what both the REST
+    archive (`archive_page`) and the Archive agent (`sim/agents.py`) answer from."""
+
+    provider: str  # canonical spelling
+    select: list[str]  # canonical column names
+    columns: dict[str, _ArchiveColumn]
+    rows: list[Ticket]  # all matching rows, sorted
+
+
+def archive_rows(
     store: TicketStore,
     provider: str,
-    query: Mapping[str, str | None],
     *,
-    fmt: RowFormat,
-    api_url: str,
-    options: ArchiveOptions,
-) -> dict[str, Any]:
-    """Answer one archive query with the `ODataSlimResponse` envelope; ODataError → 400."""
+    select: str | None,
+    filter_text: str | None,
+    order_by: str | None,
+) -> ArchiveRows:
+    """Select and sort the rows of one archive query; ODataError for a bad one."""
     canonical = PROVIDERS.get(provider.lower())
     if canonical is None:
         raise ODataError(f"unknown archive provider {provider!r}")
     recycle = canonical == "RecycleTicket"
-    output = (query.get("$output") or "Display").strip().lower()
-    if output not in OUTPUTS:
-        raise ODataError(f"unknown $output {query.get('$output')!r}: Display or Logical")
-    fmt = RowFormat(fmt.time, fmt.culture, logical=output == "logical")
     spec = archive_columns(store)
     columns = {name: c.column for name, c in spec.items()}
 
-    select = parse_select(query.get("$select"), columns) or list(DEFAULT_SELECT)
-    order = parse_order_by(query.get("$orderBy") or query.get("$orderby"), columns)
-    top = parse_int_option("$top", query.get("$top"), options.top_default, options.top_max)
-    skip = parse_int_option("$skip", query.get("$skip"), 0)
-    text = query.get("$filter")
-    node = parse_filter(text) if text and text.strip() else None
+    chosen = parse_select(select, columns) or list(DEFAULT_SELECT)
+    order = parse_order_by(order_by, columns)
+    node = parse_filter(filter_text) if filter_text and filter_text.strip() else None
     predicate = compile_filter(node, columns) if node is not None else None
 
     candidates: Iterable[Ticket]
@@ -382,13 +422,39 @@ def archive_page(
     ]
     if not any(name == "ticketId" for name, _ in order):
         order = [*order, ("ticketId", False)]
-    rows = sort_rows(rows, order, columns)
+    return ArchiveRows(canonical, chosen, spec, sort_rows(rows, order, columns))
+
+
+def archive_page(
+    store: TicketStore,
+    provider: str,
+    query: Mapping[str, str | None],
+    *,
+    fmt: RowFormat,
+    api_url: str,
+    options: ArchiveOptions,
+) -> dict[str, Any]:
+    """Answer one archive query with the `ODataSlimResponse` envelope; ODataError → 400."""
+    output = (query.get("$output") or "Display").strip().lower()
+    if output not in OUTPUTS:
+        raise ODataError(f"unknown $output {query.get('$output')!r}: Display or Logical")
+    fmt = RowFormat(fmt.time, fmt.culture, logical=output == "logical")
+    found = archive_rows(
+        store,
+        provider,
+        select=query.get("$select"),
+        filter_text=query.get("$filter"),
+        order_by=query.get("$orderBy") or query.get("$orderby"),
+    )
+    top = parse_int_option("$top", query.get("$top"), options.top_default, options.top_max)
+    skip = parse_int_option("$skip", query.get("$skip"), 0)
+    rows, spec = found.rows, found.columns
     page = rows[skip : skip + top]
     values = [
         {
             "PrimaryKey": str(t.ticket_id),
             "EntityName": "ticket",
-            **{name: spec[name].render(t, fmt) for name in select},
+            **{name: spec[name].render(t, fmt) for name in found.select},
         }
         for t in page
     ]
@@ -397,7 +463,7 @@ def archive_page(
         params = {k: v for k, v in query.items() if v is not None}
         params["$skip"] = str(skip + top)
         params["$top"] = str(top)
-        next_link = f"{api_url}/v1/Archive/{canonical}?{urlencode(params)}"
+        next_link = f"{api_url}/v1/Archive/{found.provider}?{urlencode(params)}"
     return {
         "odata.metadata": f"{api_url}/v1/Archive//$metadata",
         "odata.nextLink": next_link,
