@@ -50,9 +50,7 @@ def node_clients() -> Path:
     return NODE_DIR
 
 
-def run_node(
-    node_dir: Path, script: str, env: Mapping[str, str], *, timeout: float = 120
-) -> Any:
+def run_node(node_dir: Path, script: str, env: Mapping[str, str], *, timeout: float = 120) -> Any:
     """Run `script` (in `node_dir`) with `env` added; its last stdout line is JSON.
 
     A script that throws exits non-zero: the test fails with what it printed, so a
@@ -72,3 +70,10 @@ def run_node(
     lines = [line for line in done.stdout.splitlines() if line.strip()]
     assert lines, f"{script} printed nothing; stderr:\n{done.stderr}"
     return json.loads(lines[-1])
+
+
+# the Zendesk simulator (frozen clock, limits off) and the Singer tap, for the Zendesk clients
+from tests.clients.singer import tap_zendesk  # noqa: E402
+from tests.sandbox.conftest import zendesk_sim  # noqa: E402
+
+__all__ = ["node_clients", "run_node", "tap_zendesk", "zendesk_sim"]
