@@ -10,7 +10,6 @@ discovery or sync mode and returns what it printed.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -19,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.clients.commands import run_client
 
 VENVS = Path(__file__).parent / ".venvs"
 TAP_ZENDESK = "tap-zendesk==2.8.2"
@@ -51,18 +52,8 @@ def tap_zendesk() -> Path:
 
 
 def run_tap(command: Path, args: list[str], env: Mapping[str, str], *, timeout: float = 300) -> str:
-    """Run `command args` with `env` added and return its stdout; a non-zero exit fails
-    the test with the tap's own log (stderr), which is what a reader needs to see."""
-    done = subprocess.run(
-        [str(command), *args],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    if done.returncode != 0:
-        pytest.fail(f"{command.name} {' '.join(args)} failed ({done.returncode}):\n{done.stderr}")
-    return done.stdout
+    """Run the tap's `command` with `args` and `env` added; return its stdout."""
+    return run_client([str(command), *args], env, timeout=timeout)
 
 
 def messages(stdout: str) -> list[dict[str, Any]]:
