@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 from collections.abc import Mapping
@@ -19,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.clients.commands import run_client
 
 NODE_DIR = Path(__file__).parent / "node"
 _MARKER = NODE_DIR / "node_modules" / ".installed-lock"
@@ -57,16 +58,14 @@ def run_node(node_dir: Path, script: str, env: Mapping[str, str], *, timeout: fl
     client's own error message is what a reader sees."""
     node = shutil.which("node")
     assert node is not None
-    done = subprocess.run(
-        [node, script],
-        cwd=node_dir,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    if done.returncode != 0:
-        pytest.fail(f"{script} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    lines = [line for line in done.stdout.splitlines() if line.strip()]
-    assert lines, f"{script} printed nothing; stderr:\n{done.stderr}"
+    stdout = run_client([node, script], env, cwd=node_dir, timeout=timeout)
+    lines = [line for line in stdout.splitlines() if line.strip()]
+    assert lines, f"{script} printed nothing"
     return json.loads(lines[-1])
+
+
+# the Zendesk simulator (frozen clock, limits off) and the Singer tap, for the Zendesk clients
+from tests.clients.singer import tap_zendesk  # noqa: E402
+from tests.sandbox.conftest import zendesk_sim  # noqa: E402
+
+__all__ = ["node_clients", "run_node", "tap_zendesk", "zendesk_sim"]

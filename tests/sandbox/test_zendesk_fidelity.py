@@ -159,6 +159,28 @@ def test_cursor_pages_link_both_ways(zd: ZendeskClient, zendesk_sim: ZendeskSimu
     assert [t["id"] for t in back["deleted_tickets"]] == ids[:2]
 
 
+def test_tickets_list_in_cursor_pages(zd: ZendeskClient, zendesk_sim: ZendeskSimulator) -> None:
+    """`GET /tickets?page[size]=` answers cursor pages in the recorded shape (zenpy
+    `TestTicketsPagination.test_pagination`): node-zendesk lists tickets this way."""
+    ids = zendesk_sim.seed_tickets(count=5)
+    zendesk_sim.agent_act("delete", [ids[1]])
+    first = zd.get("tickets.json", params={"page[size]": 2}).json()
+    assert list(first) == ["tickets", "meta", "links"]
+    assert list(first["meta"]) == ["has_more", "after_cursor", "before_cursor"]
+    assert [t["id"] for t in first["tickets"]] == [ids[0], ids[2]]
+    _assert_recorded_ticket(first["tickets"][0])
+    assert first["meta"]["has_more"] is True
+    assert "page%5Bafter%5D=" in first["links"]["next"]
+    assert "page%5Bbefore%5D=" in first["links"]["prev"]
+    last = zd.get(first["links"]["next"].split("/api/v2/", 1)[1]).json()
+    assert [t["id"] for t in last["tickets"]] == [ids[3], ids[4]]
+    assert last["meta"]["has_more"] is False
+    back = zd.get(last["links"]["prev"].split("/api/v2/", 1)[1]).json()
+    assert [t["id"] for t in back["tickets"]] == [ids[0], ids[2]]
+    # without page[...] the listing stays offset-paginated
+    assert set(zd.get("tickets.json").json()) == {"tickets", "count", "next_page", "previous_page"}
+
+
 def test_export_before_cursor(zd: ZendeskClient, zendesk_sim: ZendeskSimulator) -> None:
     zendesk_sim.seed_tickets(count=3)
     first = zd.get("incremental/tickets/cursor.json", params={"start_time": 0, "per_page": 2})
@@ -252,13 +274,32 @@ def test_time_based_export_takes_an_integer_start_time(
     assert zd.get("incremental/tickets", params={"start_time": now}).status_code == 200
 
 
-def test_fractional_start_time_is_refused(zd: ZendeskClient, zendesk_sim: ZendeskSimulator) -> None:
+def test_a_decimal_start_time_is_read_as_whole_seconds(
+    zd: ZendeskClient, zendesk_sim: ZendeskSimulator
+) -> None:
+    """tap-zendesk sends `datetime.timestamp()` (`1704067200.0`) on every tickets sync."""
+    ids = zendesk_sim.seed_tickets(count=1)
+    stamp = int(zendesk_sim.clock.timestamp())
+    zendesk_sim.advance(120)
+    for path in ("incremental/tickets.json", "incremental/tickets/cursor.json"):
+        for value in (f"{stamp}.0", f"{stamp}.75", str(stamp)):
+            answer = zd.get(path, params={"start_time": value})
+            assert answer.status_code == 200, (path, value)
+            assert [t["id"] for t in answer.json()["tickets"]] == ids
+        late = zd.get(path, params={"start_time": f"{stamp + 1}.0"})
+        assert late.json()["tickets"] == []
+
+
+def test_a_start_time_that_is_not_a_number_is_refused(
+    zd: ZendeskClient, zendesk_sim: ZendeskSimulator
+) -> None:
     zendesk_sim.seed_tickets(count=1)
     zendesk_sim.advance(120)
     for path in ("incremental/tickets.json", "incremental/tickets/cursor.json"):
-        answer = zd.get(path, params={"start_time": "1.5"})
-        assert answer.status_code == 400
-        assert answer.json() == {
-            "error": "InvalidValue",
-            "description": "start_time must be an integer (Unix seconds)",
-        }
+        for value in ("2024-05-01T12:00:00Z", "1e9", "soon", ""):
+            answer = zd.get(path, params={"start_time": value})
+            assert answer.status_code == 400, (path, value)
+            assert answer.json() == {
+                "error": "InvalidValue",
+                "description": "start_time must be a number of Unix seconds",
+            }

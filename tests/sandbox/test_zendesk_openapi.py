@@ -141,6 +141,9 @@ def test_ticket_reads(spec: dict[str, Any], zd: ZendeskClient, world: list[int])
     assert_valid(spec, "/api/v2/tickets/show_many", "GET", 200, many.json())
     by_external = zd.get("tickets", params={"external_id": "so-0"})
     assert_valid(spec, "/api/v2/tickets", "GET", 200, by_external.json())
+    cursor_page = zd.get("tickets", params={"page[size]": 2})
+    assert cursor_page.json()["meta"]["has_more"] is True
+    assert_valid(spec, "/api/v2/tickets", "GET", 200, cursor_page.json())
 
 
 def test_imports(spec: dict[str, Any], zd: ZendeskClient, zendesk_sim: ZendeskSimulator) -> None:

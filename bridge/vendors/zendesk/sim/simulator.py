@@ -17,7 +17,8 @@ import binascii
 import hmac
 import math
 import random
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -689,15 +690,20 @@ class ZendeskSimulator(SimulatorBase):
         )
 
     def _list_tickets(self, request: Request) -> Response:
-        """`?external_id=` (live tickets only); without it, live tickets by id, offset pages."""
+        """`?external_id=` (live tickets only); without it, live tickets by id, in cursor
+        pages with `page[size]` (recorded: zenpy `TestTicketsPagination.test_pagination`; the
+        way node-zendesk lists them) or offset pages."""
         external_id = request.arg("external_id")
         if external_id is not None:
             matches = self.store.live_by_external(external_id)
             body: dict[str, Any] = {"tickets": [self._ticket_json(t) for t in matches]}
             body.update(count=len(matches), next_page=None, previous_page=None)
             return Response(200, body)
-        page, per_page = _offset_params(request)
         live = [t for t in self.store.tickets.values() if t.state == "active"]
+        if _cursor_mode(request):
+            keys = [(t.id,) for t in live]
+            return self._cursor_page(request, keys, "tickets", self._ticket_json, False, {})
+        page, per_page = _offset_params(request)
         chunk = live[(page - 1) * per_page : page * per_page]
         query = {"page": page + 1, "per_page": per_page}
         more = page * per_page < len(live)
@@ -797,9 +803,9 @@ class ZendeskSimulator(SimulatorBase):
             )
             if v
         }
-        cursor_mode = any(k in request.query for k in ("page[size]", "page[after]", "page[before]"))
-        if cursor_mode:
-            return self._deleted_cursor_page(request, keys, descending, sort_query)
+        if _cursor_mode(request):
+            item = self.store.deleted_item
+            return self._cursor_page(request, keys, "deleted_tickets", item, descending, sort_query)
         page, per_page = _offset_params(request)
         if (page - 1) * per_page >= OFFSET_RECORD_LIMIT:
             raise HttpError(
@@ -828,9 +834,17 @@ class ZendeskSimulator(SimulatorBase):
             },
         )
 
-    def _deleted_cursor_page(
-        self, request: Request, keys: list[Key], descending: bool, sort_query: dict[str, str]
+    def _cursor_page(
+        self,
+        request: Request,
+        keys: Sequence[Key],
+        name: str,
+        item: Callable[[Ticket], dict[str, Any]],
+        descending: bool,
+        sort_query: dict[str, str],
     ) -> Response:
+        """One cursor page of `name` (`tickets`, `deleted_tickets`) over ascending `keys`,
+        whose last element is the ticket id; `item` renders a ticket."""
         size = _clamp_int(request.arg("page[size]"), default=100, low=1, high=100)
         try:
             after = decode_cursor(a) if (a := request.arg("page[after]")) else None
@@ -851,15 +865,13 @@ class ZendeskSimulator(SimulatorBase):
         return Response(
             200,
             {
-                "deleted_tickets": [
-                    self.store.deleted_item(self.store.tickets[k[-1]]) for k in chunk
-                ],
+                name: [item(self.store.tickets[k[-1]]) for k in chunk],
                 "meta": {"has_more": has_more, "after_cursor": last, "before_cursor": first},
                 "links": {
-                    "prev": self._url("deleted_tickets.json", {**base, "page[before]": first})
+                    "prev": self._url(f"{name}.json", {**base, "page[before]": first})
                     if first
                     else None,
-                    "next": self._url("deleted_tickets.json", {**base, "page[after]": last})
+                    "next": self._url(f"{name}.json", {**base, "page[after]": last})
                     if last
                     else None,
                 },
@@ -1136,6 +1148,10 @@ class ZendeskSimulator(SimulatorBase):
 # ---- module helpers ------------------------------------------------------------------------
 
 
+#: Unix seconds, optionally with a decimal fraction (read as its whole seconds)
+_UNIX_SECONDS = re.compile(r"(-?\d+)(?:\.\d*)?")
+
+
 def _too_many(name: str, limit: int) -> dict[str, Any]:
     return {
         "error": "TooManyValues",
@@ -1159,16 +1175,22 @@ def _failed_item(ticket_id: int) -> dict[str, Any]:
 
 
 def _start_time(raw: str, now: datetime) -> int:
-    """An export's `start_time`: an integer of Unix seconds (OAS `IncrementalUnixTime`,
-    `type: integer`), not in the future. A fraction, like any non-integer, is a 400."""
-    text = raw.strip()
-    digits = text[1:] if text.startswith("-") else text
-    if not digits.isdigit():
-        raise HttpError(400, _invalid("start_time must be an integer (Unix seconds)"))
-    stamp = int(text)
+    """An export's `start_time` in Unix seconds, not in the future. The OAS types it an
+    integer, but real clients send decimals: the Singer `tap-zendesk` connector sends
+    `datetime.timestamp()`, e.g. `1704067200.0`, on every tickets sync, so Zendesk reads
+    those; a decimal counts as its whole seconds. Anything that is not a number is a 400."""
+    match = _UNIX_SECONDS.fullmatch(raw.strip())
+    if match is None:
+        raise HttpError(400, _invalid("start_time must be a number of Unix seconds"))
+    stamp = int(match[1])
     if stamp > now.timestamp():
         raise HttpError(400, _invalid("start_time is in the future"))
     return stamp
+
+
+def _cursor_mode(request: Request) -> bool:
+    """Whether a listing is asked for cursor pages (any `page[...]` parameter)."""
+    return any(k in request.query for k in ("page[size]", "page[after]", "page[before]"))
 
 
 def _clamp_int(value: str | None, *, default: int, low: int, high: int) -> int:
