@@ -274,20 +274,27 @@ def test_time_based_export_takes_an_integer_start_time(
     assert zd.get("incremental/tickets", params={"start_time": now}).status_code == 200
 
 
-def test_a_decimal_start_time_is_read_as_whole_seconds(
+def test_a_whole_decimal_start_time_is_read_and_a_fraction_refused(
     zd: ZendeskClient, zendesk_sim: ZendeskSimulator
 ) -> None:
-    """tap-zendesk sends `datetime.timestamp()` (`1704067200.0`) on every tickets sync."""
+    """tap-zendesk sends `datetime.timestamp()` (`1704067200.0`) on every tickets sync, and
+    works against Zendesk; a real fraction of a second is refused."""
     ids = zendesk_sim.seed_tickets(count=1)
     stamp = int(zendesk_sim.clock.timestamp())
     zendesk_sim.advance(120)
     for path in ("incremental/tickets.json", "incremental/tickets/cursor.json"):
-        for value in (f"{stamp}.0", f"{stamp}.75", str(stamp)):
+        for value in (f"{stamp}.0", f"{stamp}.", f"{stamp}.000", str(stamp)):
             answer = zd.get(path, params={"start_time": value})
             assert answer.status_code == 200, (path, value)
             assert [t["id"] for t in answer.json()["tickets"]] == ids
         late = zd.get(path, params={"start_time": f"{stamp + 1}.0"})
         assert late.json()["tickets"] == []
+        fraction = zd.get(path, params={"start_time": f"{stamp}.75"})
+        assert fraction.status_code == 400
+        assert fraction.json() == {
+            "error": "InvalidValue",
+            "description": "start_time must be a whole number of seconds",
+        }
 
 
 def test_a_start_time_that_is_not_a_number_is_refused(

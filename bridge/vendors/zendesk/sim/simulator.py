@@ -1149,7 +1149,7 @@ class ZendeskSimulator(SimulatorBase):
 
 
 #: Unix seconds, optionally with a decimal fraction (read as its whole seconds)
-_UNIX_SECONDS = re.compile(r"(-?\d+)(?:\.\d*)?")
+_UNIX_SECONDS = re.compile(r"(-?\d+)(?:\.(\d*))?")
 
 
 def _too_many(name: str, limit: int) -> dict[str, Any]:
@@ -1175,13 +1175,16 @@ def _failed_item(ticket_id: int) -> dict[str, Any]:
 
 
 def _start_time(raw: str, now: datetime) -> int:
-    """An export's `start_time` in Unix seconds, not in the future. The OAS types it an
-    integer, but real clients send decimals: the Singer `tap-zendesk` connector sends
-    `datetime.timestamp()`, e.g. `1704067200.0`, on every tickets sync, so Zendesk reads
-    those; a decimal counts as its whole seconds. Anything that is not a number is a 400."""
+    """An export's `start_time` in whole Unix seconds, not in the future. The OAS types it
+    an integer, and a fraction of a second is refused (400); but the Singer `tap-zendesk`
+    connector sends `datetime.timestamp()` of whole-second bookmarks, `1704067200.0`, on
+    every tickets sync and works against Zendesk, so a zero fraction is read as the integer
+    it is. Anything that is not a number is a 400 too."""
     match = _UNIX_SECONDS.fullmatch(raw.strip())
     if match is None:
         raise HttpError(400, _invalid("start_time must be a number of Unix seconds"))
+    if (match[2] or "").strip("0"):
+        raise HttpError(400, _invalid("start_time must be a whole number of seconds"))
     stamp = int(match[1])
     if stamp > now.timestamp():
         raise HttpError(400, _invalid("start_time is in the future"))
