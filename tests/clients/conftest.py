@@ -50,9 +50,7 @@ def node_clients() -> Path:
     return NODE_DIR
 
 
-def run_node(
-    node_dir: Path, script: str, env: Mapping[str, str], *, timeout: float = 120
-) -> Any:
+def run_node(node_dir: Path, script: str, env: Mapping[str, str], *, timeout: float = 120) -> Any:
     """Run `script` (in `node_dir`) with `env` added; its last stdout line is JSON.
 
     A script that throws exits non-zero: the test fails with what it printed, so a
