@@ -101,5 +101,6 @@ def test_observation_carries_the_audit_facts() -> None:
         Observation(3, ZENDESK, 0, S, seen_at=seen)
 
 
-def test_causes_are_the_three_of_the_audit() -> None:
-    assert {c.value for c in Cause} == {"user", "retention", "bridge"}
+def test_causes_are_the_four_of_the_audit() -> None:
+    assert {c.value for c in Cause} == {"user", "retention", "archive_retention", "bridge"}
+    assert {c for c in Cause if c.by_retention} == {Cause.RETENTION, Cause.ARCHIVE_RETENTION}

@@ -134,8 +134,9 @@ class Policy:
     """The settings that change a decision.
 
     `propagate_retention_purges` only matters when `propagate_purges` is True: a purge whose
-    source cause is `retention` (the vendor's own scrub after its grace period) is copied
-    only when both are True.
+    source cause is `retention` (the vendor's own scrub after its grace period) or
+    `archive_retention` (its deletion schedule removing archived tickets) is copied only
+    when both are True.
     """
 
     direction: Direction = BOTH_WAYS
@@ -256,7 +257,8 @@ def _purge_hold(source: SideState, policy: Policy) -> str | None:
     """Why a purge from `source` must not be copied, or None when it may be."""
     if not policy.propagate_purges:
         return _R_PURGE_HELD
-    if source.cause is Cause.RETENTION and not policy.propagate_retention_purges:
+    retention = source.cause is not None and source.cause.by_retention
+    if retention and not policy.propagate_retention_purges:
         return _R_RETENTION_PURGE_HELD
     return None
 

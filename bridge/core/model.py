@@ -87,11 +87,22 @@ class Transition(StrEnum):
 
 
 class Cause(StrEnum):
-    """Why a transition happened: an agent, a vendor retention job, or bridge itself."""
+    """Why a transition happened: an agent, a vendor retention job, or bridge itself.
+
+    `archive_retention` is a vendor's retention of its archive (a deletion schedule
+    removing archived tickets): a purge by retention like `retention` (the grace period
+    of a soft delete ending), told apart in the ledger and the report.
+    """
 
     USER = "user"
     RETENTION = "retention"
     BRIDGE = "bridge"
+    ARCHIVE_RETENTION = "archive_retention"
+
+    @property
+    def by_retention(self) -> bool:
+        """A vendor's own retention did it (what `propagate_retention_purges` governs)."""
+        return self in (Cause.RETENTION, Cause.ARCHIVE_RETENTION)
 
 
 class InvalidTransitionError(ValueError):

@@ -150,7 +150,7 @@ class ReportRecord:
     transition: str | None
     from_state: str | None
     to_state: str | None
-    cause: str  # user | retention | bridge | unknown
+    cause: str  # user | retention | archive_retention | bridge | unknown
     actor_id: int | None
     vendor_time: datetime | None
     detected_at: datetime

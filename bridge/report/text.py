@@ -16,7 +16,7 @@ __all__ = [
     "when",
 ]
 
-CAUSES = ("user", "retention", "bridge", "unknown")
+CAUSES = ("user", "retention", "archive_retention", "bridge", "unknown")
 
 
 def when(value: datetime | None) -> str:

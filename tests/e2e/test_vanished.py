@@ -3,6 +3,10 @@ to both simulators, frozen clock)."""
 
 from __future__ import annotations
 
+import json
+
+import requests
+
 from tests.e2e.conftest import DAY, World
 
 GET_ONE = "GET Ticket/{id}"
@@ -76,3 +80,101 @@ def test_pending_retention_purges_are_verified_in_bulk(world: World) -> None:
     # two archive providers, 100 ids a call: no per-ticket read for 150 expected purges
     assert world.routes("superoffice").get(GET_ONE) is None
     assert _archive_calls(world) <= 8
+
+
+# ---- Zendesk archive: deletion schedules and admin deletions of archived tickets --------
+
+ARCHIVE_AFTER = 121 * DAY
+OLD_TICKETS = {
+    "title": "Older than 100 days",
+    "active": True,
+    "conditions": {
+        "all": [
+            {"field": "duration_since_last_update", "operator": "greater_than", "value": "P100D"}
+        ]
+    },
+}
+
+
+def _closed_and_archived(world: World, count: int) -> list[tuple[int, int]]:
+    """`count` linked pairs whose Zendesk ticket was closed, synced, then archived."""
+    pairs = world.link(count)
+    world.zd.agent_act("update", [z for _, z in pairs], fields={"status": "closed"})
+    assert world.sync().outcome == "converged"
+    world.clock.advance(ARCHIVE_AFTER)
+    assert all(world.zd.get_ticket(z).archived for _, z in pairs)  # type: ignore[union-attr]
+    return pairs
+
+
+def _activate_schedule(world: World) -> None:
+    answer = requests.post(
+        f"{world.zd.base_url}/api/v2/deletion_schedules",
+        json={"deletion_schedule": OLD_TICKETS},
+        auth=(f"{world.zd.email}/token", "sandbox-token"),
+        timeout=10,
+    )
+    assert answer.status_code == 201, answer.text
+
+
+def test_a_schedule_deleted_archived_ticket_is_an_archive_retention_purge(
+    world: World,
+) -> None:
+    pairs = _closed_and_archived(world, 2)
+    assert world.sync().outcome == "converged"  # archived: still active to bridge
+    assert world.states(pairs) == [("active", "active")] * 2
+    _activate_schedule(world)
+    world.clock.advance(3 * DAY + 3600)  # the schedule's first run (within 72 h) and the sweep
+    assert world.states(pairs) == [("active", "purged")] * 2
+    result = world.sync()
+    assert result.outcome == "converged"
+    # found by the sweep (404, never in the deleted list), purged by archive retention
+    observed = [e for e in world.events("observed") if e.side == "zendesk"]
+    assert {(e.ticket_id, e.transition, e.to_state, e.cause) for e in observed} == {
+        (z, "soft_delete+purge", "purged", "archive_retention") for _, z in pairs
+    }
+    # held back like any retention purge (the default policy): SuperOffice soft-deleted only
+    assert world.states(pairs) == [("deleted", "purged")] * 2
+    report = world.bridge("report", "--format", "json", "-o", "-")
+    assert report.returncode == 0, report.stderr
+    rows = [json.loads(line) for line in report.stdout.splitlines() if line.strip()]
+    zendesk_rows = [r for r in rows if r["side"] == "zendesk" and r["cause"] != "bridge"]
+    # its copy (the soft delete, the purge being held) reached SuperOffice
+    assert {(r["ticket_id"], r["cause"], r["outcome"]) for r in zendesk_rows} == {
+        (z, "archive_retention", "confirmed") for _, z in pairs
+    }
+
+
+def test_an_archive_retention_purge_is_copied_when_retention_purges_are(world: World) -> None:
+    world.rewrite_config(propagate_retention_purges="true")
+    pairs = _closed_and_archived(world, 1)
+    _activate_schedule(world)
+    world.clock.advance(3 * DAY + 3600)
+    assert world.sync().outcome == "converged"
+    [(so_id, _zd_id)] = pairs
+    # SuperOffice purges by its retention job: soft-deleted, the purge waiting for it
+    assert world.so_state(so_id) == "deleted"
+    assert [(op.transition, op.status) for op in world.ops()] == [
+        ("soft_delete", "confirmed"),
+        ("purge", "pending_retention"),
+    ]
+
+
+def test_the_audit_log_names_an_admin_who_deletes_an_archived_ticket(world: World) -> None:
+    world.zd.configure({"audit_logs": True})
+    pairs = _closed_and_archived(world, 2)
+    [(so_id, zd_id), _] = pairs
+    world.zd.agent_act("delete", [zd_id], agent=(7, "Ann"))  # archived: gone for good
+    world.clock.advance(DAY + 3600)
+    world.reset_counters()
+    assert world.sync().outcome == "converged"
+    [observed] = [e for e in world.events("observed") if e.side == "zendesk"]
+    assert (observed.ticket_id, observed.to_state, observed.cause, observed.actor_id) == (
+        zd_id,
+        "purged",
+        "user",
+        7,
+    )
+    # a person's purge is copied (purges on by default)
+    assert world.so_state(so_id) == "deleted"
+    assert ("purge", "pending_retention") in [(op.transition, op.status) for op in world.ops()]
+    assert world.routes("zendesk").get("GET audit_logs") == 1  # one query for the batch

@@ -248,3 +248,31 @@ def test_the_validation_has_teeth(spec: dict[str, Any]) -> None:
         assert_valid(
             spec, "/api/v2/tickets/{ticket_id}", "GET", 200, {"ticket": {"created_at": "yesterday"}}
         )
+
+
+def test_deletion_schedules_and_audit_logs(
+    spec: dict[str, Any], zd: ZendeskClient, zendesk_sim: ZendeskSimulator, world: list[int]
+) -> None:
+    zendesk_sim.configure({"audit_logs": True, "deletion_schedule_start_hours": 0})
+    [archived] = zendesk_sim.seed_tickets(
+        [{"subject": "old", "status": "closed", "updated_at": "2022-01-01T00:00:00Z"}]
+    )
+    condition = {"field": "duration_since_last_update", "operator": "greater_than", "value": "P1Y"}
+    body = {"title": "t", "description": "d", "active": True, "conditions": {"all": [condition]}}
+    created = zd.post("deletion_schedules", json={"deletion_schedule": body})
+    assert created.status_code == 201
+    path = "/api/v2/deletion_schedules"
+    assert_valid(spec, path, "POST", 201, created.json())
+    assert_valid(spec, path, "GET", 200, zd.get("deletion_schedules").json())
+    one = f"deletion_schedules/{created.json()['deletion_schedule']['id']}"
+    assert_valid(spec, f"{path}/{{deletion_schedule_id}}", "GET", 200, zd.get(one).json())
+    updated = zd.put(one, json={"deletion_schedule": {"description": "e"}})
+    assert_valid(spec, f"{path}/{{deletion_schedule_id}}", "PUT", 200, updated.json())
+    zendesk_sim.advance(1)
+    assert zendesk_sim.ticket_state(archived) == "purged"
+    for params in ({"page[size]": 2}, {"per_page": 2}):
+        logs = zd.get("audit_logs", params=params).json()
+        assert logs["audit_logs"]
+        assert_valid(spec, "/api/v2/audit_logs", "GET", 200, logs)
+    entry = zd.get(f"audit_logs/{logs['audit_logs'][0]['id']}").json()
+    assert_valid(spec, "/api/v2/audit_logs/{audit_log_id}", "GET", 200, entry)

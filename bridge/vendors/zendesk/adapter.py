@@ -3,7 +3,15 @@
 Reads, cheapest first: `tickets/show_many` for live tickets, `deleted_tickets` (sorted by
 `deleted_at` desc, limited to 10 requests a minute, so read only as far as needed) for
 soft-deleted ones and their actor, a direct `GET /tickets/{id}` before calling anything
-purged, and the incremental cursor export for changes. Writes are the bulk endpoints
+purged, and the incremental cursor export for changes.
+
+Archived tickets (closed for 120 days) are read-only and still shown by id; deleting one (an
+admin, or the account's deletion schedule) removes it at once: it never passes through the
+deleted list. A linked ticket gone that way is found by the sweep (404 by id, absent from
+the deleted list) or, should the export show it, by a SCRUBBED row not updated for longer
+than the scrub period before it: its cause is `archive_retention` unless the audit log
+(Enterprise; looked for once per run, only when something was purged) names a person. The
+audit log also gives a permanent deletion's actor and time. Writes are the bulk endpoints
 (`destroy_many`, `restore_many`, `deleted_tickets/destroy_many`), at most 100 ids each, with
 this adapter's own jobs kept under `job_limit`.
 
@@ -21,7 +29,7 @@ import base64
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -68,6 +76,14 @@ BATCH_LIMIT = 100
 JOB_LIMIT = 30
 #: soft-deleted tickets are scrubbed about 30 days after deletion
 RETENTION_PERIOD = timedelta(days=30)
+#: how far back the audit log is searched for a vanished ticket's deletion (runs check each
+#: link daily by default: a week of missed runs is covered twice)
+AUDIT_LOOKBACK = timedelta(days=14)
+#: pages of the audit log read for one batch at most (100 entries a page)
+AUDIT_MAX_PAGES = 10
+AUDIT_PATH = "api/v2/audit_logs"
+#: a purge this long after the ticket's last update did not follow a soft delete
+ARCHIVE_GAP = RETENTION_PERIOD + timedelta(days=1)
 SCRUBBED = "SCRUBBED"
 EXPORT_PATH = "api/v2/incremental/tickets/cursor"
 _JSON = {"Content-Type": "application/json"}
@@ -139,6 +155,21 @@ class _Deleted:
     actor_id: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class _Purge:
+    """What the audit log says of a permanent deletion."""
+
+    ticket_id: int
+    deleted_at: datetime | None
+    actor_id: int | None
+    #: the entry names a deletion schedule
+    schedule: bool
+    #: the actor is the system (no person: a negative or missing id)
+    system: bool
+    #: the entry says the deletion was permanent (not a soft delete)
+    permanent: bool
+
+
 class _ListingIncompleteError(Exception):
     """The deleted-tickets listing stopped before its end (rate limit budget, network)."""
 
@@ -179,6 +210,8 @@ class ZendeskAdapter:
         deletion_slack: float = 3600.0,
         export_per_minute: int = 10,
         outcome_wait: float = 900.0,
+        audit_lookback: timedelta = AUDIT_LOOKBACK,
+        audit_max_pages: int = AUDIT_MAX_PAGES,
     ) -> None:
         if job_limit < 1:
             raise ValueError("job_limit must be at least 1")
@@ -215,6 +248,13 @@ class ZendeskAdapter:
         self._in_flight: dict[str, datetime] = {}
         #: tickets this adapter soft-deleted (their deletion's actor is bridge)
         self._own_deletes: set[int] = set()
+        #: tickets this adapter purged (their confirmation needs no audit evidence)
+        self._own_purges: set[int] = set()
+        #: whether the account has the audit log: None until first needed, then remembered
+        #: for the run (403/404 means it has not)
+        self._audit_logs: bool | None = None
+        self._audit_lookback = audit_lookback
+        self._audit_max_pages = max(1, audit_max_pages)
 
     # -- plumbing ------------------------------------------------------------------------
     def _auth(self, prepared: requests.PreparedRequest) -> None:
@@ -255,11 +295,137 @@ class ZendeskAdapter:
         views = self._live_views(ids)
         gone = [i for i in ids if i not in views and known[i] is State.ACTIVE]
         if gone:
-            views.update(self.lookup(gone))
+            views.update(self._vanished(gone))
         for ticket_id in ids:
             if ticket_id not in views and known[ticket_id] is State.SOFT_DELETED:
                 views[ticket_id] = TicketView(ticket_id, State.SOFT_DELETED)
         return views
+
+    def _vanished(self, ticket_ids: Sequence[int]) -> dict[int, TicketView]:
+        """Active tickets missing from `show_many`: each read by id first (an archived
+        ticket is shown there even where `show_many` leaves it out), then the 404s looked
+        for in the deleted list. One in neither went from active to purged without passing
+        through the deleted list, which only an archived ticket's deletion does (Zendesk
+        documents it): `archive_retention`, unless the audit log names a person."""
+        views: dict[int, TicketView] = {}
+        missing: set[int] = set()
+        for ticket_id in ticket_ids:
+            try:
+                response = self._http.request("GET", f"api/v2/tickets/{ticket_id}", ok=(404,))
+            except TransientError:
+                continue  # unsettled this time
+            if response.status_code == 404:
+                missing.add(ticket_id)
+                continue
+            body = decode_json(response, "api/v2/tickets/{id}")
+            wire.check(shapes.ShowOneAnswer, body, "api/v2/tickets/{id}")
+            view = self._live_view(body["ticket"])
+            if view is not None:
+                views[ticket_id] = view
+            else:
+                missing.add(ticket_id)  # shown as deleted: the deleted list has its actor
+        if not missing:
+            return views
+        try:
+            found = self._find_deleted(missing)
+        except _ListingIncompleteError as exc:
+            log.info("zendesk.sweep.incomplete", unresolved=len(missing - set(exc.args[0])))
+            found = exc.args[0]
+            missing = set(found)  # only what was found is settled
+        for deleted in found.values():
+            views[deleted.ticket_id] = self._deleted_view(deleted)
+        gone = sorted(missing - set(found))
+        if not gone:
+            return views
+        now = self._clock()
+        evidence = self._purge_evidence(gone, now - self._audit_lookback, now, strict=False)
+        for ticket_id in gone:
+            views[ticket_id] = self._purged_view(ticket_id, evidence.get(ticket_id), None)
+        return views
+
+    def _deleted_view(self, deleted: _Deleted) -> TicketView:
+        return TicketView(
+            ticket_id=deleted.ticket_id,
+            state=State.SOFT_DELETED,
+            vendor_time=deleted.deleted_at,
+            actor_id=deleted.actor_id,
+            cause=self._cause(deleted.actor_id),
+        )
+
+    def _purged_view(
+        self, ticket_id: int, purge: _Purge | None, seen: datetime | None, *, archived: bool = True
+    ) -> TicketView:
+        """A purged ticket with what the evidence says: the audit log's actor and time when
+        it has an entry (a person: their cause; a deletion schedule: `archive_retention`;
+        the system: `archive_retention` for a ticket known archived), else
+        `archive_retention` for a ticket known archived, else no cause (the run's
+        retention rule decides)."""
+        if purge is not None:
+            person = not (purge.schedule or purge.system)
+            if person:
+                cause: Cause | None = self._cause(purge.actor_id)
+            else:
+                cause = Cause.ARCHIVE_RETENTION if purge.schedule or archived else None
+            return TicketView(
+                ticket_id=ticket_id,
+                state=State.PURGED,
+                vendor_time=purge.deleted_at or seen,
+                actor_id=purge.actor_id if person else None,
+                cause=cause,
+            )
+        return TicketView(
+            ticket_id=ticket_id,
+            state=State.PURGED,
+            vendor_time=seen,
+            cause=Cause.ARCHIVE_RETENTION if archived else None,
+        )
+
+    def _purge_evidence(
+        self, ticket_ids: Sequence[int], start: datetime, end: datetime, *, strict: bool
+    ) -> dict[int, _Purge]:
+        """The audit log's newest ticket `destroy` entry for each id in `[start, end]`: one
+        bulk query (newest first, at most `audit_max_pages` pages), never one per ticket.
+        `strict` keeps only entries that say the deletion was permanent (a soft delete's
+        entry says nothing of the scrub that followed). Empty where the account has no
+        audit log (403/404: remembered for the run) or the read fails."""
+        if self._audit_logs is False or not ticket_ids:
+            return {}
+        wanted = set(ticket_ids)
+        found: dict[int, _Purge] = {}
+        params: dict[str, str | list[str]] = {
+            "filter[source_type]": "ticket",
+            "filter[action]": "destroy",
+            "filter[created_at][]": [_iso(start), _iso(end)],
+            "sort": "-created_at",
+            "page[size]": "100",
+        }
+        try:
+            for _page in range(self._audit_max_pages):
+                response = self._http.request("GET", AUDIT_PATH, params=params, ok=(403, 404))
+                if response.status_code in (403, 404):
+                    self._audit_logs = False
+                    log.info("zendesk.audit_logs.unavailable", status=response.status_code)
+                    return {}
+                self._audit_logs = True
+                page = wire.check(
+                    shapes.AuditLogsPage, decode_json(response, AUDIT_PATH), AUDIT_PATH
+                )
+                for entry in page.audit_logs:
+                    purge = _purge_of(entry)
+                    if purge is None or purge.ticket_id not in wanted:
+                        continue
+                    if purge.ticket_id in found or (strict and not purge.permanent):
+                        continue
+                    found[purge.ticket_id] = purge
+                meta = page.meta
+                if len(found) == len(wanted) or meta is None or not meta.has_more:
+                    break
+                if not meta.after_cursor:
+                    break
+                params = {**params, "page[after]": meta.after_cursor}
+        except TransientError as exc:
+            log.info("zendesk.audit_logs.stopped", reason=str(exc))
+        return found
 
     def live(self, ticket_ids: Sequence[int]) -> set[int]:
         """Active ids, from `show_many` alone (soft-deleted and purged ids are left out)."""
@@ -298,13 +464,7 @@ class ZendeskAdapter:
         except _ListingIncompleteError as exc:
             found, complete = exc.args[0], False
         for deleted in found.values():
-            views[deleted.ticket_id] = TicketView(
-                ticket_id=deleted.ticket_id,
-                state=State.SOFT_DELETED,
-                vendor_time=deleted.deleted_at,
-                actor_id=deleted.actor_id,
-                cause=self._cause(deleted.actor_id),
-            )
+            views[deleted.ticket_id] = self._deleted_view(deleted)
         if not complete:
             log.info("zendesk.lookup.incomplete", unresolved=len(missing - set(found)))
             return views
@@ -503,6 +663,14 @@ class ZendeskAdapter:
             if ticket_state(row) is State.SOFT_DELETED and i not in own
         }
         actors = self._deletion_details(deleted_rows) if deleted_rows and resolve_actors else {}
+        with self._lock:
+            own_purges = self._own_purges
+        purged_rows = {
+            i: row
+            for i, row in latest.items()
+            if ticket_state(row) is State.PURGED and i not in own_purges
+        }
+        purges = self._purge_details(purged_rows) if purged_rows and resolve_actors else {}
         views: list[TicketView] = []
         for ticket_id, row in latest.items():
             state = ticket_state(row)
@@ -522,14 +690,13 @@ class ZendeskAdapter:
                     )
                 )
             elif state is State.PURGED:
-                views.append(
-                    TicketView(
-                        ticket_id=ticket_id,
-                        state=state,
-                        vendor_time=_generated_at(row),
-                        external_id=external,
-                    )
+                view = self._purged_view(
+                    ticket_id,
+                    purges.get(ticket_id),
+                    _generated_at(row),
+                    archived=_archived_purge(row),
                 )
+                views.append(replace(view, external_id=external))
             else:
                 views.append(
                     TicketView(
@@ -555,6 +722,15 @@ class ZendeskAdapter:
         except _ListingIncompleteError as exc:
             found: dict[int, _Deleted] = exc.args[0]
             return found
+
+    def _purge_details(self, rows: Mapping[int, Mapping[str, Any]]) -> dict[int, _Purge]:
+        """The audit log's word on the page's permanent deletions (one query, spanning
+        their export times with `deletion_slack` either side): actor and time."""
+        stamps = [t for t in (_generated_at(row) for row in rows.values()) if t is not None]
+        if not stamps:
+            return {}
+        start, end = min(stamps) - self._deletion_slack, max(stamps) + self._deletion_slack
+        return self._purge_evidence(sorted(rows), start, end, strict=True)
 
     # -- writes --------------------------------------------------------------------------
     def submit(
@@ -599,6 +775,8 @@ class ZendeskAdapter:
             self._in_flight[str(job_id)] = self._clock()
             if transition is Transition.SOFT_DELETE:
                 self._own_deletes.update(ids)
+            else:
+                self._own_purges.update(ids)
         log.info("zendesk.submit", transition=str(transition), count=len(ids), job=job_id)
         return Submitted(transition=transition, ticket_ids=ids, job_id=str(job_id))
 
@@ -766,6 +944,36 @@ def _export_page(body: object) -> tuple[list[Mapping[str, Any]], str | None, boo
     assert isinstance(body, dict)
     rows: list[Mapping[str, Any]] = list(body["tickets"])
     return rows, page.after_cursor, page.end_of_stream or not page.after_cursor
+
+
+def _purge_of(entry: shapes.AuditLogEntry) -> _Purge | None:
+    """A ticket `destroy` entry as a deletion; None for anything else. Which words tell a
+    permanent deletion or a deletion schedule is assumed (the API documents the actions
+    only): "permanent" and "schedule" in `change_description`."""
+    if entry.action != "destroy" or entry.source_type != "ticket" or not entry.source_id:
+        return None
+    text = (entry.change_description or "").lower()
+    actor = entry.actor_id
+    return _Purge(
+        ticket_id=entry.source_id,
+        deleted_at=parse_time(entry.created_at),
+        actor_id=actor,
+        schedule="schedule" in text,
+        system=actor is None or actor < 0,
+        permanent="permanent" in text,
+    )
+
+
+def _archived_purge(row: Mapping[str, Any]) -> bool:
+    """A SCRUBBED export row not updated for longer than the scrub period before it: it
+    was not deleted through the deleted list (a soft delete updates the ticket, and is
+    scrubbed at the latest that period later), so it was an archived ticket's deletion."""
+    purged_at, updated = _generated_at(row), parse_time(row.get("updated_at"))
+    return purged_at is not None and updated is not None and purged_at - updated > ARCHIVE_GAP
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _generated_at(row: Mapping[str, Any]) -> datetime | None:

@@ -9,6 +9,7 @@ from pydantic import Field, StrictBool, StrictInt, StrictStr
 from bridge.vendors.wire import Shape, TicketId
 
 __all__ = [
+    "AuditLogsPage",
     "DeletedTicketsPage",
     "ExportPage",
     "JobStatusAnswer",
@@ -92,3 +93,22 @@ class JobStatusAnswer(Shape):
 
 class JobStatusesAnswer(Shape):
     job_statuses: list[JobStatusBody]
+
+
+class AuditLogEntry(Shape):
+    """One audit-log entry; only ticket `destroy` entries are read (what else is in the
+    log is ignored). `actor_id` of the system is assumed negative (-1)."""
+
+    id: StrictInt
+    action: StrictStr | None = None
+    actor_id: StrictInt | None = None
+    source_id: StrictInt | None = None
+    source_type: StrictStr | None = None
+    change_description: StrictStr | None = None
+    created_at: StrictStr | None = None
+
+
+class AuditLogsPage(Shape):
+    audit_logs: list[AuditLogEntry]
+    meta: CursorMeta | None = None
+    links: CursorLinks | None = None

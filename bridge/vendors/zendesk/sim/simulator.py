@@ -36,6 +36,12 @@ from bridge.sandbox import (
     parse_iso,
 )
 from bridge.sandbox.purgelog import PurgePrior
+from bridge.vendors.zendesk.sim.archive import (
+    PERMANENTLY_DELETED,
+    RESTORED,
+    SOFT_DELETED,
+    Archive,
+)
 from bridge.vendors.zendesk.sim.store import (
     LIVE_STATUSES,
     Key,
@@ -125,6 +131,22 @@ class ZendeskConfig:
     api_user_id: int = 1
     api_user_name: str = "Sandbox Admin"
     account_id: int = 18525119
+    #: a closed ticket is archived this long after closing (Zendesk: 120 days, documented)
+    archive_after_days: float = 120.0
+    #: whether `show_many` returns archived tickets (an old help-centre text says every
+    #: ticket endpoint but the list does; unconfirmed today)
+    archived_in_show_many: bool = True
+    #: whether a deleted archived ticket leaves a SCRUBBED row in the export (assumed not:
+    #: it is gone from everything)
+    archive_deletion_in_export: bool = False
+    #: an activated deletion schedule first runs this long after (Zendesk: "within 72 h"),
+    #: then every `deletion_schedule_every_hours` (assumed)
+    deletion_schedule_start_hours: float = 72.0
+    deletion_schedule_every_hours: float = 24.0
+    #: active deletion schedules allowed (one; ten with the ADPP add-on)
+    max_active_deletion_schedules: int = 1
+    #: whether the account has the audit log (Enterprise): `GET audit_logs` answers 403 if not
+    audit_logs: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -185,6 +207,8 @@ class Job:
     done_at: datetime
     actor: tuple[int, str]
     fail: bool = False
+    #: an import with `archive_immediately=true`: closed tickets go straight to the archive
+    archive: bool = False
     status: str = "queued"  # becomes "completed" or "failed" when done
     results: Any = None
     message: str | None = None
@@ -227,6 +251,8 @@ class ZendeskSimulator(SimulatorBase):
         self._purging: dict[int, dict[str, None]] = {}
         self._due: Schedule[tuple[str, str | int]] = Schedule()
         self._job_rng = random.Random(seed)
+        self.archive = Archive(self)
+        self.store.on_close = self.archive.note_closed
         self._register_routes()
 
     # ---- routes ----------------------------------------------------------------------------
@@ -296,6 +322,7 @@ class ZendeskSimulator(SimulatorBase):
             self._export_by_time,
             name="GET incremental/tickets",
         )
+        self.archive.register(api)
 
     # ---- hooks -----------------------------------------------------------------------------
 
@@ -367,6 +394,9 @@ class ZendeskSimulator(SimulatorBase):
                     self.store.purge(ticket, due, "retention")
             elif kind == "expire":
                 self.jobs.pop(str(ident), None)
+            elif kind == "archive":
+                self.archive.archive_due(int(ident), due)
+        self.archive.tick(now)
 
     def reset_state(self) -> None:
         """Forget tickets and jobs (the configuration stays: a fixture may have set it)."""
@@ -376,6 +406,7 @@ class ZendeskSimulator(SimulatorBase):
         self._purging.clear()
         self._due.clear()
         self._job_rng = random.Random(self.seed)
+        self.archive.clear()
 
     def not_found(self, request: Request) -> Response:
         return Response(404, {"error": "InvalidEndpoint", "description": "Not found"})
@@ -389,8 +420,11 @@ class ZendeskSimulator(SimulatorBase):
     def configure(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """Change the configuration (see `ZendeskConfig`; `plan` sets the account limit)."""
         with self.lock:
+            archive_after = self.config.archive_after_days
             self.config.update(body)
             self.limiter.enabled = self.config.rate_limits
+            if self.config.archive_after_days != archive_after:
+                self.archive.reschedule_all()
             return self.config.to_dict()
 
     # ---- admin: seed and act ---------------------------------------------------------------
@@ -399,7 +433,9 @@ class ZendeskSimulator(SimulatorBase):
         """`{"tickets": [...], "count": N, "template": {...}}` -> `{"ids": [...]}`.
 
         Ticket fields as for the import API, plus `state` (`active`, `deleted`, `purged`),
-        `deleted_at` and `actor` `{id, name}`. `count` copies `template`, replacing `{n}` (0..)
+        `deleted_at` and `actor` `{id, name}`, and `archived: true` (a closed ticket, archived
+        at once; a closed ticket whose `updated_at` is older than `archive_after_days` is
+        archived by the next tick anyway). `count` copies `template`, replacing `{n}` (0..)
         and `{id}` in its strings.
         """
         if not isinstance(body, dict):
@@ -442,20 +478,21 @@ class ZendeskSimulator(SimulatorBase):
         state = spec.get("state", "active")
         if state not in ("active", "deleted", "purged"):
             raise ValueError(f"seed: unknown state {state!r}")
-        clean = {k: v for k, v in spec.items() if k not in ("state", "deleted_at", "actor")}
+        skip = ("state", "deleted_at", "actor", "archived")
+        clean = {k: v for k, v in spec.items() if k not in skip}
         ticket = self.store.create(now=now, **_ticket_fields(clean))
+        if spec.get("archived") and (state != "active" or not self.archive.archive_now(ticket)):
+            raise ValueError("seed: only an active closed ticket can be archived")
         if state != "active":
             at = parse_iso(str(spec["deleted_at"])) if spec.get("deleted_at") else now
             actor = _actor(spec.get("actor")) or self._api_user()
-            self.store.soft_delete(ticket, at, actor)
+            self._soft_delete(ticket, at, actor)
             if state == "purged":
-                self.store.purge(ticket, at, "user")
-            else:
-                self._schedule_scrub(ticket)
+                self._purge_ticket(ticket, at, actor)
         return ticket.id
 
     def admin_act(self, body: Any) -> Any:
-        """`{"agent": {"id", "name"}, "action": "delete|restore|purge|merge|update",
+        """`{"agent": {"id", "name"}, "action": "delete|restore|purge|merge|update|archive",
         "ids": [...], "into": id (merge), "fields": {...} (update)}`."""
         if not isinstance(body, dict):
             raise ValueError("act: expected a JSON object")
@@ -479,7 +516,9 @@ class ZendeskSimulator(SimulatorBase):
         """Act at once as an agent in the Zendesk UI would; returns done and skipped ids.
 
         `purge` of a live ticket deletes then purges it (a hard delete); `merge` closes the
-        sources into `into` (a merge is not a deletion); `update` sets ticket fields.
+        sources into `into` (a merge is not a deletion); `update` sets ticket fields;
+        `archive` archives a closed ticket now. An archived ticket is read-only: `delete` or
+        `purge` removes it for good (never in the deleted list), the rest skip it.
         """
         with self.lock:
             now = self.clock.now()
@@ -490,7 +529,7 @@ class ZendeskSimulator(SimulatorBase):
             if action == "merge":
                 if into is None or self.store.live(into) is None:
                     raise HttpError(404, dict(NOT_FOUND))
-            elif action not in ("delete", "restore", "purge", "update"):
+            elif action not in ("delete", "restore", "purge", "update", "archive"):
                 raise ValueError(f"act: unknown action {action!r}")
             for ticket_id in ids:
                 if self._act_one(action, ticket_id, now, actor, into, fields or {}):
@@ -511,19 +550,22 @@ class ZendeskSimulator(SimulatorBase):
         store = self.store
         live = store.live(ticket_id)
         deleted = store.soft_deleted(ticket_id)
-        if action == "delete" and live:
-            store.soft_delete(live, now, actor)
-            self._schedule_scrub(live)
+        if live is not None and live.archived:
+            if action not in ("delete", "purge"):
+                return False
+            self.archive.delete_archived(live, now, actor)
+        elif action == "archive" and live:
+            return self.archive.archive_now(live)
+        elif action == "delete" and live:
+            self._soft_delete(live, now, actor)
         elif action == "restore" and deleted:
-            store.restore(deleted, now)
-            self._due.discard(("scrub", deleted.id))
+            self._restore_ticket(deleted, now, actor)
         elif action == "purge" and (live or deleted):
             ticket = live or deleted
             assert ticket is not None
             if live:
-                store.soft_delete(live, now, actor)
-            store.purge(ticket, now, "user")
-            self._due.discard(("scrub", ticket.id))
+                self._soft_delete(live, now, actor)
+            self._purge_ticket(ticket, now, actor)
         elif action == "merge" and live and ticket_id != into:
             live.merged_into = into
             store.update(live, now, status="closed")
@@ -562,6 +604,32 @@ class ZendeskSimulator(SimulatorBase):
 
     def _api_user(self) -> tuple[int, str]:
         return (self.config.api_user_id, self.config.api_user_name)
+
+    def schedule_due(self, key: tuple[str, str | int], at: datetime) -> None:
+        """Apply `key` once the clock reaches `at` (see `tick`)."""
+        self._due.push(key, at)
+
+    def api_url(self, path: str, query: Mapping[str, Any] | None = None) -> str:
+        """An absolute API URL; list values repeat their parameter."""
+        suffix = "?" + urlencode(query, doseq=True) if query else ""
+        return f"{self.base_url}/api/v2/{path}{suffix}"
+
+    def _soft_delete(self, ticket: Ticket, at: datetime, actor: tuple[int, str]) -> None:
+        """Move a live (not archived) ticket to the deleted list; logged, scrub scheduled."""
+        self.store.soft_delete(ticket, at, actor)
+        self._schedule_scrub(ticket)
+        self.archive.log("destroy", actor, ticket.id, SOFT_DELETED, at)
+
+    def _restore_ticket(self, ticket: Ticket, at: datetime, actor: tuple[int, str]) -> None:
+        self.store.restore(ticket, at)
+        self._due.discard(("scrub", ticket.id))
+        self.archive.log("update", actor, ticket.id, RESTORED, at)
+
+    def _purge_ticket(self, ticket: Ticket, at: datetime, actor: tuple[int, str]) -> None:
+        """A permanent deletion on request (the 30-day scrub is not logged: assumed)."""
+        self.store.purge(ticket, at, "user")
+        self._due.discard(("scrub", ticket.id))
+        self.archive.log("destroy", actor, ticket.id, PERMANENTLY_DELETED, at)
 
     def _schedule_scrub(self, ticket: Ticket) -> None:
         assert ticket.deleted_at is not None
@@ -678,7 +746,8 @@ class ZendeskSimulator(SimulatorBase):
         `previous_page` null and `count` the number shown (zenpy cassettes
         `TestTicketCreateUpdateDelete.*-delete-many`: `"next_page":null,
         "previous_page":null,"count":100`)."""
-        found = [t for t in (self.store.live(i) for i in self._ids(request)) if t is not None]
+        shown = self.store.live if self.config.archived_in_show_many else self.store.listed
+        found = [t for t in (shown(i) for i in self._ids(request)) if t is not None]
         return Response(
             200,
             {
@@ -699,7 +768,7 @@ class ZendeskSimulator(SimulatorBase):
             body: dict[str, Any] = {"tickets": [self._ticket_json(t) for t in matches]}
             body.update(count=len(matches), next_page=None, previous_page=None)
             return Response(200, body)
-        live = [t for t in self.store.tickets.values() if t.state == "active"]
+        live = [t for t in self.store.tickets.values() if t.state == "active" and not t.archived]
         if _cursor_mode(request):
             keys = [(t.id,) for t in live]
             return self._cursor_page(request, keys, "tickets", self._ticket_json, False, {})
@@ -719,18 +788,32 @@ class ZendeskSimulator(SimulatorBase):
         )
 
     def _destroy(self, request: Request) -> Response:
+        """A soft delete; of an archived ticket, a permanent deletion (documented: deleted
+        archived tickets never reach the deleted list), logged as an irreversible request."""
         ticket = self.store.live(self._ticket_id(request))
         if ticket is None:
             raise HttpError(404, dict(NOT_FOUND))
-        self.store.soft_delete(ticket, self.clock.now(), request.principal)
-        self._schedule_scrub(ticket)
+        now = self.clock.now()
+        if ticket.archived:
+            route = request.route.name if request.route else f"{request.method} {request.path}"
+            self.purges.record(route, now, [(ticket.id, "active", None)], outcome="done")
+            self.archive.delete_archived(ticket, now, request.principal)
+        else:
+            self._soft_delete(ticket, now, request.principal)
         return Response(204)
 
     def _destroy_many(self, request: Request) -> Response:
+        """Queues a soft-delete job; archived ids in it are deleted for good, so the
+        request is logged for them as an irreversible one."""
         ids = self._ids(request)
-        if not any(self.store.live(i) for i in ids):
+        live = [t for t in (self.store.live(i) for i in ids) if t is not None]
+        if not live:
             raise HttpError(404, dict(NOT_FOUND))
         job = self._new_job(request, "soft_delete", JOB_TYPE_SOFT_DELETE, ids, total=len(ids))
+        archived = [(t.id, "active", None) for t in live if t.archived]
+        if archived:
+            route = request.route.name if request.route else f"{request.method} {request.path}"
+            self.purges.record(route, job.created_at, archived, job_id=job.id)
         return Response(200, {"job_status": self._job_json(job)})
 
     # ---- deleted tickets -------------------------------------------------------------------
@@ -739,8 +822,7 @@ class ZendeskSimulator(SimulatorBase):
         ticket = self.store.soft_deleted(self._ticket_id(request))
         if ticket is None:
             raise HttpError(404, dict(NOT_FOUND))
-        self.store.restore(ticket, self.clock.now())
-        self._due.discard(("scrub", ticket.id))
+        self._restore_ticket(ticket, self.clock.now(), request.principal)
         return Response(200, {})
 
     def _restore_many(self, request: Request) -> Response:
@@ -749,8 +831,7 @@ class ZendeskSimulator(SimulatorBase):
             raise HttpError(404, dict(NOT_FOUND))
         now = self.clock.now()
         for ticket in tickets:
-            self.store.restore(ticket, now)
-            self._due.discard(("scrub", ticket.id))
+            self._restore_ticket(ticket, now, request.principal)
         return Response(200, {})
 
     def _purge_one(self, request: Request) -> Response:
@@ -977,6 +1058,8 @@ class ZendeskSimulator(SimulatorBase):
             raise HttpError(400, _invalid("a ticket object is required"))
         spec = _validated_import(body["ticket"])
         ticket = self.store.create(now=self.clock.now(), **spec)
+        if _archive_immediately(request):
+            self.archive.archive_now(ticket)
         return Response(201, {"ticket": self._ticket_json(ticket)})
 
     def _import_many(self, request: Request) -> Response:
@@ -990,6 +1073,7 @@ class ZendeskSimulator(SimulatorBase):
         job = self._new_job(
             request, "import", JOB_TYPE_IMPORT, [], total=len(payload), payload=payload
         )
+        job.archive = _archive_immediately(request)
         return Response(200, {"job_status": self._job_json(job)})
 
     # ---- jobs ------------------------------------------------------------------------------
@@ -1059,22 +1143,28 @@ class ZendeskSimulator(SimulatorBase):
                         del self._purging[ticket_id]
         if job.fail:
             job.status, job.message, job.results = "failed", f"Failed at {stamp}", None
-            if job.kind == "purge":
+            if job.kind in ("purge", "soft_delete"):  # soft delete: its archived ids
                 self.purges.settle(job_id, dict.fromkeys(job.ids, "failed"))
             return
         store = self.store
         if job.kind == "soft_delete":
             results: Any = []
+            gone: dict[int, str] = {}
             for ticket_id in job.ids:
                 ticket = store.live(ticket_id)
                 if ticket is None:
                     results.append(_failed_item(ticket_id))
                     continue
-                store.soft_delete(ticket, at, job.actor)
-                self._schedule_scrub(ticket)
+                if ticket.archived:  # deleting an archived ticket is for good
+                    self.archive.delete_archived(ticket, at, job.actor)
+                    gone[ticket_id] = "done"
+                else:
+                    self._soft_delete(ticket, at, job.actor)
                 results.append(
                     {"id": ticket_id, "action": "update", "status": "Updated", "success": True}
                 )
+            if gone:
+                self.purges.settle(job_id, gone)
         elif job.kind == "purge":
             success = True
             outcomes: dict[int, str] = {}
@@ -1084,8 +1174,7 @@ class ZendeskSimulator(SimulatorBase):
                     success = False
                     outcomes[ticket_id] = "skipped"
                     continue
-                store.purge(ticket, at, "user")
-                self._due.discard(("scrub", ticket_id))
+                self._purge_ticket(ticket, at, job.actor)
                 outcomes[ticket_id] = "done"
             self.purges.settle(job_id, outcomes)
             results = {"success": success}
@@ -1093,6 +1182,8 @@ class ZendeskSimulator(SimulatorBase):
             results = []
             for index, spec in enumerate(job.payload):
                 ticket = store.create(now=at, **spec)
+                if job.archive:
+                    self.archive.archive_now(ticket)
                 results.append(
                     {"index": index, "id": ticket.id, "account_id": self.config.account_id}
                 )
@@ -1148,8 +1239,14 @@ class ZendeskSimulator(SimulatorBase):
 # ---- module helpers ------------------------------------------------------------------------
 
 
-#: Unix seconds, optionally with a decimal fraction (read as its whole seconds)
+#: Unix seconds, optionally with a decimal fraction (only a zero one is read)
 _UNIX_SECONDS = re.compile(r"(-?\d+)(?:\.(\d*))?")
+
+
+def _archive_immediately(request: Request) -> bool:
+    """The import parameter `archive_immediately` (OAS `ArchiveImmediately`): closed
+    tickets bypass the lifecycle and go straight to the archive."""
+    return (request.arg("archive_immediately") or "").lower() in ("true", "1")
 
 
 def _too_many(name: str, limit: int) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import base64
 import binascii
 import json
 from bisect import bisect_left, bisect_right, insort
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -56,7 +56,12 @@ class Ticket:
     deleted_by: tuple[int, str] | None = None
     delete_seq: int = 0
     merged_into: int | None = None
-    purge_cause: str | None = None  # "user" (purged on request) or "retention" (scrubbed)
+    #: "user" (purged on request), "retention" (scrubbed), "archive_admin" (an archived
+    #: ticket deleted by a person) or "archive_schedule" (by a deletion schedule)
+    purge_cause: str | None = None
+    #: when the ticket was closed (archiving counts from here), and whether it is archived
+    closed_at: datetime | None = None
+    archived: bool = False
 
 
 class SortedKeys:
@@ -127,6 +132,9 @@ class TicketStore:
         self.deleted_by_id = SortedKeys()  # (id,)
         self.deleted_by_time = SortedKeys()  # (deleted_at ts, seq, id)
         self.stream = SortedKeys()  # (generated_timestamp, id)
+        self.archived_ids: dict[int, None] = {}  # archived tickets, in archiving order
+        #: called when a ticket becomes closed (the simulator schedules its archiving)
+        self.on_close: Callable[[Ticket], None] | None = None
         self._delete_seq = 0
 
     # ---- creation and lookup ---------------------------------------------------------------
@@ -169,6 +177,7 @@ class TicketStore:
         if external_id is not None:
             self.by_external.setdefault(external_id, {})[ticket.id] = None
         self.stream.add((ticket.generated_timestamp, ticket.id))
+        self._note_status(ticket, ticket.updated_at)
         return ticket
 
     def live(self, ticket_id: int) -> Ticket | None:
@@ -179,9 +188,15 @@ class TicketStore:
         ticket = self.tickets.get(ticket_id)
         return ticket if ticket is not None and ticket.state == "deleted" else None
 
+    def listed(self, ticket_id: int) -> Ticket | None:
+        """A live ticket that is not archived: what `/tickets` lists show."""
+        ticket = self.live(ticket_id)
+        return ticket if ticket is not None and not ticket.archived else None
+
     def live_by_external(self, external_id: str) -> list[Ticket]:
+        """Live tickets with this external id, archived ones left out (a `/tickets` list)."""
         ids = self.by_external.get(external_id, {})
-        return [t for t in (self.tickets[i] for i in ids) if t.state == "active"]
+        return [t for t in (self.tickets[i] for i in ids) if t.state == "active" and not t.archived]
 
     # ---- changes (each bumps generated_timestamp) ------------------------------------------
 
@@ -209,6 +224,8 @@ class TicketStore:
         ticket.deleted_at = None
         ticket.deleted_by = None
         self.touch(ticket, at)
+        if ticket.closed_at is not None and self.on_close is not None:
+            self.on_close(ticket)  # its archiving, skipped while deleted, is due again
 
     def purge(self, ticket: Ticket, at: datetime, cause: str) -> None:
         """Permanent deletion (on request or by the 30-day scrub): the record turns SCRUBBED."""
@@ -220,6 +237,25 @@ class TicketStore:
             self.by_external.get(ticket.external_id, {}).pop(ticket.id, None)
         self.touch(ticket, at, updated=False)
 
+    def archive(self, ticket: Ticket) -> None:
+        """Move a closed ticket to the archive: still shown by id, left out of lists."""
+        ticket.archived = True
+        self.archived_ids[ticket.id] = None
+
+    def purge_archived(self, ticket: Ticket, at: datetime, cause: str, *, in_export: bool) -> None:
+        """An archived ticket deleted: gone at once, never in the deleted list. Unless the
+        export is to show a SCRUBBED row for it, it leaves the export stream too."""
+        self.archived_ids.pop(ticket.id, None)
+        ticket.state = "purged"
+        ticket.purge_cause = cause
+        ticket.deleted_at = at
+        if ticket.external_id is not None:
+            self.by_external.get(ticket.external_id, {}).pop(ticket.id, None)
+        if in_export:
+            self.touch(ticket, at, updated=False)
+        else:
+            self.stream.remove((ticket.generated_timestamp, ticket.id))
+
     def update(self, ticket: Ticket, at: datetime, **fields: Any) -> None:
         old_external = ticket.external_id
         for name, value in fields.items():
@@ -230,6 +266,17 @@ class TicketStore:
             if ticket.external_id is not None:
                 self.by_external.setdefault(ticket.external_id, {})[ticket.id] = None
         self.touch(ticket, at)
+        self._note_status(ticket, at)
+
+    def _note_status(self, ticket: Ticket, at: datetime) -> None:
+        """Keep `closed_at` (archiving counts from the close) and tell `on_close`."""
+        if ticket.status != "closed":
+            ticket.closed_at = None
+            return
+        if ticket.closed_at is None:
+            ticket.closed_at = at
+            if self.on_close is not None:
+                self.on_close(ticket)
 
     def _time_key(self, ticket: Ticket) -> Key:
         assert ticket.deleted_at is not None
@@ -279,6 +326,7 @@ class TicketStore:
         self.deleted_by_id.clear()
         self.deleted_by_time.clear()
         self.stream.clear()
+        self.archived_ids.clear()
         self._delete_seq = 0
 
 
