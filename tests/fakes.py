@@ -83,6 +83,8 @@ class FakeVendor:
         #: the next `changes` read raises this
         self.fail_changes: Exception | None = None
         self.outcome_wait = timedelta(minutes=15)
+        #: tickets a soft delete would destroy for good (Zendesk's archived ones)
+        self.archived: set[int] = set()
 
     # --- agent actions -----------------------------------------------------------------
 
@@ -148,6 +150,13 @@ class FakeVendor:
         return {
             i: self._view(i) if i in self.tickets else TicketView(i, State.PURGED) for i in known
         }
+
+    def destroyed_by(self, transition: Transition, ticket_ids: Sequence[int]) -> dict[int, str]:
+        """Ids marked `archived` (like Zendesk's) would be destroyed by a soft delete."""
+        if transition is not Transition.SOFT_DELETE:
+            return {}
+        self.calls["destroyed_by"] += 1
+        return {i: "archived" for i in ticket_ids if i in self.archived}
 
     def live(self, ticket_ids: Sequence[int]) -> set[int]:
         self.calls["live"] += 1

@@ -27,9 +27,12 @@ def _seed_deleted(sandbox: Sandbox) -> Callable[[], list[object]]:
     """Tickets on both sides, some soft-deleted; returns a reader of all their states."""
     so_ids = sandbox.superoffice.seed_tickets(4)
     sandbox.superoffice.soft_delete(so_ids[:2])
+    sandbox.zendesk.configure({"audit_logs": True})
     zd_ids = sandbox.zendesk.seed_tickets(
         [{"subject": "kept"}, {"subject": "gone", "state": "deleted"}, {"state": "deleted"}]
     )
+    purged = sandbox.zendesk.seed_tickets([{"subject": "purged"}])
+    sandbox.zendesk.agent_act("purge", purged, agent=(7, "Ann"))
     return lambda: (
         [sandbox.superoffice.ticket_state(i) for i in so_ids]
         + [sandbox.zendesk.ticket_state(i) for i in zd_ids]
@@ -63,8 +66,8 @@ def test_every_probe_passes_and_only_reads(sandbox: Sandbox, tmp_path: Path) -> 
         probes = [line for line in deep if line.startswith(side_vendor.name)]
         assert probes, f"no probe lines for {side_vendor.name}"
     assert all(" ok " in line for line in deep), deep
-    # with deleted tickets on both sides, every probe but the optional audit log has data
-    idle = [line for line in deep if "not exercised" in line and "audit" not in line]
+    # with deleted tickets on both sides and an audit log, every probe has data
+    idle = [line for line in deep if "not exercised" in line]
     assert idle == [], idle
     # the probes add GETs only: whatever else was sent, the plain check sent too
     for sim, before in plain.items():

@@ -181,6 +181,12 @@ class Adapter(Protocol):
         right before a purge (a purge is never sent for a ticket that is active)."""
         ...
 
+    def destroyed_by(self, transition: Transition, ticket_ids: Sequence[int]) -> dict[int, str]:
+        """The ids on which `transition` would not do as asked but destroy the ticket for
+        good (Zendesk deletes an archived ticket permanently), each with why: read right
+        before sending, so that a soft delete is never turned into a purge."""
+        ...
+
     def changes(self, cursor: str | None) -> Iterator[ChangePage]:
         """Everything that changed since `cursor` (None: from the beginning), page by page."""
         ...

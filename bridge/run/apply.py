@@ -33,7 +33,7 @@ from bridge.core.contract import (
 from bridge.core.model import Side, Transition
 from bridge.crashpoints import crash_point
 from bridge.ledger.sync import OperationView
-from bridge.run.guards import PurgeCap, check_before_purge
+from bridge.run.guards import PurgeCap, check_before_purge, check_before_soft_delete
 from bridge.run.jobs import Jobs, Meanwhile
 from bridge.run.record import Recorder
 from bridge.run.state import RunContext
@@ -125,6 +125,8 @@ class Applier:
                 continue
             if transition is Transition.PURGE:
                 group = check_before_purge(ctx, target, adapter, group)
+            elif transition is Transition.SOFT_DELETE:
+                group = check_before_soft_delete(ctx, target, adapter, group)
             taken, submitted = self._send(target, transition, adapter, group)
             sent |= submitted
             unsent.update(op.id for op in group[taken:])

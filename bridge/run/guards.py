@@ -1,4 +1,5 @@
-"""The purge guards: a purge is irreversible, so two checks stand before every one sent.
+"""The guards: a purge is irreversible, so two checks stand before every one sent, and
+one stands before every soft delete so that none turns into a purge.
 
 * The per-run cap: if the run would purge more than `max_purges_per_run` (counted over the
   whole run), the purges ready at that point are *all* held (a mass purge is suspicious as
@@ -19,7 +20,7 @@ from bridge.ledger.sync import OperationView
 from bridge.ledger.tables import OperationStatus
 from bridge.run.state import RunContext
 
-__all__ = ["PurgeCap", "check_before_purge"]
+__all__ = ["PurgeCap", "check_before_purge", "check_before_soft_delete"]
 
 log = structlog.get_logger("bridge.sync")
 
@@ -71,3 +72,21 @@ def check_before_purge(
         ctx.ledger.fail(refused, run_id=ctx.state.run_id, retry=False)
         ctx.state.counts["purges_refused"] += len(refused)
     return [op for op in ops if op.ticket_id not in live]
+
+
+def check_before_soft_delete(
+    ctx: RunContext, target: Side, adapter: Adapter, ops: Sequence[OperationView]
+) -> list[OperationView]:
+    """Never send a soft delete the target would carry out as a permanent deletion
+    (refused, and reported for a person). Nothing is sent when the check fails."""
+    try:
+        destroyed = adapter.destroyed_by(Transition.SOFT_DELETE, [op.ticket_id for op in ops])
+    except AdapterError as exc:
+        log.warning("soft_delete.precheck_failed", side=target, error=str(exc))
+        return []
+    refused = {op.id: destroyed[op.ticket_id] for op in ops if op.ticket_id in destroyed}
+    if refused:
+        ctx.ledger.fail(refused, run_id=ctx.state.run_id, retry=False)
+        ctx.state.counts["soft_deletes_refused"] += len(refused)
+        log.warning("soft_delete.refused", side=target, count=len(refused))
+    return [op for op in ops if op.ticket_id not in destroyed]

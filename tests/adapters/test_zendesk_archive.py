@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
-from bridge.core.model import Cause, State
+from bridge.core.model import Cause, State, Transition
 from bridge.sandbox import SimClock
 from bridge.vendors.zendesk.adapter import ZendeskAdapter
 from bridge.vendors.zendesk.sim.simulator import ZendeskSimulator
@@ -170,3 +170,22 @@ def test_an_idle_run_asks_no_audit_log(sim: ZendeskSimulator) -> None:
     list(zendesk.changes(cursor))
     zendesk.sweep(dict.fromkeys(ids[1:], State.ACTIVE))
     assert calls(sim, AUDIT) == 0
+
+
+@pytest.mark.parametrize("in_show_many", [True, False])
+def test_a_soft_delete_onto_a_possibly_archived_ticket_is_named(
+    sim: ZendeskSimulator, in_show_many: bool
+) -> None:
+    """Whether `show_many` shows archived tickets is unconfirmed: either way they are
+    named, while open and recently closed tickets are not."""
+    sim.configure({"archived_in_show_many": in_show_many})
+    old = archived(sim, 2)
+    recent = sim.seed_tickets(count=1, template={"status": "closed"})
+    open_ = sim.seed_tickets(count=1)
+    gone = sim.seed_tickets([{"state": "deleted"}])
+    client = adapter(sim)
+    refused = client.destroyed_by(Transition.SOFT_DELETE, old + recent + open_ + gone)
+    assert sorted(refused) == old
+    assert all("archived" in why for why in refused.values())
+    assert client.destroyed_by(Transition.RESTORE, old) == {}
+    assert client.destroyed_by(Transition.PURGE, old) == {}

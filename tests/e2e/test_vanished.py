@@ -178,3 +178,21 @@ def test_the_audit_log_names_an_admin_who_deletes_an_archived_ticket(world: Worl
     assert world.so_state(so_id) == "deleted"
     assert ("purge", "pending_retention") in [(op.transition, op.status) for op in world.ops()]
     assert world.routes("zendesk").get("GET audit_logs") == 1  # one query for the batch
+
+
+def test_a_soft_delete_is_never_copied_onto_an_archived_ticket(world: World) -> None:
+    """Zendesk deletes an archived ticket for good: a SuperOffice soft delete copied there
+    would be a purge. It is refused for a person, and the ticket stays."""
+    [(so_open, zd_open)] = world.link(1)  # stays open: never archived
+    [(so_id, zd_id)] = _closed_and_archived(world, 1)
+    world.so.soft_delete([so_id, so_open])
+    result = world.sync()
+    assert result.counts["soft_deletes_refused"] == 1
+    world.clock.advance(60)  # the other soft delete's job
+    world.sync()
+    assert world.zd_state(zd_id) == "active"
+    assert world.zd_state(zd_open) == "deleted"
+    assert world.zd.purges.records == []  # nothing was deleted for good
+    [refused] = [op for op in world.ops() if op.ticket_id == zd_id]
+    assert refused.status == "failed"
+    assert "archived" in (refused.error or "")

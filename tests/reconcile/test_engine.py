@@ -55,6 +55,26 @@ def test_soft_delete_in_superoffice_reaches_zendesk_once(world: World) -> None:
     assert world.zd.submitted == [(Transition.SOFT_DELETE, (101,))]
 
 
+def test_a_soft_delete_the_target_would_make_permanent_is_refused(world: World) -> None:
+    """Zendesk deletes an archived ticket for good: copying a soft delete there would be a
+    purge nobody asked for. It is refused for a person; the other tickets go."""
+    world.link((1, 101), (2, 102))
+    world.sync()
+    world.zd.archived.add(101)
+    world.so.act(Transition.SOFT_DELETE, 1)
+    world.so.act(Transition.SOFT_DELETE, 2)
+    result = world.sync()
+    assert world.zd.submitted == [(Transition.SOFT_DELETE, (102,))]
+    assert world.zd.state(101) is State.ACTIVE
+    assert result.counts["soft_deletes_refused"] == 1
+    refused = [op for op in world.ops() if op.ticket_id == 101]
+    assert [op.status for op in refused] == ["failed"]
+    assert "archived" in (refused[0].error or "")
+    # not tried again by later runs: it waits for a person
+    world.sync()
+    assert world.zd.submitted == [(Transition.SOFT_DELETE, (102,))]
+
+
 def test_restore_in_zendesk_puts_back_the_superoffice_status(world: World) -> None:
     world.link((1, 101))
     world.so.tickets[1].status_id = 304

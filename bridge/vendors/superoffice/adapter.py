@@ -416,6 +416,11 @@ class SuperOfficeAdapter:
 
     # ------------------------------------------------------------------ contract: reads
 
+    def destroyed_by(self, transition: Transition, ticket_ids: Sequence[int]) -> dict[int, str]:
+        """None: SuperOffice's API deletes are soft deletes, whatever the ticket."""
+        del transition, ticket_ids
+        return {}
+
     def live(self, ticket_ids: Sequence[int]) -> set[int]:
         """Active ids, from the `Ticket` provider alone (it leaves soft-deleted rows out)."""
         wanted = list(dict.fromkeys(int(i) for i in ticket_ids))

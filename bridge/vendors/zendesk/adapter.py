@@ -76,6 +76,9 @@ BATCH_LIMIT = 100
 JOB_LIMIT = 30
 #: soft-deleted tickets are scrubbed about 30 days after deletion
 RETENTION_PERIOD = timedelta(days=30)
+#: closed tickets are archived "about 120 days" after closing (documented); one closed this
+#: long is treated as possibly archived, where a delete is permanent (90 days: a margin)
+ARCHIVE_SUSPECT_AFTER = timedelta(days=90)
 #: how far back the audit log is searched for a vanished ticket's deletion (runs check each
 #: link daily by default: a week of missed runs is covered twice)
 AUDIT_LOOKBACK = timedelta(days=14)
@@ -426,6 +429,48 @@ class ZendeskAdapter:
         except TransientError as exc:
             log.info("zendesk.audit_logs.stopped", reason=str(exc))
         return found
+
+    def destroyed_by(self, transition: Transition, ticket_ids: Sequence[int]) -> dict[int, str]:
+        """Soft deletes that would be permanent: Zendesk deletes an *archived* ticket for
+        good (it never reaches `deleted_tickets`). The API shows no archive flag, so a
+        ticket closed for `ARCHIVE_SUSPECT_AFTER` is taken as possibly archived, and so is a
+        closed one that `show_many` leaves out but `GET tickets/{id}` shows. One
+        `show_many` per 100 ids; per-id reads only for ids it leaves out."""
+        if transition is not Transition.SOFT_DELETE:
+            return {}
+        wanted = list(dict.fromkeys(ticket_ids))
+        rows: dict[int, Mapping[str, Any]] = {}
+        for chunk in chunked(wanted, BATCH_LIMIT):
+            response = self._http.request(
+                "GET", "api/v2/tickets/show_many", params={"ids": _ids_param(chunk)}, ok=(404,)
+            )
+            if response.status_code == 404:
+                continue
+            body = decode_json(response, "api/v2/tickets/show_many")
+            wire.check(shapes.ShowManyAnswer, body, "api/v2/tickets/show_many")
+            rows.update((row["id"], row) for row in body["tickets"] if row.get("id") in chunk)
+        hidden = [i for i in wanted if i not in rows]
+        for ticket_id in hidden:
+            response = self._http.request("GET", f"api/v2/tickets/{ticket_id}", ok=(404,))
+            if response.status_code == 404:
+                continue  # soft-deleted or gone: a soft delete changes nothing
+            body = decode_json(response, "api/v2/tickets/{id}")
+            wire.check(shapes.ShowOneAnswer, body, "api/v2/tickets/{id}")
+            if body["ticket"].get("status") == "closed":
+                rows[ticket_id] = {**body["ticket"], "updated_at": None}
+        suspect_before = self._clock() - ARCHIVE_SUSPECT_AFTER
+        refused: dict[int, str] = {}
+        for ticket_id, row in rows.items():
+            if row.get("status") != "closed":
+                continue
+            updated = parse_time(row.get("updated_at"))
+            if updated is None or updated <= suspect_before:
+                since = f" since {updated:%Y-%m-%d}" if updated else ""
+                refused[ticket_id] = (
+                    f"zendesk ticket closed{since} may be archived, where a delete is "
+                    "permanent: soft delete refused"
+                )
+        return refused
 
     def live(self, ticket_ids: Sequence[int]) -> set[int]:
         """Active ids, from `show_many` alone (soft-deleted and purged ids are left out)."""

@@ -102,12 +102,36 @@ def _audit_logs(http: ReadOnlyHttp) -> str:
     return "readable: permanent deletions get their actor and time from the audit log"
 
 
+def _audit_entries(http: ReadOnlyHttp) -> str:
+    """A ticket `destroy` entry carries the actor id, time and ticket id bridge reads, and
+    a description that tells a permanent deletion (and a schedule's) from a soft one."""
+    try:
+        body = http.get_json(
+            "api/v2/audit_logs",
+            {"filter[source_type]": "ticket", "filter[action]": "destroy", "page[size]": 5},
+        )
+    except VendorHTTPError as exc:
+        if exc.status in (403, 404):
+            raise not_exercised(f"no audit logs on this account ({exc.status})") from None
+        raise
+    entries = [e for e in body.get("audit_logs", []) if isinstance(e, dict)]
+    if not entries:
+        raise not_exercised("no ticket deletion in the audit log yet")
+    for entry in entries:
+        for name, kind in (("actor_id", int), ("source_id", int), ("created_at", str)):
+            if not isinstance(entry.get(name), kind):
+                raise ProbeFailedError(f"an entry's {name} is {entry.get(name)!r}")
+    described = [str(e.get("change_description") or "")[:60] for e in entries]
+    return f"{len(entries)} entr(ies), e.g. {described[0]!r}"
+
+
 PROBES: Final[tuple[Probe, ...]] = (
     Probe("zd.deleted.fields", "deleted_tickets item fields", _deleted_fields),
     Probe("zd.deleted.hidden", "soft-deleted tickets hidden from reads", _deleted_hidden),
     Probe("zd.export.shape", "cursor export page shape", _export_shape),
     Probe("zd.ratelimit.headers", "documented rate-limit headers", _rate_limit_headers),
     Probe("zd.audit.available", "audit logs for permanent deletions", _audit_logs),
+    Probe("zd.audit.entries", "audit log ticket deletion entries", _audit_entries),
 )
 
 
