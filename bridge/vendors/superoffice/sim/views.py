@@ -37,6 +37,8 @@ __all__ = [
     "RowFormat",
     "TimeFormat",
     "archive_columns",
+    "archive_envelope",
+    "archive_output",
     "archive_page",
     "culture_of",
     "ticket_entity",
@@ -347,10 +349,7 @@ def archive_page(
     if canonical is None:
         raise ODataError(f"unknown archive provider {provider!r}")
     recycle = canonical == "RecycleTicket"
-    output = (query.get("$output") or "Display").strip().lower()
-    if output not in OUTPUTS:
-        raise ODataError(f"unknown $output {query.get('$output')!r}: Display or Logical")
-    fmt = RowFormat(fmt.time, fmt.culture, logical=output == "logical")
+    fmt = RowFormat(fmt.time, fmt.culture, logical=archive_output(query))
     spec = archive_columns(store)
     columns = {name: c.column for name, c in spec.items()}
 
@@ -392,12 +391,44 @@ def archive_page(
         }
         for t in page
     ]
+    return archive_envelope(
+        values,
+        canonical,
+        query,
+        api_url=api_url,
+        options=options,
+        skip=skip,
+        top=top,
+        total=len(rows),
+    )
+
+
+def archive_output(query: Mapping[str, str | None]) -> bool:
+    """Whether `$output` asks for logical values (Display, the assumed default, does not)."""
+    output = (query.get("$output") or "Display").strip().lower()
+    if output not in OUTPUTS:
+        raise ODataError(f"unknown $output {query.get('$output')!r}: Display or Logical")
+    return output == "logical"
+
+
+def archive_envelope(
+    values: list[dict[str, Any]],
+    provider: str,
+    query: Mapping[str, str | None],
+    *,
+    api_url: str,
+    options: ArchiveOptions,
+    skip: int,
+    top: int,
+    total: int,
+) -> dict[str, Any]:
+    """The `ODataSlimResponse` envelope around the page `skip`/`top` of `total` rows."""
     next_link = None
-    if options.next_link and skip + top < len(rows) and top > 0:
+    if options.next_link and skip + top < total and top > 0:
         params = {k: v for k, v in query.items() if v is not None}
         params["$skip"] = str(skip + top)
         params["$top"] = str(top)
-        next_link = f"{api_url}/v1/Archive/{canonical}?{urlencode(params)}"
+        next_link = f"{api_url}/v1/Archive/{provider}?{urlencode(params)}"
     return {
         "odata.metadata": f"{api_url}/v1/Archive//$metadata",
         "odata.nextLink": next_link,
