@@ -18,7 +18,7 @@ value (34) in Logical (assumed, as for the other providers' list columns).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 from bridge.vendors.superoffice.sim.odata import (
@@ -26,20 +26,16 @@ from bridge.vendors.superoffice.sim.odata import (
     ColumnKind,
     Comparison,
     ODataError,
-    compile_filter,
     conjuncts,
-    parse_filter,
-    parse_int_option,
-    parse_order_by,
-    parse_select,
-    sort_rows,
 )
 from bridge.vendors.superoffice.sim.store import LogAction, LogEntry, TicketStore
 from bridge.vendors.superoffice.sim.views import (
+    ArchiveColumn,
     ArchiveOptions,
+    ArchiveQuery,
     RowFormat,
     archive_envelope,
-    archive_output,
+    list_literal,
 )
 
 __all__ = ["DYNAMIC_PROVIDER", "LOG_ACTOR_COLUMN", "LOG_TABLE", "dynamic_page", "log_columns"]
@@ -50,70 +46,56 @@ LOG_TABLE = "ticket_log_action"
 LOG_ACTOR_COLUMN = f"{LOG_TABLE}.user_id.(associate->ejuserId).associate_id"
 
 
-@dataclass(frozen=True, slots=True)
-class _LogColumn:
-    column: Column[LogEntry]
-    render: Callable[[LogEntry, RowFormat], Any]
-
-
 def _log_action_literal(value: object) -> int:
     """`log_action` filters take the value (34, '34', '[I:34]') or the name."""
-    if isinstance(value, bool):
-        raise ODataError("log_action needs a TicketLogAction value or name")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("[I:") and text.endswith("]"):
-            text = text[3:-1]
-        if text.lstrip("-").isdigit():
-            return int(text)
+
+    def by_name(text: str) -> int:
         for action in LogAction:
             if action.label.lower() == text.lower():
                 return int(action)
-    raise ODataError(f"unknown log_action {value!r}")
+        raise ODataError(f"unknown log_action {value!r}")
+
+    return list_literal(value, "log_action", by_name)
 
 
-def log_columns(store: TicketStore) -> dict[str, _LogColumn]:
+def log_columns(store: TicketStore) -> dict[str, ArchiveColumn[LogEntry]]:
     """The `ticket_log_action` columns the simulator serves, by canonical name."""
 
-    def entry_id(e: LogEntry) -> int:
-        return e.entry_id
-
-    def ticket_id(e: LogEntry) -> int:
-        return e.ticket_id
-
-    def user_id(e: LogEntry) -> int:
-        return e.user_id
-
-    def log_when(e: LogEntry) -> Any:
-        return e.log_when.replace(microsecond=0)
-
-    def log_action(e: LogEntry) -> int:
-        return int(e.log_action)
+    def cell(name: str) -> Callable[[LogEntry, RowFormat], Any]:
+        get = attrgetter(name)
+        return lambda e, fmt: get(e)
 
     def associate(e: LogEntry) -> int | None:
         return store.associate_of(e.user_id)
 
-    def plain(get: Callable[[LogEntry], Any]) -> Callable[[LogEntry, RowFormat], Any]:
-        return lambda e, fmt: get(e)
+    def log_when(e: LogEntry) -> Any:
+        return e.log_when.replace(microsecond=0)  # whole seconds, as on the other providers
 
     def action_cell(e: LogEntry, fmt: RowFormat) -> Any:
         return int(e.log_action) if fmt.logical else e.log_action.label
 
+    ints = {"id": "entry_id", "ticket_id": "ticket_id", "user_id": "user_id"}
     made = [
-        _LogColumn(Column(f"{LOG_TABLE}.id", ColumnKind.INT, entry_id), plain(entry_id)),
-        _LogColumn(Column(f"{LOG_TABLE}.ticket_id", ColumnKind.INT, ticket_id), plain(ticket_id)),
-        _LogColumn(Column(f"{LOG_TABLE}.user_id", ColumnKind.INT, user_id), plain(user_id)),
-        _LogColumn(
+        ArchiveColumn(Column(f"{LOG_TABLE}.{name}", ColumnKind.INT, attrgetter(attr)), cell(attr))
+        for name, attr in ints.items()
+    ]
+    made += [
+        ArchiveColumn(
             Column(f"{LOG_TABLE}.log_when", ColumnKind.DATETIME, log_when),
             lambda e, fmt: fmt.time.archive(e.log_when),
         ),
-        _LogColumn(
-            Column(f"{LOG_TABLE}.log_action", ColumnKind.LIST, log_action, _log_action_literal),
+        ArchiveColumn(
+            Column(
+                f"{LOG_TABLE}.log_action",
+                ColumnKind.LIST,
+                lambda e: int(e.log_action),
+                _log_action_literal,
+            ),
             action_cell,
         ),
-        _LogColumn(Column(LOG_ACTOR_COLUMN, ColumnKind.INT, associate), plain(associate)),
+        ArchiveColumn(
+            Column(LOG_ACTOR_COLUMN, ColumnKind.INT, associate), lambda e, fmt: associate(e)
+        ),
     ]
     return {c.column.name: c for c in made}
 
@@ -139,45 +121,25 @@ def dynamic_page(
     options: ArchiveOptions,
 ) -> dict[str, Any]:
     """Answer one `Archive/dynamic` query on the ticket log; ODataError → 400."""
-    fmt = RowFormat(fmt.time, fmt.culture, logical=archive_output(query))
-    spec = log_columns(store)
-    columns = {name: c.column for name, c in spec.items()}
-    select = parse_select(query.get("$select"), columns)
-    if not select:
+    parsed = ArchiveQuery.parse(query, log_columns(store), fmt=fmt, options=options)
+    if not parsed.select:
         raise ODataError("the dynamic provider needs $select: its columns are the caller's")
-    order = parse_order_by(query.get("$orderBy") or query.get("$orderby"), columns)
-    top = parse_int_option("$top", query.get("$top"), options.top_default, options.top_max)
-    skip = parse_int_option("$skip", query.get("$skip"), 0)
-    text = query.get("$filter")
-    node = parse_filter(text) if text and text.strip() else None
-    predicate = compile_filter(node, columns) if node is not None else None
-
-    tickets = _ticket_candidates(node, columns) if node is not None else None
+    node = parsed.node
+    tickets = _ticket_candidates(node, parsed.columns) if node is not None else None
     candidates: Iterable[LogEntry]
     if tickets is not None:
         candidates = [e for t in sorted(tickets) for e in store.log.get(t, ())]
     else:
         candidates = [e for entries in store.log.values() for e in entries]
-    rows = [e for e in candidates if predicate is None or predicate(e)]
-    key = f"{LOG_TABLE}.id"
-    if not any(name == key for name, _ in order):
-        order = [*order, (key, False)]
-    rows = sort_rows(rows, order, columns)
-    values = [
-        {
-            "PrimaryKey": str(e.entry_id),
-            "EntityName": LOG_TABLE,
-            **{name: spec[name].render(e, fmt) for name in select},
-        }
-        for e in rows[skip : skip + top]
-    ]
+    page, total = parsed.page(candidates, f"{LOG_TABLE}.id")
+    values = parsed.values(page, parsed.select, LOG_TABLE, lambda e: e.entry_id)
     return archive_envelope(
         values,
         DYNAMIC_PROVIDER,
         query,
         api_url=api_url,
         options=options,
-        skip=skip,
-        top=top,
-        total=len(rows),
+        skip=parsed.skip,
+        top=parsed.top,
+        total=total,
     )

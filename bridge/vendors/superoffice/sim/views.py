@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlencode
 
 from bridge.vendors.superoffice.sim.odata import (
     Column,
     ColumnKind,
     Comparison,
+    Node,
     ODataError,
     compile_filter,
     conjuncts,
@@ -33,7 +34,9 @@ __all__ = [
     "CULTURES",
     "DEFAULT_SELECT",
     "PROVIDERS",
+    "ArchiveColumn",
     "ArchiveOptions",
+    "ArchiveQuery",
     "RowFormat",
     "TimeFormat",
     "archive_columns",
@@ -41,8 +44,11 @@ __all__ = [
     "archive_output",
     "archive_page",
     "culture_of",
+    "list_literal",
     "ticket_entity",
 ]
+
+R = TypeVar("R")
 
 #: provider name (lower-case) → canonical spelling
 PROVIDERS: dict[str, str] = {"ticket": "Ticket", "recycleticket": "RecycleTicket"}
@@ -202,31 +208,107 @@ def ticket_entity(ticket: Ticket, api_url: str, fmt: TimeFormat) -> dict[str, An
 
 
 @dataclass(frozen=True, slots=True)
-class _ArchiveColumn:
-    column: Column[Ticket]
-    render: Callable[[Ticket, RowFormat], Any]
+class ArchiveColumn(Generic[R]):
+    """A provider's column: how to filter and sort on it, and how a row shows it."""
+
+    column: Column[R]
+    render: Callable[[R, RowFormat], Any]
 
 
-def _base_status_literal(value: object) -> int:
-    """`status` filters accept 4, '4', '[I:4]' or 'Deleted'."""
+def list_literal(value: object, what: str, by_name: Callable[[str], int]) -> int:
+    """A list column's filter value: an id (4, '4', '[I:4]') or, through `by_name`, a name."""
     if isinstance(value, bool):
-        raise ODataError("status needs a base status id or name")
+        raise ODataError(f"{what} needs an id or a name")
     if isinstance(value, int):
-        return int(BaseStatus(value)) if value in BaseStatus._value2member_map_ else value
+        return value
     if isinstance(value, str):
         text = value.strip()
         if text.startswith("[I:") and text.endswith("]"):
             text = text[3:-1]
         if text.lstrip("-").isdigit():
             return int(text)
+        return by_name(text)
+    raise ODataError(f"unknown {what} {value!r}")
+
+
+def _base_status_literal(value: object) -> int:
+    """`status` filters accept 4, '4', '[I:4]' or 'Deleted'."""
+
+    def by_name(text: str) -> int:
         try:
             return int(BaseStatus.from_label(text))
         except StoreError:
             raise ODataError(f"unknown status {value!r}") from None
-    raise ODataError(f"unknown status {value!r}")
+
+    return list_literal(value, "status", by_name)
 
 
-def archive_columns(store: TicketStore) -> dict[str, _ArchiveColumn]:
+@dataclass(frozen=True, slots=True)
+class ArchiveQuery(Generic[R]):
+    """One archive request's options read against a provider's columns: what every
+    provider does alike (unknown columns, operators or values raise ODataError: 400)."""
+
+    spec: Mapping[str, ArchiveColumn[R]]
+    select: list[str] | None
+    order: list[tuple[str, bool]]
+    top: int
+    skip: int
+    node: Node | None
+    predicate: Callable[[R], bool] | None
+    fmt: RowFormat
+
+    @classmethod
+    def parse(
+        cls,
+        query: Mapping[str, str | None],
+        spec: Mapping[str, ArchiveColumn[R]],
+        *,
+        fmt: RowFormat,
+        options: ArchiveOptions,
+    ) -> ArchiveQuery[R]:
+        columns = {name: c.column for name, c in spec.items()}
+        text = query.get("$filter")
+        node = parse_filter(text) if text and text.strip() else None
+        return cls(
+            spec=spec,
+            select=parse_select(query.get("$select"), columns),
+            order=parse_order_by(query.get("$orderBy") or query.get("$orderby"), columns),
+            top=parse_int_option("$top", query.get("$top"), options.top_default, options.top_max),
+            skip=parse_int_option("$skip", query.get("$skip"), 0),
+            node=node,
+            predicate=compile_filter(node, columns) if node is not None else None,
+            fmt=RowFormat(fmt.time, fmt.culture, logical=archive_output(query)),
+        )
+
+    @property
+    def columns(self) -> dict[str, Column[R]]:
+        return {name: c.column for name, c in self.spec.items()}
+
+    def page(self, candidates: Iterable[R], tie_breaker: str) -> tuple[list[R], int]:
+        """The rows of this page (filtered, sorted with `tie_breaker` last) and how many
+        rows match in all."""
+        rows = [r for r in candidates if self.predicate is None or self.predicate(r)]
+        order = self.order
+        if not any(name == tie_breaker for name, _ in order):
+            order = [*order, (tie_breaker, False)]
+        rows = sort_rows(rows, order, self.columns)
+        return rows[self.skip : self.skip + self.top], len(rows)
+
+    def values(
+        self, rows: Iterable[R], select: Iterable[str], entity: str, key: Callable[[R], int]
+    ) -> list[dict[str, Any]]:
+        """The rows as the `value` array shows them (`PrimaryKey` a string)."""
+        return [
+            {
+                "PrimaryKey": str(key(row)),
+                "EntityName": entity,
+                **{name: self.spec[name].render(row, self.fmt) for name in select},
+            }
+            for row in rows
+        ]
+
+
+def archive_columns(store: TicketStore) -> dict[str, ArchiveColumn[Ticket]]:
     """The columns both ticket providers understand, keyed by canonical name."""
 
     def status_id_literal(value: object) -> int:
@@ -279,22 +361,22 @@ def archive_columns(store: TicketStore) -> dict[str, _ArchiveColumn]:
         return t.created_by
 
     made = [
-        _ArchiveColumn(Column("ticketId", ColumnKind.INT, ticket_id), plain(ticket_id)),
-        _ArchiveColumn(Column("title", ColumnKind.STRING, title), plain(title)),
-        _ArchiveColumn(Column("createdAt", ColumnKind.DATETIME, created_at), iso(created_at)),
-        _ArchiveColumn(Column("lastChanged", ColumnKind.DATETIME, last_changed), iso(last_changed)),
-        _ArchiveColumn(
+        ArchiveColumn(Column("ticketId", ColumnKind.INT, ticket_id), plain(ticket_id)),
+        ArchiveColumn(Column("title", ColumnKind.STRING, title), plain(title)),
+        ArchiveColumn(Column("createdAt", ColumnKind.DATETIME, created_at), iso(created_at)),
+        ArchiveColumn(Column("lastChanged", ColumnKind.DATETIME, last_changed), iso(last_changed)),
+        ArchiveColumn(
             Column("status", ColumnKind.LIST, base_status, _base_status_literal),
             base_status_cell,
         ),
-        _ArchiveColumn(
+        ArchiveColumn(
             Column("ticketStatusName", ColumnKind.LIST, status_id, status_id_literal),
             status_name_cell,
         ),
-        _ArchiveColumn(Column("connectId", ColumnKind.INT, connect_id), plain(connect_id)),
-        _ArchiveColumn(Column("ownedBy", ColumnKind.INT, owned_by), plain(owned_by)),
-        _ArchiveColumn(Column("ownedBy/associateDbId", ColumnKind.INT, owned_by), plain(owned_by)),
-        _ArchiveColumn(
+        ArchiveColumn(Column("connectId", ColumnKind.INT, connect_id), plain(connect_id)),
+        ArchiveColumn(Column("ownedBy", ColumnKind.INT, owned_by), plain(owned_by)),
+        ArchiveColumn(Column("ownedBy/associateDbId", ColumnKind.INT, owned_by), plain(owned_by)),
+        ArchiveColumn(
             Column("createdBy/associateDbId", ColumnKind.INT, created_by), plain(created_by)
         ),
     ]
@@ -349,17 +431,8 @@ def archive_page(
     if canonical is None:
         raise ODataError(f"unknown archive provider {provider!r}")
     recycle = canonical == "RecycleTicket"
-    fmt = RowFormat(fmt.time, fmt.culture, logical=archive_output(query))
-    spec = archive_columns(store)
-    columns = {name: c.column for name, c in spec.items()}
-
-    select = parse_select(query.get("$select"), columns) or list(DEFAULT_SELECT)
-    order = parse_order_by(query.get("$orderBy") or query.get("$orderby"), columns)
-    top = parse_int_option("$top", query.get("$top"), options.top_default, options.top_max)
-    skip = parse_int_option("$skip", query.get("$skip"), 0)
-    text = query.get("$filter")
-    node = parse_filter(text) if text and text.strip() else None
-    predicate = compile_filter(node, columns) if node is not None else None
+    parsed = ArchiveQuery.parse(query, archive_columns(store), fmt=fmt, options=options)
+    node, columns = parsed.node, parsed.columns
 
     candidates: Iterable[Ticket]
     ids = _id_candidates(node, columns) if node is not None else None
@@ -374,32 +447,20 @@ def archive_page(
     else:
         candidates = store.tickets.values()
 
-    rows = [
-        t
-        for t in candidates
-        if (t.base_status is BaseStatus.DELETED) == recycle and (predicate is None or predicate(t))
-    ]
-    if not any(name == "ticketId" for name, _ in order):
-        order = [*order, ("ticketId", False)]
-    rows = sort_rows(rows, order, columns)
-    page = rows[skip : skip + top]
-    values = [
-        {
-            "PrimaryKey": str(t.ticket_id),
-            "EntityName": "ticket",
-            **{name: spec[name].render(t, fmt) for name in select},
-        }
-        for t in page
-    ]
+    page, total = parsed.page(
+        (t for t in candidates if (t.base_status is BaseStatus.DELETED) == recycle), "ticketId"
+    )
+    select = parsed.select or list(DEFAULT_SELECT)
+    values = parsed.values(page, select, "ticket", lambda t: t.ticket_id)
     return archive_envelope(
         values,
         canonical,
         query,
         api_url=api_url,
         options=options,
-        skip=skip,
-        top=top,
-        total=len(rows),
+        skip=parsed.skip,
+        top=parsed.top,
+        total=total,
     )
 
 
