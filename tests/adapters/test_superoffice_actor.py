@@ -19,11 +19,14 @@ from bridge.vendors.superoffice import wire as shapes
 from bridge.vendors.superoffice.adapter import (
     LogAction,
     LogEntry,
+    SuperOfficeAdapter,
     _log_entry,
     _logical_id,
     parse_so_datetime,
     pick_actor,
 )
+from bridge.vendors.superoffice.auth import BearerAuth
+from tests.adapters.scripted import Reply, ScriptedServer
 from tests.adapters.test_superoffice_adapter import START, log_reads, scenario
 
 T = START + timedelta(hours=1)
@@ -212,3 +215,29 @@ def test_the_sweep_names_who_made_the_change_it_finds() -> None:
         # no change from what bridge knew: no one to look up
         assert found[known_deleted].actor_id is found[active].actor_id is None
         assert len(reads) == 2  # three entries, two to a page
+
+
+def test_log_rows_in_a_form_bridge_does_not_read_are_reported(server: ScriptedServer) -> None:
+    row = {
+        "PrimaryKey": "1",
+        "EntityName": "ticket_log_action",
+        shapes.LOG_ID: 1,
+        shapes.LOG_TICKET: 5,
+        shapes.LOG_WHEN: "2024-05-01T13:00:00Z",
+        shapes.LOG_ACTION: 34,
+        shapes.LOG_ACTOR: "AB",  # the associate's initials: display output, not an id
+    }
+    server.script["/Cust1/api/v1/Archive/dynamic"] = [Reply(200, {"value": [row]})]
+    host, port = server.server_address[:2]
+    adapter = SuperOfficeAdapter(
+        f"http://{host!s}:{port}/Cust1",
+        tenant="Cust1",
+        auth=BearerAuth("x"),
+        requests_per_second=None,
+    )
+    view = TicketView(5, State.SOFT_DELETED, vendor_time=T)
+    with capture_logs() as logs:
+        [seen] = adapter._with_actors([view], [view])
+    assert seen.actor_id is None
+    assert seen.cause is None
+    assert [e["event"] for e in logs] == ["superoffice.ticket_log_rows_unread"]

@@ -600,10 +600,17 @@ class SuperOfficeAdapter:
             page = wire.check(shapes.SuperOfficeLogPage, decode_json(response, path), path)
             fresh = [row for row in page.value if row.entry_id not in seen]
             seen.update(row.entry_id for row in fresh)
+            unread = 0
             for row in fresh:
                 entry = _log_entry(row)
+                # a value where an id belongs (display text, say) is no actor: said once a
+                # page, since the tenant then answers in a form bridge does not read
+                if entry is None or (row.actor is not None and entry.associate_id is None):
+                    unread += 1
                 if entry is not None:
                     yield entry
+            if unread:
+                log.warning("superoffice.ticket_log_rows_unread", path=path, rows=unread)
             if len(page.value) < self.page_size:
                 return
             if not fresh:
