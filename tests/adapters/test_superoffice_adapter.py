@@ -194,6 +194,21 @@ def scenario(
             sim.stop()
 
 
+def log_reads(env: Env) -> list[str]:
+    """From now on, the adapter's `Archive/dynamic` requests (its ticket log reads), as
+    they are made: replay-safe, unlike the cassette's list of recorded requests."""
+    paths: list[str] = []
+    request = env.adapter.http.request
+
+    def spy(method: str, path: str, **kwargs: Any) -> requests.Response:
+        if path == "Archive/dynamic":
+            paths.append(path)
+        return request(method, path, **kwargs)
+
+    env.adapter.http.request = spy  # type: ignore[method-assign]
+    return paths
+
+
 def _seed(env: Env, count: int, **template: Any) -> list[int]:
     if env.real is not None:
         return env.real.seed_tickets(count, template.get("status"))
@@ -318,11 +333,16 @@ def test_changes_pages_dedupes_and_moves_the_cursor() -> None:
 
         env.seeded("later_delete", delete_one_more)
         env.adapter.change_overlap = timedelta(seconds=30)
+        reads = log_reads(env)
         again = list(env.adapter.changes(cursor))
         later = {v.ticket_id: v for p in again for v in p.views}
         # the overlap re-reads the first three deletions; the new one is there too
         assert set(later) == {*ids[:4]}
         assert later[ids[3]].state is State.SOFT_DELETED
+        # who deleted it is read from the ticket log, once; not for rows read before
+        assert (later[ids[3]].actor_id, later[ids[3]].cause) == (7, Cause.USER)
+        assert {later[i].actor_id for i in ids[:3]} == {None}
+        assert len(reads) == 1
         assert parse_so_datetime(again[-1].cursor) == START + timedelta(seconds=360)
 
 

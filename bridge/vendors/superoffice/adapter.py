@@ -5,13 +5,19 @@ providers (`Ticket` for live requests, `RecycleTicket` for soft-deleted ones) th
 with `$top`/`$skip`, and offers no on-demand hard delete: its retention job removes
 soft-deleted requests after "Retain deleted data" (14 days by default). A purge copied
 here is therefore a promise with a date, verified later by `lookup` (404 by id).
+
+Who deleted or restored a ticket is in no ticket field: it is read from the ticket log
+(`ticket_log_action` through the `dynamic` archive provider) the first time the change is
+seen, because a purge takes the log with it (`docs/design.md`, "Who deleted it").
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from enum import IntEnum
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -40,12 +46,15 @@ from bridge.vendors.superoffice.errors import error_code
 
 __all__ = [
     "DeleteEndpointPurge",
+    "LogAction",
+    "LogEntry",
     "PurgeStrategy",
     "RestoreStatusError",
     "RetentionPurge",
     "SuperOfficeAdapter",
     "format_filter_time",
     "parse_so_datetime",
+    "pick_actor",
 ]
 
 log = structlog.get_logger(__name__)
@@ -61,6 +70,38 @@ ARCHIVE_OUTPUT = "Logical"
 ORDER_BY = "lastChanged,ticketId"
 #: full archive pages in a row that bring nothing new before a read is stopped as endless
 STALE_PAGES = 3
+
+#: the ticket log is read through the `dynamic` provider (raw table columns, dot syntax)
+LOG_PROVIDER = "dynamic"
+LOG_COLUMNS = ",".join(
+    (shapes.LOG_ID, shapes.LOG_TICKET, shapes.LOG_WHEN, shapes.LOG_ACTION, shapes.LOG_ACTOR)
+)
+#: how long before a change its log entry is looked for (the entry is at the change's own
+#: `lastChanged`, unless the ticket was edited again before bridge read it)
+ACTOR_LOOKBACK = timedelta(days=1)
+
+
+class LogAction(IntEnum):
+    """The `TicketLogAction` values (docs: database enum `ticketlogaction.md`) that can
+    delete or restore a ticket. Which one SuperOffice writes for each call is not
+    documented: see `_ACTOR_TIERS`."""
+
+    CHANGE_STATUS = 21
+    EDIT_TICKET = 33
+    DELETE_TICKET = 34
+
+
+#: per state a change reached, the log actions that can have made it, the likeliest first:
+#: a deletion is `Ticket_DeleteTicket` or a status change (to Deleted); a restore is a status
+#: change (an undelete goes to the default open status); an edit of the entity only when
+#: there is neither (assumed: which action each call logs is unconfirmed)
+_ACTOR_TIERS: dict[State, tuple[frozenset[int], ...]] = {
+    State.SOFT_DELETED: (
+        frozenset({LogAction.DELETE_TICKET, LogAction.CHANGE_STATUS}),
+        frozenset({LogAction.EDIT_TICKET}),
+    ),
+    State.ACTIVE: (frozenset({LogAction.CHANGE_STATUS}), frozenset({LogAction.EDIT_TICKET})),
+}
 
 # BaseStatus: serialized as a name in entities, as an int in raw columns and webhooks.
 _BASE_STATUS_BY_INT = {0: "Unknown", 1: "Active", 2: "Closed", 3: "Postponed", 4: "Deleted"}
@@ -122,6 +163,65 @@ def _as_int(value: Any) -> int | None:
             return int(text)
         except ValueError:
             return None
+    return None
+
+
+def _logical_id(value: Any) -> int | None:
+    """A positive id as `$output=Logical` writes one: a JSON int, or `[I:42]`.
+
+    Nothing else is an id: user columns in display output hold an associate's initials or
+    name (`ownedBy` is "AB" or "Ann Berg"), and even a display value made of digits is
+    text, not the id of whoever it names."""
+    if isinstance(value, bool):
+        return None
+    number: int | None = None
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str) and value.startswith("[I:") and value.endswith("]"):
+        digits = value[3:-1]
+        number = int(digits) if digits.isdigit() else None
+    return number if number is not None and 0 < number <= 2**31 - 1 else None
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One `ticket_log_action` row, as far as bridge reads it (no description, no details)."""
+
+    entry_id: int
+    ticket_id: int
+    at: datetime
+    action: int
+    #: the associate behind the entry's Service user; None when the log names none
+    associate_id: int | None
+
+
+def _log_entry(row: shapes.SuperOfficeLogRow) -> LogEntry | None:
+    """A log row, or None when its time or action cannot be read (the actor is then
+    unknown; the ticket's state does not depend on it)."""
+    at = parse_so_datetime(row.log_when)
+    action = _logical_id(row.log_action) if isinstance(row.log_action, str) else row.log_action
+    if at is None or action is None:
+        return None
+    return LogEntry(row.entry_id, row.ticket_id, at, action, _logical_id(row.actor))
+
+
+def pick_actor(view: TicketView, entries: Iterable[LogEntry]) -> LogEntry | None:
+    """The log entry that made `view`'s change: of the actions that can reach its state
+    (`_ACTOR_TIERS`, likeliest first), the latest at or before its `lastChanged`.
+
+    `lastChanged` is whole seconds in archive rows, so an entry in the same second counts.
+    None when no entry fits: a guess would name the wrong person."""
+    tiers = _ACTOR_TIERS.get(view.state)
+    if tiers is None:
+        return None
+    limit = view.vendor_time + timedelta(seconds=1) if view.vendor_time else None
+    fitting = [
+        e for e in entries if e.ticket_id == view.ticket_id and (limit is None or e.at < limit)
+    ]
+    for actions in tiers:
+        tier = [e for e in fitting if e.action in actions]
+        if tier:
+            return max(tier, key=lambda e: (e.at, e.entry_id))
     return None
 
 
@@ -225,9 +325,11 @@ def _later(a: datetime | None, b: datetime | None) -> bool:
 
 
 class _Scan:
-    """What one `changes` call has seen so far: row keys, and the newest time per provider."""
+    """What one `changes` call has seen so far: row keys, and the newest time per provider;
+    `mark` is where it started (changes after it are new to bridge)."""
 
     def __init__(self, mark: datetime | None) -> None:
+        self.mark = mark
         self.seen: set[tuple[int, State, datetime | None]] = set()
         self.newest: dict[str, datetime | None] = {TICKET_PROVIDER: mark, RECYCLE_PROVIDER: mark}
 
@@ -356,6 +458,11 @@ class SuperOfficeAdapter:
         self.http.session.headers.setdefault("SO-TimeZone", "UTC, includeTZOffset")
         parts = urlsplit(self.base_url)
         self.state_url = state_url or f"{parts.scheme}://{parts.netloc}/api/state/{tenant}"
+        #: tickets this adapter deleted or restored, and the state it left them in: their
+        #: change coming back needs no log read (it was bridge's)
+        self._own: dict[int, State] = {}
+        #: False once the tenant refused the ticket log: no more tries while this runs
+        self._log_readable = True
         self._state_http = HttpClient(
             self.state_url,
             auth=lambda _request: None,
@@ -407,6 +514,109 @@ class SuperOfficeAdapter:
             json={"TicketIds": list(ticket_ids)},
             idempotent=True,
         )
+        self._own.update(dict.fromkeys(ticket_ids, State.SOFT_DELETED))
+
+    # ------------------------------------------------------------------ who did it
+
+    def _cause(self, actor_id: int) -> Cause:
+        if self.bridge_associate_id is not None and actor_id == self.bridge_associate_id:
+            return Cause.BRIDGE
+        return Cause.USER
+
+    def _bridges_own(self, view: TicketView) -> bool:
+        """Whether `view` is this adapter's own delete or restore coming back (then
+        forgotten: a later change of the ticket is someone else's again)."""
+        if self._own.get(view.ticket_id) is view.state:
+            del self._own[view.ticket_id]
+            return True
+        return False
+
+    def _with_actors(
+        self, views: list[TicketView], wanted: Sequence[TicketView]
+    ) -> list[TicketView]:
+        """`views`, those in `wanted` with the associate who made their change (and the
+        cause that follows from it) where the ticket log names one."""
+        if not wanted:
+            return views
+        log_entries = self._read_log(wanted)
+        actors: dict[tuple[int, State, datetime | None], int] = {}
+        for view in wanted:
+            entry = pick_actor(view, log_entries.get(view.ticket_id, ()))
+            if entry is not None and entry.associate_id is not None:
+                actors[(view.ticket_id, view.state, view.vendor_time)] = entry.associate_id
+        out: list[TicketView] = []
+        for view in views:
+            actor = actors.get((view.ticket_id, view.state, view.vendor_time))
+            if actor is not None and view.actor_id is None:
+                view = replace(view, actor_id=actor, cause=self._cause(actor))
+            out.append(view)
+        return out
+
+    def _read_log(self, views: Sequence[TicketView]) -> dict[int, list[LogEntry]]:
+        """The log entries that can delete or restore these tickets, one query per chunk
+        of ids (paged). A tenant that refuses the log (4xx) is not asked again while this
+        adapter runs; a query that fails otherwise costs that chunk's actors only."""
+        found: dict[int, list[LogEntry]] = {}
+        actions = ",".join(str(int(a)) for a in LogAction)
+        for chunk in chunked(views, self.lookup_chunk):
+            if not self._log_readable:
+                break
+            ids = ",".join(str(v.ticket_id) for v in chunk)
+            filter_ = f"{shapes.LOG_TICKET} oneOf ({ids}) and {shapes.LOG_ACTION} oneOf ({actions})"
+            times = [v.vendor_time for v in chunk if v.vendor_time is not None]
+            if len(times) == len(chunk):
+                floor = format_filter_time(min(times) - ACTOR_LOOKBACK)
+                filter_ += f" and {shapes.LOG_WHEN} afterTime '{floor}'"
+            try:
+                for entry in self._log_pages(filter_):
+                    found.setdefault(entry.ticket_id, []).append(entry)
+            except PermanentError as exc:
+                self._log_readable = False
+                log.warning(
+                    "superoffice.ticket_log_unreadable",
+                    error=_describe(exc),
+                    effect="who deletes or restores tickets is not recorded until restarted",
+                )
+            except TransientError as exc:
+                log.warning(
+                    "superoffice.ticket_log_failed", error=_describe(exc), tickets=len(chunk)
+                )
+        return found
+
+    def _log_pages(self, filter_: str) -> Iterator[LogEntry]:
+        """Every log entry the filter matches, page by page in entry order."""
+        path = f"Archive/{LOG_PROVIDER}"
+        seen: set[int] = set()
+        skip = 0
+        while True:
+            params: dict[str, Any] = {
+                "$select": LOG_COLUMNS,
+                "$filter": filter_,
+                "$output": ARCHIVE_OUTPUT,
+                "$orderBy": shapes.LOG_ID,
+                "$top": self.page_size,
+                "$skip": skip,
+            }
+            response = self.http.request("GET", path, params=params)
+            page = wire.check(shapes.SuperOfficeLogPage, decode_json(response, path), path)
+            fresh = [row for row in page.value if row.entry_id not in seen]
+            seen.update(row.entry_id for row in fresh)
+            unread = 0
+            for row in fresh:
+                entry = _log_entry(row)
+                # a value where an id belongs (display text, say) is no actor: said once a
+                # page, since the tenant then answers in a form bridge does not read
+                if entry is None or (row.actor is not None and entry.associate_id is None):
+                    unread += 1
+                if entry is not None:
+                    yield entry
+            if unread:
+                log.warning("superoffice.ticket_log_rows_unread", path=path, rows=unread)
+            if len(page.value) < self.page_size:
+                return
+            if not fresh:
+                raise TransientError(f"{path}: a full page repeats entries already read")
+            skip += self.page_size
 
     def resend_harmless(self, transition: Transition) -> bool:
         """Soft delete and restore set a state; a purge depends on the tenant's strategy."""
@@ -469,6 +679,17 @@ class SuperOfficeAdapter:
             view = self._get_one(ticket_id)
             if view is not None:
                 found[ticket_id] = view
+        # a delete or restore found here is first seen here: whoever made it is read now
+        moved = [
+            v
+            for i, v in found.items()
+            if known.get(i) in _ACTOR_TIERS
+            and v.state in _ACTOR_TIERS
+            and v.state is not known[i]
+            and not self._bridges_own(v)
+        ]
+        for view in self._with_actors(moved, moved):
+            found[view.ticket_id] = view
         return found
 
     def _archive_states(self, wanted: Sequence[int]) -> dict[int, TicketView]:
@@ -557,6 +778,18 @@ class SuperOfficeAdapter:
         ):
             yield ChangePage(views, end_cursor() if last else start_cursor, complete=last)
 
+    def _new_changes(self, views: Sequence[TicketView], mark: datetime | None) -> list[TicketView]:
+        """The views whose maker is read from the log: changes after the cursor's mark (rows
+        the overlap reads again were read before; a first read, with no mark, is history),
+        to a state a delete or restore reaches, and not bridge's own write coming back."""
+        if mark is None or not self._log_readable:
+            return []
+        return [
+            v
+            for v in views
+            if v.state in _ACTOR_TIERS and _later(v.vendor_time, mark) and not self._bridges_own(v)
+        ]
+
     def _pass(
         self, provider: str, since: datetime | None, scan: _Scan
     ) -> Iterator[tuple[list[TicketView], bool, float]]:
@@ -588,6 +821,7 @@ class SuperOfficeAdapter:
                 else:
                     repeated += 1
             last = len(rows) < self.page_size
+            views = self._with_actors(views, self._new_changes(views, scan.mark))
             stale = stale + 1 if rows and repeated == len(rows) and not last else 0
             if stale >= STALE_PAGES:
                 raise TransientError(
@@ -628,6 +862,7 @@ class SuperOfficeAdapter:
         self.http.request(
             "POST", "Agents/Ticket/UndeleteByIds", json={"TicketIds": list(ids)}, idempotent=True
         )
+        self._own.update(dict.fromkeys(ids, State.ACTIVE))
         failed: dict[int, str] = {}
         for ticket_id in ids:
             status_id = restore_status.get(ticket_id)

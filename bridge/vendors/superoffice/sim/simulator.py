@@ -47,6 +47,7 @@ from bridge.vendors.superoffice.sim.auth import (
     sign_system_user_token,
     verify_signed_system_token,
 )
+from bridge.vendors.superoffice.sim.dynamic import DYNAMIC_PROVIDER, dynamic_page
 from bridge.vendors.superoffice.sim.odata import ODataError
 from bridge.vendors.superoffice.sim.patch import (
     PatchConflictError,
@@ -147,6 +148,7 @@ class SuperOfficeSimulator(SimulatorBase):
         jwt_private_key_pem: str | None = None,
         hard_delete: bool = False,
         culture: str = "en",
+        ticket_log_readable: bool = True,
     ) -> None:
         super().__init__(host=host, port=port, clock=clock, seed=seed)
         if set_deleted_result not in SET_DELETED_RESULTS:
@@ -166,6 +168,9 @@ class SuperOfficeSimulator(SimulatorBase):
         self.require_app_token = require_app_token
         #: `DELETE Ticket/{id}` hard-deletes (an irreversible request) instead of soft-deleting
         self.hard_delete = hard_delete
+        #: the ticket log can be read through `Archive/dynamic` (False: 403, as for a user
+        #: without the rights to it; whether a real API user may read it is UNCONFIRMED)
+        self.ticket_log_readable = ticket_log_readable
         self.archive = archive or ArchiveOptions()
         if culture not in CULTURES:
             raise ValueError(f"culture must be one of {sorted(CULTURES)}")
@@ -693,15 +698,18 @@ class SuperOfficeSimulator(SimulatorBase):
         if request.method == "POST" and "x-www-form-urlencoded" in content_type:
             form = parse_qs(request.body.decode(errors="replace"), keep_blank_values=True)
             query.update({k.lower(): v[0] for k, v in form.items() if v})
+        fmt = self._row_format(request)
         try:
-            page = archive_page(
-                self.store,
-                provider,
-                query,
-                fmt=self._row_format(request),
-                api_url=self.api_url,
-                options=self.archive,
-            )
+            if provider.lower() == DYNAMIC_PROVIDER:
+                if not self.ticket_log_readable:
+                    return 403, _error("No access to the ticket log", "Forbidden")
+                page = dynamic_page(
+                    self.store, query, fmt=fmt, api_url=self.api_url, options=self.archive
+                )
+            else:
+                page = archive_page(
+                    self.store, provider, query, fmt=fmt, api_url=self.api_url, options=self.archive
+                )
         except ODataError as exc:
             return 400, _error(str(exc), "ArchiveQueryError")
         return 200, page
@@ -875,6 +883,7 @@ class SuperOfficeSimulator(SimulatorBase):
             "top_default": self.archive.top_default,
             "top_max": self.archive.top_max,
             "culture": self.culture,
+            "ticket_log_readable": self.ticket_log_readable,
             "login_failure_status": self.login_failure_status,
             "system_user_configured": self.public_key_pem is not None,
         }
@@ -893,6 +902,7 @@ class SuperOfficeSimulator(SimulatorBase):
             "top_default",
             "top_max",
             "culture",
+            "ticket_log_readable",
             "login_failure_status",
             "ticket",
             "app_token",
@@ -916,7 +926,8 @@ class SuperOfficeSimulator(SimulatorBase):
             self.requests_per_second = int(rps) if rps else None
         if "retention_days" in body:
             self.store.retention = timedelta(days=float(body["retention_days"]))
-        for flag in ("deleted_readable", "can_delete", "require_app_token", "hard_delete"):
+        flags = ("deleted_readable", "can_delete", "require_app_token", "hard_delete")
+        for flag in (*flags, "ticket_log_readable"):
             if flag in body:
                 setattr(self, flag, bool(body[flag]))
         if {"next_link", "top_default", "top_max"} & set(body):

@@ -10,6 +10,9 @@ What it models, after the reference sheet (§0a, §1.2, §2):
 - merged tickets (`BaseStatus` Merged, `ConnectId` = master) are not deletions.
 
 Who changed a ticket last is tracked (`changed_by`) even though the API does not expose it.
+Who did what is kept in the ticket log (`ticket_log_action`, read through the `dynamic`
+archive provider): one entry per delete, undelete, status change and edit, naming the Service
+user (`ejuser`) who acted. A hard delete removes the ticket's log entries with it.
 """
 
 from __future__ import annotations
@@ -22,7 +25,10 @@ from enum import IntEnum
 
 __all__ = [
     "DEFAULT_STATUSES",
+    "EJUSER_OFFSET",
     "BaseStatus",
+    "LogAction",
+    "LogEntry",
     "StoreError",
     "Ticket",
     "TicketStatus",
@@ -91,6 +97,40 @@ DEFAULT_STATUSES: tuple[TicketStatus, ...] = (
 )
 
 
+class LogAction(IntEnum):
+    """The `TicketLogAction` values the simulator writes (docs: database enum
+    `ticketlogaction.md`). Which action SuperOffice logs for an API delete or undelete is
+    not documented: a delete is `DeleteTicket`, an undelete or any status change
+    `ChangeStatus`, another edit `EditTicket` (assumed)."""
+
+    CHANGE_STATUS = 21
+    EDIT_TICKET = 33
+    DELETE_TICKET = 34
+    JOIN_TICKETS = 35
+
+    @property
+    def label(self) -> str:
+        """The enum's name as SuperOffice spells it (`Ticket_DeleteTicket`)."""
+        return "Ticket_" + "".join(part.capitalize() for part in self.name.split("_"))
+
+
+#: a Service user's id (`ejuser.id`) is the associate's id plus this: two id spaces, kept
+#: apart so that a client confusing them is caught (the real mapping is `associate.ejuserId`)
+EJUSER_OFFSET = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One `ticket_log_action` row (ids and times only, as bridge reads them)."""
+
+    entry_id: int
+    ticket_id: int
+    #: the Service user who acted (`ticket_log_action.user_id`, FK `ejuser`)
+    user_id: int
+    log_when: datetime
+    log_action: LogAction
+
+
 class StoreError(ValueError):
     """A request the store refuses (unknown status, bad merge); answered as 400."""
 
@@ -146,6 +186,11 @@ class TicketStore:
         self._monotonic = True
         self._latest: datetime | None = None
         self._next_id = self._first_id
+        #: the ticket log, per ticket in the order written
+        self.log: dict[int, list[LogEntry]] = {}
+        #: Service users: `ejuser.id` → the associate (`associate.ejuserId` read backwards)
+        self.ejusers: dict[int, int] = {}
+        self._next_log_id = 1
 
     # ------------------------------------------------------------------ statuses
 
@@ -190,6 +235,18 @@ class TicketStore:
         if self._latest is None or when > self._latest:
             self._latest = when
 
+    def _log(self, ticket: Ticket, when: datetime, actor: int, action: LogAction) -> None:
+        """Log what `actor` (an associate) did, as the Service user they log in as."""
+        user_id = actor + EJUSER_OFFSET
+        self.ejusers[user_id] = actor
+        entry = LogEntry(self._next_log_id, ticket.ticket_id, user_id, when, action)
+        self._next_log_id += 1
+        self.log.setdefault(ticket.ticket_id, []).append(entry)
+
+    def associate_of(self, user_id: int) -> int | None:
+        """The associate whose `ejuserId` is `user_id` (None: no such associate)."""
+        return self.ejusers.get(user_id)
+
     def _mark_deleted(self, ticket: Ticket, when: datetime) -> None:
         ticket.deleted_at = when
         self.deleted[ticket.ticket_id] = None
@@ -199,6 +256,8 @@ class TicketStore:
         self.tickets.pop(ticket_id, None)
         self.deleted.pop(ticket_id, None)
         self._by_change.pop(ticket_id, None)
+        # the log goes with the ticket: who deleted it is only known to whoever read it before
+        self.log.pop(ticket_id, None)
         self.purged.add(ticket_id)
 
     # ------------------------------------------------------------------ reads
@@ -288,6 +347,7 @@ class TicketStore:
             ticket.status = deleted_status
             self._touch(ticket, now, actor)
             self._mark_deleted(ticket, now)
+            self._log(ticket, now, actor, LogAction.DELETE_TICKET)
             changed.append(ticket_id)
         return changed
 
@@ -305,6 +365,7 @@ class TicketStore:
             ticket.pre_delete_status_id = None
             self.deleted.pop(ticket_id, None)
             self._touch(ticket, now, actor)
+            self._log(ticket, now, actor, LogAction.CHANGE_STATUS)
             changed.append(ticket_id)
         return changed
 
@@ -330,6 +391,7 @@ class TicketStore:
             ticket.status = merged_status
             ticket.connect_id = into
             self._touch(ticket, now, actor)
+            self._log(ticket, now, actor, LogAction.JOIN_TICKETS)
             changed.append(ticket_id)
         if changed:
             self._touch(master, now, actor)
@@ -351,7 +413,9 @@ class TicketStore:
             ticket.title = title
         if owned_by is not None:
             ticket.owned_by = owned_by
+        action = LogAction.EDIT_TICKET
         if status is not None and status.status_id != ticket.status.status_id:
+            action = LogAction.CHANGE_STATUS
             was_deleted = ticket.base_status is BaseStatus.DELETED
             if status.base is BaseStatus.DELETED and not was_deleted:
                 ticket.pre_delete_status_id = ticket.status.status_id
@@ -362,6 +426,7 @@ class TicketStore:
                 self.deleted.pop(ticket.ticket_id, None)
             ticket.status = status
         self._touch(ticket, now, actor)
+        self._log(ticket, now, actor, action)
 
     def sweep(self) -> list[int]:
         """The retention job: hard-delete tickets deleted at least `retention` ago."""

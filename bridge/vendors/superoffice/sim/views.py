@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlencode
 
 from bridge.vendors.superoffice.sim.odata import (
     Column,
     ColumnKind,
     Comparison,
+    Node,
     ODataError,
     compile_filter,
     conjuncts,
@@ -33,16 +34,23 @@ __all__ = [
     "CULTURES",
     "DEFAULT_SELECT",
     "PROVIDERS",
+    "ArchiveColumn",
     "ArchiveOptions",
+    "ArchiveQuery",
     "ArchiveRows",
     "RowFormat",
     "TimeFormat",
     "archive_columns",
+    "archive_envelope",
+    "archive_output",
     "archive_page",
     "archive_rows",
     "culture_of",
+    "list_literal",
     "ticket_entity",
 ]
+
+R = TypeVar("R")
 
 #: provider name (lower-case) → canonical spelling
 PROVIDERS: dict[str, str] = {"ticket": "Ticket", "recycleticket": "RecycleTicket"}
@@ -237,31 +245,110 @@ _TICKET_METRICS: tuple[str, ...] = (
 
 
 @dataclass(frozen=True, slots=True)
-class _ArchiveColumn:
-    column: Column[Ticket]
-    render: Callable[[Ticket, RowFormat], Any]
+class ArchiveColumn(Generic[R]):
+    """A provider's column: how to filter and sort on it, and how a row shows it."""
+
+    column: Column[R]
+    render: Callable[[R, RowFormat], Any]
 
 
-def _base_status_literal(value: object) -> int:
-    """`status` filters accept 4, '4', '[I:4]' or 'Deleted'."""
+def list_literal(value: object, what: str, by_name: Callable[[str], int]) -> int:
+    """A list column's filter value: an id (4, '4', '[I:4]') or, through `by_name`, a name."""
     if isinstance(value, bool):
-        raise ODataError("status needs a base status id or name")
+        raise ODataError(f"{what} needs an id or a name")
     if isinstance(value, int):
-        return int(BaseStatus(value)) if value in BaseStatus._value2member_map_ else value
+        return value
     if isinstance(value, str):
         text = value.strip()
         if text.startswith("[I:") and text.endswith("]"):
             text = text[3:-1]
         if text.lstrip("-").isdigit():
             return int(text)
+        return by_name(text)
+    raise ODataError(f"unknown {what} {value!r}")
+
+
+def _base_status_literal(value: object) -> int:
+    """`status` filters accept 4, '4', '[I:4]' or 'Deleted'."""
+
+    def by_name(text: str) -> int:
         try:
             return int(BaseStatus.from_label(text))
         except StoreError:
             raise ODataError(f"unknown status {value!r}") from None
-    raise ODataError(f"unknown status {value!r}")
+
+    return list_literal(value, "status", by_name)
 
 
-def archive_columns(store: TicketStore) -> dict[str, _ArchiveColumn]:
+@dataclass(frozen=True, slots=True)
+class ArchiveQuery(Generic[R]):
+    """One archive request's options read against a provider's columns: what every
+    provider does alike (unknown columns, operators or values raise ODataError: 400)."""
+
+    spec: Mapping[str, ArchiveColumn[R]]
+    select: list[str] | None
+    order: list[tuple[str, bool]]
+    top: int
+    skip: int
+    node: Node | None
+    predicate: Callable[[R], bool] | None
+    fmt: RowFormat
+
+    @classmethod
+    def parse(
+        cls,
+        query: Mapping[str, str | None],
+        spec: Mapping[str, ArchiveColumn[R]],
+        *,
+        fmt: RowFormat,
+        options: ArchiveOptions,
+    ) -> ArchiveQuery[R]:
+        columns = {name: c.column for name, c in spec.items()}
+        text = query.get("$filter")
+        node = parse_filter(text) if text and text.strip() else None
+        return cls(
+            spec=spec,
+            select=parse_select(query.get("$select"), columns),
+            order=parse_order_by(query.get("$orderBy") or query.get("$orderby"), columns),
+            top=parse_int_option("$top", query.get("$top"), options.top_default, options.top_max),
+            skip=parse_int_option("$skip", query.get("$skip"), 0),
+            node=node,
+            predicate=compile_filter(node, columns) if node is not None else None,
+            fmt=RowFormat(fmt.time, fmt.culture, logical=archive_output(query)),
+        )
+
+    @property
+    def columns(self) -> dict[str, Column[R]]:
+        return {name: c.column for name, c in self.spec.items()}
+
+    def matching(self, candidates: Iterable[R], tie_breaker: str) -> list[R]:
+        """All rows the filter keeps, sorted (`tie_breaker` last, for a stable order)."""
+        rows = [r for r in candidates if self.predicate is None or self.predicate(r)]
+        order = self.order
+        if not any(name == tie_breaker for name, _ in order):
+            order = [*order, (tie_breaker, False)]
+        return sort_rows(rows, order, self.columns)
+
+    def page(self, candidates: Iterable[R], tie_breaker: str) -> tuple[list[R], int]:
+        """The rows of this page and how many rows match in all."""
+        rows = self.matching(candidates, tie_breaker)
+        return rows[self.skip : self.skip + self.top], len(rows)
+
+    def values(
+        self, rows: Iterable[R], select: Iterable[str], entity: str, key: Callable[[R], int]
+    ) -> list[dict[str, Any]]:
+        """The rows as the `value` array shows them (`PrimaryKey` a string)."""
+        return [
+            {
+                "PrimaryKey": str(key(row)),
+                "EntityName": entity,
+                **{name: self.spec[name].render(row, self.fmt) for name in select},
+            }
+            for row in rows
+        ]
+
+
+def archive_columns(store: TicketStore) -> dict[str, ArchiveColumn[Ticket]]:
     """The columns both ticket providers understand, keyed by canonical name."""
 
     def status_id_literal(value: object) -> int:
@@ -314,22 +401,22 @@ def archive_columns(store: TicketStore) -> dict[str, _ArchiveColumn]:
         return t.created_by
 
     made = [
-        _ArchiveColumn(Column("ticketId", ColumnKind.INT, ticket_id), plain(ticket_id)),
-        _ArchiveColumn(Column("title", ColumnKind.STRING, title), plain(title)),
-        _ArchiveColumn(Column("createdAt", ColumnKind.DATETIME, created_at), iso(created_at)),
-        _ArchiveColumn(Column("lastChanged", ColumnKind.DATETIME, last_changed), iso(last_changed)),
-        _ArchiveColumn(
+        ArchiveColumn(Column("ticketId", ColumnKind.INT, ticket_id), plain(ticket_id)),
+        ArchiveColumn(Column("title", ColumnKind.STRING, title), plain(title)),
+        ArchiveColumn(Column("createdAt", ColumnKind.DATETIME, created_at), iso(created_at)),
+        ArchiveColumn(Column("lastChanged", ColumnKind.DATETIME, last_changed), iso(last_changed)),
+        ArchiveColumn(
             Column("status", ColumnKind.LIST, base_status, _base_status_literal),
             base_status_cell,
         ),
-        _ArchiveColumn(
+        ArchiveColumn(
             Column("ticketStatusName", ColumnKind.LIST, status_id, status_id_literal),
             status_name_cell,
         ),
-        _ArchiveColumn(Column("connectId", ColumnKind.INT, connect_id), plain(connect_id)),
-        _ArchiveColumn(Column("ownedBy", ColumnKind.INT, owned_by), plain(owned_by)),
-        _ArchiveColumn(Column("ownedBy/associateDbId", ColumnKind.INT, owned_by), plain(owned_by)),
-        _ArchiveColumn(
+        ArchiveColumn(Column("connectId", ColumnKind.INT, connect_id), plain(connect_id)),
+        ArchiveColumn(Column("ownedBy", ColumnKind.INT, owned_by), plain(owned_by)),
+        ArchiveColumn(Column("ownedBy/associateDbId", ColumnKind.INT, owned_by), plain(owned_by)),
+        ArchiveColumn(
             Column("createdBy/associateDbId", ColumnKind.INT, created_by), plain(created_by)
         ),
     ]
@@ -377,31 +464,22 @@ class ArchiveRows:
 
     provider: str  # canonical spelling
     select: list[str]  # canonical column names
-    columns: dict[str, _ArchiveColumn]
+    columns: Mapping[str, ArchiveColumn[Ticket]]
     rows: list[Ticket]  # all matching rows, sorted
 
 
-def archive_rows(
-    store: TicketStore,
-    provider: str,
-    *,
-    select: str | None,
-    filter_text: str | None,
-    order_by: str | None,
-) -> ArchiveRows:
-    """Select and sort the rows of one archive query; ODataError for a bad one."""
+def _provider(provider: str) -> tuple[str, bool]:
+    """The canonical provider name, and whether it is the recycle bin."""
     canonical = PROVIDERS.get(provider.lower())
     if canonical is None:
         raise ODataError(f"unknown archive provider {provider!r}")
-    recycle = canonical == "RecycleTicket"
-    spec = archive_columns(store)
-    columns = {name: c.column for name, c in spec.items()}
+    return canonical, canonical == "RecycleTicket"
 
-    chosen = parse_select(select, columns) or list(DEFAULT_SELECT)
-    order = parse_order_by(order_by, columns)
-    node = parse_filter(filter_text) if filter_text and filter_text.strip() else None
-    predicate = compile_filter(node, columns) if node is not None else None
 
+def _candidates(store: TicketStore, parsed: ArchiveQuery[Ticket], recycle: bool) -> list[Ticket]:
+    """The provider's tickets a query can match, found by index where the filter names ids
+    or a change time (no scan of all tickets for those)."""
+    node, columns = parsed.node, parsed.columns
     candidates: Iterable[Ticket]
     ids = _id_candidates(node, columns) if node is not None else None
     floor = _changed_floor(node) if node is not None and ids is None else None
@@ -414,15 +492,25 @@ def archive_rows(
         candidates = recent
     else:
         candidates = store.tickets.values()
+    return [t for t in candidates if (t.base_status is BaseStatus.DELETED) == recycle]
 
-    rows = [
-        t
-        for t in candidates
-        if (t.base_status is BaseStatus.DELETED) == recycle and (predicate is None or predicate(t))
-    ]
-    if not any(name == "ticketId" for name, _ in order):
-        order = [*order, ("ticketId", False)]
-    return ArchiveRows(canonical, chosen, spec, sort_rows(rows, order, columns))
+
+def archive_rows(
+    store: TicketStore,
+    provider: str,
+    *,
+    select: str | None,
+    filter_text: str | None,
+    order_by: str | None,
+) -> ArchiveRows:
+    """Select and sort all the rows of one archive query; ODataError for a bad one."""
+    canonical, recycle = _provider(provider)
+    query = {"$select": select, "$filter": filter_text, "$orderBy": order_by}
+    parsed = ArchiveQuery.parse(
+        query, archive_columns(store), fmt=RowFormat(TimeFormat()), options=ArchiveOptions()
+    )
+    rows = parsed.matching(_candidates(store, parsed, recycle), "ticketId")
+    return ArchiveRows(canonical, parsed.select or list(DEFAULT_SELECT), parsed.spec, rows)
 
 
 def archive_page(
@@ -435,35 +523,49 @@ def archive_page(
     options: ArchiveOptions,
 ) -> dict[str, Any]:
     """Answer one archive query with the `ODataSlimResponse` envelope; ODataError → 400."""
+    canonical, recycle = _provider(provider)
+    parsed = ArchiveQuery.parse(query, archive_columns(store), fmt=fmt, options=options)
+    page, total = parsed.page(_candidates(store, parsed, recycle), "ticketId")
+    select = parsed.select or list(DEFAULT_SELECT)
+    values = parsed.values(page, select, "ticket", lambda t: t.ticket_id)
+    return archive_envelope(
+        values,
+        canonical,
+        query,
+        api_url=api_url,
+        options=options,
+        skip=parsed.skip,
+        top=parsed.top,
+        total=total,
+    )
+
+
+def archive_output(query: Mapping[str, str | None]) -> bool:
+    """Whether `$output` asks for logical values (Display, the assumed default, does not)."""
     output = (query.get("$output") or "Display").strip().lower()
     if output not in OUTPUTS:
         raise ODataError(f"unknown $output {query.get('$output')!r}: Display or Logical")
-    fmt = RowFormat(fmt.time, fmt.culture, logical=output == "logical")
-    found = archive_rows(
-        store,
-        provider,
-        select=query.get("$select"),
-        filter_text=query.get("$filter"),
-        order_by=query.get("$orderBy") or query.get("$orderby"),
-    )
-    top = parse_int_option("$top", query.get("$top"), options.top_default, options.top_max)
-    skip = parse_int_option("$skip", query.get("$skip"), 0)
-    rows, spec = found.rows, found.columns
-    page = rows[skip : skip + top]
-    values = [
-        {
-            "PrimaryKey": str(t.ticket_id),
-            "EntityName": "ticket",
-            **{name: spec[name].render(t, fmt) for name in found.select},
-        }
-        for t in page
-    ]
+    return output == "logical"
+
+
+def archive_envelope(
+    values: list[dict[str, Any]],
+    provider: str,
+    query: Mapping[str, str | None],
+    *,
+    api_url: str,
+    options: ArchiveOptions,
+    skip: int,
+    top: int,
+    total: int,
+) -> dict[str, Any]:
+    """The `ODataSlimResponse` envelope around the page `skip`/`top` of `total` rows."""
     next_link = None
-    if options.next_link and skip + top < len(rows) and top > 0:
+    if options.next_link and skip + top < total and top > 0:
         params = {k: v for k, v in query.items() if v is not None}
         params["$skip"] = str(skip + top)
         params["$top"] = str(top)
-        next_link = f"{api_url}/v1/Archive/{found.provider}?{urlencode(params)}"
+        next_link = f"{api_url}/v1/Archive/{provider}?{urlencode(params)}"
     return {
         "odata.metadata": f"{api_url}/v1/Archive//$metadata",
         "odata.nextLink": next_link,

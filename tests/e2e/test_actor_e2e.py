@@ -1,0 +1,82 @@
+"""Who deleted or restored a SuperOffice ticket, through a sync: in the ledger and the report,
+and still there after the purge that erases SuperOffice's own record of it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from bridge.report.model import Period, ReportRecord, records
+from tests.e2e.conftest import DAY, World, states
+
+
+def _report(world: World) -> list[ReportRecord]:
+    period = Period(datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
+    with world.ledger.audit_view() as view:
+        return list(records(view.transitions(period.since, period.until)))
+
+
+def _superoffice_changes(world: World) -> list[tuple[str | None, str | None, int | None]]:
+    return [
+        (e.transition, e.cause, e.actor_id)
+        for e in world.events("observed")
+        if e.side == "superoffice"
+    ]
+
+
+def test_who_deleted_and_restored_in_superoffice_is_recorded_and_survives_the_purge(
+    world: World,
+) -> None:
+    pairs = world.link(3)
+    deleted, zd_deleted = pairs[0]
+    restored, _ = pairs[1]
+    world.sync()
+    # a change in the very second the last read ended in is not looked up (see
+    # docs/design.md, "Who deleted it"): people act later than that
+    world.clock.advance(60)
+    world.so.soft_delete([deleted, restored], associate=42)
+    world.sync()
+    world.clock.advance(3600)
+    world.so.restore([restored], associate=43)
+    world.sync()
+    assert states(world, pairs) == [
+        ("deleted", "deleted"),
+        ("active", "active"),
+        ("active", "active"),
+    ]
+    assert _superoffice_changes(world) == [
+        ("soft_delete", "user", 42),
+        ("soft_delete", "user", 42),
+        ("restore", "user", 43),
+    ]
+    report = [r for r in _report(world) if r.side == "superoffice"]
+    assert [(r.ticket_id, r.transition, r.actor_id) for r in report] == [
+        (deleted, "soft_delete", 42),
+        (restored, "soft_delete", 42),
+        (restored, "restore", 43),
+    ]
+
+    # retention purges the ticket, and SuperOffice's log of who deleted it with it
+    world.clock.advance(15 * DAY)
+    world.sync()
+    assert world.so_state(deleted) == "purged"
+    assert world.zd_state(zd_deleted) == "deleted"  # a grace-period purge is not copied
+    changes = _superoffice_changes(world)
+    assert changes[-1] == ("purge", "retention", None)
+    assert changes[0] == ("soft_delete", "user", 42)
+    report = [r for r in _report(world) if r.ticket_id == deleted and r.side == "superoffice"]
+    assert [(r.transition, r.actor_id) for r in report] == [
+        ("soft_delete", 42),
+        ("purge", None),
+    ]
+
+
+def test_an_unreadable_ticket_log_records_no_actor_and_the_sync_goes_on(world: World) -> None:
+    pairs = world.link(2)
+    world.sync()
+    world.clock.advance(60)
+    world.so.configure({"ticket_log_readable": False})
+    world.so.soft_delete([pairs[0][0]], associate=42)
+    result = world.sync()
+    assert result.outcome == "converged"
+    assert states(world, pairs) == [("deleted", "deleted"), ("active", "active")]
+    assert _superoffice_changes(world) == [("soft_delete", "user", None)]
