@@ -104,3 +104,15 @@ def test_deep_and_offline_cannot_be_combined(sandbox: Sandbox, tmp_path: Path) -
     code, _, err = check(sandbox.write_config(tmp_path), "--deep", "--offline")
     assert code == ExitCode.USAGE
     assert "--offline" in err
+
+
+def test_an_unreadable_ticket_log_says_actors_will_be_missing(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    _seed_deleted(sandbox)
+    sandbox.superoffice.configure({"ticket_log_readable": False})
+    code, lines, _ = check(sandbox.write_config(tmp_path), "--deep")
+    assert code == ExitCode.VENDOR
+    [failed] = [line for line in _deep_lines(lines) if "FAIL" in line]
+    assert "so.log.actor" in failed
+    assert "no SuperOffice actors" in failed

@@ -17,11 +17,15 @@ from bridge.vendors.probe import (
     run_probes,
 )
 from bridge.vendors.superoffice import MAX_TICKET_ID
+from bridge.vendors.superoffice import wire as shapes
 from bridge.vendors.superoffice.adapter import (
     ARCHIVE_COLUMNS,
     ARCHIVE_OUTPUT,
+    LOG_COLUMNS,
+    LOG_PROVIDER,
     RECYCLE_PROVIDER,
     TICKET_PROVIDER,
+    LogAction,
     SuperOfficeAdapter,
     parse_so_datetime,
 )
@@ -135,6 +139,34 @@ def _gone_is_404(http: ReadOnlyHttp) -> str:
     return "404 for a ticket that does not exist"
 
 
+def _ticket_log(http: ReadOnlyHttp) -> str:
+    """The ticket log reads through `Archive/dynamic`, the actor as an associate id: where
+    bridge learns who deleted or restored a request."""
+    params = {
+        "$select": LOG_COLUMNS,
+        "$filter": f"{shapes.LOG_ACTION} oneOf ({','.join(str(int(a)) for a in LogAction)})",
+        "$output": ARCHIVE_OUTPUT,
+        "$orderBy": f"{shapes.LOG_ID} desc",
+        "$top": 5,
+    }
+    try:
+        body = http.get_json(f"Archive/{LOG_PROVIDER}", params)
+    except VendorHTTPError as exc:
+        raise ProbeFailedError(
+            f"the ticket log is not readable ({exc.status}): bridge will record no "
+            "SuperOffice actors"
+        ) from None
+    rows = body.get("value") if isinstance(body, dict) else None
+    if not isinstance(rows, list):
+        raise ProbeFailedError("Archive/dynamic answered without a 'value' list")
+    if not rows:
+        raise not_exercised("no delete, restore or status change in the ticket log")
+    actors = [row.get(shapes.LOG_ACTOR) for row in rows if isinstance(row, dict)]
+    if not any(as_int(a) is not None for a in actors):
+        raise ProbeFailedError(f"no entry names an associate id (e.g. {actors[0]!r})")
+    return f"{len(rows)} entr(ies), actors as associate ids"
+
+
 PROBES: Final[tuple[Probe, ...]] = (
     Probe("so.archive.columns", "archive columns exist", _columns),
     Probe("so.archive.logical-ids", "list columns as ids ($output=Logical)", _logical_ids),
@@ -143,6 +175,7 @@ PROBES: Final[tuple[Probe, ...]] = (
     Probe("so.recycle.deleted-only", "RecycleTicket holds Deleted rows", _recycle_status),
     Probe("so.ticket.deleted-readable", "soft-deleted ticket readable by id", _deleted_readable),
     Probe("so.ticket.gone-404", "missing ticket answers 404", _gone_is_404),
+    Probe("so.log.actor", "who deleted or restored, from the ticket log", _ticket_log),
 )
 
 
