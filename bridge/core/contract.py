@@ -183,7 +183,7 @@ class Adapter(Protocol):
 
     def destroyed_by(self, transition: Transition, ticket_ids: Sequence[int]) -> dict[int, str]:
         """The ids on which `transition` would not do as asked but destroy the ticket for
-        good (Zendesk deletes an archived ticket permanently), each with why: read right
+        good (a vendor may delete an archived ticket permanently), each with why: read right
         before sending, so that a soft delete is never turned into a purge."""
         ...
 
