@@ -6,13 +6,27 @@ it in. Every public method is one transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Column, Engine, Row, bindparam, func, or_
+from sqlalchemy import (
+    Boolean,
+    Column,
+    ColumnElement,
+    Connection,
+    Engine,
+    Row,
+    Select,
+    bindparam,
+    case,
+    func,
+    literal,
+    or_,
+    text,
+)
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
@@ -29,7 +43,18 @@ from bridge.core.model import (
     Transition,
     path,
 )
-from bridge.ledger.tables import Cursor, Event, Link, Operation, OperationStatus, PairState, utcnow
+from bridge.ledger.dialect import Dialect
+from bridge.ledger.tables import (
+    Cursor,
+    Event,
+    Link,
+    Operation,
+    OperationStatus,
+    PairState,
+    UTCDateTime,
+    utcnow,
+)
+from bridge.ledger.times import to_micros
 
 __all__ = [
     "LinkIds",
@@ -137,6 +162,22 @@ def _state(value: str | None) -> State | None:
 
 def _cause(value: str | None) -> Cause | None:
     return Cause(value) if value else None
+
+
+#: the `pair_state` columns a `PairView` is made of (link_id first: the key)
+_PAIR_VIEW_FIELDS = (
+    "link_id",
+    "base",
+    "base_version",
+    *(
+        f"{position}_{field}"
+        for position in _POSITIONS
+        for field in ("state", "vendor_time", "status_id", "cause")
+    ),
+    "attention",
+    "attention_reason",
+    "pending_decision",
+)
 
 
 def _pair_view(pair: PairState | Row[Any], ids: LinkIds) -> PairView:
@@ -292,6 +333,58 @@ def _close(
     )
 
 
+#: the staging table of `SyncStore._record_bulk`: one batch of one side's observations
+_OBSERVED = "observed_stage"
+_OBSERVED_COLUMNS = (
+    "seq INTEGER NOT NULL, link_id INTEGER NOT NULL PRIMARY KEY, ticket_id INTEGER NOT NULL, "
+    "state VARCHAR NOT NULL, vendor_time BIGINT, seen_at BIGINT NOT NULL, actor_id BIGINT, "
+    "cause VARCHAR, status_id BIGINT, previous VARCHAR"
+)
+_OBSERVED_INSERT = (
+    "seq",
+    "link_id",
+    "ticket_id",
+    "state",
+    "vendor_time",
+    "seen_at",
+    "actor_id",
+    "cause",
+    "status_id",
+)
+
+
+def _from_stage(column: str) -> str:
+    """The staged observation's `column` for the pair_state row being updated."""
+    return f"(SELECT s.{column} FROM {_OBSERVED} s WHERE s.link_id = pair_state.link_id)"
+
+
+def _transition_sql() -> str:
+    """The event's transition for a staged change (`s.previous` → `s.state`) in SQL, as
+    `_change_event` names it: the state model's path, its steps joined by '+'; NULL for a
+    first sighting, or a change out of `purged` (an anomaly)."""
+    whens = []
+    for start in State:
+        for end in State:
+            try:
+                steps = path(start, end)
+            except InvalidTransitionError:
+                continue
+            if steps:
+                name = "+".join(step.value for step in steps)
+                whens.append(
+                    f"WHEN s.previous = '{start.value}' AND s.state = '{end.value}' THEN '{name}'"
+                )
+    return f"CASE {' '.join(whens)} END"
+
+
+_TRANSITION_SQL = _transition_sql()
+#: the event's kind for a staged change, as `_change_event` names it
+_KIND_SQL = (
+    "CASE WHEN s.previous IS NULL THEN 'first_seen' "
+    f"WHEN s.previous = '{State.PURGED.value}' THEN 'anomaly' ELSE 'observed' END"
+)
+
+
 def _change_event(run_id: int | None, obs: Observation, previous: State | None) -> dict[str, Any]:
     """The event for a change bridge did not make: a transition, a first sighting, or an
     anomaly (a purged ticket seen alive: ids reused, or a vendor error)."""
@@ -310,6 +403,7 @@ class SyncStore:
     """Mixin for `Ledger`: everything a sync or migration run records."""
 
     engine: Engine
+    dialect: Dialect
     sides: Sides
 
     if TYPE_CHECKING:
@@ -346,37 +440,76 @@ class SyncStore:
                     found[ids_.ticket(side)] = ids_
         return found
 
+    def _pair_query(self) -> Select[Any]:
+        """The three-way inputs of each link, joined in SQL: its base, each side's latest
+        state (with the vendor time, status id and cause), attention, and its tickets;
+        only the columns a `PairView` holds, as plain rows."""
+        pair = PairState.__table__  # type: ignore[attr-defined]
+        link = Link.__table__  # type: ignore[attr-defined]
+        columns = [*(pair.c[name] for name in _PAIR_VIEW_FIELDS), link.c.first_id, link.c.second_id]
+        query: Select[Any] = select(*columns).join(link, link.c.id == pair.c.link_id)
+        return query
+
+    def _pair_views(self, rows: Iterable[Row[Any]]) -> Iterator[PairView]:
+        for row in rows:
+            yield _pair_view(row, self._ids(row.link_id, row.first_id, row.second_id))
+
     def load_pairs(self, link_ids: Iterable[int]) -> dict[int, PairView]:
-        """Pairs by link id, read as plain rows (every run reads many of them)."""
+        """Pairs by link id (one query per chunk of ids)."""
         ids = sorted(set(link_ids))
         pairs: dict[int, PairView] = {}
-        pair_table = PairState.__table__  # type: ignore[attr-defined]
-        link_table = Link.__table__  # type: ignore[attr-defined]
-        columns = [pair_table, link_table.c.first_id, link_table.c.second_id]
-        with self.session() as session:
+        key = PairState.__table__.c.link_id  # type: ignore[attr-defined]
+        with self.engine.connect() as connection:
             for chunk in chunked(ids, _CHUNK):
-                rows = session.execute(
-                    select(*columns)
-                    .join(link_table, link_table.c.id == pair_table.c.link_id)
-                    .where(pair_table.c.link_id.in_(chunk))
-                )
-                for row in rows:
-                    ids_ = self._ids(row.link_id, row.first_id, row.second_id)
-                    pairs[row.link_id] = _pair_view(row, ids_)
+                rows = connection.execute(self._pair_query().where(key.in_(chunk)))
+                pairs.update((view.ids.link_id, view) for view in self._pair_views(rows))
         return pairs
 
-    def decision_candidates(self) -> list[int]:
-        """Links to decide on: changed since the last decision, or still needing attention."""
-        with self.session() as session:
-            rows = session.exec(
-                select(PairState.link_id).where(
-                    or_(
-                        col(PairState.pending_decision),
-                        col(PairState.attention).in_(("conflict", "divergence")),
-                    )
-                )
-            )
-            return list(rows)
+    def decision_candidates(self, *, batch: int) -> Iterator[list[PairView]]:
+        """Pairs to decide on, a page of at most `batch` at a time in link order: changed
+        since their last decision, or still in conflict or divergence, and with no
+        operation still open (those wait for it). Streamed: each page is read when the
+        last one has been handled (and written), so memory stays flat and a page never
+        holds a decision already recorded."""
+        pair = PairState.__table__  # type: ignore[attr-defined]
+        wanted = or_(pair.c.pending_decision, pair.c.attention.in_(("conflict", "divergence")))
+        return self._pair_pages(wanted, batch)
+
+    def unsettled_pairs(self, *, batch: int) -> Iterator[list[PairView]]:
+        """Pairs whose sides do not both equal a recorded base (a migration decides these),
+        with no operation still open; paged as `decision_candidates`."""
+        pair = PairState.__table__  # type: ignore[attr-defined]
+        base, first, second = pair.c.base, pair.c.first_state, pair.c.second_state
+        wanted = or_(
+            base.is_(None),
+            first.is_(None),
+            second.is_(None),
+            first != base,
+            second != base,
+        )
+        return self._pair_pages(wanted, batch)
+
+    def _pair_pages(self, wanted: ColumnElement[bool], batch: int) -> Iterator[list[PairView]]:
+        """Pages of the pairs matching `wanted` and free of open operations, by link id
+        (keyset: each page starts after the last link of the one before)."""
+        pair = PairState.__table__  # type: ignore[attr-defined]
+        operation = Operation.__table__  # type: ignore[attr-defined]
+        busy = (
+            select(operation.c.id)
+            .where(operation.c.link_id == pair.c.link_id)
+            .where(operation.c.status.in_(OperationStatus.OPEN))
+            .exists()
+        )
+        query = self._pair_query().where(wanted).where(~busy).order_by(pair.c.link_id)
+        after = 0
+        while True:
+            with self.engine.connect() as connection:
+                rows = connection.execute(query.where(pair.c.link_id > after).limit(batch))
+                page = list(self._pair_views(rows))
+            if not page:
+                return
+            yield page
+            after = page[-1].ids.link_id
 
     def unobserved(self, side: Side, *, limit: int | None = None) -> list[LinkIds]:
         """Links whose state on `side` has never been read."""
@@ -496,112 +629,235 @@ class SyncStore:
         other change of state is logged and marks the pair for a decision. Returns the
         links newly pending a decision and the number of operations confirmed.
 
-        Written with bulk statements: a first run reads every link, and building one ORM
-        object per row would cost more than the vendor calls.
+        Set-based: a first run reads every link, so the observations of links with no
+        open operation (nearly all of them) are staged in bulk and recorded with a few
+        statements per batch (`_record_bulk`); the links with an open operation, or seen
+        twice in one batch, go through the rules one observation at a time
+        (`_record_each`).
         """
         now = utcnow()
-        pending: set[int] = set()
-        confirmed = 0
-        pair_table = PairState.__table__  # type: ignore[attr-defined]
         with self.session() as session:
+            connection = session.connection()
             link_ids = sorted({o.link_id for o in observations})
-            pairs: dict[int, dict[str, Any]] = {}
-            open_ops: dict[tuple[int, str], list[Operation]] = {}
+            busy: set[int] = set()
+            operation = Operation.__table__  # type: ignore[attr-defined]
             for chunk in chunked(link_ids, _CHUNK):
-                rows = session.execute(
-                    select(*[pair_table.c[name] for name in _PAIR_FIELDS]).where(
-                        pair_table.c.link_id.in_(chunk)
-                    )
+                busy.update(
+                    connection.execute(
+                        select(operation.c.link_id)
+                        .where(operation.c.link_id.in_(chunk))
+                        .where(operation.c.status.in_(OperationStatus.OPEN))
+                    ).scalars()
                 )
-                for row in rows.mappings():
-                    pairs[row["link_id"]] = dict(row)
-                for op in session.exec(
-                    select(Operation)
-                    .where(col(Operation.link_id).in_(chunk))
-                    .where(col(Operation.status).in_(OperationStatus.OPEN))
-                    .order_by(col(Operation.step))
-                ):
-                    open_ops.setdefault((op.link_id, op.target), []).append(op)
-            events: list[dict[str, Any]] = []
-            changed: set[int] = set()
+            seen: set[tuple[int, Side]] = set()
+            repeated: set[int] = set()
             for obs in observations:
-                pair = pairs[obs.link_id]
-                prefix = _position(self.sides, obs.side)
-                previous = _state(pair[f"{prefix}_state"])
-                reached = [
-                    op
-                    for op in open_ops.get((obs.link_id, obs.side), [])
-                    if op.status != OperationStatus.CONFIRMED
-                    and obs.state in _SATISFIES[op.transition]
-                ]
-                # only a write bridge sent can come back as its own: one still planned (or
-                # held) that the target reached was done by someone else, whose change
-                # this is; the plan is superseded
-                ours = [op for op in reached if op.status in _SENT_STATUSES]
-                if obs.state is State.ACTIVE:
-                    # restored while its purge waited for retention: the purge is void, and
-                    # the restore is a change for the decision (a conflict, usually)
-                    reached += [
-                        op
-                        for op in open_ops.get((obs.link_id, obs.side), [])
-                        if op.status == OperationStatus.PENDING_RETENTION
-                    ]
-                for op in reached:
-                    if op not in ours:
-                        session.add(op)
-                        events.append(_close(op, obs, previous, run_id, now, superseded=True))
-                for op in ours:
-                    op.error = None
-                    session.add(op)
-                    events.append(_close(op, obs, previous, run_id, now, superseded=False))
-                    confirmed += 1
-                if ours:
-                    # the next decision sees both sides agree and records the new base
-                    pair["pending_decision"] = True
-                    pending.add(obs.link_id)
-                    if obs.state is State.PURGED:
-                        pair[f"{prefix}_purge_due"] = None
-                if previous != obs.state and not ours:
-                    events.append(_change_event(run_id, obs, previous))
-                    pair["pending_decision"] = True
-                    pending.add(obs.link_id)
-                if previous != obs.state or ours:
-                    cause = Cause.BRIDGE if ours else obs.cause
-                    pair[f"{prefix}_cause"] = cause.value if cause else None
-                    pair[f"{prefix}_state"] = obs.state.value
-                    pair[f"{prefix}_vendor_time"] = obs.vendor_time
-                    pair[f"{prefix}_seen_at"] = obs.seen_at
-                    pair["updated_at"] = now
-                    changed.add(obs.link_id)
-                active = obs.state is State.ACTIVE
-                # a side that reports a status id keeps it while active, for a restore
-                status_changed = obs.status_id and pair[f"{prefix}_status_id"] != obs.status_id
-                if active and status_changed:
-                    pair[f"{prefix}_status_id"] = obs.status_id
-                    changed.add(obs.link_id)
-            if events:
-                session.execute(Event.__table__.insert(), events)  # type: ignore[attr-defined]
-            if changed:
-                session.execute(
-                    pair_table.update()
-                    .where(pair_table.c.link_id == bindparam("key_link_id"))
-                    .values(
-                        {
-                            name: bindparam(f"new_{name}", type_=pair_table.c[name].type)
-                            for name in _PAIR_FIELDS[1:]
-                        }
-                    ),
-                    [
-                        {"key_link_id": link_id}
-                        | {f"new_{k}": v for k, v in pairs[link_id].items() if k != "link_id"}
-                        for link_id in sorted(changed)
-                    ],
-                )
+                if (obs.link_id, obs.side) in seen:
+                    repeated.add(obs.link_id)
+                seen.add((obs.link_id, obs.side))
+            each = busy | repeated
+            pending: set[int] = set()
+            for side in self.sides:
+                bulk = [o for o in observations if o.side == side and o.link_id not in each]
+                if bulk:
+                    pending |= self._record_bulk(connection, run_id, side, bulk, now)
+            rest = [o for o in observations if o.link_id in each]
+            confirmed = 0
+            if rest:
+                more, confirmed = self._record_each(session, run_id, rest, now)
+                pending |= more
             for side, value in (cursors or {}).items():
                 cursor = session.get(Cursor, side) or Cursor(side=side, value=value)
                 cursor.value = value
                 cursor.updated_at = now
                 session.add(cursor)
+        return pending, confirmed
+
+    def _record_bulk(
+        self,
+        connection: Connection,
+        run_id: int | None,
+        side: Side,
+        observations: Sequence[Observation],
+        now: datetime,
+    ) -> set[int]:
+        """Record observations of `side`, at most one per link and none of a link with an
+        open operation, with one statement per step whatever their number: stage them
+        (the driver's bulk insert of plain tuples), note each link's previous state, log
+        the changes (`event`), then update the changed pairs and the status ids. Returns
+        the links whose state changed (now pending a decision)."""
+        prefix = _position(self.sides, side)
+        dialect = self.dialect
+        dialect.create_staging(connection, _OBSERVED, _OBSERVED_COLUMNS)
+        connection.exec_driver_sql(f"DELETE FROM {_OBSERVED}")
+        dialect.bulk_insert(
+            connection,
+            _OBSERVED,
+            _OBSERVED_INSERT,
+            [
+                (
+                    n,
+                    o.link_id,
+                    o.ticket_id,
+                    o.state.value,
+                    None if o.vendor_time is None else to_micros(o.vendor_time),
+                    to_micros(o.seen_at),
+                    o.actor_id,
+                    o.cause.value if o.cause else None,
+                    o.status_id,
+                )
+                for n, o in enumerate(observations)
+            ],
+        )
+        connection.exec_driver_sql(
+            f"UPDATE {_OBSERVED} SET previous = (SELECT p.{prefix}_state FROM pair_state p "
+            f"WHERE p.link_id = {_OBSERVED}.link_id)"
+        )
+        changed = "(s.previous IS NULL OR s.previous <> s.state)"
+        times = {"now": now, "pending": True}
+        typed = (bindparam("now", type_=UTCDateTime), bindparam("pending", type_=Boolean))
+        connection.execute(
+            text(
+                "INSERT INTO event (at, run_id, link_id, kind, side, ticket_id, transition, "
+                "from_state, to_state, cause, actor_id, vendor_time) "
+                f"SELECT :now, :run_id, s.link_id, {_KIND_SQL}, :side, s.ticket_id, "
+                f"{_TRANSITION_SQL}, s.previous, s.state, s.cause, s.actor_id, s.vendor_time "
+                f"FROM {_OBSERVED} s WHERE {changed} ORDER BY s.seq"
+            ).bindparams(typed[0]),
+            {"now": now, "run_id": run_id, "side": side},
+        )
+        connection.execute(
+            text(
+                f"UPDATE pair_state SET {prefix}_state = {_from_stage('state')}, "
+                f"{prefix}_cause = {_from_stage('cause')}, "
+                f"{prefix}_vendor_time = {_from_stage('vendor_time')}, "
+                f"{prefix}_seen_at = {_from_stage('seen_at')}, "
+                "pending_decision = :pending, updated_at = :now "
+                f"WHERE link_id IN (SELECT s.link_id FROM {_OBSERVED} s WHERE {changed})"
+            ).bindparams(*typed),
+            times,
+        )
+        # a side that reports a status id keeps it while active, for a restore
+        connection.exec_driver_sql(
+            f"UPDATE pair_state SET {prefix}_status_id = {_from_stage('status_id')} "
+            f"WHERE link_id IN (SELECT s.link_id FROM {_OBSERVED} s JOIN pair_state p "
+            f"ON p.link_id = s.link_id WHERE s.state = '{State.ACTIVE.value}' "
+            f"AND s.status_id IS NOT NULL AND s.status_id <> 0 "
+            f"AND (p.{prefix}_status_id IS NULL OR p.{prefix}_status_id <> s.status_id))"
+        )
+        pending = set(
+            connection.exec_driver_sql(
+                f"SELECT s.link_id FROM {_OBSERVED} s WHERE {changed}"
+            ).scalars()
+        )
+        connection.exec_driver_sql(f"DELETE FROM {_OBSERVED}")
+        return pending
+
+    def _record_each(
+        self,
+        session: Session,
+        run_id: int | None,
+        observations: Sequence[Observation],
+        now: datetime,
+    ) -> tuple[set[int], int]:
+        """Record observations one at a time, with every rule (confirmations, superseded
+        plans, a purge void by a restore): for the few links with an open operation, or
+        seen more than once in a batch (each sees the one before)."""
+        pending: set[int] = set()
+        confirmed = 0
+        pair_table = PairState.__table__  # type: ignore[attr-defined]
+        link_ids = sorted({o.link_id for o in observations})
+        pairs: dict[int, dict[str, Any]] = {}
+        open_ops: dict[tuple[int, str], list[Operation]] = {}
+        for chunk in chunked(link_ids, _CHUNK):
+            rows = session.execute(
+                select(*[pair_table.c[name] for name in _PAIR_FIELDS]).where(
+                    pair_table.c.link_id.in_(chunk)
+                )
+            )
+            for row in rows.mappings():
+                pairs[row["link_id"]] = dict(row)
+            for op in session.exec(
+                select(Operation)
+                .where(col(Operation.link_id).in_(chunk))
+                .where(col(Operation.status).in_(OperationStatus.OPEN))
+                .order_by(col(Operation.step))
+            ):
+                open_ops.setdefault((op.link_id, op.target), []).append(op)
+        events: list[dict[str, Any]] = []
+        changed: set[int] = set()
+        for obs in observations:
+            pair = pairs[obs.link_id]
+            prefix = _position(self.sides, obs.side)
+            previous = _state(pair[f"{prefix}_state"])
+            reached = [
+                op
+                for op in open_ops.get((obs.link_id, obs.side), [])
+                if op.status != OperationStatus.CONFIRMED and obs.state in _SATISFIES[op.transition]
+            ]
+            # only a write bridge sent can come back as its own: one still planned (or
+            # held) that the target reached was done by someone else, whose change
+            # this is; the plan is superseded
+            ours = [op for op in reached if op.status in _SENT_STATUSES]
+            if obs.state is State.ACTIVE:
+                # restored while its purge waited for retention: the purge is void, and
+                # the restore is a change for the decision (a conflict, usually)
+                reached += [
+                    op
+                    for op in open_ops.get((obs.link_id, obs.side), [])
+                    if op.status == OperationStatus.PENDING_RETENTION
+                ]
+            for op in reached:
+                if op not in ours:
+                    session.add(op)
+                    events.append(_close(op, obs, previous, run_id, now, superseded=True))
+            for op in ours:
+                op.error = None
+                session.add(op)
+                events.append(_close(op, obs, previous, run_id, now, superseded=False))
+                confirmed += 1
+            if ours:
+                # the next decision sees both sides agree and records the new base
+                pair["pending_decision"] = True
+                pending.add(obs.link_id)
+                if obs.state is State.PURGED:
+                    pair[f"{prefix}_purge_due"] = None
+            if previous != obs.state and not ours:
+                events.append(_change_event(run_id, obs, previous))
+                pair["pending_decision"] = True
+                pending.add(obs.link_id)
+            if previous != obs.state or ours:
+                cause = Cause.BRIDGE if ours else obs.cause
+                pair[f"{prefix}_cause"] = cause.value if cause else None
+                pair[f"{prefix}_state"] = obs.state.value
+                pair[f"{prefix}_vendor_time"] = obs.vendor_time
+                pair[f"{prefix}_seen_at"] = obs.seen_at
+                pair["updated_at"] = now
+                changed.add(obs.link_id)
+            active = obs.state is State.ACTIVE
+            # a side that reports a status id keeps it while active, for a restore
+            status_changed = obs.status_id and pair[f"{prefix}_status_id"] != obs.status_id
+            if active and status_changed:
+                pair[f"{prefix}_status_id"] = obs.status_id
+                changed.add(obs.link_id)
+        if events:
+            session.execute(Event.__table__.insert(), events)  # type: ignore[attr-defined]
+        if changed:
+            session.execute(
+                pair_table.update()
+                .where(pair_table.c.link_id == bindparam("key_link_id"))
+                .values(
+                    {
+                        name: bindparam(f"new_{name}", type_=pair_table.c[name].type)
+                        for name in _PAIR_FIELDS[1:]
+                    }
+                ),
+                [
+                    {"key_link_id": link_id}
+                    | {f"new_{k}": v for k, v in pairs[link_id].items() if k != "link_id"}
+                    for link_id in sorted(changed)
+                ],
+            )
         return pending, confirmed
 
     def record_decisions(
@@ -616,18 +872,44 @@ class SyncStore:
         Returns the number of operations planned. Planning is idempotent: an operation's
         key is (link, target, transition, base version), so the same decision recorded
         twice plans nothing new.
+
+        Agreements on pairs that need no attention (a first sync's every link) are set-based:
+        one UPDATE per batch and base (`_record_agreements`); the rest are recorded one by
+        one.
         """
         now = utcnow()
         created = 0
+        pair_table = PairState.__table__  # type: ignore[attr-defined]
         with self.session() as session:
+            link_ids = sorted({item.pair.ids.link_id for item in planned})
+            flagged: set[int] = set()
+            for chunk in chunked(link_ids, _CHUNK):
+                flagged.update(
+                    session.execute(
+                        select(pair_table.c.link_id)
+                        .where(pair_table.c.link_id.in_(chunk))
+                        .where(pair_table.c.attention.is_not(None))
+                    ).scalars()
+                )
+            agreed: dict[State | None, list[int]] = {}
+            rest: list[PlannedDecision] = []
+            for item in planned:
+                decision, link_id = item.decision, item.pair.ids.link_id
+                if decision.outcome is Outcome.AGREE and link_id not in flagged:
+                    waits = decision.base_waits_for_confirmation
+                    base = None if waits else decision.new_base
+                    agreed.setdefault(base, []).append(link_id)
+                else:
+                    rest.append(item)
+            for base, ids in agreed.items():
+                self._record_agreements(session.connection(), base, ids, now)
             # load the pairs in chunks first: a `get` per decision would query (and
             # autoflush) once per link
-            link_ids = sorted({item.pair.ids.link_id for item in planned})
             pairs: dict[int, PairState] = {}
-            for chunk in chunked(link_ids, _CHUNK):
+            for chunk in chunked(sorted({item.pair.ids.link_id for item in rest}), _CHUNK):
                 for row in session.exec(select(PairState).where(col(PairState.link_id).in_(chunk))):
                     pairs[row.link_id] = row
-            for item in planned:
+            for item in rest:
                 pair = pairs.get(item.pair.ids.link_id)
                 assert pair is not None
                 decision = item.decision
@@ -687,6 +969,25 @@ class SyncStore:
                     created += self._plan(session, run_id, item, pair, now)
                 session.add(pair)
         return created
+
+    @staticmethod
+    def _record_agreements(
+        connection: Connection, base: State | None, link_ids: Sequence[int], now: datetime
+    ) -> None:
+        """Both sides agree (and no attention is set): the pairs are decided, and where
+        `base` differs from the recorded one it becomes the base at a new version; one
+        UPDATE per chunk of links."""
+        pair = PairState.__table__  # type: ignore[attr-defined]
+        values: dict[str, Any] = {"pending_decision": False, "updated_at": now}
+        if base is not None:
+            new = or_(pair.c.base.is_(None), pair.c.base != base.value)
+            values |= {
+                "base": base.value,
+                "base_version": case((new, pair.c.base_version + 1), else_=pair.c.base_version),
+                "base_at": case((new, literal(now, UTCDateTime)), else_=pair.c.base_at),
+            }
+        for chunk in chunked(sorted(link_ids), _CHUNK):
+            connection.execute(pair.update().where(pair.c.link_id.in_(chunk)).values(values))
 
     def _plan(
         self,
@@ -981,19 +1282,3 @@ class SyncStore:
                     }
                 )
         return stuck
-
-    def unsettled_links(self) -> set[int]:
-        """Links whose sides do not both equal a recorded base (a migration looks at these)."""
-        with self.session() as session:
-            rows = session.exec(
-                select(PairState.link_id).where(
-                    or_(
-                        col(PairState.base).is_(None),
-                        col(PairState.first_state).is_(None),
-                        col(PairState.second_state).is_(None),
-                        col(PairState.first_state) != col(PairState.base),
-                        col(PairState.second_state) != col(PairState.base),
-                    )
-                )
-            )
-            return set(rows)
