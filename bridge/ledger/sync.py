@@ -18,8 +18,10 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
+    Integer,
     Row,
     Select,
+    String,
     bindparam,
     case,
     func,
@@ -27,6 +29,7 @@ from sqlalchemy import (
     or_,
     text,
 )
+from sqlalchemy import select as sa_select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
@@ -55,6 +58,7 @@ from bridge.ledger.tables import (
     utcnow,
 )
 from bridge.ledger.times import to_micros
+from bridge.logging import redact_text
 
 __all__ = [
     "LinkIds",
@@ -156,12 +160,18 @@ class OperationView:
     pending_until: datetime | None
 
 
+#: stored values to their enum members: a dict lookup per column, where calling the enum per
+#: row costs more than reading the row
+_STATES: Mapping[str | None, State] = {state.value: state for state in State}
+_CAUSES: Mapping[str | None, Cause] = {cause.value: cause for cause in Cause}
+
+
 def _state(value: str | None) -> State | None:
-    return State(value) if value is not None else None
+    return _STATES[value] if value is not None else None
 
 
 def _cause(value: str | None) -> Cause | None:
-    return Cause(value) if value else None
+    return _CAUSES[value] if value else None
 
 
 #: the `pair_state` columns a `PairView` is made of (link_id first: the key)
@@ -333,6 +343,18 @@ def _close(
     )
 
 
+#: the event columns `SyncStore._update_ops` fills from each operation
+_OP_EVENT_COLUMNS = (
+    "at",
+    "run_id",
+    "link_id",
+    "kind",
+    "side",
+    "ticket_id",
+    "transition",
+    "operation_id",
+    "detail",
+)
 #: the staging table of `SyncStore._record_bulk`: one batch of one side's observations
 _OBSERVED = "observed_stage"
 _OBSERVED_COLUMNS = (
@@ -431,12 +453,16 @@ class SyncStore:
     def links_for_tickets(self, side: Side, ticket_ids: Iterable[int]) -> dict[int, LinkIds]:
         """The links of these ticket ids on `side`, keyed by ticket id (unlinked ids left out)."""
         ids = sorted(set(ticket_ids))
+        link = Link.__table__  # type: ignore[attr-defined]
         column = self._link_column(side)
+        query = select(link.c.id, link.c.first_id, link.c.second_id)
         found: dict[int, LinkIds] = {}
-        with self.session() as session:
+        with self.engine.connect() as connection:
             for chunk in chunked(ids, _CHUNK):
-                for link in session.exec(select(Link).where(column.in_(chunk))):
-                    ids_ = self._ids(link.id, link.first_id, link.second_id)
+                for link_id, first_id, second_id in connection.execute(
+                    query.where(column.in_(chunk))
+                ):
+                    ids_ = self._ids(link_id, first_id, second_id)
                     found[ids_.ticket(side)] = ids_
         return found
 
@@ -909,6 +935,7 @@ class SyncStore:
             for chunk in chunked(sorted({item.pair.ids.link_id for item in rest}), _CHUNK):
                 for row in session.exec(select(PairState).where(col(PairState.link_id).in_(chunk))):
                     pairs[row.link_id] = row
+            to_plan: list[tuple[PlannedDecision, PairState]] = []
             for item in rest:
                 pair = pairs.get(item.pair.ids.link_id)
                 assert pair is not None
@@ -966,8 +993,9 @@ class SyncStore:
                         pair.base_version += 1
                         pair.base_at = now
                 if decision.outcome is Outcome.APPLY and decision.target is not None:
-                    created += self._plan(session, run_id, item, pair, now)
+                    to_plan.append((item, pair))
                 session.add(pair)
+            created += self._plan(session, run_id, to_plan, now)
         return created
 
     @staticmethod
@@ -993,69 +1021,113 @@ class SyncStore:
         self,
         session: Session,
         run_id: int | None,
-        item: PlannedDecision,
-        pair: PairState,
+        items: Sequence[tuple[PlannedDecision, PairState]],
         now: datetime,
     ) -> int:
-        decision = item.decision
-        target = decision.target
-        assert target is not None
-        ticket_id = item.pair.ids.ticket(target)
-        #: what the target's vendor showed as its status while active (put back on restore)
-        restore_status_id: int | None = getattr(pair, f"{_position(self.sides, target)}_status_id")
-        source_event = session.exec(
-            select(Event.id)
-            .where(col(Event.link_id) == pair.link_id)
-            .where(col(Event.side) == self.sides.other(target))
-            .where(col(Event.kind).in_(("observed", "first_seen")))
-            .order_by(col(Event.id).desc())
-            .limit(1)
-        ).first()
+        """The outbox rows (and their `planned` events) of a batch of APPLY decisions, with
+        a few statements per chunk: the source events and the keys already used are read
+        for the whole chunk, the operations and events inserted in bulk."""
+        event = Event.__table__  # type: ignore[attr-defined]
+        operation = Operation.__table__  # type: ignore[attr-defined]
+        session.flush()  # the decisions' own events come before their plans
+        connection = session.connection()
         created = 0
-
-        def key_for(transition: Transition) -> str:
-            return f"{pair.link_id}:{target}:{transition.value}:{pair.base_version}"
-
-        # A finished operation with the same key (confirmed, failed or superseded) means the
-        # same copy is needed again at the same base: a new base version keeps keys unique.
-        if any(
-            session.exec(select(Operation.id).where(col(Operation.key) == key_for(t))).first()
-            for t in decision.transitions
-        ):
-            pair.base_version += 1
-        for step, transition in enumerate(decision.transitions):
-            key = key_for(transition)
-            op = Operation(
-                key=key,
-                link_id=pair.link_id,
-                target=target,
-                ticket_id=ticket_id,
-                transition=transition.value,
-                step=step,
-                base_version=pair.base_version,
-                cause=(item.cause or Cause.USER).value,
-                source_event_id=source_event,
-                run_id=run_id,
-                restore_status_id=restore_status_id if transition is Transition.RESTORE else None,
-                created_at=now,
-                updated_at=now,
-            )
-            session.add(op)
-            session.flush()
-            session.add(
-                Event(
-                    run_id=run_id,
-                    link_id=pair.link_id,
-                    kind="planned",
-                    side=target,
-                    ticket_id=ticket_id,
-                    transition=transition.value,
-                    cause=op.cause,
-                    operation_id=op.id,
-                    detail=decision.reason,
+        for chunk in chunked(items, _CHUNK):
+            link_ids = sorted({pair.link_id for _, pair in chunk})
+            sources: dict[tuple[int, str], int] = {
+                (link_id, side): event_id
+                for link_id, side, event_id in connection.execute(
+                    select(event.c.link_id, event.c.side, func.max(event.c.id))
+                    .where(event.c.link_id.in_(link_ids))
+                    .where(event.c.kind.in_(("observed", "first_seen")))
+                    .group_by(event.c.link_id, event.c.side)
                 )
+            }
+
+            def keys(item: PlannedDecision, pair: PairState) -> list[str]:
+                target = item.decision.target
+                return [
+                    f"{pair.link_id}:{target}:{t.value}:{pair.base_version}"
+                    for t in item.decision.transitions
+                ]
+
+            wanted = [key for item, pair in chunk for key in keys(item, pair)]
+            used = set(
+                connection.execute(
+                    select(operation.c.key).where(operation.c.key.in_(wanted))
+                ).scalars()
             )
-            created += 1
+            rows: list[dict[str, Any]] = []
+            for item, pair in chunk:
+                decision = item.decision
+                target = decision.target
+                assert target is not None
+                # A finished operation with the same key (confirmed, failed or superseded)
+                # means the same copy is needed again at the same base: a new base version
+                # keeps keys unique.
+                if used.intersection(keys(item, pair)):
+                    pair.base_version += 1
+                #: what the target's vendor showed as its status while active (put back
+                #: on restore)
+                restore: int | None = getattr(pair, f"{_position(self.sides, target)}_status_id")
+                for step, (transition, key) in enumerate(
+                    zip(decision.transitions, keys(item, pair), strict=True)
+                ):
+                    rows.append(
+                        {
+                            "key": key,
+                            "link_id": pair.link_id,
+                            "target": target,
+                            "ticket_id": item.pair.ids.ticket(target),
+                            "transition": transition.value,
+                            "step": step,
+                            "base_version": pair.base_version,
+                            "cause": (item.cause or Cause.USER).value,
+                            "source_event_id": sources.get(
+                                (pair.link_id, self.sides.other(target))
+                            ),
+                            "status": OperationStatus.PLANNED,
+                            "run_id": run_id,
+                            "attempts": 0,
+                            "restore_status_id": restore
+                            if transition is Transition.RESTORE
+                            else None,
+                            "created_at": now,
+                            "updated_at": now,
+                        }
+                    )
+            if not rows:
+                continue
+            connection.execute(operation.insert(), rows)
+            ids = dict(
+                connection.execute(
+                    select(operation.c.key, operation.c.id).where(
+                        operation.c.key.in_([row["key"] for row in rows])
+                    )
+                )
+                .tuples()
+                .all()
+            )
+            reasons = {pair.link_id: redact_text(item.decision.reason) for item, pair in chunk}
+            connection.execute(
+                event.insert(),
+                [
+                    {
+                        "at": now,
+                        "run_id": run_id,
+                        "link_id": row["link_id"],
+                        "kind": "planned",
+                        "side": row["target"],
+                        "ticket_id": row["ticket_id"],
+                        "transition": row["transition"],
+                        "cause": row["cause"],
+                        "operation_id": ids[row["key"]],
+                        "detail": reasons[row["link_id"]],
+                    }
+                    for row in rows
+                ],
+            )
+            created += len(rows)
         return created
 
     def mark_sent(self, op_ids: Sequence[int], *, run_id: int | None, batch: str) -> None:
@@ -1170,18 +1242,41 @@ class SyncStore:
         batch: str | None = None,
         count_attempt: bool = False,
     ) -> None:
+        """Move operations to `status`, each with an event of `kind`: one UPDATE and one
+        INSERT … SELECT per chunk of operations."""
         now = utcnow()
+        operation = Operation.__table__  # type: ignore[attr-defined]
+        event = Event.__table__  # type: ignore[attr-defined]
+        values: dict[str, Any] = {"status": status, "updated_at": now}
+        if batch is not None:
+            values |= {"batch": batch, "sent_at": now}
+        if count_attempt:
+            values["attempts"] = operation.c.attempts + 1
+        detail = redact_text(batch) if batch is not None else None
         with self.session() as session:
-            for op in self._ops(session, op_ids):
-                op.status = status
-                op.updated_at = now
-                if batch is not None:
-                    op.batch = batch
-                    op.sent_at = now
-                if count_attempt:
-                    op.attempts += 1
-                session.add(op)
-                session.add(_op_event(run_id, op, kind, batch))
+            connection = session.connection()
+            for chunk in chunked(sorted(set(op_ids)), _CHUNK):
+                connection.execute(
+                    operation.update().where(operation.c.id.in_(chunk)).values(values)
+                )
+                connection.execute(
+                    event.insert().from_select(
+                        _OP_EVENT_COLUMNS,
+                        sa_select(
+                            literal(now, UTCDateTime),
+                            literal(run_id, Integer),
+                            operation.c.link_id,
+                            literal(kind),
+                            operation.c.target,
+                            operation.c.ticket_id,
+                            operation.c.transition,
+                            operation.c.id,
+                            literal(detail, String),
+                        )
+                        .where(operation.c.id.in_(chunk))
+                        .order_by(operation.c.id),
+                    )
+                )
 
     @staticmethod
     def _ops(session: Session, op_ids: Sequence[int]) -> list[Operation]:

@@ -11,6 +11,7 @@ and a dry run keeps them in the plan only.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -109,6 +110,9 @@ class Decider:
     def _decide_slice(self, pairs: Sequence[PairView]) -> None:
         ctx, state = self._ctx, self._ctx.state
         planned: list[PlannedDecision] = []
+        # an agreement is only logged at debug level: no plan line is built for it otherwise
+        # (a first sync agrees on every link)
+        log_agreements = log.is_enabled_for(logging.DEBUG)
         for pair in pairs:
             link_id = pair.ids.link_id
             overlay = state.overlay.get(link_id, {})
@@ -122,7 +126,8 @@ class Decider:
             if standing and decision.outcome.value == pair.attention:
                 continue  # a standing conflict or divergence re-checked: nothing new
             state.counts[f"decision.{decision.outcome.value}"] += 1
-            self._log_decision(pair, decision)
+            if log_agreements or decision.outcome is not Outcome.AGREE:
+                self._log_decision(pair, decision)
             source = ctx.sides.other(decision.target) if decision.target else None
             planned.append(PlannedDecision(pair, decision, sides[source].cause if source else None))
         if ctx.options.dry_run:
