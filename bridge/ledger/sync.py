@@ -1104,9 +1104,7 @@ class SyncStore:
                     select(operation.c.key, operation.c.id).where(
                         operation.c.key.in_([row["key"] for row in rows])
                     )
-                )
-                .tuples()
-                .all()
+                ).all()
             )
             reasons = {pair.link_id: redact_text(item.decision.reason) for item, pair in chunk}
             connection.execute(
