@@ -1,12 +1,18 @@
-"""Small helpers shared by the benchmarks: timing a child process and printing tables."""
+"""Small helpers shared by the benchmarks: timing a child process, memory, printing tables."""
 
 from __future__ import annotations
 
+import contextlib
+import math
 import resource
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
+
+_STATUS = Path("/proc/self/status")
+_CLEAR_REFS = Path("/proc/self/clear_refs")
 
 
 def run_child(args: Sequence[str], **kwargs: object) -> tuple[float, float, str]:
@@ -27,6 +33,42 @@ def run_child(args: Sequence[str], **kwargs: object) -> tuple[float, float, str]
 def peak_rss_mb() -> float:
     """Peak RSS of this process so far, in MB (Linux reports kilobytes)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _status_mb(field: str) -> float | None:
+    """A `VmRSS`/`VmHWM` line of /proc/self/status in MB (None off Linux)."""
+    try:
+        for line in _STATUS.read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def rss_mb() -> float:
+    """This process's resident memory now, in MB (the peak so far where /proc is absent)."""
+    return _status_mb("VmRSS") or peak_rss_mb()
+
+
+def reset_peak_rss() -> None:
+    """Start a new peak-RSS window (Linux: `clear_refs` 5 resets VmHWM), so that one phase's
+    peak is not hidden by an earlier one's; a no-op elsewhere."""
+    with contextlib.suppress(OSError):
+        _CLEAR_REFS.write_text("5")
+
+
+def window_peak_rss_mb() -> float:
+    """Peak RSS since the last `reset_peak_rss`, in MB (the whole life's peak elsewhere)."""
+    return _status_mb("VmHWM") or peak_rss_mb()
+
+
+def exponent(small: tuple[float, float], large: tuple[float, float]) -> float | None:
+    """The growth exponent k in cost ∝ size^k between two (size, cost) points."""
+    (n1, c1), (n2, c2) = small, large
+    if n1 <= 0 or n2 <= n1 or c1 <= 0 or c2 <= 0:
+        return None
+    return math.log(c2 / c1) / math.log(n2 / n1)
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

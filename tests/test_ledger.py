@@ -10,13 +10,14 @@ import stat
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError, StatementError
+from sqlmodel import select
 
 from bridge.core.model import Cause, Side, Sides, State
 from bridge.ledger import (
@@ -29,8 +30,8 @@ from bridge.ledger import (
     SidesMismatchError,
     migrations,
 )
-from bridge.ledger.dialect import Dialect
-from bridge.ledger.tables import Event, Link, utcnow
+from bridge.ledger.dialect import Dialect, SQLiteDialect
+from bridge.ledger.tables import Event, Lease, Link, utcnow
 from bridge.vendors.registry import SIDES, SUPEROFFICE, ZENDESK
 
 
@@ -356,7 +357,7 @@ def _layout(url: str) -> dict[str, object]:
 def test_a_v2_ledger_is_upgraded_to_neutral_names_with_its_data(tmp_path: Path) -> None:
     url = _v2_ledger(tmp_path / "v2.db")
     with Ledger.open(url, sides=SIDES) as ledger:
-        assert ledger.schema_version() == LATEST_VERSION == 3
+        assert ledger.schema_version() == LATEST_VERSION == 4
         assert ledger.sides == SIDES
         assert ledger.check() == []
         links = [
@@ -401,6 +402,90 @@ def test_a_v2_ledger_is_upgraded_to_neutral_names_with_its_data(tmp_path: Path) 
     fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
     Ledger.open(fresh, sides=SIDES).close()
     assert _layout(url) == _layout(fresh)
+
+
+# --- schema v4: times as integer microseconds ------------------------------------------------
+
+
+def _v3_ledger(path: Path) -> str:
+    """A schema v3 ledger as bridge made it: the v2 ledger brought to v3 by its own steps,
+    then history written with text times as v3 wrote them (fractions of a second too)."""
+    url = _v2_ledger(path)
+    dialect = SQLiteDialect()
+    engine = create_engine(url)
+    with engine.begin() as c:
+        for version in (2, 3):
+            migrations.MIGRATIONS[version](c, dialect)
+        c.exec_driver_sql("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+        c.exec_driver_sql(
+            "INSERT INTO run (id, kind, holder, started_at, ended_at, outcome, dry_run, counts) "
+            "VALUES (1, 'sync', 'h', '2026-01-04 00:00:00.250000', "
+            "'2026-01-04 00:00:07.999999', 'converged', 0, '{}')"
+        )
+        c.exec_driver_sql(
+            "INSERT INTO event (id, at, run_id, link_id, kind, side, ticket_id, transition, "
+            "from_state, to_state, vendor_time) VALUES (2, '2026-01-04 00:00:01.000001', 1, 1, "
+            "'observed', 'superoffice', 1001, 'soft_delete', 'active', 'soft_deleted', "
+            "'2026-01-03 23:59:59.5')"
+        )
+        c.exec_driver_sql(
+            "INSERT INTO lease VALUES ('sync', 'h', '2026-01-04 00:00:00', '1969-12-31 23:59:59')"
+        )
+    engine.dispose()
+    return url
+
+
+def test_a_v3_ledger_keeps_every_time_to_the_microsecond_as_integers(tmp_path: Path) -> None:
+    url = _v3_ledger(tmp_path / "v3.db")
+    with Ledger.open(url, sides=SIDES) as ledger:
+        assert ledger.schema_version() == LATEST_VERSION == 4
+        assert ledger.check() == []
+        with ledger.engine.connect() as c:
+            stored = c.exec_driver_sql(
+                "SELECT typeof(at), at, vendor_time FROM event WHERE id = 2"
+            ).one()
+            lease = c.exec_driver_sql("SELECT acquired_at, expires_at FROM lease").one()
+            texts = c.exec_driver_sql(
+                "SELECT count(*) FROM pair_state WHERE typeof(updated_at) != 'integer'"
+            ).scalar()
+        at = datetime(2026, 1, 4, 0, 0, 1, 1, tzinfo=UTC)
+        assert stored[0] == "integer"
+        assert stored[1] == int(at.timestamp()) * 1_000_000 + 1
+        assert (
+            stored[2]
+            == int(datetime(2026, 1, 3, 23, 59, 59, tzinfo=UTC).timestamp()) * (1_000_000) + 500_000
+        )
+        assert lease == (1_767_484_800_000_000, -1_000_000)  # whole seconds, before the epoch
+        assert texts == 0
+        pair = ledger.load_pairs([1])[1]
+        assert pair.vendor_time(SUPEROFFICE) == datetime(2026, 1, 4, tzinfo=UTC)
+        # the report's reads see the same times
+        with ledger.audit_view() as view:
+            assert view.bounds() == (datetime(2026, 1, 4, tzinfo=UTC), at)
+            rows = list(view.transitions(datetime(2026, 1, 4, tzinfo=UTC), at + timedelta(1)))
+            assert [(r.event_id, r.at, r.vendor_time) for r in rows] == [
+                (2, at, datetime(2026, 1, 3, 23, 59, 59, 500_000, tzinfo=UTC))
+            ]
+            [run] = view.runs(datetime(2026, 1, 1, tzinfo=UTC), at)
+            assert run.started_at == datetime(2026, 1, 4, 0, 0, 0, 250_000, tzinfo=UTC)
+            assert run.ended_at == datetime(2026, 1, 4, 0, 0, 7, 999_999, tzinfo=UTC)
+        # still append-only after the rewrite
+        with pytest.raises(IntegrityError, match="append-only"), ledger.engine.begin() as c:
+            c.execute(text("UPDATE event SET kind = 'x'"))
+    fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
+    Ledger.open(fresh, sides=SIDES).close()
+    assert _layout(url) == _layout(fresh)
+
+
+def test_times_round_trip_exactly_and_naive_times_are_refused(ledger: Ledger) -> None:
+    when = datetime(2026, 3, 2, 9, 0, 0, 123_456, tzinfo=timezone(timedelta(hours=2)))
+    ledger.acquire_lease("sync", "h", timedelta(seconds=1), now=when)
+    with ledger.session() as session:
+        lease = session.exec(select(Lease)).one()
+    assert lease.acquired_at == when
+    assert lease.acquired_at.tzinfo == UTC
+    with pytest.raises(StatementError, match="naive datetime"):
+        ledger.acquire_lease("other", "h", timedelta(seconds=1), now=datetime(2026, 1, 1))
 
 
 def test_a_fresh_ledger_records_its_sides_and_refuses_others(tmp_path: Path) -> None:

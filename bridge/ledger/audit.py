@@ -12,13 +12,14 @@ import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine
 
 from bridge.ledger.dialect import FIELD_SEPARATOR, Dialect, RowSource
 from bridge.ledger.tables import Event, Link, Operation, PairState, Run
+from bridge.ledger.times import from_micros
 
 __all__ = [
     "AuditStore",
@@ -122,14 +123,9 @@ class EndOfPeriod:
     in_flight: int
 
 
-def _time(value: Any) -> datetime | None:
-    """A stored time (text on SQLite raw reads, a datetime elsewhere) as aware UTC."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    assert isinstance(value, datetime)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+def _time(value: int | None) -> datetime | None:
+    """A stored time (integer microseconds, `bridge.ledger.times`) as aware UTC."""
+    return None if value is None else from_micros(value)
 
 
 def _rows_sql(dialect: Dialect) -> str:

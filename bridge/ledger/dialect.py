@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -22,6 +22,8 @@ from sqlalchemy import Connection, Engine, event
 from sqlalchemy.engine import URL
 from sqlalchemy.engine.interfaces import DBAPICursor
 from sqlalchemy.pool import PoolProxiedConnection
+
+from bridge.ledger.times import to_micros
 
 __all__ = [
     "BUSY_TIMEOUT_MS",
@@ -89,10 +91,20 @@ class Dialect(Protocol):
         """Make the database itself refuse UPDATE and DELETE on `table`."""
         ...
 
+    def lift_append_only(self, connection: Connection, table: str) -> None:
+        """Remove `guard_append_only`'s guard: only a schema migration that rewrites the
+        table's stored form does, and guards it again in the same transaction."""
+        ...
+
     def rename_index(
         self, connection: Connection, table: str, old: str, new: str, columns: Sequence[str]
     ) -> None:
         """Rename the index `old` on `table` (over `columns`) to `new`."""
+        ...
+
+    def micros_from_text(self, column: str) -> str:
+        """A SQL expression: `column`, a time stored as text before schema v4, as integer
+        microseconds since the epoch (NULL stays NULL, an integer stays as it is)."""
         ...
 
     # --- queries ---------------------------------------------------------------------
@@ -134,19 +146,14 @@ class Dialect(Protocol):
 
 
 class _SQLiteRows:
-    """Raw DB-API reads on one SQLite connection: named parameters, times bound as the text
-    SQLAlchemy stores (SQLite compares times as text)."""
+    """Raw DB-API reads on one SQLite connection: named parameters, times bound as the
+    ledger stores them (integer microseconds, `bridge.ledger.times`)."""
 
     def __init__(self, connection: PoolProxiedConnection) -> None:
         self.connection = connection
 
     def rows(self, sql: str, params: Mapping[str, Any]) -> Iterator[Sequence[Any]]:
-        bound = {
-            k: v.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-            if isinstance(v, datetime)
-            else v
-            for k, v in params.items()
-        }
+        bound = {k: to_micros(v) if isinstance(v, datetime) else v for k, v in params.items()}
         cursor = self.connection.cursor()
         try:
             cursor.execute(sql, bound)
@@ -219,6 +226,21 @@ class SQLiteDialect:
                 f"CREATE TRIGGER IF NOT EXISTS {table}_no_{action.lower()} BEFORE {action} "
                 f"ON {table} BEGIN SELECT RAISE(ABORT, 'the {table} log is append-only'); END"
             )
+
+    def lift_append_only(self, connection: Connection, table: str) -> None:
+        for action in ("update", "delete"):
+            connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS {table}_no_{action}")
+
+    def micros_from_text(self, column: str) -> str:
+        """SQLAlchemy kept times as 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC): whole seconds from
+        `strftime('%s')`, the fraction from its digits (never through a float)."""
+        seconds = f"CAST(strftime('%s', substr({column}, 1, 19)) AS INTEGER)"
+        fraction = f"CAST(substr(substr({column}, 21) || '000000', 1, 6) AS INTEGER)"
+        return (
+            f"CASE WHEN typeof({column}) = 'text' THEN {seconds} * 1000000 + "
+            f"CASE WHEN substr({column}, 20, 1) = '.' THEN {fraction} ELSE 0 END "
+            f"ELSE {column} END"
+        )
 
     def rename_index(
         self, connection: Connection, table: str, old: str, new: str, columns: Sequence[str]

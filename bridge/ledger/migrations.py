@@ -108,9 +108,46 @@ def _v3(connection: Connection, dialect: Dialect) -> None:
     _set_meta(connection, _SIDES_KEY, _V2_SIDES)
 
 
+#: every time column of schema v3, by table: kept as text ('YYYY-MM-DD HH:MM:SS.ffffff', UTC)
+_V3_TIMES: dict[str, tuple[str, ...]] = {
+    "link": ("created_at",),
+    "pair_state": (
+        "base_at",
+        "first_vendor_time",
+        "first_seen_at",
+        "first_purge_due",
+        "second_vendor_time",
+        "second_seen_at",
+        "first_checked_at",
+        "second_checked_at",
+        "attention_since",
+        "updated_at",
+        "second_purge_due",
+    ),
+    "run": ("started_at", "ended_at"),
+    "event": ("at", "vendor_time"),
+    "operation": ("pending_until", "created_at", "sent_at", "finished_at", "updated_at"),
+    "cursor": ("updated_at",),
+    "lease": ("acquired_at", "expires_at"),
+}
+
+
+def _v4(connection: Connection, dialect: Dialect) -> None:
+    """Times as integer microseconds since the epoch (`bridge.ledger.times`) instead of
+    text: a large first sync spent most of its ledger time formatting and parsing them.
+    Rewritten in place, so the columns keep their names, order and declared type (SQLite
+    stores an integer as an integer in a DATETIME column); the event log's guard is lifted
+    for the rewrite only, in the same transaction."""
+    dialect.lift_append_only(connection, "event")
+    for table, columns in _V3_TIMES.items():
+        values = ", ".join(f"{column} = {dialect.micros_from_text(column)}" for column in columns)
+        connection.exec_driver_sql(f"UPDATE {table} SET {values}")
+    dialect.guard_append_only(connection, "event")
+
+
 #: version → the step that brings a ledger from version-1 to it. Never edit a released step.
 #: (Version 1 has no step: a ledger is created at the latest version, never at 1.)
-MIGRATIONS: dict[int, Step] = {2: _v2, 3: _v3}
+MIGRATIONS: dict[int, Step] = {2: _v2, 3: _v3, 4: _v4}
 LATEST_VERSION = max(MIGRATIONS)
 
 _ = tables  # the table declarations must be imported before create_all

@@ -6,13 +6,30 @@ it in. Every public method is one transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Column, Engine, Row, bindparam, func, or_
+from sqlalchemy import (
+    Boolean,
+    Column,
+    ColumnElement,
+    Connection,
+    Engine,
+    Integer,
+    Row,
+    Select,
+    String,
+    bindparam,
+    case,
+    func,
+    literal,
+    or_,
+    text,
+)
+from sqlalchemy import select as sa_select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
@@ -29,7 +46,19 @@ from bridge.core.model import (
     Transition,
     path,
 )
-from bridge.ledger.tables import Cursor, Event, Link, Operation, OperationStatus, PairState, utcnow
+from bridge.ledger.dialect import Dialect
+from bridge.ledger.tables import (
+    Cursor,
+    Event,
+    Link,
+    Operation,
+    OperationStatus,
+    PairState,
+    UTCDateTime,
+    utcnow,
+)
+from bridge.ledger.times import to_micros
+from bridge.logging import redact_text
 
 __all__ = [
     "LinkIds",
@@ -131,12 +160,34 @@ class OperationView:
     pending_until: datetime | None
 
 
+#: stored values to their enum members: a dict lookup per column, where calling the enum per
+#: row costs more than reading the row
+_STATES: Mapping[str | None, State] = {state.value: state for state in State}
+_CAUSES: Mapping[str | None, Cause] = {cause.value: cause for cause in Cause}
+
+
 def _state(value: str | None) -> State | None:
-    return State(value) if value is not None else None
+    return _STATES[value] if value is not None else None
 
 
 def _cause(value: str | None) -> Cause | None:
-    return Cause(value) if value else None
+    return _CAUSES[value] if value else None
+
+
+#: the `pair_state` columns a `PairView` is made of (link_id first: the key)
+_PAIR_VIEW_FIELDS = (
+    "link_id",
+    "base",
+    "base_version",
+    *(
+        f"{position}_{field}"
+        for position in _POSITIONS
+        for field in ("state", "vendor_time", "status_id", "cause")
+    ),
+    "attention",
+    "attention_reason",
+    "pending_decision",
+)
 
 
 def _pair_view(pair: PairState | Row[Any], ids: LinkIds) -> PairView:
@@ -292,6 +343,70 @@ def _close(
     )
 
 
+#: the event columns `SyncStore._update_ops` fills from each operation
+_OP_EVENT_COLUMNS = (
+    "at",
+    "run_id",
+    "link_id",
+    "kind",
+    "side",
+    "ticket_id",
+    "transition",
+    "operation_id",
+    "detail",
+)
+#: the staging table of `SyncStore._record_bulk`: one batch of one side's observations
+_OBSERVED = "observed_stage"
+_OBSERVED_COLUMNS = (
+    "seq INTEGER NOT NULL, link_id INTEGER NOT NULL PRIMARY KEY, ticket_id INTEGER NOT NULL, "
+    "state VARCHAR NOT NULL, vendor_time BIGINT, seen_at BIGINT NOT NULL, actor_id BIGINT, "
+    "cause VARCHAR, status_id BIGINT, previous VARCHAR"
+)
+_OBSERVED_INSERT = (
+    "seq",
+    "link_id",
+    "ticket_id",
+    "state",
+    "vendor_time",
+    "seen_at",
+    "actor_id",
+    "cause",
+    "status_id",
+)
+
+
+def _from_stage(column: str) -> str:
+    """The staged observation's `column` for the pair_state row being updated."""
+    return f"(SELECT s.{column} FROM {_OBSERVED} s WHERE s.link_id = pair_state.link_id)"
+
+
+def _transition_sql() -> str:
+    """The event's transition for a staged change (`s.previous` → `s.state`) in SQL, as
+    `_change_event` names it: the state model's path, its steps joined by '+'; NULL for a
+    first sighting, or a change out of `purged` (an anomaly)."""
+    whens = []
+    for start in State:
+        for end in State:
+            try:
+                steps = path(start, end)
+            except InvalidTransitionError:
+                continue
+            if steps:
+                name = "+".join(step.value for step in steps)
+                whens.append(
+                    f"WHEN s.previous = '{start.value}' AND s.state = '{end.value}' THEN '{name}'"
+                )
+    return f"CASE {' '.join(whens)} END"
+
+
+_TRANSITION_SQL = _transition_sql()
+#: the event's kind for a staged change, as `_change_event` names it
+_KIND_SQL = (
+    "CASE WHEN s.previous IS NULL THEN 'first_seen' "
+    f"WHEN s.previous = '{State.PURGED.value}' THEN 'anomaly' ELSE 'observed' END"
+)
+
+
 def _change_event(run_id: int | None, obs: Observation, previous: State | None) -> dict[str, Any]:
     """The event for a change bridge did not make: a transition, a first sighting, or an
     anomaly (a purged ticket seen alive: ids reused, or a vendor error)."""
@@ -310,6 +425,7 @@ class SyncStore:
     """Mixin for `Ledger`: everything a sync or migration run records."""
 
     engine: Engine
+    dialect: Dialect
     sides: Sides
 
     if TYPE_CHECKING:
@@ -337,46 +453,89 @@ class SyncStore:
     def links_for_tickets(self, side: Side, ticket_ids: Iterable[int]) -> dict[int, LinkIds]:
         """The links of these ticket ids on `side`, keyed by ticket id (unlinked ids left out)."""
         ids = sorted(set(ticket_ids))
+        link = Link.__table__  # type: ignore[attr-defined]
         column = self._link_column(side)
+        query = select(link.c.id, link.c.first_id, link.c.second_id)
         found: dict[int, LinkIds] = {}
-        with self.session() as session:
+        with self.engine.connect() as connection:
             for chunk in chunked(ids, _CHUNK):
-                for link in session.exec(select(Link).where(column.in_(chunk))):
-                    ids_ = self._ids(link.id, link.first_id, link.second_id)
+                for link_id, first_id, second_id in connection.execute(
+                    query.where(column.in_(chunk))
+                ):
+                    ids_ = self._ids(link_id, first_id, second_id)
                     found[ids_.ticket(side)] = ids_
         return found
 
+    def _pair_query(self) -> Select[Any]:
+        """The three-way inputs of each link, joined in SQL: its base, each side's latest
+        state (with the vendor time, status id and cause), attention, and its tickets;
+        only the columns a `PairView` holds, as plain rows."""
+        pair = PairState.__table__  # type: ignore[attr-defined]
+        link = Link.__table__  # type: ignore[attr-defined]
+        columns = [*(pair.c[name] for name in _PAIR_VIEW_FIELDS), link.c.first_id, link.c.second_id]
+        query: Select[Any] = select(*columns).join(link, link.c.id == pair.c.link_id)
+        return query
+
+    def _pair_views(self, rows: Iterable[Row[Any]]) -> Iterator[PairView]:
+        for row in rows:
+            yield _pair_view(row, self._ids(row.link_id, row.first_id, row.second_id))
+
     def load_pairs(self, link_ids: Iterable[int]) -> dict[int, PairView]:
-        """Pairs by link id, read as plain rows (every run reads many of them)."""
+        """Pairs by link id (one query per chunk of ids)."""
         ids = sorted(set(link_ids))
         pairs: dict[int, PairView] = {}
-        pair_table = PairState.__table__  # type: ignore[attr-defined]
-        link_table = Link.__table__  # type: ignore[attr-defined]
-        columns = [pair_table, link_table.c.first_id, link_table.c.second_id]
-        with self.session() as session:
+        key = PairState.__table__.c.link_id  # type: ignore[attr-defined]
+        with self.engine.connect() as connection:
             for chunk in chunked(ids, _CHUNK):
-                rows = session.execute(
-                    select(*columns)
-                    .join(link_table, link_table.c.id == pair_table.c.link_id)
-                    .where(pair_table.c.link_id.in_(chunk))
-                )
-                for row in rows:
-                    ids_ = self._ids(row.link_id, row.first_id, row.second_id)
-                    pairs[row.link_id] = _pair_view(row, ids_)
+                rows = connection.execute(self._pair_query().where(key.in_(chunk)))
+                pairs.update((view.ids.link_id, view) for view in self._pair_views(rows))
         return pairs
 
-    def decision_candidates(self) -> list[int]:
-        """Links to decide on: changed since the last decision, or still needing attention."""
-        with self.session() as session:
-            rows = session.exec(
-                select(PairState.link_id).where(
-                    or_(
-                        col(PairState.pending_decision),
-                        col(PairState.attention).in_(("conflict", "divergence")),
-                    )
-                )
-            )
-            return list(rows)
+    def decision_candidates(self, *, batch: int) -> Iterator[list[PairView]]:
+        """Pairs to decide on, a page of at most `batch` at a time in link order: changed
+        since their last decision, or still in conflict or divergence, and with no
+        operation still open (those wait for it). Streamed: each page is read when the
+        last one has been handled (and written), so memory stays flat and a page never
+        holds a decision already recorded."""
+        pair = PairState.__table__  # type: ignore[attr-defined]
+        wanted = or_(pair.c.pending_decision, pair.c.attention.in_(("conflict", "divergence")))
+        return self._pair_pages(wanted, batch)
+
+    def unsettled_pairs(self, *, batch: int) -> Iterator[list[PairView]]:
+        """Pairs whose sides do not both equal a recorded base (a migration decides these),
+        with no operation still open; paged as `decision_candidates`."""
+        pair = PairState.__table__  # type: ignore[attr-defined]
+        base, first, second = pair.c.base, pair.c.first_state, pair.c.second_state
+        wanted = or_(
+            base.is_(None),
+            first.is_(None),
+            second.is_(None),
+            first != base,
+            second != base,
+        )
+        return self._pair_pages(wanted, batch)
+
+    def _pair_pages(self, wanted: ColumnElement[bool], batch: int) -> Iterator[list[PairView]]:
+        """Pages of the pairs matching `wanted` and free of open operations, by link id
+        (keyset: each page starts after the last link of the one before)."""
+        pair = PairState.__table__  # type: ignore[attr-defined]
+        operation = Operation.__table__  # type: ignore[attr-defined]
+        busy = (
+            select(operation.c.id)
+            .where(operation.c.link_id == pair.c.link_id)
+            .where(operation.c.status.in_(OperationStatus.OPEN))
+            .exists()
+        )
+        query = self._pair_query().where(wanted).where(~busy).order_by(pair.c.link_id)
+        after = 0
+        while True:
+            with self.engine.connect() as connection:
+                rows = connection.execute(query.where(pair.c.link_id > after).limit(batch))
+                page = list(self._pair_views(rows))
+            if not page:
+                return
+            yield page
+            after = page[-1].ids.link_id
 
     def unobserved(self, side: Side, *, limit: int | None = None) -> list[LinkIds]:
         """Links whose state on `side` has never been read."""
@@ -496,112 +655,235 @@ class SyncStore:
         other change of state is logged and marks the pair for a decision. Returns the
         links newly pending a decision and the number of operations confirmed.
 
-        Written with bulk statements: a first run reads every link, and building one ORM
-        object per row would cost more than the vendor calls.
+        Set-based: a first run reads every link, so the observations of links with no
+        open operation (nearly all of them) are staged in bulk and recorded with a few
+        statements per batch (`_record_bulk`); the links with an open operation, or seen
+        twice in one batch, go through the rules one observation at a time
+        (`_record_each`).
         """
         now = utcnow()
-        pending: set[int] = set()
-        confirmed = 0
-        pair_table = PairState.__table__  # type: ignore[attr-defined]
         with self.session() as session:
+            connection = session.connection()
             link_ids = sorted({o.link_id for o in observations})
-            pairs: dict[int, dict[str, Any]] = {}
-            open_ops: dict[tuple[int, str], list[Operation]] = {}
+            busy: set[int] = set()
+            operation = Operation.__table__  # type: ignore[attr-defined]
             for chunk in chunked(link_ids, _CHUNK):
-                rows = session.execute(
-                    select(*[pair_table.c[name] for name in _PAIR_FIELDS]).where(
-                        pair_table.c.link_id.in_(chunk)
-                    )
+                busy.update(
+                    connection.execute(
+                        select(operation.c.link_id)
+                        .where(operation.c.link_id.in_(chunk))
+                        .where(operation.c.status.in_(OperationStatus.OPEN))
+                    ).scalars()
                 )
-                for row in rows.mappings():
-                    pairs[row["link_id"]] = dict(row)
-                for op in session.exec(
-                    select(Operation)
-                    .where(col(Operation.link_id).in_(chunk))
-                    .where(col(Operation.status).in_(OperationStatus.OPEN))
-                    .order_by(col(Operation.step))
-                ):
-                    open_ops.setdefault((op.link_id, op.target), []).append(op)
-            events: list[dict[str, Any]] = []
-            changed: set[int] = set()
+            seen: set[tuple[int, Side]] = set()
+            repeated: set[int] = set()
             for obs in observations:
-                pair = pairs[obs.link_id]
-                prefix = _position(self.sides, obs.side)
-                previous = _state(pair[f"{prefix}_state"])
-                reached = [
-                    op
-                    for op in open_ops.get((obs.link_id, obs.side), [])
-                    if op.status != OperationStatus.CONFIRMED
-                    and obs.state in _SATISFIES[op.transition]
-                ]
-                # only a write bridge sent can come back as its own: one still planned (or
-                # held) that the target reached was done by someone else, whose change
-                # this is; the plan is superseded
-                ours = [op for op in reached if op.status in _SENT_STATUSES]
-                if obs.state is State.ACTIVE:
-                    # restored while its purge waited for retention: the purge is void, and
-                    # the restore is a change for the decision (a conflict, usually)
-                    reached += [
-                        op
-                        for op in open_ops.get((obs.link_id, obs.side), [])
-                        if op.status == OperationStatus.PENDING_RETENTION
-                    ]
-                for op in reached:
-                    if op not in ours:
-                        session.add(op)
-                        events.append(_close(op, obs, previous, run_id, now, superseded=True))
-                for op in ours:
-                    op.error = None
-                    session.add(op)
-                    events.append(_close(op, obs, previous, run_id, now, superseded=False))
-                    confirmed += 1
-                if ours:
-                    # the next decision sees both sides agree and records the new base
-                    pair["pending_decision"] = True
-                    pending.add(obs.link_id)
-                    if obs.state is State.PURGED:
-                        pair[f"{prefix}_purge_due"] = None
-                if previous != obs.state and not ours:
-                    events.append(_change_event(run_id, obs, previous))
-                    pair["pending_decision"] = True
-                    pending.add(obs.link_id)
-                if previous != obs.state or ours:
-                    cause = Cause.BRIDGE if ours else obs.cause
-                    pair[f"{prefix}_cause"] = cause.value if cause else None
-                    pair[f"{prefix}_state"] = obs.state.value
-                    pair[f"{prefix}_vendor_time"] = obs.vendor_time
-                    pair[f"{prefix}_seen_at"] = obs.seen_at
-                    pair["updated_at"] = now
-                    changed.add(obs.link_id)
-                active = obs.state is State.ACTIVE
-                # a side that reports a status id keeps it while active, for a restore
-                status_changed = obs.status_id and pair[f"{prefix}_status_id"] != obs.status_id
-                if active and status_changed:
-                    pair[f"{prefix}_status_id"] = obs.status_id
-                    changed.add(obs.link_id)
-            if events:
-                session.execute(Event.__table__.insert(), events)  # type: ignore[attr-defined]
-            if changed:
-                session.execute(
-                    pair_table.update()
-                    .where(pair_table.c.link_id == bindparam("key_link_id"))
-                    .values(
-                        {
-                            name: bindparam(f"new_{name}", type_=pair_table.c[name].type)
-                            for name in _PAIR_FIELDS[1:]
-                        }
-                    ),
-                    [
-                        {"key_link_id": link_id}
-                        | {f"new_{k}": v for k, v in pairs[link_id].items() if k != "link_id"}
-                        for link_id in sorted(changed)
-                    ],
-                )
+                if (obs.link_id, obs.side) in seen:
+                    repeated.add(obs.link_id)
+                seen.add((obs.link_id, obs.side))
+            each = busy | repeated
+            pending: set[int] = set()
+            for side in self.sides:
+                bulk = [o for o in observations if o.side == side and o.link_id not in each]
+                if bulk:
+                    pending |= self._record_bulk(connection, run_id, side, bulk, now)
+            rest = [o for o in observations if o.link_id in each]
+            confirmed = 0
+            if rest:
+                more, confirmed = self._record_each(session, run_id, rest, now)
+                pending |= more
             for side, value in (cursors or {}).items():
                 cursor = session.get(Cursor, side) or Cursor(side=side, value=value)
                 cursor.value = value
                 cursor.updated_at = now
                 session.add(cursor)
+        return pending, confirmed
+
+    def _record_bulk(
+        self,
+        connection: Connection,
+        run_id: int | None,
+        side: Side,
+        observations: Sequence[Observation],
+        now: datetime,
+    ) -> set[int]:
+        """Record observations of `side`, at most one per link and none of a link with an
+        open operation, with one statement per step whatever their number: stage them
+        (the driver's bulk insert of plain tuples), note each link's previous state, log
+        the changes (`event`), then update the changed pairs and the status ids. Returns
+        the links whose state changed (now pending a decision)."""
+        prefix = _position(self.sides, side)
+        dialect = self.dialect
+        dialect.create_staging(connection, _OBSERVED, _OBSERVED_COLUMNS)
+        connection.exec_driver_sql(f"DELETE FROM {_OBSERVED}")
+        dialect.bulk_insert(
+            connection,
+            _OBSERVED,
+            _OBSERVED_INSERT,
+            [
+                (
+                    n,
+                    o.link_id,
+                    o.ticket_id,
+                    o.state.value,
+                    None if o.vendor_time is None else to_micros(o.vendor_time),
+                    to_micros(o.seen_at),
+                    o.actor_id,
+                    o.cause.value if o.cause else None,
+                    o.status_id,
+                )
+                for n, o in enumerate(observations)
+            ],
+        )
+        connection.exec_driver_sql(
+            f"UPDATE {_OBSERVED} SET previous = (SELECT p.{prefix}_state FROM pair_state p "
+            f"WHERE p.link_id = {_OBSERVED}.link_id)"
+        )
+        changed = "(s.previous IS NULL OR s.previous <> s.state)"
+        times = {"now": now, "pending": True}
+        typed = (bindparam("now", type_=UTCDateTime), bindparam("pending", type_=Boolean))
+        connection.execute(
+            text(
+                "INSERT INTO event (at, run_id, link_id, kind, side, ticket_id, transition, "
+                "from_state, to_state, cause, actor_id, vendor_time) "
+                f"SELECT :now, :run_id, s.link_id, {_KIND_SQL}, :side, s.ticket_id, "
+                f"{_TRANSITION_SQL}, s.previous, s.state, s.cause, s.actor_id, s.vendor_time "
+                f"FROM {_OBSERVED} s WHERE {changed} ORDER BY s.seq"
+            ).bindparams(typed[0]),
+            {"now": now, "run_id": run_id, "side": side},
+        )
+        connection.execute(
+            text(
+                f"UPDATE pair_state SET {prefix}_state = {_from_stage('state')}, "
+                f"{prefix}_cause = {_from_stage('cause')}, "
+                f"{prefix}_vendor_time = {_from_stage('vendor_time')}, "
+                f"{prefix}_seen_at = {_from_stage('seen_at')}, "
+                "pending_decision = :pending, updated_at = :now "
+                f"WHERE link_id IN (SELECT s.link_id FROM {_OBSERVED} s WHERE {changed})"
+            ).bindparams(*typed),
+            times,
+        )
+        # a side that reports a status id keeps it while active, for a restore
+        connection.exec_driver_sql(
+            f"UPDATE pair_state SET {prefix}_status_id = {_from_stage('status_id')} "
+            f"WHERE link_id IN (SELECT s.link_id FROM {_OBSERVED} s JOIN pair_state p "
+            f"ON p.link_id = s.link_id WHERE s.state = '{State.ACTIVE.value}' "
+            f"AND s.status_id IS NOT NULL AND s.status_id <> 0 "
+            f"AND (p.{prefix}_status_id IS NULL OR p.{prefix}_status_id <> s.status_id))"
+        )
+        pending = set(
+            connection.exec_driver_sql(
+                f"SELECT s.link_id FROM {_OBSERVED} s WHERE {changed}"
+            ).scalars()
+        )
+        connection.exec_driver_sql(f"DELETE FROM {_OBSERVED}")
+        return pending
+
+    def _record_each(
+        self,
+        session: Session,
+        run_id: int | None,
+        observations: Sequence[Observation],
+        now: datetime,
+    ) -> tuple[set[int], int]:
+        """Record observations one at a time, with every rule (confirmations, superseded
+        plans, a purge void by a restore): for the few links with an open operation, or
+        seen more than once in a batch (each sees the one before)."""
+        pending: set[int] = set()
+        confirmed = 0
+        pair_table = PairState.__table__  # type: ignore[attr-defined]
+        link_ids = sorted({o.link_id for o in observations})
+        pairs: dict[int, dict[str, Any]] = {}
+        open_ops: dict[tuple[int, str], list[Operation]] = {}
+        for chunk in chunked(link_ids, _CHUNK):
+            rows = session.execute(
+                select(*[pair_table.c[name] for name in _PAIR_FIELDS]).where(
+                    pair_table.c.link_id.in_(chunk)
+                )
+            )
+            for row in rows.mappings():
+                pairs[row["link_id"]] = dict(row)
+            for op in session.exec(
+                select(Operation)
+                .where(col(Operation.link_id).in_(chunk))
+                .where(col(Operation.status).in_(OperationStatus.OPEN))
+                .order_by(col(Operation.step))
+            ):
+                open_ops.setdefault((op.link_id, op.target), []).append(op)
+        events: list[dict[str, Any]] = []
+        changed: set[int] = set()
+        for obs in observations:
+            pair = pairs[obs.link_id]
+            prefix = _position(self.sides, obs.side)
+            previous = _state(pair[f"{prefix}_state"])
+            reached = [
+                op
+                for op in open_ops.get((obs.link_id, obs.side), [])
+                if op.status != OperationStatus.CONFIRMED and obs.state in _SATISFIES[op.transition]
+            ]
+            # only a write bridge sent can come back as its own: one still planned (or
+            # held) that the target reached was done by someone else, whose change
+            # this is; the plan is superseded
+            ours = [op for op in reached if op.status in _SENT_STATUSES]
+            if obs.state is State.ACTIVE:
+                # restored while its purge waited for retention: the purge is void, and
+                # the restore is a change for the decision (a conflict, usually)
+                reached += [
+                    op
+                    for op in open_ops.get((obs.link_id, obs.side), [])
+                    if op.status == OperationStatus.PENDING_RETENTION
+                ]
+            for op in reached:
+                if op not in ours:
+                    session.add(op)
+                    events.append(_close(op, obs, previous, run_id, now, superseded=True))
+            for op in ours:
+                op.error = None
+                session.add(op)
+                events.append(_close(op, obs, previous, run_id, now, superseded=False))
+                confirmed += 1
+            if ours:
+                # the next decision sees both sides agree and records the new base
+                pair["pending_decision"] = True
+                pending.add(obs.link_id)
+                if obs.state is State.PURGED:
+                    pair[f"{prefix}_purge_due"] = None
+            if previous != obs.state and not ours:
+                events.append(_change_event(run_id, obs, previous))
+                pair["pending_decision"] = True
+                pending.add(obs.link_id)
+            if previous != obs.state or ours:
+                cause = Cause.BRIDGE if ours else obs.cause
+                pair[f"{prefix}_cause"] = cause.value if cause else None
+                pair[f"{prefix}_state"] = obs.state.value
+                pair[f"{prefix}_vendor_time"] = obs.vendor_time
+                pair[f"{prefix}_seen_at"] = obs.seen_at
+                pair["updated_at"] = now
+                changed.add(obs.link_id)
+            active = obs.state is State.ACTIVE
+            # a side that reports a status id keeps it while active, for a restore
+            status_changed = obs.status_id and pair[f"{prefix}_status_id"] != obs.status_id
+            if active and status_changed:
+                pair[f"{prefix}_status_id"] = obs.status_id
+                changed.add(obs.link_id)
+        if events:
+            session.execute(Event.__table__.insert(), events)  # type: ignore[attr-defined]
+        if changed:
+            session.execute(
+                pair_table.update()
+                .where(pair_table.c.link_id == bindparam("key_link_id"))
+                .values(
+                    {
+                        name: bindparam(f"new_{name}", type_=pair_table.c[name].type)
+                        for name in _PAIR_FIELDS[1:]
+                    }
+                ),
+                [
+                    {"key_link_id": link_id}
+                    | {f"new_{k}": v for k, v in pairs[link_id].items() if k != "link_id"}
+                    for link_id in sorted(changed)
+                ],
+            )
         return pending, confirmed
 
     def record_decisions(
@@ -616,18 +898,45 @@ class SyncStore:
         Returns the number of operations planned. Planning is idempotent: an operation's
         key is (link, target, transition, base version), so the same decision recorded
         twice plans nothing new.
+
+        Agreements on pairs that need no attention (a first sync's every link) are set-based:
+        one UPDATE per batch and base (`_record_agreements`); the rest are recorded one by
+        one.
         """
         now = utcnow()
         created = 0
+        pair_table = PairState.__table__  # type: ignore[attr-defined]
         with self.session() as session:
+            link_ids = sorted({item.pair.ids.link_id for item in planned})
+            flagged: set[int] = set()
+            for chunk in chunked(link_ids, _CHUNK):
+                flagged.update(
+                    session.execute(
+                        select(pair_table.c.link_id)
+                        .where(pair_table.c.link_id.in_(chunk))
+                        .where(pair_table.c.attention.is_not(None))
+                    ).scalars()
+                )
+            agreed: dict[State | None, list[int]] = {}
+            rest: list[PlannedDecision] = []
+            for item in planned:
+                decision, link_id = item.decision, item.pair.ids.link_id
+                if decision.outcome is Outcome.AGREE and link_id not in flagged:
+                    waits = decision.base_waits_for_confirmation
+                    base = None if waits else decision.new_base
+                    agreed.setdefault(base, []).append(link_id)
+                else:
+                    rest.append(item)
+            for base, ids in agreed.items():
+                self._record_agreements(session.connection(), base, ids, now)
             # load the pairs in chunks first: a `get` per decision would query (and
             # autoflush) once per link
-            link_ids = sorted({item.pair.ids.link_id for item in planned})
             pairs: dict[int, PairState] = {}
-            for chunk in chunked(link_ids, _CHUNK):
+            for chunk in chunked(sorted({item.pair.ids.link_id for item in rest}), _CHUNK):
                 for row in session.exec(select(PairState).where(col(PairState.link_id).in_(chunk))):
                     pairs[row.link_id] = row
-            for item in planned:
+            to_plan: list[tuple[PlannedDecision, PairState]] = []
+            for item in rest:
                 pair = pairs.get(item.pair.ids.link_id)
                 assert pair is not None
                 decision = item.decision
@@ -684,77 +993,139 @@ class SyncStore:
                         pair.base_version += 1
                         pair.base_at = now
                 if decision.outcome is Outcome.APPLY and decision.target is not None:
-                    created += self._plan(session, run_id, item, pair, now)
+                    to_plan.append((item, pair))
                 session.add(pair)
+            created += self._plan(session, run_id, to_plan, now)
         return created
+
+    @staticmethod
+    def _record_agreements(
+        connection: Connection, base: State | None, link_ids: Sequence[int], now: datetime
+    ) -> None:
+        """Both sides agree (and no attention is set): the pairs are decided, and where
+        `base` differs from the recorded one it becomes the base at a new version; one
+        UPDATE per chunk of links."""
+        pair = PairState.__table__  # type: ignore[attr-defined]
+        values: dict[str, Any] = {"pending_decision": False, "updated_at": now}
+        if base is not None:
+            new = or_(pair.c.base.is_(None), pair.c.base != base.value)
+            values |= {
+                "base": base.value,
+                "base_version": case((new, pair.c.base_version + 1), else_=pair.c.base_version),
+                "base_at": case((new, literal(now, UTCDateTime)), else_=pair.c.base_at),
+            }
+        for chunk in chunked(sorted(link_ids), _CHUNK):
+            connection.execute(pair.update().where(pair.c.link_id.in_(chunk)).values(values))
 
     def _plan(
         self,
         session: Session,
         run_id: int | None,
-        item: PlannedDecision,
-        pair: PairState,
+        items: Sequence[tuple[PlannedDecision, PairState]],
         now: datetime,
     ) -> int:
-        decision = item.decision
-        target = decision.target
-        assert target is not None
-        ticket_id = item.pair.ids.ticket(target)
-        #: what the target's vendor showed as its status while active (put back on restore)
-        restore_status_id: int | None = getattr(pair, f"{_position(self.sides, target)}_status_id")
-        source_event = session.exec(
-            select(Event.id)
-            .where(col(Event.link_id) == pair.link_id)
-            .where(col(Event.side) == self.sides.other(target))
-            .where(col(Event.kind).in_(("observed", "first_seen")))
-            .order_by(col(Event.id).desc())
-            .limit(1)
-        ).first()
+        """The outbox rows (and their `planned` events) of a batch of APPLY decisions, with
+        a few statements per chunk: the source events and the keys already used are read
+        for the whole chunk, the operations and events inserted in bulk."""
+        event = Event.__table__  # type: ignore[attr-defined]
+        operation = Operation.__table__  # type: ignore[attr-defined]
+        session.flush()  # the decisions' own events come before their plans
+        connection = session.connection()
         created = 0
-
-        def key_for(transition: Transition) -> str:
-            return f"{pair.link_id}:{target}:{transition.value}:{pair.base_version}"
-
-        # A finished operation with the same key (confirmed, failed or superseded) means the
-        # same copy is needed again at the same base: a new base version keeps keys unique.
-        if any(
-            session.exec(select(Operation.id).where(col(Operation.key) == key_for(t))).first()
-            for t in decision.transitions
-        ):
-            pair.base_version += 1
-        for step, transition in enumerate(decision.transitions):
-            key = key_for(transition)
-            op = Operation(
-                key=key,
-                link_id=pair.link_id,
-                target=target,
-                ticket_id=ticket_id,
-                transition=transition.value,
-                step=step,
-                base_version=pair.base_version,
-                cause=(item.cause or Cause.USER).value,
-                source_event_id=source_event,
-                run_id=run_id,
-                restore_status_id=restore_status_id if transition is Transition.RESTORE else None,
-                created_at=now,
-                updated_at=now,
-            )
-            session.add(op)
-            session.flush()
-            session.add(
-                Event(
-                    run_id=run_id,
-                    link_id=pair.link_id,
-                    kind="planned",
-                    side=target,
-                    ticket_id=ticket_id,
-                    transition=transition.value,
-                    cause=op.cause,
-                    operation_id=op.id,
-                    detail=decision.reason,
+        for chunk in chunked(items, _CHUNK):
+            link_ids = sorted({pair.link_id for _, pair in chunk})
+            sources: dict[tuple[int, str], int] = {
+                (link_id, side): event_id
+                for link_id, side, event_id in connection.execute(
+                    select(event.c.link_id, event.c.side, func.max(event.c.id))
+                    .where(event.c.link_id.in_(link_ids))
+                    .where(event.c.kind.in_(("observed", "first_seen")))
+                    .group_by(event.c.link_id, event.c.side)
                 )
+            }
+
+            def keys(item: PlannedDecision, pair: PairState) -> list[str]:
+                target = item.decision.target
+                return [
+                    f"{pair.link_id}:{target}:{t.value}:{pair.base_version}"
+                    for t in item.decision.transitions
+                ]
+
+            wanted = [key for item, pair in chunk for key in keys(item, pair)]
+            used = set(
+                connection.execute(
+                    select(operation.c.key).where(operation.c.key.in_(wanted))
+                ).scalars()
             )
-            created += 1
+            rows: list[dict[str, Any]] = []
+            for item, pair in chunk:
+                decision = item.decision
+                target = decision.target
+                assert target is not None
+                # A finished operation with the same key (confirmed, failed or superseded)
+                # means the same copy is needed again at the same base: a new base version
+                # keeps keys unique.
+                if used.intersection(keys(item, pair)):
+                    pair.base_version += 1
+                #: what the target's vendor showed as its status while active (put back
+                #: on restore)
+                restore: int | None = getattr(pair, f"{_position(self.sides, target)}_status_id")
+                for step, (transition, key) in enumerate(
+                    zip(decision.transitions, keys(item, pair), strict=True)
+                ):
+                    rows.append(
+                        {
+                            "key": key,
+                            "link_id": pair.link_id,
+                            "target": target,
+                            "ticket_id": item.pair.ids.ticket(target),
+                            "transition": transition.value,
+                            "step": step,
+                            "base_version": pair.base_version,
+                            "cause": (item.cause or Cause.USER).value,
+                            "source_event_id": sources.get(
+                                (pair.link_id, self.sides.other(target))
+                            ),
+                            "status": OperationStatus.PLANNED,
+                            "run_id": run_id,
+                            "attempts": 0,
+                            "restore_status_id": restore
+                            if transition is Transition.RESTORE
+                            else None,
+                            "created_at": now,
+                            "updated_at": now,
+                        }
+                    )
+            if not rows:
+                continue
+            connection.execute(operation.insert(), rows)
+            ids = dict(
+                connection.execute(
+                    select(operation.c.key, operation.c.id).where(
+                        operation.c.key.in_([row["key"] for row in rows])
+                    )
+                ).all()
+            )
+            reasons = {pair.link_id: redact_text(item.decision.reason) for item, pair in chunk}
+            connection.execute(
+                event.insert(),
+                [
+                    {
+                        "at": now,
+                        "run_id": run_id,
+                        "link_id": row["link_id"],
+                        "kind": "planned",
+                        "side": row["target"],
+                        "ticket_id": row["ticket_id"],
+                        "transition": row["transition"],
+                        "cause": row["cause"],
+                        "operation_id": ids[row["key"]],
+                        "detail": reasons[row["link_id"]],
+                    }
+                    for row in rows
+                ],
+            )
+            created += len(rows)
         return created
 
     def mark_sent(self, op_ids: Sequence[int], *, run_id: int | None, batch: str) -> None:
@@ -869,18 +1240,41 @@ class SyncStore:
         batch: str | None = None,
         count_attempt: bool = False,
     ) -> None:
+        """Move operations to `status`, each with an event of `kind`: one UPDATE and one
+        INSERT … SELECT per chunk of operations."""
         now = utcnow()
+        operation = Operation.__table__  # type: ignore[attr-defined]
+        event = Event.__table__  # type: ignore[attr-defined]
+        values: dict[str, Any] = {"status": status, "updated_at": now}
+        if batch is not None:
+            values |= {"batch": batch, "sent_at": now}
+        if count_attempt:
+            values["attempts"] = operation.c.attempts + 1
+        detail = redact_text(batch) if batch is not None else None
         with self.session() as session:
-            for op in self._ops(session, op_ids):
-                op.status = status
-                op.updated_at = now
-                if batch is not None:
-                    op.batch = batch
-                    op.sent_at = now
-                if count_attempt:
-                    op.attempts += 1
-                session.add(op)
-                session.add(_op_event(run_id, op, kind, batch))
+            connection = session.connection()
+            for chunk in chunked(sorted(set(op_ids)), _CHUNK):
+                connection.execute(
+                    operation.update().where(operation.c.id.in_(chunk)).values(values)
+                )
+                connection.execute(
+                    event.insert().from_select(
+                        _OP_EVENT_COLUMNS,
+                        sa_select(
+                            literal(now, UTCDateTime),
+                            literal(run_id, Integer),
+                            operation.c.link_id,
+                            literal(kind),
+                            operation.c.target,
+                            operation.c.ticket_id,
+                            operation.c.transition,
+                            operation.c.id,
+                            literal(detail, String),
+                        )
+                        .where(operation.c.id.in_(chunk))
+                        .order_by(operation.c.id),
+                    )
+                )
 
     @staticmethod
     def _ops(session: Session, op_ids: Sequence[int]) -> list[Operation]:
@@ -981,19 +1375,3 @@ class SyncStore:
                     }
                 )
         return stuck
-
-    def unsettled_links(self) -> set[int]:
-        """Links whose sides do not both equal a recorded base (a migration looks at these)."""
-        with self.session() as session:
-            rows = session.exec(
-                select(PairState.link_id).where(
-                    or_(
-                        col(PairState.base).is_(None),
-                        col(PairState.first_state).is_(None),
-                        col(PairState.second_state).is_(None),
-                        col(PairState.first_state) != col(PairState.base),
-                        col(PairState.second_state) != col(PairState.base),
-                    )
-                )
-            )
-            return set(rows)

@@ -10,10 +10,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Index, TypeDecorator, UniqueConstraint, event
+from sqlalchemy import BigInteger, Index, TypeDecorator, UniqueConstraint, event
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
+from bridge.ledger.times import from_micros, to_micros
 from bridge.logging import redact_text
 
 __all__ = [
@@ -51,25 +52,17 @@ def set_clock(clock: Callable[[], datetime] | None) -> None:
 
 
 class UTCDateTime(TypeDecorator[datetime]):
-    """Aware UTC datetimes in, aware UTC datetimes out, whatever the backend keeps."""
+    """Aware UTC datetimes in, aware UTC datetimes out; stored as integer microseconds since
+    the epoch (`bridge.ledger.times`: no per-row parsing, numeric comparison in SQL)."""
 
-    impl = DateTime
+    impl = BigInteger
     cache_ok = True
 
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to the ledger; use aware UTC datetimes")
-        return value.astimezone(UTC).replace(tzinfo=None)
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> int | None:
+        return None if value is None else to_micros(value)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if isinstance(value, str):  # raw SQL paths on SQLite
-            value = datetime.fromisoformat(value)
-        assert isinstance(value, datetime)
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return None if value is None else from_micros(value)
 
 
 def _time(**kwargs: Any) -> Any:

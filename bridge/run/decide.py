@@ -11,7 +11,8 @@ and a dry run keeps them in the plan only.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -36,8 +37,9 @@ _DECISION_SLICE = 5000
 class Planner(Protocol):
     """What a run decides, and for which links."""
 
-    def candidates(self, ledger: Ledger) -> set[int]:
-        """The links to decide on this pass, as the ledger holds them."""
+    def candidates(self, ledger: Ledger, *, batch: int) -> Iterator[Sequence[PairView]]:
+        """The pairs to decide on this pass, as the ledger holds them, a page at a time in
+        link order (links with an operation still open left out: they wait for it)."""
         ...
 
     def decide(self, pair: PairView, states: Mapping[Side, SideState]) -> Decision:
@@ -53,8 +55,8 @@ class ThreeWay:
     policy: Policy
     sides: Sides
 
-    def candidates(self, ledger: Ledger) -> set[int]:
-        return set(ledger.decision_candidates())
+    def candidates(self, ledger: Ledger, *, batch: int) -> Iterator[Sequence[PairView]]:
+        return ledger.decision_candidates(batch=batch)
 
     def decide(self, pair: PairView, states: Mapping[Side, SideState]) -> Decision:
         return decide(pair.base, self.sides, states, self.policy)
@@ -67,32 +69,52 @@ class Decider:
         self._ctx = ctx
         self._planner = planner
 
-    def candidates(self) -> set[int]:
-        """Links to decide on this pass: the planner's, and (dry run) those observed."""
-        return self._planner.candidates(self._ctx.ledger) | set(self._ctx.state.overlay)
+    def _pages(self) -> Iterator[list[PairView]]:
+        """The planner's candidates a slice at a time, less the links deferred until a
+        lookup knows them; in a dry run, then the links it observed (its overlay) that the
+        ledger does not hold as candidates."""
+        ctx, state = self._ctx, self._ctx.state
+        seen: set[int] = set()
+        for page in self._planner.candidates(ctx.ledger, batch=_DECISION_SLICE):
+            if state.overlay:
+                seen.update(pair.ids.link_id for pair in page)
+            yield [pair for pair in page if pair.ids.link_id not in state.deferred]
+        if not state.overlay:
+            return
+        observed = set(state.overlay) - seen - state.deferred
+        observed -= ctx.ledger.links_with_open_operations(observed)
+        for link_ids in chunked(sorted(observed), _DECISION_SLICE):
+            yield [pair for _, pair in sorted(ctx.ledger.load_pairs(link_ids).items())]
+
+    def has_ready(self, count: int) -> bool:
+        """Whether at least `count` links are ready to decide now (read no further)."""
+        found = 0
+        for page in self._pages():
+            found += len(page)
+            if found >= count:
+                return True
+        return False
 
     def decide_pending(self) -> None:
-        """Decide every candidate link, a slice at a time: each slice's decisions are one
-        transaction (undecided links keep their pending flag), and memory stays flat
-        however many links changed."""
+        """Decide every candidate link, a slice at a time as the ledger streams them: each
+        slice's decisions are one transaction (undecided links keep their pending flag),
+        and memory stays flat however many links changed."""
         state = self._ctx.state
         state.decide_due = False
         if state.unavailable:
             return  # a side's fresh state is unknown: decide nothing this run
-        candidates = self.candidates()
-        if not candidates:
-            return
-        candidates -= state.deferred
-        busy = self._ctx.ledger.links_with_open_operations(candidates)
-        ready = sorted(candidates - busy)
-        for link_ids in chunked(ready, _DECISION_SLICE):
-            self._decide_slice(link_ids)
+        for page in self._pages():
+            if page:
+                self._decide_slice(page)
 
-    def _decide_slice(self, link_ids: Sequence[int]) -> None:
+    def _decide_slice(self, pairs: Sequence[PairView]) -> None:
         ctx, state = self._ctx, self._ctx.state
-        pairs = ctx.ledger.load_pairs(link_ids)
         planned: list[PlannedDecision] = []
-        for link_id, pair in sorted(pairs.items()):
+        # an agreement is only logged at debug level: no plan line is built for it otherwise
+        # (a first sync agrees on every link)
+        log_agreements = log.is_enabled_for(logging.DEBUG)
+        for pair in pairs:
+            link_id = pair.ids.link_id
             overlay = state.overlay.get(link_id, {})
             sides = {side: _side_state(pair, side, overlay.get(side)) for side in ctx.sides}
             decision = self._planner.decide(pair, sides)
@@ -104,7 +126,8 @@ class Decider:
             if standing and decision.outcome.value == pair.attention:
                 continue  # a standing conflict or divergence re-checked: nothing new
             state.counts[f"decision.{decision.outcome.value}"] += 1
-            self._log_decision(pair, decision)
+            if log_agreements or decision.outcome is not Outcome.AGREE:
+                self._log_decision(pair, decision)
             source = ctx.sides.other(decision.target) if decision.target else None
             planned.append(PlannedDecision(pair, decision, sides[source].cause if source else None))
         if ctx.options.dry_run:

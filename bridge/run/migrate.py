@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -89,8 +89,8 @@ class MigrationPlanner:
 
     migration: MigrationOptions
 
-    def candidates(self, ledger: Ledger) -> set[int]:
-        return ledger.unsettled_links()
+    def candidates(self, ledger: Ledger, *, batch: int) -> Iterator[Sequence[PairView]]:
+        return ledger.unsettled_pairs(batch=batch)
 
     def decide(self, pair: PairView, states: Mapping[Side, SideState]) -> Decision:
         source = states[self.migration.source].state

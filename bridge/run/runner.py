@@ -174,7 +174,7 @@ class SyncRun:
             return False
         adapters = self._ctx.adapters.values()
         slots = max(a.batch_limit * (a.job_limit or 1) for a in adapters)
-        return len(self.decider.candidates() - self.state.deferred) >= slots
+        return self.decider.has_ready(slots)
 
     def _outcome(self) -> str:
         ctx, state = self._ctx, self.state

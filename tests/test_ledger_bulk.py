@@ -1,0 +1,150 @@
+"""The ledger's set-based paths (issue 16): recorded exactly as the rules say, one link at a
+time or thousands in one batch."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlmodel import col, select
+
+from bridge.core.model import Cause, Decision, Observation, Outcome, State, Transition
+from bridge.ledger import Ledger, LinkRow
+from bridge.ledger.sync import PlannedDecision
+from bridge.ledger.tables import Event
+from bridge.vendors.registry import SIDES, SUPEROFFICE, ZENDESK
+
+T0 = datetime(2026, 3, 2, 9, 0, 0, 123_456, tzinfo=UTC)
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[Ledger]:
+    with Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}", sides=SIDES) as opened:
+        rows = [LinkRow(n, 1000 + n, 5000 + n) for n in range(1, 7)]
+        assert opened.import_links(rows, origin="csv").created == 6
+        yield opened
+
+
+def _obs(link: int, side: str, state: State, **more: object) -> Observation:
+    ticket = (1000 if side == SUPEROFFICE else 5000) + link
+    return Observation(
+        link_id=link,
+        side=side,  # type: ignore[arg-type]
+        ticket_id=ticket,
+        state=state,
+        seen_at=T0,
+        vendor_time=more.pop("vendor_time", T0 - timedelta(minutes=link)),  # type: ignore[arg-type]
+        **more,  # type: ignore[arg-type]
+    )
+
+
+def _events(ledger: Ledger) -> list[tuple[object, ...]]:
+    with ledger.session() as session:
+        rows = session.exec(select(Event).where(col(Event.link_id).is_not(None)).order_by(Event.id))
+        return [
+            (e.link_id, e.kind, e.side, e.transition, e.from_state, e.to_state, e.cause)
+            for e in rows
+        ]
+
+
+def test_a_batch_records_first_sightings_changes_anomalies_and_status_ids(ledger: Ledger) -> None:
+    first = [_obs(n, SUPEROFFICE, State.ACTIVE, status_id=7) for n in range(1, 5)]
+    first += [_obs(5, SUPEROFFICE, State.PURGED), _obs(6, SUPEROFFICE, State.SOFT_DELETED)]
+    pending, confirmed = ledger.record_observations(None, first, cursors={SUPEROFFICE: "c1"})
+    assert (pending, confirmed) == ({1, 2, 3, 4, 5, 6}, 0)
+    assert ledger.get_cursor(SUPEROFFICE) == "c1"
+    pair = ledger.load_pairs([1])[1]
+    assert (pair.state(SUPEROFFICE), pair.status_id(SUPEROFFICE)) == (State.ACTIVE, 7)
+    assert pair.vendor_time(SUPEROFFICE) == T0 - timedelta(minutes=1)
+    assert pair.cause(SUPEROFFICE) is None  # a first sighting is no change
+    assert pair.state(ZENDESK) is None
+    assert pair.pending_decision
+    again = [
+        _obs(1, SUPEROFFICE, State.ACTIVE, status_id=7),  # no change
+        _obs(2, SUPEROFFICE, State.ACTIVE, status_id=9),  # the status id only
+        _obs(3, SUPEROFFICE, State.SOFT_DELETED, cause=Cause.USER, actor_id=4),
+        _obs(4, SUPEROFFICE, State.PURGED, cause=Cause.RETENTION),
+        _obs(5, SUPEROFFICE, State.ACTIVE, cause=Cause.USER),  # purged seen alive
+    ]
+    pending, confirmed = ledger.record_observations(None, again)
+    assert (pending, confirmed) == ({3, 4, 5}, 0)
+    pairs = ledger.load_pairs(range(1, 6))
+    assert pairs[2].status_id(SUPEROFFICE) == 9
+    assert pairs[3].cause(SUPEROFFICE) is Cause.USER
+    assert pairs[5].state(SUPEROFFICE) is State.ACTIVE
+    assert _events(ledger)[6:] == [
+        (3, "observed", SUPEROFFICE, "soft_delete", "active", "soft_deleted", "user"),
+        (4, "observed", SUPEROFFICE, "soft_delete+purge", "active", "purged", "retention"),
+        (5, "anomaly", SUPEROFFICE, None, "purged", "active", "user"),
+    ]
+    kinds = [e[1] for e in _events(ledger)[:6]]
+    assert kinds == ["first_seen"] * 6
+
+
+def test_a_link_seen_twice_in_one_batch_sees_its_own_first_observation(ledger: Ledger) -> None:
+    batch = [
+        _obs(1, ZENDESK, State.ACTIVE),
+        _obs(2, ZENDESK, State.ACTIVE),
+        _obs(1, ZENDESK, State.SOFT_DELETED, cause=Cause.USER),
+    ]
+    pending, _ = ledger.record_observations(None, batch)
+    assert pending == {1, 2}
+    assert ledger.load_pairs([1])[1].state(ZENDESK) is State.SOFT_DELETED
+    assert [(e[0], e[1], e[3]) for e in _events(ledger)] == [
+        (2, "first_seen", None),
+        (1, "first_seen", None),
+        (1, "observed", "soft_delete"),
+    ]
+
+
+def test_agreements_in_bulk_move_the_base_only_when_it_changes(ledger: Ledger) -> None:
+    both = [_obs(n, side, State.ACTIVE) for n in (1, 2, 3) for side in SIDES]
+    ledger.record_observations(None, both)
+    pairs = ledger.load_pairs([1, 2, 3])
+
+    def agree(link: int) -> PlannedDecision:
+        return PlannedDecision(pairs[link], Decision(Outcome.AGREE, None, (), State.ACTIVE, "a"))
+
+    assert ledger.record_decisions(None, [agree(1), agree(2)]) == 0
+    after = ledger.load_pairs([1, 2, 3])
+    assert [(p.base, p.base_version, p.pending_decision) for p in after.values()] == [
+        (State.ACTIVE, 1, False),
+        (State.ACTIVE, 1, False),
+        (None, 0, True),
+    ]
+    ledger.record_decisions(None, [agree(1)])  # the same base again: no new version
+    assert ledger.load_pairs([1])[1].base_version == 1
+
+
+def test_an_agreement_on_a_pair_in_conflict_resolves_it(ledger: Ledger) -> None:
+    ledger.record_observations(None, [_obs(1, side, State.ACTIVE) for side in SIDES])
+    pair = ledger.load_pairs([1])[1]
+    conflict = Decision(Outcome.CONFLICT, None, (), None, "both changed")
+    ledger.record_decisions(None, [PlannedDecision(pair, conflict)])
+    assert ledger.load_pairs([1])[1].attention == "conflict"
+    agree = Decision(Outcome.AGREE, None, (), State.ACTIVE, "in agreement")
+    ledger.record_decisions(None, [PlannedDecision(ledger.load_pairs([1])[1], agree)])
+    pair = ledger.load_pairs([1])[1]
+    assert (pair.attention, pair.base, pair.base_version) == (None, State.ACTIVE, 1)
+    assert [e[1] for e in _events(ledger)][-2:] == ["conflict", "resolved"]
+
+
+def test_decision_candidates_stream_in_pages_without_busy_links(ledger: Ledger) -> None:
+    ledger.record_observations(
+        None, [_obs(n, side, State.ACTIVE) for n in range(1, 7) for side in SIDES]
+    )
+    pairs = ledger.load_pairs([3])
+    apply = Decision(Outcome.APPLY, ZENDESK, (Transition.SOFT_DELETE,), State.SOFT_DELETED, "c")
+    assert ledger.record_decisions(None, [PlannedDecision(pairs[3], apply, Cause.USER)]) == 1
+    [op] = ledger.ready_operations()
+    assert (op.link_id, op.target, op.ticket_id, op.transition) == (
+        3,
+        ZENDESK,
+        5003,
+        Transition.SOFT_DELETE,
+    )
+    assert _events(ledger)[-1] == (3, "planned", ZENDESK, "soft_delete", None, None, "user")
+    pages = [[p.ids.link_id for p in page] for page in ledger.decision_candidates(batch=2)]
+    assert pages == [[1, 2], [4, 5], [6]]
