@@ -310,3 +310,25 @@ def test_a_start_time_that_is_not_a_number_is_refused(
                 "error": "InvalidValue",
                 "description": "start_time must be a number of Unix seconds",
             }
+
+
+def test_an_unreadable_cursor_beside_a_start_time_reads_from_the_start_time(
+    zd: ZendeskClient, zendesk_sim: ZendeskSimulator
+) -> None:
+    """node-zendesk's exportCursor(start) sends `cursor=undefined` for its first page and
+    works against Zendesk: the start_time is read; an unreadable cursor alone is a 400."""
+    ids = zendesk_sim.seed_tickets(count=2)
+    stamp = int(zendesk_sim.clock.timestamp())
+    zendesk_sim.advance(120)
+    path = "incremental/tickets/cursor.json"
+    first = zd.get(path, params={"start_time": stamp, "cursor": "undefined"})
+    assert first.status_code == 200
+    assert [t["id"] for t in first.json()["tickets"]] == ids
+    assert first.json()["before_cursor"] is None  # a start_time page, as recorded
+    alone = zd.get(path, params={"cursor": "undefined"})
+    assert alone.status_code == 400
+    assert alone.json() == {"error": "InvalidValue", "description": "cursor is invalid"}
+    # a real cursor wins over the start_time node-zendesk sends with it on every page
+    after = first.json()["after_cursor"]
+    again = zd.get(path, params={"start_time": stamp, "cursor": after})
+    assert again.json()["tickets"] == []

@@ -972,13 +972,21 @@ class ZendeskSimulator(SimulatorBase):
         cursor = request.arg("cursor")
         start_time = request.arg("start_time")
         now = self.clock.now()
+        key: tuple[int, int] | None = None
         if cursor:
             try:
                 key = parse_export_cursor(cursor)
             except ValueError:
-                raise HttpError(400, _invalid("cursor is invalid")) from None
+                # node-zendesk's exportCursor(start) sends `cursor=undefined` beside the
+                # start_time for its first page: with a start_time, a cursor that is no
+                # cursor is ignored (assumed, as the client works against Zendesk); alone,
+                # it is refused
+                if start_time is None:
+                    raise HttpError(400, _invalid("cursor is invalid")) from None
+        if key is not None:
+            cursor_read = True
         elif start_time is not None:
-            key = (_start_time(start_time, now), -1)
+            key, cursor_read = (_start_time(start_time, now), -1), False
         else:
             raise HttpError(400, _invalid("start_time or cursor is required"))
         exclude_deleted = (request.arg("exclude_deleted") or "").lower() in ("true", "1")
@@ -993,7 +1001,7 @@ class ZendeskSimulator(SimulatorBase):
         # a page read by cursor names its first row's (assumed)
         before_cursor = (
             export_cursor((tickets[0].generated_timestamp, tickets[0].id))
-            if tickets and cursor
+            if tickets and cursor_read
             else None
         )
         page_query = {"per_page": per_page} if request.arg("per_page") else {}
