@@ -11,17 +11,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 
-from bridge.core.contract import AdapterError, CheckResult
+from bridge.core.contract import Adapter, AdapterError, CheckResult
+from bridge.core.model import Side
 from bridge.vendors.http import HttpClient, decode_json
 
 __all__ = [
+    "DeepCheck",
     "Probe",
     "ProbeFailedError",
     "ReadOnlyHttp",
+    "deep_check_for",
     "not_exercised",
     "run_probes",
 ]
@@ -88,3 +91,28 @@ def run_probes(side: str, http: HttpClient, probes: Sequence[Probe]) -> list[Che
         else:
             results.append(CheckResult(name, True, f"{probe.what}: {seen}"))
     return results
+
+
+class _WithHttp(Protocol):
+    @property
+    def side(self) -> Side: ...
+
+    @property
+    def http(self) -> HttpClient: ...
+
+
+#: a vendor's `bridge check --deep`: its probes over a built adapter's own client
+DeepCheck = Callable[[Adapter], list[CheckResult]]
+
+
+def deep_check_for(adapter_type: type[_WithHttp], probes: Sequence[Probe]) -> DeepCheck:
+    """The deep check of one vendor: `probes` over its adapter's client (its auth, retries
+    and pacing)."""
+
+    def deep_check(adapter: Adapter) -> list[CheckResult]:
+        built: object = adapter
+        if not isinstance(built, adapter_type):
+            raise TypeError(f"not a {adapter_type.__name__}: {type(adapter).__name__}")
+        return run_probes(built.side, built.http, probes)
+
+    return deep_check

@@ -11,13 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, Generic, Protocol, TypeVar
 
-from bridge.core.contract import Adapter, CheckResult
+from bridge.core.contract import Adapter
 from bridge.core.model import Side, Sides
 from bridge.sandbox import SimulatorBase
 from bridge.settings import Table, VendorSettings
 from bridge.vendors import superoffice, zendesk
 from bridge.vendors.cassette_facts import CassetteFacts
 from bridge.vendors.clocks import Clock, Monotonic, Sleep
+from bridge.vendors.probe import DeepCheck
 from bridge.vendors.superoffice import cassettes as superoffice_cassettes
 from bridge.vendors.superoffice.factory import superoffice_adapter
 from bridge.vendors.superoffice.probes import deep_check as superoffice_deep_check
@@ -81,7 +82,7 @@ class Vendor(Generic[SimT]):
     simulator: type[SimT]
     cassettes: CassetteFacts
     #: `bridge check --deep`: read-only probes of the behaviours the adapter assumes
-    deep_check: Callable[[Adapter], list[CheckResult]]
+    deep_check: DeepCheck
 
 
 SUPEROFFICE_VENDOR: Final = Vendor(

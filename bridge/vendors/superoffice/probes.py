@@ -7,14 +7,13 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from bridge.core.contract import Adapter, CheckResult
 from bridge.vendors.http import VendorHTTPError
 from bridge.vendors.probe import (
     Probe,
     ProbeFailedError,
     ReadOnlyHttp,
+    deep_check_for,
     not_exercised,
-    run_probes,
 )
 from bridge.vendors.superoffice import MAX_TICKET_ID
 from bridge.vendors.superoffice import wire as shapes
@@ -179,8 +178,5 @@ PROBES: Final[tuple[Probe, ...]] = (
 )
 
 
-def deep_check(adapter: Adapter) -> list[CheckResult]:
-    """Every probe, over the adapter's own client (its auth, retries and pacing)."""
-    if not isinstance(adapter, SuperOfficeAdapter):
-        raise TypeError(f"not a SuperOfficeAdapter: {type(adapter).__name__}")
-    return run_probes(adapter.side, adapter.http, PROBES)
+#: `bridge check --deep` for this vendor
+deep_check: Final = deep_check_for(SuperOfficeAdapter, PROBES)

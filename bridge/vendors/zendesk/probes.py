@@ -8,14 +8,13 @@ from __future__ import annotations
 import time
 from typing import Any, Final
 
-from bridge.core.contract import Adapter, CheckResult
 from bridge.vendors.http import VendorHTTPError
 from bridge.vendors.probe import (
     Probe,
     ProbeFailedError,
     ReadOnlyHttp,
+    deep_check_for,
     not_exercised,
-    run_probes,
 )
 from bridge.vendors.zendesk.adapter import ZendeskAdapter
 from bridge.vendors.zendesk.ratelimit import parse_rate_limit
@@ -135,8 +134,5 @@ PROBES: Final[tuple[Probe, ...]] = (
 )
 
 
-def deep_check(adapter: Adapter) -> list[CheckResult]:
-    """Every probe, over the adapter's own client (its auth, retries and pacing)."""
-    if not isinstance(adapter, ZendeskAdapter):
-        raise TypeError(f"not a ZendeskAdapter: {type(adapter).__name__}")
-    return run_probes(adapter.side, adapter.http, PROBES)
+#: `bridge check --deep` for this vendor
+deep_check: Final = deep_check_for(ZendeskAdapter, PROBES)
