@@ -1,10 +1,10 @@
 """The Zendesk simulator's ticket store: tickets, their deletion state, and the indexes.
 
-No HTTP here. Every read the simulator serves is answered from an index, so that 100,000
-tickets cost no per-request scan: live lookups by id and external_id are dicts, the
-deleted list is kept sorted by id and by deletion time, and the incremental export stream
-is kept sorted by `(generated_timestamp, id)`.
-"""
+No HTTP here. Every read the simulator serves is answered from an index, so that a page
+costs the page, not the tenant: live lookups by id and external_id are dicts; the deleted
+list (by id and by deletion time), the listed tickets (by id) and the incremental export
+stream (by `(generated_timestamp, id)`) are `SortedKeys`, kept in chunks so that a change
+never moves a whole index."""
 
 from __future__ import annotations
 
