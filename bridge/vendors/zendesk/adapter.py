@@ -305,39 +305,38 @@ class ZendeskAdapter:
         return views
 
     def _vanished(self, ticket_ids: Sequence[int]) -> dict[int, TicketView]:
-        """Active tickets missing from `show_many`: each read by id first (an archived
-        ticket is shown there even where `show_many` leaves it out), then the 404s looked
-        for in the deleted list. One in neither went from active to purged without passing
-        through the deleted list, which only an archived ticket's deletion does (Zendesk
-        documents it): `archive_retention`, unless the audit log names a person."""
+        """Active tickets missing from `show_many`, in bulk reads first: the deleted list
+        (100 a page, newest deletion first) finds the soft-deleted ones. Only those it does
+        not explain are read by id (an archived ticket is shown there even where
+        `show_many` leaves it out); one that answers 404 went from active to purged without
+        passing through the deleted list, which only an archived ticket's deletion does
+        (Zendesk documents it): `archive_retention`, unless the audit log (one query for
+        them all) names a person."""
         views: dict[int, TicketView] = {}
-        missing: set[int] = set()
-        for ticket_id in ticket_ids:
+        wanted = set(ticket_ids)
+        try:
+            found = self._find_deleted(wanted)
+        except _ListingIncompleteError as exc:
+            found = exc.args[0]
+            log.info("zendesk.sweep.incomplete", unresolved=len(wanted - set(found)))
+            wanted = set(found)  # only what was found is settled this time
+        for deleted in found.values():
+            views[deleted.ticket_id] = self._deleted_view(deleted)
+        gone: list[int] = []
+        for ticket_id in sorted(wanted - set(found)):
             try:
                 response = self._http.request("GET", f"api/v2/tickets/{ticket_id}", ok=(404,))
             except TransientError:
                 continue  # unsettled this time
             if response.status_code == 404:
-                missing.add(ticket_id)
+                gone.append(ticket_id)
                 continue
             body = decode_json(response, "api/v2/tickets/{id}")
             wire.check(shapes.ShowOneAnswer, body, "api/v2/tickets/{id}")
             view = self._live_view(body["ticket"])
             if view is not None:
                 views[ticket_id] = view
-            else:
-                missing.add(ticket_id)  # shown as deleted: the deleted list has its actor
-        if not missing:
-            return views
-        try:
-            found = self._find_deleted(missing)
-        except _ListingIncompleteError as exc:
-            log.info("zendesk.sweep.incomplete", unresolved=len(missing - set(exc.args[0])))
-            found = exc.args[0]
-            missing = set(found)  # only what was found is settled
-        for deleted in found.values():
-            views[deleted.ticket_id] = self._deleted_view(deleted)
-        gone = sorted(missing - set(found))
+            # shown as deleted yet not in the list just read: unsettled this time
         if not gone:
             return views
         now = self._clock()
@@ -645,14 +644,35 @@ class ZendeskAdapter:
         From `cursor` None (the first read of an account) deletions are history: their
         actor is not looked up, because that could walk the whole deleted-ticket listing
         at 10 requests a minute; their time is the export's `generated_timestamp`.
+
+        Every page waits its turn under the export's own limit (10 a minute): the adapter
+        paces itself rather than spend retries on 429s. The cursor stored with a page is
+        where that page began (its own `after_cursor` is believed once the next page shows
+        it leads on; a read that stops repeats one page, harmlessly); the last page stores
+        its `after_cursor`. A position inside the second that is still running is stored as
+        that second's start time instead: a change later in that second, on a lower id,
+        sorts before the cursor and would be missed. A cursor the export refuses (expired,
+        unreadable) is replaced, once a read, by the start time of the last row read
+        before it: that second is read again (rows read twice change nothing).
         """
-        params = self._export_params(cursor)
+        position = _Position.parse(cursor, self._start_time)
         resolve = cursor is not None
-        began = cursor or f"t:{self._start_time}"  # where the page being read began
         seen_cursors: set[str] = set()
+        fell_back = False
         while True:
-            body = self._http.get_json(EXPORT_PATH, params=params)
-            self._note_export_budget()
+            self._pace_export()
+            try:
+                body = self._http.get_json(EXPORT_PATH, params=self._export_params(position))
+            except VendorHTTPError as exc:
+                if position.cursor is None or fell_back or exc.status not in _REFUSED_CURSOR:
+                    raise
+                fell_back = True
+                start = position.stamp if position.stamp is not None else self._start_time
+                log.warning("zendesk.export.cursor_refused", status=exc.status, start_time=start)
+                position = _Position(None, start)
+                continue
+            finally:
+                self._note_export_budget()
             rows, after, end = _export_page(body)
             if not end and after in seen_cursors:
                 raise TransientError(
@@ -660,35 +680,36 @@ class ZendeskAdapter:
                 )
             seen_cursors.add(after or "")
             views = self._export_views(rows, resolve_actors=resolve)
+            following = _Position(after, _last_stamp(rows, position.stamp)) if after else None
             if not end:
-                # stored: where this page began. The page's own after_cursor is believed
-                # once the next page shows it leads on (a cursor that repeats is never
-                # saved); a read that stops here repeats this one page, harmlessly
-                yield ChangePage(views=views, cursor=began, complete=False)
-                began = f"c:{after}"
-                params = {"cursor": str(after), "per_page": str(self._export_per_page)}
+                assert following is not None  # a page that is not the last names the next
+                yield ChangePage(views=views, cursor=self._storable(position), complete=False)
+                position = following
                 continue
-            # the last page. If its newest rows belong to the second that is still
-            # running, a change later in it, on a lower id, would sort behind the page's
-            # cursor and never be seen: the cursor stays where this page began and the
-            # next read repeats the page (rows read twice change nothing), with no waiting
-            still_running = self._second_still_running(rows)
-            final = f"c:{after}" if after and not still_running else began
-            yield ChangePage(views=views, cursor=final, complete=True)
+            final = following or position
+            yield ChangePage(views=views, cursor=self._storable(final), complete=True)
             return
 
-    def _second_still_running(self, rows: Sequence[Mapping[str, Any]]) -> bool:
-        stamps = [t for t in (_generated_at(row) for row in rows) if t is not None]
-        return bool(stamps) and self._clock().timestamp() < int(max(stamps).timestamp()) + 1
+    def _pace_export(self) -> None:
+        """Wait until the export's own limit lets the next page through (the run's
+        scheduler usually waited already: then this costs nothing)."""
+        wait = self.changes_ready_in()
+        if wait > 0.001:
+            self._sleep(wait)
 
-    def _export_params(self, cursor: str | None) -> dict[str, str]:
+    def _storable(self, position: _Position) -> str:
+        """The position as a stored cursor; inside the running second, its start time."""
+        stamp = position.stamp
+        running = stamp is not None and self._clock().timestamp() < stamp + 1
+        if position.cursor is not None and running:
+            return f"t:{stamp}"
+        return position.stored()
+
+    def _export_params(self, position: _Position) -> dict[str, str]:
         params = {"per_page": str(self._export_per_page)}
-        if cursor is None:
-            return {**params, "start_time": str(self._start_time)}
-        if cursor.startswith("t:"):
-            return {**params, "start_time": cursor[2:]}
-        value = cursor[2:] if cursor.startswith("c:") else cursor
-        return {**params, "cursor": value}
+        if position.cursor is None:
+            return {**params, "start_time": str(position.stamp or 0)}
+        return {**params, "cursor": position.cursor}
 
     def _export_views(
         self, rows: Sequence[Mapping[str, Any]], *, resolve_actors: bool
@@ -989,6 +1010,57 @@ def _export_page(body: object) -> tuple[list[Mapping[str, Any]], str | None, boo
     assert isinstance(body, dict)
     rows: list[Mapping[str, Any]] = list(body["tickets"])
     return rows, page.after_cursor, page.end_of_stream or not page.after_cursor
+
+
+#: what the export answers a cursor it will not read (expired or unreadable; assumed: the
+#: status is not documented, a 400 InvalidValue is what an unreadable one gets in the sandbox)
+_REFUSED_CURSOR = frozenset({400, 404, 410, 422})
+
+
+@dataclass(frozen=True, slots=True)
+class _Position:
+    """Where an export read is: after `cursor` (exclusive), or from the start time `stamp`
+    (inclusive) when there is no cursor. With a cursor, `stamp` is the export time of the
+    last row before it: the start time to fall back on should the cursor be refused."""
+
+    cursor: str | None
+    stamp: int | None
+
+    @classmethod
+    def parse(cls, stored: str | None, start_time: int) -> _Position:
+        """A stored cursor: `t:<start time>`, `c:<cursor>@<stamp>` or (older ledgers)
+        `c:<cursor>`, whose stamp is read from Zendesk's cursor where it can be."""
+        if stored is None:
+            return cls(None, start_time)
+        if stored.startswith("t:"):
+            return cls(None, int(stored[2:]))
+        value = stored[2:] if stored.startswith("c:") else stored
+        cursor, _, stamp = value.partition("@")
+        return cls(cursor, int(stamp) if stamp.isdigit() else _cursor_stamp(cursor))
+
+    def stored(self) -> str:
+        if self.cursor is None:
+            return f"t:{self.stamp or 0}"
+        return f"c:{self.cursor}" if self.stamp is None else f"c:{self.cursor}@{self.stamp}"
+
+
+def _cursor_stamp(cursor: str) -> int | None:
+    """The export time inside a Zendesk export cursor (recorded: base64 of
+    `"1576613539.0||467|"`), or None: the format is not documented."""
+    try:
+        raw = base64.b64decode(cursor.encode(), validate=True).decode()
+        return int(float(raw.partition("||")[0]))
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _last_stamp(rows: Sequence[Mapping[str, Any]], default: int | None) -> int | None:
+    """The export time of a page's last row (the export is ordered by it)."""
+    for row in reversed(rows):
+        moment = _generated_at(row)
+        if moment is not None:
+            return int(moment.timestamp())
+    return default
 
 
 def _purge_of(entry: shapes.AuditLogEntry) -> _Purge | None:

@@ -13,8 +13,10 @@ What Zendesk does here beyond its documentation is assumed and listed in `docs/s
 
 from __future__ import annotations
 
+import itertools
+import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -27,7 +29,6 @@ from bridge.vendors.zendesk.sim.store import (
     decode_cursor,
     encode_cursor,
     offset_slice,
-    page_keys,
 )
 
 if TYPE_CHECKING:
@@ -139,6 +140,15 @@ def _conditions(value: Any) -> dict[str, list[dict[str, Any]]]:
     if not out["all"] and not out["any"]:
         raise ValueError("a deletion schedule needs at least one condition")
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """An audit-log query: its filters and the positions its time window spans."""
+
+    filters: Mapping[str, str | None]
+    lo: int
+    hi: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -400,13 +410,15 @@ class Archive:
         cursor pages (`page[size]`, `sort=±created_at`, newest first by default) or offset
         pages (`page`, `per_page`, `sort_order`)."""
         self._allowed()
-        keys = self._filtered(request)
+        window = self._window(request)
         cursor_mode = any(k in request.query for k in ("page[size]", "page[after]", "page[before]"))
         if cursor_mode:
             sort = request.arg("sort") or "-created_at"
             if sort not in ("created_at", "-created_at"):
                 raise HttpError(400, _bad("sort must be created_at or -created_at"))
-            return self._cursor_page(request, keys, sort.startswith("-"))
+            return self._cursor_page(request, window, sort.startswith("-"))
+        # offset pages count every match: the window is read whole (bridge reads cursor pages)
+        keys = SortedKeys(self._matching(window))
         page = _int_arg(request.arg("page"), 1, 1, 10**9)
         per_page = _int_arg(request.arg("per_page"), 100, 1, 100)
         descending = (request.arg("sort_order") or "desc").lower() == "desc"
@@ -427,7 +439,9 @@ class Archive:
             },
         )
 
-    def _filtered(self, request: Request) -> list[Key]:
+    def _window(self, request: Request) -> _Window:
+        """The filters asked for, and the positions of the `filter[created_at]` window in
+        the log (found by bisect: entries outside it are never looked at)."""
         filters = {
             name: request.arg(f"filter[{name}]")
             for name in ("source_type", "source_id", "actor_id", "action", "ip_address")
@@ -438,27 +452,46 @@ class Archive:
         if window and len(window) != 2:
             raise HttpError(400, _bad("filter[created_at] must be given twice: start and end"))
         bounds = [_time_arg(w) for w in window]
-        keys = self.audit_keys.keys
-        if bounds:
-            start, end = bounds[0].timestamp(), bounds[1].timestamp()
-            keys = [k for k in keys if start <= k[0] <= end]
-        out: list[Key] = []
-        for key in keys:
-            entry = self.audit[key[-1]]
-            if _entry_matches(entry, filters):
-                out.append(key)
-        return out
+        keys = self.audit_keys
+        if not bounds:
+            return _Window(filters, 0, len(keys))
+        start, end = bounds[0].timestamp(), bounds[1].timestamp()
+        return _Window(filters, keys.rank((start,)), keys.rank((end, math.inf), right=True))
 
-    def _cursor_page(self, request: Request, keys: Sequence[Key], descending: bool) -> Response:
+    def _matching(
+        self, window: _Window, lo: int = 0, hi: int | None = None, *, descending: bool = False
+    ) -> Iterator[Key]:
+        """Lazily, the window's entries between positions `lo` and `hi` that match."""
+        start, stop = max(lo, window.lo), min(window.hi if hi is None else hi, window.hi)
+        for key in self.audit_keys.between(start, stop, descending=descending):
+            if _entry_matches(self.audit[key[-1]], window.filters):
+                yield key
+
+    def _cursor_page(self, request: Request, window: _Window, descending: bool) -> Response:
+        """One cursor page, read from the cursor's position in the reading direction until
+        the page (and one more match, for `has_more`) is found."""
         size = _int_arg(request.arg("page[size]"), 100, 1, 100)
         try:
             after = decode_cursor(a) if (a := request.arg("page[after]")) else None
             before = decode_cursor(b) if (b := request.arg("page[before]")) else None
         except ValueError:
             raise HttpError(400, _bad("page[after]/page[before] is not a valid cursor")) from None
-        chunk, has_more = page_keys(
-            keys, size=size, descending=descending, after=after, before=before
-        )
+        keys = self.audit_keys
+        if before is not None:  # the page before the cursor: read away from it, then turn
+            if descending:
+                found = self._matching(window, keys.rank(before, right=True))
+            else:
+                found = self._matching(window, hi=keys.rank(before), descending=True)
+        elif descending:
+            end = None if after is None else keys.rank(after)
+            found = self._matching(window, hi=end, descending=True)
+        else:
+            start = 0 if after is None else keys.rank(after, right=True)
+            found = self._matching(window, start)
+        got = list(itertools.islice(found, size + 1))
+        has_more, chunk = len(got) > size, got[:size]
+        if before is not None:
+            chunk.reverse()
         first = encode_cursor(chunk[0]) if chunk else None
         last = encode_cursor(chunk[-1]) if chunk else None
         base = {k: v for k, v in request.query.items() if k not in ("page[after]", "page[before]")}

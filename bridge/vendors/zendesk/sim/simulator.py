@@ -32,7 +32,6 @@ from bridge.sandbox import (
     Schedule,
     SimClock,
     SimulatorBase,
-    iso_z,
     parse_iso,
 )
 from bridge.sandbox.purgelog import PurgePrior
@@ -42,9 +41,10 @@ from bridge.vendors.zendesk.sim.archive import (
     SOFT_DELETED,
     Archive,
 )
+from bridge.vendors.zendesk.sim.render import JSON_TYPE, TicketJson, json_page, json_text
 from bridge.vendors.zendesk.sim.store import (
     LIVE_STATUSES,
-    Key,
+    SortedKeys,
     Ticket,
     TicketStore,
     decode_cursor,
@@ -102,11 +102,6 @@ JOB_TYPE_IMPORT = "Bulk Import Ticket"
 PRIORITIES = ("urgent", "high", "normal", "low")
 TYPES = ("problem", "incident", "question", "task")
 OFFSET_RECORD_LIMIT = 10_000  # offset pagination stops after 100 pages of 100 (2024)
-#: the sandbox account's one brand, ticket form and custom status (real ids are account-wide
-#: integers, never null in the recordings)
-SANDBOX_BRAND_ID = 360000000001
-SANDBOX_TICKET_FORM_ID = 360000000002
-SANDBOX_CUSTOM_STATUS_ID = 360000000003
 
 
 @dataclass(slots=True)
@@ -252,6 +247,8 @@ class ZendeskSimulator(SimulatorBase):
         self._due: Schedule[tuple[str, str | int]] = Schedule()
         self._job_rng = random.Random(seed)
         self.archive = Archive(self)
+        self._render: TicketJson | None = None
+        self._render_api = ""
         self.store.on_close = self.archive.note_closed
         self._register_routes()
 
@@ -663,58 +660,17 @@ class ZendeskSimulator(SimulatorBase):
         except ValueError:
             raise HttpError(404, dict(NOT_FOUND)) from None
 
-    def _ticket_json(self, ticket: Ticket) -> dict[str, Any]:
-        """The ticket as the API shows it; soft-deleted status `deleted`, purged SCRUBBED.
+    @property
+    def render(self) -> TicketJson:
+        """The ticket writer for this simulator's base URL (known once started)."""
+        api = f"{self.base_url}/api/v2"
+        if self._render is None or self._render_api != api:
+            self._render, self._render_api = TicketJson(api), api
+        return self._render
 
-        Every field of the recorded ticket is present, in the recorded order, and an unset
-        one is `null` rather than left out (recorded: zenpy cassettes `...-delete-many`
-        show_many and `TicketsIncrementalTest.test_get_values`), although the OAS marks
-        most of them non-nullable. The sandbox has no organisations, groups, brands or
-        forms: those ids are null, brand/form/custom status fixed sandbox ids.
-        """
-        purged = ticket.state == "purged"
-        subject = "SCRUBBED" if purged else ticket.subject
-        return {
-            "url": self._url(f"tickets/{ticket.id}.json"),
-            "id": ticket.id,
-            "external_id": None if purged else ticket.external_id,
-            "via": {"channel": "api", "source": {"from": {}, "to": {}, "rel": None}},
-            "created_at": iso_z(ticket.created_at),
-            "updated_at": iso_z(ticket.updated_at),
-            "type": ticket.type,
-            "subject": subject,
-            "raw_subject": subject,
-            "description": "X" if purged else ticket.description,
-            "priority": ticket.priority,
-            "status": ticket.status if ticket.state == "active" else "deleted",
-            "recipient": None,
-            "requester_id": ticket.requester_id,
-            "submitter_id": ticket.submitter_id,
-            "assignee_id": ticket.assignee_id,
-            "organization_id": None,
-            "group_id": None,
-            "collaborator_ids": [],
-            "follower_ids": [],
-            "email_cc_ids": [],
-            "forum_topic_id": None,
-            "problem_id": None,
-            "has_incidents": False,
-            "is_public": True,
-            "due_at": None,
-            "tags": [] if purged else list(ticket.tags),
-            "custom_fields": [],
-            "satisfaction_rating": None,
-            "sharing_agreement_ids": [],
-            "custom_status_id": SANDBOX_CUSTOM_STATUS_ID,
-            "fields": [],
-            "followup_ids": [],
-            "ticket_form_id": SANDBOX_TICKET_FORM_ID,
-            "brand_id": SANDBOX_BRAND_ID,
-            "allow_channelback": False,
-            "allow_attachments": True,
-            "from_messaging_channel": False,
-            "generated_timestamp": ticket.generated_timestamp,
-        }
+    def _ticket_json(self, ticket: Ticket) -> dict[str, Any]:
+        """The ticket as the API shows it (see `TicketJson`)."""
+        return self.render.one(ticket)
 
     # ---- tickets ---------------------------------------------------------------------------
 
@@ -739,7 +695,11 @@ class ZendeskSimulator(SimulatorBase):
         ticket = self.store.live(self._ticket_id(request))
         if ticket is None:
             raise HttpError(404, dict(NOT_FOUND))
-        return Response(200, {"ticket": self._ticket_json(ticket)})
+        return self._one_ticket(200, ticket)
+
+    def _one_ticket(self, status: int, ticket: Ticket) -> Response:
+        body = '{"ticket":' + self.render.text(ticket) + "}"
+        return Response(status, body.encode(), {"Content-Type": JSON_TYPE})
 
     def _show_many(self, request: Request) -> Response:
         """Live tickets in request order, in the recorded envelope: `next_page` and
@@ -748,15 +708,9 @@ class ZendeskSimulator(SimulatorBase):
         "previous_page":null,"count":100`)."""
         shown = self.store.live if self.config.archived_in_show_many else self.store.listed
         found = [t for t in (shown(i) for i in self._ids(request)) if t is not None]
-        return Response(
-            200,
-            {
-                "tickets": [self._ticket_json(t) for t in found],
-                "next_page": None,
-                "previous_page": None,
-                "count": len(found),
-            },
-        )
+        text = self.render.text
+        rest = {"next_page": None, "previous_page": None, "count": len(found)}
+        return json_page("tickets", [text(t) for t in found], rest)
 
     def _list_tickets(self, request: Request) -> Response:
         """`?external_id=` (live tickets only); without it, live tickets by id, in cursor
@@ -765,27 +719,24 @@ class ZendeskSimulator(SimulatorBase):
         external_id = request.arg("external_id")
         if external_id is not None:
             matches = self.store.live_by_external(external_id)
-            body: dict[str, Any] = {"tickets": [self._ticket_json(t) for t in matches]}
-            body.update(count=len(matches), next_page=None, previous_page=None)
-            return Response(200, body)
-        live = [t for t in self.store.tickets.values() if t.state == "active" and not t.archived]
+            rest = {"count": len(matches), "next_page": None, "previous_page": None}
+            return json_page("tickets", list(map(self.render.text, matches)), rest)
         if _cursor_mode(request):
-            keys = [(t.id,) for t in live]
-            return self._cursor_page(request, keys, "tickets", self._ticket_json, False, {})
+            keys = self.store.listed_ids
+            return self._cursor_page(request, keys, "tickets", self.render.text, False, {})
+        # offset pages count every listed ticket: a scan (nothing in bridge lists tickets)
+        live = [t for t in self.store.tickets.values() if t.state == "active" and not t.archived]
         page, per_page = _offset_params(request)
         chunk = live[(page - 1) * per_page : page * per_page]
         query = {"page": page + 1, "per_page": per_page}
         more = page * per_page < len(live)
         prev = {"page": page - 1, "per_page": per_page}
-        return Response(
-            200,
-            {
-                "tickets": [self._ticket_json(t) for t in chunk],
-                "count": len(live),
-                "next_page": self._url("tickets.json", query) if more else None,
-                "previous_page": self._url("tickets.json", prev) if page > 1 else None,
-            },
-        )
+        envelope = {
+            "count": len(live),
+            "next_page": self._url("tickets.json", query) if more else None,
+            "previous_page": self._url("tickets.json", prev) if page > 1 else None,
+        }
+        return json_page("tickets", list(map(self.render.text, chunk)), envelope)
 
     def _destroy(self, request: Request) -> Response:
         """A soft delete; of an archived ticket, a permanent deletion (documented: deleted
@@ -885,8 +836,9 @@ class ZendeskSimulator(SimulatorBase):
             if v
         }
         if _cursor_mode(request):
-            item = self.store.deleted_item
-            return self._cursor_page(request, keys, "deleted_tickets", item, descending, sort_query)
+            return self._cursor_page(
+                request, keys, "deleted_tickets", self._deleted_text, descending, sort_query
+            )
         page, per_page = _offset_params(request)
         if (page - 1) * per_page >= OFFSET_RECORD_LIMIT:
             raise HttpError(
@@ -901,31 +853,30 @@ class ZendeskSimulator(SimulatorBase):
         count = len(keys)
         nxt = {"page": page + 1, "per_page": per_page, **sort_query}
         prv = {"page": page - 1, "per_page": per_page, **sort_query}
-        return Response(
-            200,
-            {
-                "deleted_tickets": [
-                    self.store.deleted_item(self.store.tickets[k[-1]]) for k in chunk
-                ],
-                "count": count,
-                "next_page": self._url("deleted_tickets.json", nxt)
-                if page * per_page < count
-                else None,
-                "previous_page": self._url("deleted_tickets.json", prv) if page > 1 else None,
-            },
-        )
+        rest = {
+            "count": count,
+            "next_page": self._url("deleted_tickets.json", nxt)
+            if page * per_page < count
+            else None,
+            "previous_page": self._url("deleted_tickets.json", prv) if page > 1 else None,
+        }
+        items = [self._deleted_text(self.store.tickets[k[-1]]) for k in chunk]
+        return json_page("deleted_tickets", items, rest)
+
+    def _deleted_text(self, ticket: Ticket) -> str:
+        return json_text(self.store.deleted_item(ticket))
 
     def _cursor_page(
         self,
         request: Request,
-        keys: Sequence[Key],
+        keys: SortedKeys,
         name: str,
-        item: Callable[[Ticket], dict[str, Any]],
+        item: Callable[[Ticket], str],
         descending: bool,
         sort_query: dict[str, str],
     ) -> Response:
         """One cursor page of `name` (`tickets`, `deleted_tickets`) over ascending `keys`,
-        whose last element is the ticket id; `item` renders a ticket."""
+        whose last element is the ticket id; `item` writes a ticket as JSON text."""
         size = _clamp_int(request.arg("page[size]"), default=100, low=1, high=100)
         try:
             after = decode_cursor(a) if (a := request.arg("page[after]")) else None
@@ -943,21 +894,16 @@ class ZendeskSimulator(SimulatorBase):
         # a page with rows links both ways and names both cursors, even on the first page
         # and with has_more false (recorded: zenpy `TestTicketsPagination.test_pagination`,
         # `TestDeletedTickets.test_values` on /tickets); `has_more` says whether to go on
-        return Response(
-            200,
-            {
-                name: [item(self.store.tickets[k[-1]]) for k in chunk],
-                "meta": {"has_more": has_more, "after_cursor": last, "before_cursor": first},
-                "links": {
-                    "prev": self._url(f"{name}.json", {**base, "page[before]": first})
-                    if first
-                    else None,
-                    "next": self._url(f"{name}.json", {**base, "page[after]": last})
-                    if last
-                    else None,
-                },
+        rest = {
+            "meta": {"has_more": has_more, "after_cursor": last, "before_cursor": first},
+            "links": {
+                "prev": self._url(f"{name}.json", {**base, "page[before]": first})
+                if first
+                else None,
+                "next": self._url(f"{name}.json", {**base, "page[after]": last}) if last else None,
             },
-        )
+        }
+        return json_page(name, [item(self.store.tickets[k[-1]]) for k in chunk], rest)
 
     # ---- incremental export ----------------------------------------------------------------
 
@@ -1005,10 +951,10 @@ class ZendeskSimulator(SimulatorBase):
             else None
         )
         page_query = {"per_page": per_page} if request.arg("per_page") else {}
-        return Response(
-            200,
+        return json_page(
+            "tickets",
+            list(map(self.render.text, shown)),
             {
-                "tickets": [self._ticket_json(t) for t in shown],
                 "after_cursor": after_cursor,
                 "after_url": self._url(
                     "incremental/tickets/cursor.json", {"cursor": after_cursor, **page_query}
@@ -1047,10 +993,10 @@ class ZendeskSimulator(SimulatorBase):
         page_query: dict[str, Any] = {"start_time": end_time}
         if request.arg("per_page"):
             page_query["per_page"] = per_page
-        return Response(
-            200,
+        return json_page(
+            "tickets",
+            list(map(self.render.text, shown)),
             {
-                "tickets": [self._ticket_json(t) for t in shown],
                 "count": len(shown),
                 "end_of_stream": not more,
                 "next_page": self._url("incremental/tickets.json", page_query),
@@ -1068,7 +1014,7 @@ class ZendeskSimulator(SimulatorBase):
         ticket = self.store.create(now=self.clock.now(), **spec)
         if _archive_immediately(request):
             self.archive.archive_now(ticket)
-        return Response(201, {"ticket": self._ticket_json(ticket)})
+        return self._one_ticket(201, ticket)
 
     def _import_many(self, request: Request) -> Response:
         body = request.json()

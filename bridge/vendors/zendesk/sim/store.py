@@ -1,18 +1,19 @@
 """The Zendesk simulator's ticket store: tickets, their deletion state, and the indexes.
 
-No HTTP here. Every read the simulator serves is answered from an index, so that 100,000
-tickets cost no per-request scan: live lookups by id and external_id are dicts, the
-deleted list is kept sorted by id and by deletion time, and the incremental export stream
-is kept sorted by `(generated_timestamp, id)`.
-"""
+No HTTP here. Every read the simulator serves is answered from an index, so that a page
+costs the page, not the tenant: live lookups by id and external_id are dicts; the deleted
+list (by id and by deletion time), the listed tickets (by id) and the incremental export
+stream (by `(generated_timestamp, id)`) are `SortedKeys`, kept in chunks so that a change
+never moves a whole index."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 import json
 from bisect import bisect_left, bisect_right, insort
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -65,30 +66,109 @@ class Ticket:
 
 
 class SortedKeys:
-    """A sorted list of tuples with bisect-based add/remove and cursor positions.
+    """Sorted unique tuples (each ending with the ticket id), kept in chunks of about
+    `CHUNK`: adding or removing one costs O(log n + CHUNK), never a move of the whole
+    index, and a page is read from its position without copying the rest."""
 
-    Keys end with the ticket id so that they are unique.
-    """
+    CHUNK = 1000
 
-    def __init__(self) -> None:
-        self.keys: list[Key] = []
+    def __init__(self, ordered: Iterable[Key] = ()) -> None:
+        """`ordered`: keys already sorted ascending (a one-off index built on demand)."""
+        items = list(ordered)
+        size = self.CHUNK
+        self._chunks: list[list[Key]] = [items[i : i + size] for i in range(0, len(items), size)]
+        self._maxes: list[Key] = [chunk[-1] for chunk in self._chunks]
+        self._len = len(items)
 
     def add(self, key: Key) -> None:
-        if not self.keys or self.keys[-1] < key:
-            self.keys.append(key)  # the common case: time moves forward
+        chunks, maxes = self._chunks, self._maxes
+        if not chunks:
+            chunks.append([key])
+            maxes.append(key)
+        elif maxes[-1] < key:  # the common case: time moves forward
+            chunks[-1].append(key)
+            maxes[-1] = key
+            self._split(len(chunks) - 1)
         else:
-            insort(self.keys, key)
+            index = bisect_left(maxes, key)
+            insort(chunks[index], key)
+            self._split(index)
+        self._len += 1
 
     def remove(self, key: Key) -> None:
-        index = bisect_left(self.keys, key)
-        if index < len(self.keys) and self.keys[index] == key:
-            del self.keys[index]
+        index = bisect_left(self._maxes, key)
+        if index == len(self._maxes):
+            return
+        chunk = self._chunks[index]
+        at = bisect_left(chunk, key)
+        if at == len(chunk) or chunk[at] != key:
+            return
+        del chunk[at]
+        self._len -= 1
+        if chunk:
+            self._maxes[index] = chunk[-1]
+        else:
+            del self._chunks[index]
+            del self._maxes[index]
+
+    def _split(self, index: int) -> None:
+        chunk = self._chunks[index]
+        if len(chunk) <= 2 * self.CHUNK:
+            return
+        half = len(chunk) // 2
+        self._chunks[index : index + 1] = [chunk[:half], chunk[half:]]
+        self._maxes[index : index + 1] = [chunk[half - 1], chunk[-1]]
+
+    def rank(self, key: Key, *, right: bool = False) -> int:
+        """How many keys sort before `key` (`right`: at or before it): bisect's answer."""
+        find = bisect_right if right else bisect_left
+        index = find(self._maxes, key)
+        if index == len(self._maxes):
+            return self._len
+        before = sum(len(chunk) for chunk in self._chunks[:index])
+        return before + find(self._chunks[index], key)
+
+    def slice(self, start: int, stop: int) -> list[Key]:
+        """The keys at positions `start` to `stop` (ascending, clamped)."""
+        return list(itertools.islice(self.between(start, stop), max(0, stop - start)))
+
+    def between(self, start: int, stop: int, *, descending: bool = False) -> Iterator[Key]:
+        """Lazily, the keys at positions `start` to `stop`, in either direction."""
+        start, stop = max(0, start), min(self._len, stop)
+        if start >= stop:
+            return iter(())
+        if descending:
+            return itertools.islice(self._descending_from(stop), stop - start)
+        return itertools.islice(self._ascending_from(start), stop - start)
+
+    def _ascending_from(self, position: int) -> Iterator[Key]:
+        for chunk in self._chunks:
+            if position >= len(chunk):
+                position -= len(chunk)
+                continue
+            yield from chunk[position:] if position else chunk
+            position = 0
+
+    def _descending_from(self, stop: int) -> Iterator[Key]:
+        """Keys before position `stop`, newest first."""
+        skip = self._len - stop
+        for chunk in reversed(self._chunks):
+            if skip >= len(chunk):
+                skip -= len(chunk)
+                continue
+            yield from reversed(chunk[: len(chunk) - skip])
+            skip = 0
+
+    def __iter__(self) -> Iterator[Key]:
+        return itertools.chain.from_iterable(self._chunks)
 
     def __len__(self) -> int:
-        return len(self.keys)
+        return self._len
 
     def clear(self) -> None:
-        self.keys.clear()
+        self._chunks.clear()
+        self._maxes.clear()
+        self._len = 0
 
 
 def encode_cursor(key: Sequence[Any]) -> str:
@@ -133,6 +213,8 @@ class TicketStore:
         self.deleted_by_time = SortedKeys()  # (deleted_at ts, seq, id)
         self.stream = SortedKeys()  # (generated_timestamp, id)
         self.archived_ids: dict[int, None] = {}  # archived tickets, in archiving order
+        #: what `/tickets` lists: live tickets not archived, by id
+        self.listed_ids = SortedKeys()  # (id,)
         #: called when a ticket becomes closed (the simulator schedules its archiving)
         self.on_close: Callable[[Ticket], None] | None = None
         self._delete_seq = 0
@@ -177,6 +259,7 @@ class TicketStore:
         if external_id is not None:
             self.by_external.setdefault(external_id, {})[ticket.id] = None
         self.stream.add((ticket.generated_timestamp, ticket.id))
+        self.listed_ids.add((ticket.id,))
         self._note_status(ticket, ticket.updated_at)
         return ticket
 
@@ -209,6 +292,7 @@ class TicketStore:
             ticket.updated_at = max(ticket.updated_at, at)
 
     def soft_delete(self, ticket: Ticket, at: datetime, actor: tuple[int, str]) -> None:
+        self.listed_ids.remove((ticket.id,))
         ticket.state = "deleted"
         ticket.deleted_at = at
         ticket.deleted_by = actor
@@ -223,6 +307,8 @@ class TicketStore:
         ticket.state = "active"
         ticket.deleted_at = None
         ticket.deleted_by = None
+        if not ticket.archived:
+            self.listed_ids.add((ticket.id,))
         self.touch(ticket, at)
         if ticket.closed_at is not None and self.on_close is not None:
             self.on_close(ticket)  # its archiving, skipped while deleted, is due again
@@ -231,6 +317,7 @@ class TicketStore:
         """Permanent deletion (on request or by the 30-day scrub): the record turns SCRUBBED."""
         if ticket.state == "deleted":
             self._unlist_deleted(ticket)
+        self.listed_ids.remove((ticket.id,))
         ticket.state = "purged"
         ticket.purge_cause = cause
         if ticket.external_id is not None:
@@ -241,11 +328,13 @@ class TicketStore:
         """Move a closed ticket to the archive: still shown by id, left out of lists."""
         ticket.archived = True
         self.archived_ids[ticket.id] = None
+        self.listed_ids.remove((ticket.id,))
 
     def purge_archived(self, ticket: Ticket, at: datetime, cause: str, *, in_export: bool) -> None:
         """An archived ticket deleted: gone at once, never in the deleted list. Unless the
         export is to show a SCRUBBED row for it, it leaves the export stream too."""
         self.archived_ids.pop(ticket.id, None)
+        self.listed_ids.remove((ticket.id,))
         ticket.state = "purged"
         ticket.purge_cause = cause
         ticket.deleted_at = at
@@ -288,22 +377,21 @@ class TicketStore:
 
     # ---- listings --------------------------------------------------------------------------
 
-    def deleted_keys(self, sort_by: str) -> list[Key]:
+    def deleted_keys(self, sort_by: str) -> SortedKeys:
         """Deleted tickets as sorted keys (ascending); the last element of a key is the id."""
         if sort_by == "deleted_at":
-            return self.deleted_by_time.keys
-        if sort_by == "subject":  # rare: sorted on demand
-            return sorted(
-                (self.tickets[k[0]].subject.lower(), k[0]) for k in self.deleted_by_id.keys
+            return self.deleted_by_time
+        if sort_by == "subject":  # rare (nothing in bridge asks it): sorted on demand
+            return SortedKeys(
+                sorted((self.tickets[k[0]].subject.lower(), k[0]) for k in self.deleted_by_id)
             )
-        return self.deleted_by_id.keys
+        return self.deleted_by_id
 
     def stream_after(self, key: tuple[int, int], limit: int) -> tuple[list[Ticket], bool]:
         """Up to `limit` tickets strictly after `key` in export order, and whether more remain."""
-        keys = self.stream.keys
-        start = bisect_right(keys, key)
-        chunk = keys[start : start + limit]
-        return [self.tickets[k[1]] for k in chunk], start + limit < len(keys)
+        start = self.stream.rank(key, right=True)
+        chunk = self.stream.slice(start, start + limit)
+        return [self.tickets[k[1]] for k in chunk], start + limit < len(self.stream)
 
     # ---- shapes ----------------------------------------------------------------------------
 
@@ -327,11 +415,12 @@ class TicketStore:
         self.deleted_by_time.clear()
         self.stream.clear()
         self.archived_ids.clear()
+        self.listed_ids.clear()
         self._delete_seq = 0
 
 
 def page_keys(
-    keys: Sequence[Key],
+    keys: SortedKeys,
     *,
     size: int,
     descending: bool,
@@ -347,26 +436,24 @@ def page_keys(
     n = len(keys)
     if before is not None:
         if descending:
-            start = bisect_right(keys, before)
-            chunk = list(keys[start : start + size])
-            return chunk[::-1], start + size < n
-        end = bisect_left(keys, before)
-        return list(keys[max(0, end - size) : end]), end - size > 0
+            start = keys.rank(before, right=True)
+            return keys.slice(start, start + size)[::-1], start + size < n
+        end = keys.rank(before)
+        return keys.slice(max(0, end - size), end), end - size > 0
     if descending:
-        end = n if after is None else bisect_left(keys, after)
-        chunk = list(keys[max(0, end - size) : end])
-        return chunk[::-1], end - size > 0
-    start = 0 if after is None else bisect_right(keys, after)
-    return list(keys[start : start + size]), start + size < n
+        end = n if after is None else keys.rank(after)
+        return keys.slice(max(0, end - size), end)[::-1], end - size > 0
+    start = 0 if after is None else keys.rank(after, right=True)
+    return keys.slice(start, start + size), start + size < n
 
 
-def offset_slice(keys: Sequence[Key], *, page: int, per_page: int, descending: bool) -> list[Key]:
+def offset_slice(keys: SortedKeys, *, page: int, per_page: int, descending: bool) -> list[Key]:
     """Page `page` (1-based) of `per_page` items in the requested direction."""
     n = len(keys)
     first = (page - 1) * per_page
     if not descending:
-        return list(keys[first : first + per_page])
+        return keys.slice(first, first + per_page)
     end = n - first
     if end <= 0:
         return []
-    return list(keys[max(0, end - per_page) : end])[::-1]
+    return keys.slice(max(0, end - per_page), end)[::-1]
