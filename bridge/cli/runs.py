@@ -64,11 +64,17 @@ class StopFlag:
 
 
 def report_unavailable(result: RunResult) -> None:
-    """One `Error:` line per side that could not be read (exit 5 follows)."""
+    """One `Error:` line per side that could not be read or refused us (exit 5 follows)."""
     for side, error in sorted(result.unavailable.items()):
         click.echo(
             f"Error: {side} could not be read: {redact_text(error)}; nothing was decided or "
             "written, and its cursor stayed",
+            err=True,
+        )
+    for side, error in sorted(result.refused.items()):
+        click.echo(
+            f"Error: {side} refused our credentials or rights: {redact_text(error)}; fix the "
+            "token or the API user's rights (`bridge check` tells which)",
             err=True,
         )
 
