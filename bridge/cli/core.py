@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -75,7 +76,7 @@ def _tickets(row: dict[str, object]) -> str:
 
 
 def pair_health(
-    sides: tuple[str, ...],
+    sides: Iterable[str],
     last_success: datetime | None,
     last_success_run: int | None,
     now: datetime,
