@@ -96,7 +96,7 @@ def main(
       bridge report                    the audit report
     """
     configure_logging(log_format or "auto", log_level or "warning")
-    ctx.obj = AppContext(resolve_config_path(config_path), log_format, log_level)
+    ctx.obj = AppContext(resolve_config_path(config_path), log_format, log_level, debug)
 
 
 main.add_command(init)

@@ -35,6 +35,7 @@ class AppContext:
     config_path: Path
     log_format: str | None = None
     log_level: str | None = None
+    debug: bool = False
     _config: Config | None = field(default=None, repr=False)
 
     def config(self) -> Config:

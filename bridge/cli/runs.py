@@ -17,7 +17,7 @@ from bridge.config import Config, check_secrets
 from bridge.core.contract import Adapter
 from bridge.core.model import Side
 from bridge.factory import build_adapters
-from bridge.ledger import LeaseHeldError, Ledger
+from bridge.ledger import Ledger
 from bridge.logging import redact_text
 from bridge.run.runner import RunResult
 from bridge.secrets import SecretError
@@ -92,13 +92,10 @@ def adapters_or_exit(config: Config) -> dict[Side, Adapter]:
 
 @contextmanager
 def holding_lease(ledger: Ledger, config: Config, holder: str) -> Iterator[Callable[[], None]]:
-    """Hold the ledger's run lease for the block (exit 3 when another run has it); yields
-    the function that renews it, to call between batches."""
+    """Hold the ledger's run lease for the block; yields the function that renews it, to
+    call between batches. Raises `LeaseHeldError` (exit 3) when another run has it."""
     ttl = timedelta(seconds=config.sync.lease_seconds)
-    try:
-        ledger.acquire_lease(LEASE, holder, ttl)
-    except LeaseHeldError as exc:
-        fail(str(exc), ExitCode.LEASE_HELD)
+    ledger.acquire_lease(LEASE, holder, ttl)
     try:
         yield lambda: ledger.renew_lease(LEASE, holder, ttl)
     finally:
