@@ -269,9 +269,7 @@ def _loop(
         due = utcnow() + wait
         if heartbeat:
             write_heartbeat(heartbeat, _heartbeat_facts(result, code, due), utcnow())
-        backoff = (
-            f", backing off after {failures_in_a_row} failed run(s)" if failures_in_a_row else ""
-        )
+        backoff = f", backing off: {failures_in_a_row} failed in a row" if failures_in_a_row else ""
         click.echo(
             f"Next run at {due.isoformat(timespec='seconds')} (in {_duration(wait)}{backoff}).",
             err=True,
