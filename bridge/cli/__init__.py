@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -31,6 +32,8 @@ class BridgeGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:
+            _reader_went_away()
         except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except BridgeError as exc:
@@ -45,6 +48,19 @@ class BridgeGroup(click.Group):
                 err=True,
             )
             sys.exit(int(ExitCode.INTERNAL))
+
+
+def _reader_went_away() -> NoReturn:
+    """`bridge report -o - | head`: the reader closed the pipe. End quietly, as `cat`
+    would, with the shell's code for a SIGPIPE death (141); stdout goes to /dev/null so
+    that the interpreter's last flush does not fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(EXIT_BROKEN_PIPE)
+
+
+#: 128 + SIGPIPE: what a shell shows for a command whose reader went away
+EXIT_BROKEN_PIPE = 141
 
 
 @click.group(
