@@ -59,7 +59,8 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(
         stderr=subprocess.PIPE,
         text=True,
     )
-    assert writer.stdout is not None and writer.stderr is not None
+    assert writer.stdout is not None
+    assert writer.stderr is not None
     head = subprocess.run(
         ["head", "-1"], stdin=writer.stdout, capture_output=True, text=True, timeout=60
     )
