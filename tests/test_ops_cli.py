@@ -72,3 +72,44 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(
     assert "BrokenPipe" not in err
     assert "Exception ignored" not in err
     assert code in (0, 141)  # 141: the reader left before the end (128 + SIGPIPE)
+
+
+def test_logging_is_chosen_option_then_environment_then_config() -> None:
+    from bridge.logging import choose_logging
+
+    env = {"BRIDGE_LOG_LEVEL": "info", "BRIDGE_LOG_FORMAT": "console"}
+    assert choose_logging(None, None, None, None, {}) == ("auto", "warning")
+    assert choose_logging(None, None, "json", "error", {}) == ("json", "error")
+    assert choose_logging(None, None, "json", "error", env) == ("console", "info")
+    assert choose_logging("json", "debug", "auto", "error", env) == ("json", "debug")
+    with pytest.raises(ValueError, match="BRIDGE_LOG_LEVEL"):
+        choose_logging(None, None, None, None, {"BRIDGE_LOG_LEVEL": "loud"})
+
+
+def test_every_command_takes_v_and_q() -> None:
+    import click
+
+    from bridge.cli import main
+
+    def commands(group: click.Group, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+        found = []
+        for name, command in group.commands.items():
+            found.append((*path, name))
+            if isinstance(command, click.Group):
+                found += commands(command, (*path, name))
+        return found
+
+    for path in commands(main):
+        help_text = _run(*path, "--help").stdout
+        assert "-v, --verbose" in help_text, path
+        assert "-q, --quiet" in help_text, path
+
+
+def test_ticket_bridge_is_the_same_command_as_bridge() -> None:
+    scripts = Path(sys.executable).parent
+    for name in ("ticket-bridge", "bridge"):
+        done = subprocess.run(
+            [str(scripts / name), "--help"], capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0
+        assert "Keep ticket deletion state consistent" in done.stdout

@@ -229,3 +229,29 @@ def test_every_keeps_going_through_a_held_lease_and_a_vendor_down(live: Live) ->
     assert "Next run at " in err
     assert "Traceback" not in err
     assert _leases(live) == []
+
+
+def test_log_level_from_v_q_then_the_environment_then_the_config(live: Live) -> None:
+    live.link(1)
+
+    def logged(*args: str, **env: str) -> str:
+        done = subprocess.run(
+            live.command(*args),
+            env={**live.env(), **env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stderr
+
+    assert "run.start" not in logged("sync")  # the config says warning
+    assert "run.start" in logged("sync", "-v")
+    assert "run.start" in logged("sync", BRIDGE_LOG_LEVEL="info")
+    assert "run.start" not in logged("sync", "-q", BRIDGE_LOG_LEVEL="info")
+    assert "run.start" not in logged("--log-level", "error", "sync", BRIDGE_LOG_LEVEL="info")
+    console = logged("sync", "-v", BRIDGE_LOG_FORMAT="console")
+    assert "run.start" in console
+    assert '"event": "run.start"' not in console  # not JSON
+    assert '"event": "run.start"' in logged("-v", "sync", BRIDGE_LOG_FORMAT="json")
