@@ -113,3 +113,19 @@ def test_ticket_bridge_is_the_same_command_as_bridge() -> None:
         )
         assert done.returncode == 0
         assert "Keep ticket deletion state consistent" in done.stdout
+
+
+def test_init_ledger_only_creates_the_ledger_and_keeps_the_config(tmp_path: Path) -> None:
+    assert _run("init", "--dir", str(tmp_path)).returncode == 0
+    config = tmp_path / "bridge.toml"
+    config.write_text(config.read_text("utf-8") + "\n# edited by hand\n", encoding="utf-8")
+    (tmp_path / "bridge.db").unlink()
+    done = _run("--config", str(config), "init", "--ledger-only")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "bridge.db").exists()
+    assert config.read_text("utf-8").endswith("# edited by hand\n")
+    again = _run("--config", str(config), "init", "--ledger-only")  # idempotent
+    assert again.returncode == 0
+    refused = _run("init", "--dir", str(tmp_path))
+    assert refused.returncode == 2
+    assert "--ledger-only" in refused.stderr

@@ -48,26 +48,48 @@ SUCCESS_OUTCOMES = ("converged", "attention")
     help="Folder for bridge.toml and the ledger.",
 )
 @click.option("--force", is_flag=True, help="Overwrite an existing bridge.toml.")
-def init(directory: Path, force: bool) -> None:
+@click.option(
+    "--ledger-only",
+    is_flag=True,
+    help="Keep the config (--config, $BRIDGE_CONFIG or ./bridge.toml) and create only the "
+    "ledger it names (an existing one is opened and migrated, never emptied).",
+)
+@click.pass_context
+def init(ctx: click.Context, directory: Path, force: bool, ledger_only: bool) -> None:
     """Write DIR/bridge.toml from the commented example and create the ledger beside it.
 
     \b
-    Example:
-      bridge init --dir /etc/bridge
+    Examples:
+      ticket-bridge init --dir /etc/bridge
       $EDITOR /etc/bridge/bridge.toml
-      bridge --config /etc/bridge/bridge.toml check
+      ticket-bridge --config /etc/bridge/bridge.toml check
+      ticket-bridge --config /etc/bridge/bridge.toml init --ledger-only   (config kept)
     """
+    if ledger_only:
+        if force:
+            fail("--force rewrites the config; --ledger-only keeps it: choose one")
+        app = ctx.find_object(AppContext)
+        assert app is not None
+        with app.ledger(create=True) as ledger:
+            where = ledger.path or app.config().ledger_url
+        click.echo(f"Ledger ready: {where} (config {app.config_path} unchanged)")
+        return
     directory.mkdir(parents=True, exist_ok=True)
     config_path = directory / "bridge.toml"
     if config_path.exists() and not force:
-        fail(f"{config_path} already exists; use --force to overwrite it")
+        fail(
+            f"{config_path} already exists; use --force to overwrite it, or --ledger-only "
+            "to create just its ledger"
+        )
     config_path.write_text(example_config_text(), encoding="utf-8")
     config = load_config(config_path)
     with Ledger.open(config.ledger_url, sides=SIDES, create=True) as ledger:
         where = ledger.path or config.ledger_url
     click.echo(f"Wrote {config_path}")
     click.echo(f"Created ledger {where}")
-    click.echo("Next: edit the [zendesk] and [superoffice] sections, then run `bridge check`.")
+    click.echo(
+        "Next: edit the [zendesk] and [superoffice] sections, then run `ticket-bridge check`."
+    )
 
 
 def _tickets(row: dict[str, object]) -> str:
