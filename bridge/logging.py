@@ -24,6 +24,7 @@ __all__ = [
     "LOG_FORMATS",
     "REDACTED",
     "LogFormat",
+    "choose_logging",
     "configure_logging",
     "is_sensitive_key",
     "redact_secrets",
@@ -239,6 +240,35 @@ def _choose_renderer(fmt: str, stream: TextIO) -> Processor:
         return structlog.processors.JSONRenderer(sort_keys=False)
     colors = _is_tty(stream) and "NO_COLOR" not in os.environ
     return structlog.dev.ConsoleRenderer(colors=colors)
+
+
+#: the environment variables that choose the log format and level (below an option, above
+#: the config file's [logging])
+ENV_FORMAT = "BRIDGE_LOG_FORMAT"
+ENV_LEVEL = "BRIDGE_LOG_LEVEL"
+
+
+def choose_logging(
+    option_format: str | None,
+    option_level: str | None,
+    config_format: str | None,
+    config_level: str | None,
+    environ: Mapping[str, str],
+) -> tuple[str, str]:
+    """The log format and level, each from the first that sets it: the command-line
+    option, the environment (`BRIDGE_LOG_FORMAT`, `BRIDGE_LOG_LEVEL`), the config file;
+    else `auto` and `warning`. A bad environment value is a ValueError naming it."""
+    env_format = environ.get(ENV_FORMAT, "").strip().lower() or None
+    env_level = environ.get(ENV_LEVEL, "").strip().lower() or None
+    if env_format is not None and env_format not in LOG_FORMATS:
+        raise ValueError(
+            f"{ENV_FORMAT} must be one of {', '.join(LOG_FORMATS)}, not {env_format!r}"
+        )
+    if env_level is not None and env_level not in LEVELS:
+        raise ValueError(f"{ENV_LEVEL} must be one of {', '.join(LEVELS)}, not {env_level!r}")
+    fmt = option_format or env_format or config_format or "auto"
+    level = option_level or env_level or config_level or "warning"
+    return fmt, level
 
 
 def configure_logging(

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -18,7 +19,7 @@ from bridge.cli.sandbox import sandbox
 from bridge.cli.sync import conflicts, sync
 from bridge.config import resolve_config_path
 from bridge.errors import BridgeError, ExitCode
-from bridge.logging import configure_logging, redact_text
+from bridge.logging import redact_text
 
 __all__ = ["main"]
 
@@ -31,6 +32,8 @@ class BridgeGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:
+            _reader_went_away()
         except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except BridgeError as exc:
@@ -45,6 +48,19 @@ class BridgeGroup(click.Group):
                 err=True,
             )
             sys.exit(int(ExitCode.INTERNAL))
+
+
+def _reader_went_away() -> NoReturn:
+    """`bridge report -o - | head`: the reader closed the pipe. End quietly, as `cat`
+    would, with the shell's code for a SIGPIPE death (141); stdout goes to /dev/null so
+    that the interpreter's last flush does not fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(EXIT_BROKEN_PIPE)
+
+
+#: 128 + SIGPIPE: what a shell shows for a command whose reader went away
+EXIT_BROKEN_PIPE = 141
 
 
 @click.group(
@@ -66,12 +82,14 @@ class BridgeGroup(click.Group):
 @click.option(
     "--log-format",
     type=click.Choice(["auto", "json", "console"]),
-    help="Log format (overrides the config). auto: JSON lines unless stderr is a terminal.",
+    help="Log format: over $BRIDGE_LOG_FORMAT, over the config's logging.format. "
+    "auto: JSON lines unless stderr is a terminal.",
 )
 @click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),
-    help="Log level (overrides the config).",
+    help="Log level: over $BRIDGE_LOG_LEVEL, over the config's logging.level "
+    "(default warning). -v/-q on any command say the same in short.",
 )
 @click.pass_context
 def main(
@@ -95,8 +113,49 @@ def main(
       bridge sync                      one reconciliation run (for cron/systemd)
       bridge report                    the audit report
     """
-    configure_logging(log_format or "auto", log_level or "warning")
-    ctx.obj = AppContext(resolve_config_path(config_path), log_format, log_level)
+    level = log_level or ctx.meta.get(_META_LEVEL)
+    ctx.obj = app = AppContext(resolve_config_path(config_path), log_format, level, debug)
+    app.apply_logging()
+
+
+_VERBOSITY = {-1: "error", 1: "info", 2: "debug"}
+_META_LEVEL = "bridge.log_level"
+
+
+def _set_verbosity(ctx: click.Context, param: click.Parameter, value: int) -> None:
+    """-v (info), -vv (debug), -q (errors only): the same as --log-level, on any command."""
+    if not value:
+        return
+    step = -1 if param.name == "quiet" else min(value, 2)
+    app = ctx.find_object(AppContext)
+    if app is None:  # on `bridge -v ...`: before the group has made its context
+        ctx.meta[_META_LEVEL] = _VERBOSITY[step]
+        return
+    app.log_level = _VERBOSITY[step]
+    app.apply_logging()
+
+
+def _with_verbosity(command: click.Command) -> None:
+    """Give `command` (and every subcommand) -v and -q."""
+    command.params += [
+        click.Option(
+            ["-v", "--verbose"],
+            count=True,
+            expose_value=False,
+            callback=_set_verbosity,
+            help="More log: -v info (one line per batch), -vv debug (per link).",
+        ),
+        click.Option(
+            ["-q", "--quiet"],
+            count=True,
+            expose_value=False,
+            callback=_set_verbosity,
+            help="Only errors in the log.",
+        ),
+    ]
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _with_verbosity(sub)
 
 
 main.add_command(init)
@@ -109,3 +168,4 @@ main.add_command(sandbox)
 main.add_command(migrate)
 main.add_command(report)
 main.add_command(demo)
+_with_verbosity(main)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +15,7 @@ from bridge.cli.exitcodes import ExitCode
 from bridge.config import Config, ConfigError, load_config
 from bridge.ledger import Ledger, LedgerURLError, SchemaError
 from bridge.ledger.files import LedgerFileError
-from bridge.logging import configure_logging, redact_text
+from bridge.logging import choose_logging, configure_logging, redact_text
 from bridge.vendors.registry import SIDES
 
 __all__ = ["AppContext", "fail", "pass_app", "print_json"]
@@ -35,6 +36,7 @@ class AppContext:
     config_path: Path
     log_format: str | None = None
     log_level: str | None = None
+    debug: bool = False
     _config: Config | None = field(default=None, repr=False)
 
     def config(self) -> Config:
@@ -52,11 +54,24 @@ class AppContext:
                 for problem in exc.problems:
                     click.echo(f"  {problem}", err=True)
                 sys.exit(int(ExitCode.USAGE))
-            configure_logging(
-                self.log_format or self._config.logging.format,
-                self.log_level or self._config.logging.level,
-            )
+            self.apply_logging()
         return self._config
+
+    def apply_logging(self) -> None:
+        """Configure logging from the options, then `BRIDGE_LOG_FORMAT`/`BRIDGE_LOG_LEVEL`,
+        then the config file once it is loaded (exit 2 for a bad environment value)."""
+        logging_config = self._config.logging if self._config is not None else None
+        try:
+            fmt, level = choose_logging(
+                self.log_format,
+                self.log_level,
+                logging_config.format if logging_config else None,
+                logging_config.level if logging_config else None,
+                os.environ,
+            )
+        except ValueError as exc:
+            fail(str(exc))
+        configure_logging(fmt, level)
 
     def ledger(self, *, create: bool = False) -> Ledger:
         """The ledger named by the config; exits 2 with a clear message when it cannot open."""

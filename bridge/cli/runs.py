@@ -17,7 +17,7 @@ from bridge.config import Config, check_secrets
 from bridge.core.contract import Adapter
 from bridge.core.model import Side
 from bridge.factory import build_adapters
-from bridge.ledger import LeaseHeldError, Ledger
+from bridge.ledger import Ledger
 from bridge.logging import redact_text
 from bridge.run.runner import RunResult
 from bridge.secrets import SecretError
@@ -64,11 +64,17 @@ class StopFlag:
 
 
 def report_unavailable(result: RunResult) -> None:
-    """One `Error:` line per side that could not be read (exit 5 follows)."""
+    """One `Error:` line per side that could not be read or refused us (exit 5 follows)."""
     for side, error in sorted(result.unavailable.items()):
         click.echo(
             f"Error: {side} could not be read: {redact_text(error)}; nothing was decided or "
             "written, and its cursor stayed",
+            err=True,
+        )
+    for side, error in sorted(result.refused.items()):
+        click.echo(
+            f"Error: {side} refused our credentials or rights: {redact_text(error)}; fix the "
+            "token or the API user's rights (`bridge check` tells which)",
             err=True,
         )
 
@@ -86,13 +92,10 @@ def adapters_or_exit(config: Config) -> dict[Side, Adapter]:
 
 @contextmanager
 def holding_lease(ledger: Ledger, config: Config, holder: str) -> Iterator[Callable[[], None]]:
-    """Hold the ledger's run lease for the block (exit 3 when another run has it); yields
-    the function that renews it, to call between batches."""
+    """Hold the ledger's run lease for the block; yields the function that renews it, to
+    call between batches. Raises `LeaseHeldError` (exit 3) when another run has it."""
     ttl = timedelta(seconds=config.sync.lease_seconds)
-    try:
-        ledger.acquire_lease(LEASE, holder, ttl)
-    except LeaseHeldError as exc:
-        fail(str(exc), ExitCode.LEASE_HELD)
+    ledger.acquire_lease(LEASE, holder, ttl)
     try:
         yield lambda: ledger.renew_lease(LEASE, holder, ttl)
     finally:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta
+from pathlib import Path
 
 import click
 
@@ -16,11 +18,15 @@ from bridge.cli.runs import (
     holding_lease,
     report_unavailable,
 )
+from bridge.cli.schedule import backs_off, next_wait, write_heartbeat
 from bridge.config import Config
 from bridge.core.decide import ConflictPolicy, Direction
+from bridge.errors import BridgeError
 from bridge.factory import policy_from_config
-from bridge.ledger import Ledger, default_holder
+from bridge.ledger import LeaseHeldError, Ledger, default_holder
+from bridge.ledger.tables import utcnow
 from bridge.links import named_ids
+from bridge.logging import redact_text
 from bridge.run.plan import iter_plan
 from bridge.run.resolve import LinkTicket, Prefer, ResolveError, resolve
 from bridge.run.runner import RunResult, SyncRun
@@ -91,7 +97,16 @@ def _report(result: RunResult, as_json: bool, dry_run: bool) -> None:
     "every",
     metavar="INTERVAL",
     type=Interval(),
-    help="Run again every INTERVAL (90s, 5m, 2h, 1d; 1s to 7d) until SIGTERM or Ctrl-C.",
+    help="Run again every INTERVAL (90s, 5m, 2h, 1d; 1s to 7d) until SIGTERM or Ctrl-C. "
+    "A tick whose lease is held is skipped; a vendor down backs off (jitter, up to 1h); "
+    "only a configuration error ends the loop.",
+)
+@click.option(
+    "--heartbeat",
+    metavar="FILE",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="After each run, replace FILE with a JSON line (time, run, outcome, exit code, "
+    "next run): a liveness probe checks its age.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
 @pass_app
@@ -102,6 +117,7 @@ def sync(
     conflict_policy: str | None,
     allow_mass_purge: bool,
     every: timedelta | None,
+    heartbeat: Path | None,
     as_json: bool,
 ) -> None:
     """One reconciliation run: copy soft deletes, restores and purges across.
@@ -130,14 +146,30 @@ def sync(
       4  attention needed: conflicts, divergences, held purges, failed
          operations, or operations failing or unconfirmed for longer than
          sync.attention_after_minutes (see `bridge status`)
-      5  a vendor could not be read: nothing was decided or written, the
-         cursors stay where they were (see the log for the vendor's error)
+      5  a vendor is unavailable or refused us: its change stream could
+         not be read (host unknown, connection refused, down all run: nothing
+         was decided or written, the cursors stayed), or it refused our
+         credentials or rights (401, 403): a person checks `bridge check`
+      6  an unexpected error inside bridge (a bug)
+
+    \b
+    For a scheduler, 1 and 3 mean "retry later" (the next run does it);
+    2, 4, 5 and 6 need a person (docs/scheduling.md).
+
+    \b
+    With --every, one process keeps going: a tick whose lease another run
+    holds is skipped with one line; after exit 5 or 6 the wait doubles each
+    time (at random between half and all of it, at most an hour) until a run
+    succeeds; each run prints when the next is due. It stops on SIGTERM or
+    Ctrl-C (the batch in flight is finished and recorded) and on a
+    configuration error; it exits with the last run's code.
 
     \b
     Examples:
       bridge sync --dry-run              show the plan
       bridge sync                        one run (cron, systemd timer, Kubernetes CronJob)
       bridge sync --every 5m             loop; SIGTERM finishes the batch and exits
+      bridge sync --every 5m --heartbeat /run/bridge/heartbeat
     """
     config = app.config()
     interval = every
@@ -162,14 +194,98 @@ def sync(
     stop = StopFlag()
     holder = default_holder()
     with app.ledger() as ledger, stop.installed():
-        while True:
+        if interval is None:
             result = _run_once(config, ledger, options, holder, stop)
             _report(result, as_json, dry_run)
-            if interval is None or stop():
-                break
-            if stop.event.wait(interval.total_seconds()):
-                break
-    sys.exit(int(OUTCOME_EXIT.get(result.outcome, ExitCode.RETRY)))
+            code = _exit_code(result)
+            if heartbeat:
+                write_heartbeat(heartbeat, _heartbeat_facts(result, code, None), utcnow())
+            sys.exit(int(code))
+        code = _loop(app, config, ledger, options, holder, stop, interval, as_json, heartbeat)
+    sys.exit(int(code))
+
+
+def _exit_code(result: RunResult) -> ExitCode:
+    return OUTCOME_EXIT.get(result.outcome, ExitCode.RETRY)
+
+
+def _heartbeat_facts(
+    result: RunResult | None, code: ExitCode, next_run: datetime | None
+) -> dict[str, object]:
+    return {
+        "pid": os.getpid(),
+        "run": result.run_id if result else None,
+        "outcome": result.outcome if result else "skipped",
+        "exit_code": int(code),
+        "next_run_at": next_run.isoformat(timespec="seconds") if next_run else None,
+    }
+
+
+def _loop(
+    app: AppContext,
+    config: Config,
+    ledger: Ledger,
+    options: RunOptions,
+    holder: str,
+    stop: StopFlag,
+    interval: timedelta,
+    as_json: bool,
+    heartbeat: Path | None,
+) -> ExitCode:
+    """Run every `interval` until SIGTERM/SIGINT; return the last run's exit code.
+
+    A lease held by another run skips the tick; a vendor down (or a failure inside
+    bridge) backs off with jitter; a configuration error (exit 2) ends the loop."""
+    failures_in_a_row = 0
+    code = ExitCode.OK
+    while True:
+        result: RunResult | None = None
+        try:
+            result = _run_once(config, ledger, options, holder, stop)
+        except LeaseHeldError as exc:
+            code = ExitCode.LEASE_HELD
+            click.echo(f"Skipped this run: {redact_text(str(exc))}", err=True)
+        except BridgeError as exc:
+            if exc.exit_code == ExitCode.USAGE:
+                raise
+            code = exc.exit_code
+            click.echo(f"Error: {redact_text(str(exc))}", err=True)
+        except Exception as exc:
+            if app.debug:
+                raise
+            code = ExitCode.INTERNAL
+            click.echo(
+                f"Error: internal error ({type(exc).__name__}: {redact_text(str(exc))[:300]}); "
+                "the loop goes on (run with --debug for the traceback)",
+                err=True,
+            )
+        if result is not None:
+            _report(result, as_json, options.dry_run)
+            code = _exit_code(result)
+        if stop():
+            break
+        failures_in_a_row = failures_in_a_row + 1 if backs_off(code) else 0
+        wait = next_wait(interval, failures_in_a_row)
+        due = utcnow() + wait
+        if heartbeat:
+            write_heartbeat(heartbeat, _heartbeat_facts(result, code, due), utcnow())
+        backoff = f", backing off: {failures_in_a_row} failed in a row" if failures_in_a_row else ""
+        click.echo(
+            f"Next run at {due.isoformat(timespec='seconds')} (in {_duration(wait)}{backoff}).",
+            err=True,
+        )
+        if stop.event.wait(wait.total_seconds()):
+            break
+    return code
+
+
+def _duration(wait: timedelta) -> str:
+    seconds = round(wait.total_seconds())
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
 @click.group()

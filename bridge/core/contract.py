@@ -27,9 +27,11 @@ __all__ = [
     "JobStatus",
     "OutcomeUnknownError",
     "PermanentError",
+    "RefusedError",
     "Submitted",
     "TicketView",
     "TransientError",
+    "UnreachableError",
     "UnreadableAnswerError",
 ]
 
@@ -48,6 +50,18 @@ class PermanentError(AdapterError):
     """Retrying will not help: bad credentials, missing rights, a malformed request.
 
     On a write this is the vendor's *rejection*: it said no and did nothing."""
+
+
+class RefusedError(PermanentError):
+    """The vendor refused *us*, not the request: credentials or rights (401, 403). Every
+    call will fail the same way until a person fixes the token or the API user's rights,
+    so a run that meets it ends `unavailable` (exit 5), never "retry later"."""
+
+
+class UnreachableError(TransientError):
+    """No attempt reached the vendor: its host did not resolve, or refused or timed out
+    every connection. Nothing was sent; a wrong `base_url` or an outage, for a person
+    to look at when it lasts."""
 
 
 class UnreadableAnswerError(TransientError):

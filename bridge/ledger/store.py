@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -391,6 +391,19 @@ class Ledger(SyncStore, AuditStore):
     def recent_runs(self, limit: int = 5) -> list[Run]:
         with self.session() as session:
             return list(session.exec(select(Run).order_by(col(Run.id).desc()).limit(limit)))
+
+    def last_run(self, outcomes: Collection[str]) -> Run | None:
+        """The latest run (dry runs aside) that ended with one of `outcomes`: when the pair
+        last succeeded, for `bridge status` and monitors."""
+        with self.session() as session:
+            query = (
+                select(Run)
+                .where(col(Run.outcome).in_(list(outcomes)))
+                .where(col(Run.dry_run).is_(False))
+                .order_by(col(Run.id).desc())
+                .limit(1)
+            )
+            return session.exec(query).first()
 
     def get_cursor(self, side: str) -> str | None:
         with self.session() as session:

@@ -28,6 +28,7 @@ from bridge.core.contract import (
     AdapterError,
     OutcomeUnknownError,
     PermanentError,
+    RefusedError,
     Submitted,
 )
 from bridge.core.model import Side, Transition
@@ -209,6 +210,8 @@ class Applier:
         unless resending is harmless; not sent → planned again."""
         ctx, state = self._ctx, self._ctx.state
         message = str(exc)
+        if isinstance(exc, RefusedError):
+            state.refused.setdefault(adapter.side, message)
         if isinstance(exc, PermanentError):
             # e.g. 404 for the whole batch: the re-read below tells which were already done
             self._record.failures({op.id: message for op in batch}, retry=False)

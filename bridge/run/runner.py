@@ -61,6 +61,8 @@ class RunResult:
     interrupted: bool = False
     #: the sides that could not be read, with what went wrong (outcome `unavailable`)
     unavailable: Mapping[str, str] = field(default_factory=dict)
+    #: the sides that refused our credentials or rights on a write (outcome `unavailable`)
+    refused: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def attention(self) -> bool:
@@ -164,6 +166,7 @@ class SyncRun:
             state.plan,
             state.interrupted,
             dict(state.unavailable.items()),
+            dict(state.refused.items()),
         )
 
     def _write_while_looking_up(self) -> bool:
@@ -180,7 +183,7 @@ class SyncRun:
         ctx, state = self._ctx, self.state
         if state.interrupted:
             return "interrupted"
-        if state.unavailable:
+        if state.unavailable or state.refused:
             return "unavailable"
         if ctx.options.dry_run:
             return "dry_run"

@@ -71,6 +71,8 @@ class RunState:
     interrupted: bool = False
     #: sides whose change stream could not be read (and why): nothing is decided or written
     unavailable: dict[Side, str] = field(default_factory=dict)
+    #: sides that refused our credentials or rights on a write (and why): a person must act
+    refused: dict[Side, str] = field(default_factory=dict)
     #: links waiting on a background lookup: decided once it has read them
     deferred: set[int] = field(default_factory=set)
     #: a lookup made links known: they are decided before more writes are sent

@@ -25,9 +25,11 @@ package. Without them `last_rate_limit` and the error code stay None.
 from __future__ import annotations
 
 import random
+import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin
@@ -35,13 +37,15 @@ from urllib.parse import urljoin
 import requests
 import structlog
 from requests.exceptions import ChunkedEncodingError
-from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
 from bridge.core.contract import (
     AdapterError,
     OutcomeUnknownError,
     PermanentError,
+    RefusedError,
     TransientError,
+    UnreachableError,
     UnreadableAnswerError,
 )
 
@@ -51,7 +55,9 @@ __all__ = [
     "HttpClient",
     "RateLimitInfo",
     "RateLimitReader",
+    "UnreachableVendorError",
     "VendorHTTPError",
+    "VendorRefusedError",
     "answer_object",
     "parse_retry_after",
 ]
@@ -75,10 +81,19 @@ class VendorHTTPError(PermanentError):
         super().__init__(f"{method} {path} answered {status}" + (f" {error}" if error else ""))
 
 
+class VendorRefusedError(VendorHTTPError, RefusedError):
+    """401 (after one credential refresh) or 403: the vendor refuses our credentials or
+    rights, whatever the request."""
+
+
 class RetryBudgetExceededError(TransientError):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         self.retry_after = retry_after
         super().__init__(message)
+
+
+class UnreachableVendorError(RetryBudgetExceededError, UnreachableError):
+    """Retries ran out and no attempt ever connected (DNS, refused, connect timeout)."""
 
 
 class GaveUpUnknownError(RetryBudgetExceededError, OutcomeUnknownError):
@@ -174,6 +189,8 @@ class HttpClient:
         self._auth = auth
         self._timeout = (connect_timeout, timeout)
         self._max_attempts = max_attempts
+        #: `probing()`: a request that cannot connect fails at once instead of retrying
+        self._probing = False
         self._retry_budget = retry_budget
         self._backoff_base = backoff_base
         self._backoff_cap = backoff_cap
@@ -221,6 +238,8 @@ class HttpClient:
         reauthenticated = False
         #: whether an attempt may have reached the vendor and been acted on
         maybe_acted = False
+        #: whether any attempt connected at all (none: the vendor is unreachable)
+        connected = False
         while True:
             attempt += 1
             self._throttle.wait()
@@ -244,8 +263,13 @@ class HttpClient:
                         f"({type(exc).__name__}); not retried because it is not idempotent"
                     ) from None
                 maybe_acted = maybe_acted or not never_sent
+                connected = connected or not never_sent
                 reason, wait = f"network: {type(exc).__name__}", self._backoff(attempt)
+                if self._probing and never_sent:
+                    why = "the host does not resolve" if _unresolved(exc) else "cannot connect"
+                    raise UnreachableVendorError(f"{method} {path}: {why}") from None
             else:
+                connected = True
                 if self._read_rate_limit is not None:
                     self.last_rate_limit = self._read_rate_limit(response.headers)
                 status = response.status_code
@@ -270,10 +294,18 @@ class HttpClient:
                         )
                     reason, wait = str(status), self._backoff(attempt)
                     maybe_acted = True
+                elif status in (401, 403):
+                    raise VendorRefusedError(method, path, status, self.error_code(response))
                 else:
                     raise VendorHTTPError(method, path, status, self.error_code(response))
             if attempt >= self._max_attempts or waited + wait > self._retry_budget:
-                error = GaveUpUnknownError if maybe_acted else RetryBudgetExceededError
+                error: type[RetryBudgetExceededError] = (
+                    GaveUpUnknownError
+                    if maybe_acted
+                    else RetryBudgetExceededError
+                    if connected
+                    else UnreachableVendorError
+                )
                 raise error(
                     f"{method} {path}: gave up after {attempt} attempts ({reason})",
                     retry_after=wait,
@@ -281,6 +313,17 @@ class HttpClient:
             log.info("http.retry", method=method, path=path, reason=reason, wait=round(wait, 3))
             self._sleep(wait)
             waited += wait
+
+    @contextmanager
+    def probing(self) -> Iterator[None]:
+        """For `bridge check`: a host that does not resolve or refuses the connection is
+        reported at once. A run retries those (a resolver's hiccup passes); a person
+        waiting on a check should not wait out the backoff to learn of a typo."""
+        self._probing = True
+        try:
+            yield
+        finally:
+            self._probing = False
 
     def get_json(self, path: str, **kwargs: Any) -> Any:
         return decode_json(self.request("GET", path, **kwargs), path)
@@ -338,6 +381,22 @@ def _never_sent(exc: BaseException) -> bool:
             continue
         args = getattr(current, "args", ())
         nested = next((a for a in args if isinstance(a, BaseException)), None)
+        current = nested or current.__cause__ or current.__context__
+    return False
+
+
+def _unresolved(exc: BaseException) -> bool:
+    """True when the failure was a name lookup (the host does not resolve)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, socket.gaierror | NameResolutionError):
+            return True
+        reason = getattr(current, "reason", None)
+        args = getattr(current, "args", ())
+        nested = reason if isinstance(reason, BaseException) else None
+        nested = nested or next((a for a in args if isinstance(a, BaseException)), None)
         current = nested or current.__cause__ or current.__context__
     return False
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 from sqlmodel import select
@@ -181,3 +183,75 @@ def test_sandbox_serve_writes_a_config_that_sync_uses_as_is(tmp_path: Path) -> N
     finally:
         serve.send_signal(signal.SIGINT)
         serve.wait(timeout=20)
+
+
+def test_credentials_refused_on_a_write_exit_5_not_retry_later(live: Live) -> None:
+    pairs = live.link(2)
+    assert live.bridge("sync").returncode == 0
+    live.so.soft_delete([pairs[0][0]])
+    live.zd.add_fault("status", status=403, route=SOFT)  # the token may read, not delete
+    refused = live.bridge("sync")
+    assert refused.returncode == 5, refused.stdout + refused.stderr
+    assert "zendesk refused our credentials or rights" in refused.stderr
+    assert _runs(live)[-1].outcome == "unavailable"
+
+
+def _heartbeat(path: Path) -> dict[str, object]:
+    try:
+        return dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return {}
+
+
+def test_every_keeps_going_through_a_held_lease_and_a_vendor_down(live: Live) -> None:
+    live.link(2)
+    beat = live.folder / "heartbeat.json"
+    live.ledger.acquire_lease("sync", "elsewhere:1", timedelta(seconds=60))
+    loop = live.popen("sync", "--every", "1s", "--heartbeat", str(beat))
+    _wait_for(lambda: _heartbeat(beat).get("exit_code") == 3)
+    assert _heartbeat(beat)["outcome"] == "skipped"
+    assert loop.poll() is None  # still going
+    live.ledger.release_lease("sync", "elsewhere:1")
+    live.zd.add_fault("status", status=401)  # the token was revoked
+    _wait_for(lambda: _heartbeat(beat).get("exit_code") == 5)
+    assert loop.poll() is None
+    live.zd.clear_faults()
+    _wait_for(lambda: _heartbeat(beat).get("exit_code") == 0, timeout=40)
+    beat_now = _heartbeat(beat)
+    assert beat_now["outcome"] == "converged"
+    assert beat_now["pid"] == loop.pid
+    assert beat_now["next_run_at"]
+    loop.send_signal(signal.SIGTERM)
+    assert loop.wait(timeout=30) == 0
+    err = loop.stderr.read() if loop.stderr else ""
+    assert err.count("Skipped this run: another run holds the ledger: elsewhere:1") >= 1
+    assert "backing off: 1 failed in a row" in err
+    assert "Next run at " in err
+    assert "Traceback" not in err
+    assert _leases(live) == []
+
+
+def test_log_level_from_v_q_then_the_environment_then_the_config(live: Live) -> None:
+    live.link(1)
+
+    def logged(*args: str, **env: str) -> str:
+        done = subprocess.run(
+            live.command(*args),
+            env={**live.env(), **env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stderr
+
+    assert "run.start" not in logged("sync")  # the config says warning
+    assert "run.start" in logged("sync", "-v")
+    assert "run.start" in logged("sync", BRIDGE_LOG_LEVEL="info")
+    assert "run.start" not in logged("sync", "-q", BRIDGE_LOG_LEVEL="info")
+    assert "run.start" not in logged("--log-level", "error", "sync", BRIDGE_LOG_LEVEL="info")
+    console = logged("sync", "-v", BRIDGE_LOG_FORMAT="console")
+    assert "run.start" in console
+    assert '"event": "run.start"' not in console  # not JSON
+    assert '"event": "run.start"' in logged("-v", "sync", BRIDGE_LOG_FORMAT="json")

@@ -30,7 +30,8 @@ def _check_cron_schedule(fields: list[str]) -> None:
 
 def _bridge_args(argv: list[str]) -> list[str]:
     """The arguments after the `bridge` executable, up to any shell redirection."""
-    start = next(i for i, word in enumerate(argv) if Path(word).name == "bridge") + 1
+    names = {"bridge", "ticket-bridge", "bridge-sync-alert"}
+    start = next(i for i, word in enumerate(argv) if Path(word).name in names) + 1
     args: list[str] = []
     for word in argv[start:]:
         if word.startswith((">", "2>", "|", "<")):
@@ -58,6 +59,7 @@ def test_the_doc_includes_every_example_verbatim() -> None:
     doc = DOC.read_text(encoding="utf-8")
     files = sorted(EXAMPLES.iterdir())
     assert [f.name for f in files] == [
+        "bridge-sync-alert",
         "bridge-sync-cronjob.yaml",
         "bridge-sync.service",
         "bridge-sync.timer",
@@ -76,6 +78,7 @@ def test_the_crontab_line_runs_bridge_sync_every_5_minutes() -> None:
     env = [line for line in lines if re.match(r"^[A-Z_]+=", line)]
     jobs = [line for line in lines if line not in env]
     assert "BRIDGE_CONFIG=/etc/bridge/bridge.toml" in env
+    assert any(line.startswith("MAILTO=") for line in env)
     assert len(jobs) == 1
     words = shlex.split(jobs[0])
     _check_cron_schedule(words[:5])
@@ -113,10 +116,12 @@ def test_the_systemd_units_are_a_oneshot_sync_and_a_5_minute_timer(tmp_path: Pat
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
         pytest.skip("systemd-analyze is not installed: keys checked above only")
-    bridge = Path(sys.executable).with_name("bridge")
+    bridge = Path(sys.executable).with_name("ticket-bridge")
     for name in ("bridge-sync.service", "bridge-sync.timer"):
         text = (EXAMPLES / name).read_text(encoding="utf-8")
-        (tmp_path / name).write_text(text.replace("/opt/bridge/.venv/bin/bridge", str(bridge)))
+        (tmp_path / name).write_text(
+            text.replace("/opt/bridge/.venv/bin/ticket-bridge", str(bridge))
+        )
     verify = subprocess.run(
         [
             analyze,
@@ -156,7 +161,7 @@ def test_the_kubernetes_cronjob_forbids_overlap_and_runs_bridge_sync() -> None:
     assert pod["restartPolicy"] == "Never"
     assert pod["terminationGracePeriodSeconds"] >= 60
     (container,) = pod["containers"]
-    assert container["command"] == ["bridge"]
+    assert container["command"] == ["/opt/bridge/bridge-sync-alert"]
     _parses(container["args"])
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     volumes = {v["name"] for v in pod["volumes"]}

@@ -889,12 +889,13 @@ class SuperOfficeAdapter:
 
     def check(self) -> list[CheckResult]:
         results: list[CheckResult] = []
-        if self.check_tenant_state:
-            results.append(self._check_state())
-        reach, auth = self._check_api()
-        results += [reach, auth]
-        if auth.ok:
-            results.append(self._check_delete_right())
+        with self.http.probing(), self._state_http.probing():
+            if self.check_tenant_state:
+                results.append(self._check_state())
+            reach, auth = self._check_api()
+            results += [reach, auth]
+            if auth.ok:
+                results.append(self._check_delete_right())
         return results
 
     def _check_state(self) -> CheckResult:
