@@ -1206,16 +1206,21 @@ class SyncStore:
         run_id: int | None,
         retry: bool,
         max_attempts: int = 5,
+        charged: bool = True,
     ) -> int:
         """Record failed operations. Retryable ones go back to `planned` until they have
-        used `max_attempts`; then, like permanent failures, they need attention.
+        used `max_attempts`; then, like permanent failures, they need attention. An
+        attempt not `charged` (the vendor refused our credentials: nothing was tried) is
+        given back, and the operation is planned again however often that happens.
         Returns how many became permanent failures."""
         now = utcnow()
         permanent = 0
         with self.session() as session:
             for op in self._ops(session, list(errors)):
                 assert op.id is not None
-                final = not retry or op.attempts >= max_attempts
+                if not charged:
+                    op.attempts = max(0, op.attempts - 1)
+                final = not retry or (charged and op.attempts >= max_attempts)
                 op.status = OperationStatus.FAILED if final else OperationStatus.PLANNED
                 op.error = errors[op.id][:500]
                 op.updated_at = now

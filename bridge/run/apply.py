@@ -205,14 +205,17 @@ class Applier:
         batch: Sequence[OperationView],
         exc: AdapterError,
     ) -> None:
-        """How the call ended decides what happens to its operations: rejected → failed
-        (a person looks); may have been acted on → left `sent` for a re-read to settle,
-        unless resending is harmless; not sent → planned again."""
+        """How the call ended decides what happens to its operations: our credentials or
+        rights refused → planned again without using an attempt (the run ends
+        `unavailable` for a person to fix them; the writes go once they are); rejected →
+        failed (a person looks); may have been acted on → left `sent` for a re-read to
+        settle, unless resending is harmless; not sent → planned again."""
         ctx, state = self._ctx, self._ctx.state
         message = str(exc)
         if isinstance(exc, RefusedError):
             state.refused.setdefault(adapter.side, message)
-        if isinstance(exc, PermanentError):
+            self._record.failures({op.id: message for op in batch}, retry=True, charged=False)
+        elif isinstance(exc, PermanentError):
             # e.g. 404 for the whole batch: the re-read below tells which were already done
             self._record.failures({op.id: message for op in batch}, retry=False)
         elif isinstance(exc, OutcomeUnknownError) and not adapter.resend_harmless(transition):

@@ -65,12 +65,17 @@ class Recorder:
         state.counts[f"{side}.changed"] += len(pending) - confirmed
         state.counts["confirmed"] += confirmed
 
-    def failures(self, errors: Mapping[int, str], *, retry: bool) -> None:
+    def failures(self, errors: Mapping[int, str], *, retry: bool, charged: bool = True) -> None:
         """Record failed operations (id → what went wrong): planned again while attempts
-        are left (`retry`), else failed for a person."""
+        are left (`retry`), else failed for a person; an attempt not `charged` is given
+        back (`Ledger.fail`)."""
         ctx, counts = self._ctx, self._ctx.state.counts
         permanent = ctx.ledger.fail(
-            errors, run_id=ctx.state.run_id, retry=retry, max_attempts=ctx.options.max_attempts
+            errors,
+            run_id=ctx.state.run_id,
+            retry=retry,
+            max_attempts=ctx.options.max_attempts,
+            charged=charged,
         )
         counts["failed"] += permanent
         counts["retry"] += len(errors) - permanent

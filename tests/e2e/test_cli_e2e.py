@@ -194,6 +194,17 @@ def test_credentials_refused_on_a_write_exit_5_not_retry_later(live: Live) -> No
     assert refused.returncode == 5, refused.stdout + refused.stderr
     assert "zendesk refused our credentials or rights" in refused.stderr
     assert _runs(live)[-1].outcome == "unavailable"
+    # refused again and again while nobody fixes it: still waiting, never given up
+    for _ in range(6):
+        assert live.bridge("sync").returncode == 5
+    [waiting] = live.ops()
+    assert (waiting.status, waiting.attempts) == ("planned", 0)
+    # once the rights are fixed the soft delete goes out, with no person resolving it
+    live.zd.clear_faults()
+    assert live.bridge("sync").returncode in (0, 1)
+    live.zd.finish_jobs()
+    assert live.bridge("sync").returncode == 0
+    assert live.zd.ticket_state(pairs[0][1]) == "deleted"
 
 
 def _heartbeat(path: Path) -> dict[str, object]:
