@@ -42,6 +42,18 @@ from bridge.vendors.http import HttpClient, VendorHTTPError, decode_json
 from bridge.vendors.superoffice import MAX_TICKET_ID, SIDE
 from bridge.vendors.superoffice import wire as shapes
 from bridge.vendors.superoffice.auth import SuperOfficeAuth
+from bridge.vendors.superoffice.cursor import (
+    SECOND,
+    ChangeCursor,
+    Key,
+    Position,
+    close,
+    filter_time,
+    next_position,
+    page_query,
+    row_key,
+    whole_second,
+)
 from bridge.vendors.superoffice.errors import error_code
 
 __all__ = [
@@ -143,8 +155,8 @@ def parse_so_datetime(value: Any) -> datetime | None:
 
 
 def format_filter_time(when: datetime) -> str:
-    """The literal for `afterTime`: UTC, second resolution (the overlap covers truncation)."""
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    """The literal for `afterTime`: UTC, second resolution."""
+    return filter_time(when)
 
 
 def _as_int(value: Any) -> int | None:
@@ -281,10 +293,13 @@ def _entity_view(entity: Mapping[str, Any]) -> TicketView | None:
     )
 
 
-def _row_view(row: Mapping[str, Any], *, recycled: bool, path: str) -> TicketView | None:
-    """One archive row, normalised (None: a status with no deletion meaning, such as
-    Unknown). A row the adapter cannot read in full is a failed read naming the column:
-    a row skipped would be a change never seen, with the cursor moved past it."""
+def _row_view(
+    row: Mapping[str, Any], *, recycled: bool, path: str
+) -> tuple[Key, TicketView | None]:
+    """One archive row: its place in `lastChanged,ticketId` order, and the row normalised
+    (None: a status with no deletion meaning, such as Unknown). A row the adapter cannot
+    read in full is a failed read naming the column: a row skipped would be a change never
+    seen, with the cursor moved past it."""
 
     def bad(column: str, value: Any, expected: str) -> UnreadableAnswerError:
         return UnreadableAnswerError(
@@ -309,7 +324,7 @@ def _row_view(row: Mapping[str, Any], *, recycled: bool, path: str) -> TicketVie
     empty = changed in (None, "") or (isinstance(changed, str) and changed.startswith("0001-"))
     if not empty and last_changed is None:
         raise bad("lastChanged", changed, "a date")
-    return _view(
+    return row_key(ticket_id, last_changed), _view(
         ticket_id,
         base_status,
         last_changed=last_changed,
@@ -322,16 +337,6 @@ def _row_view(row: Mapping[str, Any], *, recycled: bool, path: str) -> TicketVie
 def _later(a: datetime | None, b: datetime | None) -> bool:
     """Whether `a` is strictly later than `b` (unknown times never win)."""
     return a is not None and (b is None or a > b)
-
-
-class _Scan:
-    """What one `changes` call has seen so far: row keys, and the newest time per provider;
-    `mark` is where it started (changes after it are new to bridge)."""
-
-    def __init__(self, mark: datetime | None) -> None:
-        self.mark = mark
-        self.seen: set[tuple[int, State, datetime | None]] = set()
-        self.newest: dict[str, datetime | None] = {TICKET_PROVIDER: mark, RECYCLE_PROVIDER: mark}
 
 
 class PurgeStrategy(Protocol):
@@ -419,15 +424,14 @@ class SuperOfficeAdapter:
         purge_strategy: PurgeStrategy | None = None,
         http: HttpClient | None = None,
         page_size: int = 500,
-        page_overlap: int = 10,
         lookup_chunk: int = 100,
         change_overlap: timedelta = timedelta(minutes=1),
         state_url: str | None = None,
         check_tenant_state: bool = True,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        if not 0 <= page_overlap < page_size:
-            raise ValueError("page_overlap must be smaller than page_size")
+        if page_size < 1:
+            raise ValueError("page_size must be at least 1")
         self.base_url = base_url.rstrip("/")
         self.tenant = tenant
         self.auth = auth
@@ -436,7 +440,6 @@ class SuperOfficeAdapter:
         self.bridge_associate_id = bridge_associate_id
         self.purge_strategy: PurgeStrategy = purge_strategy or RetentionPurge()
         self.page_size = page_size
-        self.page_overlap = page_overlap
         self.lookup_chunk = lookup_chunk
         self.change_overlap = change_overlap
         self.check_tenant_state = check_tenant_state
@@ -489,12 +492,19 @@ class SuperOfficeAdapter:
     def _archive(
         self, provider: str, *, filter_: str | None, top: int, skip: int
     ) -> list[TicketView | None]:
-        """One page of an archive provider, with the columns the adapter reads, each row
-        normalised (`_row_view`)."""
+        """One page of an archive provider, each row normalised (`_row_view`)."""
+        rows = self._archive_rows(provider, filter_=filter_, order_by=ORDER_BY, top=top, skip=skip)
+        return [view for _key, view in rows]
+
+    def _archive_rows(
+        self, provider: str, *, filter_: str | None, order_by: str, top: int, skip: int
+    ) -> list[tuple[Key, TicketView | None]]:
+        """One page of an archive provider, with the columns the adapter reads: each row's
+        place in `lastChanged,ticketId` order and the row normalised."""
         params: dict[str, Any] = {
             "$select": ARCHIVE_COLUMNS,
             "$output": ARCHIVE_OUTPUT,
-            "$orderBy": ORDER_BY,
+            "$orderBy": order_by,
             "$top": top,
             "$skip": skip,
         }
@@ -739,99 +749,73 @@ class SuperOfficeAdapter:
         return self._per_second * 60 if self._per_second else 700.0
 
     def changes(self, cursor: str | None) -> Iterator[ChangePage]:
-        """Rows changed after the high-water mark (minus `change_overlap`), both providers.
+        """Rows changed after the cursor's position, `Ticket` then `RecycleTicket`, each
+        read from its own (lastChanged second, ticketId) position (`cursor.py`).
 
-        `Ticket` first, then `RecycleTicket`; the new mark is the newest `lastChanged`
-        seen. A ticket restored into `Ticket` after that pass is read again next run as
-        long as the recycle pass took less than `change_overlap` (the next query starts
-        that much before the mark); when it took longer, `Ticket` is read once more from
-        its newest row. Pages overlap by `page_overlap` rows so that rows shifting left
-        while we page (a ticket leaving the provider) are not skipped; duplicates are
-        dropped within the call. Only the last page moves the cursor: a crash replays.
+        Each page carries the cursor that resumes after it. No cursor ever passes the
+        last second that was over `change_overlap` before the read began (the margin for
+        the tenant's clock running behind bridge's and for writes committing late): those
+        open seconds are read again next run, so a change made in them after they were
+        read (into either provider: a delete or a restore moves a ticket between them) is
+        not lost, and a closed second is never read twice. Every row read after a cursor
+        is new to bridge, or in an open second, and its maker is read from the log; a
+        tenant's first read is history and looks nothing up.
         """
-        mark = parse_so_datetime(cursor) if cursor else None
-        start_cursor = mark.isoformat() if mark else ""
-        scan = _Scan(mark)
-
-        def end_cursor() -> str:
-            marks = [t for t in scan.newest.values() if t is not None]
-            return max(marks).isoformat() if marks else start_cursor
-
-        ticket_read_at = self._monotonic()
-        for views, _last, started in self._pass(TICKET_PROVIDER, mark, scan):
-            ticket_read_at = started
-            yield ChangePage(views, start_cursor, complete=False)
-        held: list[TicketView] = []
-        for views, last, _started in self._pass(RECYCLE_PROVIDER, mark, scan):
-            if last:
-                held = views
-            else:
-                yield ChangePage(views, start_cursor, complete=False)
-        elapsed = self._monotonic() - ticket_read_at
-        if elapsed < self.change_overlap.total_seconds() / 2:
-            yield ChangePage(held, end_cursor(), complete=True)
-            return
-        yield ChangePage(held, start_cursor, complete=False)
-        log.info("superoffice.changes_reread", elapsed=round(elapsed, 1))
-        for views, last, _started in self._pass(
-            TICKET_PROVIDER, scan.newest[TICKET_PROVIDER], scan
-        ):
-            yield ChangePage(views, end_cursor() if last else start_cursor, complete=last)
-
-    def _new_changes(self, views: Sequence[TicketView], mark: datetime | None) -> list[TicketView]:
-        """The views whose maker is read from the log: changes after the cursor's mark (rows
-        the overlap reads again were read before; a first read, with no mark, is history),
-        to a state a delete or restore reaches, and not bridge's own write coming back."""
-        if mark is None or not self._log_readable:
-            return []
-        return [
-            v
-            for v in views
-            if v.state in _ACTOR_TIERS and _later(v.vendor_time, mark) and not self._bridges_own(v)
-        ]
+        start = ChangeCursor.parse(cursor, old_overlap=self.change_overlap)
+        history = start.first or start.history
+        closed = Position(whole_second(self.now() - self.change_overlap) - SECOND)
+        at = {TICKET_PROVIDER: start.ticket, RECYCLE_PROVIDER: start.recycle}
+        for provider in (TICKET_PROVIDER, RECYCLE_PROVIDER):
+            for views, position, done in self._pass(provider, at[provider], history=history):
+                # read to its end: every row of a closed second has been read
+                at[provider] = closed if done else position
+                last = done and provider == RECYCLE_PROVIDER
+                kept = ChangeCursor(
+                    close(at[TICKET_PROVIDER], closed),
+                    close(at[RECYCLE_PROVIDER], closed),
+                    history=history and not last,
+                )
+                yield ChangePage(views, kept.encode(), complete=last)
 
     def _pass(
-        self, provider: str, since: datetime | None, scan: _Scan
-    ) -> Iterator[tuple[list[TicketView], bool, float]]:
-        """One provider from `since - change_overlap` (at least a second: archive dates are
-        whole seconds): (new views, last page?, request time)."""
-        filter_ = None
-        if since is not None:
-            # archive dates are whole seconds: rows in the mark's own second may sort
-            # before or after what was read, so the query always re-reads that second
-            overlap = max(self.change_overlap, timedelta(seconds=1))
-            limit = format_filter_time(since - overlap)
-            filter_ = f"lastChanged afterTime '{limit}'"
-        skip = 0
+        self, provider: str, at: Position | None, *, history: bool
+    ) -> Iterator[tuple[list[TicketView], Position | None, bool]]:
+        """One provider from `at`, a page at a time: (views new to this pass, the position
+        after the page, whether the provider is read to its end). Rows a page reads again
+        (the second a full page cut off) are dropped; full pages in a row that bring
+        nothing new stop the read, as the tenant then ignores the position."""
+        previous: set[Key] = set()
         stale = 0  # full pages in a row that brought nothing new
         while True:
-            started = self._monotonic()
-            rows = self._archive(provider, filter_=filter_, top=self.page_size, skip=skip)
-            views: list[TicketView] = []
-            repeated = 0
-            for view in rows:
-                if view is None:
-                    continue
-                if _later(view.vendor_time, scan.newest[provider]):
-                    scan.newest[provider] = view.vendor_time
-                key = (view.ticket_id, view.state, view.vendor_time)
-                if key not in scan.seen:
-                    scan.seen.add(key)
-                    views.append(view)
-                else:
-                    repeated += 1
-            last = len(rows) < self.page_size
-            views = self._with_actors(views, self._new_changes(views, scan.mark))
-            stale = stale + 1 if rows and repeated == len(rows) and not last else 0
+            query = page_query(at)
+            rows = self._archive_rows(
+                provider, filter_=query.filter, order_by=query.order_by, top=self.page_size, skip=0
+            )
+            keys = [key for key, _view in rows]
+            full = len(rows) >= self.page_size
+            fresh = [view for key, view in rows if key not in previous and view is not None]
+            moved, done = next_position(at, keys, full=full)
+            repeated = all(key in previous for key in keys)
+            stuck = moved is not None and at is not None and moved.key <= at.key
+            stale = stale + 1 if full and (repeated or stuck) else 0
             if stale >= STALE_PAGES:
                 raise TransientError(
                     f"Archive/{provider}: {stale} full pages in a row repeat rows already "
                     "read; read stopped"
                 )
-            yield views, last, started
-            if last:
+            previous = set(keys)
+            at = moved
+            wanted = [] if history else self._new_changes(fresh)
+            yield self._with_actors(fresh, wanted), at, done
+            if done:
                 return
-            skip += self.page_size - self.page_overlap
+
+    def _new_changes(self, views: Sequence[TicketView]) -> list[TicketView]:
+        """The views whose maker is read from the log: changes to a state a delete or
+        restore reaches, not bridge's own write coming back."""
+        if not self._log_readable:
+            return []
+        return [v for v in views if v.state in _ACTOR_TIERS and not self._bridges_own(v)]
 
     # ------------------------------------------------------------------ contract: writes
 
