@@ -25,13 +25,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 __all__ = [
+    "BY_CHANGE",
+    "BY_ID",
     "CURSOR_VERSION",
     "ChangeCursor",
+    "Key",
     "PageQuery",
     "Position",
     "close",
+    "filter_time",
     "next_position",
     "page_query",
+    "row_key",
     "whole_second",
 ]
 
