@@ -77,8 +77,8 @@ def test_the_page_filters_use_documented_operators_joined_by_and() -> None:
 def test_a_full_page_stands_before_the_second_it_cut() -> None:
     t0, t1 = S, S + timedelta(seconds=1)
     assert next_position(None, [(t0, 5), (t1, 2), (t1, 9)], full=True) == (Position(t0), False)
-    # one second fills the page: go on inside it, by id, from the start of it
-    assert next_position(Position(t0), [(t1, 2), (t1, 9)], full=True) == (Position(t1, 0), False)
+    # one second fills the page: go on inside it, by id
+    assert next_position(Position(t0), [(t1, 2), (t1, 9)], full=True) == (Position(t1, 9), False)
     assert next_position(Position(t1, 0), [(t1, 3), (t1, 9)], full=True) == (
         Position(t1, 9),
         False,

@@ -44,7 +44,7 @@ __all__ = [
 CURSOR_VERSION = "so2"
 #: a read in `lastChanged` order (through whole seconds)
 BY_CHANGE = "lastChanged,ticketId"
-#: a read inside one second, in id order (safe even if the tenant sorted by fractions)
+#: a read inside one second, in id order
 BY_ID = "ticketId"
 SECOND = timedelta(seconds=1)
 #: where rows with no `lastChanged` (year 1, "empty") sort: before everything
@@ -197,9 +197,11 @@ def next_position(
     `at`, and whether the provider is read to its end.
 
     * After a whole second: a short page ends the read. A full page spanning seconds
-      stands at the end of the second before its last one, whose rows are read again
-      with the next page (rows of the last second that the page cut off may sort
-      anywhere in it). A full page of one second goes on inside that second, in id order.
+      stands at the end of the second before its last one, whose rows come again with the
+      next page (that costs no call, and holds even if the tenant sorted a second's rows
+      otherwise than by id). A full page of one second stands at its last id and goes on
+      inside that second in id order (rows of one second sort by id: assumed, as archive
+      dates are compared at whole seconds).
     * Inside a second: a short page finishes the second; a full one stands at its last id.
     """
     if at is not None and at.ticket_id is not None:
@@ -216,4 +218,4 @@ def next_position(
     before = [k[0] for k in keys if k[0] < last]
     if before:
         return Position(max(before)), False
-    return Position(last, 0), False
+    return Position(last, max(k[1] for k in keys)), False
