@@ -212,3 +212,19 @@ def test_a_read_stopped_midway_resumes_from_its_last_page(sim: SuperOfficeSimula
     assert set(seen) == set(ids)
     assert seen[ids[0]] is State.ACTIVE
     assert {i for i, s in seen.items() if s is State.SOFT_DELETED} == set(ids[2:60])
+
+
+def test_a_tenant_clock_behind_bridges_closes_no_second_early(sim: SuperOfficeSimulator) -> None:
+    """The tenant's clock (its answers' `Date`) is a day behind bridge's: seconds are
+    closed by the tenant's clock, so a change the tenant stamps "in the past" is read."""
+    ids = sim.seed_tickets(3)
+    sim.advance(120)
+    ahead = make_adapter(sim)
+    ahead._clock = lambda: sim.clock.now() + timedelta(days=1)
+    _, cursor = read(ahead, None)
+    sim.soft_delete(ids[:1])
+    sim.advance(1)
+    pages, cursor = read(ahead, cursor)
+    assert [(v.ticket_id, v.state) for p in pages for v in p.views] == [
+        (ids[0], State.SOFT_DELETED)
+    ]

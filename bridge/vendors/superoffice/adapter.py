@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from enum import IntEnum
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -157,6 +158,17 @@ def parse_so_datetime(value: Any) -> datetime | None:
 def format_filter_time(when: datetime) -> str:
     """The literal for `afterTime`: UTC, second resolution."""
     return filter_time(when)
+
+
+def _http_date(value: str | None) -> datetime | None:
+    """An HTTP `Date` header as aware UTC; None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _as_int(value: Any) -> int | None:
@@ -466,6 +478,8 @@ class SuperOfficeAdapter:
         self._own: dict[int, State] = {}
         #: False once the tenant refused the ticket log: no more tries while this runs
         self._log_readable = True
+        #: the tenant's clock, from the `Date` of the first archive answer of a change read
+        self._tenant_time: datetime | None = None
         self._state_http = HttpClient(
             self.state_url,
             auth=lambda _request: None,
@@ -512,6 +526,8 @@ class SuperOfficeAdapter:
             params["$filter"] = filter_
         path = f"Archive/{provider}"
         response = self.http.request("GET", path, params=params)
+        if self._tenant_time is None:
+            self._tenant_time = _http_date(response.headers.get("Date"))
         page = wire.check(shapes.SuperOfficeArchivePage, decode_json(response, path), path)
         recycled = provider == RECYCLE_PROVIDER
         return [_row_view(row, recycled=recycled, path=path) for row in page.value]
@@ -763,10 +779,14 @@ class SuperOfficeAdapter:
         """
         start = ChangeCursor.parse(cursor, old_overlap=self.change_overlap)
         history = start.first or start.history
-        closed = Position(whole_second(self.now() - self.change_overlap) - SECOND)
+        began = self.now()
+        self._tenant_time = None
+        closed: Position | None = None
         at = {TICKET_PROVIDER: start.ticket, RECYCLE_PROVIDER: start.recycle}
         for provider in (TICKET_PROVIDER, RECYCLE_PROVIDER):
             for views, position, done in self._pass(provider, at[provider], history=history):
+                if closed is None:  # after the first answer: the tenant's clock is known
+                    closed = self._closed(began)
                 # read to its end: every row of a closed second has been read
                 at[provider] = closed if done else position
                 last = done and provider == RECYCLE_PROVIDER
@@ -776,6 +796,13 @@ class SuperOfficeAdapter:
                     history=history and not last,
                 )
                 yield ChangePage(views, kept.encode(), complete=last)
+
+    def _closed(self, began: datetime) -> Position:
+        """The last second over `change_overlap` before the read began, by the earlier of
+        bridge's clock and the tenant's (the first answer's `Date`, whole seconds): a
+        tenant clock behind bridge's never closes a second early."""
+        now = min(began, self._tenant_time) if self._tenant_time else began
+        return Position(whole_second(now - self.change_overlap) - SECOND)
 
     def _pass(
         self, provider: str, at: Position | None, *, history: bool
