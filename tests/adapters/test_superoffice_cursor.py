@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bridge.core.contract import ChangePage
+from bridge.core.contract import ChangePage, PermanentError
 from bridge.core.model import State
 from bridge.sandbox import SimClock
 from bridge.vendors.superoffice.adapter import SuperOfficeAdapter
@@ -34,9 +34,9 @@ ARCHIVE = "GET Archive/{provider}"
 
 
 def test_a_cursor_reads_back_what_it_wrote() -> None:
-    cursor = ChangeCursor(Position(S, 41), Position(S), history=True)
+    cursor = ChangeCursor(Position(S, 41), Position(S))
     text = cursor.encode()
-    assert text == "so2 Ticket=2024-05-01T12:00:07Z/41 RecycleTicket=2024-05-01T12:00:07Z history"
+    assert text == "so2 Ticket=2024-05-01T12:00:07Z/41 RecycleTicket=2024-05-01T12:00:07Z"
     assert ChangeCursor.parse(text, old_overlap=timedelta(minutes=1)) == cursor
     fresh = ChangeCursor(None, None)
     assert ChangeCursor.parse(fresh.encode(), old_overlap=timedelta(0)) == fresh
@@ -51,7 +51,6 @@ def test_an_old_cursor_starts_where_its_version_read_next(old: str) -> None:
     parsed = ChangeCursor.parse(old, old_overlap=timedelta(minutes=1))
     start = Position(START + timedelta(seconds=7 - 60))
     assert parsed == ChangeCursor(start, start)
-    assert not parsed.history
 
 
 @pytest.mark.parametrize("junk", ["", "yesterday", "so2 Ticket=bad RecycleTicket=-"])
@@ -192,26 +191,30 @@ def test_an_old_cursor_is_read_and_replaced(sim: SuperOfficeSimulator) -> None:
     assert [v for p in pages for v in p.views] == []
 
 
-def test_a_read_stopped_midway_resumes_from_its_last_page(sim: SuperOfficeSimulator) -> None:
-    """Each page carries the cursor that resumes after it: a run killed after some pages
-    goes on from there, and nothing is lost."""
+def test_a_read_that_fails_midway_keeps_its_cursor(sim: SuperOfficeSimulator) -> None:
+    """Only the last page moves the cursor: a read that fails in the recycle bin leaves
+    the cursor where it was, and the next read replays everything after it."""
     ids = sim.seed_tickets(250)
     sim.advance(1)
     sim.soft_delete(ids[:60])
     sim.advance(120)
+    _, cursor = read(make_adapter(sim, page_size=40), None)
+    sim.soft_delete(ids[60:70])
+    sim.restore(ids[:2])
+    sim.advance(120)
+    sim.add_fault("status", path="Archive/RecycleTicket", status=400, count=1)
     adapter = make_adapter(sim, page_size=40)
-    stream = adapter.changes(None)
-    first = [next(stream) for _ in range(4)]
-    stream.close()
-    assert not first[-1].complete
-    assert ChangeCursor.parse(first[-1].cursor, old_overlap=timedelta(0)).history
-    sim.advance(30)
-    sim.restore(ids[:2])  # changed while no read was running
-    rest, _ = read(make_adapter(sim, page_size=40), first[-1].cursor)
-    seen = {v.ticket_id: v.state for p in [*first, *rest] for v in p.views}
-    assert set(seen) == set(ids)
-    assert seen[ids[0]] is State.ACTIVE
-    assert {i for i, s in seen.items() if s is State.SOFT_DELETED} == set(ids[2:60])
+    pages: list[ChangePage] = []
+    with pytest.raises(PermanentError):
+        pages.extend(adapter.changes(cursor))
+    assert pages
+    assert {p.cursor for p in pages} == {cursor}
+    rest, _ = read(adapter, cursor)
+    seen = {v.ticket_id: v.state for p in rest for v in p.views}
+    assert seen == {
+        **dict.fromkeys(ids[60:70], State.SOFT_DELETED),
+        **dict.fromkeys(ids[:2], State.ACTIVE),
+    }
 
 
 def test_a_tenant_clock_behind_bridges_closes_no_second_early(sim: SuperOfficeSimulator) -> None:

@@ -768,34 +768,32 @@ class SuperOfficeAdapter:
         """Rows changed after the cursor's position, `Ticket` then `RecycleTicket`, each
         read from its own (lastChanged second, ticketId) position (`cursor.py`).
 
-        Each page carries the cursor that resumes after it. No cursor ever passes the
-        last second that was over `change_overlap` before the read began (the margin for
-        the tenant's clock running behind bridge's and for writes committing late): those
-        open seconds are read again next run, so a change made in them after they were
-        read (into either provider: a delete or a restore moves a ticket between them) is
-        not lost, and a closed second is never read twice. Every row read after a cursor
-        is new to bridge, or in an open second, and its maker is read from the log; a
-        tenant's first read is history and looks nothing up.
+        The cursor left by the last page never passes the last second that was over
+        `change_overlap` before the read began (by the earlier of bridge's clock and the
+        tenant's, `_closed`): those open seconds are read again next run, so a change made
+        in them after they were read (into either provider: a delete or a restore moves a
+        ticket between them) is not lost, and a closed second is never read twice. Only
+        the last page moves the cursor: a read that fails or is killed midway replays.
+        Every row read after a cursor is new to bridge, or in an open second, and its
+        maker is read from the log; a tenant's first read is history and looks nothing up.
         """
         start = ChangeCursor.parse(cursor, old_overlap=self.change_overlap)
-        history = start.first or start.history
+        kept = cursor or ""
         began = self.now()
         self._tenant_time = None
         closed: Position | None = None
         at = {TICKET_PROVIDER: start.ticket, RECYCLE_PROVIDER: start.recycle}
         for provider in (TICKET_PROVIDER, RECYCLE_PROVIDER):
-            for views, position, done in self._pass(provider, at[provider], history=history):
+            for views, position, done in self._pass(provider, at[provider], history=start.first):
                 if closed is None:  # after the first answer: the tenant's clock is known
                     closed = self._closed(began)
                 # read to its end: every row of a closed second has been read
                 at[provider] = closed if done else position
-                last = done and provider == RECYCLE_PROVIDER
-                kept = ChangeCursor(
-                    close(at[TICKET_PROVIDER], closed),
-                    close(at[RECYCLE_PROVIDER], closed),
-                    history=history and not last,
-                )
-                yield ChangePage(views, kept.encode(), complete=last)
+                if done and provider == RECYCLE_PROVIDER:
+                    end = ChangeCursor(close(at[TICKET_PROVIDER], closed), closed)
+                    yield ChangePage(views, end.encode(), complete=True)
+                else:
+                    yield ChangePage(views, kept, complete=False)
 
     def _closed(self, began: datetime) -> Position:
         """The last second over `change_overlap` before the read began, by the earlier of

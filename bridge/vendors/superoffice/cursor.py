@@ -101,12 +101,10 @@ def close(position: Position | None, closed: Position) -> Position | None:
 
 @dataclass(frozen=True, slots=True)
 class ChangeCursor:
-    """The cursor stored between reads: one position per provider, and whether the read
-    that left it is a tenant's first (history: nobody's change to look up in the log)."""
+    """The cursor stored between reads: one position per provider."""
 
     ticket: Position | None
     recycle: Position | None
-    history: bool = False
 
     @property
     def first(self) -> bool:
@@ -116,8 +114,6 @@ class ChangeCursor:
     def encode(self) -> str:
         parts = [CURSOR_VERSION, f"Ticket={_encode(self.ticket)}"]
         parts.append(f"RecycleTicket={_encode(self.recycle)}")
-        if self.history:
-            parts.append("history")
         return " ".join(parts)
 
     @classmethod
@@ -136,7 +132,7 @@ class ChangeCursor:
             recycle = Position.decode(fields["RecycleTicket"])
         except (KeyError, ValueError):
             return cls(None, None)
-        return cls(ticket, recycle, history="history" in words[1:])
+        return cls(ticket, recycle)
 
     @classmethod
     def _old(cls, text: str, overlap: timedelta) -> ChangeCursor:
