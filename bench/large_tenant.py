@@ -19,7 +19,11 @@ and the simulators (CPU of every other thread: their HTTP servers). `stmts` coun
 statements the ledger sent (an executemany counts once): a set-based ledger sends a few
 per batch, not a few per link.
 
-Run: `.venv/bin/python bench/large_tenant.py [N ...] [--changes C] [--limits] [--profile DIR]`
+`--same-second` seeds every ticket of both sides in one second (a bulk import, a migration, a
+mass delete): the change streams then hold N rows sharing one timestamp.
+
+Run: `.venv/bin/python bench/large_tenant.py [N ...] [--changes C] [--limits] [--same-second]
+[--profile DIR]`
 (default N: 100000; the CI smoke size is 2000). Each N runs in a child process of its own;
 the table ends with the growth exponent of each run's wall time and ledger CPU between
 consecutive sizes. `--profile DIR` writes a cProfile of each run's main thread to DIR.
@@ -139,7 +143,7 @@ class Bench:
         self.meter.install(self.ledger)
         self.profile = profile
 
-    def seed(self, links: int) -> list[tuple[int, int]]:
+    def seed(self, links: int, *, same_second: bool = False) -> list[tuple[int, int]]:
         pairs: list[tuple[int, int]] = []
         size = math.ceil(links / SEED_CHUNKS)
         for start in range(0, links, size):
@@ -147,7 +151,8 @@ class Bench:
             so = self.sandbox.superoffice.seed_tickets(count, title="Ticket {n}")
             zd = self.sandbox.zendesk.seed_tickets(count=count)
             pairs.extend(zip(so, zd, strict=True))
-            self.clock.advance(60)
+            if not same_second:
+                self.clock.advance(60)
         rows = (LinkRow(n, s, z) for n, (s, z) in enumerate(pairs, 1))
         assert self.ledger.import_links(rows, origin="csv").ok
         return pairs
@@ -214,7 +219,9 @@ class Bench:
             profiler.dump_stats(self.profile / f"{phase.replace(' ', '_')}.prof")
 
 
-def one(links: int, changes: int, *, limits: bool, profile: Path | None) -> dict[str, Any]:
+def one(
+    links: int, changes: int, *, limits: bool, profile: Path | None, same_second: bool = False
+) -> dict[str, Any]:
     """Seed, then measure the four runs at one size; JSON-ready."""
     configure_logging("json", "error")
     sandbox = Sandbox()
@@ -227,7 +234,7 @@ def one(links: int, changes: int, *, limits: bool, profile: Path | None) -> dict
             sandbox.relax_limits()
         bench = Bench(sandbox, Path(folder), profile=profile)
         started = time.perf_counter()
-        pairs = bench.seed(links)
+        pairs = bench.seed(links, same_second=same_second)
         seed_s = time.perf_counter() - started
         for phase in PHASES:
             if phase == "changes each side":
@@ -306,22 +313,34 @@ def main() -> None:
     parser.add_argument("--limits", action="store_true", help="keep the sandbox's rate limits")
     parser.add_argument("--profile", type=Path, help="write cProfile stats per run here")
     parser.add_argument("--routes", action="store_true", help="print the calls per route")
+    parser.add_argument(
+        "--same-second", action="store_true", help="seed every ticket in one second"
+    )
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # a child's single size
     args = parser.parse_args()
     if args.one is not None:
         profile = args.profile / str(args.one) if args.profile else None
-        print(json.dumps(one(args.one, args.changes, limits=args.limits, profile=profile)))
+        figures = one(
+            args.one,
+            args.changes,
+            limits=args.limits,
+            profile=profile,
+            same_second=args.same_second,
+        )
+        print(json.dumps(figures))
         return
     results = []
     for links in sorted(args.sizes):
         command = [python(), __file__, "--one", str(links), "--changes", str(args.changes)]
         command += ["--limits"] if args.limits else []
+        command += ["--same-second"] if args.same_second else []
         command += ["--profile", str(args.profile)] if args.profile else []
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode:
             sys.exit(f"{links:,} links failed:\n{done.stderr}")
         results.append(json.loads(done.stdout.splitlines()[-1]))
     mode = "rate limits on" if args.limits else "rate limits off"
+    mode += ", every ticket changed in one second" if args.same_second else ""
     print(f"large tenant, {mode}, {changes_note(args.changes)}\n")
     print(report(results, args.changes))
     if args.routes:

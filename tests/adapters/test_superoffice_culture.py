@@ -20,6 +20,7 @@ from bridge.sandbox import SimClock
 from bridge.vendors.superoffice import adapter as adapter_module
 from bridge.vendors.superoffice.adapter import SuperOfficeAdapter
 from bridge.vendors.superoffice.auth import SOTicketAuth
+from bridge.vendors.superoffice.cursor import ChangeCursor, Position
 from bridge.vendors.superoffice.sim.simulator import SuperOfficeSimulator
 from tests.cassettes import no_sleep
 
@@ -113,7 +114,11 @@ def test_changes_in_another_culture(sim: SuperOfficeSimulator) -> None:
     _check(views, ids)
     assert ids["purged"] not in views  # a purge leaves no row
     assert pages[-1].complete
-    assert adapter_module.parse_so_datetime(pages[-1].cursor) == START + timedelta(seconds=60)
+    # read in the second of the last change: a minute's margin keeps both before it
+    closed = Position(START - timedelta(seconds=1))
+    assert ChangeCursor.parse(pages[-1].cursor, old_overlap=timedelta(0)) == ChangeCursor(
+        closed, closed
+    )
 
 
 def test_restore_in_another_culture_puts_the_status_back(sim: SuperOfficeSimulator) -> None:
@@ -144,22 +149,28 @@ def test_cursor_holds_when_many_changes_share_one_second(
     sim: SuperOfficeSimulator, timezone: str
 ) -> None:
     """Archive dates are whole seconds (with `Z`, or without an offset): changes later in
-    the cursor's own second, on lower ids, are still read by the next call."""
+    the cursor's own second, on lower ids, are still read by the next call, and once the
+    second is over it is not read again."""
     ids = sim.seed_tickets(30)
     adapter = _adapter(sim)
     adapter.http.session.headers["SO-TimeZone"] = timezone
-    adapter.page_size, adapter.page_overlap = 7, 2
-    adapter.change_overlap = timedelta(0)  # the adapter still re-reads the mark's second
+    adapter.page_size = 7
+    adapter.change_overlap = timedelta(0)  # no margin: the read's own second stays open
     sim.advance(60.1)
     sim.soft_delete(ids[10:25])  # all at 12:01:00.1
     first = list(adapter.changes(None))
     deleted = {v.ticket_id for p in first for v in p.views if v.state is State.SOFT_DELETED}
     assert deleted == set(ids[10:25])
     cursor = first[-1].cursor
-    assert adapter_module.parse_so_datetime(cursor) == START + timedelta(seconds=60)
+    open_second = START + timedelta(seconds=60)
+    recycle = ChangeCursor.parse(cursor, old_overlap=timedelta(0)).recycle
+    assert recycle == Position(open_second - timedelta(seconds=1))
     sim.advance(0.5)
     sim.soft_delete(ids[:5])  # 12:01:00.6: the same second, lower ids
+    sim.advance(1)
     again = list(adapter.changes(cursor))
     later = {v.ticket_id for p in again for v in p.views if v.state is State.SOFT_DELETED}
-    assert set(ids[:5]) <= later
-    assert adapter_module.parse_so_datetime(again[-1].cursor) == START + timedelta(seconds=60)
+    assert later == set(ids[:5]) | set(ids[10:25])
+    recycle = ChangeCursor.parse(again[-1].cursor, old_overlap=timedelta(0)).recycle
+    assert recycle == Position(open_second)  # over now: never read again
+    assert [v for p in adapter.changes(again[-1].cursor) for v in p.views] == []

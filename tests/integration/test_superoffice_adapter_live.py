@@ -17,11 +17,7 @@ import pytest
 from bridge.core.contract import TransientError
 from bridge.core.model import Cause, State, Transition
 from bridge.sandbox import SimClock
-from bridge.vendors.superoffice.adapter import (
-    DeleteEndpointPurge,
-    SuperOfficeAdapter,
-    parse_so_datetime,
-)
+from bridge.vendors.superoffice.adapter import DeleteEndpointPurge, SuperOfficeAdapter
 from bridge.vendors.superoffice.auth import (
     BasicAuth,
     BearerAuth,
@@ -29,6 +25,7 @@ from bridge.vendors.superoffice.auth import (
     SuperOfficeAuth,
     SystemUserAuth,
 )
+from bridge.vendors.superoffice.cursor import ChangeCursor, Position
 from bridge.vendors.superoffice.sim.auth import partner_keypair
 from bridge.vendors.superoffice.sim.simulator import SuperOfficeSimulator
 
@@ -182,8 +179,12 @@ def test_purge_copied_from_zendesk_is_pending_then_verified(
     assert adapter.lookup([active])[active].state is State.PURGED
 
 
+def cursor_of(text: str) -> ChangeCursor:
+    return ChangeCursor.parse(text, old_overlap=timedelta(minutes=1))
+
+
 def test_paging_over_1200_changed_tickets(sim: SuperOfficeSimulator) -> None:
-    adapter = make_adapter(sim, page_size=500, page_overlap=10)
+    adapter = make_adapter(sim, page_size=500)
     ids = sim.seed_tickets(1200)
     sim.advance(60)
     sim.soft_delete(ids[::2])
@@ -192,16 +193,20 @@ def test_paging_over_1200_changed_tickets(sim: SuperOfficeSimulator) -> None:
     assert len(views) == len({v.ticket_id for v in views}) == 1200
     deleted = {v.ticket_id for v in views if v.state is State.SOFT_DELETED}
     assert deleted == set(ids[::2])
-    # 600 live rows: skip 0 and 490; 600 deleted rows: the same. $top/$skip only.
-    assert route_count(sim, "GET Archive/{provider}") == 4
-    assert [p.complete for p in pages] == [False, False, False, True]
-    assert parse_so_datetime(pages[-1].cursor) == START + timedelta(seconds=60)
+    # per provider, 600 rows of one second: a full page, the rest of that second in id
+    # order, then the rows after it (none)
+    assert route_count(sim, "GET Archive/{provider}") == 6
+    assert [p.complete for p in pages] == [False] * 5 + [True]
+    # the read began less than `change_overlap` (a minute) after both seconds: they are
+    # still open, and the next read starts before them
+    closed = Position(START - timedelta(seconds=1))
+    assert cursor_of(pages[-1].cursor) == ChangeCursor(closed, closed)
 
 
 def test_paging_survives_rows_leaving_between_pages(sim: SuperOfficeSimulator) -> None:
-    adapter = make_adapter(sim, page_size=10, page_overlap=2)
+    adapter = make_adapter(sim, page_size=10)
     ids = sim.seed_tickets(25)
-    original = adapter._archive
+    original = adapter._archive_rows
     calls = {"n": 0}
 
     def archive_with_a_concurrent_delete(provider: str, **kwargs: Any) -> Any:
@@ -212,7 +217,7 @@ def test_paging_survives_rows_leaving_between_pages(sim: SuperOfficeSimulator) -
             sim.soft_delete([ids[0]])  # leaves `Ticket`: later rows shift left by one
         return rows
 
-    adapter._archive = archive_with_a_concurrent_delete  # type: ignore[method-assign]
+    adapter._archive_rows = archive_with_a_concurrent_delete  # type: ignore[method-assign]
     views = [v for p in adapter.changes(None) for v in p.views]
     assert {v.ticket_id for v in views} == set(ids)
     assert [v.state for v in views if v.ticket_id == ids[0]][-1] is State.SOFT_DELETED
@@ -220,7 +225,7 @@ def test_paging_survives_rows_leaving_between_pages(sim: SuperOfficeSimulator) -
 
 def test_429_storm_is_ridden_out_with_retry_after(sim: SuperOfficeSimulator) -> None:
     sim.configure({"requests_per_second": 10})
-    adapter = make_adapter(sim, page_size=25, page_overlap=0)  # about 20 calls
+    adapter = make_adapter(sim, page_size=25)  # about 20 calls
     ids = sim.seed_tickets(450)
     sim.advance(60)
     sim.soft_delete(ids[:200])
@@ -365,7 +370,7 @@ def test_check_unreachable_is_one_clear_line() -> None:
 def _restore_while_reading_the_recycle_bin(
     sim: SuperOfficeSimulator, adapter: SuperOfficeAdapter, ticket: int
 ) -> None:
-    original = adapter._archive
+    original = adapter._archive_rows
 
     def archive(provider: str, **kwargs: Any) -> Any:
         rows = original(provider, **kwargs)
@@ -374,35 +379,23 @@ def _restore_while_reading_the_recycle_bin(
             sim.restore([ticket])  # lands in `Ticket`, which was already read
         return rows
 
-    adapter._archive = archive  # type: ignore[method-assign]
+    adapter._archive_rows = archive  # type: ignore[method-assign]
 
 
-def test_restore_during_a_quick_run_is_read_next_run(sim: SuperOfficeSimulator) -> None:
-    adapter = make_adapter(sim, monotonic=lambda: 0.0)
+def test_restore_during_a_run_is_read_next_run(sim: SuperOfficeSimulator) -> None:
+    adapter = make_adapter(sim, change_overlap=timedelta(0))
     ids = sim.seed_tickets(3)
     sim.advance(60)
     sim.soft_delete([ids[0]])
     _restore_while_reading_the_recycle_bin(sim, adapter, ids[0])
     pages = list(adapter.changes(None))
     assert route_count(sim, "GET Archive/{provider}") == 2
-    assert parse_so_datetime(pages[-1].cursor) == START + timedelta(seconds=60)
+    # the read began in the second of the delete: the cursor stays before it
+    closed = Position(START + timedelta(seconds=59))
+    assert cursor_of(pages[-1].cursor) == ChangeCursor(closed, closed)
     again = [v for p in adapter.changes(pages[-1].cursor) for v in p.views]
-    # the overlap reaches back before the mark: the restore is not lost
+    # the restore landed in `Ticket` after the read: it is after `Ticket`'s position
     assert [(v.ticket_id, v.state) for v in again] == [(ids[0], State.ACTIVE)]
-
-
-def test_slow_recycle_pass_reads_ticket_again(sim: SuperOfficeSimulator) -> None:
-    ticks = iter(range(0, 100_000, 40))  # every request seems to take 40 s
-    adapter = make_adapter(sim, monotonic=lambda: float(next(ticks)))
-    ids = sim.seed_tickets(3)
-    sim.advance(60)
-    sim.soft_delete([ids[0]])
-    _restore_while_reading_the_recycle_bin(sim, adapter, ids[0])
-    pages = list(adapter.changes(None))
-    assert route_count(sim, "GET Archive/{provider}") == 3
-    states = [v.state for p in pages for v in p.views if v.ticket_id == ids[0]]
-    assert states == [State.SOFT_DELETED, State.ACTIVE]
-    assert parse_so_datetime(pages[-1].cursor) == START + timedelta(seconds=65)
 
 
 def test_a_tenant_with_a_hard_delete_path_plugs_it_in(sim: SuperOfficeSimulator) -> None:
@@ -423,7 +416,7 @@ def test_archive_pages_that_only_repeat_stop_the_read(sim: SuperOfficeSimulator)
     ids = sim.seed_tickets(5)
     rows = [{"ticketId": i, "lastChanged": "2026-03-02T09:00:00Z", "status": 1} for i in ids]
     sim.add_fault("status", path="Archive/Ticket", status=200, body={"value": rows})
-    adapter = make_adapter(sim, page_size=5, page_overlap=1)
+    adapter = make_adapter(sim, page_size=5)
     with pytest.raises(TransientError, match="full pages in a row repeat rows already read"):
         list(adapter.changes(None))
     assert route_count(sim, "GET Archive/{provider}") == 4  # one new page, three repeats

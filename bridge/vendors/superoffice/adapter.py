@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from enum import IntEnum
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -42,6 +43,18 @@ from bridge.vendors.http import HttpClient, VendorHTTPError, decode_json
 from bridge.vendors.superoffice import MAX_TICKET_ID, SIDE
 from bridge.vendors.superoffice import wire as shapes
 from bridge.vendors.superoffice.auth import SuperOfficeAuth
+from bridge.vendors.superoffice.cursor import (
+    SECOND,
+    ChangeCursor,
+    Key,
+    Position,
+    close,
+    filter_time,
+    next_position,
+    page_query,
+    row_key,
+    whole_second,
+)
 from bridge.vendors.superoffice.errors import error_code
 
 __all__ = [
@@ -143,8 +156,19 @@ def parse_so_datetime(value: Any) -> datetime | None:
 
 
 def format_filter_time(when: datetime) -> str:
-    """The literal for `afterTime`: UTC, second resolution (the overlap covers truncation)."""
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    """The literal for `afterTime`: UTC, second resolution."""
+    return filter_time(when)
+
+
+def _http_date(value: str | None) -> datetime | None:
+    """An HTTP `Date` header as aware UTC; None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _as_int(value: Any) -> int | None:
@@ -281,10 +305,13 @@ def _entity_view(entity: Mapping[str, Any]) -> TicketView | None:
     )
 
 
-def _row_view(row: Mapping[str, Any], *, recycled: bool, path: str) -> TicketView | None:
-    """One archive row, normalised (None: a status with no deletion meaning, such as
-    Unknown). A row the adapter cannot read in full is a failed read naming the column:
-    a row skipped would be a change never seen, with the cursor moved past it."""
+def _row_view(
+    row: Mapping[str, Any], *, recycled: bool, path: str
+) -> tuple[Key, TicketView | None]:
+    """One archive row: its place in `lastChanged,ticketId` order, and the row normalised
+    (None: a status with no deletion meaning, such as Unknown). A row the adapter cannot
+    read in full is a failed read naming the column: a row skipped would be a change never
+    seen, with the cursor moved past it."""
 
     def bad(column: str, value: Any, expected: str) -> UnreadableAnswerError:
         return UnreadableAnswerError(
@@ -309,7 +336,7 @@ def _row_view(row: Mapping[str, Any], *, recycled: bool, path: str) -> TicketVie
     empty = changed in (None, "") or (isinstance(changed, str) and changed.startswith("0001-"))
     if not empty and last_changed is None:
         raise bad("lastChanged", changed, "a date")
-    return _view(
+    return row_key(ticket_id, last_changed), _view(
         ticket_id,
         base_status,
         last_changed=last_changed,
@@ -322,16 +349,6 @@ def _row_view(row: Mapping[str, Any], *, recycled: bool, path: str) -> TicketVie
 def _later(a: datetime | None, b: datetime | None) -> bool:
     """Whether `a` is strictly later than `b` (unknown times never win)."""
     return a is not None and (b is None or a > b)
-
-
-class _Scan:
-    """What one `changes` call has seen so far: row keys, and the newest time per provider;
-    `mark` is where it started (changes after it are new to bridge)."""
-
-    def __init__(self, mark: datetime | None) -> None:
-        self.mark = mark
-        self.seen: set[tuple[int, State, datetime | None]] = set()
-        self.newest: dict[str, datetime | None] = {TICKET_PROVIDER: mark, RECYCLE_PROVIDER: mark}
 
 
 class PurgeStrategy(Protocol):
@@ -419,15 +436,14 @@ class SuperOfficeAdapter:
         purge_strategy: PurgeStrategy | None = None,
         http: HttpClient | None = None,
         page_size: int = 500,
-        page_overlap: int = 10,
         lookup_chunk: int = 100,
         change_overlap: timedelta = timedelta(minutes=1),
         state_url: str | None = None,
         check_tenant_state: bool = True,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        if not 0 <= page_overlap < page_size:
-            raise ValueError("page_overlap must be smaller than page_size")
+        if page_size < 1:
+            raise ValueError("page_size must be at least 1")
         self.base_url = base_url.rstrip("/")
         self.tenant = tenant
         self.auth = auth
@@ -436,7 +452,6 @@ class SuperOfficeAdapter:
         self.bridge_associate_id = bridge_associate_id
         self.purge_strategy: PurgeStrategy = purge_strategy or RetentionPurge()
         self.page_size = page_size
-        self.page_overlap = page_overlap
         self.lookup_chunk = lookup_chunk
         self.change_overlap = change_overlap
         self.check_tenant_state = check_tenant_state
@@ -463,6 +478,8 @@ class SuperOfficeAdapter:
         self._own: dict[int, State] = {}
         #: False once the tenant refused the ticket log: no more tries while this runs
         self._log_readable = True
+        #: the tenant's clock, from the `Date` of the first archive answer of a change read
+        self._tenant_time: datetime | None = None
         self._state_http = HttpClient(
             self.state_url,
             auth=lambda _request: None,
@@ -489,12 +506,19 @@ class SuperOfficeAdapter:
     def _archive(
         self, provider: str, *, filter_: str | None, top: int, skip: int
     ) -> list[TicketView | None]:
-        """One page of an archive provider, with the columns the adapter reads, each row
-        normalised (`_row_view`)."""
+        """One page of an archive provider, each row normalised (`_row_view`)."""
+        rows = self._archive_rows(provider, filter_=filter_, order_by=ORDER_BY, top=top, skip=skip)
+        return [view for _key, view in rows]
+
+    def _archive_rows(
+        self, provider: str, *, filter_: str | None, order_by: str, top: int, skip: int
+    ) -> list[tuple[Key, TicketView | None]]:
+        """One page of an archive provider, with the columns the adapter reads: each row's
+        place in `lastChanged,ticketId` order and the row normalised."""
         params: dict[str, Any] = {
             "$select": ARCHIVE_COLUMNS,
             "$output": ARCHIVE_OUTPUT,
-            "$orderBy": ORDER_BY,
+            "$orderBy": order_by,
             "$top": top,
             "$skip": skip,
         }
@@ -502,6 +526,8 @@ class SuperOfficeAdapter:
             params["$filter"] = filter_
         path = f"Archive/{provider}"
         response = self.http.request("GET", path, params=params)
+        if self._tenant_time is None:
+            self._tenant_time = _http_date(response.headers.get("Date"))
         page = wire.check(shapes.SuperOfficeArchivePage, decode_json(response, path), path)
         recycled = provider == RECYCLE_PROVIDER
         return [_row_view(row, recycled=recycled, path=path) for row in page.value]
@@ -739,99 +765,82 @@ class SuperOfficeAdapter:
         return self._per_second * 60 if self._per_second else 700.0
 
     def changes(self, cursor: str | None) -> Iterator[ChangePage]:
-        """Rows changed after the high-water mark (minus `change_overlap`), both providers.
+        """Rows changed after the cursor's position, `Ticket` then `RecycleTicket`, each
+        read from its own (lastChanged second, ticketId) position (`cursor.py`).
 
-        `Ticket` first, then `RecycleTicket`; the new mark is the newest `lastChanged`
-        seen. A ticket restored into `Ticket` after that pass is read again next run as
-        long as the recycle pass took less than `change_overlap` (the next query starts
-        that much before the mark); when it took longer, `Ticket` is read once more from
-        its newest row. Pages overlap by `page_overlap` rows so that rows shifting left
-        while we page (a ticket leaving the provider) are not skipped; duplicates are
-        dropped within the call. Only the last page moves the cursor: a crash replays.
+        The cursor left by the last page never passes the last second that was over
+        `change_overlap` before the read began (by the earlier of bridge's clock and the
+        tenant's, `_closed`): those open seconds are read again next run, so a change made
+        in them after they were read (into either provider: a delete or a restore moves a
+        ticket between them) is not lost, and a closed second is never read twice. Only
+        the last page moves the cursor: a read that fails or is killed midway replays.
+        Every row read after a cursor is new to bridge, or in an open second, and its
+        maker is read from the log; a tenant's first read is history and looks nothing up.
         """
-        mark = parse_so_datetime(cursor) if cursor else None
-        start_cursor = mark.isoformat() if mark else ""
-        scan = _Scan(mark)
+        start = ChangeCursor.parse(cursor, old_overlap=self.change_overlap)
+        kept = cursor or ""
+        began = self.now()
+        self._tenant_time = None
+        closed: Position | None = None
+        at = {TICKET_PROVIDER: start.ticket, RECYCLE_PROVIDER: start.recycle}
+        for provider in (TICKET_PROVIDER, RECYCLE_PROVIDER):
+            for views, position, done in self._pass(provider, at[provider], history=start.first):
+                if closed is None:  # after the first answer: the tenant's clock is known
+                    closed = self._closed(began)
+                # read to its end: every row of a closed second has been read
+                at[provider] = closed if done else position
+                if done and provider == RECYCLE_PROVIDER:
+                    end = ChangeCursor(close(at[TICKET_PROVIDER], closed), closed)
+                    yield ChangePage(views, end.encode(), complete=True)
+                else:
+                    yield ChangePage(views, kept, complete=False)
 
-        def end_cursor() -> str:
-            marks = [t for t in scan.newest.values() if t is not None]
-            return max(marks).isoformat() if marks else start_cursor
-
-        ticket_read_at = self._monotonic()
-        for views, _last, started in self._pass(TICKET_PROVIDER, mark, scan):
-            ticket_read_at = started
-            yield ChangePage(views, start_cursor, complete=False)
-        held: list[TicketView] = []
-        for views, last, _started in self._pass(RECYCLE_PROVIDER, mark, scan):
-            if last:
-                held = views
-            else:
-                yield ChangePage(views, start_cursor, complete=False)
-        elapsed = self._monotonic() - ticket_read_at
-        if elapsed < self.change_overlap.total_seconds() / 2:
-            yield ChangePage(held, end_cursor(), complete=True)
-            return
-        yield ChangePage(held, start_cursor, complete=False)
-        log.info("superoffice.changes_reread", elapsed=round(elapsed, 1))
-        for views, last, _started in self._pass(
-            TICKET_PROVIDER, scan.newest[TICKET_PROVIDER], scan
-        ):
-            yield ChangePage(views, end_cursor() if last else start_cursor, complete=last)
-
-    def _new_changes(self, views: Sequence[TicketView], mark: datetime | None) -> list[TicketView]:
-        """The views whose maker is read from the log: changes after the cursor's mark (rows
-        the overlap reads again were read before; a first read, with no mark, is history),
-        to a state a delete or restore reaches, and not bridge's own write coming back."""
-        if mark is None or not self._log_readable:
-            return []
-        return [
-            v
-            for v in views
-            if v.state in _ACTOR_TIERS and _later(v.vendor_time, mark) and not self._bridges_own(v)
-        ]
+    def _closed(self, began: datetime) -> Position:
+        """The last second over `change_overlap` before the read began, by the earlier of
+        bridge's clock and the tenant's (the first answer's `Date`, whole seconds): a
+        tenant clock behind bridge's never closes a second early."""
+        now = min(began, self._tenant_time) if self._tenant_time else began
+        return Position(whole_second(now - self.change_overlap) - SECOND)
 
     def _pass(
-        self, provider: str, since: datetime | None, scan: _Scan
-    ) -> Iterator[tuple[list[TicketView], bool, float]]:
-        """One provider from `since - change_overlap` (at least a second: archive dates are
-        whole seconds): (new views, last page?, request time)."""
-        filter_ = None
-        if since is not None:
-            # archive dates are whole seconds: rows in the mark's own second may sort
-            # before or after what was read, so the query always re-reads that second
-            overlap = max(self.change_overlap, timedelta(seconds=1))
-            limit = format_filter_time(since - overlap)
-            filter_ = f"lastChanged afterTime '{limit}'"
-        skip = 0
+        self, provider: str, at: Position | None, *, history: bool
+    ) -> Iterator[tuple[list[TicketView], Position | None, bool]]:
+        """One provider from `at`, a page at a time: (views new to this pass, the position
+        after the page, whether the provider is read to its end). Rows a page reads again
+        (the second a full page cut off) are dropped; full pages in a row that bring
+        nothing new stop the read, as the tenant then ignores the position."""
+        previous: set[Key] = set()
         stale = 0  # full pages in a row that brought nothing new
         while True:
-            started = self._monotonic()
-            rows = self._archive(provider, filter_=filter_, top=self.page_size, skip=skip)
-            views: list[TicketView] = []
-            repeated = 0
-            for view in rows:
-                if view is None:
-                    continue
-                if _later(view.vendor_time, scan.newest[provider]):
-                    scan.newest[provider] = view.vendor_time
-                key = (view.ticket_id, view.state, view.vendor_time)
-                if key not in scan.seen:
-                    scan.seen.add(key)
-                    views.append(view)
-                else:
-                    repeated += 1
-            last = len(rows) < self.page_size
-            views = self._with_actors(views, self._new_changes(views, scan.mark))
-            stale = stale + 1 if rows and repeated == len(rows) and not last else 0
+            query = page_query(at)
+            rows = self._archive_rows(
+                provider, filter_=query.filter, order_by=query.order_by, top=self.page_size, skip=0
+            )
+            keys = [key for key, _view in rows]
+            full = len(rows) >= self.page_size
+            fresh = [view for key, view in rows if key not in previous and view is not None]
+            moved, done = next_position(at, keys, full=full)
+            repeated = all(key in previous for key in keys)
+            stuck = moved is not None and at is not None and moved.key <= at.key
+            stale = stale + 1 if full and (repeated or stuck) else 0
             if stale >= STALE_PAGES:
                 raise TransientError(
                     f"Archive/{provider}: {stale} full pages in a row repeat rows already "
                     "read; read stopped"
                 )
-            yield views, last, started
-            if last:
+            previous = set(keys)
+            at = moved
+            wanted = [] if history else self._new_changes(fresh)
+            yield self._with_actors(fresh, wanted), at, done
+            if done:
                 return
-            skip += self.page_size - self.page_overlap
+
+    def _new_changes(self, views: Sequence[TicketView]) -> list[TicketView]:
+        """The views whose maker is read from the log: changes to a state a delete or
+        restore reaches, not bridge's own write coming back."""
+        if not self._log_readable:
+            return []
+        return [v for v in views if v.state in _ACTOR_TIERS and not self._bridges_own(v)]
 
     # ------------------------------------------------------------------ contract: writes
 

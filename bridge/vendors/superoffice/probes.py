@@ -29,6 +29,7 @@ from bridge.vendors.superoffice.adapter import (
     parse_so_datetime,
 )
 from bridge.vendors.superoffice.adapter import _as_int as as_int
+from bridge.vendors.superoffice.cursor import BY_ID, Position, page_query, whole_second
 
 __all__ = ["PROBES", "deep_check"]
 
@@ -102,7 +103,9 @@ def _recycle_status(http: ReadOnlyHttp) -> str:
 
 
 def _filters(http: ReadOnlyHttp) -> str:
-    """The change filter (`lastChanged afterTime`) and the id filter (`ticketId in`)."""
+    """The change filters (`lastChanged afterTime`; inside one second, `afterTime` and
+    `beforeTime` around it with `ticketId gt`, the cursor's position) and the id filter
+    (`ticketId in`)."""
     rows = _rows(http, TICKET_PROVIDER)
     _rows(http, TICKET_PROVIDER, **{"$filter": "lastChanged afterTime '2000-01-01T00:00:00'"})
     if not rows:
@@ -111,7 +114,13 @@ def _filters(http: ReadOnlyHttp) -> str:
     found = _rows(http, TICKET_PROVIDER, **{"$filter": f"ticketId in ({ticket_id})"})
     if [str(r.get("ticketId")) for r in found] != [str(ticket_id)]:
         raise ProbeFailedError(f"'ticketId in ({ticket_id})' did not return exactly it")
-    return "'lastChanged afterTime' and 'ticketId in' both answer"
+    changed, number = parse_so_datetime(rows[0].get("lastChanged")), as_int(ticket_id)
+    if changed is not None and number is not None:
+        query = page_query(Position(whole_second(changed), number - 1))
+        inside = _rows(http, TICKET_PROVIDER, **{"$filter": query.filter, "$orderBy": BY_ID})
+        if str(ticket_id) not in {str(r.get("ticketId")) for r in inside}:
+            raise ProbeFailedError(f"the position filter {query.filter!r} left {ticket_id} out")
+    return "'lastChanged afterTime', the in-second position filter and 'ticketId in' answer"
 
 
 def _deleted_readable(http: ReadOnlyHttp) -> str:

@@ -16,8 +16,8 @@ import binascii
 import hmac
 import re
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
-from email.utils import parsedate_to_datetime
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -350,6 +350,13 @@ class SuperOfficeSimulator(SimulatorBase):
 
     def tick(self, now: datetime) -> None:
         self.store.sweep()
+
+    def _finish(self, response: Response, request: Request) -> tuple[int, bytes, dict[str, str]]:
+        """Every answer carries `Date`, the tenant's clock (the simulated one), as an HTTP
+        server's does: the adapter's change cursor reads the tenant's time from it."""
+        status, payload, headers = super()._finish(response, request)
+        headers.setdefault("Date", format_datetime(self.clock.now().astimezone(UTC), usegmt=True))
+        return status, payload, headers
 
     def not_found(self, request: Request) -> Response:
         match = re.match(r"^/([^/]+)/api/", request.path)

@@ -18,10 +18,12 @@ user (`ejuser`) who acted. A hard delete removes the ticket's log entries with i
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import IntEnum
+
+from bridge.vendors.superoffice.sim.index import SortedKeys, key_of, second_of
 
 __all__ = [
     "DEFAULT_STATUSES",
@@ -180,11 +182,10 @@ class TicketStore:
         #: hard-deleted ids (by retention or admin purge)
         self.purged: set[int] = set()
         self._heap: list[tuple[datetime, int]] = []
-        # ids in the order their LastChanged was last set; `_monotonic` says whether that
-        # order is also LastChanged order, which lets `changed_since` stop early.
-        self._by_change: dict[int, None] = {}
-        self._monotonic = True
-        self._latest: datetime | None = None
+        #: per provider (True: the recycle bin), its tickets in (lastChanged second, id)
+        #: order (`sim/index.py`); `_keys` says where each ticket stands in them
+        self.index: dict[bool, SortedKeys] = {False: SortedKeys(), True: SortedKeys()}
+        self._keys: dict[int, tuple[bool, int]] = {}
         self._next_id = self._first_id
         #: the ticket log, per ticket in the order written
         self.log: dict[int, list[LogEntry]] = {}
@@ -226,14 +227,26 @@ class TicketStore:
     # ------------------------------------------------------------------ bookkeeping
 
     def _touch(self, ticket: Ticket, when: datetime, actor: int) -> None:
+        """Set LastChanged (every change, status changes included, ends here) and keep the
+        ticket's place in its provider's index."""
         ticket.last_changed = when
         ticket.changed_by = actor
-        self._by_change.pop(ticket.ticket_id, None)
-        self._by_change[ticket.ticket_id] = None
-        if self._latest is not None and when < self._latest:
-            self._monotonic = False
-        if self._latest is None or when > self._latest:
-            self._latest = when
+        place = (
+            ticket.base_status is BaseStatus.DELETED,
+            key_of(second_of(when), ticket.ticket_id),
+        )
+        old = self._keys.get(ticket.ticket_id)
+        if old == place:
+            return
+        if old is not None:
+            self.index[old[0]].remove(old[1])
+        self.index[place[0]].add(place[1])
+        self._keys[ticket.ticket_id] = place
+
+    def _unindex(self, ticket_id: int) -> None:
+        old = self._keys.pop(ticket_id, None)
+        if old is not None:
+            self.index[old[0]].remove(old[1])
 
     def _log(self, ticket: Ticket, when: datetime, actor: int, action: LogAction) -> None:
         """Log what `actor` (an associate) did, as the Service user they log in as."""
@@ -255,7 +268,7 @@ class TicketStore:
     def _hard_delete(self, ticket_id: int) -> None:
         self.tickets.pop(ticket_id, None)
         self.deleted.pop(ticket_id, None)
-        self._by_change.pop(ticket_id, None)
+        self._unindex(ticket_id)
         # the log goes with the ticket: who deleted it is only known to whoever read it before
         self.log.pop(ticket_id, None)
         self.purged.add(ticket_id)
@@ -267,20 +280,6 @@ class TicketStore:
 
     def __len__(self) -> int:
         return len(self.tickets)
-
-    def changed_since(self, since: datetime) -> Iterator[Ticket] | None:
-        """Tickets whose LastChanged may be >= `since`, newest first, when the change order
-        allows stopping early; None when the caller must scan everything."""
-        if not self._monotonic:
-            return None
-        return self._iter_changed_since(since)
-
-    def _iter_changed_since(self, since: datetime) -> Iterator[Ticket]:
-        for ticket_id in reversed(self._by_change):
-            ticket = self.tickets[ticket_id]
-            if ticket.last_changed < since:
-                return
-            yield ticket
 
     # ------------------------------------------------------------------ writes
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlencode
 
+from bridge.vendors.superoffice.sim.index import id_of, key_of, second_of
 from bridge.vendors.superoffice.sim.odata import (
     Column,
     ColumnKind,
@@ -445,16 +447,92 @@ def _id_candidates(node: Any, columns: Mapping[str, Column[Ticket]]) -> set[int]
     return None
 
 
-def _changed_floor(node: Any) -> datetime | None:
-    """The lower bound of a top-level `lastChanged afterTime/gt/ge/between` term."""
+@dataclass(frozen=True, slots=True)
+class KeyRange:
+    """The part of a provider's index (`sim/index.py`) a filter can match: keys in
+    [low, high) (None: unbounded). `exact`: the filter says nothing else, so every key in
+    the range matches; `one_second`: the range lies inside one second, where index order
+    is id order."""
+
+    low: int | None = None
+    high: int | None = None
+    exact: bool = True
+    one_second: bool = False
+
+
+def key_range(node: Node | None) -> KeyRange:
+    """The index range of a filter's top-level `lastChanged` bounds (whole seconds, as
+    archive dates are compared) and, inside one second, its `ticketId` bounds."""
+    if node is None:
+        return KeyRange()
+    first: int | None = None  # inclusive seconds
+    last: int | None = None
+    id_low, id_high = 0, ID_LIMIT  # inclusive ids
+    exact = True
     for term in conjuncts(node):
-        if (
-            isinstance(term, Comparison)
-            and term.column.lower() == "lastchanged"
-            and term.op in {"after", "gt", "ge", "between", "eq"}
-        ):
-            return parse_datetime(term.values[0])
-    return None
+        bounds = _second_bounds(term) if isinstance(term, Comparison) else None
+        ids = _id_bounds(term) if isinstance(term, Comparison) else None
+        if bounds is not None:
+            low, high = bounds
+            first = low if first is None or (low is not None and low > first) else first
+            last = high if last is None or (high is not None and high < last) else last
+        elif ids is not None:
+            id_low, id_high = max(id_low, ids[0]), min(id_high, ids[1])
+        else:
+            exact = False
+    one_second = first is not None and first == last
+    if (id_low, id_high) != (0, ID_LIMIT) and not one_second:
+        exact = False  # ids bound the range only inside one second
+    if first is not None and last is not None and (first > last or id_low > id_high):
+        return KeyRange(0, 0, exact, one_second)
+    if one_second:
+        assert first is not None
+        return KeyRange(key_of(first, id_low), key_of(first, id_high) + 1, exact, True)
+    return KeyRange(
+        key_of(first, 0) if first is not None else None,
+        key_of(last + 1, 0) if last is not None else None,
+        exact,
+    )
+
+
+#: above every ticket id (ids are below 2**31)
+ID_LIMIT = 2**31
+
+
+def _second_bounds(term: Comparison) -> tuple[int | None, int | None] | None:
+    """The whole seconds (first, last; None: open) a `lastChanged` term allows."""
+    if term.column.lower() != "lastchanged":
+        return None
+    op = term.op
+    if op not in {"after", "gt", "ge", "before", "lt", "le", "eq", "between"}:
+        return None
+    values = [parse_datetime(v) for v in term.values]
+    floor = [second_of(v) for v in values]
+    cut = [v.microsecond != 0 for v in values]
+    if op in {"after", "gt"}:
+        return floor[0] + 1, None
+    if op == "ge":
+        return floor[0] + cut[0], None
+    if op in {"before", "lt"}:
+        return None, floor[0] - (not cut[0])
+    if op == "le":
+        return None, floor[0]
+    if op == "eq":
+        return (floor[0], floor[0]) if not cut[0] else (1, 0)
+    return floor[0] + cut[0], floor[1]  # between, both ends included
+
+
+def _id_bounds(term: Comparison) -> tuple[int, int] | None:
+    """The ids (inclusive) a `ticketId gt/ge/lt/le` term allows."""
+    if term.column.lower() != "ticketid" or term.op not in {"gt", "ge", "lt", "le"}:
+        return None
+    value = Column("ticketId", ColumnKind.INT, lambda _t: 0).literal(term.values[0])
+    return {
+        "gt": (value + 1, ID_LIMIT),
+        "ge": (value, ID_LIMIT),
+        "lt": (0, value - 1),
+        "le": (0, value),
+    }[term.op]
 
 
 @dataclass(frozen=True, slots=True)
@@ -477,22 +555,47 @@ def _provider(provider: str) -> tuple[str, bool]:
 
 
 def _candidates(store: TicketStore, parsed: ArchiveQuery[Ticket], recycle: bool) -> list[Ticket]:
-    """The provider's tickets a query can match, found by index where the filter names ids
-    or a change time (no scan of all tickets for those)."""
+    """The provider's tickets a query can match: by id where the filter names ids, else
+    the index range of its change-time bounds (no scan of all tickets for those)."""
     node, columns = parsed.node, parsed.columns
-    candidates: Iterable[Ticket]
     ids = _id_candidates(node, columns) if node is not None else None
-    floor = _changed_floor(node) if node is not None and ids is None else None
-    recent = store.changed_since(floor) if floor is not None else None
     if ids is not None:
-        candidates = [t for i in sorted(ids) if (t := store.get(i)) is not None]
-    elif recycle:
-        candidates = [store.tickets[i] for i in store.deleted]
-    elif recent is not None:
-        candidates = recent
-    else:
-        candidates = store.tickets.values()
-    return [t for t in candidates if (t.base_status is BaseStatus.DELETED) == recycle]
+        found = [t for i in sorted(ids) if (t := store.get(i)) is not None]
+        return [t for t in found if (t.base_status is BaseStatus.DELETED) == recycle]
+    wanted = key_range(node)
+    return [store.tickets[id_of(k)] for k in store.index[recycle].irange(wanted.low, wanted.high)]
+
+
+def _indexed_page(
+    store: TicketStore, parsed: ArchiveQuery[Ticket], recycle: bool, *, count: bool
+) -> tuple[list[Ticket], int] | None:
+    """The page read straight off the provider's index, when the query asks for index
+    order (`lastChanged,ticketId`, or `ticketId` inside one second) and names no ids:
+    a bisect to the range, `$skip` by block lengths when the range is the whole filter,
+    then `$top` rows. The total (for `nextLink`) is counted only when `count`. None:
+    the query needs the general path."""
+    node = parsed.node
+    if node is not None and _id_candidates(node, parsed.columns) is not None:
+        return None
+    wanted = key_range(node)
+    order = list(parsed.order)
+    if not any(name == "ticketId" for name, _ in order):
+        order.append(("ticketId", False))
+    by_change = order in ([("lastChanged", False), ("ticketId", False)],)
+    if not (by_change or (order == [("ticketId", False)] and wanted.one_second)):
+        return None
+    index, tickets = store.index[recycle], store.tickets
+    if wanted.exact:
+        keys = index.irange(wanted.low, wanted.high, skip=parsed.skip)
+        page = [tickets[id_of(k)] for k in islice(keys, parsed.top)]
+        total = index.count(wanted.low, wanted.high) if count else parsed.skip + len(page)
+        return page, total
+    keep = parsed.predicate
+    assert keep is not None  # not exact: there is a filter
+    rows = (t for k in index.irange(wanted.low, wanted.high) if keep(t := tickets[id_of(k)]))
+    page = list(islice(rows, parsed.skip, parsed.skip + parsed.top))
+    total = parsed.skip + len(page) + (sum(1 for _ in rows) if count else 0)
+    return page, total
 
 
 def archive_rows(
@@ -525,7 +628,11 @@ def archive_page(
     """Answer one archive query with the `ODataSlimResponse` envelope; ODataError → 400."""
     canonical, recycle = _provider(provider)
     parsed = ArchiveQuery.parse(query, archive_columns(store), fmt=fmt, options=options)
-    page, total = parsed.page(_candidates(store, parsed, recycle), "ticketId")
+    indexed = _indexed_page(store, parsed, recycle, count=options.next_link)
+    if indexed is not None:
+        page, total = indexed
+    else:
+        page, total = parsed.page(_candidates(store, parsed, recycle), "ticketId")
     select = parsed.select or list(DEFAULT_SELECT)
     values = parsed.values(page, select, "ticket", lambda t: t.ticket_id)
     return archive_envelope(
