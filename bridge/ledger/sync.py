@@ -459,14 +459,14 @@ class SyncStore:
         link = Link.__table__  # type: ignore[attr-defined]
         column = self._link_column(side)
         query = select(link.c.id, link.c.first_id, link.c.second_id)
+        # the ticket id on `side` is its column of the row: no per-row side lookup
+        position = 1 + self.sides.index(side)
+        sides = self.sides
         found: dict[int, LinkIds] = {}
         with self.engine.connect() as connection:
             for chunk in chunked(ids, _CHUNK):
-                for link_id, first_id, second_id in connection.execute(
-                    query.where(column.in_(chunk))
-                ):
-                    ids_ = self._ids(link_id, first_id, second_id)
-                    found[ids_.ticket(side)] = ids_
+                for row in connection.execute(query.where(column.in_(chunk))):
+                    found[row[position]] = LinkIds(row[0], row[1], row[2], sides)
         return found
 
     def _pair_query(self) -> Select[Any]:
