@@ -384,7 +384,7 @@ def test_a_v2_ledger_is_upgraded_to_neutral_names_with_its_data(tmp_path: Path) 
         # the purge due time and the sweep's check times came along
         now = datetime(2026, 3, 1, tzinfo=UTC)
         due = ledger.retention_candidates(SUPEROFFICE, datetime(2025, 1, 1, tzinfo=UTC), now)
-        assert [(ids.link_id, expected) for ids, expected in due] == [(1, True)]
+        assert [(ids.link_id, expected) for page in due for ids, expected in page] == [(1, True)]
         swept = ledger.sweep_due(ZENDESK, now, 10)
         assert swept == []  # purged tickets are final
         swept = ledger.sweep_due(SUPEROFFICE, datetime(2026, 1, 8, tzinfo=UTC), 10)

@@ -28,6 +28,7 @@ from sqlalchemy import (
     literal,
     or_,
     text,
+    type_coerce,
 )
 from sqlalchemy import select as sa_select
 from sqlalchemy.orm import aliased
@@ -75,6 +76,8 @@ _SATISFIES: Mapping[str, frozenset[State]] = {
     Transition.PURGE: frozenset({State.PURGED}),
 }
 _CHUNK = 500
+#: rows per page of a streamed read
+_PAGE = 5000
 #: operations whose write went out (or may have): an observation reaching their state is
 #: bridge's own write coming back
 _SENT_STATUSES = frozenset({OperationStatus.SENT, OperationStatus.PENDING_RETENTION})
@@ -456,14 +459,14 @@ class SyncStore:
         link = Link.__table__  # type: ignore[attr-defined]
         column = self._link_column(side)
         query = select(link.c.id, link.c.first_id, link.c.second_id)
+        # the ticket id on `side` is its column of the row: no per-row side lookup
+        position = 1 + self.sides.index(side)
+        sides = self.sides
         found: dict[int, LinkIds] = {}
         with self.engine.connect() as connection:
             for chunk in chunked(ids, _CHUNK):
-                for link_id, first_id, second_id in connection.execute(
-                    query.where(column.in_(chunk))
-                ):
-                    ids_ = self._ids(link_id, first_id, second_id)
-                    found[ids_.ticket(side)] = ids_
+                for row in connection.execute(query.where(column.in_(chunk))):
+                    found[row[position]] = LinkIds(row[0], row[1], row[2], sides)
         return found
 
     def _pair_query(self) -> Select[Any]:
@@ -537,43 +540,81 @@ class SyncStore:
             yield page
             after = page[-1].ids.link_id
 
-    def unobserved(self, side: Side, *, limit: int | None = None) -> list[LinkIds]:
-        """Links whose state on `side` has never been read."""
-        state = self._pair_column(side, "state")
-        with self.session() as session:
-            query = (
-                select(Link)
-                .join(PairState, col(PairState.link_id) == col(Link.id))
-                .where(state.is_(None))
-                .order_by(col(Link.id))
-            )
-            if limit:
-                query = query.limit(limit)
-            return [
-                self._ids(link.id, link.first_id, link.second_id)
-                for link in session.exec(query)
-                if link.id is not None
-            ]
+    def unobserved(self, side: Side, *, batch: int = _PAGE) -> Iterator[list[LinkIds]]:
+        """Links whose state on `side` has never been read, a page of at most `batch` at a
+        time in link order (keyset: each page is read when the one before is handled, so a
+        tenant's worth of them is never held at once)."""
+        pair = PairState.__table__  # type: ignore[attr-defined]
+        link = Link.__table__  # type: ignore[attr-defined]
+        query = (
+            sa_select(link.c.id, link.c.first_id, link.c.second_id)
+            .join(pair, pair.c.link_id == link.c.id)
+            .where(self._pair_column(side, "state").is_(None))
+            .order_by(link.c.id)
+            .limit(batch)
+        )
+        for rows in self._keyset_pages(query, link.c.id):
+            yield [self._ids(link_id, first_id, second_id) for link_id, first_id, second_id in rows]
 
     def retention_candidates(
-        self, side: Side, due_before: datetime, now: datetime
-    ) -> list[tuple[LinkIds, bool]]:
+        self, side: Side, due_before: datetime, now: datetime, *, batch: int = _PAGE
+    ) -> Iterator[list[tuple[LinkIds, bool]]]:
         """Soft-deleted tickets on `side` that its vendor's retention job may have removed:
         deleted before `due_before`, or with a copied purge due by `now` (the flag: such a
-        ticket is expected gone)."""
-        due = self._pair_column(side, "purge_due") <= now
-        with self.session() as session:
-            query = (
-                select(Link, due)
-                .join(PairState, col(PairState.link_id) == col(Link.id))
-                .where(self._pair_column(side, "state") == State.SOFT_DELETED.value)
-                .where(or_(self._pair_column(side, "vendor_time") <= due_before, due))
+        ticket is expected gone); pages of at most `batch` in link order, as `unobserved`."""
+        pair = PairState.__table__  # type: ignore[attr-defined]
+        link = Link.__table__  # type: ignore[attr-defined]
+        purge_due = self._pair_column(side, "purge_due")
+        vendor_time = self._pair_column(side, "vendor_time")
+        due = purge_due <= bindparam("now", now, type_=purge_due.type)
+        query = (
+            sa_select(link.c.id, link.c.first_id, link.c.second_id, due)
+            .join(pair, pair.c.link_id == link.c.id)
+            .where(self._pair_column(side, "state") == State.SOFT_DELETED.value)
+            .where(
+                or_(vendor_time <= bindparam("due_before", due_before, type_=vendor_time.type), due)
             )
-            return [
-                (self._ids(link.id, link.first_id, link.second_id), bool(expected))
-                for link, expected in session.exec(query)
-                if link.id is not None
-            ]
+            .order_by(link.c.id)
+            .limit(batch)
+        )
+        for rows in self._keyset_pages(query, link.c.id):
+            yield [(self._ids(row[0], row[1], row[2]), bool(row[3])) for row in rows]
+
+    def _keyset_pages(self, query: Select[Any], key: Column[Any]) -> Iterator[list[Any]]:
+        """The rows of `query` (ordered by `key`, with a limit), page after page: each page
+        starts after the last key of the one before, in a connection of its own."""
+        after: Any = None
+        while True:
+            with self.engine.connect() as connection:
+                page = query if after is None else query.where(key > after)
+                rows = list(connection.execute(page))
+            if not rows:
+                return
+            yield rows
+            after = rows[-1][0]
+
+    def side_states(
+        self, side: Side, link_ids: Iterable[int]
+    ) -> dict[int, tuple[State | None, datetime | None]]:
+        """Each link's state on `side`, with its vendor time when soft-deleted (the one state
+        a retention purge follows): what attributing a change's cause needs, read as plain
+        rows (no pair view, no join), one query per chunk of ids. Links never read on `side`
+        are left out (their state is None): a first sync's pages return no rows."""
+        pair = PairState.__table__  # type: ignore[attr-defined]
+        state = self._pair_column(side, "state")
+        vendor_time = self._pair_column(side, "vendor_time")
+        deleted_at = case((state == State.SOFT_DELETED.value, vendor_time), else_=None)
+        query = sa_select(pair.c.link_id, state, type_coerce(deleted_at, vendor_time.type)).where(
+            state.is_not(None)
+        )
+        found: dict[int, tuple[State | None, datetime | None]] = {}
+        with self.engine.connect() as connection:
+            for chunk in chunked(sorted(set(link_ids)), _CHUNK):
+                for link_id, value, at in connection.execute(
+                    query.where(pair.c.link_id.in_(chunk))
+                ):
+                    found[link_id] = (_state(value), at)
+        return found
 
     def links_with_open_operations(self, link_ids: Iterable[int] | None = None) -> set[int]:
         with self.session() as session:

@@ -78,13 +78,23 @@ class Decider:
         for page in self._planner.candidates(ctx.ledger, batch=_DECISION_SLICE):
             if state.overlay:
                 seen.update(pair.ids.link_id for pair in page)
-            yield [pair for pair in page if pair.ids.link_id not in state.deferred]
+            yield [pair for pair in page if not self._waiting(pair)]
         if not state.overlay:
             return
         observed = set(state.overlay) - seen - state.deferred
         observed -= ctx.ledger.links_with_open_operations(observed)
         for link_ids in chunked(sorted(observed), _DECISION_SLICE):
-            yield [pair for _, pair in sorted(ctx.ledger.load_pairs(link_ids).items())]
+            pairs = sorted(ctx.ledger.load_pairs(link_ids).items())
+            yield [pair for _, pair in pairs if not self._waiting(pair)]
+
+    def _waiting(self, pair: PairView) -> bool:
+        """Whether a lookup has yet to read this link: deferred by id, or never read on a
+        side whose unread links are being looked up (`RunState.unread_sides`)."""
+        state = self._ctx.state
+        if pair.ids.link_id in state.deferred:
+            return True
+        known = state.overlay.get(pair.ids.link_id, {})
+        return any(pair.state(s) is None and s not in known for s in state.unread_sides)
 
     def has_ready(self, count: int) -> bool:
         """Whether at least `count` links are ready to decide now (read no further)."""

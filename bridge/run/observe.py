@@ -23,8 +23,9 @@ Seams:
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 
 import structlog
 
@@ -139,13 +140,37 @@ class Observer:
         yield adapter.changes_ready_in
         while not self._read_page(side, adapter) and not self._ctx.stop():
             yield adapter.changes_ready_in
-        links = list(self._ctx.ledger.unobserved(side))
-        if links:
-            self.look_up(side, links)
+        self._look_up_unobserved(side, adapter)
         sweep = plan_sweep(self._ctx, side, adapter)
         if sweep.items:
             self._ctx.state.deferred.update(link.link_id for link in sweep.links)
             self._scheduler.add_background(Task(self._sweep_steps(adapter, sweep)))
+
+    def _look_up_unobserved(self, side: Side, adapter: Adapter) -> None:
+        """Look up, in the background, the links never read on `side`, a ledger page at a
+        time (a tenant's worth is never held at once). Until the last page is read, a pair
+        with no state on `side` waits (`RunState.unread_sides`) instead of being decided
+        unknown: the same as deferring each, without a set of every id."""
+        pages = self._ctx.ledger.unobserved(side)
+        first = next(pages, None)
+        if first is None:
+            return
+        self._ctx.state.unread_sides.add(side)
+        steps = self._unobserved_steps(side, adapter, itertools.chain([first], pages))
+        self._scheduler.add_background(Task(steps))
+
+    def _unobserved_steps(
+        self, side: Side, adapter: Adapter, pages: Iterator[list[LinkIds]]
+    ) -> Iterator[ReadyIn]:
+        state = self._ctx.state
+        try:
+            for page in pages:
+                read = yield from self._lookup_steps(side, adapter, page)
+                if not read:
+                    return  # a read failed: the rest is read next run
+        finally:
+            state.unread_sides.discard(side)
+            state.decide_due = True
 
     def _sweep_steps(self, adapter: Adapter, sweep: Sweep) -> Iterator[ReadyIn]:
         """Check a batch of the sweep's links at a time (bulk reads), recording what became
@@ -201,7 +226,7 @@ class Observer:
         adapter: Adapter,
         links: Sequence[LinkIds],
         known: set[int] | None = None,
-    ) -> Iterator[ReadyIn]:
+    ) -> Generator[ReadyIn, None, bool]:
         """Look the links up a batch at a time (see `_read_steps`)."""
         return self._read_steps(
             side, adapter, links, adapter.lookup, "lookup", "lookups", known=known
@@ -218,7 +243,7 @@ class Observer:
         *,
         known: set[int] | None = None,
         on_found: Callable[[list[int]], None] | None = None,
-    ) -> Iterator[ReadyIn]:
+    ) -> Generator[ReadyIn, None, bool]:
         """Read the links' tickets a batch at a time with `read`, recording what it finds
         and yielding after each batch. A link stops waiting (`deferred`) once its batch is
         read, or when the reads stop (the first failure ends them). The ticket ids whose
@@ -232,7 +257,7 @@ class Observer:
                 except AdapterError as exc:
                     state.counts[f"{side}.read_errors"] += 1
                     log.warning(f"{event}.failed", side=side, error=str(exc))
-                    return
+                    return False
                 state.counts[f"{side}.{counter}"] += len(by_ticket)
                 views = [(by_ticket[i], v) for i, v in found.items() if i in by_ticket]
                 self._record.observations(side, adapter, views)
@@ -243,5 +268,6 @@ class Observer:
                 state.deferred.difference_update(link.link_id for link in chunk)
                 state.decide_due = True
                 yield now_ready
+            return True
         finally:
             state.deferred.difference_update(link.link_id for link in links)

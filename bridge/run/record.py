@@ -14,13 +14,15 @@ from datetime import datetime, timedelta
 
 from bridge.core.contract import Adapter, TicketView
 from bridge.core.model import Cause, Observation, Side, State
-from bridge.ledger.sync import LinkIds, PairView
+from bridge.ledger.sync import LinkIds
 from bridge.run.state import RunContext
 
 __all__ = ["RETENTION_SLACK", "Recorder", "cause"]
 
 #: a vendor retention job runs "about" on time: allow this much early for attribution
 RETENTION_SLACK = timedelta(days=1)
+#: what the ledger holds for a link it does not know (never read on that side)
+_UNKNOWN: tuple[State | None, datetime | None] = (None, None)
 
 
 class Recorder:
@@ -39,7 +41,9 @@ class Recorder:
     ) -> None:
         """Record what `side` showed of these links (and move its cursor to `cursor`)."""
         ctx, state = self._ctx, self._ctx.state
-        pairs = ctx.ledger.load_pairs(link.link_id for link, _ in views) if views else {}
+        # only a change the vendor gives no cause for is attributed from what was held
+        unexplained = [link.link_id for link, view in views if view.cause is None]
+        held = ctx.ledger.side_states(side, unexplained) if unexplained else {}
         seen_at = ctx.now()
         observations = [
             Observation(
@@ -50,7 +54,7 @@ class Recorder:
                 seen_at=seen_at,
                 vendor_time=view.vendor_time,
                 actor_id=view.actor_id,
-                cause=cause(adapter, pairs.get(link.link_id), side, view, seen_at),
+                cause=cause(adapter, held.get(link.link_id, _UNKNOWN), view, seen_at),
                 status_id=view.status_id,
             )
             for link, view in views
@@ -82,20 +86,24 @@ class Recorder:
 
 
 def cause(
-    adapter: Adapter, pair: PairView | None, side: Side, view: TicketView, now: datetime
+    adapter: Adapter,
+    held: tuple[State | None, datetime | None],
+    view: TicketView,
+    now: datetime,
 ) -> Cause | None:
-    """Why the vendor's state changed. The vendor's word when it gives one; a purge
+    """Why the vendor's state changed, from the state the ledger `held` for the ticket (with
+    its vendor time when soft-deleted). The vendor's word when it gives one; a purge
     that the vendor's retention period explains is `retention`; anything else is a
     person (or their automation): bridge's own writes are recognised as confirmations
     before this matters."""
     if view.cause is not None:
         return view.cause
-    if pair is None or pair.state(side) is None:
+    previous, deleted_at = held
+    if previous is None:
         return None  # a first sighting, not a change
     if view.state is not State.PURGED:
         return Cause.USER
-    deleted_at = pair.vendor_time(side)
-    if pair.state(side) is State.SOFT_DELETED and deleted_at is not None:
+    if previous is State.SOFT_DELETED and deleted_at is not None:
         purged_at = view.vendor_time or now
         if purged_at + RETENTION_SLACK >= deleted_at + adapter.retention_period:
             return Cause.RETENTION

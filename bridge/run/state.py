@@ -75,6 +75,8 @@ class RunState:
     refused: dict[Side, str] = field(default_factory=dict)
     #: links waiting on a background lookup: decided once it has read them
     deferred: set[int] = field(default_factory=set)
+    #: sides whose never-read links are being looked up: a pair with no state there waits
+    unread_sides: set[Side] = field(default_factory=set)
     #: a lookup made links known: they are decided before more writes are sent
     decide_due: bool = False
 

@@ -58,13 +58,14 @@ def plan_sweep(ctx: RunContext, side: Side, adapter: Adapter) -> Sweep:
     items: dict[LinkIds, State] = {}
     expected: set[int] = set()
     if adapter.retention_is_silent:
-        candidates = ctx.ledger.retention_candidates(
+        pages = ctx.ledger.retention_candidates(
             side, now - adapter.retention_period + RETENTION_SLACK, now
         )
-        for link, expected_gone in candidates:
-            items[link] = State.SOFT_DELETED
-            if expected_gone:
-                expected.add(link.link_id)
+        for page in pages:
+            for link, expected_gone in page:
+                items[link] = State.SOFT_DELETED
+                if expected_gone:
+                    expected.add(link.link_id)
     if ctx.options.sweep_max:
         for link, state in ctx.ledger.sweep_due(
             side, now - ctx.options.sweep_period, ctx.options.sweep_max

@@ -308,3 +308,31 @@ def test_an_unconfirmed_harmless_write_is_resent_by_the_next_run_after_a_reread(
     assert world.sync().outcome == "converged"
     assert world.zd.calls["lookup"] > lookups
     assert world.zd.state(101) is State.SOFT_DELETED
+
+
+def test_links_never_read_are_looked_up_a_ledger_page_at_a_time(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Links the change streams went past before they were linked are looked up, a page
+    of the ledger at a time, in the background while writes go out; none is decided
+    "unknown" while its page waits."""
+    world.link((1, 101))
+    world.so.seed(2, 3, 4)
+    world.zd.seed(102, 103, 104)
+    assert world.sync().outcome == "converged"  # the streams pass 2-4 and 102-104, unlinked
+    rows = [LinkRow(n, so, zd) for n, (so, zd) in enumerate([(2, 102), (3, 103), (4, 104)], 2)]
+    assert world.ledger.import_links(rows, origin="csv").ok
+    world.so.seed(2, 3, 4)  # shown again by SuperOffice's stream: only Zendesk's are unread
+    world.so.act(Transition.SOFT_DELETE, 1)  # a write ready at once: it goes out meanwhile
+    for vendor in (world.so, world.zd):
+        # one link fills every job slot: writing starts before the lookups end
+        vendor.batch_limit, vendor.job_limit = 1, 1
+    pages = type(world.ledger).unobserved
+    monkeypatch.setattr(world.ledger, "unobserved", lambda side: pages(world.ledger, side, batch=1))
+    world.zd.calls.clear()
+    result = world.sync()
+    assert result.outcome == "converged"
+    assert "decision.unknown" not in result.counts
+    assert world.zd.calls["lookup"] == 3  # a page each
+    assert world.zd.submitted == [(Transition.SOFT_DELETE, (101,))]
+    assert world.ledger.status()["base"] == {"active": 3, "soft_deleted": 1}

@@ -1,0 +1,299 @@
+"""Benchmark: the command line against a tenant whose tickets all changed in one second.
+
+What a bulk import, a migration or a mass delete leaves behind: N tickets a side whose last
+change shares one second. For each N this starts `bridge sandbox serve` (both simulators,
+one clock, in a child process), switches its rate limits off, freezes its clock while
+seeding N tickets on each side (so that they share a second), lets the clock run again,
+imports the N links with `bridge link import`, and then times, each as its own `bridge`
+process:
+
+* the **first `bridge sync`** (every link observed for the first time), and
+* the **next, idle `bridge sync`** (nothing changed since).
+
+For each run: the calls both simulators answered (their counters), wall time, bridge's own
+CPU and peak RSS (the `bridge sync` process, from `wait4`), and the simulators' CPU (the
+sandbox process's CPU time over the run, from /proc). Rate limits are off on both sides,
+and the SuperOffice client's own pacing with them (`requests_per_second` at its maximum).
+The Zendesk simulator's rate-limit headers are kept in line (`_util.zendesk_limits_off`):
+`{"rate_limits": false}` alone still counts the export down to `remaining=0`, which bridge
+obeys, in real time here; `--advertised-limits` measures it that way. What is left is
+bridge's and the simulators' own cost. Every run must converge (exit 0).
+
+Run: `.venv/bin/python bench/cli_scale.py [N ...]` (default: 10000 30000 100000; the CI
+smoke size is 300). Prints a markdown table, then the growth exponent of each run's cost
+between consecutive sizes. Targets (issue 16): first sync < 8 s at 100,000 links; the idle
+run after it ≤ 8 calls and < 1 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import urlsplit
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _util import exponent, table, zendesk_limits_off
+
+#: the SuperOffice client's pacing with the sandbox's limits off (the setting's maximum)
+UNPACED = 10_000
+#: how long a step may take before the benchmark gives up on it, in seconds
+STEP_TIMEOUT = 3600.0
+_CLOCK_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def bridge_command() -> list[str]:
+    """The `bridge` console script of this interpreter's environment."""
+    script = Path(sys.executable).with_name("bridge")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "bridge"]
+
+
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds a live process has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICK
+
+
+@dataclass
+class Run:
+    """One `bridge` process, measured."""
+
+    name: str
+    calls: int
+    wall: float
+    bridge_cpu: float
+    sim_cpu: float
+    peak_mb: float
+    exit_code: int
+    summary: dict[str, Any]
+
+
+class SandboxServer:
+    """`bridge sandbox serve` in a child process, with its admin API at hand."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.config_path = folder / "bridge.toml"
+        self._process: subprocess.Popen[str] | None = None
+        self._session = requests.Session()
+        self.admin: dict[str, str] = {}
+
+    def start(self) -> None:
+        command = [*bridge_command(), "sandbox", "serve", "--zendesk-port", "0"]
+        command += ["--superoffice-port", "0", "--write-config", str(self.folder)]
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
+        self._process = process
+        assert process.stdout is not None
+        for line in process.stdout:  # the config is written once both listen
+            if line.startswith("Wrote "):
+                break
+        else:
+            raise RuntimeError(f"bridge sandbox serve exited ({process.wait()})")
+        text = self.config_path.read_text(encoding="utf-8")
+        for side in ("zendesk", "superoffice"):
+            section = text.split(f"[{side}]", 1)[1]
+            found = re.search(r'base_url = "([^"]+)"', section)
+            assert found is not None, f"no {side} base_url in {self.config_path}"
+            parts = urlsplit(found.group(1))
+            self.admin[side] = f"{parts.scheme}://{parts.netloc}/_sandbox"
+
+    @property
+    def pid(self) -> int:
+        assert self._process is not None
+        return self._process.pid
+
+    def call(self, side: str, method: str, path: str, body: Any = None) -> Any:
+        response = self._session.request(
+            method, f"{self.admin[side]}/{path}", json=body, timeout=STEP_TIMEOUT
+        )
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+    def calls(self) -> int:
+        """Requests both simulators answered since their counters were last reset."""
+        return sum(self.call(side, "GET", "counters")["total"] for side in self.admin)
+
+    def reset_counters(self) -> None:
+        for side in self.admin:
+            self.call(side, "DELETE", "counters")
+
+    def stop(self) -> None:
+        """Interrupt it as Ctrl-C would; terminate, then kill it, if it lingers."""
+        self._session.close()
+        process = self._process
+        if process is None or process.poll() is not None:
+            return
+        for stop in (lambda: process.send_signal(signal.SIGINT), process.terminate, process.kill):
+            stop()
+            try:
+                process.wait(10)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def seed_same_second(
+    server: SandboxServer, links: int, *, advertised: bool = False
+) -> list[tuple[int, int]]:
+    """N tickets a side, every one last changed in the same second (the shared clock is
+    frozen while seeding, then runs on); rate limits off, the client's pacing too."""
+    server.call("zendesk", "POST", "clock", {"freeze": True})
+    off = {"rate_limits": False} if advertised else zendesk_limits_off()
+    server.call("zendesk", "POST", "config", off)
+    server.call("superoffice", "POST", "config", {"requests_per_second": None})
+    so = server.call("superoffice", "POST", "seed", {"count": links, "title": "Ticket {n}"})
+    zd = server.call("zendesk", "POST", "seed", {"count": links, "template": {"subject": "T {n}"}})
+    server.call("zendesk", "POST", "clock", {"freeze": False})
+    text = server.config_path.read_text(encoding="utf-8")
+    text = re.sub(r"(?m)^requests_per_second = .*$", f"requests_per_second = {UNPACED}", text)
+    server.config_path.write_text(text, encoding="utf-8")
+    return list(zip(so["ids"], zd["ids"], strict=True))
+
+
+def run_bridge(server: SandboxServer, name: str, *args: str) -> Run:
+    """One `bridge` command against the sandbox, measured (exit code kept, not checked).
+    Its CPU and peak RSS are its own: `wait4` reports the one child it reaps."""
+    server.reset_counters()
+    sim_cpu = process_cpu(server.pid)
+    command = [*bridge_command(), "--config", str(server.config_path), *args]
+    with tempfile.TemporaryFile() as out:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.DEVNULL)
+        _pid, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        text = out.read().decode("utf-8", "replace")
+    summary: dict[str, Any] = {}
+    if "--json" in args:
+        try:
+            summary = json.loads(text)
+        except ValueError:
+            summary = {"unreadable": text[-500:]}
+    return Run(
+        name=name,
+        calls=server.calls(),
+        wall=wall,
+        bridge_cpu=usage.ru_utime + usage.ru_stime,
+        sim_cpu=process_cpu(server.pid) - sim_cpu,
+        peak_mb=usage.ru_maxrss / 1024,
+        exit_code=process.returncode,
+        summary=summary,
+    )
+
+
+def one(links: int, *, advertised: bool = False) -> list[Run]:
+    """Seed, import, then the first and the idle sync at one size."""
+    with tempfile.TemporaryDirectory() as folder, SandboxServer(Path(folder)) as server:
+        pairs = seed_same_second(server, links, advertised=advertised)
+        csv_path = Path(folder) / "links.csv"
+        with csv_path.open("w", newline="", encoding="utf-8") as out:
+            writer = csv.writer(out)
+            writer.writerow(["superoffice_id", "zendesk_id"])
+            writer.writerows(pairs)
+        imported = run_bridge(server, "link import", "link", "import", str(csv_path))
+        if imported.exit_code:
+            raise RuntimeError(f"bridge link import failed ({imported.exit_code})")
+        first = run_bridge(server, "first sync", "sync", "--json")
+        idle = run_bridge(server, "idle sync", "sync", "--json")
+        return [first, idle]
+
+
+def _outcome(run: Run) -> str:
+    return str(run.summary.get("outcome", f"exit {run.exit_code}"))
+
+
+def report(results: list[tuple[int, list[Run]]]) -> str:
+    headers = ["links", "run", "calls", "wall s", "bridge CPU s", "simulators CPU s"]
+    headers += ["bridge peak RSS MB", "outcome"]
+    rows = [
+        [
+            f"{links:,}",
+            run.name,
+            f"{run.calls:,}",
+            f"{run.wall:.2f}",
+            f"{run.bridge_cpu:.2f}",
+            f"{run.sim_cpu:.2f}",
+            f"{run.peak_mb:.0f}",
+            _outcome(run),
+        ]
+        for links, runs in results
+        for run in runs
+    ]
+    out = [table(headers, rows)]
+    if len(results) > 1:
+        growth: list[list[object]] = []
+        for (n1, small), (n2, large) in itertools.pairwise(results):
+            for a, b in zip(small, large, strict=True):
+                points = [
+                    exponent((n1, getattr(a, key)), (n2, getattr(b, key)))
+                    for key in ("calls", "wall", "bridge_cpu", "sim_cpu")
+                ]
+                growth.append(
+                    [
+                        a.name,
+                        f"{n1:,} → {n2:,}",
+                        *("-" if k is None else f"{k:.2f}" for k in points),
+                    ]
+                )
+        headers = ["run", "sizes", "k calls", "k wall", "k bridge CPU", "k simulators CPU"]
+        out += ["", "Growth exponent k (cost ∝ links^k):", "", table(headers, growth)]
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sizes", nargs="*", type=int, default=[10_000, 30_000, 100_000])
+    parser.add_argument(
+        "--advertised-limits",
+        action="store_true",
+        help='leave the Zendesk rate-limit headers as {"rate_limits": false} leaves them',
+    )
+    args = parser.parse_args()
+    results: list[tuple[int, list[Run]]] = []
+    for links in sorted(args.sizes):
+        runs = one(links, advertised=args.advertised_limits)
+        print(
+            f"  {links:,} links: " + ", ".join(f"{r.name} {r.wall:.1f} s" for r in runs),
+            file=sys.stderr,
+        )
+        results.append((links, runs))
+    headers = " (Zendesk headers count down)" if args.advertised_limits else ""
+    print(f"command line, every ticket changed in the same second, rate limits off{headers}\n")
+    print(report(results))
+    failed = [(n, r.name) for n, runs in results for r in runs if r.exit_code]
+    if failed:
+        sys.exit(f"runs that did not converge: {failed}")
+
+
+if __name__ == "__main__":
+    main()
