@@ -10,12 +10,6 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-from bridge.vendors.zendesk.sim.simulator import DEFAULT_ENDPOINT_LIMITS
-
-#: Zendesk's documented account-wide hard cap, in requests a minute
-HARD_CAP_PER_MINUTE = 100_000
 
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
@@ -85,20 +79,3 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 
 def python() -> str:
     return sys.executable
-
-
-def zendesk_limits_off() -> dict[str, Any]:
-    """The Zendesk simulator's config for "rate limits off" that also says so in its answers.
-
-    `{"rate_limits": false}` alone lets every request through but still counts them in the
-    rate-limit headers: after 10 export pages in a minute they say `remaining=0`, and the
-    adapter, which believes them, waits for the window to reset. On a frozen clock that wait
-    is free; through the command line it is real time (about 9 minutes of a 100,000-link
-    first sync). Raising every limit to the hard cap keeps the headers in line.
-    """
-    endpoints = dict.fromkeys(DEFAULT_ENDPOINT_LIMITS, HARD_CAP_PER_MINUTE)
-    return {
-        "rate_limits": False,
-        "account_limit": HARD_CAP_PER_MINUTE,
-        "endpoint_limits": endpoints,
-    }

@@ -92,7 +92,6 @@ from _util import (
     rss_mb,
     table,
     window_peak_rss_mb,
-    zendesk_limits_off,
 )
 from sqlalchemy import event
 
@@ -364,7 +363,6 @@ def one(
     with tempfile.TemporaryDirectory() as folder, sandbox:
         if not limits:
             sandbox.relax_limits()
-            sandbox.zendesk.configure(zendesk_limits_off())
         bench = Bench(sandbox, Path(folder), profile=profile)
         started = time.perf_counter()
         pairs = bench.seed(links, same_second=same_second)

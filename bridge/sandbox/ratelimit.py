@@ -47,13 +47,19 @@ class RateLimiter:
         self, key: str, limit: int, window: float, sliding: bool, cost: int, consume: bool
     ) -> RateDecision:
         now = self._clock.timestamp()
+        if not self.enabled:
+            # limits off: nothing is counted, and the answers say so (a client that paces
+            # itself by the headers must not wait for a window that does not exist)
+            return RateDecision(
+                allowed=True, retry_after=0.0, limit=limit, remaining=limit, reset=window
+            )
         if sliding:
             hits = self._sliding.setdefault(key, deque())
             while hits and hits[0] <= now - window:
                 hits.popleft()
             used = len(hits)
             reset = (hits[0] + window - now) if hits else window
-            allowed = not self.enabled or used + cost <= limit
+            allowed = used + cost <= limit
             if allowed and consume:
                 hits.extend([now] * cost)
                 used += cost
@@ -69,7 +75,7 @@ class RateLimiter:
             if current_start != start:
                 used = 0
             reset = start + window - now
-            allowed = not self.enabled or used + cost <= limit
+            allowed = used + cost <= limit
             if allowed and consume:
                 used += cost
             self._fixed[key] = (start, used)
