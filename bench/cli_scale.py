@@ -208,8 +208,10 @@ def run_bridge(server: SandboxServer, name: str, *args: str) -> Run:
     )
 
 
-def one(links: int) -> list[Run]:
-    """Seed, import, then the first and the idle sync at one size."""
+def one(links: int, *, gap: float = 0.0) -> list[Run]:
+    """Seed, import, then the first and the idle sync at one size; with a `gap`, a second
+    idle sync that many seconds later (a scheduled run: the seconds still open to the
+    first two runs, `change_overlap`, are closed by then and not read again)."""
     with tempfile.TemporaryDirectory() as folder, SandboxServer(Path(folder)) as server:
         pairs = seed_same_second(server, links)
         csv_path = Path(folder) / "links.csv"
@@ -222,7 +224,11 @@ def one(links: int) -> list[Run]:
             raise RuntimeError(f"bridge link import failed ({imported.exit_code})")
         first = run_bridge(server, "first sync", "sync", "--json")
         idle = run_bridge(server, "idle sync", "sync", "--json")
-        return [first, idle]
+        if not gap:
+            return [first, idle]
+        time.sleep(gap)
+        later = run_bridge(server, f"idle sync {gap:.0f} s later", "sync", "--json")
+        return [first, idle, later]
 
 
 def _outcome(run: Run) -> str:
@@ -270,10 +276,17 @@ def report(results: list[tuple[int, list[Run]]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sizes", nargs="*", type=int, default=[10_000, 30_000, 100_000])
+    parser.add_argument(
+        "--gap",
+        type=float,
+        default=0.0,
+        help="also time an idle sync this many seconds after the first two (e.g. 65: past "
+        "SuperOffice's one-minute change overlap, as a scheduled run would be)",
+    )
     args = parser.parse_args()
     results: list[tuple[int, list[Run]]] = []
     for links in sorted(args.sizes):
-        runs = one(links)
+        runs = one(links, gap=args.gap)
         print(
             f"  {links:,} links: " + ", ".join(f"{r.name} {r.wall:.1f} s" for r in runs),
             file=sys.stderr,
