@@ -1,10 +1,12 @@
-"""Running a real client as its users do: a command in a subprocess."""
+"""Running a real client as its users do: a command in a subprocess; installing it once."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -27,3 +29,26 @@ def run_client(
     if done.returncode != 0:
         pytest.fail(f"{' '.join(argv)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
     return done.stdout
+
+
+@contextmanager
+def _exclusive(lock: Path) -> Iterator[None]:
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def installed_once(marker: Path, wanted: str, install: Callable[[], None]) -> None:
+    """Run `install` unless `marker` already holds `wanted`, then write it there. Test
+    processes running side by side (pytest-xdist workers) wait for one another instead
+    of installing into the same folder at once."""
+    with _exclusive(marker.parent.parent / f".{marker.parent.name}.lock"):
+        if marker.exists() and marker.read_text() == wanted:
+            return
+        install()
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(wanted)

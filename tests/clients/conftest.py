@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.clients.commands import run_client
+from tests.clients.commands import installed_once, run_client
 
 NODE_DIR = Path(__file__).parent / "node"
 _MARKER = NODE_DIR / "node_modules" / ".installed-lock"
@@ -36,8 +36,8 @@ def node_clients() -> Path:
     npm, node = shutil.which("npm"), shutil.which("node")
     if npm is None or node is None:
         pytest.fail("Node.js and npm are needed for the real-client tests (tests/clients)")
-    wanted = _lock_hash()
-    if not _MARKER.exists() or _MARKER.read_text() != wanted:
+
+    def npm_ci() -> None:
         done = subprocess.run(
             [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
             cwd=NODE_DIR,
@@ -47,7 +47,8 @@ def node_clients() -> Path:
         )
         if done.returncode != 0:
             pytest.fail(f"npm ci failed in {NODE_DIR}:\n{done.stdout}\n{done.stderr}")
-        _MARKER.write_text(wanted)
+
+    installed_once(_MARKER, _lock_hash(), npm_ci)
     return NODE_DIR
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.clients.commands import run_client
+from tests.clients.commands import installed_once, run_client
 
 VENVS = Path(__file__).parent / ".venvs"
 TAP_ZENDESK = "tap-zendesk==2.8.2"
@@ -29,19 +29,19 @@ def tap_venv(requirement: str) -> Path:
     """The virtualenv with `requirement` (`name==version`) installed; created if needed."""
     name, _, version = requirement.partition("==")
     venv = VENVS / f"{name}-{version}"
-    marker = venv / ".installed"
-    if marker.exists() and marker.read_text() == requirement:
-        return venv
-    shutil.rmtree(venv, ignore_errors=True)
-    steps = [
-        [sys.executable, "-m", "venv", str(venv)],
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", requirement],
-    ]
-    for step in steps:
-        done = subprocess.run(step, capture_output=True, text=True, timeout=900)
-        if done.returncode != 0:
-            pytest.fail(f"installing {requirement} failed:\n{done.stdout}\n{done.stderr}")
-    marker.write_text(requirement)
+
+    def install() -> None:
+        shutil.rmtree(venv, ignore_errors=True)
+        steps = [
+            [sys.executable, "-m", "venv", str(venv)],
+            [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", requirement],
+        ]
+        for step in steps:
+            done = subprocess.run(step, capture_output=True, text=True, timeout=900)
+            if done.returncode != 0:
+                pytest.fail(f"installing {requirement} failed:\n{done.stdout}\n{done.stderr}")
+
+    installed_once(venv / ".installed", requirement, install)
     return venv
 
 
