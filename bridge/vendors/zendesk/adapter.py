@@ -438,16 +438,7 @@ class ZendeskAdapter:
         if transition is not Transition.SOFT_DELETE:
             return {}
         wanted = list(dict.fromkeys(ticket_ids))
-        rows: dict[int, Mapping[str, Any]] = {}
-        for chunk in chunked(wanted, BATCH_LIMIT):
-            response = self._http.request(
-                "GET", "api/v2/tickets/show_many", params={"ids": _ids_param(chunk)}, ok=(404,)
-            )
-            if response.status_code == 404:
-                continue
-            body = decode_json(response, "api/v2/tickets/show_many")
-            wire.check(shapes.ShowManyAnswer, body, "api/v2/tickets/show_many")
-            rows.update((row["id"], row) for row in body["tickets"] if row.get("id") in chunk)
+        rows = self._show_many(wanted)
         hidden = [i for i in wanted if i not in rows]
         for ticket_id in hidden:
             response = self._http.request("GET", f"api/v2/tickets/{ticket_id}", ok=(404,))
@@ -475,8 +466,9 @@ class ZendeskAdapter:
         """Active ids, from `show_many` alone (soft-deleted and purged ids are left out)."""
         return set(self._live_views(list(dict.fromkeys(ticket_ids))))
 
-    def _live_views(self, wanted: Sequence[int]) -> dict[int, TicketView]:
-        views: dict[int, TicketView] = {}
+    def _show_many(self, wanted: Sequence[int]) -> dict[int, Mapping[str, Any]]:
+        """The tickets `show_many` shows among `wanted` (100 ids a call), by id."""
+        rows: dict[int, Mapping[str, Any]] = {}
         for chunk in chunked(wanted, BATCH_LIMIT):
             response = self._http.request(
                 "GET", "api/v2/tickets/show_many", params={"ids": _ids_param(chunk)}, ok=(404,)
@@ -487,11 +479,12 @@ class ZendeskAdapter:
                 continue
             body = decode_json(response, "api/v2/tickets/show_many")
             wire.check(shapes.ShowManyAnswer, body, "api/v2/tickets/show_many")
-            for row in body["tickets"]:
-                view = self._live_view(row)
-                if view is not None and view.ticket_id in chunk:
-                    views[view.ticket_id] = view
-        return views
+            rows.update((row["id"], row) for row in body["tickets"] if row["id"] in chunk)
+        return rows
+
+    def _live_views(self, wanted: Sequence[int]) -> dict[int, TicketView]:
+        views = (self._live_view(row) for row in self._show_many(wanted).values())
+        return {view.ticket_id: view for view in views if view is not None}
 
     def lookup(self, ticket_ids: Sequence[int]) -> dict[int, TicketView]:
         """Authoritative states; ids that cannot be settled this time are left out."""
