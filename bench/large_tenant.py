@@ -340,7 +340,8 @@ class Bench:
         if self.profile is None:
             yield
             return
-        profiler = cProfile.Profile()
+        # the main thread's CPU: waits on the simulators' threads are not bridge's cost
+        profiler = cProfile.Profile(time.thread_time)
         profiler.enable()
         try:
             yield

@@ -6,7 +6,7 @@ it in. Every public method is one transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -76,6 +76,8 @@ _SATISFIES: Mapping[str, frozenset[State]] = {
     Transition.PURGE: frozenset({State.PURGED}),
 }
 _CHUNK = 500
+#: ids per statement where they are bound as one value (`Dialect.in_ids`)
+_IDS = 5000
 #: rows per page of a streamed read
 _PAGE = 5000
 #: operations whose write went out (or may have): an observation reaching their state is
@@ -464,8 +466,8 @@ class SyncStore:
         sides = self.sides
         found: dict[int, LinkIds] = {}
         with self.engine.connect() as connection:
-            for chunk in chunked(ids, _CHUNK):
-                for row in connection.execute(query.where(column.in_(chunk))):
+            for chunk in chunked(ids, _IDS):
+                for row in connection.execute(query.where(self.dialect.in_ids(column, chunk))):
                     found[row[position]] = LinkIds(row[0], row[1], row[2], sides)
         return found
 
@@ -489,8 +491,8 @@ class SyncStore:
         pairs: dict[int, PairView] = {}
         key = PairState.__table__.c.link_id  # type: ignore[attr-defined]
         with self.engine.connect() as connection:
-            for chunk in chunked(ids, _CHUNK):
-                rows = connection.execute(self._pair_query().where(key.in_(chunk)))
+            for chunk in chunked(ids, _IDS):
+                rows = connection.execute(self._pair_query().where(self.dialect.in_ids(key, chunk)))
                 pairs.update((view.ids.link_id, view) for view in self._pair_views(rows))
         return pairs
 
@@ -609,9 +611,9 @@ class SyncStore:
         )
         found: dict[int, tuple[State | None, datetime | None]] = {}
         with self.engine.connect() as connection:
-            for chunk in chunked(sorted(set(link_ids)), _CHUNK):
+            for chunk in chunked(sorted(set(link_ids)), _IDS):
                 for link_id, value, at in connection.execute(
-                    query.where(pair.c.link_id.in_(chunk))
+                    query.where(self.dialect.in_ids(pair.c.link_id, chunk))
                 ):
                     found[link_id] = (_state(value), at)
         return found
@@ -622,8 +624,9 @@ class SyncStore:
             if link_ids is None:
                 return set(session.exec(query))
             found: set[int] = set()
-            for chunk in chunked(sorted(set(link_ids)), _CHUNK):
-                found.update(session.exec(query.where(col(Operation.link_id).in_(chunk))))
+            link = Operation.__table__.c.link_id  # type: ignore[attr-defined]
+            for chunk in chunked(sorted(set(link_ids)), _IDS):
+                found.update(session.exec(query.where(self.dialect.in_ids(link, chunk))))
             return found
 
     def operations(
@@ -708,11 +711,11 @@ class SyncStore:
             link_ids = sorted({o.link_id for o in observations})
             busy: set[int] = set()
             operation = Operation.__table__  # type: ignore[attr-defined]
-            for chunk in chunked(link_ids, _CHUNK):
+            for chunk in chunked(link_ids, _IDS):
                 busy.update(
                     connection.execute(
                         select(operation.c.link_id)
-                        .where(operation.c.link_id.in_(chunk))
+                        .where(self.dialect.in_ids(operation.c.link_id, chunk))
                         .where(operation.c.status.in_(OperationStatus.OPEN))
                     ).scalars()
                 )
@@ -950,11 +953,11 @@ class SyncStore:
         with self.session() as session:
             link_ids = sorted({item.pair.ids.link_id for item in planned})
             flagged: set[int] = set()
-            for chunk in chunked(link_ids, _CHUNK):
+            for chunk in chunked(link_ids, _IDS):
                 flagged.update(
                     session.execute(
                         select(pair_table.c.link_id)
-                        .where(pair_table.c.link_id.in_(chunk))
+                        .where(self.dialect.in_ids(pair_table.c.link_id, chunk))
                         .where(pair_table.c.attention.is_not(None))
                     ).scalars()
                 )
@@ -969,7 +972,7 @@ class SyncStore:
                 else:
                     rest.append(item)
             for base, ids in agreed.items():
-                self._record_agreements(session.connection(), base, ids, now)
+                self._record_agreements(session.connection(), self.dialect, base, ids, now)
             # load the pairs in chunks first: a `get` per decision would query (and
             # autoflush) once per link
             pairs: dict[int, PairState] = {}
@@ -1039,9 +1042,55 @@ class SyncStore:
             created += self._plan(session, run_id, to_plan, now)
         return created
 
+    def agree_where_equal(self, *, unsettled: bool, exclude: Collection[int] = ()) -> int:
+        """Decide at once every candidate whose two sides hold the same state: rule 2 of
+        the three-way decision (`bridge.core.decide`: both sides equal ⇒ agree, base :=
+        that state), which a migration's decision shares. A first sync agrees on nearly
+        every link; a decision built per link in Python costs more than the reads.
+
+        Candidates are a sync's (pending a decision) or, with `unsettled`, a migration's
+        (base missing or not that state). Left to the decision per link: pairs flagged
+        for attention (their agreement is an event), with an open operation (they wait
+        for it), and the `exclude`d links (a lookup has yet to read them). One UPDATE;
+        returns the pairs decided. `tests/reconcile/test_bulk_agreement.py` holds it to
+        `decide` over every combination of states.
+        """
+        pair = PairState.__table__  # type: ignore[attr-defined]
+        operation = Operation.__table__  # type: ignore[attr-defined]
+        first, second, base = pair.c.first_state, pair.c.second_state, pair.c.base
+        now = utcnow()
+        busy = (
+            select(operation.c.id)
+            .where(operation.c.link_id == pair.c.link_id)
+            .where(operation.c.status.in_(OperationStatus.OPEN))
+            .exists()
+        )
+        new_base = or_(base.is_(None), base != first)
+        wanted = new_base if unsettled else pair.c.pending_decision
+        query = (
+            pair.update()
+            .where(first.is_not(None), first == second, pair.c.attention.is_(None), wanted, ~busy)
+            .values(
+                pending_decision=False,
+                updated_at=now,
+                base=first,
+                base_version=case((new_base, pair.c.base_version + 1), else_=pair.c.base_version),
+                base_at=case((new_base, literal(now, UTCDateTime)), else_=pair.c.base_at),
+            )
+        )
+        if exclude:
+            query = query.where(~self.dialect.in_ids(pair.c.link_id, sorted(exclude)))
+        with self.session() as session:
+            result = session.connection().execute(query)
+        return int(result.rowcount or 0)
+
     @staticmethod
     def _record_agreements(
-        connection: Connection, base: State | None, link_ids: Sequence[int], now: datetime
+        connection: Connection,
+        dialect: Dialect,
+        base: State | None,
+        link_ids: Sequence[int],
+        now: datetime,
     ) -> None:
         """Both sides agree (and no attention is set): the pairs are decided, and where
         `base` differs from the recorded one it becomes the base at a new version; one
@@ -1055,8 +1104,10 @@ class SyncStore:
                 "base_version": case((new, pair.c.base_version + 1), else_=pair.c.base_version),
                 "base_at": case((new, literal(now, UTCDateTime)), else_=pair.c.base_at),
             }
-        for chunk in chunked(sorted(link_ids), _CHUNK):
-            connection.execute(pair.update().where(pair.c.link_id.in_(chunk)).values(values))
+        for chunk in chunked(sorted(link_ids), _IDS):
+            connection.execute(
+                pair.update().where(dialect.in_ids(pair.c.link_id, chunk)).values(values)
+            )
 
     def _plan(
         self,

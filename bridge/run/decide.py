@@ -12,7 +12,7 @@ and a dry run keeps them in the plan only.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -46,6 +46,11 @@ class Planner(Protocol):
         """The decision for one link, from the pair and each side's current state."""
         ...
 
+    def agree_in_bulk(self, ledger: Ledger, *, exclude: Collection[int]) -> int:
+        """Record at once the candidates whose sides agree (what `decide` would say for
+        each of them), but the `exclude`d links; the number recorded."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class ThreeWay:
@@ -60,6 +65,9 @@ class ThreeWay:
 
     def decide(self, pair: PairView, states: Mapping[Side, SideState]) -> Decision:
         return decide(pair.base, self.sides, states, self.policy)
+
+    def agree_in_bulk(self, ledger: Ledger, *, exclude: Collection[int]) -> int:
+        return ledger.agree_where_equal(unsettled=False, exclude=exclude)
 
 
 class Decider:
@@ -113,6 +121,11 @@ class Decider:
         state.decide_due = False
         if state.unavailable:
             return  # a side's fresh state is unknown: decide nothing this run
+        if not self._ctx.options.dry_run and not log.is_enabled_for(logging.DEBUG):
+            # agreements in one statement (a first sync's every link); at debug level each
+            # is logged, so each is decided here
+            agreed = self._planner.agree_in_bulk(self._ctx.ledger, exclude=state.deferred)
+            state.counts["decision.agree"] += agreed
         for page in self._pages():
             if page:
                 self._decide_slice(page)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -96,6 +96,9 @@ class MigrationPlanner:
         source = states[self.migration.source].state
         target = states[self.migration.target].state
         return migration_decision(source, target, self.migration)
+
+    def agree_in_bulk(self, ledger: Ledger, *, exclude: Collection[int]) -> int:
+        return ledger.agree_where_equal(unsettled=True, exclude=exclude)
 
 
 def migration_run(
