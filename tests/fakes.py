@@ -180,6 +180,9 @@ class FakeVendor:
         ids = [i for i in dict.fromkeys(self._log[start:]) if i in self.tickets]
         yield ChangePage([self._view(i) for i in ids], str(len(self._log)), True)
 
+    def makers(self, views: Sequence[TicketView]) -> list[TicketView]:
+        return list(views)
+
     def submit(
         self,
         transition: Transition,

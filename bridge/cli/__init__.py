@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from typing import Any, NoReturn
@@ -10,13 +11,6 @@ import click
 
 from bridge import __version__
 from bridge.cli.context import AppContext
-from bridge.cli.core import check, init, status
-from bridge.cli.demo import demo
-from bridge.cli.links import link
-from bridge.cli.migrate import migrate
-from bridge.cli.report import report
-from bridge.cli.sandbox import sandbox
-from bridge.cli.sync import conflicts, sync
 from bridge.config import resolve_config_path
 from bridge.errors import BridgeError, ExitCode
 from bridge.logging import redact_text
@@ -24,10 +18,38 @@ from bridge.logging import redact_text
 __all__ = ["main"]
 
 
+#: each command and the `module:name` it lives in: imported when it is run (or listed),
+#: so that a scheduled `sync` does not load the sandbox, the demo and the report first
+COMMANDS = {
+    "init": "bridge.cli.core:init",
+    "status": "bridge.cli.core:status",
+    "check": "bridge.cli.core:check",
+    "link": "bridge.cli.links:link",
+    "sync": "bridge.cli.sync:sync",
+    "conflicts": "bridge.cli.sync:conflicts",
+    "sandbox": "bridge.cli.sandbox:sandbox",
+    "migrate": "bridge.cli.migrate:migrate",
+    "report": "bridge.cli.report:report",
+    "demo": "bridge.cli.demo:demo",
+}
+
+
 class BridgeGroup(click.Group):
     """The one place where errors become exit codes: a `BridgeError` is its message on one
     line (redacted) and its code; anything else is a bug, shown as one line and exit 6,
-    with the traceback only under `--debug`."""
+    with the traceback only under `--debug`. Commands are loaded when first named
+    (`COMMANDS`)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            module, _, name = COMMANDS[cmd_name].partition(":")
+            command = getattr(importlib.import_module(module), name)
+            _with_verbosity(command)
+            self.add_command(command, cmd_name)
+        return self.commands.get(cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -158,14 +180,4 @@ def _with_verbosity(command: click.Command) -> None:
             _with_verbosity(sub)
 
 
-main.add_command(init)
-main.add_command(status)
-main.add_command(check)
-main.add_command(link)
-main.add_command(sync)
-main.add_command(conflicts)
-main.add_command(sandbox)
-main.add_command(migrate)
-main.add_command(report)
-main.add_command(demo)
 _with_verbosity(main)

@@ -103,11 +103,16 @@ class ChangePage:
     """A page of changes and the cursor to store once the page is recorded.
 
     `complete` is True on the last page of the stream (nothing more to read now).
+    `makers_unread`: the views carry no actor yet; who made them is asked (`makers`)
+    only for the views whose state differs from what the ledger holds, since a row
+    read again unchanged records nothing (a re-read window would cost a log query per
+    hundred rows otherwise).
     """
 
     views: Sequence[TicketView]
     cursor: str
     complete: bool
+    makers_unread: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +208,11 @@ class Adapter(Protocol):
 
     def changes(self, cursor: str | None) -> Iterator[ChangePage]:
         """Everything that changed since `cursor` (None: from the beginning), page by page."""
+        ...
+
+    def makers(self, views: Sequence[TicketView]) -> list[TicketView]:
+        """These views of a `makers_unread` page, each with who made its change (and the
+        cause that follows) where the vendor can tell; the rest as they are."""
         ...
 
     @property

@@ -215,7 +215,9 @@ class Observer:
         links = ctx.ledger.links_for_tickets(side, (v.ticket_id for v in page.views))
         views = [(links[v.ticket_id], v) for v in page.views if v.ticket_id in links]
         state.counts[f"{side}.changes_read"] += len(page.views)
-        self._record.observations(side, adapter, views, cursor=page.cursor)
+        self._record.observations(
+            side, adapter, views, cursor=page.cursor, makers_unread=page.makers_unread
+        )
         caught_up = page.complete or not page.views
         self._unread[side] = 0 if caught_up else max(0, self._unread[side] - len(page.views))
         return page.complete

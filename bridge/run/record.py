@@ -38,12 +38,23 @@ class Recorder:
         views: Sequence[tuple[LinkIds, TicketView]],
         *,
         cursor: str | None = None,
+        makers_unread: bool = False,
     ) -> None:
-        """Record what `side` showed of these links (and move its cursor to `cursor`)."""
+        """Record what `side` showed of these links (and move its cursor to `cursor`);
+        with `makers_unread` (`ChangePage`), the makers of the views whose state is not
+        the one held are asked of the adapter first."""
         ctx, state = self._ctx, self._ctx.state
         # only a change the vendor gives no cause for is attributed from what was held
         unexplained = [link.link_id for link, view in views if view.cause is None]
         held = ctx.ledger.side_states(side, unexplained) if unexplained else {}
+        if makers_unread:
+            changed = [
+                view
+                for link, view in views
+                if view.cause is None and held.get(link.link_id, _UNKNOWN)[0] is not view.state
+            ]
+            made = {v.ticket_id: v for v in adapter.makers(changed)} if changed else {}
+            views = [(link, made.get(view.ticket_id, view)) for link, view in views]
         seen_at = ctx.now()
         observations = [
             Observation(

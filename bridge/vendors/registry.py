@@ -7,28 +7,29 @@ package (`bridge/vendors/<name>/`). This module is the one place that lists them
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, TypeVar, cast
 
 from bridge.core.contract import Adapter
 from bridge.core.model import Side, Sides
-from bridge.sandbox import SimulatorBase
 from bridge.settings import Table, VendorSettings
 from bridge.vendors import superoffice, zendesk
 from bridge.vendors.cassette_facts import CassetteFacts
 from bridge.vendors.clocks import Clock, Monotonic, Sleep
-from bridge.vendors.probe import DeepCheck
 from bridge.vendors.superoffice import cassettes as superoffice_cassettes
 from bridge.vendors.superoffice.factory import superoffice_adapter
-from bridge.vendors.superoffice.probes import deep_check as superoffice_deep_check
 from bridge.vendors.superoffice.settings import read_settings as superoffice_settings
-from bridge.vendors.superoffice.sim.simulator import SuperOfficeSimulator
 from bridge.vendors.zendesk import cassettes as zendesk_cassettes
 from bridge.vendors.zendesk.factory import zendesk_adapter
-from bridge.vendors.zendesk.probes import deep_check as zendesk_deep_check
 from bridge.vendors.zendesk.settings import read_settings as zendesk_settings
-from bridge.vendors.zendesk.sim.simulator import ZendeskSimulator
+
+if TYPE_CHECKING:
+    from bridge.sandbox import SimulatorBase
+    from bridge.vendors.probe import DeepCheck
+    from bridge.vendors.superoffice.sim.simulator import SuperOfficeSimulator
+    from bridge.vendors.zendesk.sim.simulator import ZendeskSimulator
 
 __all__ = [
     "CONFIG_ORDER",
@@ -55,7 +56,14 @@ MAX_TICKET_ID: Final[dict[Side, int]] = {
     ZENDESK: zendesk.MAX_TICKET_ID,
 }
 
-SimT = TypeVar("SimT", bound=SimulatorBase)
+SimT = TypeVar("SimT", bound="SimulatorBase")
+
+
+def _attribute(path: str) -> Any:
+    """The object `module:name` names, imported when first asked for: a scheduled sync
+    never loads the simulators or the deep probes (they were a third of its start-up)."""
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 class AdapterBuilder(Protocol):
@@ -79,30 +87,41 @@ class Vendor(Generic[SimT]):
     #: reads that section (None when a problem was recorded in the table)
     read_settings: Callable[[Table], VendorSettings | None]
     build: AdapterBuilder
-    simulator: type[SimT]
+    #: `module:class` of its simulator (`simulator`)
+    simulator_path: str
     cassettes: CassetteFacts
-    #: `bridge check --deep`: read-only probes of the behaviours the adapter assumes
-    deep_check: DeepCheck
+    #: `module:function` of `bridge check --deep`'s read-only probes (`deep_check`)
+    deep_check_path: str
+
+    @property
+    def simulator(self) -> type[SimT]:
+        """Its simulator (the sandbox's HTTP server for this vendor)."""
+        return cast("type[SimT]", _attribute(self.simulator_path))
+
+    @property
+    def deep_check(self) -> DeepCheck:
+        """`bridge check --deep`: read-only probes of the behaviours the adapter assumes."""
+        return cast("DeepCheck", _attribute(self.deep_check_path))
 
 
-SUPEROFFICE_VENDOR: Final = Vendor(
+SUPEROFFICE_VENDOR: Final[Vendor[SuperOfficeSimulator]] = Vendor(
     name=SUPEROFFICE,
     section="superoffice",
     read_settings=superoffice_settings,
     build=superoffice_adapter,
-    simulator=SuperOfficeSimulator,
+    simulator_path="bridge.vendors.superoffice.sim.simulator:SuperOfficeSimulator",
     cassettes=superoffice_cassettes.FACTS,
-    deep_check=superoffice_deep_check,
+    deep_check_path="bridge.vendors.superoffice.probes:deep_check",
 )
 
-ZENDESK_VENDOR: Final = Vendor(
+ZENDESK_VENDOR: Final[Vendor[ZendeskSimulator]] = Vendor(
     name=ZENDESK,
     section="zendesk",
     read_settings=zendesk_settings,
     build=zendesk_adapter,
-    simulator=ZendeskSimulator,
+    simulator_path="bridge.vendors.zendesk.sim.simulator:ZendeskSimulator",
     cassettes=zendesk_cassettes.FACTS,
-    deep_check=zendesk_deep_check,
+    deep_check_path="bridge.vendors.zendesk.probes:deep_check",
 )
 
 #: the registered vendors in the ledger's order: SuperOffice first, Zendesk second

@@ -27,7 +27,7 @@ from bridge.vendors.superoffice.adapter import (
 )
 from bridge.vendors.superoffice.auth import BearerAuth
 from tests.adapters.scripted import Reply, ScriptedServer
-from tests.adapters.test_superoffice_adapter import START, log_reads, scenario
+from tests.adapters.test_superoffice_adapter import START, log_reads, read_changes, scenario
 
 T = START + timedelta(hours=1)
 
@@ -121,7 +121,7 @@ def test_changes_name_who_deleted_and_who_restored() -> None:
         deleted, restored, untouched = env.seeded("ids", make)
         env.advance(120)  # (the clock moves on replay too: cursors depend on it)
         reads = log_reads(env)
-        first = list(env.adapter.changes(None))
+        first = read_changes(env.adapter, None)
         assert reads == []  # a first read is history: no one is looked up
         cursor = first[-1].cursor
 
@@ -135,7 +135,7 @@ def test_changes_name_who_deleted_and_who_restored() -> None:
         env.seeded("acted", act)
         env.advance(120)
         calls = env.adapter.http.calls
-        views = {v.ticket_id: v for p in env.adapter.changes(cursor) for v in p.views}
+        views = {v.ticket_id: v for p in read_changes(env.adapter, cursor) for v in p.views}
         assert (views[deleted].state, views[deleted].actor_id) == (State.SOFT_DELETED, 7)
         assert (views[restored].state, views[restored].actor_id) == (State.ACTIVE, 8)
         assert views[deleted].cause is views[restored].cause is Cause.USER
@@ -152,17 +152,19 @@ def test_a_change_in_a_second_still_open_gets_its_actor() -> None:
     with scenario("changes_open_second", sim_only=True, change_overlap=timedelta(0)) as env:
         ids = env.seeded("ids", lambda: env.need_sim().seed_tickets(3))
         env.advance(120)
-        cursor = list(env.adapter.changes(None))[-1].cursor
+        cursor = read_changes(env.adapter, None)[-1].cursor
         env.advance(0.2)
         env.seeded("first", lambda: env.need_sim().soft_delete([ids[2]], associate=5))
         reads = log_reads(env)
-        pages = list(env.adapter.changes(cursor))
+        pages = read_changes(env.adapter, cursor)
         views = {v.ticket_id: v for p in pages for v in p.views}
         assert (views[ids[2]].state, views[ids[2]].actor_id) == (State.SOFT_DELETED, 5)
         env.advance(0.5)  # the same second, a lower id
         env.seeded("later", lambda: env.need_sim().soft_delete([ids[0]], associate=6))
         env.advance(5)
-        views = {v.ticket_id: v for p in env.adapter.changes(pages[-1].cursor) for v in p.views}
+        views = {
+            v.ticket_id: v for p in read_changes(env.adapter, pages[-1].cursor) for v in p.views
+        }
         assert (views[ids[0]].state, views[ids[0]].actor_id) == (State.SOFT_DELETED, 6)
         assert (views[ids[2]].state, views[ids[2]].actor_id) == (State.SOFT_DELETED, 5)
         assert len(reads) == 2
@@ -173,9 +175,9 @@ def test_bridges_own_writes_need_no_log_read() -> None:
         ids = env.seeded("ids", lambda: env.need_sim().seed_tickets(2))
         env.advance(120)
         reads = log_reads(env)
-        cursor = list(env.adapter.changes(None))[-1].cursor
+        cursor = read_changes(env.adapter, None)[-1].cursor
         env.adapter.submit(Transition.SOFT_DELETE, ids[:1])
-        views = {v.ticket_id: v for p in env.adapter.changes(cursor) for v in p.views}
+        views = {v.ticket_id: v for p in read_changes(env.adapter, cursor) for v in p.views}
         assert views[ids[0]].state is State.SOFT_DELETED
         assert views[ids[0]].actor_id is None
         assert reads == []
@@ -189,7 +191,7 @@ def test_bridges_own_writes_need_no_log_read() -> None:
         env.advance(60)
         env.seeded("acted", act)
         env.advance(120)
-        views = {v.ticket_id: v for p in env.adapter.changes(cursor) for v in p.views}
+        views = {v.ticket_id: v for p in read_changes(env.adapter, cursor) for v in p.views}
         assert (views[ids[1]].actor_id, views[ids[1]].cause) == (9, Cause.BRIDGE)
         assert (views[ids[0]].actor_id, views[ids[0]].cause) == (8, Cause.USER)
 
@@ -200,7 +202,7 @@ def test_an_unreadable_log_costs_one_call_and_one_warning() -> None:
         ids = env.seeded("ids", lambda: env.need_sim().seed_tickets(2))
         env.advance(120)
         reads = log_reads(env)
-        cursor = list(env.adapter.changes(None))[-1].cursor
+        cursor = read_changes(env.adapter, None)[-1].cursor
         with capture_logs() as logs:
             for n, ticket in enumerate(ids):
 
@@ -210,7 +212,7 @@ def test_an_unreadable_log_costs_one_call_and_one_warning() -> None:
 
                 env.advance(60)
                 env.seeded(f"deleted{n}", act)
-                views = {v.ticket_id: v for p in env.adapter.changes(cursor) for v in p.views}
+                views = {v.ticket_id: v for p in read_changes(env.adapter, cursor) for v in p.views}
                 assert views[ticket].state is State.SOFT_DELETED
                 assert views[ticket].actor_id is None
         assert len(reads) == 1  # refused once (403), never asked again

@@ -80,3 +80,29 @@ def test_an_unreadable_ticket_log_records_no_actor_and_the_sync_goes_on(world: W
     assert result.outcome == "converged"
     assert states(world, pairs) == [("deleted", "deleted"), ("active", "active")]
     assert _superoffice_changes(world) == [("soft_delete", "user", None)]
+
+
+def test_rows_read_again_unchanged_cost_no_log_query(world: World) -> None:
+    """The run after an active one reads its open minute again (`change_overlap`); only the
+    rows whose state is new to the ledger have their maker looked up, so a re-read of a
+    thousand unchanged rows costs no ticket-log query, and a change made in that minute
+    after it was read still gets its maker."""
+    pairs = world.link(1000)
+    world.sync()
+    world.clock.advance(120)
+    world.so.soft_delete([so for so, _ in pairs[:500]], associate=42)
+    world.clock.advance(2)
+    world.sync()  # reads the deletions, looks their makers up
+    assert _superoffice_changes(world)[-1] == ("soft_delete", "user", 42)
+    world.reset_counters()
+    world.clock.advance(5)  # still inside the minute read last time: it is read again
+    world.sync()
+    # the 500 rows of the open minute again: a page of each provider, and the page
+    # after the full one; no ticket-log query (`Archive/dynamic`, one per 100 rows)
+    assert world.routes("superoffice") == {"GET Archive/{provider}": 4}
+    world.reset_counters()
+    world.so.soft_delete([pairs[600][0]], associate=43)
+    world.clock.advance(2)
+    world.sync()
+    assert world.routes("superoffice")["GET Archive/{provider}"] == 4 + 1
+    assert _superoffice_changes(world)[-1] == ("soft_delete", "user", 43)

@@ -774,8 +774,9 @@ class SuperOfficeAdapter:
         in them after they were read (into either provider: a delete or a restore moves a
         ticket between them) is not lost, and a closed second is never read twice. Only
         the last page moves the cursor: a read that fails or is killed midway replays.
-        Every row read after a cursor is new to bridge, or in an open second, and its
-        maker is read from the log; a tenant's first read is history and looks nothing up.
+        Every row read after a cursor is new to bridge, or in an open second: the pages
+        say `makers_unread`, and the makers of those that changed state are read from the
+        log (`makers`); a tenant's first read is history and looks nothing up.
         """
         start = ChangeCursor.parse(cursor, old_overlap=self.change_overlap)
         kept = cursor or ""
@@ -784,16 +785,18 @@ class SuperOfficeAdapter:
         closed: Position | None = None
         at = {TICKET_PROVIDER: start.ticket, RECYCLE_PROVIDER: start.recycle}
         for provider in (TICKET_PROVIDER, RECYCLE_PROVIDER):
-            for views, position, done in self._pass(provider, at[provider], history=start.first):
+            for views, position, done in self._pass(provider, at[provider]):
                 if closed is None:  # after the first answer: the tenant's clock is known
                     closed = self._closed(began)
                 # read to its end: every row of a closed second has been read
                 at[provider] = closed if done else position
+                # a tenant's first read is history: no maker is looked up
+                lookup = not start.first
                 if done and provider == RECYCLE_PROVIDER:
                     end = ChangeCursor(close(at[TICKET_PROVIDER], closed), closed)
-                    yield ChangePage(views, end.encode(), complete=True)
+                    yield ChangePage(views, end.encode(), complete=True, makers_unread=lookup)
                 else:
-                    yield ChangePage(views, kept, complete=False)
+                    yield ChangePage(views, kept, complete=False, makers_unread=lookup)
 
     def _closed(self, began: datetime) -> Position:
         """The last second over `change_overlap` before the read began, by the earlier of
@@ -803,7 +806,7 @@ class SuperOfficeAdapter:
         return Position(whole_second(now - self.change_overlap) - SECOND)
 
     def _pass(
-        self, provider: str, at: Position | None, *, history: bool
+        self, provider: str, at: Position | None
     ) -> Iterator[tuple[list[TicketView], Position | None, bool]]:
         """One provider from `at`, a page at a time: (views new to this pass, the position
         after the page, whether the provider is read to its end). Rows a page reads again
@@ -830,10 +833,14 @@ class SuperOfficeAdapter:
                 )
             previous = set(keys)
             at = moved
-            wanted = [] if history else self._new_changes(fresh)
-            yield self._with_actors(fresh, wanted), at, done
+            yield fresh, at, done
             if done:
                 return
+
+    def makers(self, views: Sequence[TicketView]) -> list[TicketView]:
+        """The makers of these changes from the ticket log (`ticket_log_action`), one
+        query per hundred tickets: bridge's own writes coming back are not looked up."""
+        return self._with_actors(list(views), self._new_changes(views))
 
     def _new_changes(self, views: Sequence[TicketView]) -> list[TicketView]:
         """The views whose maker is read from the log: changes to a state a delete or

@@ -683,6 +683,10 @@ class ZendeskAdapter:
             yield ChangePage(views=views, cursor=self._storable(final), complete=True)
             return
 
+    def makers(self, views: Sequence[TicketView]) -> list[TicketView]:
+        """The export's pages come with their makers already (`changes`)."""
+        return list(views)
+
     def _pace_export(self) -> None:
         """Wait until the export's own limit lets the next page through (the run's
         scheduler usually waited already: then this costs nothing)."""
