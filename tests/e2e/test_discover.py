@@ -20,7 +20,7 @@ from tests.e2e.conftest import World
 @pytest.fixture
 def cli() -> click.Group:
     """The `bridge` command group, with `link discover` wired in."""
-    link = main.commands["link"]
+    link = main.get_command(click.Context(main), "link")
     assert isinstance(link, click.Group)
     assert link.commands["discover"] is discover
     return main
