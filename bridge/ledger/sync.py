@@ -467,7 +467,8 @@ class SyncStore:
         found: dict[int, LinkIds] = {}
         with self.engine.connect() as connection:
             for chunk in chunked(ids, _IDS):
-                for row in connection.execute(query.where(self.dialect.in_ids(column, chunk))):
+                rows = connection.execute(query.where(self.dialect.in_ids(column, chunk))).all()
+                for row in rows:
                     found[row[position]] = LinkIds(row[0], row[1], row[2], sides)
         return found
 
@@ -614,7 +615,7 @@ class SyncStore:
             for chunk in chunked(sorted(set(link_ids)), _IDS):
                 for link_id, value, at in connection.execute(
                     query.where(self.dialect.in_ids(pair.c.link_id, chunk))
-                ):
+                ).all():
                     found[link_id] = (_state(value), at)
         return found
 

@@ -173,6 +173,8 @@ def _http_date(value: str | None) -> datetime | None:
 
 def _as_int(value: Any) -> int | None:
     """Ints as archives serialize them: 42, "42", "[I:42]", or an object with an id."""
+    if type(value) is int:  # the usual answer, first
+        return value
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -305,6 +307,14 @@ def _entity_view(entity: Mapping[str, Any]) -> TicketView | None:
     )
 
 
+def _misfit(path: str, column: str, value: Any, expected: str) -> UnreadableAnswerError:
+    """A failed read naming the archive column whose value does not fit."""
+    return UnreadableAnswerError(
+        f"{path}: answer does not fit: 'value[].{column}' is {str(value)[:40]!r}, not "
+        f"{expected}; read stopped"
+    )
+
+
 def _row_view(
     row: Mapping[str, Any], *, recycled: bool, path: str
 ) -> tuple[Key, TicketView | None]:
@@ -312,30 +322,23 @@ def _row_view(
     (None: a status with no deletion meaning, such as Unknown). A row the adapter cannot
     read in full is a failed read naming the column: a row skipped would be a change never
     seen, with the cursor moved past it."""
-
-    def bad(column: str, value: Any, expected: str) -> UnreadableAnswerError:
-        return UnreadableAnswerError(
-            f"{path}: answer does not fit: 'value[].{column}' is {str(value)[:40]!r}, not "
-            f"{expected}; read stopped"
-        )
-
     raw_id = row.get("ticketId", row.get("PrimaryKey"))
     ticket_id = _as_int(raw_id)
     if ticket_id is None or not 0 < ticket_id <= MAX_TICKET_ID:
-        raise bad("ticketId", raw_id, "a ticket id")
+        raise _misfit(path, "ticketId", raw_id, "a ticket id")
     # ids only: display text is in the user's culture, so no text is ever matched
     base_id = _as_int(row.get("status"))
     base_status = _BASE_STATUS_BY_INT.get(base_id) if base_id is not None else None
     if "status" in row and base_status is None:
-        raise bad("status", row["status"], "a base status id")
+        raise _misfit(path, "status", row["status"], "a base status id")
     status_id = _as_int(row.get("ticketStatusName"))
     if row.get("ticketStatusName") is not None and status_id is None:
-        raise bad("ticketStatusName", row["ticketStatusName"], "a status id")
+        raise _misfit(path, "ticketStatusName", row["ticketStatusName"], "a status id")
     changed = row.get("lastChanged")
     last_changed = parse_so_datetime(changed)
     empty = changed in (None, "") or (isinstance(changed, str) and changed.startswith("0001-"))
     if not empty and last_changed is None:
-        raise bad("lastChanged", changed, "a date")
+        raise _misfit(path, "lastChanged", changed, "a date")
     return row_key(ticket_id, last_changed), _view(
         ticket_id,
         base_status,

@@ -107,6 +107,11 @@ def parse_time(value: object) -> datetime | None:
         return datetime.fromtimestamp(value, tz=UTC)
     if not isinstance(value, str) or not value:
         return None
+    if value.endswith("Z"):
+        try:  # what every ticket carries (`2024-05-01T13:00:00Z`): read at once
+            return datetime.fromisoformat(value).astimezone(UTC)
+        except ValueError:
+            pass
     text = value.strip().replace("Z", "+00:00")
     for candidate in (text, _compact_date(text)):
         if candidate is None:
@@ -123,6 +128,9 @@ def _compact_date(text: str) -> str | None:
     if len(text) >= 9 and text[:8].isdigit() and text[8] == "T":
         return f"{text[:4]}-{text[4:6]}-{text[6:8]}{text[8:]}"
     return None
+
+
+_DELETED, _PURGED = State.SOFT_DELETED, State.PURGED
 
 
 def ticket_state(row: Mapping[str, Any]) -> State:
@@ -716,27 +724,24 @@ class ZendeskAdapter:
             ticket_id = _as_int(row.get("id"))
             if ticket_id is not None and ticket_id > 0:
                 latest[ticket_id] = row  # the export is ordered: the last row is the newest
+        states = {i: ticket_state(row) for i, row in latest.items()}
         # our own soft deletes coming back need no actor: walking the deleted-ticket
         # listing (10 requests a minute) for them would only confirm what we did
         with self._lock:
             own = self._own_deletes
         deleted_rows = {
-            i: row
-            for i, row in latest.items()
-            if ticket_state(row) is State.SOFT_DELETED and i not in own
+            i: latest[i] for i, state in states.items() if state is _DELETED and i not in own
         }
         actors = self._deletion_details(deleted_rows) if deleted_rows and resolve_actors else {}
         with self._lock:
             own_purges = self._own_purges
         purged_rows = {
-            i: row
-            for i, row in latest.items()
-            if ticket_state(row) is State.PURGED and i not in own_purges
+            i: latest[i] for i, state in states.items() if state is _PURGED and i not in own_purges
         }
         purges = self._purge_details(purged_rows) if purged_rows and resolve_actors else {}
         views: list[TicketView] = []
         for ticket_id, row in latest.items():
-            state = ticket_state(row)
+            state = states[ticket_id]
             external_id = row.get("external_id")
             external = str(external_id) if external_id not in (None, "") else None
             if state is State.SOFT_DELETED:
