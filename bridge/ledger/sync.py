@@ -817,9 +817,9 @@ class SyncStore:
             f"AND (p.{prefix}_status_id IS NULL OR p.{prefix}_status_id <> s.status_id))"
         )
         pending = set(
-            connection.exec_driver_sql(
-                f"SELECT s.link_id FROM {_OBSERVED} s WHERE {changed}"
-            ).scalars()
+            connection.exec_driver_sql(f"SELECT s.link_id FROM {_OBSERVED} s WHERE {changed}")
+            .scalars()
+            .all()
         )
         connection.exec_driver_sql(f"DELETE FROM {_OBSERVED}")
         return pending
