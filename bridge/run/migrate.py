@@ -26,6 +26,7 @@ from bridge.ledger.sync import PairView
 from bridge.ledger.tables import utcnow
 from bridge.run.runner import SyncRun
 from bridge.run.state import RunOptions, RunState
+from bridge.run.summary import JOB_SECONDS_PER_BATCH
 
 __all__ = [
     "PURGE_NOT_COPIED",
@@ -161,7 +162,7 @@ def estimate(
     batch_limit: int,
     job_limit: int | None,
     calls_per_minute: float,
-    job_seconds_per_batch: float = 12.0,
+    job_seconds_per_batch: float = JOB_SECONDS_PER_BATCH,
     account_read: int = 0,
     page_size: int = 1000,
     pages_per_minute: float | None = None,

@@ -14,20 +14,27 @@ import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from bridge.core.contract import Adapter
 from bridge.core.model import Decision, Outcome, Side, Sides, Transition
+from bridge.ledger import Ledger
+from bridge.ledger.tables import OperationStatus
+
+if TYPE_CHECKING:  # state.py keeps a PlanTally: only the annotation goes the other way
+    from bridge.run.state import RunOptions
 
 __all__ = [
     "JOB_SECONDS_PER_BATCH",
     "PlanSummary",
     "PlanTally",
     "WriteGroup",
+    "dry_run_summary",
     "summarise",
     "write_cost",
 ]
 
-#: how long one vendor job of a full batch takes (Zendesk: about 12 s for 100 tickets)
+#: how long one vendor job of a full batch takes (about 12 s for 100 tickets, as measured)
 JOB_SECONDS_PER_BATCH = 12.0
 #: distinct reasons kept per outcome: reasons are few (they name rules, not tickets)
 _MAX_REASONS = 50
@@ -181,4 +188,25 @@ def summarise(
     held = purges if purge_cap is not None and purges > purge_cap else 0
     return PlanSummary(
         groups, dict(tally.outcomes), tally.not_written, held, dict(open_attention or {})
+    )
+
+
+def dry_run_summary(
+    ledger: Ledger, tally: PlanTally, adapters: Mapping[Side, Adapter], options: RunOptions
+) -> PlanSummary:
+    """The summary of a dry run's `tally`: the purges it would hold count the purges earlier
+    runs left planned or held too (the run would release or hold them with its own), and
+    the conflicts and divergences already open in the ledger are shown beside the new."""
+    waiting = sum(
+        1
+        for op in ledger.operations([OperationStatus.PLANNED, OperationStatus.HELD])
+        if op.transition is Transition.PURGE
+    )
+    open_attention = Counter(str(pair.attention) for pair in ledger.attention())
+    return summarise(
+        tally,
+        adapters,
+        purge_cap=None if options.allow_mass_purge else options.max_purges_per_run,
+        purges_waiting=waiting,
+        open_attention=open_attention,
     )
