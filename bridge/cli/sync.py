@@ -117,7 +117,8 @@ def _report(result: RunResult, summary: PlanSummary | None, as_json: bool, detai
 
 def _summary_lines(summary: PlanSummary) -> Iterator[str]:
     """The dry run's summary: the writes per direction and transition (links, calls,
-    time), then the purges it would hold and what needs a person."""
+    time), then the purges it would hold and what needs a person (the conflicts and
+    divergences it found, and those the ledger held open before)."""
     if not summary.groups:
         yield "  nothing to do: no write planned"
     for group in summary.groups:
@@ -139,8 +140,8 @@ def _summary_lines(summary: PlanSummary) -> Iterator[str]:
     divergences = summary.outcomes.get("divergence", 0)
     opened = ", ".join(f"{kind} {n}" for kind, n in sorted(summary.open_attention.items()))
     yield (
-        f"Conflicts: {conflicts} new; divergences: {divergences} new"
-        + (f" (already open: {opened})" if opened else "")
+        f"Conflicts: {conflicts}; divergences: {divergences}"
+        + (f" (open before this run: {opened})" if opened else "")
     )
     for reason, count in sorted(summary.not_written.items()):
         if not reason.startswith(("conflict", "divergence")):
