@@ -83,9 +83,7 @@ def _dry_run(world: World, env: dict[str, str]) -> str:
     pairs = world.link(30)
     world.so.soft_delete([s for s, _ in pairs[:10]])
     runner = CliRunner()
-    result = runner.invoke(
-        main, ["--config", str(world.config_path), "sync", "--dry-run"], env=env
-    )
+    result = runner.invoke(main, ["--config", str(world.config_path), "sync", "--dry-run"], env=env)
     assert result.exit_code == 0, result.output
     return result.stderr
 

@@ -68,7 +68,9 @@ def test_the_metrics_file_counts_runs_copies_calls_and_429s_from_the_ledger(
     samples = _samples(metrics.read_text(encoding="utf-8"))
     assert _value(samples, "bridge_runs_total", kind="sync", outcome="converged") == 2
     copies = "bridge_transitions_total"
-    assert _value(samples, copies, transition="soft_delete", direction="superoffice_to_zendesk") == 3
+    assert (
+        _value(samples, copies, transition="soft_delete", direction="superoffice_to_zendesk") == 3
+    )
     # counters over the whole history: the second run's calls come on top of the first's
     zendesk_calls = env.zd.counts()["total"]
     assert (

@@ -26,8 +26,11 @@ def _bridge(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def test_a_seeded_sandbox_has_links_history_and_work_waiting(tmp_path: Path) -> None:
     folder = tmp_path / "try"
     server = subprocess.Popen(
-        [*BRIDGE, "sandbox", "serve", "--zendesk-port", "0", "--superoffice-port", "0"]
-        + ["--seed", "40", "--write-config", str(folder)],
+        [
+            *BRIDGE,
+            *("sandbox", "serve", "--zendesk-port", "0", "--superoffice-port", "0"),
+            *("--seed", "40", "--write-config", str(folder)),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
