@@ -109,7 +109,11 @@ def _summarise_plan(
 @click.option(
     "--restore", is_flag=True, help="Active in the source but deleted in the target → restored."
 )
-@click.option("--dry-run", is_flag=True, help="Print the plan, calls and time; write nothing.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print the plan, calls and time; write nothing to a vendor or the ledger.",
+)
 @click.option("--resume", is_flag=True, help="Continue an interrupted migration.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan or summary as JSON.")
 @pass_app
@@ -132,6 +136,12 @@ def migrate(
     100 ids, as many vendor jobs in flight as the job limit allows. Interrupted? Run it
     again with --resume: nothing is sent twice, nothing skipped. When done, the bases are
     recorded, so `bridge sync` carries on from the migrated state.
+
+    One pass: both sides are read once, every link is decided, and the plan is shown
+    (writes per transition, links not migrated, API calls and time) before anything is
+    recorded or written; then the writes go, with progress bars on a terminal. A source
+    holding purges without --include-purges or --skip-purges stops there (exit 2, nothing
+    planned or written). --dry-run shows the same plan and records nothing at all.
 
     A migration settles what earlier runs left exactly as `bridge sync` does: recorded
     vendor jobs are followed to their end, sent operations are confirmed by re-reading,
