@@ -95,6 +95,11 @@ class TerminalProgress:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        """The last frame shows each phase as it ended: one whose total was never known
+        is complete at what it counted."""
+        for task in self._bars.tasks:
+            if task.total is None:
+                self._bars.update(task.id, total=task.completed)
         self._bars.stop()
 
 
