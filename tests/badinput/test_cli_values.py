@@ -55,7 +55,7 @@ def report(case_id: str, *args: str, words: tuple[str, ...]) -> CliCase:
 
 
 def port(case_id: str, *args: str, words: tuple[str, ...]) -> CliCase:
-    return CliCase(f"sandbox-{case_id}", ("sandbox", *args), words, timeout=4)
+    return CliCase(f"sandbox-{case_id}", ("sandbox", *args), words, timeout=10)
 
 
 def tickets(case_id: str, value: str, *words: str) -> CliCase:
