@@ -109,9 +109,11 @@ def migration_run(
     stop_requested: Callable[[], bool] = lambda: False,
     on_batch: Callable[[], None] = lambda: None,
     sleep: Callable[[float], None] = time.sleep,
+    operator: str | None = None,
 ) -> SyncRun:
     """A run whose decisions come from `migration_decision`, over every unsettled link:
-    the sync's pipeline with the migration's planner and options."""
+    the sync's pipeline with the migration's planner and options. `operator`: who asked
+    for it (a migration lifts the purge cap), recorded on the run."""
     options = RunOptions(
         policy=Policy(
             direction=Direction(migration.source), propagate_purges=migration.include_purges
@@ -119,6 +121,7 @@ def migration_run(
         dry_run=dry_run,
         # purges were asked for explicitly (--include-purges): no per-run cap
         allow_mass_purge=True,
+        operator=operator,
         kind="migrate",
         keep_plan=dry_run,  # the plan is what a dry run shows; a migration sums it up
         skips_stay_pending=True,
