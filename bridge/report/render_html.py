@@ -46,11 +46,12 @@ h1,h2,h3,p,li,dd,code{overflow-wrap:anywhere}
 table{border-collapse:collapse;margin:.6em 0}
 th,td{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top;
 overflow-wrap:anywhere}
-th{background:#f2f2f2}td.n,th.n{text-align:right}
+th{background:#f2f2f2;overflow-wrap:break-word}td.n,th.n{text-align:right}
 table.wide{width:100%;font-size:12px}
 .meta{color:#555}.note{background:#fff8dc;border:1px solid #e6d9a2;padding:.5em .8em}
 .bad{color:#a40000;font-weight:600}
-.code{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.95em}
+.code{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.95em;
+overflow-wrap:break-word}
 dl.legend{display:grid;grid-template-columns:minmax(8em,max-content) minmax(0,1fr);
 gap:.2em 1em;margin:.4em 0 1em}
 dl.legend dt{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
@@ -235,7 +236,7 @@ def render_html(out: Writer, doc: Document) -> None:
 
 def _summary(w: Write, doc: Document) -> None:
     summary, period = doc.summary, doc.meta.period
-    w("<h2>Summary</h2>")
+    w('<h2 id="summary">Summary</h2>')
     if not summary.rows:
         w('<p class="note">No deletion, restore or purge was detected in this period.</p>')
     keys = sorted({(side, transition) for side, transition, _ in summary.counts})
@@ -255,6 +256,7 @@ def _summary(w: Write, doc: Document) -> None:
             ]
             + [["All", "", *totals, summary.rows]],
             numeric=len(CAUSES) + 1,
+            wide=True,
         )
     )
     lat = summary.latency
@@ -330,7 +332,7 @@ def _summary(w: Write, doc: Document) -> None:
 def _timeline(w: Write, doc: Document) -> None:
     summary = doc.summary
     days = doc.chart_days()
-    w("<h2>Timeline</h2>")
+    w('<h2 id="timeline">Timeline</h2>')
     first, last = (days[0], days[-1]) if days else (None, None)
     w(
         f"<p>Transitions per {bucket_label(len(days))} (by time detected), per side, split by "
@@ -360,7 +362,7 @@ def _timeline(w: Write, doc: Document) -> None:
 
 def _detail(w: Write, doc: Document) -> None:
     period = doc.meta.period
-    w("<h2>Detail</h2>")
+    w('<h2 id="detail">Detail</h2>')
     if doc.detail_truncated:
         w(
             f'<p class="note">Showing the first {len(doc.detail)} of {doc.summary.rows} rows, '
@@ -373,7 +375,7 @@ def _detail(w: Write, doc: Document) -> None:
 
 def _runs(w: Write, doc: Document) -> None:
     summary = doc.summary
-    w("<h2>Runs</h2>")
+    w('<h2 id="runs">Runs</h2>')
     w(f"<p>{summary.runs} runs started in the period.</p>")
     if summary.runs_by_outcome:
         w(
