@@ -102,7 +102,8 @@ def _link_of(ledger: Ledger, ticket: tuple[str | None, int]) -> int:
         place = f"{side} ticket" if side else "ticket"
         fail(f"no linked {place} with id {number} in the ledger")
     if len({link_id for link_id, _ in named}) > 1:
-        choices = " or ".join(f"--ticket {where}:{number}" for _, where in named)
+        order = sorted({where for _, where in named}, key=list(SIDES).index)
+        choices = " or ".join(f"--ticket {where}:{number}" for where in order)
         fail(f"ticket id {number} is linked on both sides: say which with {choices}")
     return named[0][0]
 

@@ -9,7 +9,7 @@ holding back a writer is the dialect's business (`Dialect.read_snapshot`).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -66,6 +66,8 @@ class CopyFacts:
     finished_at: datetime | None
     pending_until: datetime | None
     error: str | None
+    #: the person whose command planned it (`conflicts resolve`), if one did
+    operator: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,7 +222,11 @@ SELECT e.id, e.kind, e.at, e.run_id, e.link_id, l.first_id, l.second_id, e.side,
             WHERE s.link_id = e.link_id AND s.operation_id = e.operation_id
               AND s.kind || '' IN ('planned', 'sent') AND u.operator IS NOT NULL
               AND (u.kind = 'migrate' OR e.transition = 'purge')
-            ORDER BY s.id LIMIT 1)) END
+            ORDER BY s.id LIMIT 1)) END,
+       CASE WHEN c.id IS NOT NULL THEN (
+           SELECT q.operator FROM event q
+           WHERE q.link_id = c.link_id AND q.operation_id = c.id AND q.kind || '' = 'planned'
+           ORDER BY q.id LIMIT 1) END
 FROM event e
 LEFT JOIN link l ON l.id = e.link_id
 LEFT JOIN operation c
@@ -255,17 +261,31 @@ class AuditView:
 
     def transitions(
         self, since: datetime, until: datetime, *, link_id: int | None = None
-    ) -> Iterator[TransitionFacts]:
+    ) -> Generator[TransitionFacts, None, None]:
         """Row-events detected in [since, until), in detection order, with what became of
         them (only link `link_id`'s, when given). Streams: one event's operations are
         gathered, then it is yielded."""
-        current: list[Any] | None = None
-        copies: list[CopyFacts] = []
         sql = _rows_sql(self._dialect, one_link=link_id is not None)
         params: dict[str, Any] = {"since": since, "until": until}
         if link_id is not None:
             params["link_id"] = link_id
-        for row in self._runner.rows(sql, params):
+        rows = self._runner.rows(sql, params)
+        try:
+            yield from self._gather(rows)
+        finally:
+            # closed here, inside the snapshot, even when the reader stops early
+            # (`report -o - | head`): not later, by the garbage collector, on a closed
+            # connection
+            close = getattr(rows, "close", None)
+            if close is not None:
+                close()
+
+    @staticmethod
+    def _gather(rows: Iterator[Sequence[Any]]) -> Iterator[TransitionFacts]:
+        """One `TransitionFacts` per event: its rows (one per copy) gathered."""
+        current: list[Any] | None = None
+        copies: list[CopyFacts] = []
+        for row in rows:
             if current is not None and row[0] != current[0]:
                 yield _facts(current, copies)
                 copies = []
@@ -280,6 +300,7 @@ class AuditView:
                         finished_at=_time(row[19]),
                         pending_until=_time(row[20]),
                         error=row[21],
+                        operator=row[29],
                     )
                 )
         if current is not None:

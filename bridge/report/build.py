@@ -99,12 +99,13 @@ def _document(
     detail: list[ReportRecord] = []
     story_rows: list[ReportRecord] = []
     facts = view.transitions(period.since, period.until, link_id=filters.link_id)
-    for record in records(facts, filters):
-        builder.add(record)
-        if len(detail) < detail_rows:
-            detail.append(record)
-        if filters.link_id is not None:
-            story_rows.append(record)
+    with contextlib.closing(facts):
+        for record in records(facts, filters):
+            builder.add(record)
+            if len(detail) < detail_rows:
+                detail.append(record)
+            if filters.link_id is not None:
+                story_rows.append(record)
     story = None
     if filters.link_id is not None:
         story = _story(view, sides, meta, story_rows, filters.link_id)
@@ -163,7 +164,8 @@ def write_report(
     with ledger.audit_view() as view:
         if form.write_rows is not None:
             facts = view.transitions(period.since, period.until, link_id=filters.link_id)
-            rows = form.write_rows(tee, records(facts, filters), ledger.sides)
+            with contextlib.closing(facts):  # a reader gone mid-stream: closed in the snapshot
+                rows = form.write_rows(tee, records(facts, filters), ledger.sides)
             if filters.link_id is not None:
                 run_range = _run_range(
                     view.runs(period.since, period.until, link_id=filters.link_id)

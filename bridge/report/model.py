@@ -266,6 +266,9 @@ def record_from_facts(facts: TransitionFacts) -> ReportRecord:
         record_type = "observed_change"
         if facts.copies:
             outcome, detail, propagated, pending = _copy_outcome(facts.copies)
+            # copies a person decided on (`conflicts resolve` in this change's favour)
+            operator = next((c.operator for c in facts.copies if c.operator), None)
+            action = "resolve" if operator else None
         elif facts.resolved_at is not None:
             # the conflict (or divergence) it led to was settled since: not open any more
             outcome = "resolved"

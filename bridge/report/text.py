@@ -136,13 +136,17 @@ def duration(seconds: float | None) -> str:
 def outcome_text(record: ReportRecord) -> str:
     """What follows the outcome's code: its date, reason or error (the legend says what
     the code means)."""
+    text = ""
     if record.outcome == "pending_retention" and record.pending_until is not None:
-        return f"until {when(record.pending_until)}"
-    if record.outcome == "resolved" and record.operator:
-        return f"by {record.operator}; {record.outcome_detail or ''}".rstrip("; ")
-    if record.outcome_detail and record.outcome not in ("not_planned",):
-        return record.outcome_detail
-    return ""
+        text = f"until {when(record.pending_until)}"
+    elif record.outcome_detail and record.outcome not in ("not_planned",):
+        text = record.outcome_detail
+    if record.record_type == "observed_change" and record.operator:
+        # a person settled the conflict this change was part of
+        text = (
+            f"{text}; resolved by {record.operator}" if text else f"resolved by {record.operator}"
+        )
+    return text
 
 
 def purge_text(record: ReportRecord) -> str:

@@ -124,7 +124,9 @@ def pdf_words(pdf: Path) -> PdfWords:
         if page:
             pages.append((float(page.group(1)), float(page.group(2))))
             continue
-        word = re.search(r'<word xMin="([\d.]+)" yMin="[\d.]+" xMax="([\d.]+)"[^>]*>(.*)</word>', line)
+        word = re.search(
+            r'<word xMin="([\d.]+)" yMin="[\d.]+" xMax="([\d.]+)"[^>]*>(.*)</word>', line
+        )
         if word:
             words.append((len(pages), word.group(3), float(word.group(1)), float(word.group(2))))
     return PdfWords(pages, words)
