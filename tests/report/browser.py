@@ -30,7 +30,8 @@ _FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "-
 _TIMEOUT = 90
 
 _HARNESS = """<!DOCTYPE html><html><head><meta charset="utf-8"></head>
-<body style="margin:0"><iframe id="f" src="{src}" style="border:0;width:{width}px;height:{height}px"></iframe>
+<body style="margin:0"><iframe id="f" src="{src}"
+ style="border:0;width:{width}px;height:{height}px"></iframe>
 <script>
 const f = document.getElementById('f');
 f.addEventListener('load', () => {{
@@ -93,7 +94,8 @@ def probe(report: Path, width: int, screenshot: Path, height: int = 1600) -> dic
 def print_pdf(report: Path, pdf: Path) -> None:
     """Print the report as Chromium prints it (its @page and print styles)."""
     _chromium("--no-pdf-header-footer", f"--print-to-pdf={pdf}", report.as_uri())
-    assert pdf.exists() and pdf.stat().st_size > 0
+    assert pdf.exists()
+    assert pdf.stat().st_size > 0
 
 
 @dataclass(frozen=True)

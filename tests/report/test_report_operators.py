@@ -85,7 +85,7 @@ def acted(synced: Synced) -> Iterator[Acted]:
     held = _run(synced, max_purges_per_run=0)
     synced.clock.advance(60)
     released = _run(synced, max_purges_per_run=0, allow_mass_purge=True, operator="bob")
-    yield Acted(synced, resolved.output, held, released)
+    return Acted(synced, resolved.output, held, released)
 
 
 def _records(synced: Synced) -> list[dict[str, Any]]:
@@ -125,7 +125,7 @@ def test_allow_mass_purge_records_the_operator_on_the_run_and_the_purges(acted: 
     synced = acted.synced
     assert acted.held.counts["purges_held"] == 1
     assert acted.released.counts["purges_held"] == 0
-    so_6, zd_6 = synced.pairs[6]
+    _so_6, zd_6 = synced.pairs[6]
     rows = [r for r in _records(synced) if r["zendesk_id"] == zd_6]
     (purge,) = [
         r for r in rows if r["record_type"] == "bridge_write" and r["transition"] == "purge"
