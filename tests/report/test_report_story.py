@@ -312,3 +312,91 @@ def test_the_chart_spans_the_data_unless_a_period_was_asked_for(synced: Synced) 
     # split by transition and cause: a series per pair, in the chart's legend
     for series in ("soft_delete · user", "soft_delete · bridge", "purge · retention"):
         assert series in html
+
+
+def test_a_migration_names_its_operator_on_the_writes_it_planned(synthetic: Ledger) -> None:
+    """Run 2, a migration Mia ran, plans and confirms a soft delete on link 6's SuperOffice
+    ticket: the bridge write names her; run 1's writes (a scheduled sync) name nobody."""
+    synthetic.bulk_append(
+        "run",
+        [
+            {
+                "id": 2,
+                "kind": "migrate",
+                "holder": "t",
+                "started_at": at(90),
+                "ended_at": at(95),
+                "outcome": "converged",
+                "counts": "{}",
+                "operator": "Mia",
+            }
+        ],
+    )
+    synthetic.bulk_append(
+        "operation",
+        [
+            {
+                "id": 7,
+                "key": "6:superoffice:soft_delete:1",
+                "link_id": 6,
+                "target": "superoffice",
+                "ticket_id": 106,
+                "transition": "soft_delete",
+                "step": 0,
+                "base_version": 1,
+                "cause": "user",
+                "status": "confirmed",
+                "run_id": 2,
+                "finished_at": at(92),
+                "created_at": at(90),
+                "updated_at": at(92),
+            }
+        ],
+    )
+    synthetic.bulk_append(
+        "event",
+        [
+            {
+                "id": 20,
+                "at": at(90),
+                "run_id": 2,
+                "link_id": 6,
+                "kind": "planned",
+                "side": "superoffice",
+                "transition": "soft_delete",
+                "operation_id": 7,
+            },
+            {
+                "id": 21,
+                "at": at(91),
+                "run_id": 2,
+                "link_id": 6,
+                "kind": "sent",
+                "side": "superoffice",
+                "transition": "soft_delete",
+                "operation_id": 7,
+            },
+            {
+                "id": 22,
+                "at": at(92),
+                "run_id": 2,
+                "link_id": 6,
+                "kind": "confirmed",
+                "side": "superoffice",
+                "ticket_id": 106,
+                "transition": "soft_delete",
+                "from_state": "active",
+                "to_state": "soft_deleted",
+                "cause": "bridge",
+                "operation_id": 7,
+            },
+        ],
+    )
+    rows = {
+        int(r["event_id"]): r
+        for r in map(json.loads, _render(synthetic, "json", DAY1).splitlines())
+    }
+    assert (rows[22]["operator"], rows[22]["operator_action"]) == ("Mia", "migrate")
+    assert {(rows[n]["operator"], rows[n]["operator_action"]) for n in (3, 6, 8, 9)} == {
+        (None, None)
+    }
