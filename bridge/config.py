@@ -40,6 +40,7 @@ __all__ = [
     "ConfigError",
     "LinkSettings",
     "LoggingSettings",
+    "ReportSettings",
     "SyncSettings",
     "check_secrets",
     "example_config_text",
@@ -96,6 +97,13 @@ class LinkSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ReportSettings:
+    #: the Ed25519 private key (PEM) that signs every report written to a file; the path
+    #: only: the key is read when a report is written, never copied
+    signing_key_file: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     path: Path
     ledger_url: str
@@ -104,6 +112,7 @@ class Config:
     vendors: Mapping[str, VendorSettings]
     sync: SyncSettings
     links: LinkSettings
+    report: ReportSettings = field(default_factory=ReportSettings)
 
     def section(self, name: str) -> Any:
         """A vendor's parsed section by its name in the file: the factory finds each
@@ -193,8 +202,19 @@ def _read_links(table: Table) -> LinkSettings:
     return LinkSettings(external_id_pattern=pattern)
 
 
+def _read_report(table: Table) -> ReportSettings:
+    path = table.path("signing_key_file")
+    table.reject_unknown(
+        {
+            "signing_key": "the key itself never goes in the config: name its file with "
+            "signing_key_file"
+        }
+    )
+    return ReportSettings(signing_key_file=path)
+
+
 _VENDOR_SECTIONS: Final = tuple(vendor.section for vendor in CONFIG_ORDER)
-_SECTIONS: Final = ("ledger", "logging", *_VENDOR_SECTIONS, "sync", "links")
+_SECTIONS: Final = ("ledger", "logging", *_VENDOR_SECTIONS, "sync", "links", "report")
 
 
 def _parse(label: str, text: str, folder: Path, path: Path) -> Config:
@@ -234,6 +254,7 @@ def _parse(label: str, text: str, folder: Path, path: Path) -> Config:
     }
     sync = _read_sync(tables["sync"])
     links = _read_links(tables["links"])
+    report = _read_report(tables["report"])
 
     read = {name: settings for name, settings in vendors.items() if settings is not None}
     if problems.lines or len(read) < len(vendors):
@@ -245,6 +266,7 @@ def _parse(label: str, text: str, folder: Path, path: Path) -> Config:
         vendors=read,
         sync=sync,
         links=links,
+        report=report,
     )
 
 

@@ -10,6 +10,7 @@ import click
 
 from bridge.cli.context import AppContext, fail, pass_app, print_json
 from bridge.cli.exitcodes import ExitCode
+from bridge.cli.operator import operator_name, operator_option
 from bridge.cli.progress import terminal_progress
 from bridge.cli.runs import (
     OUTCOME_EXIT,
@@ -116,6 +117,7 @@ def _summarise_plan(
 )
 @click.option("--resume", is_flag=True, help="Continue an interrupted migration.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan or summary as JSON.")
+@operator_option("ran the migration (it lifts max_purges_per_run)")
 @pass_app
 def migrate(
     app: AppContext,
@@ -127,6 +129,7 @@ def migrate(
     dry_run: bool,
     resume: bool,
     as_json: bool,
+    operator: str | None,
 ) -> None:
     """Make every linked ticket's deletion state in the target match the source.
 
@@ -159,11 +162,16 @@ def migrate(
       bridge migrate --from superoffice --to zendesk --dry-run
       bridge migrate --from superoffice --to zendesk --include-purges
       bridge migrate --from superoffice --to zendesk --resume
+
+    A migration lifts max_purges_per_run (its purges were asked for with
+    --include-purges): who ran it is recorded on the run (--operator NAME, else
+    your login name) and shown by `bridge report`.
     """
     if source == target:
         fail("--from and --to name the same system; a migration needs two")
     if include_purges and skip_purges:
         fail("--include-purges and --skip-purges contradict each other; choose one")
+    who = operator_name(operator)
     config = app.config()
     options = MigrationOptions(
         Side(source), Side(target), include_purges=include_purges, restore=restore
@@ -216,6 +224,7 @@ def migrate(
                 stop_requested=stop,
                 on_batch=renew,
                 review=review,
+                operator=who,
             ).execute()
     if result.outcome == "declined":
         fail(

@@ -15,6 +15,7 @@ import click
 from bridge.cli.context import AppContext, fail, pass_app, print_json
 from bridge.cli.core import SUCCESS_OUTCOMES
 from bridge.cli.exitcodes import ExitCode
+from bridge.cli.operator import operator_name, operator_option
 from bridge.cli.progress import terminal_progress
 from bridge.cli.runs import (
     OUTCOME_EXIT,
@@ -174,8 +175,10 @@ def _summary_lines(summary: PlanSummary) -> Iterator[str]:
 @click.option(
     "--allow-mass-purge",
     is_flag=True,
-    help="Lift max_purges_per_run for this run (held purges are released).",
+    help="Lift max_purges_per_run for this run (held purges are released); who did it is "
+    "recorded (--operator).",
 )
+@operator_option("lifted the purge cap (with --allow-mass-purge only)")
 @click.option(
     "--every",
     "every",
@@ -222,6 +225,7 @@ def sync(
     direction: str | None,
     conflict_policy: str | None,
     allow_mass_purge: bool,
+    operator: str | None,
     every: timedelta | None,
     heartbeat: Path | None,
     metrics_file: Path | None,
@@ -293,11 +297,17 @@ def sync(
     a pipe or under cron (BRIDGE_PROGRESS=always|never overrides).
 
     \b
+    --allow-mass-purge is an operator's decision: the run records who made it
+    (--operator NAME, else your login name), and `bridge report` shows it on
+    the run and on every purge it let through.
+
+    \b
     Examples:
       bridge sync --dry-run              what a run would do, summed up
       bridge sync --dry-run --details    ... and per link
       bridge sync                        one run (cron, systemd timer, Kubernetes CronJob)
       bridge sync --metrics-file /var/lib/node_exporter/textfile/bridge.prom
+      bridge sync --allow-mass-purge --operator "Jane Roe"   release held purges
       bridge sync --every 5m             loop; SIGTERM finishes the batch and exits
       bridge sync --every 5m --heartbeat /run/bridge/heartbeat --metrics-port 9464
     """
@@ -308,6 +318,8 @@ def sync(
             "--metrics-port serves the metrics while `sync --every` runs; for one run use "
             "--metrics-file"
         )
+    if operator is not None and not allow_mass_purge:
+        fail("--operator names who gave --allow-mass-purge: give both, or neither")
     config = app.config()
     interval = every
     policy = policy_from_config(config)
@@ -324,6 +336,7 @@ def sync(
         dry_run=dry_run,
         max_purges_per_run=config.sync.max_purges_per_run,
         allow_mass_purge=allow_mass_purge,
+        operator=operator_name(operator) if allow_mass_purge else None,
         attention_after=timedelta(minutes=config.sync.attention_after_minutes),
         sweep_period=timedelta(hours=config.sync.sweep_period_hours),
         sweep_max=config.sync.sweep_max_per_run,
@@ -515,23 +528,32 @@ def conflicts_list(app: AppContext, as_json: bool) -> None:
     required=True,
     help="Which side's state wins; `active` keeps the ticket wherever it is active.",
 )
+@operator_option("settled the conflict")
 @pass_app
-def conflicts_resolve(app: AppContext, superoffice_id: int, prefer: str) -> None:
+def conflicts_resolve(
+    app: AppContext, superoffice_id: int, prefer: str, operator: str | None
+) -> None:
     """Settle the conflict or divergence of LINK (its SuperOffice ticket id).
 
     The other side is made to match the preferred one by the next `bridge sync`.
     A purged ticket cannot come back: preferring an active side over a purged one fails.
+    Who settled it (--operator NAME, else your login name) is recorded with the
+    resolution; `bridge report` shows it, and no longer counts the conflict as open.
 
     \b
-    Example:
+    Examples:
       bridge conflicts resolve 1001 --prefer zendesk
+      bridge conflicts resolve 1001 --prefer active --operator "Jane Roe"
     """
     ticket = LinkTicket(SUPEROFFICE, superoffice_id, f"SuperOffice ticket {superoffice_id}")
+    who = operator_name(operator)
     with app.ledger() as ledger:
         try:
-            decision = resolve(ledger, SIDES, ticket, Prefer.parse(prefer, SIDES))
+            decision = resolve(ledger, SIDES, ticket, Prefer.parse(prefer, SIDES), operator=who)
         except ResolveError as exc:
             fail(str(exc))
     steps = " then ".join(t.value for t in decision.transitions) or "nothing to write"
     target = decision.target if decision.target else "either side"
-    click.echo(f"Planned for {target}: {steps}. The next `bridge sync` applies it.")
+    click.echo(
+        f"Planned for {target}: {steps} (resolved by {who}). The next `bridge sync` applies it."
+    )

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Connection, DateTime, Engine, Integer, inspect
+from sqlalchemy import Connection, DateTime, Engine, Integer, String, inspect
 from sqlalchemy.types import TypeEngine
 from sqlmodel import SQLModel, col, select
 
@@ -145,9 +145,20 @@ def _v4(connection: Connection, dialect: Dialect) -> None:
     dialect.guard_append_only(connection, "event")
 
 
+def _v5(connection: Connection, dialect: Dialect) -> None:
+    """Who did it, for what a person asked bridge to do: `run.operator` (who authorised a
+    run's override, such as `--allow-mass-purge`) and `event.operator` (on the events a
+    person's command wrote: `conflicts resolve`, a run's `override`). Both NULL in the
+    history before: those runs and events were bridge's own. Adding a column touches no
+    row, so the event log's guard stays as it is."""
+    for table in ("run", "event"):
+        if "operator" not in _columns(connection, table):
+            _add_column(connection, table, "operator", String())
+
+
 #: version → the step that brings a ledger from version-1 to it. Never edit a released step.
 #: (Version 1 has no step: a ledger is created at the latest version, never at 1.)
-MIGRATIONS: dict[int, Step] = {2: _v2, 3: _v3, 4: _v4}
+MIGRATIONS: dict[int, Step] = {2: _v2, 3: _v3, 4: _v4, 5: _v5}
 LATEST_VERSION = max(MIGRATIONS)
 
 _ = tables  # the table declarations must be imported before create_all

@@ -344,14 +344,29 @@ class Ledger(SyncStore, AuditStore):
 
     # --- runs, cursors, lease --------------------------------------------------------
 
-    def start_run(self, kind: str, *, holder: str, dry_run: bool = False) -> Run:
+    def start_run(
+        self,
+        kind: str,
+        *,
+        holder: str,
+        dry_run: bool = False,
+        operator: str | None = None,
+        override: str | None = None,
+    ) -> Run:
         """Record a new run. Runs are one at a time (the lease), so any run still
-        `running` died without finishing: it is marked `aborted`, with what it left."""
+        `running` died without finishing: it is marked `aborted`, with what it left.
+
+        `override` (such as `allow_mass_purge`) is what a person lifted for this run, and
+        `operator` who: both go on the run and on an `override` event, for the audit."""
         with self.session() as session:
-            run = Run(kind=kind, holder=holder, dry_run=dry_run)
+            run = Run(kind=kind, holder=holder, dry_run=dry_run, operator=operator)
             session.add(run)
             session.flush()
             session.add(Event(run_id=run.id, kind="run_started", detail=kind))
+            if override is not None:
+                session.add(
+                    Event(run_id=run.id, kind="override", detail=override, operator=operator)
+                )
             dead = session.exec(
                 select(Run).where(col(Run.outcome) == "running").where(col(Run.id) != run.id)
             ).all()

@@ -937,12 +937,14 @@ class SyncStore:
         planned: Sequence[PlannedDecision],
         *,
         skips_stay_pending: bool = False,
+        operator: str | None = None,
     ) -> int:
         """Bases, attention flags and outbox rows for a set of decisions, in one transaction.
 
         Returns the number of operations planned. Planning is idempotent: an operation's
         key is (link, target, transition, base version), so the same decision recorded
-        twice plans nothing new.
+        twice plans nothing new. `operator`: the person whose command decided (`conflicts
+        resolve`), written on the `resolved` and `planned` events, for the audit.
 
         Agreements on pairs that need no attention (a first sync's every link) are set-based:
         one UPDATE per batch and base (`_record_agreements`); the rest are recorded one by
@@ -1027,6 +1029,7 @@ class SyncStore:
                                 link_id=pair.link_id,
                                 kind="resolved",
                                 detail=decision.reason,
+                                operator=operator,
                             )
                         )
                     if (
@@ -1040,7 +1043,7 @@ class SyncStore:
                 if decision.outcome is Outcome.APPLY and decision.target is not None:
                     to_plan.append((item, pair))
                 session.add(pair)
-            created += self._plan(session, run_id, to_plan, now)
+            created += self._plan(session, run_id, to_plan, now, operator)
         return created
 
     def agree_where_equal(self, *, unsettled: bool, exclude: Collection[int] = ()) -> int:
@@ -1116,6 +1119,7 @@ class SyncStore:
         run_id: int | None,
         items: Sequence[tuple[PlannedDecision, PairState]],
         now: datetime,
+        operator: str | None = None,
     ) -> int:
         """The outbox rows (and their `planned` events) of a batch of APPLY decisions, with
         a few statements per chunk: the source events and the keys already used are read
@@ -1214,6 +1218,7 @@ class SyncStore:
                         "cause": row["cause"],
                         "operation_id": ids[row["key"]],
                         "detail": reasons[row["link_id"]],
+                        "operator": operator,
                     }
                     for row in rows
                 ],

@@ -148,6 +148,10 @@ class Run(SQLModel, table=True):
     dry_run: bool = False
     counts: str = "{}"  # JSON object of counters
     message: str | None = None
+    #: who authorised this run's operator override (`--allow-mass-purge`, a migration's
+    #: lifted purge cap): `--operator`, else their login name; None for a scheduled run
+    #: (last: where schema v5 added it to older ledgers, so fresh and upgraded ones match)
+    operator: str | None = None
 
 
 class Event(SQLModel, table=True):
@@ -174,6 +178,9 @@ class Event(SQLModel, table=True):
     vendor_time: datetime | None = _time(default=None)
     operation_id: int | None = None
     detail: str | None = None
+    #: the person whose command wrote this event (`conflicts resolve`; the `override` event
+    #: of a run started with `--allow-mass-purge`); None for what bridge did on its own
+    operator: str | None = None
 
 
 class OperationStatus:
@@ -246,9 +253,9 @@ class Lease(SQLModel, table=True):
 
 #: the free-text columns that may carry what a vendor or an exception said
 _FREE_TEXT: dict[type[SQLModel], tuple[str, ...]] = {
-    Event: ("detail",),
+    Event: ("detail", "operator"),
     Operation: ("error",),
-    Run: ("message",),
+    Run: ("message", "operator"),
     PairState: ("attention_reason",),
 }
 

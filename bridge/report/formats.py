@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TextIO
 
 from bridge.core.model import Sides
 from bridge.report.model import Document, ReportRecord
@@ -17,6 +16,7 @@ from bridge.report.render_csv import write_csv
 from bridge.report.render_html import render_html
 from bridge.report.render_json import write_json_lines
 from bridge.report.render_md import render_markdown
+from bridge.report.writer import Writer
 
 __all__ = ["FORMATS", "ReportFormat", "register"]
 
@@ -29,8 +29,8 @@ class ReportFormat:
 
     name: str
     extension: str
-    write_rows: Callable[[TextIO, Iterable[ReportRecord], Sides], int] | None = None
-    render: Callable[[TextIO, Document], None] | None = None
+    write_rows: Callable[[Writer, Iterable[ReportRecord], Sides], int] | None = None
+    render: Callable[[Writer, Document], None] | None = None
     detail_rows: int = 0
 
     def __post_init__(self) -> None:

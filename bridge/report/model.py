@@ -11,25 +11,40 @@ import math
 import re
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from bridge.core.model import Sides, id_column
 from bridge.errors import BridgeError
-from bridge.ledger.audit import CopyFacts, EndOfPeriod, RunFacts, TransitionFacts
+from bridge.ledger.audit import (
+    CopyFacts,
+    EndOfPeriod,
+    LinkFacts,
+    NoteFacts,
+    RunFacts,
+    SideFacts,
+    TransitionFacts,
+)
 
 __all__ = [
+    "ERASURE_STATUSES",
+    "OPERATOR_ACTIONS",
     "OUTCOMES",
     "Document",
+    "Erasure",
     "LatencyStats",
     "Period",
     "PeriodError",
     "ReportMeta",
     "ReportRecord",
+    "RowFilter",
+    "RunRange",
+    "Story",
     "Summary",
     "SummaryBuilder",
+    "erasure",
     "fields",
     "id_fields",
     "iso",
@@ -51,7 +66,12 @@ OUTCOMES = (
     "conflict",
     "divergence",
     "not_planned",
+    "resolved",
 )
+#: the person's actions a row can rest on (`operator_action`; see docs/report.md)
+OPERATOR_ACTIONS = ("resolve", "allow_mass_purge", "migrate")
+#: a run's kind → the override its operator gave
+_RUN_OVERRIDE = {"sync": "allow_mass_purge", "migrate": "migrate"}
 #: the worst status among a change's copies decides the row's outcome
 _STATUS_ORDER = ("failed", "held", "planned", "sent", "pending_retention", "superseded")
 _STATUS_OUTCOME = {
@@ -164,6 +184,9 @@ class ReportRecord:
     run_id: int | None
     operation_id: int | None
     source_event_id: int | None
+    #: the person whose action this row rests on, and which action (`OPERATOR_ACTIONS`)
+    operator: str | None = None
+    operator_action: str | None = None
 
     def to_dict(self, sides: Sides) -> dict[str, Any]:
         """JSON-ready, under the `fields(sides)` names: times as RFC 3339 strings,
@@ -235,11 +258,25 @@ def record_from_facts(facts: TransitionFacts) -> ReportRecord:
     cause = facts.cause or "unknown"
     propagated = pending = verified_at = None
     verification: str | None = None
+    operator, action = facts.operator, facts.operator_action
+    if action is not None:
+        action = _RUN_OVERRIDE.get(action, action)
     purge = bool(facts.transition) and "purge" in str(facts.transition).split("+")
     if facts.kind == "observed":
         record_type = "observed_change"
         if facts.copies:
             outcome, detail, propagated, pending = _copy_outcome(facts.copies)
+            # copies a person decided on (`conflicts resolve` in this change's favour)
+            operator = next((c.operator for c in facts.copies if c.operator), None)
+            action = "resolve" if operator else None
+        elif facts.resolved_at is not None:
+            # the conflict (or divergence) it led to was settled since: not open any more
+            outcome = "resolved"
+            detail = f"{facts.decision_kind} resolved {iso(facts.resolved_at)}"
+            if facts.resolved_detail:
+                detail += f": {facts.resolved_detail}"
+            operator = facts.resolved_by
+            action = "resolve" if operator else None
         elif facts.decision_kind is not None:
             outcome = "not_copied" if facts.decision_kind == "skipped" else facts.decision_kind
             detail = facts.decision_detail
@@ -289,11 +326,56 @@ def record_from_facts(facts: TransitionFacts) -> ReportRecord:
         run_id=facts.run_id,
         operation_id=facts.operation_id,
         source_event_id=facts.source_event_id,
+        operator=operator,
+        operator_action=action,
     )
 
 
-def records(facts: Iterable[TransitionFacts]) -> Iterator[ReportRecord]:
-    return (record_from_facts(f) for f in facts)
+@dataclass(frozen=True, slots=True)
+class RowFilter:
+    """Which rows a report keeps: every given option must match, and within one option
+    any of its values (`--side`, `--transition`, `--cause`); `link_id` is `--ticket`'s
+    link. A transition matches when the row's includes it (`soft_delete+purge` is both)."""
+
+    sides: frozenset[str] = frozenset()
+    transitions: frozenset[str] = frozenset()
+    causes: frozenset[str] = frozenset()
+    link_id: int | None = None
+
+    def matches(self, record: ReportRecord) -> bool:
+        if self.sides and record.side not in self.sides:
+            return False
+        if self.transitions:
+            steps = set(str(record.transition).split("+"))
+            if not steps & self.transitions:
+                return False
+        return not self.causes or record.cause in self.causes
+
+    @property
+    def active(self) -> bool:
+        return bool(self.sides or self.transitions or self.causes or self.link_id is not None)
+
+    def describe(self) -> str:
+        """The filters as a reader needs them named ("" when none)."""
+        parts = [
+            f"{name} {' or '.join(sorted(values))}"
+            for name, values in (
+                ("side", self.sides),
+                ("transition", self.transitions),
+                ("cause", self.causes),
+            )
+            if values
+        ]
+        return "; ".join(parts)
+
+
+def records(
+    facts: Iterable[TransitionFacts], row_filter: RowFilter | None = None
+) -> Iterator[ReportRecord]:
+    rows = (record_from_facts(f) for f in facts)
+    if row_filter is None or not row_filter.active:
+        return rows
+    return (r for r in rows if row_filter.matches(r))
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,8 +406,8 @@ class Summary:
     rows: int
     #: (side, transition, cause) → rows
     counts: dict[tuple[str, str, str], int]
-    #: (day, side) → rows
-    per_day: dict[tuple[date, str], int]
+    #: (day, side, transition, cause) → rows
+    per_day: dict[tuple[date, str, str, str], int]
     outcomes: dict[str, int]
     latency: LatencyStats
     purges_verified: int
@@ -343,7 +425,7 @@ class SummaryBuilder:
 
     rows: int = 0
     counts: Counter[tuple[str, str, str]] = field(default_factory=Counter)
-    per_day: Counter[tuple[date, str]] = field(default_factory=Counter)
+    per_day: Counter[tuple[date, str, str, str]] = field(default_factory=Counter)
     outcomes: Counter[str] = field(default_factory=Counter)
     latencies: array[float] = field(default_factory=lambda: array("d"))
     purges_verified: int = 0
@@ -354,8 +436,9 @@ class SummaryBuilder:
     def add(self, record: ReportRecord) -> None:
         self.rows += 1
         side = record.side or "unknown"
-        self.counts[(side, record.transition or "unknown", record.cause)] += 1
-        self.per_day[(record.detected_at.date(), side)] += 1
+        transition = record.transition or "unknown"
+        self.counts[(side, transition, record.cause)] += 1
+        self.per_day[(record.detected_at.date(), side, transition, record.cause)] += 1
         self.outcomes[record.outcome] += 1
         if record.latency_seconds is not None:
             self.latencies.append(record.latency_seconds)
@@ -391,6 +474,29 @@ class ReportMeta:
     #: the ledger file (or "database" for a server URL: never a URL with credentials)
     ledger: str
     version: str
+    #: which rows (`--side`, `--transition`, `--cause`, `--ticket`)
+    filters: RowFilter = field(default_factory=RowFilter)
+    #: whether the period's ends were asked for (else they are the ledger's defaults): the
+    #: chart spans what was asked for, else the days that have rows
+    since_given: bool = False
+    until_given: bool = False
+    #: each side's time from a soft delete to the vendor's own final erasure (SuperOffice:
+    #: the tenant's grace period; Zendesk: the 30-day scrub), by side name
+    retention: Mapping[str, timedelta] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RunRange:
+    """The ledger runs a report covers: first and last run id, and how many."""
+
+    first: int
+    last: int
+    count: int
+
+    def __str__(self) -> str:
+        if self.first == self.last:
+            return f"run {self.first}"
+        return f"runs {self.first} to {self.last} ({self.count} runs)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -403,6 +509,27 @@ class Document:
     detail_limit: int
     runs: list[RunFacts]
     run_limit: int
+    #: the runs the report covers (None: none started in the period, or in the story)
+    run_range: RunRange | None = None
+    #: the operator actions in the period (`conflicts resolve`, `--allow-mass-purge`)
+    operator_actions: list[NoteFacts] = field(default_factory=list)
+    #: `--ticket`: the ticket's whole story (an erasure record), instead of a summary
+    story: Story | None = None
+
+    def chart_days(self) -> list[date]:
+        """The chart's days: the period's ends where they were asked for, else the first
+        and last days with rows (a default `--until` of today would squash a history
+        into the left edge)."""
+        meta, per_day = self.meta, self.summary.per_day
+        days = [key[0] for key in per_day]
+        first = meta.period.first_day if meta.since_given or not days else min(days)
+        last = meta.period.last_day if meta.until_given or not days else max(days)
+        out: list[date] = []
+        day = first
+        while day <= last:
+            out.append(day)
+            day += timedelta(days=1)
+        return out
 
     @property
     def detail_truncated(self) -> bool:
@@ -411,3 +538,85 @@ class Document:
     @property
     def runs_truncated(self) -> bool:
         return self.summary.runs > len(self.runs)
+
+
+#: erasure statuses of one side of a ticket (`Erasure.status`; see docs/report.md)
+ERASURE_STATUSES = (
+    "verified_gone",
+    "pending_retention",
+    "due",
+    "past_due",
+    "not_deleted",
+    "unknown",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Erasure:
+    """When final erasure of one side's ticket is due, and whether bridge has verified it."""
+
+    side: str
+    ticket_id: int
+    #: the side's state as the ledger holds it now
+    state: str | None
+    status: str  # one of ERASURE_STATUSES
+    #: when the vendor's own erasure is due (None: nothing due, or already verified)
+    due: datetime | None = None
+    #: when bridge read the ticket as purged (verified_gone), and the row that shows it
+    verified_at: datetime | None = None
+    verified_event: int | None = None
+    #: what `due` was computed from: the deletion time (None: a pending purge's own date)
+    deleted_at: datetime | None = None
+    retention: timedelta | None = None
+
+
+def erasure(
+    side: str,
+    facts: SideFacts,
+    rows: Iterable[ReportRecord],
+    retention: timedelta | None,
+    now: datetime,
+) -> Erasure:
+    """One side's erasure: verified gone (with the row that proves it), a purge bridge
+    copied that waits for the vendor (its own due date), a soft delete the vendor erases
+    `retention` after its deletion time (due, or past due and not yet verified), or
+    nothing due (active)."""
+    state, ticket = facts.state, facts.ticket_id
+    if state == "purged":
+        proof = [r for r in rows if r.side == side and r.purge_verification == "verified_gone"]
+        last = proof[-1] if proof else None
+        return Erasure(
+            side,
+            ticket,
+            state,
+            "verified_gone",
+            verified_at=last.purge_verified_at if last else facts.seen_at,
+            verified_event=last.event_id if last else None,
+        )
+    if state != "soft_deleted":
+        return Erasure(side, ticket, state, "not_deleted" if state == "active" else "unknown")
+    if facts.purge_due is not None:
+        return Erasure(side, ticket, state, "pending_retention", due=facts.purge_due)
+    deleted = facts.vendor_time or facts.seen_at
+    if deleted is None or retention is None:
+        return Erasure(side, ticket, state, "unknown", deleted_at=deleted)
+    due = deleted + retention
+    status = "due" if due > now else "past_due"
+    return Erasure(side, ticket, state, status, due=due, deleted_at=deleted, retention=retention)
+
+
+@dataclass(frozen=True, slots=True)
+class Story:
+    """One ticket's whole story across both systems (`bridge report --ticket`): the record
+    a data-protection officer files for an erasure request."""
+
+    link: LinkFacts
+    #: the link's tickets by side name, first side then second
+    tickets: dict[str, int]
+    #: every transition on either side, in the order detected
+    rows: list[ReportRecord]
+    #: conflicts, divergences, resolutions, held and failed writes, skipped copies
+    notes: list[NoteFacts]
+    erasure: list[Erasure]
+    #: the ledger runs that recorded any of it
+    runs: list[RunFacts]

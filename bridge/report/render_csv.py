@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterable, Mapping
-from typing import Any, TextIO
+from typing import Any
 
 from bridge.core.model import Sides
 from bridge.report.model import ReportRecord, fields, id_fields
+from bridge.report.writer import Writer
 
 __all__ = ["INTEGER_FIELDS", "parse_row", "write_csv"]
 
@@ -30,7 +31,7 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def write_csv(out: TextIO, records: Iterable[ReportRecord], sides: Sides) -> int:
+def write_csv(out: Writer, records: Iterable[ReportRecord], sides: Sides) -> int:
     """Write the header and every record; return how many records."""
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(fields(sides))

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import TextIO
 
 from bridge.core.model import Sides
 from bridge.report.model import ReportRecord
+from bridge.report.writer import Writer
 
 __all__ = ["write_json_lines"]
 
 
-def write_json_lines(out: TextIO, records: Iterable[ReportRecord], sides: Sides) -> int:
+def write_json_lines(out: Writer, records: Iterable[ReportRecord], sides: Sides) -> int:
     count = 0
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     for record in records:

@@ -1,14 +1,29 @@
 """The report as Markdown, for pasting into a ticket: the summary, the days with activity,
-the first rows of detail and the runs, as GitHub-flavoured tables."""
+the first rows of detail and the runs (or, with `--ticket`, one ticket's story), as
+GitHub-flavoured tables, codes in backticks, and the legend that explains them."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TextIO
 
-from bridge.report.model import Document
-from bridge.report.render_html import DETAIL_HEADERS, _detail_row
-from bridge.report.text import CAUSES, RUN_HEADERS, duration, end_of_period_rows, run_cells, when
+from bridge.report.legend import legend
+from bridge.report.model import Document, ReportRecord, Story
+from bridge.report.render_html import DETAIL_HEADERS, STORY_HEADERS
+from bridge.report.text import (
+    CAUSES,
+    RUN_HEADERS,
+    actor_text,
+    duration,
+    end_of_period_rows,
+    erasure_text,
+    evidence_text,
+    label,
+    outcome_text,
+    purge_text,
+    run_cells,
+    when,
+)
+from bridge.report.writer import Write, Writer
 
 __all__ = ["render_markdown"]
 
@@ -18,6 +33,13 @@ def _cell(value: object) -> str:
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 
+def _code(value: object, detail: str = "") -> str:
+    """A code in backticks (explained in the legend), and the text after it."""
+    if value is None or value == "":
+        return detail
+    return f"`{value}` {detail}".rstrip()
+
+
 def _table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     lines = ["| " + " | ".join(_cell(h) for h in headers) + " |"]
     lines.append("|" + "---|" * len(headers))
@@ -25,60 +47,145 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_markdown(out: TextIO, doc: Document) -> None:
-    meta, summary = doc.meta, doc.summary
+def _detail_row(r: ReportRecord) -> list[object]:
+    return [
+        r.event_id,
+        r.link_id,
+        r.first_id,
+        r.second_id,
+        _code(r.side),
+        _code(r.transition),
+        _code(r.cause),
+        actor_text(r),
+        when(r.vendor_time),
+        when(r.detected_at),
+        when(r.propagated_at),
+        duration(r.latency_seconds) if r.latency_seconds is not None else "",
+        _code(r.outcome, outcome_text(r)),
+        _code(r.purge_verification, purge_text(r)),
+        r.run_id,
+    ]
+
+
+def _story_row(r: ReportRecord) -> list[object]:
+    return [
+        r.event_id,
+        _code(r.side),
+        r.ticket_id,
+        _code(r.transition),
+        _code(r.cause),
+        actor_text(r),
+        when(r.vendor_time),
+        when(r.detected_at),
+        evidence_text(r),
+        _code(r.outcome, outcome_text(r)),
+        _code(r.purge_verification, purge_text(r)),
+    ]
+
+
+def _run_row(run_cells_: list[object]) -> list[object]:
+    cells = list(run_cells_)
+    cells[1], cells[5] = _code(cells[1]), _code(cells[5])
+    return cells
+
+
+def render_markdown(out: Writer, doc: Document) -> None:
+    """Everything but the closing seal (`md_trailer`)."""
+    meta = doc.meta
     period = meta.period
     w = out.write
-    w(f"# bridge audit report {period.first_day} to {period.last_day}\n\n")
+    story = doc.story
+    if story is not None:
+        ids = " / ".join(f"{label(side)} {ticket}" for side, ticket in story.tickets.items())
+        w(f"# bridge erasure record: {ids}\n\n")
+    else:
+        w(f"# bridge audit report {period.first_day} to {period.last_day}\n\n")
+    filters = meta.filters.describe()
+    runs = str(doc.run_range) if doc.run_range else "no run"
     w(
-        f"Detected from {when(period.since)} to {when(period.until)} UTC (end excluded). "
+        f"Detected from {when(period.since)} to {when(period.until)} UTC (end excluded)"
+        f"{'; rows with ' + filters if filters else ''}. Ledger runs covered: {runs}. "
         f"Generated {when(meta.generated_at)} UTC by bridge {meta.version}. Ticket ids, "
-        "states, times and actor ids only: no ticket subject or content.\n\n"
+        "states, times and actor ids only: no ticket subject or content. Every code is "
+        "explained in the legend at the end.\n\n"
     )
+    if story is not None:
+        _story(w, story)
+    else:
+        _summary(w, doc)
+    _legend(w, doc)
+
+
+def _summary(w: Write, doc: Document) -> None:
+    summary, period = doc.summary, doc.meta.period
     w("## Summary\n\n")
     if not summary.rows:
         w("No deletion, restore or purge was detected in this period.\n\n")
     keys = sorted({(side, transition) for side, transition, _ in summary.counts})
     rows = [
         [
-            side,
-            transition,
+            _code(side),
+            _code(transition),
             *(summary.counts.get((side, transition, c), 0) for c in CAUSES),
             sum(summary.counts.get((side, transition, c), 0) for c in CAUSES),
         ]
         for side, transition in keys
     ]
-    w(
-        _table(
-            ["Side", "Transition", *CAUSES, "Total"],
-            [*rows, ["All", "", "", "", "", "", summary.rows]],
-        )
-    )
+    totals = [sum(n for (_, _, c), n in summary.counts.items() if c == cause) for cause in CAUSES]
+    rows.append(["All", "", *totals, summary.rows])
+    w(_table(["Side", "Transition", *CAUSES, "Total"], rows))
     lat = summary.latency
     w(
         f"\nPropagation latency over {lat.count} confirmed copies: median "
         f"{duration(lat.median)}, 95th percentile {duration(lat.p95)}, maximum "
         f"{duration(lat.maximum)}.\n\n"
     )
-    w(_table(["Outcome", "Rows"], sorted(summary.outcomes.items())))
+    w(_table(["Outcome", "Rows"], [[_code(k), n] for k, n in sorted(summary.outcomes.items())]))
     w(
         f"\nPurges verified gone: {summary.purges_verified}; pending the vendor's retention "
         f"job: {summary.purges_pending}."
     )
     if summary.anomalies:
         w(f" **{summary.anomalies} purged tickets were seen alive again.**")
-    end = summary.end
-    w(f"\n\nOpen at the end of the period ({when(period.until)} UTC):\n\n")
-    w(
-        _table(
-            ["Item", "Count"],
-            end_of_period_rows(end),
+    w(f"\n\nOpen at the end of the period ({when(period.until)} UTC)")
+    w(" (whole ledger: the filters choose rows only):\n\n" if doc.meta.filters.active else ":\n\n")
+    w(_table(["Item", "Count"], end_of_period_rows(summary.end)))
+    w("\n### Operator actions\n\n")
+    if not doc.operator_actions:
+        w("No operator action (conflicts resolve, --allow-mass-purge, migrate) in the period.\n")
+    else:
+        w(
+            _table(
+                [
+                    "Event",
+                    "Time",
+                    "Operator",
+                    "Action",
+                    "Run",
+                    "SuperOffice id",
+                    "Zendesk id",
+                    "Detail",
+                ],
+                [
+                    [
+                        n.event_id,
+                        when(n.at),
+                        n.operator,
+                        _code(n.kind),
+                        n.run_id,
+                        n.first_id,
+                        n.second_id,
+                        n.detail,
+                    ]
+                    for n in doc.operator_actions
+                ],
+            )
         )
-    )
     w("\n## Timeline\n\nTransitions per day and side (days with activity only).\n\n")
     by_day: dict[str, dict[str, int]] = {}
-    for (day, side), n in summary.per_day.items():
-        by_day.setdefault(day.isoformat(), {})[side] = n
+    for (day, side, _, _), n in summary.per_day.items():
+        sides = by_day.setdefault(day.isoformat(), {})
+        sides[side] = sides.get(side, 0) + n
     w(
         _table(
             ["Day", "SuperOffice", "Zendesk"],
@@ -98,4 +205,85 @@ def render_markdown(out: TextIO, doc: Document) -> None:
     w(_table(DETAIL_HEADERS, (_detail_row(r) for r in doc.detail)))
     w(f"\n## Runs\n\n{summary.runs} runs started in the period")
     w(f" (first {len(doc.runs)} shown).\n\n" if doc.runs_truncated else ".\n\n")
-    w(_table(RUN_HEADERS, (run_cells(run) for run in doc.runs)))
+    w(_table(RUN_HEADERS, (_run_row(run_cells(run)) for run in doc.runs)))
+
+
+def _story(w: Write, story: Story) -> None:
+    link = story.link
+    w("## Tickets\n\n")
+    w(
+        _table(
+            ["Side", "Ticket id", "State now", "Since (vendor time)", "Last read"],
+            [
+                [
+                    _code(side),
+                    ticket,
+                    _code(facts.state),
+                    when(facts.vendor_time),
+                    when(facts.seen_at),
+                ]
+                for (side, ticket), facts in zip(
+                    story.tickets.items(), (link.first, link.second), strict=True
+                )
+            ],
+        )
+    )
+    attention = ""
+    if link.attention:
+        attention = "; needs a person: " + _code(link.attention, link.attention_reason or "")
+    w(
+        f"\nLinked as ledger link {link.link_id} ({link.origin}) on {when(link.created_at)} "
+        f"UTC; agreed state: {_code(link.base) or 'none yet'}{attention}.\n\n"
+        "## Final erasure\n\n"
+    )
+    w(
+        _table(
+            ["Side", "Ticket id", "Erasure", "Due", "Verified", "What it rests on"],
+            [
+                [
+                    _code(e.side),
+                    e.ticket_id,
+                    _code(e.status),
+                    when(e.due),
+                    when(e.verified_at) or "not yet",
+                    erasure_text(e),
+                ]
+                for e in story.erasure
+            ],
+        )
+    )
+    w("\n## Transitions\n\n")
+    if not story.rows:
+        w("No deletion, restore or purge of this ticket in the period.\n\n")
+    w(_table(STORY_HEADERS, (_story_row(r) for r in story.rows)))
+    w("\n## Conflicts, decisions and operator actions\n\n")
+    if not story.notes:
+        w("None: no conflict, divergence, held or failed write for this ticket.\n")
+    else:
+        w(
+            _table(
+                ["Event", "Time", "Kind", "Side", "Run", "Operator", "Detail"],
+                [
+                    [
+                        n.event_id,
+                        when(n.at),
+                        _code(n.kind),
+                        _code(n.side),
+                        n.run_id,
+                        n.operator or "",
+                        n.detail,
+                    ]
+                    for n in story.notes
+                ],
+            )
+        )
+    w("\n## Ledger runs this record covers\n\n")
+    w(_table(RUN_HEADERS, (_run_row(run_cells(run)) for run in story.runs)))
+
+
+def _legend(w: Write, doc: Document) -> None:
+    w("\n## Legend\n")
+    for title, codes in legend(doc):
+        w(f"\n### {title}\n\n")
+        for value, meaning in codes:
+            w(f"- `{value}`: {meaning}\n")

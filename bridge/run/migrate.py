@@ -119,10 +119,12 @@ def migration_run(
     on_batch: Callable[[], None] = lambda: None,
     sleep: Callable[[float], None] = time.sleep,
     review: Callable[[RunState], bool] | None = None,
+    operator: str | None = None,
 ) -> SyncRun:
     """A run whose decisions come from `migration_decision`, over every unsettled link:
     the sync's pipeline with the migration's planner and options. `review` sees the
-    whole plan before anything is recorded or written (`SyncRun`)."""
+    whole plan before anything is recorded or written (`SyncRun`); `operator`: who asked
+    for it (a migration lifts the purge cap), recorded on the run."""
     options = RunOptions(
         policy=Policy(
             direction=Direction(migration.source), propagate_purges=migration.include_purges
@@ -130,6 +132,7 @@ def migration_run(
         dry_run=dry_run,
         # purges were asked for explicitly (--include-purges): no per-run cap
         allow_mass_purge=True,
+        operator=operator,
         kind="migrate",
         keep_plan=dry_run,  # the plan is what a dry run shows; a migration sums it up
         skips_stay_pending=True,

@@ -67,12 +67,20 @@ def _winner(pair: PairView, prefer: Prefer, sides: Sides) -> Side:
     return active[0]
 
 
-def resolve(ledger: Ledger, sides: Sides, ticket: LinkTicket, prefer: Prefer) -> Decision:
+def resolve(
+    ledger: Ledger,
+    sides: Sides,
+    ticket: LinkTicket,
+    prefer: Prefer,
+    *,
+    operator: str | None = None,
+) -> Decision:
     """Plan the writes that make the other side match the preferred one.
 
     The preferred side is treated as the one that changed since the base, so the ordinary
     decision rules (and their guards: nothing leaves `purged`) produce the plan; the next
-    `bridge sync` sends it.
+    `bridge sync` sends it. `operator` (who decided) is recorded with the resolution and
+    its planned writes, in the same transaction.
     """
     link = ledger.links_for_tickets(ticket.side, [ticket.ticket_id]).get(ticket.ticket_id)
     if link is None:
@@ -94,5 +102,5 @@ def resolve(ledger: Ledger, sides: Sides, ticket: LinkTicket, prefer: Prefer) ->
     settled = Decision(
         decision.outcome, decision.target, decision.transitions, decision.new_base, reason
     )
-    ledger.record_decisions(None, [PlannedDecision(pair, settled, Cause.USER)])
+    ledger.record_decisions(None, [PlannedDecision(pair, settled, Cause.USER)], operator=operator)
     return settled

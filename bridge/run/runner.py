@@ -128,7 +128,13 @@ class SyncRun:
         ctx, state, options = self._ctx, self.state, self._ctx.options
         if options.dry_run:
             return self._dry_run()
-        run = ctx.ledger.start_run(options.kind, holder=self.holder, dry_run=options.dry_run)
+        run = ctx.ledger.start_run(
+            options.kind,
+            holder=self.holder,
+            dry_run=options.dry_run,
+            operator=options.operator,
+            override="allow_mass_purge" if options.allow_mass_purge else None,
+        )
         state.run_id = run_id = run.id
         assert run_id is not None
         log.info("run.start", run=run_id, dry_run=options.dry_run)

@@ -38,6 +38,8 @@ class RunOptions:
     dry_run: bool = False
     max_purges_per_run: int = 100
     allow_mass_purge: bool = False
+    #: who asked for this run's override (`allow_mass_purge`): recorded on the run
+    operator: str | None = None
     max_attempts: int = 5
     kind: str = "sync"
     #: keep a `PlanLine` per decision for the result (a large migration needs only counts)

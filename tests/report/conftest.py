@@ -9,7 +9,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from bridge.cli import main
 from bridge.config import load_config
 from bridge.factory import build_adapters, policy_from_config
 from bridge.ledger import Ledger, LinkRow
@@ -314,3 +316,26 @@ def fill_synthetic(ledger: Ledger) -> None:
             op(6, 6, "superoffice", "purge", 0, "held", 13),
         ],
     )
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """A folder with a config and an empty ledger (`bridge init`)."""
+    folder = tmp_path / "b"
+    result = CliRunner().invoke(main, ["init", "--dir", str(folder)])
+    assert result.exit_code == 0, result.output
+    return folder
+
+
+@pytest.fixture
+def filled(home: Path) -> Path:
+    """`home` with the synthetic history in its ledger."""
+    with Ledger.open(load_config(home / "bridge.toml").ledger_url, sides=SIDES) as ledger:
+        fill_synthetic(ledger)
+    return home
+
+
+def run(home: Path, *args: str) -> tuple[int, str, str]:
+    """`bridge --config HOME/bridge.toml report ARGS`: exit code, stdout, stderr."""
+    result = CliRunner().invoke(main, ["--config", str(home / "bridge.toml"), "report", *args])
+    return result.exit_code, result.stdout, result.stderr

@@ -16,24 +16,9 @@ from bridge.config import load_config
 from bridge.ledger import Ledger
 from bridge.ledger.tables import set_clock
 from bridge.vendors.registry import SIDES
-from tests.report.conftest import at, fill_synthetic
+from tests.report.conftest import at, run
 
 cli = main
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    folder = tmp_path / "b"
-    result = CliRunner().invoke(cli, ["init", "--dir", str(folder)])
-    assert result.exit_code == 0, result.output
-    return folder
-
-
-@pytest.fixture
-def filled(home: Path) -> Path:
-    with Ledger.open(load_config(home / "bridge.toml").ledger_url, sides=SIDES) as ledger:
-        fill_synthetic(ledger)
-    return home
 
 
 @pytest.fixture(autouse=True)
@@ -42,11 +27,6 @@ def _clock() -> object:
     set_clock(lambda: at(2 * 1440))
     yield
     set_clock(None)
-
-
-def run(home: Path, *args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, ["--config", str(home / "bridge.toml"), "report", *args])
-    return result.exit_code, result.stdout, result.stderr
 
 
 def test_default_is_html_named_by_the_period_in_the_current_folder(
@@ -157,3 +137,16 @@ def test_a_missing_ledger_is_an_error(tmp_path: Path) -> None:
     code, _, err = run(home)
     assert code == ExitCode.USAGE
     assert "does not exist" in err
+
+
+def test_an_id_linked_on_both_sides_must_be_named(filled: Path) -> None:
+    """Synthetic links: 101↔201 … 106↔206; a seventh pairs SuperOffice 201 with Zendesk 301,
+    so 201 is two links' ticket."""
+    with Ledger.open(load_config(filled / "bridge.toml").ledger_url, sides=SIDES) as ledger:
+        ledger.add_link(201, 301, origin="csv")
+    code, _, err = run(filled, "--ticket", "201")
+    assert code == ExitCode.USAGE
+    assert "--ticket superoffice:201 or --ticket zendesk:201" in err
+    code, out, err = run(filled, "--ticket", "zendesk:201", "--format", "json", "-o", "-")
+    assert code == 0, err
+    assert [json.loads(line)["event_id"] for line in out.splitlines()] == [1, 3]
