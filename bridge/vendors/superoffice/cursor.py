@@ -53,6 +53,8 @@ EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
 
 def whole_second(moment: datetime) -> datetime:
     """`moment` in UTC, cut to the second (archive dates are whole seconds, cut not rounded)."""
+    if moment.tzinfo is UTC and not moment.microsecond:
+        return moment  # an archive date as read: already one
     return moment.astimezone(UTC).replace(microsecond=0)
 
 
