@@ -99,3 +99,21 @@ def test_progress_bars_when_the_terminal_is_forced(world: World) -> None:
     assert "reading superoffice" in err
     assert "reading zendesk" in err
     assert "deciding" in err
+
+
+def test_the_report_shows_its_progress_on_a_terminal_only(world: World, tmp_path: Path) -> None:
+    pairs = world.link(30)
+    world.sync()
+    world.clock.advance(120)
+    world.so.soft_delete([s for s, _ in pairs[:10]])
+    world.sync()  # ten soft deletes copied: rows to report
+    runner = CliRunner()
+    config = ["--config", str(world.config_path)]
+    for env, shown in (({"BRIDGE_PROGRESS": "always"}, True), ({"BRIDGE_PROGRESS": ""}, False)):
+        out = tmp_path / f"report-{shown}.csv"
+        result = runner.invoke(
+            main, [*config, "report", "--format", "csv", "-o", str(out)], env=env
+        )
+        assert result.exit_code == 0, result.output
+        assert ("building the report" in result.stderr) is shown
+        assert out.read_text(encoding="utf-8").count("\n") > 10

@@ -13,6 +13,7 @@ import click
 from bridge import __version__
 from bridge.cli.context import AppContext, fail
 from bridge.cli.exitcodes import ExitCode
+from bridge.cli.progress import terminal_progress
 from bridge.config import Config
 from bridge.ledger import Ledger
 from bridge.ledger.tables import utcnow
@@ -248,9 +249,10 @@ def report(
         if output is not None and str(output) == "-":
             with contextlib.suppress(AttributeError, ValueError):
                 sys.stdout.reconfigure(encoding="utf-8")  # type: ignore[union-attr]
-            written = write_report(
-                ledger, meta, fmt, sys.stdout, detail_rows=detail_rows, signer=signer
-            )
+            with terminal_progress():
+                written = write_report(
+                    ledger, meta, fmt, sys.stdout, detail_rows=detail_rows, signer=signer
+                )
             sys.stdout.flush()
             click.echo(f"{written.rows} transitions from {period.label}", err=True)
             if FORMATS[fmt].write_rows is not None:
@@ -263,7 +265,7 @@ def report(
         path = output or Path(default_filename(period, fmt))
         seal_path = path.with_name(path.name + SEAL_SUFFIX)
         try:
-            with open_output(path) as out:
+            with open_output(path) as out, terminal_progress():
                 written = write_report(
                     ledger, meta, fmt, out, detail_rows=detail_rows, signer=signer
                 )

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from bridge import progress
 from bridge.core.model import Sides
 from bridge.ledger import Ledger
 from bridge.ledger.audit import AuditView, RunFacts
@@ -49,6 +50,23 @@ __all__ = [
 ]
 
 DEFAULT_RUN_ROWS = 500
+#: the progress phase of reading the rows (`bridge.progress`), and how often it reports
+_PHASE = "building the report"
+_EVERY = 1000
+
+
+def _counted(rows: Iterable[ReportRecord]) -> Iterator[ReportRecord]:
+    """The rows as they pass, counted for a progress bar a thousand at a time (a million
+    rows take half a minute)."""
+    sink = progress.current()
+    done = 0
+    for row in rows:
+        yield row
+        done += 1
+        if done % _EVERY == 0:
+            sink.advance(_PHASE, _EVERY)
+    sink.advance(_PHASE, done % _EVERY)
+    sink.finish(_PHASE)
 
 
 def default_filename(period: Period, fmt: str) -> str:
@@ -100,7 +118,7 @@ def _document(
     story_rows: list[ReportRecord] = []
     facts = view.transitions(period.since, period.until, link_id=filters.link_id)
     with contextlib.closing(facts):
-        for record in records(facts, filters):
+        for record in _counted(records(facts, filters)):
             builder.add(record)
             if len(detail) < detail_rows:
                 detail.append(record)
@@ -165,7 +183,7 @@ def write_report(
         if form.write_rows is not None:
             facts = view.transitions(period.since, period.until, link_id=filters.link_id)
             with contextlib.closing(facts):  # a reader gone mid-stream: closed in the snapshot
-                rows = form.write_rows(tee, records(facts, filters), ledger.sides)
+                rows = form.write_rows(tee, _counted(records(facts, filters)), ledger.sides)
             if filters.link_id is not None:
                 run_range = _run_range(
                     view.runs(period.since, period.until, link_id=filters.link_id)
