@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import NewType
 
 __all__ = [
+    "READS",
     "Cause",
     "Decision",
     "InvalidTransitionError",
@@ -149,7 +150,8 @@ class Observation:
     `vendor_time` is when the vendor says the state began (its deletion or change time);
     `seen_at` is when bridge read it. `actor_id` and `cause` are filled when the vendor
     tells us (`cause` is None for a first sighting); `status_id` is the vendor's own status
-    while active, where a faithful restore needs it.
+    while active, where a faithful restore needs it. `read` is which read showed it
+    (`READS`): the evidence an audit names for the change.
     """
 
     link_id: int
@@ -161,10 +163,16 @@ class Observation:
     actor_id: int | None = None
     cause: Cause | None = None
     status_id: int | None = None
+    read: str | None = None
 
     def __post_init__(self) -> None:
         if self.ticket_id <= 0:
             raise ValueError(f"ticket id must be positive, got {self.ticket_id}")
+
+
+#: the reads an observation can come from: the side's change stream, a lookup by id (of
+#: links never read, of a write's target to confirm it), the vanished-ticket sweep
+READS = ("changes", "lookup", "sweep")
 
 
 class Outcome(StrEnum):

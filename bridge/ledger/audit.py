@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from bridge.core.model import READS
 from bridge.ledger.dialect import FIELD_SEPARATOR, Dialect, RowSource
 from bridge.ledger.tables import Event, Link, Operation, PairState, Run
 from bridge.ledger.times import from_micros
@@ -111,6 +112,9 @@ class TransitionFacts:
     #: let it through: `sync` with `--allow-mass-purge`, or `migrate`)
     operator: str | None = None
     operator_action: str | None = None
+    #: which read showed the change, or confirmed the write (`bridge.core.model.READS`);
+    #: None for rows recorded before it was kept
+    read: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,7 +230,8 @@ SELECT e.id, e.kind, e.at, e.run_id, e.link_id, l.first_id, l.second_id, e.side,
        CASE WHEN c.id IS NOT NULL THEN (
            SELECT q.operator FROM event q
            WHERE q.link_id = c.link_id AND q.operation_id = c.id AND q.kind || '' = 'planned'
-           ORDER BY q.id LIMIT 1) END
+           ORDER BY q.id LIMIT 1) END,
+       e.detail
 FROM event e
 LEFT JOIN link l ON l.id = e.link_id
 LEFT JOIN operation c
@@ -515,6 +520,7 @@ def _facts(row: Sequence[Any], copies: list[CopyFacts]) -> TransitionFacts:
         resolved_detail=resolved_detail,
         operator=operator,
         operator_action=action,
+        read=row[30] if row[30] in READS else None,
     )
 
 

@@ -318,7 +318,8 @@ def _event(
         "actor_id": obs.actor_id,
         "vendor_time": obs.vendor_time,
         "operation_id": operation_id,
-        "detail": None,
+        #: which read showed it (`Observation.read`): the evidence the report names
+        "detail": obs.read,
     }
 
 
@@ -365,7 +366,7 @@ _OBSERVED = "observed_stage"
 _OBSERVED_COLUMNS = (
     "seq INTEGER NOT NULL, link_id INTEGER NOT NULL PRIMARY KEY, ticket_id INTEGER NOT NULL, "
     "state VARCHAR NOT NULL, vendor_time BIGINT, seen_at BIGINT NOT NULL, actor_id BIGINT, "
-    "cause VARCHAR, status_id BIGINT, previous VARCHAR"
+    "cause VARCHAR, status_id BIGINT, read VARCHAR, previous VARCHAR"
 )
 _OBSERVED_INSERT = (
     "seq",
@@ -377,6 +378,7 @@ _OBSERVED_INSERT = (
     "actor_id",
     "cause",
     "status_id",
+    "read",
 )
 
 
@@ -776,6 +778,7 @@ class SyncStore:
                     o.actor_id,
                     o.cause.value if o.cause else None,
                     o.status_id,
+                    o.read,
                 )
                 for n, o in enumerate(observations)
             ],
@@ -790,9 +793,10 @@ class SyncStore:
         connection.execute(
             text(
                 "INSERT INTO event (at, run_id, link_id, kind, side, ticket_id, transition, "
-                "from_state, to_state, cause, actor_id, vendor_time) "
+                "from_state, to_state, cause, actor_id, vendor_time, detail) "
                 f"SELECT :now, :run_id, s.link_id, {_KIND_SQL}, :side, s.ticket_id, "
-                f"{_TRANSITION_SQL}, s.previous, s.state, s.cause, s.actor_id, s.vendor_time "
+                f"{_TRANSITION_SQL}, s.previous, s.state, s.cause, s.actor_id, s.vendor_time, "
+                "s.read "
                 f"FROM {_OBSERVED} s WHERE {changed} ORDER BY s.seq"
             ).bindparams(typed[0]),
             {"now": now, "run_id": run_id, "side": side},

@@ -187,6 +187,8 @@ class ReportRecord:
     #: the person whose action this row rests on, and which action (`OPERATOR_ACTIONS`)
     operator: str | None = None
     operator_action: str | None = None
+    #: which read showed it, or confirmed the write (`bridge.core.model.READS`)
+    read: str | None = None
 
     def to_dict(self, sides: Sides) -> dict[str, Any]:
         """JSON-ready, under the `fields(sides)` names: times as RFC 3339 strings,
@@ -328,6 +330,7 @@ def record_from_facts(facts: TransitionFacts) -> ReportRecord:
         source_event_id=facts.source_event_id,
         operator=operator,
         operator_action=action,
+        read=facts.read,
     )
 
 

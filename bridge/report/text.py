@@ -58,13 +58,22 @@ def actor_text(record: ReportRecord) -> str:
     return f"not reported by {name}"
 
 
+#: how each read (`bridge.core.model.READS`) is named in the evidence of a row
+_READS = {
+    "changes": "in {name}'s change stream",
+    "lookup": "by its id",
+    "sweep": "in the vanished-ticket sweep",
+}
+
+
 def evidence_text(record: ReportRecord) -> str:
-    """The read a row rests on: which run read what, and when."""
+    """The read a row rests on: which run read what, how, and when."""
     name = label(record.side)
     run = f"run {record.run_id}" if record.run_id is not None else "bridge"
+    how = f" {_READS[record.read].format(name=name)}" if record.read in _READS else ""
     if record.record_type == "observed_change":
         text = (
-            f"{run} read the {name} ticket at {when(record.detected_at)} UTC: "
+            f"{run} read the {name} ticket{how} at {when(record.detected_at)} UTC: "
             f"{record.from_state or '?'} → {record.to_state or '?'}"
         )
         if record.vendor_time is not None:
@@ -77,7 +86,7 @@ def evidence_text(record: ReportRecord) -> str:
             "re-reads the ticket to verify it gone"
         )
     return (
-        f"{run} re-read the {name} ticket at {when(record.detected_at)} UTC after bridge's "
+        f"{run} re-read the {name} ticket{how} at {when(record.detected_at)} UTC after bridge's "
         f"write (operation {record.operation_id}): {record.to_state}"
     )
 

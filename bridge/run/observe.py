@@ -218,7 +218,12 @@ class Observer:
         state.counts[f"{side}.changes_read"] += len(page.views)
         progress.current().advance(f"reading {side}", len(page.views))
         self._record.observations(
-            side, adapter, views, cursor=page.cursor, makers_unread=page.makers_unread
+            side,
+            adapter,
+            views,
+            cursor=page.cursor,
+            makers_unread=page.makers_unread,
+            read="changes",
         )
         caught_up = page.complete or not page.views
         self._unread[side] = 0 if caught_up else max(0, self._unread[side] - len(page.views))
@@ -265,7 +270,7 @@ class Observer:
                 state.counts[f"{side}.{counter}"] += len(by_ticket)
                 progress.current().advance(f"reading {side}", len(by_ticket))
                 views = [(by_ticket[i], v) for i, v in found.items() if i in by_ticket]
-                self._record.observations(side, adapter, views)
+                self._record.observations(side, adapter, views, read=event)
                 if known is not None:
                     known.update(found)
                 if on_found is not None:

@@ -39,10 +39,11 @@ class Recorder:
         *,
         cursor: str | None = None,
         makers_unread: bool = False,
+        read: str,
     ) -> None:
-        """Record what `side` showed of these links (and move its cursor to `cursor`);
-        with `makers_unread` (`ChangePage`), the makers of the views whose state is not
-        the one held are asked of the adapter first."""
+        """Record what `side` showed of these links (and move its cursor to `cursor`),
+        through `read` (`READS`); with `makers_unread` (`ChangePage`), the makers of the
+        views whose state is not the one held are asked of the adapter first."""
         ctx, state = self._ctx, self._ctx.state
         # only a change the vendor gives no cause for is attributed from what was held
         unexplained = [link.link_id for link, view in views if view.cause is None]
@@ -67,6 +68,7 @@ class Recorder:
                 actor_id=view.actor_id,
                 cause=cause(adapter, held.get(link.link_id, _UNKNOWN), view, seen_at),
                 status_id=view.status_id,
+                read=read,
             )
             for link, view in views
         ]

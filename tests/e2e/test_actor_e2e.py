@@ -106,3 +106,22 @@ def test_rows_read_again_unchanged_cost_no_log_query(world: World) -> None:
     world.sync()
     assert world.routes("superoffice")["GET Archive/{provider}"] == 4 + 1
     assert _superoffice_changes(world)[-1] == ("soft_delete", "user", 43)
+
+
+def test_each_row_names_the_read_it_rests_on(world: World) -> None:
+    """The evidence of a change is the read that showed it: the change stream for a delete,
+    the sweep for a purge that left no trace in it; a copy is confirmed by a read too."""
+    pairs = world.link(3)
+    world.sync()
+    world.clock.advance(60)
+    world.so.soft_delete([pairs[0][0]], associate=42)
+    world.sync()
+    rows = _report(world)
+    observed = [(r.side, r.transition, r.read) for r in rows if r.record_type == "observed_change"]
+    assert observed == [("superoffice", "soft_delete", "changes")]
+    written = [r.read for r in rows if r.record_type == "bridge_write"]
+    assert written and set(written) <= {"changes", "lookup"}
+    world.clock.advance(15 * DAY)  # SuperOffice's retention purges it, silently
+    world.sync()
+    purges = [r for r in _report(world) if r.transition == "purge" and r.side == "superoffice"]
+    assert [r.read for r in purges] == ["sweep"]
