@@ -1,12 +1,66 @@
-"""Test-wide set-up: quiet logs (warnings and errors only, to stderr)."""
+"""Test-wide set-up: quiet logs (warnings and errors only, to stderr), and the ledger's
+database backends.
+
+`ledger_url` runs a test once per backend: a SQLite file in the test's folder, and a fresh
+database on a throwaway PostgreSQL cluster (`tests/postgres/cluster.py`: one per test
+process, started on first use). `postgres_url` is the PostgreSQL one alone. Without the
+server programs the PostgreSQL cases are skipped, named; `BRIDGE_REQUIRE_POSTGRES=1` (CI)
+makes that a failure instead.
+"""
 
 from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from bridge.logging import configure_logging
+from tests.postgres.cluster import Cluster, ClusterUnavailableError
+
+#: the ledger backends a `ledger_url` test runs on
+BACKENDS = ("sqlite", "postgresql")
 
 
 @pytest.fixture(autouse=True, scope="session")
 def _quiet_logs() -> None:
     configure_logging("json", "warning")
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    """The throwaway cluster; its password reaches the driver as a user's would, through
+    PGPASSWORD (also in every bridge child process a test starts)."""
+    try:
+        cluster = Cluster().start()
+    except ClusterUnavailableError as exc:
+        if os.environ.get("BRIDGE_REQUIRE_POSTGRES") == "1":
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+    patch = pytest.MonkeyPatch()
+    patch.setenv("PGPASSWORD", cluster.password)
+    try:
+        yield cluster
+    finally:
+        patch.undo()
+        cluster.stop()
+
+
+@pytest.fixture
+def postgres_url(pg_cluster: Cluster) -> Iterator[str]:
+    """The URL of a new, empty database on the throwaway cluster, dropped afterwards."""
+    name = pg_cluster.create_database()
+    try:
+        yield pg_cluster.url(name)
+    finally:
+        pg_cluster.drop_database(name)
+
+
+@pytest.fixture(params=BACKENDS)
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A ledger URL on each backend in turn: SQLite in the test's folder, PostgreSQL on
+    the throwaway cluster (an empty database of the test's own)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'ledger.db'}"
+    return str(request.getfixturevalue("postgres_url"))

@@ -363,7 +363,7 @@ _OP_EVENT_COLUMNS = (
 #: the staging table of `SyncStore._record_bulk`: one batch of one side's observations
 _OBSERVED = "observed_stage"
 _OBSERVED_COLUMNS = (
-    "seq INTEGER NOT NULL, link_id INTEGER NOT NULL PRIMARY KEY, ticket_id INTEGER NOT NULL, "
+    "seq INTEGER NOT NULL, link_id INTEGER NOT NULL PRIMARY KEY, ticket_id BIGINT NOT NULL, "
     "state VARCHAR NOT NULL, vendor_time BIGINT, seen_at BIGINT NOT NULL, actor_id BIGINT, "
     "cause VARCHAR, status_id BIGINT, previous VARCHAR"
 )
