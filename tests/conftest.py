@@ -3,15 +3,16 @@ database backends.
 
 `ledger_url` runs a test once per backend: a SQLite file in the test's folder, and a fresh
 database on a throwaway PostgreSQL cluster (`tests/postgres/cluster.py`: one per test
-process, started on first use). `postgres_url` is the PostgreSQL one alone. Without the
-server programs the PostgreSQL cases are skipped, named; `BRIDGE_REQUIRE_POSTGRES=1` (CI)
-makes that a failure instead.
+process, started on first use). `postgres_url` is the PostgreSQL one alone;
+`more_ledger_urls` makes more on the backend of `ledger_url`. Without the server programs
+the PostgreSQL cases are skipped, named; `BRIDGE_REQUIRE_POSTGRES=1` (CI) makes that a
+failure instead.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -64,3 +65,26 @@ def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'ledger.db'}"
     return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def more_ledger_urls(
+    ledger_url: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Callable[[], str]]:
+    """Another empty ledger URL on the backend of `ledger_url`, each time it is called (a
+    test that compares two ledgers)."""
+    made: list[str] = []
+    cluster: Cluster | None = None
+
+    def make() -> str:
+        nonlocal cluster
+        if ledger_url.startswith("sqlite"):
+            return f"sqlite:///{tmp_path / f'more-{len(made)}.db'}"
+        cluster = request.getfixturevalue("pg_cluster")
+        made.append(cluster.create_database())
+        return cluster.url(made[-1])
+
+    yield make
+    for name in made:
+        assert cluster is not None
+        cluster.drop_database(name)
