@@ -107,6 +107,11 @@ class Dialect(Protocol):
         """Rename the index `old` on `table` (over `columns`) to `new`."""
         ...
 
+    def continue_ids(self, connection: Connection, table: str, column: str) -> None:
+        """After rows were written with their ids given (a copy of a ledger), make the next
+        generated id of `table` follow the largest one."""
+        ...
+
     def micros_from_text(self, column: str) -> str:
         """A SQL expression: `column`, a time stored as text before schema v4, as integer
         microseconds since the epoch (NULL stays NULL, an integer stays as it is)."""
@@ -242,6 +247,9 @@ class SQLiteDialect:
         for action in ("update", "delete"):
             connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS {table}_no_{action}")
 
+    def continue_ids(self, connection: Connection, table: str, column: str) -> None:
+        """An INTEGER PRIMARY KEY is the rowid: the next one follows the largest already."""
+
     def micros_from_text(self, column: str) -> str:
         """SQLAlchemy kept times as 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC): whole seconds from
         `strftime('%s')`, the fraction from its digits (never through a float)."""
@@ -342,9 +350,8 @@ class _PostgreSQLRows:
 
     def rows(self, sql: str, params: Mapping[str, Any]) -> Iterator[Sequence[Any]]:
         bound = {k: to_micros(v) if isinstance(v, datetime) else v for k, v in params.items()}
-        result = self.connection.execution_options(stream_results=True, yield_per=_FETCH).execute(
-            text(sql), bound
-        )
+        streamed = {"stream_results": True, "yield_per": _FETCH}
+        result = self.connection.execute(text(sql), bound, execution_options=streamed)
         try:
             yield from result
         finally:
@@ -423,6 +430,14 @@ class PostgreSQLDialect:
         for action in ("update", "delete", "truncate"):
             connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS {table}_no_{action} ON {table}")
 
+    def continue_ids(self, connection: Connection, table: str, column: str) -> None:
+        """The column's sequence moves on past the largest id (it knows nothing of ids
+        given in an INSERT)."""
+        connection.exec_driver_sql(
+            f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), "
+            f"COALESCE(max({column}), 0) + 1, false) FROM {table}"
+        )
+
     def micros_from_text(self, column: str) -> str:
         """A PostgreSQL ledger is created at schema v4 or later: its times were never
         text, so the v3→v4 rewrite leaves them as they are."""
@@ -488,10 +503,11 @@ class PostgreSQLDialect:
         whole report, and a sync writes on meanwhile (MVCC)."""
         with engine.connect() as connection:
             connection.execution_options(**{_SNAPSHOT: True})
-            try:
-                yield _PostgreSQLRows(connection)
-            finally:
-                connection.rollback()
+            with connection.begin() as transaction:  # the begin hook sets the snapshot
+                try:
+                    yield _PostgreSQLRows(connection)
+                finally:
+                    transaction.rollback()
 
 
 #: backend name → its dialect: the one place that decides what the ledger runs on
