@@ -88,3 +88,23 @@ def more_ledger_urls(
     for name in made:
         assert cluster is not None
         cluster.drop_database(name)
+
+
+@pytest.fixture
+def backend() -> str:
+    """The ledger backend of a sandbox world (`world_ledger_url`): SQLite unless a test
+    asks for both with `@both_backends`."""
+    return "sqlite"
+
+
+#: run a sandbox-world test (sync, migrate, e2e) on each backend: it overrides `backend`
+both_backends = pytest.mark.parametrize("backend", BACKENDS)
+
+
+@pytest.fixture
+def world_ledger_url(backend: str, request: pytest.FixtureRequest) -> str | None:
+    """The `[ledger] url` a sandbox world's config gets: None keeps the config's own
+    SQLite file; on PostgreSQL, an empty database of the test's own."""
+    if backend == "sqlite":
+        return None
+    return str(request.getfixturevalue("postgres_url"))
