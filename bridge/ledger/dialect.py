@@ -60,6 +60,9 @@ class Dialect(Protocol):
 
     #: the SQLAlchemy backend name this dialect serves (`URL.get_backend_name()`)
     name: str
+    #: the ledger lives on a database server (checked by connecting before it is believed),
+    #: not in a file or in memory
+    server: bool
 
     # --- opening ---------------------------------------------------------------------
 
@@ -186,6 +189,7 @@ class SQLiteDialect:
     """SQLite: one file beside the CLI, pragmas per connection, triggers, TEMP tables."""
 
     name = "sqlite"
+    server = False
 
     def database_file(self, url: URL) -> Path | None:
         database = url.database
@@ -363,6 +367,7 @@ class PostgreSQLDialect:
     transaction, plpgsql triggers, TEMP tables, COPY, array-bound id lists."""
 
     name = "postgresql"
+    server = True
 
     def database_file(self, url: URL) -> Path | None:
         return None

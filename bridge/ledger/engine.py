@@ -66,7 +66,7 @@ def create_ledger_engine(url: str, dialect: Dialect, *, create: bool = True) -> 
     try:
         if path is not None and existing:
             check_ledger_open(engine, path, dialect)
-        elif path is None and parsed.database not in (None, "", ":memory:"):
+        elif dialect.server:
             _check_server(engine, parsed, dialect, create=create)
     except BaseException:
         engine.dispose()
