@@ -69,7 +69,7 @@ def _time(**kwargs: Any) -> Any:
     return Field(sa_type=UTCDateTime, **kwargs)
 
 
-#: a vendor's id (ticket, actor, status): 64 bits (Zendesk's ids may use them all); on
+#: a vendor's id (ticket, actor, status): 64 bits (a vendor's ids may use them all); on
 #: SQLite every INTEGER already is, and its DDL stays as older ledgers have it
 _VENDOR_ID = BigInteger().with_variant(Integer(), "sqlite")
 
