@@ -116,3 +116,13 @@ def test_an_unreachable_server_is_named_without_secrets(pg_cluster: object) -> N
     with pytest.raises(LedgerURLError, match="cannot connect to the ledger") as raised:
         Ledger.open(url, sides=SIDES)
     assert "127.0.0.1:1/nothing" in str(raised.value)
+
+
+def test_check_names_a_missing_guard_on_the_event_log(postgres_url: str) -> None:
+    with Ledger.open(postgres_url, sides=SIDES) as ledger:
+        assert ledger.check() == []
+        with ledger.engine.begin() as connection:
+            connection.exec_driver_sql("DROP TRIGGER event_no_truncate ON event")
+        assert ledger.check() == [
+            "the event log's append-only guard is missing (event_no_truncate)"
+        ]

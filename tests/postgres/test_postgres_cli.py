@@ -1,7 +1,7 @@
 """The commands against PostgreSQL, as a user gets there: a config written for the
 simulators, its `[ledger] url` changed to a PostgreSQL URL (no password in it: the driver
 reads PGPASSWORD), and nothing else. The schema is created by the first `link import`;
-`migrate`, `sync`, `status` and `report` then work on it; `ledger copy` moves it to SQLite
+`migrate`, `sync`, `status`, `report` and `check` then work on it; `ledger copy` moves it to SQLite
 and back with the audit report unchanged."""
 
 from __future__ import annotations
@@ -81,6 +81,7 @@ def test_link_import_migrate_sync_status_and_report_run_on_postgresql(
         assert status["links"] == 6
         assert status["superoffice"] == {"active": 3, "soft_deleted": 3}
         assert "@127.0.0.1" in status["ledger"]
+        _ok(_bridge(config, "check", "--offline"))  # the ledger's own health included
         report = _ok(_bridge(config, *REPORT, "-o", "-")).splitlines()
         records = [json.loads(line) for line in report]
         # the migration's two writes; Zendesk's own delete and its copy to SuperOffice
