@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TextIO
 
+from bridge import progress
 from bridge.core.model import Side, id_column
 from bridge.errors import BridgeError
 from bridge.ledger import ImportReport, Ledger, LinkProblem, LinkRow
@@ -79,6 +80,7 @@ class LinkFileReader:
                 f"expected {','.join(COLUMNS)} (found {','.join(names)[:80]})"
             )
         first_index, second_index = (names.index(id_column(side)) for side in SIDES)
+        sink = progress.current()
         while True:
             started = reader.line_num + 1
             try:
@@ -108,6 +110,7 @@ class LinkFileReader:
             first = _ticket_id(fields[first_index], SIDES.first, self.problems, line)
             second = _ticket_id(fields[second_index], SIDES.second, self.problems, line)
             if first is not None and second is not None:
+                sink.advance("importing links")
                 yield LinkRow(line, first, second)
 
 

@@ -10,6 +10,7 @@ import click
 from bridge.cli.context import AppContext, fail, pass_app
 from bridge.cli.discover import discover
 from bridge.cli.exitcodes import ExitCode
+from bridge.cli.progress import terminal_progress
 from bridge.core.model import id_column
 from bridge.links import LinkFileError, import_link_file
 
@@ -42,7 +43,7 @@ def import_(app: AppContext, file: Path) -> None:
     if not file.is_file():
         fail(f"{file}: cannot read the link file: no such file")
     # the first import creates the ledger (where no file exists; never over another file)
-    with app.ledger(create=True) as ledger:
+    with app.ledger(create=True) as ledger, terminal_progress():
         try:
             report = import_link_file(ledger, file)
         except LinkFileError as exc:

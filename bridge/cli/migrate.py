@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import sys
-import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Mapping
 
 import click
-import structlog
 
 from bridge.cli.context import AppContext, fail, pass_app, print_json
 from bridge.cli.exitcodes import ExitCode
+from bridge.cli.progress import terminal_progress
 from bridge.cli.runs import (
     OUTCOME_EXIT,
     StopFlag,
@@ -23,14 +22,12 @@ from bridge.core.contract import Adapter
 from bridge.core.model import Side
 from bridge.ledger import Ledger, default_holder
 from bridge.ledger.tables import OperationStatus
-from bridge.run.migrate import MigrationOptions, estimate, migration_run
+from bridge.run.migrate import PURGE_NOT_COPIED, MigrationOptions, estimate, migration_run
 from bridge.run.runner import RunResult
+from bridge.run.state import RunState
 from bridge.vendors.registry import SIDES
 
 __all__ = ["migrate"]
-
-log = structlog.get_logger("bridge.migrate")
-_PROGRESS_EVERY = 10.0  # seconds between progress events when not on a terminal
 
 
 def _preflight(adapters: dict[Side, Adapter]) -> None:
@@ -56,65 +53,21 @@ def _interrupted_migration(ledger: Ledger) -> bool:
     return bool(ledger.operations([OperationStatus.PLANNED, OperationStatus.SENT]))
 
 
-class _Progress:
-    """A progress bar on a terminal; periodic structured events otherwise."""
-
-    def __init__(self, total: int) -> None:
-        self.total = max(total, 1)
-        self.started = time.monotonic()
-        self.last_event = 0.0
-        self.tty = sys.stderr.isatty()
-
-    def __call__(self, counts: Counter[str]) -> None:
-        done = sum(n for key, n in counts.items() if key.endswith(".sent"))
-        elapsed = time.monotonic() - self.started
-        rate = done / elapsed if elapsed > 0 else 0.0
-        eta = (self.total - done) / rate if rate > 0 else 0.0
-        if self.tty:
-            width = 30
-            filled = int(width * min(done, self.total) / self.total)
-            click.echo(
-                f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} "
-                f"{rate:.0f}/s ETA {eta:.0f}s ",
-                nl=False,
-                err=True,
-            )
-        elif elapsed - self.last_event >= _PROGRESS_EVERY:
-            self.last_event = elapsed
-            log.info("migrate.progress", done=done, total=self.total, rate=round(rate, 1))
-
-    def close(self) -> None:
-        if self.tty:
-            click.echo("", err=True)
-
-
-def _plan(
-    ledger: Ledger, adapters: dict[Side, Adapter], options: MigrationOptions, holder: str
-) -> RunResult:
-    run = migration_run(ledger, adapters, options, dry_run=True, holder=holder)
-    return run.execute()
-
-
 def _summarise_plan(
-    result: RunResult, adapters: dict[Side, Adapter], target: Side
+    state: RunState, adapters: Mapping[Side, Adapter], target: Side
 ) -> dict[str, object]:
-    transitions: Counter[tuple[str, str]] = Counter()
-    skipped: Counter[str] = Counter()
-    for line in result.plan:
-        if line.outcome == "apply" and line.target:
-            for transition in line.transitions:
-                transitions[(line.target, transition)] += 1
-        else:
-            skipped[f"{line.outcome}: {line.reason}"] += 1
+    """The migration's plan as `--dry-run` prints it, and as the estimate a real migration
+    shows before it writes: writes per transition, links not migrated, API calls, time."""
+    tally = state.tally
     adapter = adapters[target]
     per_minute = adapter.calls_per_minute()
     guess = estimate(
-        transitions,
-        skipped,
+        tally.transitions(target),
+        Counter(tally.not_written),
         batch_limit=adapter.batch_limit,
         job_limit=adapter.job_limit,
         calls_per_minute=per_minute,
-        account_read=result.counts[f"{target}.changes_read"],
+        account_read=state.counts[f"{target}.changes_read"],
         page_size=adapter.change_page_size,
         pages_per_minute=adapter.changes_per_minute,
     )
@@ -124,6 +77,7 @@ def _summarise_plan(
         "api_calls": guess.calls,
         "estimated_seconds": round(guess.seconds, 1),
         "rate_limit_per_minute": per_minute,
+        "purges_not_copied": tally.reason_count(PURGE_NOT_COPIED),
     }
 
 
@@ -155,7 +109,11 @@ def _summarise_plan(
 @click.option(
     "--restore", is_flag=True, help="Active in the source but deleted in the target → restored."
 )
-@click.option("--dry-run", is_flag=True, help="Print the plan, calls and time; write nothing.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print the plan, calls and time; write nothing to a vendor or the ledger.",
+)
 @click.option("--resume", is_flag=True, help="Continue an interrupted migration.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan or summary as JSON.")
 @pass_app
@@ -178,6 +136,12 @@ def migrate(
     100 ids, as many vendor jobs in flight as the job limit allows. Interrupted? Run it
     again with --resume: nothing is sent twice, nothing skipped. When done, the bases are
     recorded, so `bridge sync` carries on from the migrated state.
+
+    One pass: both sides are read once, every link is decided, and the plan is shown
+    (writes per transition, links not migrated, API calls and time) before anything is
+    recorded or written; then the writes go, with progress bars on a terminal. A source
+    holding purges without --include-purges or --skip-purges stops there (exit 2, nothing
+    planned or written). --dry-run shows the same plan and records nothing at all.
 
     A migration settles what earlier runs left exactly as `bridge sync` does: recorded
     vendor jobs are followed to their end, sent operations are confirmed by re-reading,
@@ -216,48 +180,63 @@ def migrate(
             fail("an earlier migration was interrupted with work left: rerun with --resume")
         adapters = adapters_or_exit(config)
         _preflight(adapters)
-        with holding_lease(ledger, config, holder) as renew, stop.installed():
-            plan = _plan(ledger, adapters, options, holder)
-            summary = _summarise_plan(plan, adapters, Side(target))
-            purges = sum(1 for line in plan.plan if "purge not copied" in line.reason)
-            if dry_run:
-                _print_plan(summary, purges, as_json)
-                return
-            if purges and not (include_purges or skip_purges):
-                fail(
-                    f"{purges} tickets are purged in {source}: rerun with --include-purges to "
-                    f"purge them in {target} too, or --skip-purges to only soft-delete them"
-                )
-            total = sum(summary["transitions"].values())  # type: ignore[attr-defined]
-            progress = _Progress(total)
-            run = migration_run(
+        if dry_run:
+            run = migration_run(ledger, adapters, options, dry_run=True, holder=holder)
+            with stop.installed(), terminal_progress():
+                planned = run.execute()
+            report_unavailable(planned)
+            if planned.outcome == "unavailable":
+                sys.exit(int(ExitCode.VENDOR))
+            _print_plan(_summarise_plan(run.state, adapters, Side(target)), as_json)
+            return
+        shown: dict[str, object] = {}
+
+        def review(state: RunState) -> bool:
+            """Both sides are read and every link decided, nothing recorded yet: show the
+            estimate, or refuse purges that no flag says what to do with."""
+            if state.unavailable:
+                return True  # the run ends `unavailable` and writes nothing
+            shown.update(_summarise_plan(state, adapters, Side(target)))
+            if shown["purges_not_copied"] and not (include_purges or skip_purges):
+                return False
+            if not as_json:
+                _print_plan(shown, as_json=False, heading="Migration plan:")
+            return True
+
+        with (
+            holding_lease(ledger, config, holder) as renew,
+            stop.installed(),
+            terminal_progress(),
+        ):
+            result = migration_run(
                 ledger,
                 adapters,
                 options,
                 holder=holder,
                 stop_requested=stop,
-                on_batch=_both(renew, lambda: progress(run.counts)),
-            )
-            result = run.execute()
-            progress.close()
-    _print_summary(result, as_json)
+                on_batch=renew,
+                review=review,
+            ).execute()
+    if result.outcome == "declined":
+        fail(
+            f"{shown['purges_not_copied']} tickets are purged in {source}: rerun with "
+            f"--include-purges to purge them in {target} too, or --skip-purges to only "
+            "soft-delete them; nothing was written"
+        )
+    _print_summary(result, shown, as_json)
     report_unavailable(result)
     sys.exit(int(OUTCOME_EXIT.get(result.outcome, ExitCode.RETRY)))
 
 
-def _both(first: Callable[[], None], second: Callable[[], None]) -> Callable[[], None]:
-    def call() -> None:
-        first()
-        second()
-
-    return call
-
-
-def _print_plan(summary: dict[str, object], purges: int, as_json: bool) -> None:
+def _print_plan(
+    summary: dict[str, object],
+    as_json: bool,
+    heading: str = "Migration plan (dry run: nothing was written):",
+) -> None:
     if as_json:
-        print_json({**summary, "purges_not_copied": purges})
+        print_json(summary)
         return
-    click.echo("Migration plan (dry run: nothing was written):")
+    click.echo(heading)
     transitions = summary["transitions"]
     assert isinstance(transitions, dict)
     for name, count in transitions.items() or {"nothing to change": 0}.items():
@@ -266,6 +245,7 @@ def _print_plan(summary: dict[str, object], purges: int, as_json: bool) -> None:
     assert isinstance(not_migrated, dict)
     for reason, count in not_migrated.items():
         click.echo(f"  not migrated: {reason:<40} {count}")
+    purges = summary["purges_not_copied"]
     if purges:
         click.echo(
             f"  purges not copied: {purges} (purged in the source; --include-purges copies them)"
@@ -276,10 +256,17 @@ def _print_plan(summary: dict[str, object], purges: int, as_json: bool) -> None:
     )
 
 
-def _print_summary(result: RunResult, as_json: bool) -> None:
+def _print_summary(result: RunResult, plan: dict[str, object], as_json: bool) -> None:
     sent = {k: v for k, v in result.counts.items() if k.endswith(".sent")}
     if as_json:
-        print_json({"run": result.run_id, "outcome": result.outcome, "counts": dict(result.counts)})
+        print_json(
+            {
+                "run": result.run_id,
+                "outcome": result.outcome,
+                "counts": dict(result.counts),
+                "plan": plan,
+            }
+        )
         return
     click.echo(f"Migration run {result.run_id}: {result.outcome}")
     for key, count in sorted(sent.items()):

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from bridge.sandbox_pair import Sandbox
+from bridge.sandbox_seed import seed_sandbox
 from bridge.values import BoundedInt
 from bridge.vendors.superoffice.sim.simulator import SuperOfficeSimulator
 from bridge.vendors.zendesk.sim.simulator import ZendeskSimulator, plan_limit
@@ -118,18 +119,48 @@ def superoffice(port: int, tenant: str, ticket: str, app_token: str, retention_d
     type=click.Path(file_okay=False, path_type=Path),
     help="Write FOLDER/bridge.toml (and its secret files) pointing at these simulators.",
 )
-def serve(zendesk_port: int, superoffice_port: int, folder: Path | None) -> None:
+@click.option(
+    "--seed",
+    "links",
+    type=BoundedInt(10, 100_000),
+    metavar="N",
+    help="With --write-config: populate both tenants with N linked tickets (10 to 100,000) "
+    "and a short history in FOLDER's ledger (a migration, two syncs, a conflict), plus "
+    "changes the next sync will copy.",
+)
+def serve(zendesk_port: int, superoffice_port: int, folder: Path | None, links: int | None) -> None:
     """Serve both simulators, on one simulated clock, until interrupted.
 
+    Without --seed the tenants are empty. With --seed N they hold N linked tickets and
+    the ledger their history, so that `status`, `sync --dry-run`, `sync` and `report`
+    have something to show at once.
+
     \b
-    Example:
+    Examples:
       bridge sandbox serve --write-config ./try
       bridge --config ./try/bridge.toml sync        # in another terminal
+    \b
+      bridge sandbox serve --seed 200 --write-config ./try
+      bridge --config ./try/bridge.toml status      # in another terminal
+      bridge --config ./try/bridge.toml sync --dry-run
+      bridge --config ./try/bridge.toml sync
+      bridge --config ./try/bridge.toml report --format md -o -
     """
+    if links is not None and folder is None:
+        raise click.UsageError("--seed writes the history into a ledger: add --write-config DIR")
     with Sandbox(zendesk_port=zendesk_port, superoffice_port=superoffice_port) as both:
         click.echo(f"Zendesk simulator:     {both.zendesk.base_url}")
         click.echo(f"SuperOffice simulator: {both.superoffice.base_url}/api/v1")
-        if folder is not None:
+        if folder is not None and links is not None:
+            seeded = seed_sandbox(both, folder, links)
+            runs = ", ".join(f"{kind} {outcome}" for kind, outcome in seeded.runs)
+            click.echo(
+                f"Seeded {seeded.links:,} linked tickets; history: {runs}; "
+                f"{seeded.waiting} changes wait for the next sync."
+            )
+            path = seeded.config_path
+            click.echo(f"Wrote {path}: try `bridge --config {path} status`, `sync --dry-run`")
+        elif folder is not None:
             path = both.write_config(folder)
             click.echo(f"Wrote {path}: run `bridge --config {path} sync`")
         click.echo("Press Ctrl-C to stop.", err=True)

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import click
 
 from bridge.cli.context import AppContext, fail, pass_app, print_json
+from bridge.cli.core import SUCCESS_OUTCOMES
 from bridge.cli.exitcodes import ExitCode
+from bridge.cli.progress import terminal_progress
 from bridge.cli.runs import (
     OUTCOME_EXIT,
     StopFlag,
@@ -18,6 +23,7 @@ from bridge.cli.runs import (
     holding_lease,
     report_unavailable,
 )
+from bridge.cli.sandbox import PORT
 from bridge.cli.schedule import backs_off, next_wait, write_heartbeat
 from bridge.config import Config
 from bridge.core.decide import ConflictPolicy, Direction
@@ -27,10 +33,19 @@ from bridge.ledger import LeaseHeldError, Ledger, default_holder
 from bridge.ledger.tables import utcnow
 from bridge.links import named_ids
 from bridge.logging import redact_text
+from bridge.metrics import (
+    LedgerCollector,
+    count_vendor_calls,
+    registry_for,
+    serve_metrics,
+    vendor_base_urls,
+    write_metrics_file,
+)
 from bridge.run.plan import iter_plan
 from bridge.run.resolve import LinkTicket, Prefer, ResolveError, resolve
 from bridge.run.runner import RunResult, SyncRun
 from bridge.run.state import RunOptions
+from bridge.run.summary import PlanSummary, dry_run_summary
 from bridge.values import Interval, TicketId
 from bridge.vendors.registry import MAX_TICKET_ID, SIDES, SUPEROFFICE
 
@@ -39,9 +54,11 @@ __all__ = ["conflicts", "sync"]
 
 def _run_once(
     config: Config, ledger: Ledger, options: RunOptions, holder: str, stop: StopFlag
-) -> RunResult:
+) -> tuple[RunResult, PlanSummary | None]:
+    """One run, with progress bars on a terminal and its vendor calls counted; a dry run
+    takes no lease (it records nothing) and comes with its summary."""
     adapters = adapters_or_exit(config)
-    with holding_lease(ledger, config, holder) as renew:
+    with terminal_progress(), _lease(ledger, config, holder, options.dry_run) as renew:
         run = SyncRun(
             ledger,
             adapters,
@@ -50,10 +67,27 @@ def _run_once(
             stop_requested=stop,
             on_batch=renew,
         )
-        return run.execute()
+        with count_vendor_calls(vendor_base_urls(config), run.counts):
+            result = run.execute()
+    if not options.dry_run:
+        return result, None
+    return result, dry_run_summary(ledger, run.state.tally, adapters, options)
 
 
-def _report(result: RunResult, as_json: bool, dry_run: bool) -> None:
+@contextmanager
+def _lease(
+    ledger: Ledger, config: Config, holder: str, dry_run: bool
+) -> Iterator[Callable[[], None]]:
+    """The run's lease, renewed between batches; none for a dry run, which writes nothing
+    (not even the lease) and so may look while another run works."""
+    if dry_run:
+        yield lambda: None
+        return
+    with holding_lease(ledger, config, holder) as renew:
+        yield renew
+
+
+def _report(result: RunResult, summary: PlanSummary | None, as_json: bool, details: bool) -> None:
     if as_json:
         print_json(
             {
@@ -61,22 +95,72 @@ def _report(result: RunResult, as_json: bool, dry_run: bool) -> None:
                 "outcome": result.outcome,
                 "counts": dict(result.counts),
                 "plan": [line.as_json() for line in result.plan],
+                **({"summary": summary.as_json()} if summary else {}),
             }
         )
         return
-    if dry_run:
+    if summary is not None:
         click.echo("Dry run: nothing was written to either vendor or to the ledger.")
-        for line in iter_plan(result.plan):
-            click.echo(f"  {line}")
-        if not result.plan:
-            click.echo("  nothing to do")
+        for line in _summary_lines(summary):
+            click.echo(line)
+        if details:
+            click.echo("Per link:")
+            for line in iter_plan(result.plan):
+                click.echo(f"  {line}")
+        elif result.plan or summary.groups:
+            click.echo("The plan per link: add --details (or --json).")
     counts = ", ".join(f"{k} {v}" for k, v in sorted(result.counts.items())) or "no changes"
-    click.echo(f"Run {result.run_id}: {result.outcome} ({counts})")
+    name = f"Run {result.run_id}" if result.run_id is not None else "Dry run"
+    click.echo(f"{name}: {result.outcome} ({counts})")
     report_unavailable(result)
 
 
+def _summary_lines(summary: PlanSummary) -> Iterator[str]:
+    """The dry run's summary: the writes per direction and transition (links, calls,
+    time), then the purges it would hold and what needs a person (the conflicts and
+    divergences it found, and those the ledger held open before)."""
+    if not summary.groups:
+        yield "  nothing to do: no write planned"
+    for group in summary.groups:
+        direction = f"{group.source} → {group.target}"
+        yield (
+            f"  {direction:<26} {group.transition:<12} {group.count:>7} links "
+            f"{group.calls:>5} calls  about {_duration(timedelta(seconds=group.seconds))}"
+        )
+    if len(summary.groups) > 1:
+        writes = sum(group.count for group in summary.groups)
+        time = _duration(timedelta(seconds=summary.seconds))
+        yield f"  {'in all':<39} {writes:>7} writes {summary.calls:>4} calls  about {time}"
+    if summary.held_purges:
+        yield (
+            f"Held purges: {summary.held_purges} (over max_purges_per_run; "
+            "--allow-mass-purge releases them)"
+        )
+    conflicts = summary.outcomes.get("conflict", 0)
+    divergences = summary.outcomes.get("divergence", 0)
+    opened = ", ".join(f"{kind} {n}" for kind, n in sorted(summary.open_attention.items()))
+    yield (
+        f"Conflicts: {conflicts}; divergences: {divergences}"
+        + (f" (open before this run: {opened})" if opened else "")
+    )
+    for reason, count in sorted(summary.not_written.items()):
+        if not reason.startswith(("conflict", "divergence")):
+            yield f"  not written: {reason} ({count})"
+
+
 @click.command()
-@click.option("--dry-run", is_flag=True, help="Print the plan; write nothing anywhere.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Read both sides and print what a run would do, summed up: writes per direction "
+    "and transition (links, calls, time), held purges, conflicts, divergences. Nothing is "
+    "written to either vendor or to the ledger.",
+)
+@click.option(
+    "--details",
+    is_flag=True,
+    help="With --dry-run: the plan per link too, after the summary (--json always has it).",
+)
 @click.option(
     "--direction",
     type=click.Choice(Direction.choices(SIDES)),
@@ -108,16 +192,41 @@ def _report(result: RunResult, as_json: bool, dry_run: bool) -> None:
     help="After each run, replace FILE with a JSON line (time, run, outcome, exit code, "
     "next run): a liveness probe checks its age.",
 )
+@click.option(
+    "--metrics-file",
+    metavar="PATH",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="After each run, replace PATH (atomically) with the metrics in the Prometheus "
+    "text format, for node_exporter's textfile collector (name it *.prom).",
+)
+@click.option(
+    "--metrics-port",
+    metavar="PORT",
+    type=PORT,
+    help="With --every: serve the metrics at http://HOST:PORT/metrics while the loop runs "
+    "(0: any free port, printed at start).",
+)
+@click.option(
+    "--metrics-host",
+    metavar="HOST",
+    default="127.0.0.1",
+    show_default=True,
+    help="The address --metrics-port listens on (0.0.0.0: every interface).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
 @pass_app
 def sync(
     app: AppContext,
     dry_run: bool,
+    details: bool,
     direction: str | None,
     conflict_policy: str | None,
     allow_mass_purge: bool,
     every: timedelta | None,
     heartbeat: Path | None,
+    metrics_file: Path | None,
+    metrics_port: int | None,
+    metrics_host: str,
     as_json: bool,
 ) -> None:
     """One reconciliation run: copy soft deletes, restores and purges across.
@@ -165,12 +274,40 @@ def sync(
     configuration error; it exits with the last run's code.
 
     \b
+    --dry-run reads both sides as a run would and prints a summary: per
+    direction and transition the links, bulk calls and time; the purges
+    max_purges_per_run would hold (each counted once); new conflicts and
+    divergences beside those already open. The plan per link comes with
+    --details or --json. It records nothing, not even a run, and takes no lease.
+
+    \b
+    Metrics (Prometheus text format, from the ledger): runs by outcome,
+    transitions copied by kind and direction, links needing a person,
+    operations pending by age, vendor calls and 429s, the last success time.
+    --metrics-file writes them after every run (cron: node_exporter's textfile
+    collector); with --every, --metrics-port serves them over HTTP.
+
+    \b
+    On a terminal, progress bars show each phase (reading each side, deciding,
+    writing, waiting for vendor jobs) with counts, rate and time left; never in
+    a pipe or under cron (BRIDGE_PROGRESS=always|never overrides).
+
+    \b
     Examples:
-      bridge sync --dry-run              show the plan
+      bridge sync --dry-run              what a run would do, summed up
+      bridge sync --dry-run --details    ... and per link
       bridge sync                        one run (cron, systemd timer, Kubernetes CronJob)
+      bridge sync --metrics-file /var/lib/node_exporter/textfile/bridge.prom
       bridge sync --every 5m             loop; SIGTERM finishes the batch and exits
-      bridge sync --every 5m --heartbeat /run/bridge/heartbeat
+      bridge sync --every 5m --heartbeat /run/bridge/heartbeat --metrics-port 9464
     """
+    if details and not dry_run:
+        fail("--details shows a dry run's plan per link: add --dry-run")
+    if metrics_port is not None and every is None:
+        fail(
+            "--metrics-port serves the metrics while `sync --every` runs; for one run use "
+            "--metrics-file"
+        )
     config = app.config()
     interval = every
     policy = policy_from_config(config)
@@ -190,19 +327,63 @@ def sync(
         attention_after=timedelta(minutes=config.sync.attention_after_minutes),
         sweep_period=timedelta(hours=config.sync.sweep_period_hours),
         sweep_max=config.sync.sweep_max_per_run,
+        # a dry run's line per link is kept only to be shown
+        keep_plan=not dry_run or details or as_json,
     )
     stop = StopFlag()
     holder = default_holder()
+    output = _Output(as_json, details, heartbeat, metrics_file)
     with app.ledger() as ledger, stop.installed():
+        output.collector = LedgerCollector(ledger.sides)
         if interval is None:
-            result = _run_once(config, ledger, options, holder, stop)
-            _report(result, as_json, dry_run)
+            result, summary = _run_once(config, ledger, options, holder, stop)
             code = _exit_code(result)
-            if heartbeat:
-                write_heartbeat(heartbeat, _heartbeat_facts(result, code, None), utcnow())
+            output.after_run(ledger, result, summary, code, None)
             sys.exit(int(code))
-        code = _loop(app, config, ledger, options, holder, stop, interval, as_json, heartbeat)
+        server = None
+        if metrics_port is not None:
+            output.refresh(ledger)
+            server = serve_metrics(registry_for(output.collector), metrics_host, metrics_port)
+            click.echo(f"Metrics at {server.url}", err=True)
+        try:
+            code = _loop(app, config, ledger, options, holder, stop, interval, output)
+        finally:
+            if server is not None:
+                server.stop()
     sys.exit(int(code))
+
+
+@dataclass
+class _Output:
+    """What follows each run: its report, the heartbeat, the metrics."""
+
+    as_json: bool
+    details: bool
+    heartbeat: Path | None
+    metrics_file: Path | None
+    collector: LedgerCollector | None = None
+
+    def refresh(self, ledger: Ledger) -> None:
+        """Read the metrics' facts from the ledger again; write the metrics file."""
+        if self.collector is None:
+            return
+        self.collector.refresh(ledger, utcnow(), SUCCESS_OUTCOMES)
+        if self.metrics_file is not None:
+            write_metrics_file(self.metrics_file, registry_for(self.collector))
+
+    def after_run(
+        self,
+        ledger: Ledger,
+        result: RunResult | None,
+        summary: PlanSummary | None,
+        code: ExitCode,
+        due: datetime | None,
+    ) -> None:
+        if result is not None:
+            _report(result, summary, self.as_json, self.details)
+        if self.heartbeat:
+            write_heartbeat(self.heartbeat, _heartbeat_facts(result, code, due), utcnow())
+        self.refresh(ledger)
 
 
 def _exit_code(result: RunResult) -> ExitCode:
@@ -229,8 +410,7 @@ def _loop(
     holder: str,
     stop: StopFlag,
     interval: timedelta,
-    as_json: bool,
-    heartbeat: Path | None,
+    output: _Output,
 ) -> ExitCode:
     """Run every `interval` until SIGTERM/SIGINT; return the last run's exit code.
 
@@ -240,8 +420,9 @@ def _loop(
     code = ExitCode.OK
     while True:
         result: RunResult | None = None
+        summary: PlanSummary | None = None
         try:
-            result = _run_once(config, ledger, options, holder, stop)
+            result, summary = _run_once(config, ledger, options, holder, stop)
         except LeaseHeldError as exc:
             code = ExitCode.LEASE_HELD
             click.echo(f"Skipped this run: {redact_text(str(exc))}", err=True)
@@ -260,15 +441,14 @@ def _loop(
                 err=True,
             )
         if result is not None:
-            _report(result, as_json, options.dry_run)
             code = _exit_code(result)
         if stop():
+            output.after_run(ledger, result, summary, code, None)
             break
         failures_in_a_row = failures_in_a_row + 1 if backs_off(code) else 0
         wait = next_wait(interval, failures_in_a_row)
         due = utcnow() + wait
-        if heartbeat:
-            write_heartbeat(heartbeat, _heartbeat_facts(result, code, due), utcnow())
+        output.after_run(ledger, result, summary, code, due)
         backoff = f", backing off: {failures_in_a_row} failed in a row" if failures_in_a_row else ""
         click.echo(
             f"Next run at {due.isoformat(timespec='seconds')} (in {_duration(wait)}{backoff}).",

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 
 import structlog
 
+from bridge import progress
 from bridge.core.batches import chunked
 from bridge.core.contract import (
     Adapter,
@@ -151,6 +152,7 @@ class Applier:
             if ctx.stop() or state.decide_due:
                 break
             taken += len(batch)
+            progress.current().advance(f"writing {target}", len(batch))
             batch_id = uuid.uuid4().hex[:12]
             ids = [op.id for op in batch]
             crash_point("before_mark_sent")

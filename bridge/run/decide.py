@@ -12,12 +12,14 @@ and a dry run keeps them in the plan only.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import structlog
 
+from bridge import progress
 from bridge.core.batches import chunked
 from bridge.core.decide import Policy, SideState, decide
 from bridge.core.model import Decision, Observation, Outcome, Side, Sides
@@ -121,11 +123,13 @@ class Decider:
         state.decide_due = False
         if state.unavailable:
             return  # a side's fresh state is unknown: decide nothing this run
-        if not self._ctx.options.dry_run and not log.is_enabled_for(logging.DEBUG):
+        recording = not (self._ctx.options.dry_run or state.previewing)
+        if recording and not log.is_enabled_for(logging.DEBUG):
             # agreements in one statement (a first sync's every link); at debug level each
             # is logged, so each is decided here
             agreed = self._planner.agree_in_bulk(self._ctx.ledger, exclude=state.deferred)
             state.counts["decision.agree"] += agreed
+            state.tally.outcomes[Outcome.AGREE.value] += agreed
         for page in self._pages():
             if page:
                 self._decide_slice(page)
@@ -149,22 +153,33 @@ class Decider:
             if standing and decision.outcome.value == pair.attention:
                 continue  # a standing conflict or divergence re-checked: nothing new
             state.counts[f"decision.{decision.outcome.value}"] += 1
+            state.tally.add(decision, ctx.sides)
             if log_agreements or decision.outcome is not Outcome.AGREE:
                 self._log_decision(pair, decision)
             source = ctx.sides.other(decision.target) if decision.target else None
             planned.append(PlannedDecision(pair, decision, sides[source].cause if source else None))
-        if ctx.options.dry_run:
+        progress.current().advance("deciding", len(pairs))
+        if planned:
+            outcomes = Counter(item.decision.outcome.value for item in planned)
+            log.info("decide.batch", run=state.run_id, links=len(planned), **outcomes)
+        if ctx.options.dry_run or state.previewing:
             return
         state.counts["planned"] += ctx.ledger.record_decisions(
             state.run_id, planned, skips_stay_pending=ctx.options.skips_stay_pending
         )
+        writes: Counter[Side] = Counter()
+        for item in planned:
+            if item.decision.outcome is Outcome.APPLY and item.decision.target:
+                writes[item.decision.target] += len(item.decision.transitions)
+        for target, count in writes.items():
+            progress.current().expect(f"writing {target}", count)
 
     def _log_decision(self, pair: PairView, decision: Decision) -> None:
         ctx, state = self._ctx, self._ctx.state
         line = plan_line(pair, decision, ctx.sides)
         if decision.outcome is not Outcome.AGREE and ctx.options.keep_plan:
             state.plan.append(line)
-        (log.debug if decision.outcome is Outcome.AGREE else log.info)(
+        log.debug(
             "decision",
             run=state.run_id,
             link=line.link_id,

@@ -16,6 +16,7 @@ from typing import Protocol
 
 import structlog
 
+from bridge import progress
 from bridge.core.contract import Adapter, AdapterError, JobStatus
 from bridge.core.model import Side
 from bridge.ledger.sync import OperationView
@@ -76,6 +77,7 @@ class Jobs:
     ) -> None:
         """Follow a job to its end: one just submitted, or one an earlier run left."""
         self._in_flight[side][job_id] = batch
+        progress.current().expect(f"jobs on {side}", 1)
         self._started[job_id] = started
 
     def running(self, op: OperationView) -> bool:
@@ -139,6 +141,7 @@ class Jobs:
                 if job_id not in finished:
                     continue
                 batch = in_flight.pop(job_id)
+                progress.current().advance(f"jobs on {side}")
                 self._started.pop(job_id, None)
                 meanwhile.jobs_done(adapter.side, len(batch))
                 self.ended(job_id, state.status, state.failed_ids, batch)

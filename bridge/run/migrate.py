@@ -25,9 +25,11 @@ from bridge.ledger import Ledger
 from bridge.ledger.sync import PairView
 from bridge.ledger.tables import utcnow
 from bridge.run.runner import SyncRun
-from bridge.run.state import RunOptions
+from bridge.run.state import RunOptions, RunState
+from bridge.run.summary import JOB_SECONDS_PER_BATCH
 
 __all__ = [
+    "PURGE_NOT_COPIED",
     "MigrationEstimate",
     "MigrationOptions",
     "MigrationPlanner",
@@ -35,6 +37,10 @@ __all__ = [
     "migration_decision",
     "migration_run",
 ]
+
+
+#: the words of every decision that leaves a source's purge uncopied (a summary counts them)
+PURGE_NOT_COPIED = "purge not copied"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,10 +80,10 @@ def migration_decision(
         steps = tuple(t for t in steps if t is not Transition.PURGE)
         if not steps:
             return Decision(
-                Outcome.SKIP, side, (), State.SOFT_DELETED, "purge not copied (--include-purges)"
+                Outcome.SKIP, side, (), State.SOFT_DELETED, f"{PURGE_NOT_COPIED} (--include-purges)"
             )
         return Decision(
-            Outcome.APPLY, side, steps, State.SOFT_DELETED, "migration; purge not copied"
+            Outcome.APPLY, side, steps, State.SOFT_DELETED, f"migration; {PURGE_NOT_COPIED}"
         )
     return Decision(Outcome.APPLY, side, steps, source, "migration")
 
@@ -112,9 +118,11 @@ def migration_run(
     stop_requested: Callable[[], bool] = lambda: False,
     on_batch: Callable[[], None] = lambda: None,
     sleep: Callable[[float], None] = time.sleep,
+    review: Callable[[RunState], bool] | None = None,
 ) -> SyncRun:
     """A run whose decisions come from `migration_decision`, over every unsettled link:
-    the sync's pipeline with the migration's planner and options."""
+    the sync's pipeline with the migration's planner and options. `review` sees the
+    whole plan before anything is recorded or written (`SyncRun`)."""
     options = RunOptions(
         policy=Policy(
             direction=Direction(migration.source), propagate_purges=migration.include_purges
@@ -136,6 +144,7 @@ def migration_run(
         stop_requested=stop_requested,
         on_batch=on_batch,
         sleep=sleep,
+        review=review,
     )
 
 
@@ -156,7 +165,7 @@ def estimate(
     batch_limit: int,
     job_limit: int | None,
     calls_per_minute: float,
-    job_seconds_per_batch: float = 12.0,
+    job_seconds_per_batch: float = JOB_SECONDS_PER_BATCH,
     account_read: int = 0,
     page_size: int = 1000,
     pages_per_minute: float | None = None,

@@ -29,6 +29,7 @@ from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 
 import structlog
 
+from bridge import progress
 from bridge.core.batches import chunked
 from bridge.core.contract import Adapter, AdapterError, ChangePage, TicketView
 from bridge.core.model import Side
@@ -215,6 +216,7 @@ class Observer:
         links = ctx.ledger.links_for_tickets(side, (v.ticket_id for v in page.views))
         views = [(links[v.ticket_id], v) for v in page.views if v.ticket_id in links]
         state.counts[f"{side}.changes_read"] += len(page.views)
+        progress.current().advance(f"reading {side}", len(page.views))
         self._record.observations(
             side, adapter, views, cursor=page.cursor, makers_unread=page.makers_unread
         )
@@ -261,6 +263,7 @@ class Observer:
                     log.warning(f"{event}.failed", side=side, error=str(exc))
                     return False
                 state.counts[f"{side}.{counter}"] += len(by_ticket)
+                progress.current().advance(f"reading {side}", len(by_ticket))
                 views = [(by_ticket[i], v) for i, v in found.items() if i in by_ticket]
                 self._record.observations(side, adapter, views)
                 if known is not None:

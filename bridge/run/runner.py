@@ -87,8 +87,13 @@ class SyncRun:
         stop_requested: Callable[[], bool] = lambda: False,
         on_batch: Callable[[], None] = lambda: None,
         sleep: Callable[[float], None] = time.sleep,
+        review: Callable[[RunState], bool] | None = None,
     ) -> None:
         self.holder = holder
+        #: shown the whole plan once both sides are read, before anything is recorded or
+        #: written: False ends the run there (`bridge migrate` shows its estimate, and
+        #: refuses purges it was not told what to do with)
+        self.review = review
         self.state = RunState()
         sides = ledger.sides
         ctx = RunContext(
@@ -121,6 +126,8 @@ class SyncRun:
 
     def execute(self) -> RunResult:
         ctx, state, options = self._ctx, self.state, self._ctx.options
+        if options.dry_run:
+            return self._dry_run()
         run = ctx.ledger.start_run(options.kind, holder=self.holder, dry_run=options.dry_run)
         state.run_id = run_id = run.id
         assert run_id is not None
@@ -129,10 +136,14 @@ class SyncRun:
             if not options.dry_run:
                 self.settler.follow_jobs()
             self.observer.observe()
-            if options.dry_run or not self._write_while_looking_up():
+            if options.dry_run or self.review or not self._write_while_looking_up():
                 self.observer.finish_background()
             if not options.dry_run:
                 self.confirmer.confirm_sent()  # what earlier runs left `sent`: confirmed, or resent
+            if self.review is not None and not self._reviewed():
+                ctx.ledger.finish_run(run_id, outcome="declined", counts=dict(state.counts))
+                log.info("run.finish", run=run_id, outcome="declined")
+                return self._result("declined")
             self.decider.decide_pending()
             if not options.dry_run:
                 for _ in range(_MAX_ROUNDS):
@@ -159,8 +170,41 @@ class SyncRun:
         outcome = self._outcome()
         ctx.ledger.finish_run(run_id, outcome=outcome, counts=dict(state.counts))
         log.info("run.finish", run=run_id, outcome=outcome, **dict(state.counts))
+        return self._result(outcome)
+
+    def _dry_run(self) -> RunResult:
+        """Read both sides and decide, recording nothing: no run row, no observation, no
+        decision, no cursor (what is read goes to the run's overlay)."""
+        state = self.state
+        log.info("run.start", run=None, dry_run=True)
+        self.observer.observe()
+        self.observer.finish_background()
+        self.decider.decide_pending()
+        outcome = self._outcome()
+        log.info("run.finish", run=None, outcome=outcome, **dict(state.counts))
+        return self._result(outcome)
+
+    def _reviewed(self) -> bool:
+        """Decide every link without recording (`RunState.previewing`), hand the plan to
+        `review`, and say whether to go on; the run's counts and plan are as before."""
+        state = self.state
+        counts, plan = state.counts.copy(), list(state.plan)
+        state.previewing = True
+        try:
+            self.decider.decide_pending()
+        finally:
+            state.previewing = False
+        go_on = self.review is None or self.review(state)
+        state.counts.clear()
+        state.counts.update(counts)
+        state.plan[:] = plan
+        state.tally = type(state.tally)()
+        return go_on
+
+    def _result(self, outcome: str) -> RunResult:
+        state = self.state
         return RunResult(
-            run_id,
+            state.run_id,
             outcome,
             state.counts,
             state.plan,

@@ -25,6 +25,7 @@ from bridge.core.model import Observation, Side, Sides
 from bridge.ledger import Ledger
 from bridge.ledger.tables import utcnow
 from bridge.run.plan import PlanLine
+from bridge.run.summary import PlanTally
 
 __all__ = ["RunContext", "RunOptions", "RunState"]
 
@@ -65,6 +66,10 @@ class RunState:
     counts: Counter[str] = field(default_factory=Counter)
     #: a line per decision worth showing (`RunOptions.keep_plan`)
     plan: list[PlanLine] = field(default_factory=list)
+    #: every decision of the run, counted (the summary of a dry run or a migration)
+    tally: PlanTally = field(default_factory=PlanTally)
+    #: the plan is being looked at before anything is recorded (`SyncRun(review=...)`)
+    previewing: bool = False
     #: dry run: what would have been recorded, so that decisions see it
     overlay: defaultdict[int, dict[Side, Observation]] = field(default_factory=_overlay)
     #: a stop was requested: steps finish what they hold and take nothing new

@@ -50,6 +50,7 @@ from bridge.core.contract import (
 )
 
 __all__ = [
+    "CallObserver",
     "ErrorCodeReader",
     "GaveUpUnknownError",
     "HttpClient",
@@ -59,6 +60,7 @@ __all__ = [
     "VendorHTTPError",
     "VendorRefusedError",
     "answer_object",
+    "observing_calls",
     "parse_retry_after",
 ]
 
@@ -68,6 +70,25 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 #: the largest vendor answer read (a 1,000-ticket export page is about 2 MB)
 MAX_BODY_BYTES = 64 * 1024 * 1024
 AuthHook = Callable[[requests.PreparedRequest], None]
+#: told of every request sent: its URL, and the status answered (None: no answer)
+CallObserver = Callable[[str, int | None], None]
+_observers: list[CallObserver] = []
+
+
+@contextmanager
+def observing_calls(observer: CallObserver) -> Iterator[None]:
+    """Tell `observer` of every vendor request sent in the block, retries included: the
+    metrics count vendor calls and 429s per vendor through it (`bridge.metrics`)."""
+    _observers.append(observer)
+    try:
+        yield
+    finally:
+        _observers.remove(observer)
+
+
+def _observed(url: str | None, status: int | None) -> None:
+    for observer in list(_observers):
+        observer(url or "", status)
 
 
 class VendorHTTPError(PermanentError):
@@ -256,6 +277,7 @@ class HttpClient:
                 )
                 _read_body(response, self.max_body, f"{method} {path}", write=not safe)
             except (requests.ConnectionError, requests.Timeout, ChunkedEncodingError) as exc:
+                _observed(prepared.url, None)
                 never_sent = _never_sent(exc)
                 if not safe and not never_sent:
                     raise OutcomeUnknownError(
@@ -273,6 +295,7 @@ class HttpClient:
                 if self._read_rate_limit is not None:
                     self.last_rate_limit = self._read_rate_limit(response.headers)
                 status = response.status_code
+                _observed(prepared.url, status)
                 log.debug("http", method=method, path=path, status=status, attempt=attempt)
                 if 200 <= status < 300 or status in ok:
                     return response

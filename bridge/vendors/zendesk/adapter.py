@@ -131,9 +131,11 @@ def _compact_date(text: str) -> str | None:
 
 
 _DELETED, _PURGED = State.SOFT_DELETED, State.PURGED
+#: a ticket as `show_many` gives it (a dict) or the export (`shapes.ExportTicket`)
+Row = Mapping[str, Any] | shapes.ExportTicket
 
 
-def ticket_state(row: Mapping[str, Any]) -> State:
+def ticket_state(row: Row) -> State:
     """The normalised state of a ticket row from show_many or the incremental export."""
     if row.get("status") == "deleted":
         return State.PURGED if row.get("subject") == SCRUBBED else State.SOFT_DELETED
@@ -663,7 +665,9 @@ class ZendeskAdapter:
         while True:
             self._pace_export()
             try:
-                body = self._http.get_json(EXPORT_PATH, params=self._export_params(position))
+                answer = self._http.request(
+                    "GET", EXPORT_PATH, params=self._export_params(position)
+                )
             except VendorHTTPError as exc:
                 if position.cursor is None or fell_back or exc.status not in _REFUSED_CURSOR:
                     raise
@@ -674,7 +678,7 @@ class ZendeskAdapter:
                 continue
             finally:
                 self._note_export_budget()
-            rows, after, end = _export_page(body)
+            rows, after, end = _export_page(answer)
             if not end and after in seen_cursors:
                 raise TransientError(
                     f"{EXPORT_PATH}: after_cursor repeats without end_of_stream; read stopped"
@@ -716,10 +720,8 @@ class ZendeskAdapter:
             return {**params, "start_time": str(position.stamp or 0)}
         return {**params, "cursor": position.cursor}
 
-    def _export_views(
-        self, rows: Sequence[Mapping[str, Any]], *, resolve_actors: bool
-    ) -> list[TicketView]:
-        latest: dict[int, Mapping[str, Any]] = {}
+    def _export_views(self, rows: Sequence[Row], *, resolve_actors: bool) -> list[TicketView]:
+        latest: dict[int, Row] = {}
         for row in rows:
             ticket_id = _as_int(row.get("id"))
             if ticket_id is not None and ticket_id > 0:
@@ -776,7 +778,7 @@ class ZendeskAdapter:
                 )
         return views
 
-    def _deletion_details(self, rows: Mapping[int, Mapping[str, Any]]) -> dict[int, _Deleted]:
+    def _deletion_details(self, rows: Mapping[int, Row]) -> dict[int, _Deleted]:
         """Actor and time of the page's deletions: usually one `deleted_tickets` call.
 
         A soft-deleted ticket cannot change until restored or scrubbed, so its export
@@ -791,7 +793,7 @@ class ZendeskAdapter:
             found: dict[int, _Deleted] = exc.args[0]
             return found
 
-    def _purge_details(self, rows: Mapping[int, Mapping[str, Any]]) -> dict[int, _Purge]:
+    def _purge_details(self, rows: Mapping[int, Row]) -> dict[int, _Purge]:
         """The audit log's word on the page's permanent deletions (one query, spanning
         their export times with `deletion_slack` either side): actor and time."""
         stamps = [t for t in (_generated_at(row) for row in rows.values()) if t is not None]
@@ -1005,12 +1007,11 @@ def job_state(job: Mapping[str, Any]) -> JobState:
     )
 
 
-def _export_page(body: object) -> tuple[list[Mapping[str, Any]], str | None, bool]:
+def _export_page(answer: requests.Response) -> tuple[list[Row], str | None, bool]:
     """(rows, after_cursor, end_of_stream) of one export page, or a failed read naming the
     field: a page misread as empty would move the cursor past tickets never seen."""
-    page = wire.check(shapes.ExportPage, body, EXPORT_PATH)
-    assert isinstance(body, dict)
-    rows: list[Mapping[str, Any]] = list(body["tickets"])
+    page = wire.decode(shapes.EXPORT_PAGE, answer, EXPORT_PATH)
+    rows: list[Row] = list(page.tickets)
     return rows, page.after_cursor, page.end_of_stream or not page.after_cursor
 
 
@@ -1056,7 +1057,7 @@ def _cursor_stamp(cursor: str) -> int | None:
         return None
 
 
-def _last_stamp(rows: Sequence[Mapping[str, Any]], default: int | None) -> int | None:
+def _last_stamp(rows: Sequence[Row], default: int | None) -> int | None:
     """The export time of a page's last row (the export is ordered by it)."""
     for row in reversed(rows):
         moment = _generated_at(row)
@@ -1083,7 +1084,7 @@ def _purge_of(entry: shapes.AuditLogEntry) -> _Purge | None:
     )
 
 
-def _archived_purge(row: Mapping[str, Any]) -> bool:
+def _archived_purge(row: Row) -> bool:
     """A SCRUBBED export row not updated for longer than the scrub period before it: it
     was not deleted through the deleted list (a soft delete updates the ticket, and is
     scrubbed at the latest that period later), so it was an archived ticket's deletion."""
@@ -1095,7 +1096,7 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _generated_at(row: Mapping[str, Any]) -> datetime | None:
+def _generated_at(row: Row) -> datetime | None:
     return parse_time(row.get("generated_timestamp")) or parse_time(row.get("updated_at"))
 
 

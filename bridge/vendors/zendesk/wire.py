@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, StrictBool, StrictInt, StrictStr
+import msgspec
+from pydantic import StrictBool, StrictInt, StrictStr
 
-from bridge.vendors.wire import Shape, TicketId
+from bridge.vendors.wire import FastTicketId, Shape, TicketId
 
 __all__ = [
     "AuditLogsPage",
@@ -41,12 +42,33 @@ class ShowOneAnswer(Shape):
     ticket: ZendeskTicket
 
 
-class ExportPage(Shape):
-    tickets: list[ZendeskTicket]
-    after_cursor: StrictStr | None = Field(...)
+class ExportTicket(msgspec.Struct, frozen=True):
+    """One ticket of an export page: the fields the adapter reads, nothing else kept.
+    `get` reads it as the adapter reads a `show_many` row (a dict)."""
+
+    id: FastTicketId
+    status: ZendeskStatus
+    updated_at: str | None = None
+    subject: str | None = None
+    external_id: str | int | None = None
+    generated_timestamp: int | float | None = None
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return getattr(self, name, default)
+
+
+class ExportPage(msgspec.Struct, frozen=True):
+    """An incremental export page, read by `bridge.vendors.wire.decode` (a thousand whole
+    tickets: see there). `after_cursor` is required, null allowed."""
+
+    tickets: list[ExportTicket]
+    after_cursor: str | None
+    end_of_stream: bool
     #: null on the first page read by start_time (recorded); not followed: bridge reads forward
-    before_cursor: StrictStr | None = None
-    end_of_stream: StrictBool
+    before_cursor: str | None = None
+
+
+EXPORT_PAGE = msgspec.json.Decoder(ExportPage)
 
 
 class DeletedActor(Shape):

@@ -1,0 +1,212 @@
+"""Metrics in the Prometheus text format: a textfile for cron, an HTTP endpoint for `--every`.
+
+The values come from the ledger (`bridge.ledger.metrics`), so a textfile written by one
+cron run after another counts the pair's whole history, as a long-running loop's endpoint
+does: runs by outcome, bridge's copies by transition and direction, links needing a person,
+operations open by age, vendor calls and 429 answers (each run counts its own, through the
+HTTP client's observer, into its counts in the ledger: `count_vendor_calls`), and when the
+pair last succeeded. `prometheus_client` writes the format, the textfile (atomically: a
+node_exporter textfile collector never reads half a file) and serves the endpoint; the
+endpoint serves the facts read after the latest run, so a scrape never touches the ledger
+from another thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Collection, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, start_http_server, write_to_textfile
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from bridge.config import Config
+from bridge.core.model import Side, Sides
+from bridge.ledger import Ledger
+from bridge.ledger.metrics import (
+    AGE_BUCKETS,
+    CALLS_SUFFIX,
+    RATE_LIMITED_SUFFIX,
+    LedgerFacts,
+    ledger_facts,
+)
+from bridge.ledger.tables import OperationStatus
+from bridge.vendors.http import observing_calls
+from bridge.vendors.registry import VENDORS
+
+__all__ = [
+    "LedgerCollector",
+    "MetricsServer",
+    "count_vendor_calls",
+    "registry_for",
+    "serve_metrics",
+    "vendor_base_urls",
+    "write_metrics_file",
+]
+
+
+class LedgerCollector(Collector):
+    """The metrics of the latest facts read from the ledger (`refresh`)."""
+
+    def __init__(self, sides: Sides) -> None:
+        self._sides = sides
+        self._facts = LedgerFacts()
+        self._lock = threading.Lock()
+
+    def refresh(
+        self, ledger: Ledger, now: datetime, success_outcomes: Collection[str]
+    ) -> LedgerFacts:
+        """Read the ledger again; later scrapes serve what was read."""
+        facts = ledger_facts(ledger, now, success_outcomes)
+        with self._lock:
+            self._facts = facts
+        return facts
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            facts = self._facts
+        yield from _metrics(facts, self._sides)
+
+
+def _metrics(facts: LedgerFacts, sides: Sides) -> Iterator[Metric]:
+    links = GaugeMetricFamily("bridge_links", "Linked ticket pairs in the ledger.")
+    links.add_metric([], facts.links)
+    yield links
+
+    runs = CounterMetricFamily(
+        "bridge_runs",
+        "Runs recorded in the ledger, by kind and outcome.",
+        labels=["kind", "outcome"],
+    )
+    for (kind, outcome), n in sorted(facts.runs.items()):
+        runs.add_metric([kind, outcome], n)
+    yield runs
+
+    copies = CounterMetricFamily(
+        "bridge_transitions",
+        "Transitions bridge copied and saw done, by kind and direction (source_to_target).",
+        labels=["transition", "direction"],
+    )
+    for (target, transition), n in sorted(facts.copies.items()):
+        source = sides.other(Side(target)) if target in sides else "unknown"
+        copies.add_metric([transition, f"{source}_to_{target}"], n)
+    yield copies
+
+    attention = GaugeMetricFamily(
+        "bridge_conflicts_open",
+        "Links that need a person, by kind (conflict, divergence, held, failed, ...).",
+        labels=["kind"],
+    )
+    for kind in sorted({"conflict", "divergence", *facts.attention}):
+        attention.add_metric([kind], facts.attention.get(kind, 0))
+    yield attention
+
+    pending = GaugeMetricFamily(
+        "bridge_operations_pending",
+        "Operations not yet done, by status and age since they were planned.",
+        labels=["status", "age"],
+    )
+    for status in OperationStatus.OPEN:
+        for age, _upto in AGE_BUCKETS:
+            pending.add_metric([status, age], facts.pending.get((status, age), 0))
+    yield pending
+
+    calls = CounterMetricFamily(
+        "bridge_vendor_calls",
+        "HTTP requests sent to each vendor, retries included.",
+        labels=["side"],
+    )
+    limited = CounterMetricFamily(
+        "bridge_vendor_rate_limited",
+        "Vendor answers 429 (rate limited), each retried after its wait.",
+        labels=["side"],
+    )
+    for side in sides:
+        calls.add_metric([side], facts.calls.get(side, 0))
+        limited.add_metric([side], facts.rate_limited.get(side, 0))
+    yield calls
+    yield limited
+
+    last = GaugeMetricFamily(
+        "bridge_last_success_timestamp_seconds",
+        "When the latest successful run ended (Unix time; 0: never).",
+    )
+    last.add_metric([], facts.last_success.timestamp() if facts.last_success else 0.0)
+    yield last
+
+
+def registry_for(collector: LedgerCollector) -> CollectorRegistry:
+    """A registry of bridge's metrics alone (no process or platform metrics)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    return registry
+
+
+def write_metrics_file(path: Path, registry: CollectorRegistry) -> None:
+    """Replace `path` with the metrics, atomically (a temporary file renamed over it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_to_textfile(str(path), registry)
+
+
+@dataclass
+class MetricsServer:
+    """The endpoint serving the metrics, in a daemon thread."""
+
+    server: WSGIServer
+    host: str
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_port)
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/metrics"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def serve_metrics(registry: CollectorRegistry, host: str, port: int) -> MetricsServer:
+    """Serve the metrics on `host:port` (port 0: any free one) until `stop`."""
+    server, _thread = start_http_server(port, addr=host, registry=registry)
+    return MetricsServer(server, host)
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def vendor_base_urls(config: Config) -> dict[Side, str]:
+    """Each side's base URL as configured: what tells whose a request is."""
+    return {vendor.name: config.section(vendor.section).base_url for vendor in VENDORS}
+
+
+@contextmanager
+def count_vendor_calls(base_urls: Mapping[Side, str], counts: Counter[str]) -> Iterator[None]:
+    """Count, in `counts`, every vendor request sent in the block (`<side>.http_calls`)
+    and every 429 answer (`<side>.http_429`), the side told by the request's origin
+    (scheme, host and port of its `base_urls`); the run's counts carry them into the
+    ledger, where the metrics sum them."""
+    origins = {_origin(url): side for side, url in base_urls.items()}
+
+    def observe(url: str, status: int | None) -> None:
+        side = origins.get(_origin(url))
+        if side is None:
+            return
+        counts[f"{side}{CALLS_SUFFIX}"] += 1
+        if status == 429:
+            counts[f"{side}{RATE_LIMITED_SUFFIX}"] += 1
+
+    with observing_calls(observe):
+        yield
