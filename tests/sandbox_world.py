@@ -64,8 +64,13 @@ class SandboxWorld:
     #: bridge's own SuperOffice request rate (the simulators' limits are off in tests)
     client_rps: int | None = None
 
-    def __init__(self, sandbox: Sandbox, folder: Path, **sync: str) -> None:
+    def __init__(
+        self, sandbox: Sandbox, folder: Path, *, ledger_url: str | None = None, **sync: str
+    ) -> None:
+        """`ledger_url`: the ledger elsewhere than the written config's SQLite file (a
+        PostgreSQL database, tests/conftest.py), as a user would change `[ledger] url`."""
         self.sandbox = sandbox
+        self.ledger_url = ledger_url
         self.folder = folder
         self.zd = sandbox.zendesk
         self.so = sandbox.superoffice
@@ -80,6 +85,12 @@ class SandboxWorld:
     def rewrite_config(self, **sync: str) -> None:
         """Write the config again with these `[sync]` values (raw TOML)."""
         self.config_path = self.sandbox.write_config(self.folder, **sync)
+        if self.ledger_url is not None:
+            text = self.config_path.read_text(encoding="utf-8")
+            written = 'url = "sqlite:///bridge.db"\n'
+            assert written in text, "the sandbox config's ledger line changed"
+            text = text.replace(written, f'url = "{self.ledger_url}"\n')
+            self.config_path.write_text(text, encoding="utf-8")
         if self.client_rps is not None:
             text = self.config_path.read_text(encoding="utf-8")
             text = text.replace(

@@ -1,4 +1,7 @@
-"""The ledger: file safety, pragmas, schema versions, transactions, links, leases."""
+"""The ledger: file safety, pragmas, schema versions, transactions, links, leases.
+
+Every test taking `ledger` or `ledger_url` runs on SQLite and on PostgreSQL (tests/conftest.py);
+the rest are about SQLite's file, pragmas or its own older schemas."""
 
 from __future__ import annotations
 
@@ -14,9 +17,9 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, create_engine, text
+from sqlalchemy import Connection, create_engine, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError, OperationalError, StatementError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, StatementError
 from sqlmodel import select
 
 from bridge.core.model import Cause, Side, Sides, State
@@ -36,8 +39,8 @@ from bridge.vendors.registry import SIDES, SUPEROFFICE, ZENDESK
 
 
 @pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    with Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}", sides=SIDES) as opened:
+def ledger(ledger_url: str) -> Iterator[Ledger]:
+    with Ledger.open(ledger_url, sides=SIDES) as opened:
         yield opened
 
 
@@ -51,8 +54,9 @@ def test_database_file_is_private_to_its_owner(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
-def test_pragmas_are_set_on_every_connection(ledger: Ledger) -> None:
-    with ledger.engine.connect() as connection:
+def test_pragmas_are_set_on_every_connection(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    with Ledger.open(url, sides=SIDES) as ledger, ledger.engine.connect() as connection:
 
         def pragma(name: str) -> object:
             return connection.exec_driver_sql(f"PRAGMA {name}").scalar()
@@ -75,8 +79,8 @@ def test_fresh_ledger_is_stamped_with_the_latest_schema(ledger: Ledger) -> None:
     assert ledger.check() == []
 
 
-def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'l.db'}"
+def test_a_newer_schema_is_refused(ledger_url: str) -> None:
+    url = ledger_url
     with Ledger.open(url, sides=SIDES) as ledger, ledger.engine.begin() as connection:
         connection.exec_driver_sql("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     with pytest.raises(SchemaError, match="newer"):
@@ -84,9 +88,9 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
 
 
 def test_older_ledgers_run_each_later_step_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ledger_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'l.db'}"
+    url = ledger_url
     Ledger.open(url, sides=SIDES).close()
     calls: list[int] = []
 
@@ -99,7 +103,7 @@ def test_older_ledgers_run_each_later_step_once(
     monkeypatch.setitem(migrations.MIGRATIONS, nxt, step)
     monkeypatch.setattr(migrations, "LATEST_VERSION", nxt)
     with Ledger.open(url, sides=SIDES) as ledger, ledger.engine.connect() as connection:
-        columns = [row[1] for row in connection.exec_driver_sql("PRAGMA table_info(link)")]
+        columns = [column["name"] for column in inspect(connection).get_columns("link")]
         assert "note" in columns
         assert migrations.schema_version(connection) == nxt
     Ledger.open(url, sides=SIDES).close()
@@ -135,7 +139,10 @@ def test_links_are_unique_both_ways(ledger: Ledger) -> None:
 def test_event_log_is_append_only(ledger: Ledger) -> None:
     with ledger.session() as session:
         session.add(Event(kind="observed"))
-    for statement in ("UPDATE event SET kind = 'x'", "DELETE FROM event"):
+    statements = ["UPDATE event SET kind = 'x'", "DELETE FROM event"]
+    if ledger.dialect.name == "postgresql":
+        statements.append("TRUNCATE event")
+    for statement in statements:
         with pytest.raises(IntegrityError, match="append-only"), ledger.engine.begin() as c:
             c.execute(text(statement))
 
@@ -181,8 +188,8 @@ def _import_range(url: str, start: int, count: int) -> None:
             ledger.finish_run(run.id, outcome="converged", counts={"n": offset})
 
 
-def test_two_processes_writing_at_once_both_succeed(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'shared.db'}"
+def test_two_processes_writing_at_once_both_succeed(ledger_url: str) -> None:
+    url = ledger_url
     Ledger.open(url, sides=SIDES).close()
     context = multiprocessing.get_context("spawn")
     workers = [context.Process(target=_import_range, args=(url, s, 200)) for s in (1, 10_001)]
@@ -244,7 +251,7 @@ def test_in_memory_url_works_without_a_file() -> None:
 
 
 def test_statement_errors_surface(ledger: Ledger) -> None:
-    with pytest.raises(OperationalError), ledger.engine.begin() as connection:
+    with pytest.raises((OperationalError, ProgrammingError)), ledger.engine.begin() as connection:
         connection.exec_driver_sql("INSERT INTO nowhere VALUES (1)")
 
 
@@ -488,13 +495,16 @@ def test_times_round_trip_exactly_and_naive_times_are_refused(ledger: Ledger) ->
         ledger.acquire_lease("other", "h", timedelta(seconds=1), now=datetime(2026, 1, 1))
 
 
-def test_a_fresh_ledger_records_its_sides_and_refuses_others(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'l.db'}"
+def test_a_fresh_ledger_records_its_sides_and_refuses_others(ledger_url: str) -> None:
+    url = ledger_url
     with Ledger.open(url, sides=SIDES) as ledger, ledger.engine.connect() as connection:
         sides = connection.exec_driver_sql("SELECT value FROM meta WHERE key = 'sides'")
         assert sides.scalar() == "superoffice,zendesk"
     with pytest.raises(SidesMismatchError, match="made for the sides superoffice,zendesk"):
         Ledger.open(url, sides=Sides(ZENDESK, SUPEROFFICE))
+
+
+def test_a_v2_ledger_records_the_sides_it_was_made_for(tmp_path: Path) -> None:
     with pytest.raises(SidesMismatchError):
         Ledger.open(_v2_ledger(tmp_path / "v2.db"), sides=Sides(SUPEROFFICE, Side("other")))
 

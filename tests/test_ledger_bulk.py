@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlmodel import col, select
@@ -20,8 +19,9 @@ T0 = datetime(2026, 3, 2, 9, 0, 0, 123_456, tzinfo=UTC)
 
 
 @pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    with Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}", sides=SIDES) as opened:
+def ledger(ledger_url: str) -> Iterator[Ledger]:
+    """On each backend (tests/conftest.py)."""
+    with Ledger.open(ledger_url, sides=SIDES) as opened:
         rows = [LinkRow(n, 1000 + n, 5000 + n) for n in range(1, 7)]
         assert opened.import_links(rows, origin="csv").created == 6
         yield opened

@@ -13,6 +13,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.conftest import both_backends
 from tests.migrate.conftest import SPEED, Env
 from tests.sandbox_world import running_sandbox
 
@@ -33,15 +34,16 @@ def _value(samples: Samples, name: str, **labels: str) -> float:
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> Iterator[Env]:
+def env(tmp_path: Path, world_ledger_url: str | None) -> Iterator[Env]:
     with running_sandbox(SPEED) as sandbox:
-        world = Env(sandbox, tmp_path / "bridge", lease_seconds="1")
+        world = Env(sandbox, tmp_path / "bridge", ledger_url=world_ledger_url, lease_seconds="1")
         try:
             yield world
         finally:
             world.close()
 
 
+@both_backends
 def test_the_metrics_file_counts_runs_copies_calls_and_429s_from_the_ledger(
     env: Env, tmp_path: Path
 ) -> None:

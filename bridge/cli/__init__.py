@@ -31,6 +31,7 @@ COMMANDS = {
     "migrate": "bridge.cli.migrate:migrate",
     "report": "bridge.cli.report:report",
     "demo": "bridge.cli.demo:demo",
+    "ledger": "bridge.cli.ledger_cmd:ledger",
 }
 
 

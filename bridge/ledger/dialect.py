@@ -5,10 +5,10 @@ parameters; whatever one backend spells its own way is a method of `Dialect` her
 connection set-up, how a write transaction begins, the append-only guard on the event log,
 the staging table of a link import and the bulk insert that fills it, joining text with a
 separator, a list of ids bound as one value, the health checks, the read snapshot of a
-report, and the one DDL statement that
-is not portable (renaming an index). `SQLiteDialect` is the only backend today; another is
-one more class and one more entry in `DIALECTS` (the URL's backend name chooses, in
-`dialect_for`).
+report, and the one DDL statement that is not portable (renaming an index). Two backends:
+`SQLiteDialect` (a file beside the CLI) and `PostgreSQLDialect` (a server, through psycopg
+3); another is one more class and one more entry in `DIALECTS` (the URL's backend name
+chooses, in `dialect_for`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, bindparam, event, func, select
+from sqlalchemy import BigInteger, Connection, Engine, any_, bindparam, event, func, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import URL
 from sqlalchemy.engine.interfaces import DBAPICursor
 from sqlalchemy.pool import PoolProxiedConnection
@@ -33,6 +34,7 @@ __all__ = [
     "DIALECTS",
     "FIELD_SEPARATOR",
     "Dialect",
+    "PostgreSQLDialect",
     "RowSource",
     "SQLiteDialect",
     "dialect_for",
@@ -58,6 +60,9 @@ class Dialect(Protocol):
 
     #: the SQLAlchemy backend name this dialect serves (`URL.get_backend_name()`)
     name: str
+    #: the ledger lives on a database server (checked by connecting before it is believed),
+    #: not in a file or in memory
+    server: bool
 
     # --- opening ---------------------------------------------------------------------
 
@@ -103,6 +108,11 @@ class Dialect(Protocol):
         self, connection: Connection, table: str, old: str, new: str, columns: Sequence[str]
     ) -> None:
         """Rename the index `old` on `table` (over `columns`) to `new`."""
+        ...
+
+    def continue_ids(self, connection: Connection, table: str, column: str) -> None:
+        """After rows were written with their ids given (a copy of a ledger), make the next
+        generated id of `table` follow the largest one."""
         ...
 
     def micros_from_text(self, column: str) -> str:
@@ -179,6 +189,7 @@ class SQLiteDialect:
     """SQLite: one file beside the CLI, pragmas per connection, triggers, TEMP tables."""
 
     name = "sqlite"
+    server = False
 
     def database_file(self, url: URL) -> Path | None:
         database = url.database
@@ -239,6 +250,9 @@ class SQLiteDialect:
     def lift_append_only(self, connection: Connection, table: str) -> None:
         for action in ("update", "delete"):
             connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS {table}_no_{action}")
+
+    def continue_ids(self, connection: Connection, table: str, column: str) -> None:
+        """An INTEGER PRIMARY KEY is the rowid: the next one follows the largest already."""
 
     def micros_from_text(self, column: str) -> str:
         """SQLAlchemy kept times as 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC): whole seconds from
@@ -323,8 +337,189 @@ class SQLiteDialect:
             raw.close()
 
 
+#: the advisory lock every PostgreSQL ledger transaction takes first: the ledger's one
+#: writer at a time, as SQLite's BEGIN IMMEDIATE gives it (advisory locks are scoped to
+#: their database, so each ledger database has its own). The bytes of "bridge".
+PG_LEDGER_LOCK = 0x627269646765
+#: an execution option marking a report's read snapshot: it takes no lock
+_SNAPSHOT = "bridge_read_snapshot"
+
+
+class _PostgreSQLRows:
+    """Reads inside one REPEATABLE READ READ ONLY transaction, streamed by a server-side
+    cursor; `:name` parameters, times bound as the ledger stores them."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    def rows(self, sql: str, params: Mapping[str, Any]) -> Iterator[Sequence[Any]]:
+        bound = {k: to_micros(v) if isinstance(v, datetime) else v for k, v in params.items()}
+        streamed = {"stream_results": True, "yield_per": _FETCH}
+        result = self.connection.execute(text(sql), bound, execution_options=streamed)
+        try:
+            yield from result
+        finally:
+            result.close()
+
+
+class PostgreSQLDialect:
+    """PostgreSQL through psycopg 3: a server the DBA runs, one advisory lock per ledger
+    transaction, plpgsql triggers, TEMP tables, COPY, array-bound id lists."""
+
+    name = "postgresql"
+    server = True
+
+    def database_file(self, url: URL) -> Path | None:
+        return None
+
+    def connect_args(self) -> dict[str, Any]:
+        """The server's name for us in `pg_stat_activity`; the password never comes from
+        here or the URL (libpq reads PGPASSWORD, ~/.pgpass, or the URL's `passfile`)."""
+        return {"application_name": "bridge", "connect_timeout": 10}
+
+    def prepare_engine(self, engine: Engine, *, new_file: bool) -> None:
+        """Every transaction takes the ledger's advisory lock first, waiting at most
+        BUSY_TIMEOUT_MS (`lock_timeout`), released at its commit or rollback: the same one
+        writer at a time as SQLite, so the ledger's transactions need no retry on
+        serialization failures, and two runs cannot interleave a check-then-write (the
+        lease, a link import's clash checks). A report's snapshot takes no lock."""
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute(f"SET lock_timeout = {BUSY_TIMEOUT_MS}")
+            cursor.close()
+            dbapi_connection.commit()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(connection: Connection) -> None:
+            if connection.get_execution_options().get(_SNAPSHOT):
+                connection.exec_driver_sql(
+                    "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+                )
+            else:
+                connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_LEDGER_LOCK})")
+
+    def table_names(self, cursor: DBAPICursor) -> set[str]:
+        cursor.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+        return {row[0] for row in cursor.fetchall()}
+
+    def quick_check(self, cursor: DBAPICursor) -> list[str]:
+        """The server checks its own pages (checksums, WAL): nothing to ask it here."""
+        return []
+
+    def probe_write_lock(self, cursor: DBAPICursor, *, wait_seconds: float) -> None:
+        cursor.execute(f"SET LOCAL lock_timeout = {int(wait_seconds * 1000)}")
+        try:
+            cursor.execute(f"SELECT pg_advisory_xact_lock({PG_LEDGER_LOCK})")
+        finally:
+            cursor.execute("ROLLBACK")
+
+    def guard_append_only(self, connection: Connection, table: str) -> None:
+        """Row triggers refuse UPDATE and DELETE, a statement trigger TRUNCATE (which row
+        triggers do not see), all through one function that raises."""
+        connection.exec_driver_sql(
+            f"CREATE OR REPLACE FUNCTION {table}_append_only() RETURNS trigger "
+            "LANGUAGE plpgsql AS $$ BEGIN "
+            f"RAISE EXCEPTION 'the {table} log is append-only' "
+            "USING ERRCODE = 'integrity_constraint_violation'; END $$"
+        )
+        for action, scope in (("update", "ROW"), ("delete", "ROW"), ("truncate", "STATEMENT")):
+            connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS {table}_no_{action} ON {table}")
+            connection.exec_driver_sql(
+                f"CREATE TRIGGER {table}_no_{action} BEFORE {action.upper()} ON {table} "
+                f"FOR EACH {scope} EXECUTE FUNCTION {table}_append_only()"
+            )
+
+    def lift_append_only(self, connection: Connection, table: str) -> None:
+        for action in ("update", "delete", "truncate"):
+            connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS {table}_no_{action} ON {table}")
+
+    def continue_ids(self, connection: Connection, table: str, column: str) -> None:
+        """The column's sequence moves on past the largest id (it knows nothing of ids
+        given in an INSERT)."""
+        connection.exec_driver_sql(
+            f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), "
+            f"COALESCE(max({column}), 0) + 1, false) FROM {table}"
+        )
+
+    def micros_from_text(self, column: str) -> str:
+        """A PostgreSQL ledger is created at schema v4 or later: its times were never
+        text, so the v3→v4 rewrite leaves them as they are."""
+        return column
+
+    def rename_index(
+        self, connection: Connection, table: str, old: str, new: str, columns: Sequence[str]
+    ) -> None:
+        connection.exec_driver_sql(f"ALTER INDEX IF EXISTS {old} RENAME TO {new}")
+
+    def create_staging(self, connection: Connection, table: str, columns: str) -> None:
+        connection.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {table} ({columns})")
+
+    def index_staging(self, connection: Connection, table: str, column: str) -> None:
+        """A temporary table's index lives in the session's own schema: no name clash."""
+        connection.exec_driver_sql(
+            f"CREATE INDEX IF NOT EXISTS ix_{table}_{column} ON {table}({column})"
+        )
+
+    def bulk_insert(
+        self,
+        connection: Connection,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+    ) -> None:
+        """COPY … FROM STDIN on the connection's own cursor, inside its transaction."""
+        cursor = connection.connection.cursor()
+        try:
+            with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        finally:
+            cursor.close()
+
+    def join_fields(self, *expressions: str) -> str:
+        return " || chr(31) || ".join(expressions)
+
+    def in_ids(self, column: ColumnElement[Any], ids: Sequence[int]) -> ColumnElement[bool]:
+        """`column = ANY(:ids)`, the ids bound as one BIGINT array."""
+        listed = bindparam(None, [int(i) for i in ids], type_=ARRAY(BigInteger()))
+        return column == any_(listed)
+
+    def health(self, connection: Connection, *, file_backed: bool) -> list[str]:
+        """The server enforces foreign keys and checks its pages itself; what a person could
+        undo by hand is the event log's guard."""
+        guards = set(
+            connection.exec_driver_sql(
+                "SELECT tgname FROM pg_trigger WHERE tgrelid = 'event'::regclass "
+                "AND NOT tgisinternal"
+            )
+            .scalars()
+            .all()
+        )
+        missing = {f"event_no_{a}" for a in ("update", "delete", "truncate")} - guards
+        if missing:
+            return [f"the event log's append-only guard is missing ({', '.join(sorted(missing))})"]
+        return []
+
+    @contextmanager
+    def read_snapshot(self, engine: Engine) -> Iterator[RowSource]:
+        """REPEATABLE READ, READ ONLY, without the ledger's lock: one snapshot for the
+        whole report, and a sync writes on meanwhile (MVCC)."""
+        with engine.connect() as connection:
+            connection.execution_options(**{_SNAPSHOT: True})
+            with connection.begin() as transaction:  # the begin hook sets the snapshot
+                try:
+                    yield _PostgreSQLRows(connection)
+                finally:
+                    transaction.rollback()
+
+
 #: backend name → its dialect: the one place that decides what the ledger runs on
-DIALECTS: Mapping[str, Dialect] = {SQLiteDialect.name: SQLiteDialect()}
+DIALECTS: Mapping[str, Dialect] = {
+    SQLiteDialect.name: SQLiteDialect(),
+    PostgreSQLDialect.name: PostgreSQLDialect(),
+}
 
 
 def dialect_for(url: URL) -> Dialect | None:

@@ -63,10 +63,43 @@ def create_ledger_engine(url: str, dialect: Dialect, *, create: bool = True) -> 
             _create_private_file(path)
     engine = create_engine(parsed, connect_args=dialect.connect_args())
     dialect.prepare_engine(engine, new_file=path is not None and not existing)
-    if path is not None and existing:
-        try:
+    try:
+        if path is not None and existing:
             check_ledger_open(engine, path, dialect)
-        except BaseException:
-            engine.dispose()
-            raise
+        elif dialect.server:
+            _check_server(engine, parsed, dialect, create=create)
+    except BaseException:
+        engine.dispose()
+        raise
     return engine
+
+
+def _check_server(engine: Engine, url: URL, dialect: Dialect, *, create: bool) -> None:
+    """A ledger on a database server, checked before it is believed: reachable, and either
+    a bridge ledger (its `meta` table) or, where creating is allowed, an empty database.
+    The server's database itself is the DBA's to create; bridge creates only its tables."""
+    where = url.render_as_string(hide_password=True)
+    try:
+        raw = engine.raw_connection()
+    except Exception as exc:  # the driver's own error: server down, no such database, auth
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise LedgerURLError(f"cannot connect to the ledger {where}: {reason}") from None
+    try:
+        cursor = raw.cursor()
+        tables = dialect.table_names(cursor)
+        cursor.close()
+        raw.rollback()
+    finally:
+        raw.close()
+    if "meta" in tables:
+        return
+    if tables:
+        raise LedgerURLError(
+            f"the database {where} has tables but is not a bridge ledger (no meta table): "
+            "give bridge a database of its own"
+        )
+    if not create:
+        raise LedgerURLError(
+            f"the database {where} holds no ledger yet: create it with `bridge init "
+            "--ledger-only` (or the first `bridge link import`)"
+        )

@@ -227,7 +227,7 @@ class Ledger(SyncStore, AuditStore):
             self.dialect.create_staging(
                 connection,
                 _STAGING,
-                "line INTEGER NOT NULL, first_id INTEGER NOT NULL, second_id INTEGER NOT NULL",
+                "line INTEGER NOT NULL, first_id BIGINT NOT NULL, second_id BIGINT NOT NULL",
             )
             connection.execute(empty)
             count = 0

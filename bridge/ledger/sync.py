@@ -364,7 +364,7 @@ _OP_EVENT_COLUMNS = (
 #: the staging table of `SyncStore._record_bulk`: one batch of one side's observations
 _OBSERVED = "observed_stage"
 _OBSERVED_COLUMNS = (
-    "seq INTEGER NOT NULL, link_id INTEGER NOT NULL PRIMARY KEY, ticket_id INTEGER NOT NULL, "
+    "seq INTEGER NOT NULL, link_id INTEGER NOT NULL PRIMARY KEY, ticket_id BIGINT NOT NULL, "
     "state VARCHAR NOT NULL, vendor_time BIGINT, seen_at BIGINT NOT NULL, actor_id BIGINT, "
     "cause VARCHAR, status_id BIGINT, read VARCHAR, previous VARCHAR"
 )
@@ -489,13 +489,14 @@ class SyncStore:
             yield _pair_view(row, self._ids(row.link_id, row.first_id, row.second_id))
 
     def load_pairs(self, link_ids: Iterable[int]) -> dict[int, PairView]:
-        """Pairs by link id (one query per chunk of ids)."""
+        """Pairs by link id, in link order on any backend (one query per chunk of ids)."""
         ids = sorted(set(link_ids))
         pairs: dict[int, PairView] = {}
         key = PairState.__table__.c.link_id  # type: ignore[attr-defined]
         with self.engine.connect() as connection:
             for chunk in chunked(ids, _IDS):
-                rows = connection.execute(self._pair_query().where(self.dialect.in_ids(key, chunk)))
+                query = self._pair_query().where(self.dialect.in_ids(key, chunk)).order_by(key)
+                rows = connection.execute(query)
                 pairs.update((view.ids.link_id, view) for view in self._pair_views(rows))
         return pairs
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Index, TypeDecorator, UniqueConstraint, event
+from sqlalchemy import BigInteger, Index, Integer, TypeDecorator, UniqueConstraint, event
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
@@ -69,6 +69,15 @@ def _time(**kwargs: Any) -> Any:
     return Field(sa_type=UTCDateTime, **kwargs)
 
 
+#: a vendor's id (ticket, actor, status): 64 bits (a vendor's ids may use them all); on
+#: SQLite every INTEGER already is, and its DDL stays as older ledgers have it
+_VENDOR_ID = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def _vendor_id(**kwargs: Any) -> Any:
+    return Field(sa_type=_VENDOR_ID, **kwargs)
+
+
 class Meta(SQLModel, table=True):
     """Key/value facts about the ledger itself, such as its schema version."""
 
@@ -81,8 +90,8 @@ class Link(SQLModel, table=True):
     vendor stands on each side is recorded in `meta`, key `sides`)."""
 
     id: int | None = Field(default=None, primary_key=True)
-    first_id: int = Field(unique=True)
-    second_id: int = Field(unique=True)
+    first_id: int = _vendor_id(unique=True)
+    second_id: int = _vendor_id(unique=True)
     origin: str  # csv | external_id | migration
     created_at: datetime = _time(default_factory=utcnow)
 
@@ -111,7 +120,7 @@ class PairState(SQLModel, table=True):
     first_cause: str | None = None
     #: the vendor's status id while active, where the side reports one: put back after a
     #: restore (where the vendor's own restore does not)
-    first_status_id: int | None = None
+    first_status_id: int | None = _vendor_id(default=None)
     #: a purge copied to this side waits for the vendor's retention job until this time
     first_purge_due: datetime | None = _time(default=None)
     second_state: str | None = None
@@ -130,7 +139,7 @@ class PairState(SQLModel, table=True):
     updated_at: datetime = _time(default_factory=utcnow)
     #: the second side's status id and purge due time, as for the first side (last: where
     #: schema v3 added them to older ledgers, so fresh and upgraded ledgers match)
-    second_status_id: int | None = None
+    second_status_id: int | None = _vendor_id(default=None)
     second_purge_due: datetime | None = _time(default=None)
 
 
@@ -169,12 +178,12 @@ class Event(SQLModel, table=True):
     link_id: int | None = Field(default=None, foreign_key="link.id")
     kind: str
     side: str | None = None
-    ticket_id: int | None = None
+    ticket_id: int | None = _vendor_id(default=None)
     transition: str | None = None
     from_state: str | None = None
     to_state: str | None = None
     cause: str | None = None
-    actor_id: int | None = None
+    actor_id: int | None = _vendor_id(default=None)
     vendor_time: datetime | None = _time(default=None)
     operation_id: int | None = None
     detail: str | None = None
@@ -210,7 +219,7 @@ class Operation(SQLModel, table=True):
     key: str
     link_id: int = Field(foreign_key="link.id")
     target: str
-    ticket_id: int
+    ticket_id: int = _vendor_id()
     transition: str
     #: order within one link's plan (soft_delete before purge)
     step: int = 0
@@ -223,7 +232,7 @@ class Operation(SQLModel, table=True):
     batch: str | None = None
     job_id: str | None = None
     attempts: int = 0
-    restore_status_id: int | None = None
+    restore_status_id: int | None = _vendor_id(default=None)
     pending_until: datetime | None = _time(default=None)
     error: str | None = None
     created_at: datetime = _time(default_factory=utcnow)

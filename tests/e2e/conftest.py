@@ -58,10 +58,11 @@ class World(SandboxWorld):
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    """Simulators on a frozen clock, limits off, a fresh config and ledger."""
+def world(tmp_path: Path, world_ledger_url: str | None) -> Iterator[World]:
+    """Simulators on a frozen clock, limits off, a fresh config and ledger (on SQLite, or
+    each backend with `@both_backends`)."""
     with frozen_sandbox() as sandbox:
-        world = World(sandbox, tmp_path / "bridge")
+        world = World(sandbox, tmp_path / "bridge", ledger_url=world_ledger_url)
         try:
             yield world
         finally:
@@ -84,12 +85,18 @@ class Live(World):
 
 
 @pytest.fixture
-def live(tmp_path: Path) -> Iterator[Live]:
+def live(tmp_path: Path, world_ledger_url: str | None) -> Iterator[Live]:
     """Simulators on a running clock, sped up 50 times (a 100-ticket job takes 0.25 s), that
     starts 20 days in the past: bridge in the child process runs on the wall clock, so
     advancing the simulators 15 days makes SuperOffice's retention job run for both."""
     with running_sandbox(50.0, start=datetime.now(UTC) - timedelta(days=20)) as sandbox:
-        world = Live(sandbox, tmp_path / "bridge", lease_seconds="2", max_purges_per_run="1000")
+        world = Live(
+            sandbox,
+            tmp_path / "bridge",
+            ledger_url=world_ledger_url,
+            lease_seconds="2",
+            max_purges_per_run="1000",
+        )
         try:
             yield world
         finally:

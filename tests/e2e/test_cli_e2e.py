@@ -15,6 +15,7 @@ from pathlib import Path
 from sqlmodel import select
 
 from bridge.ledger.tables import Lease, Run
+from tests.conftest import both_backends
 from tests.e2e.conftest import Live, states
 
 SOFT = "DELETE tickets/destroy_many"
@@ -70,6 +71,7 @@ def test_exit_codes_converged_retry_config_attention(live: Live) -> None:
     assert len(_runs(live)) == 5
 
 
+@both_backends
 def test_a_second_concurrent_run_is_refused_naming_the_holder(live: Live) -> None:
     live.link(2)
     live.rewrite_config(lease_seconds="60", max_purges_per_run="1000")
@@ -88,6 +90,7 @@ def test_a_second_concurrent_run_is_refused_naming_the_holder(live: Live) -> Non
     assert live.bridge("sync").returncode == 0
 
 
+@both_backends
 def test_the_lease_of_a_killed_run_is_taken_over(live: Live) -> None:
     live.link(2)
     live.rewrite_config(lease_seconds="600", max_purges_per_run="1000")

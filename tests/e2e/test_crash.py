@@ -12,6 +12,7 @@ from datetime import timedelta
 
 import pytest
 
+from tests.conftest import both_backends
 from tests.e2e.conftest import DAY, Live, states
 
 PURGE = "DELETE deleted_tickets/destroy_many"
@@ -86,6 +87,7 @@ def test_killed_while_purging_the_next_runs_finish_without_a_duplicate_purge(
     assert live.ledger.attention() == []
 
 
+@both_backends
 def test_killed_mid_soft_delete_batch_converges_on_the_next_run(live: Live) -> None:
     pairs = live.link(N)
     assert live.sync().outcome == "converged"

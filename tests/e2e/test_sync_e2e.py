@@ -1,9 +1,13 @@
-"""A sync between both simulators over real HTTP, in-process on a frozen simulated clock."""
+"""A sync between both simulators over real HTTP, in-process on a frozen simulated clock;
+every test on both ledger backends (SQLite, PostgreSQL)."""
 
 from __future__ import annotations
 
 from bridge.ledger import LinkRow
+from tests.conftest import both_backends
 from tests.e2e.conftest import DAY, World, states
+
+pytestmark = both_backends
 
 
 def test_first_sync_agrees_and_an_idle_sync_costs_only_change_reads(world: World) -> None:

@@ -104,9 +104,9 @@ class Env(SandboxWorld):
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> Iterator[Env]:
+def env(tmp_path: Path, world_ledger_url: str | None) -> Iterator[Env]:
     with running_sandbox(SPEED) as sandbox:
-        world = Env(sandbox, tmp_path / "bridge", lease_seconds="1")
+        world = Env(sandbox, tmp_path / "bridge", ledger_url=world_ledger_url, lease_seconds="1")
         try:
             yield world
         finally:
@@ -114,10 +114,10 @@ def env(tmp_path: Path) -> Iterator[Env]:
 
 
 @pytest.fixture
-def frozen(tmp_path: Path) -> Iterator[Env]:
+def frozen(tmp_path: Path, world_ledger_url: str | None) -> Iterator[Env]:
     """Simulators on a frozen clock for in-process runs; the ledger uses the same clock."""
     with frozen_sandbox() as sandbox:
-        world = Env(sandbox, tmp_path / "bridge", lease_seconds="1")
+        world = Env(sandbox, tmp_path / "bridge", ledger_url=world_ledger_url, lease_seconds="1")
         try:
             yield world
         finally:

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -88,10 +87,13 @@ def _snapshot(ledger: Ledger) -> dict[str, list[tuple[Any, ...]]]:
 
 
 @pytest.fixture
-def ledgers(tmp_path: Path) -> Iterator[tuple[Ledger, Ledger]]:
+def ledgers(
+    ledger_url: str, more_ledger_urls: Callable[[], str]
+) -> Iterator[tuple[Ledger, Ledger]]:
+    """Two ledgers seeded alike, on each backend in turn (tests/conftest.py)."""
     with (
-        Ledger.open(f"sqlite:///{tmp_path / 'bulk.db'}", sides=SIDES) as bulk,
-        Ledger.open(f"sqlite:///{tmp_path / 'each.db'}", sides=SIDES) as each,
+        Ledger.open(ledger_url, sides=SIDES) as bulk,
+        Ledger.open(more_ledger_urls(), sides=SIDES) as each,
     ):
         _seed(bulk)
         _seed(each)

@@ -112,9 +112,10 @@ def at(minutes: float) -> datetime:
 
 
 @pytest.fixture
-def synthetic(tmp_path: Path) -> Iterator[Ledger]:
-    """A ledger written directly, with exact times (see `fill_synthetic`)."""
-    with Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}", sides=SIDES) as ledger:
+def synthetic(ledger_url: str) -> Iterator[Ledger]:
+    """A ledger written directly, with exact times (see `fill_synthetic`), on each backend
+    (tests/conftest.py)."""
+    with Ledger.open(ledger_url, sides=SIDES) as ledger:
         fill_synthetic(ledger)
         yield ledger
 
