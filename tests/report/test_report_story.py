@@ -202,10 +202,8 @@ def test_the_story_gives_the_erasure_due_dates(synced: Synced) -> None:
     assert "+ 30 days, Zendesk&#x27;s scrub of deleted tickets" in html
     assert "SuperOffice associate 77" in html
     # which read showed it: SuperOffice's change stream
-    assert re.search(
-        r"run \d+ read the SuperOffice ticket in SuperOffice(&#x27;|')s change stream at 2026-03-02",
-        html,
-    )
+    read = r"run \d+ read the SuperOffice ticket in SuperOffice(&#x27;|')s change stream"
+    assert re.search(read + " at 2026-03-02", html)
     assert "Ledger runs this record covers" in html
 
 
