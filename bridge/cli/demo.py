@@ -78,8 +78,8 @@ def _print_summary(result: DemoResult) -> None:
     if result.report_path is not None:
         click.echo(f"Audit report: {result.report_path}")
     click.echo(f"Done in {result.seconds:.1f} s. The ledger and config stay in {result.folder}:")
-    click.echo(f"  bridge --config {result.config_path} status")
-    click.echo(f"  bridge --config {result.config_path} report")
+    click.echo(f"  ticket-bridge --config {result.config_path} status")
+    click.echo(f"  ticket-bridge --config {result.config_path} report")
 
 
 def _counts(values: object) -> str:

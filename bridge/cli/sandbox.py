@@ -159,9 +159,11 @@ def serve(zendesk_port: int, superoffice_port: int, folder: Path | None, links: 
                 f"{seeded.waiting} changes wait for the next sync."
             )
             path = seeded.config_path
-            click.echo(f"Wrote {path}: try `bridge --config {path} status`, `sync --dry-run`")
+            click.echo(
+                f"Wrote {path}: try `ticket-bridge --config {path} status`, `sync --dry-run`"
+            )
         elif folder is not None:
             path = both.write_config(folder)
-            click.echo(f"Wrote {path}: run `bridge --config {path} sync`")
+            click.echo(f"Wrote {path}: run `ticket-bridge --config {path} sync`")
         click.echo("Press Ctrl-C to stop.", err=True)
         _wait_until_interrupted()
