@@ -382,12 +382,18 @@ class PostgreSQLDialect:
         BUSY_TIMEOUT_MS (`lock_timeout`), released at its commit or rollback: the same one
         writer at a time as SQLite, so the ledger's transactions need no retry on
         serialization failures, and two runs cannot interleave a check-then-write (the
-        lease, a link import's clash checks). A report's snapshot takes no lock."""
+        lease, a link import's clash checks). A report's snapshot takes no lock.
+
+        JIT compilation is off for the ledger's sessions: the planner has no statistics
+        on a staging table (autovacuum never analyzes TEMP tables), so a batch's few-row
+        statements look costly enough to compile, and compiling took about 200 ms each,
+        for statements that then ran in a millisecond (docs/postgresql.md, issue 18)."""
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_connection: Any, _record: Any) -> None:
             cursor = dbapi_connection.cursor()
             cursor.execute(f"SET lock_timeout = {BUSY_TIMEOUT_MS}")
+            cursor.execute("SET jit = off")
             cursor.close()
             dbapi_connection.commit()
 
