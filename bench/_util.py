@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import resource
 import subprocess
 import sys
@@ -61,6 +62,26 @@ def reset_peak_rss() -> None:
 def window_peak_rss_mb() -> float:
     """Peak RSS since the last `reset_peak_rss`, in MB (the whole life's peak elsewhere)."""
     return _status_mb("VmHWM") or peak_rss_mb()
+
+
+def process_tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of process `pid` and of its children, living or reaped
+    (Linux /proc; 0.0 elsewhere): a database server's cost, which its client's own CPU
+    does not show."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    try:
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError):
+                # after the last ")" (the command name may hold spaces): state, ppid, ...
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                if stat.parent.name == str(pid):  # its own, and its reaped children's
+                    total += sum(int(f) for f in fields[11:15])
+                elif fields[1] == str(pid):  # a living child: its own
+                    total += int(fields[11]) + int(fields[12])
+    except OSError:
+        return 0.0
+    return total / tick
 
 
 def exponent(small: tuple[float, float], large: tuple[float, float]) -> float | None:

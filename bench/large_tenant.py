@@ -50,8 +50,18 @@ once) (target: at most 1.05 times the floor, in calls and in time).
 `--same-second` seeds every ticket of both sides in one second (a bulk import, a migration, a
 mass delete): the change streams then hold N rows sharing one timestamp.
 
+**Backends** (issue 18): `--backends sqlite,postgresql` measures every size on each ledger
+backend in turn and adds a side-by-side table: wall, ledger wall and ledger CPU on each, and
+PostgreSQL's ratio to SQLite per run (targets: first sync within 1.3 times, no-change sync within
+1.5 times SQLite's wall time). PostgreSQL runs on a throwaway cluster started for the benchmark
+the way the tests start theirs (`tests/postgres/cluster.py`: initdb, loopback, password in
+`PGPASSWORD`), but with the server's durable defaults (fsync, synchronous commit), as SQLite
+runs with `synchronous=FULL`; each size gets a fresh database. On PostgreSQL the ledger's
+CPU is the client's only, so `server CPU s` adds the server's (every process of the
+cluster, from /proc).
+
 Run: `.venv/bin/python bench/large_tenant.py [N ...] [--changes C] [--limits] [--same-second]
-[--profile DIR]`
+[--profile DIR] [--backends sqlite,postgresql]`
 (default N: 100000; the CI smoke size is 2000). Each N runs in a child process of its own;
 the table ends with the growth exponent of each run's wall time, ledger CPU and peak RSS
 between consecutive sizes. `--profile DIR` writes a cProfile of each run's main thread to
@@ -68,6 +78,7 @@ import functools
 import inspect
 import json
 import math
+import os
 import subprocess
 import sys
 import tempfile
@@ -82,11 +93,13 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import itertools
 
 from _util import (
     exponent,
+    process_tree_cpu,
     python,
     reset_peak_rss,
     rss_mb,
@@ -107,11 +120,15 @@ from bridge.sandbox_pair import Sandbox
 from bridge.vendors.registry import SIDES, SUPEROFFICE, ZENDESK
 from bridge.vendors.superoffice.adapter import SuperOfficeAdapter
 from bridge.vendors.zendesk.adapter import ZendeskAdapter
+from tests.postgres.cluster import Cluster, ClusterUnavailableError
 
 BATCH = 100  # both vendors' bulk limit
 SEED_CHUNKS = 100
 RUN_GAP = 300.0  # simulated seconds between scheduled runs
 PHASES = ("first full sync", "no changes", "changes each side", "sweep a day later")
+BACKENDS = ("sqlite", "postgresql")
+#: PostgreSQL's wall time at most this many times SQLite's, per run (issue 18)
+TARGETS = {"first full sync": 1.3, "no changes": 1.5}
 
 
 class LedgerMeter:
@@ -248,6 +265,7 @@ class Figures:
     ledger_cpu: float = 0.0
     bridge_cpu: float = 0.0  # main thread outside the ledger
     sim_cpu: float = 0.0  # every other thread
+    server_cpu: float = 0.0  # a database server's processes (PostgreSQL)
     statements: int = 0
     rss_before: float = 0.0
     peak_rss: float = 0.0
@@ -256,12 +274,23 @@ class Figures:
 
 
 class Bench:
-    def __init__(self, sandbox: Sandbox, folder: Path, *, profile: Path | None) -> None:
+    def __init__(
+        self,
+        sandbox: Sandbox,
+        folder: Path,
+        *,
+        profile: Path | None,
+        ledger_url: str | None = None,
+        server_pid: int | None = None,
+    ) -> None:
+        """`ledger_url`: a ledger elsewhere than the config's SQLite file (PostgreSQL), whose
+        server's CPU is read from the process tree of `server_pid`."""
         self.sandbox = sandbox
         self.clock = sandbox.clock
         self.config_path = sandbox.write_config(folder, max_purges_per_run="10000000")
         self.config = load_config(self.config_path)
-        self.ledger = Ledger.open(self.config.ledger_url, sides=SIDES)
+        self.ledger = Ledger.open(ledger_url or self.config.ledger_url, sides=SIDES)
+        self.server_pid = server_pid
         self.meter = LedgerMeter()
         self.meter.install(self.ledger)
         self.profile = profile
@@ -304,6 +333,7 @@ class Bench:
         figures = Figures(phase, rss_before=rss_mb())
         self.meter.reset()
         reset_peak_rss()
+        server = self._server_cpu()
         with self._profiled(phase):
             simulated = self.clock.now()
             wall, cpu, main = time.perf_counter(), time.process_time(), time.thread_time()
@@ -311,6 +341,7 @@ class Bench:
             figures.wall = time.perf_counter() - wall
             figures.simulated = (self.clock.now() - simulated).total_seconds()
             cpu, main = time.process_time() - cpu, time.thread_time() - main
+        figures.server_cpu = self._server_cpu() - server
         figures.peak_rss = window_peak_rss_mb()
         figures.ledger_wall, figures.ledger_cpu = self.meter.wall, self.meter.cpu
         figures.bridge_cpu = main - self.meter.cpu
@@ -324,6 +355,9 @@ class Bench:
         figures.routes = dict(routes)
         figures.calls = sum(routes.values())
         return result, figures
+
+    def _server_cpu(self) -> float:
+        return 0.0 if self.server_pid is None else process_tree_cpu(self.server_pid)
 
     def _adapters(self) -> dict[str, Adapter]:
         return dict(
@@ -352,7 +386,14 @@ class Bench:
 
 
 def one(
-    links: int, changes: int, *, limits: bool, profile: Path | None, same_second: bool = False
+    links: int,
+    changes: int,
+    *,
+    limits: bool,
+    profile: Path | None,
+    same_second: bool = False,
+    ledger_url: str | None = None,
+    server_pid: int | None = None,
 ) -> dict[str, Any]:
     """Seed, then measure the four runs at one size; JSON-ready."""
     configure_logging("json", "error")
@@ -364,7 +405,9 @@ def one(
     with tempfile.TemporaryDirectory() as folder, sandbox:
         if not limits:
             sandbox.relax_limits()
-        bench = Bench(sandbox, Path(folder), profile=profile)
+        bench = Bench(
+            sandbox, Path(folder), profile=profile, ledger_url=ledger_url, server_pid=server_pid
+        )
         started = time.perf_counter()
         pairs = bench.seed(links, same_second=same_second)
         seed_s = time.perf_counter() - started
@@ -487,6 +530,109 @@ def _floor_row(result: dict[str, Any]) -> list[object]:
     ]
 
 
+def _ratio(postgresql: float, sqlite: float) -> str:
+    return f"{postgresql / sqlite:.2f}" if sqlite > 0 else "-"
+
+
+_COMPARE_HEADERS = [
+    "run",
+    "links",
+    "wall s SQLite",
+    "wall s PostgreSQL",
+    "wall ratio",
+    "ledger wall s SQLite",
+    "ledger wall s PostgreSQL",
+    "ledger wall ratio",
+    "ledger CPU s SQLite",
+    "ledger CPU s PostgreSQL",
+    "ledger CPU ratio",
+    "server CPU s PostgreSQL",
+    "stmts SQLite",
+    "stmts PostgreSQL",
+]
+
+
+def compare(results: dict[str, list[dict[str, Any]]], changes: int) -> str:
+    """SQLite and PostgreSQL side by side per run, with PostgreSQL's ratio to SQLite, and
+    the wall-time ratios against issue 18's targets."""
+    rows: list[list[object]] = []
+    verdicts: list[list[object]] = []
+    for lite, pg in zip(results["sqlite"], results["postgresql"], strict=True):
+        for a, b in zip(lite["runs"], pg["runs"], strict=True):
+            links = f"{lite['links']:,}"
+            rows.append(
+                [
+                    a["phase"],
+                    links,
+                    *(
+                        cell
+                        for key in ("wall", "ledger_wall", "ledger_cpu")
+                        for cell in (f"{a[key]:.2f}", f"{b[key]:.2f}", _ratio(b[key], a[key]))
+                    ),
+                    f"{b['server_cpu']:.2f}",
+                    f"{a['statements']:,}",
+                    f"{b['statements']:,}",
+                ]
+            )
+            target = TARGETS.get(a["phase"])
+            if target is not None:
+                ratio = b["wall"] / a["wall"] if a["wall"] > 0 else math.inf
+                verdict = "met" if ratio <= target else "NOT met"
+                verdicts.append([a["phase"], links, f"{ratio:.2f}", f"≤ {target}", verdict])
+    out = [table(_COMPARE_HEADERS, rows), "", "PostgreSQL's wall time ÷ SQLite's (issue 18):", ""]
+    out += [table(["run", "links", "wall ratio", "target", "verdict"], verdicts)]
+    return "\n".join(out).replace("changes each side", f"{changes:,} changes each side")
+
+
+def _backends(text: str) -> list[str]:
+    """`--backends`: a comma-separated list of ledger backends."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = sorted(set(names) - set(BACKENDS))
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"choose from {', '.join(BACKENDS)} (got {text!r})")
+    return list(dict.fromkeys(names))
+
+
+@contextmanager
+def _postgres(wanted: bool) -> Iterator[Cluster | None]:
+    """A throwaway durable PostgreSQL cluster for the whole benchmark, if one is wanted."""
+    if not wanted:
+        yield None
+        return
+    try:
+        cluster = Cluster().start(durable=True)
+    except ClusterUnavailableError as exc:
+        sys.exit(str(exc))
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def _measure(args: argparse.Namespace, links: int, cluster: Cluster | None) -> dict[str, Any]:
+    """One size in a child process of its own; on PostgreSQL, in a fresh database."""
+    command = [python(), __file__, "--one", str(links), "--changes", str(args.changes)]
+    command += ["--limits"] if args.limits else []
+    command += ["--same-second"] if args.same_second else []
+    command += ["--profile", str(args.profile)] if args.profile else []
+    env: dict[str, str] | None = None
+    database: str | None = None
+    if cluster is not None:
+        database = cluster.create_database()
+        command += ["--ledger-url", cluster.url(database)]
+        command += ["--server-pid", str(cluster.server_pid())]
+        env = {**os.environ, "PGPASSWORD": cluster.password}
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
+    finally:
+        if cluster is not None and database is not None:
+            cluster.drop_database(database)
+    if done.returncode:
+        sys.exit(f"{links:,} links failed:\n{done.stderr}")
+    result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sizes", nargs="*", type=int, default=[100_000])
@@ -497,39 +643,56 @@ def main() -> None:
     parser.add_argument(
         "--same-second", action="store_true", help="seed every ticket in one second"
     )
+    parser.add_argument(
+        "--backends",
+        type=_backends,
+        default=["sqlite"],
+        help="ledger backends, comma-separated: sqlite (default), postgresql, or both "
+        "side by side (e.g. --backends sqlite,postgresql)",
+    )
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # a child's single size
+    parser.add_argument("--ledger-url", help=argparse.SUPPRESS)  # a child's PostgreSQL ledger
+    parser.add_argument("--server-pid", type=int, help=argparse.SUPPRESS)  # ... its server
     args = parser.parse_args()
     if args.one is not None:
         profile = args.profile / str(args.one) if args.profile else None
+        if profile is not None and args.ledger_url:
+            profile = profile / "postgresql"
         figures = one(
             args.one,
             args.changes,
             limits=args.limits,
             profile=profile,
             same_second=args.same_second,
+            ledger_url=args.ledger_url,
+            server_pid=args.server_pid,
         )
         print(json.dumps(figures))
         return
-    results = []
-    for links in sorted(args.sizes):
-        command = [python(), __file__, "--one", str(links), "--changes", str(args.changes)]
-        command += ["--limits"] if args.limits else []
-        command += ["--same-second"] if args.same_second else []
-        command += ["--profile", str(args.profile)] if args.profile else []
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-        if done.returncode:
-            sys.exit(f"{links:,} links failed:\n{done.stderr}")
-        results.append(json.loads(done.stdout.splitlines()[-1]))
+    results: dict[str, list[dict[str, Any]]] = {backend: [] for backend in args.backends}
+    with _postgres("postgresql" in args.backends) as cluster:
+        for links in sorted(args.sizes):
+            for backend in args.backends:
+                server = cluster if backend == "postgresql" else None
+                results[backend].append(_measure(args, links, server))
     mode = "the sandbox's real rate limits" if args.limits else "rate limits off"
     mode += ", every ticket changed in one second" if args.same_second else ""
     print(f"large tenant, {mode}, {changes_note(args.changes)}\n")
-    print(report(results, args.changes, limits=args.limits))
+    for backend in args.backends:
+        if len(args.backends) > 1:
+            print(f"ledger on {backend}:\n")
+        print(report(results[backend], args.changes, limits=args.limits))
+        print()
+    if len(args.backends) > 1:
+        print("SQLite and PostgreSQL side by side (ratio = PostgreSQL ÷ SQLite):\n")
+        print(compare(results, args.changes))
     if args.routes:
-        for r in results:
-            for f in r["runs"]:
-                print(f"\ncalls per route, {f['phase']}, {r['links']:,} links:")
-                for route, count in sorted(f["routes"].items()):
-                    print(f"  {route}: {count}")
+        for backend in args.backends:
+            for r in results[backend]:
+                for f in r["runs"]:
+                    print(f"\ncalls per route, {f['phase']}, {r['links']:,} links, {backend}:")
+                    for route, count in sorted(f["routes"].items()):
+                        print(f"  {route}: {count}")
 
 
 def changes_note(changes: int) -> str:

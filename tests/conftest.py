@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from bridge.logging import configure_logging
-from tests.postgres.cluster import Cluster, ClusterUnavailableError
+from tests.postgres.cluster import Cluster, ClusterUnavailableError, find_bin_dir
 
 #: the ledger backends a `ledger_url` test runs on
 BACKENDS = ("sqlite", "postgresql")
@@ -30,15 +30,22 @@ def _quiet_logs() -> None:
 
 
 @pytest.fixture(scope="session")
-def pg_cluster() -> Iterator[Cluster]:
-    """The throwaway cluster; its password reaches the driver as a user's would, through
-    PGPASSWORD (also in every bridge child process a test starts)."""
+def pg_bin() -> Path:
+    """The PostgreSQL server programs' folder: without them a test that needs them is
+    skipped, named, or fails where they are required (CI)."""
     try:
-        cluster = Cluster().start()
+        return find_bin_dir()
     except ClusterUnavailableError as exc:
         if os.environ.get("BRIDGE_REQUIRE_POSTGRES") == "1":
             pytest.fail(str(exc))
         pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def pg_cluster(pg_bin: Path) -> Iterator[Cluster]:
+    """The throwaway cluster; its password reaches the driver as a user's would, through
+    PGPASSWORD (also in every bridge child process a test starts)."""
+    cluster = Cluster().start()
     patch = pytest.MonkeyPatch()
     patch.setenv("PGPASSWORD", cluster.password)
     try:

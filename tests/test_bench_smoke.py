@@ -1,4 +1,4 @@
-"""The large-tenant benchmarks still run, at a size CI can afford (issue 16).
+"""The large-tenant benchmarks still run, at a size CI can afford (issues 16 and 18).
 
 Behaviour only: each benchmark completes, every run it measures converges, and it prints
 its table. Their speed is what the benchmarks themselves report (docs/performance.md).
@@ -52,3 +52,42 @@ def test_cli_scale_converges_through_the_command_line() -> None:
     assert [row[1] for row in rows] == ["first sync", "idle sync"]
     assert all(row[-1] == "converged" for row in rows), rows
     assert all(int(row[2]) > 0 for row in rows), rows  # the simulators were read
+
+
+def test_large_tenant_sets_postgresql_beside_sqlite(pg_bin: Path) -> None:
+    # issue 18: each run on both ledger backends (the child asserts every run converged)
+    output = _run("large_tenant.py", "300", "--changes", "50", "--backends", "sqlite,postgresql")
+    assert "ledger on sqlite:" in output
+    assert "ledger on postgresql:" in output
+    side_by_side = output.split("side by side", 1)[1]
+    assert "| run | links | wall s SQLite | wall s PostgreSQL | wall ratio |" in side_by_side
+    phases = ["first full sync", "no changes", "50 changes each side", "sweep a day later"]
+    server_cpu = 0.0
+    for phase in phases:
+        row = _rows(side_by_side, phase)[0]
+        lite, pg, ratio = (float(cell) for cell in row[2:5])
+        assert lite > 0, row
+        assert pg > 0, row
+        # the printed ratio is the two walls' (each printed rounded to 0.005)
+        assert (pg - 0.005) / (lite + 0.005) <= ratio + 0.005, row
+        assert ratio - 0.005 <= (pg + 0.005) / (lite - 0.005), row
+        assert min(int(cell.replace(",", "")) for cell in row[-2:]) > 0, row  # statements
+        server_cpu += float(row[11])
+    assert server_cpu > 0  # the PostgreSQL runs went through the server
+    verdicts = {row[0]: row for row in _rows(side_by_side, "first full sync")[1:]}
+    verdicts |= {row[0]: row for row in _rows(side_by_side, "no changes")[1:]}
+    for phase, target in (("first full sync", 1.3), ("no changes", 1.5)):
+        ratio, verdict = float(verdicts[phase][2]), verdicts[phase][4]
+        assert verdict == ("met" if ratio <= target else "NOT met"), verdicts[phase]
+
+
+def test_large_tenant_refuses_an_unknown_backend() -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "large_tenant.py"), "300", "--backends", "sqlite,oracle"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "choose from sqlite, postgresql" in done.stderr

@@ -127,6 +127,10 @@ class Dialect(Protocol):
         portable DDL), created when missing; the caller empties it before and after use."""
         ...
 
+    def clear_staging(self, connection: Connection, table: str) -> None:
+        """Empty a staging table, inside the caller's transaction."""
+        ...
+
     def index_staging(self, connection: Connection, table: str, column: str) -> None:
         """An index on one column of a staging table, created when missing."""
         ...
@@ -277,6 +281,9 @@ class SQLiteDialect:
     def create_staging(self, connection: Connection, table: str, columns: str) -> None:
         connection.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {table} ({columns})")
 
+    def clear_staging(self, connection: Connection, table: str) -> None:
+        connection.exec_driver_sql(f"DELETE FROM {table}")
+
     def index_staging(self, connection: Connection, table: str, column: str) -> None:
         connection.exec_driver_sql(
             f"CREATE INDEX IF NOT EXISTS temp.ix_{table}_{column} ON {table}({column})"
@@ -382,12 +389,18 @@ class PostgreSQLDialect:
         BUSY_TIMEOUT_MS (`lock_timeout`), released at its commit or rollback: the same one
         writer at a time as SQLite, so the ledger's transactions need no retry on
         serialization failures, and two runs cannot interleave a check-then-write (the
-        lease, a link import's clash checks). A report's snapshot takes no lock."""
+        lease, a link import's clash checks). A report's snapshot takes no lock.
+
+        JIT compilation is off for the ledger's sessions: the planner has no statistics
+        on a staging table (autovacuum never analyzes TEMP tables), so a batch's few-row
+        statements look costly enough to compile, and compiling took about 200 ms each,
+        for statements that then ran in a millisecond (docs/postgresql.md, issue 18)."""
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_connection: Any, _record: Any) -> None:
             cursor = dbapi_connection.cursor()
             cursor.execute(f"SET lock_timeout = {BUSY_TIMEOUT_MS}")
+            cursor.execute("SET jit = off")
             cursor.close()
             dbapi_connection.commit()
 
@@ -455,6 +468,14 @@ class PostgreSQLDialect:
 
     def create_staging(self, connection: Connection, table: str, columns: str) -> None:
         connection.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {table} ({columns})")
+
+    def clear_staging(self, connection: Connection, table: str) -> None:
+        """TRUNCATE, not DELETE: autovacuum never vacuums a TEMP table, so rows deleted
+        page after page stayed as dead tuples every later statement on it scanned (a
+        100,000-link first sync spent about half its server CPU on them, issue 18).
+        Transactional, and the table is this session's alone: the lock it takes waits on
+        no one."""
+        connection.exec_driver_sql(f"TRUNCATE {table}")
 
     def index_staging(self, connection: Connection, table: str, column: str) -> None:
         """A temporary table's index lives in the session's own schema: no name clash."""

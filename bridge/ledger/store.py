@@ -222,14 +222,13 @@ class Ledger(SyncStore, AuditStore):
         """
         now = utcnow()
         columns = ("line", "first_id", "second_id")
-        empty = text(f"DELETE FROM {_STAGING}")
         with self.engine.begin() as connection:
             self.dialect.create_staging(
                 connection,
                 _STAGING,
                 "line INTEGER NOT NULL, first_id BIGINT NOT NULL, second_id BIGINT NOT NULL",
             )
-            connection.execute(empty)
+            self.dialect.clear_staging(connection, _STAGING)
             count = 0
             chunk: list[tuple[int, int, int]] = []
             for row in rows:
@@ -273,7 +272,7 @@ class Ledger(SyncStore, AuditStore):
                         at=now, kind="links_imported", detail=f"{created} links ({origin})"
                     )
                 )
-            connection.execute(empty)
+            self.dialect.clear_staging(connection, _STAGING)
         return ImportReport(count, created, count - created, ())
 
     def _staged_link_problems(self, connection: Connection) -> list[LinkProblem]:

@@ -763,7 +763,7 @@ class SyncStore:
         prefix = _position(self.sides, side)
         dialect = self.dialect
         dialect.create_staging(connection, _OBSERVED, _OBSERVED_COLUMNS)
-        connection.exec_driver_sql(f"DELETE FROM {_OBSERVED}")
+        dialect.clear_staging(connection, _OBSERVED)
         dialect.bulk_insert(
             connection,
             _OBSERVED,
@@ -826,7 +826,7 @@ class SyncStore:
             .scalars()
             .all()
         )
-        connection.exec_driver_sql(f"DELETE FROM {_OBSERVED}")
+        dialect.clear_staging(connection, _OBSERVED)
         return pending
 
     def _record_each(

@@ -83,9 +83,11 @@ class Cluster:
             command = ["runuser", "-u", "postgres", "--", *command]
         subprocess.run(command, check=True, capture_output=True, cwd=self.folder, timeout=120)
 
-    def start(self) -> Cluster:
+    def start(self, *, durable: bool = False) -> Cluster:
         """initdb (password auth on loopback, the password in a file read once) and start,
-        tuned for throwaway data: no fsync, small shared memory."""
+        tuned for throwaway data: no fsync, small shared memory. `durable` keeps the
+        server's own defaults instead (fsync, synchronous commit: a benchmark's fair
+        match for SQLite's `synchronous=FULL`)."""
         pwfile = self.folder / "pw"
         pwfile.write_text(self.password + "\n", encoding="utf-8")
         if self.as_postgres:
@@ -99,15 +101,22 @@ class Cluster:
         pwfile.unlink()
         options = (
             f"-c listen_addresses=127.0.0.1 -c port={self.port} "
-            f"-c unix_socket_directories={self.folder} -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c shared_buffers=32MB "
-            "-c max_connections=100"
+            f"-c unix_socket_directories={self.folder} -c max_connections=100"
         )
+        if not durable:
+            options += (
+                " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+                " -c shared_buffers=32MB"
+            )
         self._run(
             "pg_ctl", "-D", str(self.data), "-l", str(self.folder / "log"), "-w",
             "-t", "60", "-o", options, "start",
         )  # fmt: skip
         return self
+
+    def server_pid(self) -> int:
+        """The postmaster's process id (the first line of `postmaster.pid`)."""
+        return int((self.data / "postmaster.pid").read_text().split()[0])
 
     def stop(self) -> None:
         try:
