@@ -21,6 +21,7 @@ from bridge.report.model import Document, ReportRecord, Story
 from bridge.report.svg import bucket_label, timeline_svg
 from bridge.report.text import (
     CAUSES,
+    OPERATOR_ACTION_HEADERS,
     RUN_HEADERS,
     actor_text,
     duration,
@@ -28,6 +29,7 @@ from bridge.report.text import (
     erasure_text,
     evidence_text,
     label,
+    operator_action_cells,
     outcome_text,
     purge_text,
     run_cells,
@@ -301,27 +303,9 @@ def _summary(w: Write, doc: Document) -> None:
     else:
         w(
             _table(
+                OPERATOR_ACTION_HEADERS,
                 [
-                    "Event",
-                    "Time",
-                    "Operator",
-                    "Action",
-                    "Run",
-                    "SuperOffice id",
-                    "Zendesk id",
-                    "Detail",
-                ],
-                [
-                    [
-                        note.event_id,
-                        when(note.at),
-                        note.operator,
-                        Html(code(note.kind)),
-                        note.run_id,
-                        note.first_id,
-                        note.second_id,
-                        note.detail,
-                    ]
+                    operator_action_cells(note, Html(code(note.kind)))
                     for note in doc.operator_actions
                 ],
                 wide=True,

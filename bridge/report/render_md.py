@@ -11,6 +11,7 @@ from bridge.report.model import Document, ReportRecord, Story
 from bridge.report.render_html import DETAIL_HEADERS, STORY_HEADERS
 from bridge.report.text import (
     CAUSES,
+    OPERATOR_ACTION_HEADERS,
     RUN_HEADERS,
     actor_text,
     duration,
@@ -18,6 +19,7 @@ from bridge.report.text import (
     erasure_text,
     evidence_text,
     label,
+    operator_action_cells,
     outcome_text,
     purge_text,
     run_cells,
@@ -156,29 +158,8 @@ def _summary(w: Write, doc: Document) -> None:
     else:
         w(
             _table(
-                [
-                    "Event",
-                    "Time",
-                    "Operator",
-                    "Action",
-                    "Run",
-                    "SuperOffice id",
-                    "Zendesk id",
-                    "Detail",
-                ],
-                [
-                    [
-                        n.event_id,
-                        when(n.at),
-                        n.operator,
-                        _code(n.kind),
-                        n.run_id,
-                        n.first_id,
-                        n.second_id,
-                        n.detail,
-                    ]
-                    for n in doc.operator_actions
-                ],
+                OPERATOR_ACTION_HEADERS,
+                [operator_action_cells(n, _code(n.kind)) for n in doc.operator_actions],
             )
         )
     w("\n## Timeline\n\nTransitions per day and side (days with activity only).\n\n")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from bridge.ledger.audit import EndOfPeriod, RunFacts
+from bridge.ledger.audit import EndOfPeriod, NoteFacts, RunFacts
 from bridge.report.model import Erasure, ReportRecord
 
 __all__ = [
@@ -185,6 +185,33 @@ def run_cells(run: RunFacts) -> list[object]:
         run.outcome,
         run.operator or "",
         counts_text(run),
+    ]
+
+
+OPERATOR_ACTION_HEADERS = [
+    "Event",
+    "Time",
+    "Operator",
+    "Action",
+    "Run",
+    "SuperOffice id",
+    "Zendesk id",
+    "Detail",
+]
+
+
+def operator_action_cells(note: NoteFacts, action: object) -> list[object]:
+    """One operator action as the cells of its table, the action as the renderer shows
+    a code (HTML and Markdown alike)."""
+    return [
+        note.event_id,
+        when(note.at),
+        note.operator,
+        action,
+        note.run_id,
+        note.first_id,
+        note.second_id,
+        note.detail,
     ]
 
 
