@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 from typing import Any, NoReturn
@@ -13,6 +12,7 @@ from bridge import __version__
 from bridge.cli.context import AppContext
 from bridge.config import resolve_config_path
 from bridge.errors import BridgeError, ExitCode
+from bridge.lazy import import_attribute
 from bridge.logging import redact_text
 
 __all__ = ["main"]
@@ -46,8 +46,7 @@ class BridgeGroup(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands and cmd_name in COMMANDS:
-            module, _, name = COMMANDS[cmd_name].partition(":")
-            command = getattr(importlib.import_module(module), name)
+            command = import_attribute(COMMANDS[cmd_name])
             _with_verbosity(command)
             self.add_command(command, cmd_name)
         return self.commands.get(cmd_name)

@@ -7,13 +7,13 @@ package (`bridge/vendors/<name>/`). This module is the one place that lists them
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, TypeVar, cast
 
 from bridge.core.contract import Adapter
 from bridge.core.model import Side, Sides
+from bridge.lazy import import_attribute
 from bridge.settings import Table, VendorSettings
 from bridge.vendors import superoffice, zendesk
 from bridge.vendors.cassette_facts import CassetteFacts
@@ -59,13 +59,6 @@ MAX_TICKET_ID: Final[dict[Side, int]] = {
 SimT = TypeVar("SimT", bound="SimulatorBase")
 
 
-def _attribute(path: str) -> Any:
-    """The object `module:name` names, imported when first asked for: a scheduled sync
-    never loads the simulators or the deep probes (they were a third of its start-up)."""
-    module, _, name = path.partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
 class AdapterBuilder(Protocol):
     """Builds a vendor's adapter from its parsed config section, on the given clock.
     Reveals the section's secrets (raises `SecretError` when one cannot be read)."""
@@ -96,12 +89,12 @@ class Vendor(Generic[SimT]):
     @property
     def simulator(self) -> type[SimT]:
         """Its simulator (the sandbox's HTTP server for this vendor)."""
-        return cast("type[SimT]", _attribute(self.simulator_path))
+        return cast("type[SimT]", import_attribute(self.simulator_path))
 
     @property
     def deep_check(self) -> DeepCheck:
         """`bridge check --deep`: read-only probes of the behaviours the adapter assumes."""
-        return cast("DeepCheck", _attribute(self.deep_check_path))
+        return cast("DeepCheck", import_attribute(self.deep_check_path))
 
 
 SUPEROFFICE_VENDOR: Final[Vendor[SuperOfficeSimulator]] = Vendor(
