@@ -23,6 +23,7 @@ from bridge.report.text import (
     CAUSES,
     OPERATOR_ACTION_HEADERS,
     RUN_HEADERS,
+    STORY_NOTE_HEADERS,
     actor_text,
     duration,
     end_of_period_rows,
@@ -33,6 +34,7 @@ from bridge.report.text import (
     outcome_text,
     purge_text,
     run_cells,
+    story_note_cells,
     when,
 )
 from bridge.report.writer import Write, Writer
@@ -447,19 +449,8 @@ def _story(w: Write, doc: Document, story: Story) -> None:
     else:
         w(
             _table(
-                ["Event", "Time", "Kind", "Side", "Run", "Operator", "Detail"],
-                [
-                    [
-                        n.event_id,
-                        when(n.at),
-                        Html(code(n.kind)),
-                        Html(code(n.side)),
-                        n.run_id,
-                        n.operator or "",
-                        n.detail,
-                    ]
-                    for n in story.notes
-                ],
+                STORY_NOTE_HEADERS,
+                [story_note_cells(n, Html(code(n.kind)), Html(code(n.side))) for n in story.notes],
                 wide=True,
             )
         )

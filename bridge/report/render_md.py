@@ -13,6 +13,7 @@ from bridge.report.text import (
     CAUSES,
     OPERATOR_ACTION_HEADERS,
     RUN_HEADERS,
+    STORY_NOTE_HEADERS,
     actor_text,
     duration,
     end_of_period_rows,
@@ -23,6 +24,7 @@ from bridge.report.text import (
     outcome_text,
     purge_text,
     run_cells,
+    story_note_cells,
     when,
 )
 from bridge.report.writer import Write, Writer
@@ -243,19 +245,8 @@ def _story(w: Write, story: Story) -> None:
     else:
         w(
             _table(
-                ["Event", "Time", "Kind", "Side", "Run", "Operator", "Detail"],
-                [
-                    [
-                        n.event_id,
-                        when(n.at),
-                        _code(n.kind),
-                        _code(n.side),
-                        n.run_id,
-                        n.operator or "",
-                        n.detail,
-                    ]
-                    for n in story.notes
-                ],
+                STORY_NOTE_HEADERS,
+                [story_note_cells(n, _code(n.kind), _code(n.side)) for n in story.notes],
             )
         )
     w("\n## Ledger runs this record covers\n\n")

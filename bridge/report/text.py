@@ -215,6 +215,15 @@ def operator_action_cells(note: NoteFacts, action: object) -> list[object]:
     ]
 
 
+STORY_NOTE_HEADERS = ["Event", "Time", "Kind", "Side", "Run", "Operator", "Detail"]
+
+
+def story_note_cells(note: NoteFacts, kind: object, side: object) -> list[object]:
+    """One conflict, decision or operator action of a ticket's story as the cells of its
+    table, the kind and side as the renderer shows a code (HTML and Markdown alike)."""
+    return [note.event_id, when(note.at), kind, side, note.run_id, note.operator or "", note.detail]
+
+
 def end_of_period_rows(end: EndOfPeriod) -> list[list[object]]:
     """What was still open when the period ended, as (item, count) rows."""
     return [
