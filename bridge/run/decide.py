@@ -106,6 +106,11 @@ class Decider:
         known = state.overlay.get(pair.ids.link_id, {})
         return any(pair.state(s) is None and s not in known for s in state.unread_sides)
 
+    def _recording(self) -> bool:
+        """Whether decisions are recorded: not in a dry run, nor while a migration's plan
+        is reviewed (`RunState.previewing`)."""
+        return not (self._ctx.options.dry_run or self._ctx.state.previewing)
+
     def has_ready(self, count: int) -> bool:
         """Whether at least `count` links are ready to decide now (read no further)."""
         found = 0
@@ -123,8 +128,7 @@ class Decider:
         state.decide_due = False
         if state.unavailable:
             return  # a side's fresh state is unknown: decide nothing this run
-        recording = not (self._ctx.options.dry_run or state.previewing)
-        if recording and not log.is_enabled_for(logging.DEBUG):
+        if self._recording() and not log.is_enabled_for(logging.DEBUG):
             # agreements in one statement (a first sync's every link); at debug level each
             # is logged, so each is decided here
             agreed = self._planner.agree_in_bulk(self._ctx.ledger, exclude=state.deferred)
@@ -162,7 +166,7 @@ class Decider:
         if planned:
             outcomes = Counter(item.decision.outcome.value for item in planned)
             log.info("decide.batch", run=state.run_id, links=len(planned), **outcomes)
-        if ctx.options.dry_run or state.previewing:
+        if not self._recording():
             return
         state.counts["planned"] += ctx.ledger.record_decisions(
             state.run_id, planned, skips_stay_pending=ctx.options.skips_stay_pending
