@@ -18,6 +18,7 @@ from bridge.core.model import Side
 
 __all__ = [
     "MAX_INTERVAL",
+    "PORT",
     "BoundedInt",
     "Interval",
     "TicketId",
@@ -109,6 +110,10 @@ class BoundedInt(_Checked[int]):
 
     def parse(self, text: str) -> int:
         return parse_bounded_int(text, what="value", minimum=self.minimum, maximum=self.maximum)
+
+
+#: a TCP port on the command line (0: any free port)
+PORT = BoundedInt(0, 65_535)
 
 
 class Interval(_Checked[timedelta]):

@@ -10,7 +10,7 @@ import click
 
 from bridge.sandbox_pair import Sandbox
 from bridge.sandbox_seed import seed_sandbox
-from bridge.values import BoundedInt
+from bridge.values import PORT, BoundedInt
 from bridge.vendors.superoffice.sim.simulator import SuperOfficeSimulator
 from bridge.vendors.zendesk.sim.simulator import ZendeskSimulator, plan_limit
 
@@ -23,9 +23,6 @@ def _wait_until_interrupted() -> None:
             pass
     except KeyboardInterrupt:
         click.echo("Stopped.")
-
-
-PORT = BoundedInt(0, 65_535)
 
 
 def _finite(value: float) -> float:

@@ -24,7 +24,6 @@ from bridge.cli.runs import (
     holding_lease,
     report_unavailable,
 )
-from bridge.cli.sandbox import PORT
 from bridge.cli.schedule import backs_off, next_wait, write_heartbeat
 from bridge.config import Config
 from bridge.core.decide import ConflictPolicy, Direction
@@ -47,7 +46,7 @@ from bridge.run.resolve import LinkTicket, Prefer, ResolveError, resolve
 from bridge.run.runner import RunResult, SyncRun
 from bridge.run.state import RunOptions
 from bridge.run.summary import PlanSummary, dry_run_summary
-from bridge.values import Interval, TicketId
+from bridge.values import PORT, Interval, TicketId
 from bridge.vendors.registry import MAX_TICKET_ID, SIDES, SUPEROFFICE
 
 __all__ = ["conflicts", "sync"]
