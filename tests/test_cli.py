@@ -210,3 +210,17 @@ def test_real_subprocess_end_to_end(tmp_path: Path) -> None:
     assert json.loads(status.stdout)["links"] == 3
     listed = run("link", "list", "--json")
     assert len(json.loads(listed.stdout)) == 3
+
+
+def test_a_sync_loads_no_simulator_demo_or_report() -> None:
+    """A scheduled `sync` starts without the sandbox, the demo or the report: commands and
+    vendor parts are imported when used (`bridge.lazy`)."""
+    probe = (
+        "import sys, bridge.cli, bridge.cli.sync; "
+        "print(sorted(m for m in sys.modules if '.sim.' in m or m.startswith("
+        "('bridge.demo', 'bridge.report', 'bridge.cli.sandbox', 'bridge.sandbox_seed'))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
