@@ -17,6 +17,7 @@ import string
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any, Final
@@ -25,13 +26,16 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from bridge.core.decide import BOTH_WAYS, MANUAL, ConflictPolicy, Direction
+from bridge.ledger.engine import LedgerURLError, pair_ledger_url
 from bridge.logging import LEVELS, LOG_FORMATS
 from bridge.settings import ConfigError, Problems, Table, VendorSettings, suggest, type_name
+from bridge.values import parse_interval
 from bridge.vendors.registry import CONFIG_ORDER, SIDES
 
 __all__ = [
     "CONFLICT_POLICIES",
     "DEFAULT_CONFIG_NAME",
+    "DEFAULT_PAIR",
     "DIRECTIONS",
     "ENV_CONFIG",
     "LOG_FORMATS",
@@ -40,11 +44,13 @@ __all__ = [
     "ConfigError",
     "LinkSettings",
     "LoggingSettings",
+    "PairChoiceError",
     "ReportSettings",
     "SyncSettings",
     "check_secrets",
     "example_config_text",
     "load_config",
+    "load_pairs",
     "resolve_config_path",
 ]
 
@@ -103,8 +109,20 @@ class ReportSettings:
     signing_key_file: Path | None = None
 
 
+#: the pair a config without `[pairs]` declares, and the one whose ledger is the URL itself
+DEFAULT_PAIR: Final = "default"
+#: a pair's name: also part of its ledger's file or schema name, so plain and short
+_PAIR_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+#: how often a pair's worker syncs it when its `every` is not given
+DEFAULT_EVERY: Final = timedelta(minutes=5)
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
+    """One pair's view of the config file: what every command works with. A file that
+    declares several pairs (`[pairs.NAME]`) gives one such view per pair
+    (`load_pairs`); the ledger URL is then the pair's own (docs/pairs.md)."""
+
     path: Path
     ledger_url: str
     logging: LoggingSettings
@@ -113,6 +131,14 @@ class Config:
     sync: SyncSettings
     links: LinkSettings
     report: ReportSettings = field(default_factory=ReportSettings)
+    #: this view's pair, and every pair the file declares (in the file's order)
+    pair: str = DEFAULT_PAIR
+    pair_names: tuple[str, ...] = (DEFAULT_PAIR,)
+    #: the ledger URL as `[ledger] url` gives it: where what pairs share is kept (the
+    #: budgets of a vendor account several pairs use)
+    shared_ledger_url: str = ""
+    #: how often `bridge worker` syncs this pair
+    every: timedelta = DEFAULT_EVERY
 
     def section(self, name: str) -> Any:
         """A vendor's parsed section by its name in the file: the factory finds each
@@ -120,6 +146,11 @@ class Config:
         if name not in self.vendors:
             raise KeyError(f"no vendor section [{name}] in the config")
         return self.vendors[name]
+
+
+class PairChoiceError(ConfigError):
+    """The config is valid, but the pair asked for is not one it declares (or none was
+    named and it declares several)."""
 
 
 # --- reading ----------------------------------------------------------------------------------
@@ -214,13 +245,14 @@ def _read_report(table: Table) -> ReportSettings:
 
 
 _VENDOR_SECTIONS: Final = tuple(vendor.section for vendor in CONFIG_ORDER)
-_SECTIONS: Final = ("ledger", "logging", *_VENDOR_SECTIONS, "sync", "links", "report")
+#: what each pair has of its own; `[sync]` and `[links]` at the top are every pair's defaults
+_PAIR_SECTIONS: Final = (*_VENDOR_SECTIONS, "sync", "links")
+_SECTIONS: Final = ("ledger", "logging", *_VENDOR_SECTIONS, "sync", "links", "report", "pairs")
 
 
-def _parse(label: str, text: str, folder: Path, path: Path) -> Config:
-    problems = Problems(label)
+def _decode(label: str, text: str) -> dict[str, Any]:
     try:
-        document = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         where = re.search(r"^(.*) \(at line (\d+), column (\d+)\)$", message, re.DOTALL)
@@ -229,52 +261,144 @@ def _parse(label: str, text: str, folder: Path, path: Path) -> Config:
             raise ConfigError([f"{label}:{line}:{col}: invalid TOML: {msg}"]) from None
         raise ConfigError([f"{label}: invalid TOML: {message}"]) from None
 
-    tables: dict[str, Table] = {}
+
+def _table(
+    problems: Problems, document: Mapping[str, Any], name: str, folder: Path, *, prefix: str = ""
+) -> Table:
+    value = document.get(name)
+    return Table(problems, f"{prefix}{name}", value if isinstance(value, dict) else {}, folder)
+
+
+@dataclass(frozen=True, slots=True)
+class _PairSections:
+    """One pair's own sections, before they are read: its vendors', and its `[sync]` and
+    `[links]` laid over the top-level ones key by key."""
+
+    name: str
+    prefix: str  # "" for the top-level pair, "pairs.NAME." for a named one
+    sections: Mapping[str, Any]
+    every: Any
+
+
+def _declared_pairs(problems: Problems, document: Mapping[str, Any]) -> list[_PairSections]:
+    """The pairs the file declares: `[pairs.NAME]` tables, or the top-level sections as one
+    pair named "default"."""
+    pairs = document.get("pairs")
+    if pairs is None:
+        for name in _VENDOR_SECTIONS:
+            if name not in document:
+                problems.add(name, f"missing section [{name}]")
+        return [_PairSections(DEFAULT_PAIR, "", document, None)]
+    if not isinstance(pairs, dict) or not pairs:
+        problems.add("pairs", "must hold one table per pair, e.g. [pairs.acme.zendesk]")
+        return []
+    for name in _VENDOR_SECTIONS:
+        if name in document:
+            problems.add(name, f"with [pairs], each pair has its own: [pairs.NAME.{name}]")
+    declared: list[_PairSections] = []
+    for pair, body in pairs.items():
+        where = f"pairs.{pair}"
+        if not _PAIR_NAME.fullmatch(pair):
+            problems.add(where, "a pair's name is 1-40 of a-z, 0-9 and _, starting with a letter")
+            continue
+        if not isinstance(body, dict):
+            problems.add(where, f"must be a table ([{where}]), not {type_name(body)}")
+            continue
+        for key in body:
+            if key not in (*_PAIR_SECTIONS, "every"):
+                problems.add(
+                    f"{where}.{key}", "unknown key" + suggest(key, (*_PAIR_SECTIONS, "every"))
+                )
+        for name in _VENDOR_SECTIONS:
+            if name not in body:
+                problems.add(where, f"missing section [{where}.{name}]")
+            elif not isinstance(body[name], dict):
+                problems.add(f"{where}.{name}", f"must be a table, not {type_name(body[name])}")
+        sections = {name: body.get(name) for name in _VENDOR_SECTIONS}
+        for name in ("sync", "links"):  # the top-level section, laid over key by key
+            own = body.get(name, {})
+            if not isinstance(own, dict):
+                problems.add(f"{where}.{name}", f"must be a table, not {type_name(own)}")
+                own = {}
+            top = document.get(name)
+            sections[name] = {**(top if isinstance(top, dict) else {}), **own}
+        declared.append(_PairSections(pair, f"{where}.", sections, body.get("every")))
+    return declared
+
+
+def _read_every(problems: Problems, pair: _PairSections) -> timedelta:
+    if pair.every is None:
+        return DEFAULT_EVERY
+    key = f"{pair.prefix}every"
+    if not isinstance(pair.every, str):
+        problems.add(key, f'must be a string like "5m", not {type_name(pair.every)}')
+        return DEFAULT_EVERY
+    try:
+        return parse_interval(pair.every)
+    except ValueError as exc:
+        problems.add(key, str(exc))
+        return DEFAULT_EVERY
+
+
+def _parse_pairs(label: str, text: str, folder: Path, path: Path) -> dict[str, Config]:
+    problems = Problems(label)
+    document = _decode(label, text)
     for name, value in document.items():
         if name not in _SECTIONS:
             problems.add(name, "unknown section" + suggest(name, _SECTIONS))
         elif not isinstance(value, dict):
             problems.add(name, f"must be a table ([{name}]), not {type_name(value)}")
-    for name in _SECTIONS:
-        value = document.get(name)
-        if value is None and name in _VENDOR_SECTIONS:
-            problems.add(name, f"missing section [{name}]")
-        data = value if isinstance(value, dict) else {}
-        tables[name] = Table(problems, name, data, folder)
 
-    ledger = tables["ledger"]
-    ledger_url = _ledger_url(ledger)
+    ledger = _table(problems, document, "ledger", folder)
+    shared_url = _ledger_url(ledger)
     ledger.reject_unknown()
-    logging_settings = _read_logging(tables["logging"])
-    vendors = {
-        vendor.section: vendor.read_settings(tables[vendor.section])
-        if isinstance(document.get(vendor.section), dict)
-        else None
-        for vendor in CONFIG_ORDER
-    }
-    sync = _read_sync(tables["sync"])
-    links = _read_links(tables["links"])
-    report = _read_report(tables["report"])
+    logging_settings = _read_logging(_table(problems, document, "logging", folder))
+    report = _read_report(_table(problems, document, "report", folder))
+    declared = _declared_pairs(problems, document)
+    names = tuple(pair.name for pair in declared)
 
-    read = {name: settings for name, settings in vendors.items() if settings is not None}
-    if problems.lines or len(read) < len(vendors):
+    configs: dict[str, Config] = {}
+    for pair in declared:
+        tables = {
+            name: _table(problems, pair.sections, name, folder, prefix=pair.prefix)
+            for name in _PAIR_SECTIONS
+        }
+        vendors = {
+            vendor.section: vendor.read_settings(tables[vendor.section])
+            for vendor in CONFIG_ORDER
+            if isinstance(pair.sections.get(vendor.section), dict)
+        }
+        sync = _read_sync(tables["sync"])
+        links = _read_links(tables["links"])
+        every = _read_every(problems, pair)
+        ledger_url = shared_url
+        if pair.name != DEFAULT_PAIR and shared_url:
+            try:
+                ledger_url = pair_ledger_url(shared_url, pair.name)
+            except LedgerURLError as exc:
+                problems.add("ledger.url", str(exc))
+        read = {name: settings for name, settings in vendors.items() if settings is not None}
+        if len(read) == len(_VENDOR_SECTIONS):
+            configs[pair.name] = Config(
+                path=path,
+                ledger_url=ledger_url,
+                logging=logging_settings,
+                vendors=read,
+                sync=sync,
+                links=links,
+                report=report,
+                pair=pair.name,
+                pair_names=names,
+                shared_ledger_url=shared_url,
+                every=every,
+            )
+    if problems.lines or len(configs) < len(declared) or not configs:
         raise ConfigError(problems.lines or [f"{label}: invalid configuration"])
-    return Config(
-        path=path,
-        ledger_url=ledger_url,
-        logging=logging_settings,
-        vendors=read,
-        sync=sync,
-        links=links,
-        report=report,
-    )
+    return configs
 
 
-def load_config(path: Path) -> Config:
-    """Read and validate the config file; secrets are named, not read.
-
-    Relative paths inside (ledger sqlite file, *_file secrets) are relative to the file's folder.
-    """
+def _read_file(path: Path) -> tuple[str, str, Path]:
+    """The file's text, its label in messages, and its folder (relative paths start there)."""
     path = Path(path)
     label = str(path)
     try:
@@ -293,8 +417,37 @@ def load_config(path: Path) -> Config:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError([f"{label}: not UTF-8 text (byte {exc.start})"]) from None
-    folder = path.expanduser().absolute().parent
-    return _parse(label, text, folder, path)
+    return text, label, path.expanduser().absolute().parent
+
+
+def load_pairs(path: Path) -> dict[str, Config]:
+    """Every pair the config file declares, by name in the file's order, each validated
+    (every problem of every pair is reported at once); secrets are named, not read."""
+    text, label, folder = _read_file(path)
+    return _parse_pairs(label, text, folder, Path(path))
+
+
+def load_config(path: Path, pair: str | None = None) -> Config:
+    """Read and validate the config file; secrets are named, not read. The view of `pair`,
+    which may be left out when the file declares only one.
+
+    Relative paths inside (ledger sqlite file, *_file secrets) are relative to the file's folder.
+    """
+    pairs = load_pairs(path)
+    if pair is None:
+        if len(pairs) == 1:
+            return next(iter(pairs.values()))
+        raise PairChoiceError(
+            [f"{path}: declares the pairs {', '.join(pairs)}: choose one with --pair NAME"]
+        )
+    if pair not in pairs:
+        raise PairChoiceError(
+            [
+                f"{path}: no pair named {pair!r} (declared: {', '.join(pairs)})"
+                + suggest(pair, tuple(pairs))
+            ]
+        )
+    return pairs[pair]
 
 
 def check_secrets(config: Config) -> list[str]:

@@ -7,10 +7,12 @@ benchmarks, so that "a working bridge against the sandbox" is set up in one plac
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
+from bridge.config import load_pairs
 from bridge.core.model import Side
 from bridge.ledger import Ledger
 from bridge.sandbox import SimClock, SimulatorBase
@@ -18,7 +20,7 @@ from bridge.vendors.registry import SIDES, SUPEROFFICE_VENDOR, ZENDESK_VENDOR
 from bridge.vendors.superoffice.sim.simulator import SuperOfficeSimulator
 from bridge.vendors.zendesk.sim.simulator import ZendeskSimulator
 
-__all__ = ["Sandbox", "write_sandbox_config"]
+__all__ = ["Sandbox", "write_pairs_config", "write_sandbox_config"]
 
 
 @dataclass
@@ -87,11 +89,15 @@ def write_sandbox_config(folder: Path, sandbox: Sandbox, **sync_overrides: str) 
     `sync_overrides` are raw TOML values for the `[sync]` table, e.g.
     `max_purges_per_run="50"`.
     """
+    return write_pairs_config(folder, {None: sandbox}, **sync_overrides)
+
+
+def write_pairs_config(
+    folder: Path, sandboxes: Mapping[str | None, Sandbox], **sync_overrides: str
+) -> Path:
+    """`write_sandbox_config` for several pairs of simulators, one `[pairs.NAME]` each
+    (the single key None: the plain one-pair layout). Secrets go in `secrets/NAME/`."""
     folder.mkdir(parents=True, exist_ok=True)
-    zendesk, superoffice = sandbox.zendesk, sandbox.superoffice
-    _write_secret(folder / "secrets" / "zendesk.token", sandbox.zendesk_token)
-    _write_secret(folder / "secrets" / "superoffice.ticket", superoffice.ticket)
-    _write_secret(folder / "secrets" / "superoffice.app_token", superoffice.app_token)
     sync = {
         "direction": '"both"',
         "conflict_policy": '"manual"',
@@ -102,6 +108,9 @@ def write_sandbox_config(folder: Path, sandbox: Sandbox, **sync_overrides: str) 
         **sync_overrides,
     }
     sync_lines = "\n".join(f"{key} = {value}" for key, value in sync.items())
+    vendor_sections = "".join(
+        _vendor_sections(folder, name, sandbox) for name, sandbox in sandboxes.items()
+    )
     text = f"""# bridge configuration for the local sandbox (written by bridge).
 # The secrets are files beside this one; the simulators accept exactly these values.
 
@@ -111,25 +120,7 @@ url = "sqlite:///bridge.db"
 [logging]
 format = "auto"
 level = "warning"
-
-[zendesk]
-base_url = "{zendesk.base_url}"
-auth = "api_token"
-email = "{zendesk.email}"
-token_file = "secrets/zendesk.token"
-timeout_seconds = 30
-job_limit = 30
-
-[superoffice]
-base_url = "{superoffice.base_url}"
-tenant = "{superoffice.tenant}"
-auth = "soticket"
-ticket_file = "secrets/superoffice.ticket"
-app_token_file = "secrets/superoffice.app_token"
-retention_days = {int(superoffice.retention_days)}
-requests_per_second = 10
-timeout_seconds = 30
-
+{vendor_sections}
 [sync]
 {sync_lines}
 
@@ -138,5 +129,36 @@ external_id_pattern = "superoffice-{{id}}"
 """
     path = folder / "bridge.toml"
     path.write_text(text, encoding="utf-8")
-    Ledger.open(f"sqlite:///{folder.absolute() / 'bridge.db'}", sides=SIDES).close()
+    for config in load_pairs(path).values():
+        Ledger.open(config.ledger_url, sides=SIDES).close()
     return path
+
+
+def _vendor_sections(folder: Path, pair: str | None, sandbox: Sandbox) -> str:
+    """One pair's `[zendesk]` and `[superoffice]` (under `[pairs.NAME.…]` when named),
+    with its secret files written."""
+    zendesk, superoffice = sandbox.zendesk, sandbox.superoffice
+    secrets = Path("secrets") if pair is None else Path("secrets") / pair
+    prefix = "" if pair is None else f"pairs.{pair}."
+    _write_secret(folder / secrets / "zendesk.token", sandbox.zendesk_token)
+    _write_secret(folder / secrets / "superoffice.ticket", superoffice.ticket)
+    _write_secret(folder / secrets / "superoffice.app_token", superoffice.app_token)
+    return f"""
+[{prefix}zendesk]
+base_url = "{zendesk.base_url}"
+auth = "api_token"
+email = "{zendesk.email}"
+token_file = "{secrets / "zendesk.token"}"
+timeout_seconds = 30
+job_limit = 30
+
+[{prefix}superoffice]
+base_url = "{superoffice.base_url}"
+tenant = "{superoffice.tenant}"
+auth = "soticket"
+ticket_file = "{secrets / "superoffice.ticket"}"
+app_token_file = "{secrets / "superoffice.app_token"}"
+retention_days = {int(superoffice.retention_days)}
+requests_per_second = 10
+timeout_seconds = 30
+"""

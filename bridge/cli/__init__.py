@@ -102,6 +102,13 @@ EXIT_BROKEN_PIPE = 141
     help="Config file. Default: $BRIDGE_CONFIG, else ./bridge.toml.",
 )
 @click.option(
+    "--pair",
+    envvar="BRIDGE_PAIR",
+    metavar="NAME",
+    help="The pair of accounts to work on, when the config declares several ([pairs.NAME]); "
+    "also taken after the command. Default: $BRIDGE_PAIR, else the config's only pair.",
+)
+@click.option(
     "--log-format",
     type=click.Choice(["auto", "json", "console"]),
     help="Log format: over $BRIDGE_LOG_FORMAT, over the config's logging.format. "
@@ -118,6 +125,7 @@ def main(
     ctx: click.Context,
     debug: bool,
     config_path: str | None,
+    pair: str | None,
     log_format: str | None,
     log_level: str | None,
 ) -> None:
@@ -136,7 +144,7 @@ def main(
       bridge report                    the audit report
     """
     level = log_level or ctx.meta.get(_META_LEVEL)
-    ctx.obj = app = AppContext(resolve_config_path(config_path), log_format, level, debug)
+    ctx.obj = app = AppContext(resolve_config_path(config_path), log_format, level, debug, pair)
     app.apply_logging()
 
 
@@ -157,8 +165,30 @@ def _set_verbosity(ctx: click.Context, param: click.Parameter, value: int) -> No
     app.apply_logging()
 
 
-def _with_verbosity(command: click.Command) -> None:
-    """Give `command` (and every subcommand) -v and -q."""
+def _set_pair(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        app = ctx.find_object(AppContext)
+        assert app is not None  # the group has made it
+        app.pair = value
+
+
+#: commands that read no pair's config (the group's --pair is accepted and ignored)
+_PAIRLESS = frozenset({"init", "sandbox", "demo"})
+
+
+def _with_verbosity(command: click.Command, *, pair: bool = True) -> None:
+    """Give `command` (and every subcommand) -v and -q, and --pair where it reads a pair."""
+    pair = pair and command.name not in _PAIRLESS
+    if pair and not isinstance(command, click.Group):
+        command.params.append(
+            click.Option(
+                ["--pair"],
+                metavar="NAME",
+                expose_value=False,
+                callback=_set_pair,
+                help="The pair to work on (config [pairs.NAME]); needed when there are several.",
+            )
+        )
     command.params += [
         click.Option(
             ["-v", "--verbose"],
@@ -177,7 +207,7 @@ def _with_verbosity(command: click.Command) -> None:
     ]
     if isinstance(command, click.Group):
         for sub in command.commands.values():
-            _with_verbosity(sub)
+            _with_verbosity(sub, pair=pair)
 
 
-_with_verbosity(main)
+_with_verbosity(main, pair=False)

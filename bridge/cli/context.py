@@ -5,20 +5,23 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import click
 
 from bridge.cli.exitcodes import ExitCode
-from bridge.config import Config, ConfigError, load_config
+from bridge.config import Config, ConfigError, PairChoiceError, load_config, load_pairs
 from bridge.ledger import Ledger, LedgerURLError, SchemaError
 from bridge.ledger.files import LedgerFileError
 from bridge.logging import choose_logging, configure_logging, redact_text
 from bridge.vendors.registry import SIDES
 
 __all__ = ["AppContext", "fail", "pass_app", "print_json"]
+
+T = TypeVar("T")
 
 
 def fail(message: str, code: ExitCode = ExitCode.USAGE) -> NoReturn:
@@ -37,25 +40,45 @@ class AppContext:
     log_format: str | None = None
     log_level: str | None = None
     debug: bool = False
+    #: the pair named by --pair (or BRIDGE_PAIR); None: the config's only pair
+    pair: str | None = None
     _config: Config | None = field(default=None, repr=False)
 
     def config(self) -> Config:
-        """The validated config, or exit 2 with every `file:key: problem` line."""
+        """The validated config of the chosen pair, or exit 2 with every
+        `file:key: problem` line."""
         if self._config is None:
-            if not self.config_path.exists():
-                fail(
-                    f"no config file at {self.config_path} (create one with `bridge init`, "
-                    "or choose one with --config or BRIDGE_CONFIG)"
-                )
-            try:
-                self._config = load_config(self.config_path)
-            except ConfigError as exc:
-                click.echo("Error: the configuration is not valid:", err=True)
-                for problem in exc.problems:
-                    click.echo(f"  {problem}", err=True)
-                sys.exit(int(ExitCode.USAGE))
+            self._config = self._loaded(lambda: load_config(self.config_path, self.pair))
             self.apply_logging()
         return self._config
+
+    def pairs(self) -> dict[str, Config]:
+        """The chosen pair's config, or every pair's when --pair is not given (a command
+        that covers them all: `status`, `worker`); exit 2 as `config` does."""
+        if self.pair is not None:
+            config = self.config()
+            return {config.pair: config}
+        pairs = self._loaded(lambda: load_pairs(self.config_path))
+        if self._config is None:
+            self._config = next(iter(pairs.values()))
+            self.apply_logging()
+        return pairs
+
+    def _loaded(self, load: Callable[[], T]) -> T:
+        if not self.config_path.exists():
+            fail(
+                f"no config file at {self.config_path} (create one with `bridge init`, "
+                "or choose one with --config or BRIDGE_CONFIG)"
+            )
+        try:
+            return load()
+        except PairChoiceError as exc:
+            fail(str(exc))
+        except ConfigError as exc:
+            click.echo("Error: the configuration is not valid:", err=True)
+            for problem in exc.problems:
+                click.echo(f"  {problem}", err=True)
+            sys.exit(int(ExitCode.USAGE))
 
     def apply_logging(self) -> None:
         """Configure logging from the options, then `BRIDGE_LOG_FORMAT`/`BRIDGE_LOG_LEVEL`,
@@ -73,9 +96,10 @@ class AppContext:
             fail(str(exc))
         configure_logging(fmt, level)
 
-    def ledger(self, *, create: bool = False) -> Ledger:
-        """The ledger named by the config; exits 2 with a clear message when it cannot open."""
-        config = self.config()
+    def ledger(self, *, create: bool = False, config: Config | None = None) -> Ledger:
+        """The ledger of the chosen pair (or of `config`, one of `pairs()`); exits 2 with a
+        clear message when it cannot open."""
+        config = config or self.config()
         try:
             return Ledger.open(config.ledger_url, sides=SIDES, create=create)
         except LedgerFileError as exc:

@@ -142,24 +142,56 @@ def status(app: AppContext, as_json: bool, overdue_after: timedelta | None) -> N
       bridge status --json | jq '.health[0].overdue'
       bridge status --json --overdue-after 30m
     """
-    config = app.config()
+    pairs = app.pairs()
+    summaries = {name: _pair_status(app, config, overdue_after) for name, config in pairs.items()}
+    if len(summaries) > 1:
+        if as_json:
+            print_json(
+                {
+                    "pairs": summaries,
+                    "health": [summary["health"][0] for summary in summaries.values()],
+                }
+            )
+            return
+        for name, summary in summaries.items():
+            click.echo(f"== pair {name}")
+            _echo_status(summary)
+        return
+    (summary,) = summaries.values()
+    if as_json:
+        print_json(summary)
+        return
+    _echo_status(summary)
+
+
+def _pair_status(
+    app: AppContext, config: Config, overdue_after: timedelta | None
+) -> dict[str, Any]:
+    """One pair's status: what `status --json` prints for it."""
     stuck_after = timedelta(minutes=config.sync.attention_after_minutes)
     overdue = overdue_after or stuck_after
-    with app.ledger() as ledger:
+    with app.ledger(config=config) as ledger:
         summary = ledger.status(stuck_after=stuck_after)
         last = ledger.last_run(SUCCESS_OUTCOMES)
     for row in [*summary["needs_attention"], *summary["stuck_operations"]["rows"]]:
         row.update(named_ids(row.pop("tickets")))
     last_at = (last.ended_at or last.started_at) if last else None
     health = pair_health(SIDES, last_at, last.id if last else None, utcnow(), overdue)
+    summary["pair"] = health["pair"] = config.pair
     summary["health"] = [health]
-    if as_json:
-        print_json(summary)
-        return
+    return summary
+
+
+def _echo_status(summary: dict[str, Any]) -> None:
+    health = summary["health"][0]
     click.echo(f"Ledger: {summary['ledger']} (schema {summary['schema_version']})")
     click.echo(
         "Last success: "
-        + (f"run {health['last_success_run']} at {health['last_success_at']}" if last else "none")
+        + (
+            f"run {health['last_success_run']} at {health['last_success_at']}"
+            if health["last_success_run"]
+            else "none"
+        )
         + (" (OVERDUE)" if health["overdue"] else "")
     )
     click.echo(f"Links: {summary['links']}")

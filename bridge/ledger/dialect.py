@@ -14,6 +14,7 @@ chooses, in `dialect_for`).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
@@ -68,6 +69,15 @@ class Dialect(Protocol):
 
     def database_file(self, url: URL) -> Path | None:
         """The file the database lives in (None: a server, or in memory)."""
+        ...
+
+    def namespaced(self, url: URL, pair: str) -> URL:
+        """The URL of a named pair's ledger beside the one `url` names: its own rows,
+        reachable by no query of another pair's (docs/pairs.md)."""
+        ...
+
+    def create_namespace(self, cursor: DBAPICursor, url: URL) -> None:
+        """Make the place a new pair's ledger goes in (a server's schema), if missing."""
         ...
 
     def connect_args(self) -> dict[str, Any]:
@@ -200,6 +210,16 @@ class SQLiteDialect:
         if not database or database == ":memory:" or database.startswith("file::memory:"):
             return None
         return Path(database)
+
+    def namespaced(self, url: URL, pair: str) -> URL:
+        """A file of its own beside the ledger's: `bridge.db` → `bridge.acme.db`."""
+        path = self.database_file(url)
+        if path is None:
+            raise ValueError("a ledger in memory cannot hold several pairs: give it a file")
+        return url.set(database=str(path.with_name(f"{path.stem}.{pair}{path.suffix}")))
+
+    def create_namespace(self, cursor: DBAPICursor, url: URL) -> None:
+        """Nothing: a pair's file is created as any ledger file is."""
 
     def connect_args(self) -> dict[str, Any]:
         return {"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
@@ -348,6 +368,13 @@ class SQLiteDialect:
 #: writer at a time, as SQLite's BEGIN IMMEDIATE gives it (advisory locks are scoped to
 #: their database, so each ledger database has its own). The bytes of "bridge".
 PG_LEDGER_LOCK = 0x627269646765
+#: ... taken per schema: each pair's ledger (its own schema) has its own writer, so pairs
+#: sharing a database never wait on each other's transactions
+_TAKE_LEDGER_LOCK = (
+    f"SELECT pg_advisory_xact_lock(hashtextextended(current_schema(), {PG_LEDGER_LOCK}))"
+)
+#: the schemas of named pairs' ledgers are this and the pair's name (`namespaced`)
+PAIR_SCHEMA_PREFIX = "bridge_"
 #: an execution option marking a report's read snapshot: it takes no lock
 _SNAPSHOT = "bridge_read_snapshot"
 
@@ -378,6 +405,28 @@ class PostgreSQLDialect:
 
     def database_file(self, url: URL) -> Path | None:
         return None
+
+    def namespaced(self, url: URL, pair: str) -> URL:
+        """A schema of its own in the same database, `bridge_acme`, made the session's
+        `search_path` through libpq's `options`: every table name the ledger writes,
+        unqualified, then means that pair's table."""
+        options = url.query.get("options", "")
+        if isinstance(options, tuple):
+            options = " ".join(options)
+        setting = f"-csearch_path={PAIR_SCHEMA_PREFIX}{pair}"
+        return url.update_query_dict({"options": f"{options} {setting}".strip()})
+
+    def schema_of(self, url: URL) -> str | None:
+        """The schema a pair's URL names (`namespaced`), None for the database's default."""
+        options = url.query.get("options", "")
+        text_ = " ".join(options) if isinstance(options, tuple) else options
+        found = re.findall(r"-c\s*search_path=([A-Za-z0-9_]+)", text_)
+        return found[-1] if found else None
+
+    def create_namespace(self, cursor: DBAPICursor, url: URL) -> None:
+        schema = self.schema_of(url)
+        if schema is not None:
+            cursor.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
 
     def connect_args(self) -> dict[str, Any]:
         """The server's name for us in `pg_stat_activity`; the password never comes from
@@ -411,7 +460,7 @@ class PostgreSQLDialect:
                     "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
                 )
             else:
-                connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_LEDGER_LOCK})")
+                connection.exec_driver_sql(_TAKE_LEDGER_LOCK)
 
     def table_names(self, cursor: DBAPICursor) -> set[str]:
         cursor.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
@@ -424,7 +473,7 @@ class PostgreSQLDialect:
     def probe_write_lock(self, cursor: DBAPICursor, *, wait_seconds: float) -> None:
         cursor.execute(f"SET LOCAL lock_timeout = {int(wait_seconds * 1000)}")
         try:
-            cursor.execute(f"SELECT pg_advisory_xact_lock({PG_LEDGER_LOCK})")
+            cursor.execute(_TAKE_LEDGER_LOCK)
         finally:
             cursor.execute("ROLLBACK")
 

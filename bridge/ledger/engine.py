@@ -12,7 +12,7 @@ from bridge.errors import BridgeError
 from bridge.ledger.dialect import DIALECTS, Dialect, dialect_for
 from bridge.ledger.files import check_ledger_file, check_ledger_open
 
-__all__ = ["LedgerURLError", "create_ledger_engine", "ledger_dialect"]
+__all__ = ["LedgerURLError", "create_ledger_engine", "ledger_dialect", "pair_ledger_url"]
 
 
 class LedgerURLError(BridgeError, ValueError):
@@ -36,6 +36,15 @@ def ledger_dialect(url: str) -> Dialect:
             f"{', '.join(sorted(DIALECTS))})"
         )
     return dialect
+
+
+def pair_ledger_url(url: str, pair: str) -> str:
+    """The URL of a named pair's ledger beside the one `url` names (docs/pairs.md)."""
+    try:
+        named = ledger_dialect(url).namespaced(_parse(url), pair)
+    except ValueError as exc:
+        raise LedgerURLError(str(exc)) from None
+    return named.render_as_string(hide_password=False)
 
 
 def _create_private_file(path: Path) -> None:
@@ -86,6 +95,9 @@ def _check_server(engine: Engine, url: URL, dialect: Dialect, *, create: bool) -
         raise LedgerURLError(f"cannot connect to the ledger {where}: {reason}") from None
     try:
         cursor = raw.cursor()
+        if create:
+            dialect.create_namespace(cursor, url)
+            raw.commit()
         tables = dialect.table_names(cursor)
         cursor.close()
         raw.rollback()

@@ -1,0 +1,104 @@
+"""Many pairs in one ledger (issue 18): each pair's rows are its own, every command takes
+--pair, and a command that needs one pair refuses to guess."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import text
+
+from tests.conftest import both_backends
+from tests.pairs.conftest import Pairs
+
+
+@both_backends
+def test_a_sync_of_one_pair_reads_and_writes_only_that_pairs_accounts(pairs: Pairs) -> None:
+    # both pairs' simulators number tickets from the same start: the same ids in two
+    # pairs are two different tickets, and each pair's ledger holds its own link
+    acme = pairs.link("acme", 3)
+    globex = pairs.link("globex", 3)
+    assert [so for so, _ in acme] == [so for so, _ in globex]
+    for pair in ("acme", "globex"):
+        assert pairs.bridge("sync", "--pair", pair).returncode == 0
+
+    so_id, zd_id = acme[0]
+    pairs.sandboxes["acme"].superoffice.soft_delete([so_id])
+    pairs.sandboxes["globex"].superoffice.soft_delete([globex[1][0]])
+    for sandbox in pairs.sandboxes.values():
+        sandbox.zendesk.counters.reset()
+
+    result = pairs.bridge("--pair", "acme", "sync", "--json")
+    assert result.returncode == 0, result.stderr
+    assert pairs.sandboxes["acme"].zendesk.ticket_state(zd_id) == "deleted"
+    # globex's deletion waits for globex's own run; its Zendesk saw no call at all
+    assert pairs.sandboxes["globex"].zendesk.ticket_state(globex[1][1]) == "active"
+    assert sum(pairs.sandboxes["globex"].zendesk.counts()["routes"].values()) == 0
+
+    result = pairs.bridge("sync", "--pair", "globex")
+    assert result.returncode == 0, result.stderr
+    assert pairs.sandboxes["globex"].zendesk.ticket_state(globex[1][1]) == "deleted"
+    assert pairs.sandboxes["acme"].zendesk.ticket_state(acme[1][1]) == "active"
+
+    with pairs.ledger("acme") as ledger:
+        acme_runs = ledger.status()["runs"]
+    assert len(acme_runs) == 2
+
+
+def test_a_command_without_pair_refuses_to_guess_and_names_the_pairs(pairs: Pairs) -> None:
+    result = pairs.bridge("sync")
+    assert result.returncode == 2
+    assert "declares the pairs acme, globex: choose one with --pair NAME" in result.stderr
+    result = pairs.bridge("sync", "--pair", "acme_corp")
+    assert result.returncode == 2
+    assert "no pair named 'acme_corp' (declared: acme, globex)" in result.stderr
+
+
+def test_status_without_pair_shows_every_pair(pairs: Pairs) -> None:
+    pairs.link("acme", 2)
+    assert pairs.bridge("sync", "--pair", "acme").returncode == 0
+    result = pairs.bridge("status", "--json")
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert set(shown["pairs"]) == {"acme", "globex"}
+    assert shown["pairs"]["acme"]["links"] == 2
+    assert shown["pairs"]["globex"]["links"] == 0
+    health = {row["pair"]: row for row in shown["health"]}
+    assert health["acme"]["overdue"] is False
+    assert health["globex"]["overdue"] is True  # never succeeded
+    text_out = pairs.bridge("status").stdout
+    assert "== pair acme" in text_out
+    assert "== pair globex" in text_out
+    one = json.loads(pairs.bridge("status", "--pair", "globex", "--json").stdout)
+    assert one["pair"] == "globex"
+    assert one["links"] == 0
+
+
+@both_backends
+def test_each_pair_has_its_own_lease(pairs: Pairs) -> None:
+    """A run holding acme's lease does not keep globex's run waiting."""
+    from datetime import timedelta
+
+    pairs.link("acme", 1)
+    pairs.link("globex", 1)
+    with pairs.ledger("acme") as ledger:
+        ledger.acquire_lease("sync", "elsewhere:1", timedelta(minutes=10))
+        held = pairs.bridge("sync", "--pair", "acme")
+        other = pairs.bridge("sync", "--pair", "globex")
+    assert held.returncode == 3, held.stderr
+    assert other.returncode == 0, other.stderr
+
+
+@both_backends
+def test_pairs_ledgers_are_apart_in_the_database(pairs: Pairs, backend: str) -> None:
+    pairs.link("acme", 2)
+    pairs.link("globex", 1)
+    configs = pairs.configs()
+    assert configs["acme"].ledger_url != configs["globex"].ledger_url
+    assert configs["acme"].shared_ledger_url == configs["globex"].shared_ledger_url
+    with pairs.ledger("acme") as ledger, ledger.engine.connect() as connection:
+        assert connection.execute(text("SELECT COUNT(*) FROM link")).scalar_one() == 2
+        if backend == "postgresql":
+            schema = connection.execute(text("SELECT current_schema()")).scalar_one()
+            assert schema == "bridge_acme"
+    with pairs.ledger("globex") as ledger, ledger.engine.connect() as connection:
+        assert connection.execute(text("SELECT COUNT(*) FROM link")).scalar_one() == 1
