@@ -15,8 +15,9 @@ import os
 import re
 import string
 import tomllib
+from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from importlib import resources
 from pathlib import Path
@@ -139,6 +140,12 @@ class Config:
     shared_ledger_url: str = ""
     #: how often `bridge worker` syncs this pair
     every: timedelta = DEFAULT_EVERY
+    #: the vendor sections whose account (base URL) another pair of the file uses too:
+    #: their calls and jobs are counted in a budget the pairs share (`bridge.budgets`)
+    shared_sections: frozenset[str] = frozenset()
+
+    def shares_account(self, section: str) -> bool:
+        return section in self.shared_sections
 
     def section(self, name: str) -> Any:
         """A vendor's parsed section by its name in the file: the factory finds each
@@ -394,7 +401,27 @@ def _parse_pairs(label: str, text: str, folder: Path, path: Path) -> dict[str, C
             )
     if problems.lines or len(configs) < len(declared) or not configs:
         raise ConfigError(problems.lines or [f"{label}: invalid configuration"])
-    return configs
+    return _with_shared_accounts(configs)
+
+
+def _with_shared_accounts(configs: dict[str, Config]) -> dict[str, Config]:
+    """Each pair's config, told which of its vendor accounts another pair uses too."""
+    users = Counter(
+        (section, settings.base_url.rstrip("/").lower())
+        for config in configs.values()
+        for section, settings in config.vendors.items()
+    )
+    return {
+        name: replace(
+            config,
+            shared_sections=frozenset(
+                section
+                for section, settings in config.vendors.items()
+                if users[(section, settings.base_url.rstrip("/").lower())] > 1
+            ),
+        )
+        for name, config in configs.items()
+    }
 
 
 def _read_file(path: Path) -> tuple[str, str, Path]:

@@ -7,7 +7,9 @@ section; this module names none of them.
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
+from bridge.budgets import Budgets
 from bridge.config import Config
 from bridge.core.contract import Adapter
 from bridge.core.decide import Policy
@@ -29,13 +31,27 @@ def build_adapters(
     `SecretError` when a secret cannot be read.
 
     `sleep`, `clock` and `monotonic` come from one clock: the wall clock, or a simulator's
-    (the demo and benchmarks run on a simulated clock)."""
-    return {
-        vendor.name: vendor.build(
-            config.section(vendor.section), sleep=sleep, clock=clock, monotonic=monotonic
+    (the demo and benchmarks run on a simulated clock). A vendor account that other pairs
+    of the config use too gets the budget they share (`bridge.budgets`)."""
+    budgets: Budgets | None = None
+    adapters: dict[Side, Adapter] = {}
+    for vendor in VENDORS:
+        settings = config.section(vendor.section)
+        shared = config.shares_account(vendor.section)
+        if shared and budgets is None:
+            budgets = Budgets(
+                config.shared_ledger_url,
+                clock=clock or (lambda: datetime.now(UTC)),
+                sleep=sleep,
+            )
+        adapters[vendor.name] = vendor.build(
+            settings,
+            sleep=sleep,
+            clock=clock,
+            monotonic=monotonic,
+            budgets=budgets if shared else None,
         )
-        for vendor in VENDORS
-    }
+    return adapters
 
 
 def policy_from_config(config: Config) -> Policy:

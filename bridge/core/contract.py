@@ -9,7 +9,7 @@ the target to confirm: a job result alone is never trusted for a purge.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -21,6 +21,7 @@ from bridge.errors import BridgeError, ExitCode
 __all__ = [
     "Adapter",
     "AdapterError",
+    "BudgetBook",
     "ChangePage",
     "CheckResult",
     "JobState",
@@ -28,6 +29,7 @@ __all__ = [
     "OutcomeUnknownError",
     "PermanentError",
     "RefusedError",
+    "SharedBudget",
     "Submitted",
     "TicketView",
     "TransientError",
@@ -152,6 +154,34 @@ class CheckResult:
     name: str
     ok: bool
     message: str
+
+
+class SharedBudget(Protocol):
+    """A vendor account's limits when several pairs use it (`bridge.budgets`): what one
+    adapter spends is counted where every pair's run can see it."""
+
+    def take_call(self, kind: str = "calls") -> None:
+        """Block until the account's minute allows one more call of `kind`."""
+        ...
+
+    def jobs_running(self) -> int:
+        """The account's background jobs that may still run, every pair's."""
+        ...
+
+    def hold_job(self, job_id: str) -> None: ...
+
+    def release_jobs(self, job_ids: list[str]) -> None: ...
+
+
+class BudgetBook(Protocol):
+    """Where the shared budgets of vendor accounts are kept (`bridge.budgets.Budgets`)."""
+
+    def account(
+        self, account: str, *, limits: Mapping[str, Callable[[], float]], job_limit: int
+    ) -> SharedBudget:
+        """The budget of `account`: per kind of call, its limit a minute (asked anew each
+        minute: it may come from the vendor's answers), and its jobs at once."""
+        ...
 
 
 @runtime_checkable

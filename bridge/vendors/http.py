@@ -198,6 +198,7 @@ class HttpClient:
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
         per_second: float | None = None,
+        pacer: Callable[[], None] | None = None,
         on_unauthorized: Callable[[], None] | None = None,
         rate_limit: RateLimitReader | None = None,
         error_code: ErrorCodeReader | None = None,
@@ -220,6 +221,9 @@ class HttpClient:
         self._read_error_code = error_code
         self._sleep = sleep
         self._throttle = Throttle(per_second, sleep, monotonic)
+        #: waits, before each attempt, for a call the vendor account's shared budget allows
+        #: (`bridge.budgets`: pairs sharing an account); None: none shared
+        self._pacer = pacer
         self.session = session or requests.Session()
         self.session.headers.update({"Accept": "application/json", "User-Agent": user_agent})
         #: requests actually sent, retries included (benchmarks read this)
@@ -264,6 +268,8 @@ class HttpClient:
         while True:
             attempt += 1
             self._throttle.wait()
+            if self._pacer is not None:
+                self._pacer()
             request = requests.Request(
                 method, self.url(path), params=params, json=json, headers=dict(headers or {})
             )

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, TypeVar, cast
 
-from bridge.core.contract import Adapter
+from bridge.core.contract import Adapter, BudgetBook
 from bridge.core.model import Side, Sides
 from bridge.lazy import import_attribute
 from bridge.settings import Table, VendorSettings
@@ -64,7 +64,14 @@ class AdapterBuilder(Protocol):
     Reveals the section's secrets (raises `SecretError` when one cannot be read)."""
 
     def __call__(
-        self, settings: Any, /, *, sleep: Sleep, clock: Clock | None, monotonic: Monotonic
+        self,
+        settings: Any,
+        /,
+        *,
+        sleep: Sleep,
+        clock: Clock | None,
+        monotonic: Monotonic,
+        budgets: BudgetBook | None = None,
     ) -> Adapter: ...
 
 

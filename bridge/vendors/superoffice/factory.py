@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+from bridge.core.contract import BudgetBook
 from bridge.secrets import Secret
 from bridge.vendors.clocks import Clock, Monotonic, Sleep
 from bridge.vendors.superoffice.adapter import SuperOfficeAdapter
@@ -54,8 +55,12 @@ def superoffice_adapter(
     sleep: Sleep = time.sleep,
     clock: Clock | None = None,
     monotonic: Monotonic = time.monotonic,
+    budgets: BudgetBook | None = None,
 ) -> SuperOfficeAdapter:
-    """Raises `SecretError` when a secret cannot be read."""
+    """Raises `SecretError` when a secret cannot be read. `budgets` is unused: a tenant
+    limits each integration by its own pace (`requests_per_second`), not an account's
+    shared count, so pairs sharing a tenant need nothing shared."""
+    del budgets
     return SuperOfficeAdapter(
         settings.base_url,
         tenant=settings.tenant,

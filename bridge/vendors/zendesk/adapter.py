@@ -45,6 +45,7 @@ from bridge.core.contract import (
     JobState,
     JobStatus,
     OutcomeUnknownError,
+    SharedBudget,
     Submitted,
     TicketView,
     TransientError,
@@ -74,6 +75,10 @@ log = structlog.get_logger(__name__)
 BATCH_LIMIT = 100
 #: Zendesk allows 30 queued or running jobs per account
 JOB_LIMIT = 30
+#: the incremental export's own limit: pages a minute per account (30 with High Volume)
+EXPORT_PER_MINUTE = 10
+#: the kind of call the incremental export is counted as in a shared budget (its own limit)
+EXPORT_BUDGET = "export"
 #: soft-deleted tickets are scrubbed about 30 days after deletion
 RETENTION_PERIOD = timedelta(days=30)
 #: closed tickets are archived "about 120 days" after closing (documented); one closed this
@@ -221,10 +226,11 @@ class ZendeskAdapter:
         fresh_job_window: float = 60.0,
         export_per_page: int = 1000,
         deletion_slack: float = 3600.0,
-        export_per_minute: int = 10,
+        export_per_minute: int = EXPORT_PER_MINUTE,
         outcome_wait: float = 900.0,
         audit_lookback: timedelta = AUDIT_LOOKBACK,
         audit_max_pages: int = AUDIT_MAX_PAGES,
+        budget: SharedBudget | None = None,
     ) -> None:
         if job_limit < 1:
             raise ValueError("job_limit must be at least 1")
@@ -247,6 +253,9 @@ class ZendeskAdapter:
         #: when (clock seconds) the export may next be read without a 429
         self._export_ready_at = 0.0
         self._authorization = _authorization(email, token, oauth_token)
+        #: the account's calls, export pages and jobs, shared with the other pairs that
+        #: use this account (None: this pair alone uses it)
+        self._budget = budget
         self._http = http or HttpClient(
             base_url,
             auth=self._auth,
@@ -255,6 +264,7 @@ class ZendeskAdapter:
             error_code=error_code,
             sleep=sleep,
             user_agent="bridge-zendesk",
+            pacer=budget.take_call if budget is not None else None,
         )
         self._lock = threading.Lock()
         #: this adapter's jobs that may still be queued or working, with their submit time
@@ -705,6 +715,8 @@ class ZendeskAdapter:
         wait = self.changes_ready_in()
         if wait > 0.001:
             self._sleep(wait)
+        if self._budget is not None:
+            self._budget.take_call(EXPORT_BUDGET)
 
     def _storable(self, position: _Position) -> str:
         """The position as a stored cursor; inside the running second, its start time."""
@@ -841,6 +853,8 @@ class ZendeskAdapter:
         job_id = answer.job_status.id
         if not job_id:
             raise OutcomeUnknownError(f"DELETE {path}: answer without a job id")
+        if self._budget is not None:
+            self._budget.hold_job(str(job_id))
         with self._lock:
             self._in_flight[str(job_id)] = self._clock()
             if transition is Transition.SOFT_DELETE:
@@ -856,10 +870,10 @@ class ZendeskAdapter:
         limit = self.job_limit or JOB_LIMIT
         while True:
             running = self.in_flight
-            if len(running) < limit:
+            if self._jobs_running(running) < limit:
                 return
             self.poll(running)
-            if len(self.in_flight) < limit:
+            if self._jobs_running(self.in_flight) < limit:
                 return
             if waited >= self._job_wait_budget:
                 raise TransientError(
@@ -868,6 +882,10 @@ class ZendeskAdapter:
                 )
             self._sleep(self._job_poll_interval)
             waited += self._job_poll_interval
+
+    def _jobs_running(self, own: Sequence[str]) -> int:
+        """This account's jobs that may still run: ours, or every pair's that shares it."""
+        return len(own) if self._budget is None else self._budget.jobs_running()
 
     def poll(self, job_ids: Sequence[str]) -> dict[str, JobState]:
         """`job_statuses/show_many`, ≤100 ids a call. A fresh job id briefly unknown to
@@ -887,10 +905,12 @@ class ZendeskAdapter:
             for job_id in missing:
                 status = JobStatus.QUEUED if self._any_fresh([job_id]) else JobStatus.UNKNOWN
                 states[job_id] = JobState(job_id, status, message="job status not found")
+        ended = [job_id for job_id, state in states.items() if state.status.terminal]
         with self._lock:
-            for job_id, state in states.items():
-                if state.status.terminal:
-                    self._in_flight.pop(job_id, None)
+            for job_id in ended:
+                self._in_flight.pop(job_id, None)
+        if self._budget is not None:
+            self._budget.release_jobs(ended)
         return states
 
     def _any_fresh(self, job_ids: Sequence[str]) -> bool:

@@ -23,6 +23,9 @@ class ZendeskSettings:
     job_limit: int = 30
     bridge_user_id: int | None = None
     outcome_wait_seconds: int = 900
+    #: the account's requests a minute that every pair using it shares (0: what Zendesk
+    #: reports in X-Rate-Limit); counted only where several pairs use the account
+    requests_per_minute: int = 0
 
     def secrets(self) -> dict[str, Secret]:
         """Secrets this auth mode uses, by base key name (`token` for `token_env`/`token_file`)."""
@@ -47,6 +50,7 @@ def read_settings(table: Table) -> ZendeskSettings | None:
     job_limit = table.integer("job_limit", 30, minimum=1)
     user_id = table.integer("bridge_user_id", 0, minimum=0, maximum=2**63 - 1)
     outcome_wait = table.integer("outcome_wait_seconds", 900, minimum=1, maximum=86_400)
+    requests_per_minute = table.integer("requests_per_minute", 0, minimum=0, maximum=1_000_000)
     table.reject_unknown()
     if base_url is None or auth is None or token is None:
         return None
@@ -59,4 +63,5 @@ def read_settings(table: Table) -> ZendeskSettings | None:
         job_limit=job_limit,
         bridge_user_id=user_id or None,
         outcome_wait_seconds=outcome_wait,
+        requests_per_minute=requests_per_minute,
     )

@@ -1,0 +1,216 @@
+"""What pairs that share one vendor account share: its calls a minute and its jobs.
+
+Zendesk's limits are the account's, not an integration's: ten pairs in one config, each
+syncing its own SuperOffice tenant into the same Zendesk account, must together stay
+under the account's requests a minute, its export's pages a minute and its 30 background
+jobs. Each pair runs in its own process (or worker), so the count is kept where all of
+them can see it: a small table beside the pairs' ledgers (the namespace `_shared` of the
+`[ledger] url`: a schema on PostgreSQL, a file on SQLite; no pair can be named so).
+
+A take is one atomic `UPDATE … WHERE used + n <= limit` on the current minute's row, so no
+interleaving of processes can overspend; calls are taken a few at a time (a twentieth of
+the limit) to keep the round trips to the database few, at the price of a few unused calls
+left in a minute by a run that ends. A job holds its slot from submission until a poll
+sees it end; a slot whose holder died is freed after an hour (Zendesk's jobs take
+minutes). The clock and sleep are injected: the demo and tests run on a simulator's clock.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    and_,
+    create_engine,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from bridge.ledger.engine import ledger_dialect, pair_ledger_url
+
+__all__ = ["SHARED_NAMESPACE", "AccountBudget", "Budgets"]
+
+#: the namespace beside the pairs' ledgers where shared budgets are kept: not a valid pair
+#: name (pairs start with a letter), so it cannot be any pair's ledger
+SHARED_NAMESPACE = "_shared"
+#: a job slot whose holder never gave it back (killed) is free again after this long
+STALE_JOB_SECONDS = 3_600
+_MINUTE = 60
+
+_metadata = MetaData()
+_calls = Table(
+    "budget_minute",
+    _metadata,
+    Column("account", String(300), primary_key=True),
+    Column("kind", String(40), primary_key=True),
+    Column("minute", BigInteger, primary_key=True),
+    Column("used", Integer, nullable=False),
+)
+_jobs = Table(
+    "budget_job",
+    _metadata,
+    Column("account", String(300), primary_key=True),
+    Column("job_id", String(100), primary_key=True),
+    Column("taken_at", BigInteger, nullable=False),
+)
+
+
+class Budgets:
+    """The shared budgets of the accounts in one config: one database connection pool."""
+
+    def __init__(
+        self,
+        shared_ledger_url: str,
+        *,
+        clock: Callable[[], datetime],
+        sleep: Callable[[float], None],
+    ) -> None:
+        self._clock = clock
+        self._sleep = sleep
+        url = pair_ledger_url(shared_ledger_url, SHARED_NAMESPACE)
+        dialect = ledger_dialect(url)
+        self.engine: Engine = create_engine(make_url(url), connect_args=dialect.connect_args())
+        path = dialect.database_file(self.engine.url)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        raw = self.engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            dialect.create_namespace(cursor, self.engine.url)
+            cursor.close()
+            raw.commit()
+        finally:
+            raw.close()
+        for attempt in range(3):
+            try:
+                _metadata.create_all(self.engine, checkfirst=True)
+                break
+            except DBAPIError:  # another process created them between check and create
+                if attempt == 2:
+                    raise
+
+    def account(
+        self, account: str, *, limits: Mapping[str, Callable[[], float]], job_limit: int
+    ) -> AccountBudget:
+        """The budget of `account` (e.g. `zendesk:https://acme.zendesk.com`): per kind of
+        call, a limit a minute (asked anew: it may come from the vendor's answers)."""
+        return AccountBudget(
+            self.engine, account, dict(limits), job_limit, self._clock, self._sleep
+        )
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+@dataclass
+class AccountBudget:
+    """One account's shared budget, as one process sees it."""
+
+    engine: Engine
+    account: str
+    limits: dict[str, Callable[[], float]]
+    job_limit: int
+    clock: Callable[[], datetime]
+    sleep: Callable[[float], None]
+    #: calls taken from the shared count and not yet spent, per kind: (minute, left)
+    _held: dict[str, tuple[int, int]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def take_call(self, kind: str = "calls") -> None:
+        """Block until one call of `kind` fits the account's minute, then count it."""
+        while True:
+            with self._lock:
+                now = self.clock().timestamp()
+                minute = int(now // _MINUTE)
+                held_minute, left = self._held.get(kind, (minute, 0))
+                if held_minute == minute and left > 0:
+                    self._held[kind] = (minute, left - 1)
+                    return
+                limit = max(1, math.floor(self.limits[kind]()))
+                got = self._take(kind, minute, limit, max(1, limit // 20))
+                if got:
+                    self._held[kind] = (minute, got - 1)
+                    return
+            self.sleep(max(0.001, (minute + 1) * _MINUTE - now))
+
+    def _take(self, kind: str, minute: int, limit: int, wanted: int) -> int:
+        """Up to `wanted` calls from the shared count of `minute` (0: none left)."""
+        for _ in range(3):
+            try:
+                with self.engine.begin() as connection:
+                    return self._take_in(connection, kind, minute, limit, wanted)
+            except IntegrityError:  # another process made the minute's row first: again
+                continue
+        return 0
+
+    def _take_in(
+        self, connection: Connection, kind: str, minute: int, limit: int, wanted: int
+    ) -> int:
+        key = and_(_calls.c.account == self.account, _calls.c.kind == kind)
+        # a write first: SQLite takes its write lock here, never upgrading a read lock
+        connection.execute(delete(_calls).where(key, _calls.c.minute < minute - 1))
+        for want in (wanted, 1):
+            taken = connection.execute(
+                update(_calls)
+                .where(key, _calls.c.minute == minute, _calls.c.used + want <= limit)
+                .values(used=_calls.c.used + want)
+            ).rowcount
+            if taken:
+                return want
+        if connection.execute(select(_calls.c.used).where(key, _calls.c.minute == minute)).first():
+            return 0  # the minute is spent
+        first = min(wanted, limit)
+        connection.execute(
+            insert(_calls).values(account=self.account, kind=kind, minute=minute, used=first)
+        )
+        return first
+
+    # -- jobs ----------------------------------------------------------------------------
+    def jobs_running(self) -> int:
+        """Jobs of this account held by any pair (stale slots not counted)."""
+        fresh = int(self.clock().timestamp()) - STALE_JOB_SECONDS
+        with self.engine.connect() as connection:
+            return int(
+                connection.execute(
+                    select(func.count())
+                    .select_from(_jobs)
+                    .where(_jobs.c.account == self.account, _jobs.c.taken_at >= fresh)
+                ).scalar_one()
+            )
+
+    def hold_job(self, job_id: str) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(
+                insert(_jobs).values(
+                    account=self.account, job_id=job_id, taken_at=int(self.clock().timestamp())
+                )
+            )
+
+    def release_jobs(self, job_ids: list[str]) -> None:
+        if not job_ids:
+            return
+        stale = int(self.clock().timestamp()) - STALE_JOB_SECONDS
+        with self.engine.begin() as connection:
+            connection.execute(
+                delete(_jobs).where(
+                    _jobs.c.account == self.account,
+                    _jobs.c.job_id.in_(job_ids) | (_jobs.c.taken_at < stale),
+                )
+            )

@@ -1,0 +1,133 @@
+"""Pairs that share a Zendesk account share its budget (issue 18): however many processes
+spend it, no minute of the account sees more calls than its limit, and the jobs of every
+pair together stay under the account's job limit."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bridge.budgets import STALE_JOB_SECONDS, Budgets
+from bridge.config import load_pairs
+from bridge.factory import build_adapters
+from bridge.sandbox_pair import Sandbox, write_pairs_config
+from bridge.vendors.registry import ZENDESK
+
+#: a child process spending a budget on a fast clock: one real second is a budget minute
+_SPENDER = textwrap.dedent(
+    """
+    import json, sys, time
+    from datetime import UTC, datetime
+    from bridge.budgets import Budgets
+
+    url, calls, limit = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    fast = lambda: datetime.fromtimestamp(time.time() * 60, UTC)
+    budgets = Budgets(url, clock=fast, sleep=lambda s: time.sleep(s / 60))
+    budget = budgets.account("zendesk:x", limits={"calls": lambda: limit}, job_limit=30)
+    minutes = []
+    for _ in range(calls):
+        budget.take_call()
+        minutes.append(int(fast().timestamp() // 60))
+    print(json.dumps(minutes))
+    """
+)
+
+
+def test_no_minute_of_the_account_sees_more_than_its_limit(ledger_url: str) -> None:
+    """Four processes, 45 calls each, against a limit of 40 a minute."""
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", _SPENDER, ledger_url, "45", "40"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    per_minute: Counter[int] = Counter()
+    for child in children:
+        out, _ = child.communicate(timeout=120)
+        assert child.returncode == 0
+        per_minute.update(json.loads(out))
+    assert sum(per_minute.values()) == 180
+    assert max(per_minute.values()) <= 40, per_minute
+    # and the budget was used, not merely waited out: 180 calls in at most 6 minutes
+    assert len(per_minute) <= 6, per_minute
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 3, 2, 9, 0, 5, tzinfo=UTC)
+        self.slept: list[float] = []
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += timedelta(seconds=seconds)
+
+
+def test_job_slots_are_every_pairs_and_a_dead_holders_slot_frees_itself(
+    ledger_url: str,
+) -> None:
+    clock = _Clock()
+    budgets = Budgets(ledger_url, clock=clock, sleep=clock.sleep)
+    first = budgets.account("zendesk:x", limits={}, job_limit=3)
+    second = budgets.account("zendesk:x", limits={}, job_limit=3)
+    other = budgets.account("zendesk:y", limits={}, job_limit=3)
+    first.hold_job("1")
+    first.hold_job("2")
+    second.hold_job("3")
+    other.hold_job("1")
+    assert first.jobs_running() == second.jobs_running() == 3
+    assert other.jobs_running() == 1
+    second.release_jobs(["3"])
+    assert first.jobs_running() == 2
+    clock.now += timedelta(seconds=STALE_JOB_SECONDS + 1)  # their holder was killed
+    assert first.jobs_running() == 0
+    budgets.close()
+
+
+@pytest.fixture
+def shared_account(tmp_path: Path) -> Path:
+    """Two pairs: their own SuperOffice tenants, one Zendesk account (limits off)."""
+    acme, globex = Sandbox().start(), Sandbox().start()
+    for sandbox in (acme, globex):
+        sandbox.relax_limits()
+    # globex's pair points at acme's Zendesk: one account, two pairs
+    path = write_pairs_config(tmp_path, {"acme": acme, "globex": globex})
+    text = path.read_text(encoding="utf-8")
+    text = text.replace(globex.zendesk.base_url, acme.zendesk.base_url)
+    text = text.replace("job_limit = 30\n", "job_limit = 30\nrequests_per_minute = 5\n", 1)
+    path.write_text(text, encoding="utf-8")
+    yield path
+    acme.stop()
+    globex.stop()
+
+
+def test_two_pairs_adapters_on_one_account_spend_one_budget(shared_account: Path) -> None:
+    """Each pair's Zendesk adapter takes its calls from the same minute's count: what one
+    pair spent, the other waits for (the lower of the pairs' limits is not needed here:
+    acme's config says 5 a minute, globex's reports the account's own)."""
+    configs = load_pairs(shared_account)
+    assert configs["acme"].shares_account("zendesk")
+    assert not configs["acme"].shares_account("superoffice")
+    clock = _Clock()
+    acme = build_adapters(configs["acme"], sleep=clock.sleep, clock=clock)[ZENDESK]
+    globex = build_adapters(configs["globex"], sleep=clock.sleep, clock=clock)[ZENDESK]
+    for _ in range(5):
+        acme.live([1])  # one show_many call each
+    assert clock.slept == []
+    acme.live([1])  # the sixth call of acme's minute waits for the next minute
+    assert len(clock.slept) == 1
+    assert 54 <= clock.slept[0] <= 56
+    start = len(clock.slept)
+    globex.live([1])  # globex's limit is the account's reported one: no wait
+    assert len(clock.slept) == start
