@@ -266,28 +266,20 @@ def check(app: AppContext, offline: bool, deep: bool, as_json: bool) -> None:
     """
     if offline and deep:
         fail("--deep probes the vendors; it cannot be combined with --offline")
-    config = app.config()
-    problems = [*check_secrets(config)]
-    checks: list[dict[str, Any]] = [
-        {"side": "config", "name": "config", "ok": True, "message": str(app.config_path)}
-    ]
-    warnings = [redact_text(w) for w in config_warnings(config)]
-    with app.ledger(create=False) as ledger:
-        ledger_problems = ledger.check()
-        problems += [f"{ledger.path or config.ledger_url}: {p}" for p in ledger_problems]
-        if not ledger_problems:
-            where = f"{ledger.path or 'database'} ({ledger.count_links()} links)"
-            checks.append({"side": "ledger", "name": "ledger", "ok": True, "message": where})
-    checks += [
-        {"side": "config", "name": "problem", "ok": False, "message": redact_text(p)}
-        for p in problems
-    ]
-    code = ExitCode.USAGE if problems else ExitCode.OK
-    if not problems and not offline:
-        results = _vendor_checks(config, deep=deep)
-        checks += results
-        if any(not result["ok"] for result in results):
-            code = ExitCode.VENDOR
+    pairs = app.pairs()
+    checks: list[dict[str, Any]] = []
+    warnings: list[str] = []
+    codes: set[ExitCode] = set()
+    for config in pairs.values():
+        pair_checks, pair_warnings, pair_code = _check_pair(app, config, offline, deep)
+        if len(pairs) > 1:
+            for row in pair_checks:
+                row["pair"] = config.pair
+        checks += pair_checks
+        warnings += [w for w in pair_warnings if w not in warnings]
+        codes.add(pair_code)
+    # a config problem first (nothing was asked of the vendors), then a vendor's
+    code = next((c for c in (ExitCode.USAGE, ExitCode.VENDOR) if c in codes), ExitCode.OK)
     if as_json:
         print_json(
             {
@@ -306,15 +298,45 @@ def check(app: AppContext, offline: bool, deep: bool, as_json: bool) -> None:
         sys.exit(int(code))
 
 
+def _check_pair(
+    app: AppContext, config: Config, offline: bool, deep: bool
+) -> tuple[list[dict[str, Any]], list[str], ExitCode]:
+    """One pair's checks, its warnings and its exit code."""
+    problems = [*check_secrets(config)]
+    checks: list[dict[str, Any]] = [
+        {"side": "config", "name": "config", "ok": True, "message": str(app.config_path)}
+    ]
+    warnings = [redact_text(w) for w in config_warnings(config)]
+    with app.ledger(create=False, config=config) as ledger:
+        ledger_problems = ledger.check()
+        problems += [f"{ledger.path or config.ledger_url}: {p}" for p in ledger_problems]
+        if not ledger_problems:
+            where = f"{ledger.path or 'database'} ({ledger.count_links()} links)"
+            checks.append({"side": "ledger", "name": "ledger", "ok": True, "message": where})
+    checks += [
+        {"side": "config", "name": "problem", "ok": False, "message": redact_text(p)}
+        for p in problems
+    ]
+    code = ExitCode.USAGE if problems else ExitCode.OK
+    if not problems and not offline:
+        results = _vendor_checks(config, deep=deep)
+        checks += results
+        if any(not result["ok"] for result in results):
+            code = ExitCode.VENDOR
+    return checks, warnings, code
+
+
 def _echo_check(row: dict[str, Any]) -> None:
-    """One line per check: `config ok ...`, `problem ...` (stderr), `zendesk FAIL name: ...`."""
+    """One line per check: `config ok ...`, `problem ...` (stderr), `zendesk FAIL name: ...`;
+    with several pairs, each line starts with its pair's name."""
+    pair = f"[{row['pair']}] " if "pair" in row else ""
     if row["name"] == "problem":
-        click.echo(f"problem  {row['message']}", err=True)
+        click.echo(f"{pair}problem  {row['message']}", err=True)
     elif row["side"] in ("config", "ledger"):
-        click.echo(f"{row['side']:<8} ok   {row['message']}")
+        click.echo(f"{pair}{row['side']:<8} ok   {row['message']}")
     else:
         mark = "ok  " if row["ok"] else "FAIL"
-        click.echo(f"{row['side']:<11} {mark} {row['name']}: {row['message']}")
+        click.echo(f"{pair}{row['side']:<11} {mark} {row['name']}: {row['message']}")
 
 
 def _vendor_checks(config: Config, *, deep: bool = False) -> list[dict[str, Any]]:

@@ -102,3 +102,17 @@ def test_pairs_ledgers_are_apart_in_the_database(pairs: Pairs, backend: str) -> 
             assert schema == "bridge_acme"
     with pairs.ledger("globex") as ledger, ledger.engine.connect() as connection:
         assert connection.execute(text("SELECT COUNT(*) FROM link")).scalar_one() == 1
+
+
+def test_check_without_pair_checks_every_pair(pairs: Pairs) -> None:
+    result = pairs.bridge("check", "--json")
+    assert result.returncode == 0, result.stderr
+    checks = json.loads(result.stdout)["checks"]
+    assert {row["pair"] for row in checks} == {"acme", "globex"}
+    assert {row["side"] for row in checks if row["pair"] == "globex"} >= {"zendesk", "ledger"}
+    pairs.sandboxes["globex"].zendesk.stop()  # one pair's vendor down: exit 5, named
+    result = pairs.bridge("check")
+    assert result.returncode == 5
+    failed = [line for line in result.stdout.splitlines() if "FAIL" in line]
+    assert failed
+    assert all(line.startswith("[globex] zendesk") for line in failed)
