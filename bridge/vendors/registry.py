@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, TypeVar, cast
 
 from bridge.core.contract import Adapter, BudgetBook
+from bridge.core.hints import WebhookFormat
 from bridge.core.model import Side, Sides
 from bridge.lazy import import_attribute
 from bridge.settings import Table, VendorSettings
@@ -92,11 +93,18 @@ class Vendor(Generic[SimT]):
     cassettes: CassetteFacts
     #: `module:function` of `bridge check --deep`'s read-only probes (`deep_check`)
     deep_check_path: str
+    #: `module:object` of how its webhooks are signed and read (`webhooks`)
+    webhooks_path: str
 
     @property
     def simulator(self) -> type[SimT]:
         """Its simulator (the sandbox's HTTP server for this vendor)."""
         return cast("type[SimT]", import_attribute(self.simulator_path))
+
+    @property
+    def webhooks(self) -> WebhookFormat:
+        """How its webhooks are checked and read (`bridge serve`, the simulators)."""
+        return cast("WebhookFormat", import_attribute(self.webhooks_path))
 
     @property
     def deep_check(self) -> DeepCheck:
@@ -112,6 +120,7 @@ SUPEROFFICE_VENDOR: Final[Vendor[SuperOfficeSimulator]] = Vendor(
     simulator_path="bridge.vendors.superoffice.sim.simulator:SuperOfficeSimulator",
     cassettes=superoffice_cassettes.FACTS,
     deep_check_path="bridge.vendors.superoffice.probes:deep_check",
+    webhooks_path="bridge.vendors.superoffice.webhooks:FORMAT",
 )
 
 ZENDESK_VENDOR: Final[Vendor[ZendeskSimulator]] = Vendor(
@@ -122,6 +131,7 @@ ZENDESK_VENDOR: Final[Vendor[ZendeskSimulator]] = Vendor(
     simulator_path="bridge.vendors.zendesk.sim.simulator:ZendeskSimulator",
     cassettes=zendesk_cassettes.FACTS,
     deep_check_path="bridge.vendors.zendesk.probes:deep_check",
+    webhooks_path="bridge.vendors.zendesk.webhooks:FORMAT",
 )
 
 #: the registered vendors in the ledger's order: SuperOffice first, Zendesk second
