@@ -47,6 +47,7 @@ __all__ = [
     "LoggingSettings",
     "PairChoiceError",
     "ReportSettings",
+    "ServeSettings",
     "SyncSettings",
     "check_secrets",
     "example_config_text",
@@ -104,6 +105,29 @@ class LinkSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ServeSettings:
+    """`bridge serve`: where it listens for webhooks and how it treats them
+    (docs/webhooks.md). The webhook secrets are each vendor's (`webhook_secret_*`)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8470
+    #: the address the vendors call (what `bridge webhooks register` gives them); None:
+    #: http://host:port
+    public_url: str | None = None
+    #: a call signed longer ago than this (or ahead of now) is refused: replays
+    replay_window_seconds: int = 300
+    #: a bigger body is refused (413) unread
+    max_body_bytes: int = 65_536
+    #: hints are gathered this long before one targeted run reads them, so a burst of
+    #: deletes becomes a few bulk calls
+    coalesce_seconds: float = 1.0
+
+    @property
+    def url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
 class ReportSettings:
     #: the Ed25519 private key (PEM) that signs every report written to a file; the path
     #: only: the key is read when a report is written, never copied
@@ -132,6 +156,7 @@ class Config:
     sync: SyncSettings
     links: LinkSettings
     report: ReportSettings = field(default_factory=ReportSettings)
+    serve: ServeSettings = field(default_factory=ServeSettings)
     #: this view's pair, and every pair the file declares (in the file's order)
     pair: str = DEFAULT_PAIR
     pair_names: tuple[str, ...] = (DEFAULT_PAIR,)
@@ -240,6 +265,22 @@ def _read_links(table: Table) -> LinkSettings:
     return LinkSettings(external_id_pattern=pattern)
 
 
+def _read_serve(table: Table) -> ServeSettings:
+    host = table.text("host", "127.0.0.1")
+    settings = ServeSettings(
+        host=host or "127.0.0.1",
+        port=table.integer("port", 8470, minimum=1, maximum=65_535),
+        public_url=table.url("public_url", None),
+        replay_window_seconds=table.integer(
+            "replay_window_seconds", 300, minimum=1, maximum=86_400
+        ),
+        max_body_bytes=table.integer("max_body_bytes", 65_536, minimum=1_024, maximum=16_777_216),
+        coalesce_seconds=table.positive_number("coalesce_seconds", 1.0, maximum=600),
+    )
+    table.reject_unknown()
+    return settings
+
+
 def _read_report(table: Table) -> ReportSettings:
     path = table.path("signing_key_file")
     table.reject_unknown(
@@ -254,7 +295,16 @@ def _read_report(table: Table) -> ReportSettings:
 _VENDOR_SECTIONS: Final = tuple(vendor.section for vendor in CONFIG_ORDER)
 #: what each pair has of its own; `[sync]` and `[links]` at the top are every pair's defaults
 _PAIR_SECTIONS: Final = (*_VENDOR_SECTIONS, "sync", "links")
-_SECTIONS: Final = ("ledger", "logging", *_VENDOR_SECTIONS, "sync", "links", "report", "pairs")
+_SECTIONS: Final = (
+    "ledger",
+    "logging",
+    *_VENDOR_SECTIONS,
+    "sync",
+    "links",
+    "report",
+    "serve",
+    "pairs",
+)
 
 
 def _decode(label: str, text: str) -> dict[str, Any]:
@@ -361,6 +411,7 @@ def _parse_pairs(label: str, text: str, folder: Path, path: Path) -> dict[str, C
     ledger.reject_unknown()
     logging_settings = _read_logging(_table(problems, document, "logging", folder))
     report = _read_report(_table(problems, document, "report", folder))
+    serve = _read_serve(_table(problems, document, "serve", folder))
     declared = _declared_pairs(problems, document)
     names = tuple(pair.name for pair in declared)
 
@@ -394,6 +445,7 @@ def _parse_pairs(label: str, text: str, folder: Path, path: Path) -> dict[str, C
                 sync=sync,
                 links=links,
                 report=report,
+                serve=serve,
                 pair=pair.name,
                 pair_names=names,
                 shared_ledger_url=shared_url,

@@ -49,6 +49,9 @@ class SuperOfficeSettings:
     requests_per_second: float = 10.0
     timeout_seconds: float = 30.0
     bridge_associate_id: int | None = None
+    #: the Secret of bridge's SuperOffice webhook (`bridge serve` checks each call's
+    #: X-SuperOffice-Signature with it); None: webhooks not used
+    webhook_secret: Secret | None = None
 
     @property
     def api_url(self) -> str:
@@ -57,6 +60,7 @@ class SuperOfficeSettings:
     def secrets(self) -> dict[str, Secret]:
         """Secrets this auth mode uses, by base key name."""
         found = {base: getattr(self, base) for base in _SO_SECRETS_BY_MODE.get(self.auth, ())}
+        found["webhook_secret"] = self.webhook_secret
         return {base: s for base, s in found.items() if s is not None}
 
     def file_problems(self) -> list[tuple[str, str]]:
@@ -129,6 +133,7 @@ def read_settings(table: Table) -> SuperOfficeSettings | None:
     rps = table.positive_number("requests_per_second", 10.0, maximum=10_000)
     timeout = table.positive_number("timeout_seconds", 30.0, maximum=600)
     associate = table.integer("bridge_associate_id", 0, minimum=0)
+    webhook_secret = table.secret("webhook_secret", required=False)
     table.reject_unknown()
     if (
         base_url is None
@@ -155,4 +160,5 @@ def read_settings(table: Table) -> SuperOfficeSettings | None:
         requests_per_second=rps,
         timeout_seconds=timeout,
         bridge_associate_id=associate or None,
+        webhook_secret=webhook_secret,
     )

@@ -26,10 +26,14 @@ class ZendeskSettings:
     #: the account's requests a minute that every pair using it shares (0: what Zendesk
     #: reports in X-Rate-Limit); counted only where several pairs use the account
     requests_per_minute: int = 0
+    #: the signing secret of bridge's Zendesk webhook (`bridge serve` checks each call's
+    #: X-Zendesk-Webhook-Signature with it); None: webhooks not used
+    webhook_secret: Secret | None = None
 
     def secrets(self) -> dict[str, Secret]:
         """Secrets this auth mode uses, by base key name (`token` for `token_env`/`token_file`)."""
-        return {"token": self.token}
+        found = {"token": self.token, "webhook_secret": self.webhook_secret}
+        return {base: secret for base, secret in found.items() if secret is not None}
 
     def file_problems(self) -> list[tuple[str, str]]:
         return []
@@ -51,6 +55,7 @@ def read_settings(table: Table) -> ZendeskSettings | None:
     user_id = table.integer("bridge_user_id", 0, minimum=0, maximum=2**63 - 1)
     outcome_wait = table.integer("outcome_wait_seconds", 900, minimum=1, maximum=86_400)
     requests_per_minute = table.integer("requests_per_minute", 0, minimum=0, maximum=1_000_000)
+    webhook_secret = table.secret("webhook_secret", required=False)
     table.reject_unknown()
     if base_url is None or auth is None or token is None:
         return None
@@ -64,4 +69,5 @@ def read_settings(table: Table) -> ZendeskSettings | None:
         bridge_user_id=user_id or None,
         outcome_wait_seconds=outcome_wait,
         requests_per_minute=requests_per_minute,
+        webhook_secret=webhook_secret,
     )
