@@ -172,6 +172,10 @@ class Config:
     def shares_account(self, section: str) -> bool:
         return section in self.shared_sections
 
+    def ledger_url_under(self, url: str) -> str:
+        """Where this pair's ledger is when `[ledger] url` is `url` (`bridge ledger copy`)."""
+        return url if self.pair == DEFAULT_PAIR else pair_ledger_url(url, self.pair)
+
     def section(self, name: str) -> Any:
         """A vendor's parsed section by its name in the file: the factory finds each
         registered vendor's settings with it (each vendor's own type, hence `Any`)."""

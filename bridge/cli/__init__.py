@@ -179,7 +179,8 @@ _PAIRLESS = frozenset({"init", "sandbox", "demo"})
 def _with_verbosity(command: click.Command, *, pair: bool = True) -> None:
     """Give `command` (and every subcommand) -v and -q, and --pair where it reads a pair."""
     pair = pair and command.name not in _PAIRLESS
-    if pair and not isinstance(command, click.Group):
+    runs_itself = not isinstance(command, click.Group) or command.invoke_without_command
+    if pair and runs_itself:
         command.params.append(
             click.Option(
                 ["--pair"],

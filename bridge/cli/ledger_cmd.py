@@ -7,7 +7,7 @@ from sqlalchemy.engine import make_url
 
 from bridge.cli.context import AppContext, fail, pass_app
 from bridge.cli.runs import holding_lease
-from bridge.ledger import default_holder
+from bridge.ledger import LedgerURLError, default_holder
 from bridge.ledger.copy import copy_ledger
 
 __all__ = ["ledger"]
@@ -30,6 +30,9 @@ def ledger() -> None:
 @pass_app
 def copy(app: AppContext, target: str) -> None:
     """Copy the whole ledger ([ledger] url) into another database, and verify it.
+
+    With several pairs, one pair at a time (--pair NAME): its ledger goes where that
+    pair's will be once [ledger] url is URL (its schema, or its file beside URL's).
 
     For moving up from the embedded SQLite file to PostgreSQL, without losing the audit
     trail (and back down). Every table is copied in one transaction on each side while
@@ -55,13 +58,24 @@ def copy(app: AppContext, target: str) -> None:
     if parsed.password:
         fail("--to: must not contain a password; use PGPASSWORD, ~/.pgpass or ?passfile=")
     config = app.config()
+    try:
+        pair_target = config.ledger_url_under(target)
+    except LedgerURLError as exc:
+        fail(f"--to: {exc}")
     with (
         app.ledger() as source,
         holding_lease(source, config, default_holder()),
     ):
-        tables = copy_ledger(source, target)
+        tables = copy_ledger(source, pair_target)
     shown = parsed.render_as_string(hide_password=True)
-    click.echo(f"Copied the ledger to {shown}, verified table by table:")
+    if len(config.pair_names) > 1:
+        where = make_url(pair_target).render_as_string(hide_password=True)
+        click.echo(f"Copied pair {config.pair}'s ledger to {where}, verified table by table:")
+    else:
+        click.echo(f"Copied the ledger to {shown}, verified table by table:")
     for table in tables:
         click.echo(f"  {table.table:<11} {table.rows:>10} rows  sha256 {table.checksum[:16]}")
-    click.echo(f"Now set [ledger] url = {shown!r} in {app.config_path}.")
+    others = [name for name in config.pair_names if name != config.pair]
+    if others:
+        click.echo(f"Copy the other pairs too (--pair {', --pair '.join(others)}), then")
+    click.echo(f"set [ledger] url = {shown!r} in {app.config_path}.")

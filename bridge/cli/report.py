@@ -254,7 +254,9 @@ def report(
                     ledger, meta, fmt, sys.stdout, detail_rows=detail_rows, signer=signer
                 )
             sys.stdout.flush()
-            click.echo(f"{written.rows} transitions from {period.label}", err=True)
+            click.echo(
+                f"{written.rows} transitions from {period.first_day} to {period.last_day}", err=True
+            )
             if FORMATS[fmt].write_rows is not None:
                 click.echo(
                     f"SHA-256 of the output: {written.seal.sha256} (a file output gets its "

@@ -4,9 +4,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
+from bridge.ledger import Ledger
+from bridge.ledger.engine import pair_ledger_url
+from bridge.vendors.registry import SIDES
 from tests.conftest import both_backends
 from tests.pairs.conftest import Pairs
 
@@ -116,3 +121,50 @@ def test_check_without_pair_checks_every_pair(pairs: Pairs) -> None:
     failed = [line for line in result.stdout.splitlines() if "FAIL" in line]
     assert failed
     assert all(line.startswith("[globex] zendesk") for line in failed)
+
+
+@both_backends
+def test_link_import_report_and_ledger_copy_work_per_pair(
+    pairs: Pairs, tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    """`link import`, `report` and `ledger copy` act on the named pair's ledger only; a
+    pair's copy lands where that pair's ledger will be under the new URL."""
+    so_ids = pairs.sandboxes["globex"].superoffice.seed_tickets(2, title="T {n}")
+    zd_ids = pairs.sandboxes["globex"].zendesk.seed_tickets(count=2)
+    links = tmp_path / "links.csv"
+    links.write_text(
+        "superoffice_id,zendesk_id\n"
+        + "".join(f"{s},{z}\n" for s, z in zip(so_ids, zd_ids, strict=True)),
+        encoding="utf-8",
+    )
+    result = pairs.bridge("link", "import", str(links), "--pair", "globex")
+    assert result.returncode == 0, result.stderr
+    with pairs.ledger("globex") as ledger:
+        assert ledger.count_links() == 2
+    with pairs.ledger("acme") as ledger:
+        assert ledger.count_links() == 0
+    assert pairs.bridge("sync", "--pair", "globex").returncode == 0
+    pairs.sandboxes["globex"].superoffice.soft_delete([so_ids[1]])
+    assert pairs.bridge("sync", "--pair", "globex").returncode == 0
+
+    report = pairs.bridge("report", "--pair", "globex", "--format", "json", "-o", "-")
+    assert report.returncode == 0, report.stderr
+    records = [json.loads(line) for line in report.stdout.splitlines()]
+    # the deletion on SuperOffice and its copy on Zendesk
+    assert [record["transition"] for record in records] == ["soft_delete", "soft_delete"]
+    assert str(zd_ids[1]) in report.stdout
+    empty = pairs.bridge("report", "--pair", "acme", "--format", "json", "-o", "-")
+    assert empty.returncode == 0
+    assert empty.stdout == ""  # acme's ledger saw nothing of globex's
+
+    if backend == "sqlite":
+        target = f"sqlite:///{tmp_path / 'moved' / 'bridge.db'}"
+    else:
+        cluster = request.getfixturevalue("pg_cluster")
+        target = cluster.url(cluster.create_database())
+    copied = pairs.bridge("ledger", "copy", "--pair", "globex", "--to", target)
+    assert copied.returncode == 0, copied.stderr
+    assert "Copied pair globex's ledger" in copied.stdout
+    assert "--pair acme" in copied.stdout
+    with Ledger.open(pair_ledger_url(target, "globex"), sides=SIDES) as moved:
+        assert moved.count_links() == 2
