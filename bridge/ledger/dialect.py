@@ -21,7 +21,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import BigInteger, Connection, Engine, any_, bindparam, event, func, select, text
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Engine,
+    Text,
+    any_,
+    bindparam,
+    cast,
+    event,
+    func,
+    select,
+    text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import URL
 from sqlalchemy.engine.interfaces import DBAPICursor
@@ -64,6 +76,9 @@ class Dialect(Protocol):
     #: the ledger lives on a database server (checked by connecting before it is believed),
     #: not in a file or in memory
     server: bool
+    #: a batch's staged rows are written onto their pairs with one `UPDATE … FROM` join, not
+    #: a correlated subquery per column (`bridge.ledger.sync._pair_update_sql`)
+    joined_update: bool
 
     # --- opening ---------------------------------------------------------------------
 
@@ -141,6 +156,11 @@ class Dialect(Protocol):
         """Empty a staging table, inside the caller's transaction."""
         ...
 
+    def analyze(self, connection: Connection, table: str) -> None:
+        """Refresh the planner's statistics of `table` after a change to most of its rows,
+        inside the caller's transaction (whose own changes count)."""
+        ...
+
     def index_staging(self, connection: Connection, table: str, column: str) -> None:
         """An index on one column of a staging table, created when missing."""
         ...
@@ -204,6 +224,9 @@ class SQLiteDialect:
 
     name = "sqlite"
     server = False
+    #: UPDATE … FROM needs SQLite 3.33, newer than some systems' Python links; the
+    #: subqueries cost SQLite no more (docs/performance.md, issue 18)
+    joined_update = False
 
     def database_file(self, url: URL) -> Path | None:
         database = url.database
@@ -304,6 +327,10 @@ class SQLiteDialect:
     def clear_staging(self, connection: Connection, table: str) -> None:
         connection.exec_driver_sql(f"DELETE FROM {table}")
 
+    def analyze(self, connection: Connection, table: str) -> None:
+        """Nothing: SQLite plans the ledger's statements from its indexes, without
+        statistics unless ANALYZE is run, and then it would weigh them in every plan."""
+
     def index_staging(self, connection: Connection, table: str, column: str) -> None:
         connection.exec_driver_sql(
             f"CREATE INDEX IF NOT EXISTS temp.ix_{table}_{column} ON {table}({column})"
@@ -375,6 +402,12 @@ _TAKE_LEDGER_LOCK = (
 )
 #: the schemas of named pairs' ledgers are this and the pair's name (`namespaced`)
 PAIR_SCHEMA_PREFIX = "bridge_"
+#: the planner's cost of a page read out of order, for the ledger's sessions: the server's
+#: default (4) prices an index lookup for a disk that seeks, so a batch's 1,000 lookups by
+#: key were planned as a scan of the whole table (a first sync's link lookups, 10 ms
+#: instead of 1 per batch at 100,000 links, issue 18); 1.1 is the usual value for SSDs
+#: and for a working set in memory, as a ledger's is
+RANDOM_PAGE_COST = 1.1
 #: an execution option marking a report's read snapshot: it takes no lock
 _SNAPSHOT = "bridge_read_snapshot"
 
@@ -402,6 +435,9 @@ class PostgreSQLDialect:
 
     name = "postgresql"
     server = True
+    #: the subqueries made PostgreSQL scan the whole pair_state table per batch, and write
+    #: each pair twice (docs/performance.md, issue 18)
+    joined_update = True
 
     def database_file(self, url: URL) -> Path | None:
         return None
@@ -443,13 +479,16 @@ class PostgreSQLDialect:
         JIT compilation is off for the ledger's sessions: the planner has no statistics
         on a staging table (autovacuum never analyzes TEMP tables), so a batch's few-row
         statements look costly enough to compile, and compiling took about 200 ms each,
-        for statements that then ran in a millisecond (docs/postgresql.md, issue 18)."""
+        for statements that then ran in a millisecond (docs/postgresql.md, issue 18).
+        `random_page_cost` is set for the ledger's sessions as for data that is cached
+        (RANDOM_PAGE_COST)."""
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_connection: Any, _record: Any) -> None:
             cursor = dbapi_connection.cursor()
             cursor.execute(f"SET lock_timeout = {BUSY_TIMEOUT_MS}")
             cursor.execute("SET jit = off")
+            cursor.execute(f"SET random_page_cost = {RANDOM_PAGE_COST}")
             cursor.close()
             dbapi_connection.commit()
 
@@ -526,6 +565,12 @@ class PostgreSQLDialect:
         no one."""
         connection.exec_driver_sql(f"TRUNCATE {table}")
 
+    def analyze(self, connection: Connection, table: str) -> None:
+        """ANALYZE now: autovacuum's comes a minute or more after the change commits, and a
+        run planned on the statistics from before a first sync scanned the whole of
+        pair_state for each of its queries (issue 18)."""
+        connection.exec_driver_sql(f"ANALYZE {table}")
+
     def index_staging(self, connection: Connection, table: str, column: str) -> None:
         """A temporary table's index lives in the session's own schema: no name clash."""
         connection.exec_driver_sql(
@@ -552,8 +597,11 @@ class PostgreSQLDialect:
         return " || chr(31) || ".join(expressions)
 
     def in_ids(self, column: ColumnElement[Any], ids: Sequence[int]) -> ColumnElement[bool]:
-        """`column = ANY(:ids)`, the ids bound as one BIGINT array."""
-        listed = bindparam(None, [int(i) for i in ids], type_=ARRAY(BigInteger()))
+        """`column = ANY(:ids)`, the ids bound as one BIGINT array written as its text
+        literal: psycopg dumps a list of ints element by element in Python, a fifth of the
+        ledger's client CPU on a first sync (issue 18); the server parses the text."""
+        literal = "{" + ",".join(str(int(i)) for i in ids) + "}"
+        listed = cast(bindparam(None, literal, type_=Text()), ARRAY(BigInteger()))
         return column == any_(listed)
 
     def health(self, connection: Connection, *, file_backed: bool) -> list[str]:

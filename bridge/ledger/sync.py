@@ -80,6 +80,9 @@ _CHUNK = 500
 _IDS = 5000
 #: rows per page of a streamed read
 _PAGE = 5000
+#: pairs decided by one bulk agreement from which the planner's statistics of pair_state
+#: are refreshed (`Dialect.analyze`): a first sync's or a migration's, not a day's changes
+_RESHAPED = 10_000
 #: operations whose write went out (or may have): an observation reaching their state is
 #: bridge's own write coming back
 _SENT_STATUSES = frozenset({OperationStatus.SENT, OperationStatus.PENDING_RETENTION})
@@ -382,9 +385,71 @@ _OBSERVED_INSERT = (
 )
 
 
-def _from_stage(column: str) -> str:
-    """The staged observation's `column` for the pair_state row being updated."""
-    return f"(SELECT s.{column} FROM {_OBSERVED} s WHERE s.link_id = pair_state.link_id)"
+#: a staged observation (`s`) whose state differs from the one its pair held (`s.previous`)
+_CHANGED = "(s.previous IS NULL OR s.previous <> s.state)"
+#: the observation's columns a change of state copies onto its side of the pair
+_COPIED = ("state", "cause", "vendor_time", "seen_at")
+
+
+def _status_new(prefix: str, pair: str) -> str:
+    """A staged observation (`s`) of an active ticket bringing a status id its side of
+    the pair (`pair`: the table's name or alias) does not hold: a side that reports one
+    keeps it while active, for a restore."""
+    held = f"{pair}.{prefix}_status_id"
+    return (
+        f"s.state = '{State.ACTIVE.value}' AND s.status_id IS NOT NULL AND s.status_id <> 0 "
+        f"AND ({held} IS NULL OR {held} <> s.status_id)"
+    )
+
+
+def _previous_sql(prefix: str) -> str:
+    """Note on each staged observation the state its pair held on its side (NULL: never
+    read): one index lookup per staged row, whatever the planner thinks of pair_state."""
+    return (
+        f"UPDATE {_OBSERVED} SET previous = (SELECT p.{prefix}_state FROM pair_state p "
+        f"WHERE p.link_id = {_OBSERVED}.link_id)"
+    )
+
+
+def _pair_update_sql(prefix: str, *, joined: bool) -> list[str]:
+    """The statements that copy the staged observations onto their pairs' side `prefix`:
+    a changed state (with its cause, times, and the pair marked pending at `:now`), and a
+    new status id. `joined` (`Dialect.joined_update`): one UPDATE … FROM the staging table
+    that writes each pair once; else two UPDATEs that read the staging table through a
+    correlated subquery per column (SQLite before 3.33 has no UPDATE … FROM)."""
+    changed = _CHANGED
+    if joined:
+        status_new = _status_new(prefix, "pair_state")
+
+        def when(condition: str, column: str, value: str) -> str:
+            return f"{column} = CASE WHEN {condition} THEN {value} ELSE pair_state.{column} END"
+
+        assignments = [
+            *(when(changed, f"{prefix}_{name}", f"s.{name}") for name in _COPIED),
+            when(changed, "pending_decision", ":pending"),
+            when(changed, "updated_at", ":now"),
+            when(status_new, f"{prefix}_status_id", "s.status_id"),
+        ]
+        # `= ANY(ARRAY(...))`: the staged link ids as one value, looked up by primary key
+        # whatever the planner's statistics of pair_state say (stale after a link import,
+        # they made a plain join scan the whole table once per batch)
+        return [
+            f"UPDATE pair_state SET {', '.join(assignments)} FROM {_OBSERVED} s "
+            f"WHERE pair_state.link_id = ANY(ARRAY(SELECT link_id FROM {_OBSERVED})) "
+            f"AND s.link_id = pair_state.link_id AND ({changed} OR {status_new})"
+        ]
+
+    def staged(column: str) -> str:
+        return f"(SELECT s.{column} FROM {_OBSERVED} s WHERE s.link_id = pair_state.link_id)"
+
+    copied = ", ".join(f"{prefix}_{name} = {staged(name)}" for name in _COPIED)
+    return [
+        f"UPDATE pair_state SET {copied}, pending_decision = :pending, updated_at = :now "
+        f"WHERE link_id IN (SELECT s.link_id FROM {_OBSERVED} s WHERE {changed})",
+        f"UPDATE pair_state SET {prefix}_status_id = {staged('status_id')} "
+        f"WHERE link_id IN (SELECT s.link_id FROM {_OBSERVED} s JOIN pair_state p "
+        f"ON p.link_id = s.link_id WHERE {_status_new(prefix, 'p')})",
+    ]
 
 
 def _transition_sql() -> str:
@@ -604,22 +669,24 @@ class SyncStore:
     ) -> dict[int, tuple[State | None, datetime | None]]:
         """Each link's state on `side`, with its vendor time when soft-deleted (the one state
         a retention purge follows): what attributing a change's cause needs, read as plain
-        rows (no pair view, no join), one query per chunk of ids. Links never read on `side`
-        are left out (their state is None): a first sync's pages return no rows."""
+        rows (no pair view, no join), one query per chunk of ids, found by primary key.
+        Links never read on `side` are left out (their state is None), here rather than by
+        `state IS NOT NULL` in SQL: with statistics taken after a link import (every state
+        NULL, as autovacuum finds them), PostgreSQL read that as an index range on
+        `first_state` that grew batch after batch through a first sync (issue 18)."""
         pair = PairState.__table__  # type: ignore[attr-defined]
         state = self._pair_column(side, "state")
         vendor_time = self._pair_column(side, "vendor_time")
         deleted_at = case((state == State.SOFT_DELETED.value, vendor_time), else_=None)
-        query = sa_select(pair.c.link_id, state, type_coerce(deleted_at, vendor_time.type)).where(
-            state.is_not(None)
-        )
+        query = sa_select(pair.c.link_id, state, type_coerce(deleted_at, vendor_time.type))
         found: dict[int, tuple[State | None, datetime | None]] = {}
         with self.engine.connect() as connection:
             for chunk in chunked(sorted(set(link_ids)), _IDS):
                 for link_id, value, at in connection.execute(
                     query.where(self.dialect.in_ids(pair.c.link_id, chunk))
                 ).all():
-                    found[link_id] = (_state(value), at)
+                    if value is not None:
+                        found[link_id] = (_STATES[value], at)
         return found
 
     def links_with_open_operations(self, link_ids: Iterable[int] | None = None) -> set[int]:
@@ -784,11 +851,7 @@ class SyncStore:
                 for n, o in enumerate(observations)
             ],
         )
-        connection.exec_driver_sql(
-            f"UPDATE {_OBSERVED} SET previous = (SELECT p.{prefix}_state FROM pair_state p "
-            f"WHERE p.link_id = {_OBSERVED}.link_id)"
-        )
-        changed = "(s.previous IS NULL OR s.previous <> s.state)"
+        connection.exec_driver_sql(_previous_sql(prefix))
         times = {"now": now, "pending": True}
         typed = (bindparam("now", type_=UTCDateTime), bindparam("pending", type_=Boolean))
         connection.execute(
@@ -798,31 +861,15 @@ class SyncStore:
                 f"SELECT :now, :run_id, s.link_id, {_KIND_SQL}, :side, s.ticket_id, "
                 f"{_TRANSITION_SQL}, s.previous, s.state, s.cause, s.actor_id, s.vendor_time, "
                 "s.read "
-                f"FROM {_OBSERVED} s WHERE {changed} ORDER BY s.seq"
+                f"FROM {_OBSERVED} s WHERE {_CHANGED} ORDER BY s.seq"
             ).bindparams(typed[0]),
             {"now": now, "run_id": run_id, "side": side},
         )
-        connection.execute(
-            text(
-                f"UPDATE pair_state SET {prefix}_state = {_from_stage('state')}, "
-                f"{prefix}_cause = {_from_stage('cause')}, "
-                f"{prefix}_vendor_time = {_from_stage('vendor_time')}, "
-                f"{prefix}_seen_at = {_from_stage('seen_at')}, "
-                "pending_decision = :pending, updated_at = :now "
-                f"WHERE link_id IN (SELECT s.link_id FROM {_OBSERVED} s WHERE {changed})"
-            ).bindparams(*typed),
-            times,
-        )
-        # a side that reports a status id keeps it while active, for a restore
-        connection.exec_driver_sql(
-            f"UPDATE pair_state SET {prefix}_status_id = {_from_stage('status_id')} "
-            f"WHERE link_id IN (SELECT s.link_id FROM {_OBSERVED} s JOIN pair_state p "
-            f"ON p.link_id = s.link_id WHERE s.state = '{State.ACTIVE.value}' "
-            f"AND s.status_id IS NOT NULL AND s.status_id <> 0 "
-            f"AND (p.{prefix}_status_id IS NULL OR p.{prefix}_status_id <> s.status_id))"
-        )
+        for statement in _pair_update_sql(prefix, joined=dialect.joined_update):
+            bound = [param for param in typed if f":{param.key}" in statement]
+            connection.execute(text(statement).bindparams(*bound), times)
         pending = set(
-            connection.exec_driver_sql(f"SELECT s.link_id FROM {_OBSERVED} s WHERE {changed}")
+            connection.exec_driver_sql(f"SELECT s.link_id FROM {_OBSERVED} s WHERE {_CHANGED}")
             .scalars()
             .all()
         )
@@ -1090,8 +1137,12 @@ class SyncStore:
         if exclude:
             query = query.where(~self.dialect.in_ids(pair.c.link_id, sorted(exclude)))
         with self.session() as session:
-            result = session.connection().execute(query)
-        return int(result.rowcount or 0)
+            connection = session.connection()
+            decided = int(connection.execute(query).rowcount or 0)
+            if decided >= _RESHAPED:
+                # a first sync or a migration: the table the next run plans on is new
+                self.dialect.analyze(connection, "pair_state")
+        return decided
 
     @staticmethod
     def _record_agreements(

@@ -3,7 +3,15 @@
 
 from __future__ import annotations
 
-from bridge.ledger import Ledger
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from bridge.core.model import Observation, State
+from bridge.ledger import Ledger, LinkRow, sync
 from bridge.vendors.registry import SIDES
 
 BATCH = 2_000
@@ -45,5 +53,107 @@ def test_a_staging_table_emptied_batch_after_batch_does_not_grow(postgres_url: s
                     dialect.clear_staging(connection, "probe_stage")
             assert sizes[0] > 0
             assert max(sizes) <= sizes[0], sizes
+    finally:
+        ledger.close()
+
+
+def _explained(ledger: Ledger) -> tuple[list[str], Callable[[], None]]:
+    """The plans of the statements `ledger` sends on pair_state or link, each explained on
+    its own cursor just before it runs (a plain EXPLAIN does not run it); and a function
+    that stops listening."""
+    plans: list[str] = []
+
+    def explain(
+        _conn: Any, cursor: Any, statement: str, params: Any, _context: Any, many: bool
+    ) -> None:
+        words = statement.lstrip().split(None, 1)[0].upper()
+        if many or words not in ("SELECT", "UPDATE") or "pg_advisory" in statement:
+            return
+        if "pair_state" in statement or "link" in statement:
+            cursor.execute("EXPLAIN " + statement, params)
+            plan = "\n".join(str(row[0]) for row in cursor.fetchall())
+            plans.append(" ".join(statement.split())[:80] + "\n" + plan)
+
+    event.listen(ledger.engine, "before_cursor_execute", explain)
+    return plans, lambda: event.remove(ledger.engine, "before_cursor_execute", explain)
+
+
+def test_a_first_syncs_batches_find_their_pairs_by_key_on_the_imports_statistics(
+    postgres_url: str,
+) -> None:
+    # autovacuum analyzes a fresh import (every state NULL, nothing pending) before the
+    # first sync runs; planned on those statistics, recording a batch scanned the whole of
+    # pair_state (a hash join per batch) and read `first_state IS NOT NULL` as an index
+    # range that grew batch after batch, and a second side's link lookup scanned link
+    links, page = 20_000, 1_000
+    ledger = Ledger.open(postgres_url, sides=SIDES)
+    try:
+        rows = (LinkRow(n, 100_000 + n, 200_000 + n) for n in range(1, links + 1))
+        assert ledger.import_links(rows, origin="csv").created == links
+        with ledger.engine.begin() as connection:
+            connection.exec_driver_sql("ANALYZE link, pair_state")
+        now = datetime(2026, 3, 2, 9, tzinfo=UTC)
+        plans, stop = _explained(ledger)
+        try:
+            for side, base in ((SIDES.first, 100_000), (SIDES.second, 200_000)):
+                for start in (1, links // 2):
+                    ids = range(start, start + page)
+                    ledger.links_for_tickets(side, [base + n for n in ids])
+                    ledger.side_states(side, ids)
+                    observed = [
+                        Observation(n, side, base + n, State.ACTIVE, now, status_id=3, read="r")
+                        for n in ids
+                    ]
+                    ledger.record_observations(None, observed)
+        finally:
+            stop()
+        kinds = {plan.split("\n", 1)[0][:40] for plan in plans}
+        assert len(kinds) >= 4, kinds  # the lookups, the states, the batch's update
+        for plan in plans:
+            assert "Seq Scan on pair_state" not in plan, plan
+            assert "Seq Scan on link" not in plan, plan
+            assert "ix_pair_state_first_state" not in plan, plan
+        # and what the batches recorded is there
+        pairs = ledger.load_pairs([1, links // 2 + page - 1])
+        assert all(p.state(side) is State.ACTIVE for p in pairs.values() for side in SIDES)
+    finally:
+        ledger.close()
+
+
+def test_a_bulk_agreement_of_a_whole_tenant_refreshes_the_planners_statistics(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a first sync decides every pair at once: the next run was planned on statistics from
+    # before it; a day's agreements leave autovacuum to it
+    monkeypatch.setattr(sync, "_RESHAPED", 50)
+    ledger = Ledger.open(postgres_url, sides=SIDES)
+    now = datetime(2026, 3, 2, 9, tzinfo=UTC)
+
+    def analyzed() -> int:
+        with ledger.engine.connect() as connection:
+            count = connection.exec_driver_sql(
+                "SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 'pair_state'"
+            ).scalar()
+        return int(count or 0)
+
+    def agree(first: int, last: int) -> int:
+        ledger.record_observations(
+            None,
+            [
+                Observation(n, side, n, State.ACTIVE, now)
+                for side in SIDES
+                for n in range(first, last + 1)
+            ],
+        )
+        return ledger.agree_where_equal(unsettled=False)
+
+    try:
+        rows = (LinkRow(n, n, n) for n in range(1, 81))
+        assert ledger.import_links(rows, origin="csv").created == 80
+        before = analyzed()
+        assert agree(1, 30) == 30
+        assert analyzed() == before
+        assert agree(31, 80) == 50
+        assert analyzed() == before + 1
     finally:
         ledger.close()
