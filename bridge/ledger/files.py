@@ -11,16 +11,18 @@ checkpointed away), it writes a *seal* beside it (`bridge.db-sealed`): the file'
 device, inode, size, and modification and change times to the nanosecond, and when the
 file last passed a full check. The next open checks in full unless the seal names this
 very file as it is now, no WAL with frames is beside it (no run killed mid-way, no other
-process writing), and the last full check passed less than a day ago (`FULL_CHECK_EVERY`).
+process writing), and the last full check passed less than an hour ago
+(`FULL_CHECK_EVERY`: at a million links one scheduled run in twelve pays it).
 
 Why that is safe: the change time (`ctime`) is set by the kernel on every write,
 truncation, copy over the file, restore or `chmod`, and no program can set it back; so a
-file that anything but bridge's own SQLite writes touched since its last close is checked
-in full before it is believed, as before. A filesystem with whole-second times is never
-trusted (a change within the second would not show). What no seal can see is damage
-without a write (a failing disk, a bug in SQLite or the kernel): the daily full check
-and `bridge check` (SQLite's `integrity_check`, every time) bound how long it goes
-unseen, and SQLite refuses any damaged page a run reads (`database disk image is
+file that anything but bridge touched since its last close is checked in full before it
+is believed, as before. A filesystem with whole-second times is never trusted (a change
+within the second would not show). What a seal cannot tell from bridge's own writes is
+damage while bridge has the file open (another program writing over a ledger in use) or
+without any write (a failing disk, a bug in SQLite or the kernel): the hourly full check
+and `bridge check` (SQLite's `integrity_check`, every time) bound how long that goes
+unseen, and SQLite refuses a damaged page a run reads (`database disk image is
 malformed`): the run stops, and nothing of its open transaction is kept.
 """
 
@@ -55,7 +57,7 @@ LOCK_PROBE_SECONDS = 5.0
 #: beside the ledger: how bridge's last close left it (see the module docstring)
 SEAL_SUFFIX = "-sealed"
 #: a sealed ledger is still checked in full when its last full check is older than this
-FULL_CHECK_EVERY = 24 * 3600.0
+FULL_CHECK_EVERY = 3600.0
 _SECOND_NS = 1_000_000_000
 #: per ledger this process opened: when it last passed a full check (its seal's, when
 #: trusted), and the file as the open found it
@@ -170,7 +172,11 @@ def seal_ledger(path: Path) -> None:
     seal = _seal_path(path)
     partial = seal.with_name(f"{seal.name}.tmp")
     try:
-        partial.write_text(json.dumps({"checked_at": checked_at, "file": identity}))
+        # private to its owner, as the ledger is (`engine._create_private_file`)
+        partial.unlink(missing_ok=True)
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(json.dumps({"checked_at": checked_at, "file": identity}))
         os.replace(partial, seal)
     except OSError:  # a seal is an optimisation: without one, the next open checks in full
         partial.unlink(missing_ok=True)
