@@ -2,11 +2,37 @@
 sentence naming the file and what to do, before any vendor call, and the file is left as
 it was. A ledger is created only where no file exists, and only when the command is one
 documented to create it (`bridge init`, `sandbox serve --write-config`, the first
-`link import`)."""
+`link import`).
+
+**SQLite's `quick_check` reads every page** (0.1 s at 100,000 links, over a second at a
+million: most of an idle scheduled run), so it is skipped when it would check what bridge
+itself left. When bridge closes a ledger and no other connection holds it (the WAL is
+checkpointed away), it writes a *seal* beside it (`bridge.db-sealed`): the file's
+device, inode, size, and modification and change times to the nanosecond, and when the
+file last passed a full check. The next open checks in full unless the seal names this
+very file as it is now, no WAL with frames is beside it (no run killed mid-way, no other
+process writing), and the last full check passed less than an hour ago
+(`FULL_CHECK_EVERY`: at a million links one scheduled run in twelve pays it).
+
+Why that is safe: the change time (`ctime`) is set by the kernel on every write,
+truncation, copy over the file, restore or `chmod`, and no program can set it back; so a
+file that anything but bridge touched since its last close is checked in full before it
+is believed, as before. A filesystem with whole-second times is never trusted (a change
+within the second would not show). What a seal cannot tell from bridge's own writes is
+damage while bridge has the file open (another program writing over a ledger in use) or
+without any write (a failing disk, a bug in SQLite or the kernel): the hourly full check
+and `bridge check` (SQLite's `integrity_check`, every time) bound how long that goes
+unseen, and SQLite refuses a damaged page a run reads (`database disk image is
+malformed`): the run stops, and nothing of its open transaction is kept.
+"""
 
 from __future__ import annotations
 
+import json
+import math
+import os
 import stat
+import time
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -15,11 +41,27 @@ from sqlalchemy.exc import DBAPIError
 from bridge.errors import BridgeError
 from bridge.ledger.dialect import Dialect
 
-__all__ = ["SQLITE_HEADER", "LedgerFileError", "check_ledger_file", "check_ledger_open"]
+__all__ = [
+    "FULL_CHECK_EVERY",
+    "SEAL_SUFFIX",
+    "SQLITE_HEADER",
+    "LedgerFileError",
+    "check_ledger_file",
+    "check_ledger_open",
+    "seal_ledger",
+]
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 #: how long opening waits for another process's write transaction before calling it locked
 LOCK_PROBE_SECONDS = 5.0
+#: beside the ledger: how bridge's last close left it (see the module docstring)
+SEAL_SUFFIX = "-sealed"
+#: a sealed ledger is still checked in full when its last full check is older than this
+FULL_CHECK_EVERY = 3600.0
+_SECOND_NS = 1_000_000_000
+#: per ledger this process opened: when it last passed a full check (its seal's, when
+#: trusted), and the file as the open found it
+_opened: dict[str, tuple[float, list[int] | None]] = {}
 
 
 class LedgerFileError(BridgeError, ValueError):
@@ -82,6 +124,8 @@ def check_ledger_open(engine: Engine, path: Path, dialect: Dialect) -> None:
     (it has bridge's `meta` table), not corrupt, not locked by another process. Through
     the ledger's own connection pool: a second, raw connection opened and closed beside
     it could cost the process its SQLite locks (POSIX locks are per process)."""
+    now = time.time()
+    sealed_at = _sealed_check(path, now)  # read before a connection makes a WAL beside it
     try:
         raw = engine.raw_connection()
     except DBAPIError as exc:
@@ -96,13 +140,15 @@ def check_ledger_open(engine: Engine, path: Path, dialect: Dialect) -> None:
                     f"{path} is a SQLite database but not a bridge ledger (no meta table): "
                     "check [ledger] url; bridge does not take over another program's database"
                 )
-            problems = dialect.quick_check(cursor)
+            problems = dialect.quick_check(cursor) if sealed_at is None else []
             if problems:
                 raise LedgerFileError(
                     f"ledger {path} is corrupt (integrity check: {'; '.join(problems[:3])}): "
                     "restore it from a backup"
                 )
             dialect.probe_write_lock(cursor, wait_seconds=LOCK_PROBE_SECONDS)
+            checked_at = now if sealed_at is None else sealed_at
+            _opened[_key(path)] = (checked_at, _identity(path))
         finally:
             cursor.close()
     except LedgerFileError:
@@ -111,6 +157,73 @@ def check_ledger_open(engine: Engine, path: Path, dialect: Dialect) -> None:
         raise _unusable(path, str(exc)) from None
     finally:
         raw.close()
+
+
+def seal_ledger(path: Path) -> None:
+    """After bridge closed the ledger: seal it as it is now (see the module docstring),
+    when this process checked it (or trusted its seal) on open, wrote it since, and no
+    other connection left a WAL beside it. Otherwise the seal stays as it was (a command
+    that wrote nothing leaves the ledger's files as they were): a seal that no longer
+    names the file as it is only ever costs the next open a full check."""
+    checked_at, opened = _opened.get(_key(path), (None, None))
+    identity = _identity(path)
+    if checked_at is None or identity is None or identity == opened or _wal_in_use(path):
+        return
+    seal = _seal_path(path)
+    partial = seal.with_name(f"{seal.name}.tmp")
+    try:
+        # private to its owner, as the ledger is (`engine._create_private_file`)
+        partial.unlink(missing_ok=True)
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(json.dumps({"checked_at": checked_at, "file": identity}))
+        os.replace(partial, seal)
+    except OSError:  # a seal is an optimisation: without one, the next open checks in full
+        partial.unlink(missing_ok=True)
+
+
+def _sealed_check(path: Path, now: float) -> float | None:
+    """When the ledger last passed a full check, if its seal says it is untouched since
+    bridge closed it and that check is recent; None when it must be checked in full."""
+    try:
+        seal = json.loads(_seal_path(path).read_text(encoding="utf-8"))
+        checked_at, identity = float(seal["checked_at"]), seal["file"]
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    recent = math.isfinite(checked_at) and 0 <= now - checked_at < FULL_CHECK_EVERY
+    if not recent or _wal_in_use(path):
+        return None
+    current = _identity(path)
+    return checked_at if current is not None and current == identity else None
+
+
+def _identity(path: Path) -> list[int] | None:
+    """What changes whenever anything writes the file; None where the filesystem keeps
+    whole seconds only (a change within the second would not show)."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    if info.st_mtime_ns % _SECOND_NS == 0 and info.st_ctime_ns % _SECOND_NS == 0:
+        return None
+    return [info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns]
+
+
+def _wal_in_use(path: Path) -> bool:
+    """Whether a WAL with frames is beside the ledger: a connection still open, or a run
+    killed before its last close (SQLite removes the WAL when the last one closes)."""
+    try:
+        return Path(f"{path}-wal").stat().st_size > 0
+    except OSError:
+        return False
+
+
+def _seal_path(path: Path) -> Path:
+    return path.with_name(f"{path.name}{SEAL_SUFFIX}")
+
+
+def _key(path: Path) -> str:
+    return os.path.realpath(path)
 
 
 def _unusable(path: Path, text: str) -> LedgerFileError:

@@ -24,6 +24,7 @@ from bridge.errors import BridgeError, ExitCode
 from bridge.ledger.audit import AuditStore
 from bridge.ledger.dialect import Dialect
 from bridge.ledger.engine import create_ledger_engine, ledger_dialect
+from bridge.ledger.files import seal_ledger
 from bridge.ledger.migrations import LATEST_VERSION, migrate, schema_version
 from bridge.ledger.sync import SyncStore
 from bridge.ledger.tables import (
@@ -156,6 +157,9 @@ class Ledger(SyncStore, AuditStore):
 
     def close(self) -> None:
         self.engine.dispose()
+        path = self.path
+        if path is not None:
+            seal_ledger(Path(path))  # the next open need not check what this one left
 
     def __enter__(self) -> Ledger:
         return self

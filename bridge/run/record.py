@@ -57,6 +57,8 @@ class Recorder:
             made = {v.ticket_id: v for v in adapter.makers(changed)} if changed else {}
             views = [(link, made.get(view.ticket_id, view)) for link, view in views]
         seen_at = ctx.now()
+        # a link the ledger holds no state for is a first sighting: the view's own cause
+        # (`cause` would say the same), without a call per row of a first read
         observations = [
             Observation(
                 link_id=link.link_id,
@@ -66,7 +68,9 @@ class Recorder:
                 seen_at=seen_at,
                 vendor_time=view.vendor_time,
                 actor_id=view.actor_id,
-                cause=cause(adapter, held.get(link.link_id, _UNKNOWN), view, seen_at),
+                cause=cause(adapter, held[link.link_id], view, seen_at)
+                if link.link_id in held
+                else view.cause,
                 status_id=view.status_id,
                 read=read,
             )

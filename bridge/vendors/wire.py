@@ -14,6 +14,11 @@ thousand tickets a page, with their descriptions), is a msgspec `Struct` read st
 the body's bytes by `decode`: the fields the adapter does not read are skipped by the
 parser, never made into Python objects (six times faster than `json.loads` and a model
 check, and no ticket content held), with the same failed read naming the field.
+
+An answer whose values come in more than one form (SuperOffice's archive rows: numbers,
+`[I:42]` strings) has a `Struct` for the form bridge asks for, tried first by `fits`, and
+is read by its lenient reader only when that does not fit: the usual page costs one parse
+in C, and an unusual one is read, or refused naming the value, as it always was.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from pydantic import ValidationError as _ValidationError
 
 from bridge.core.contract import OutcomeUnknownError, UnreadableAnswerError
 
-__all__ = ["FastTicketId", "Shape", "TicketId", "check", "decode"]
+__all__ = ["FastTicketId", "Shape", "TicketId", "check", "decode", "fits"]
 
 M = TypeVar("M", bound=BaseModel)
 S = TypeVar("S")
@@ -84,3 +89,12 @@ def decode(decoder: msgspec.json.Decoder[S], response: requests.Response, endpoi
             f"{endpoint}: malformed response body ({len(content)} bytes, "
             f"status {response.status_code})"
         ) from None
+
+
+def fits(decoder: msgspec.json.Decoder[S], content: bytes) -> S | None:
+    """The body as the decoder's shape, or None when it is not in that shape (or no JSON
+    at all): for an answer whose lenient reader then reads it, and names what is wrong."""
+    try:
+        return decoder.decode(content)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None

@@ -22,6 +22,7 @@ from enum import IntEnum
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+import msgspec
 import requests
 import structlog
 
@@ -53,6 +54,7 @@ from bridge.vendors.superoffice.cursor import (
     next_position,
     page_query,
     row_key,
+    row_second,
     whole_second,
 )
 from bridge.vendors.superoffice.errors import error_code
@@ -312,13 +314,25 @@ def _misfit(path: str, column: str, value: Any, expected: str) -> UnreadableAnsw
     )
 
 
+def _archive_time(changed: Any, path: str) -> datetime | None:
+    """A row's `lastChanged`: None when empty (null, "" or year 1), a failed read naming
+    the column when it is there but no date."""
+    last_changed = parse_so_datetime(changed)
+    if last_changed is None:
+        empty = changed in (None, "") or (isinstance(changed, str) and changed.startswith("0001-"))
+        if not empty:
+            raise _misfit(path, "lastChanged", changed, "a date")
+    return last_changed
+
+
 def _row_view(
     row: Mapping[str, Any], *, recycled: bool, path: str
 ) -> tuple[Key, TicketView | None]:
-    """One archive row: its place in `lastChanged,ticketId` order, and the row normalised
-    (None: a status with no deletion meaning, such as Unknown). A row the adapter cannot
-    read in full is a failed read naming the column: a row skipped would be a change never
-    seen, with the cursor moved past it."""
+    """One archive row in any form (the lenient reader: see `_logical_rows` for the usual
+    one): its place in `lastChanged,ticketId` order, and the row normalised (None: a
+    status with no deletion meaning, such as Unknown). A row the adapter cannot read in
+    full is a failed read naming the column: a row skipped would be a change never seen,
+    with the cursor moved past it."""
     raw_id = row.get("ticketId", row.get("PrimaryKey"))
     ticket_id = _as_int(raw_id)
     if ticket_id is None or not 0 < ticket_id <= MAX_TICKET_ID:
@@ -331,11 +345,7 @@ def _row_view(
     status_id = _as_int(row.get("ticketStatusName"))
     if row.get("ticketStatusName") is not None and status_id is None:
         raise _misfit(path, "ticketStatusName", row["ticketStatusName"], "a status id")
-    changed = row.get("lastChanged")
-    last_changed = parse_so_datetime(changed)
-    empty = changed in (None, "") or (isinstance(changed, str) and changed.startswith("0001-"))
-    if not empty and last_changed is None:
-        raise _misfit(path, "lastChanged", changed, "a date")
+    last_changed = _archive_time(row.get("lastChanged"), path)
     return row_key(ticket_id, last_changed), _view(
         ticket_id,
         base_status,
@@ -344,6 +354,39 @@ def _row_view(
         connect_id=_as_int(row.get("connectId")),
         recycled=recycled,
     )
+
+
+def _logical_rows(
+    rows: Sequence[shapes.LogicalArchiveRow], *, recycled: bool, path: str
+) -> list[tuple[Key, TicketView | None]]:
+    """A page whose rows fit `LogicalArchiveRow` (the parser checked each value's type
+    and range), as `_row_view` reads them: each distinct `lastChanged` parsed once (a bulk
+    change gives a page one date)."""
+    times: dict[str | None, tuple[datetime | None, datetime]] = {}
+    out: list[tuple[Key, TicketView | None]] = []
+    append = out.append
+    for row in rows:
+        changed = row.last_changed
+        known = times.get(changed)
+        if known is None:
+            last_changed = _archive_time(changed, path)
+            known = times[changed] = (last_changed, row_second(last_changed))
+        status = row.status
+        base_status = None if status is msgspec.UNSET else _BASE_STATUS_BY_INT[status]
+        append(
+            (
+                (known[1], row.ticket_id),
+                _view(
+                    row.ticket_id,
+                    base_status,
+                    last_changed=known[0],
+                    status_id=row.ticket_status_name,
+                    connect_id=row.connect_id,
+                    recycled=recycled,
+                ),
+            )
+        )
+    return out
 
 
 def _later(a: datetime | None, b: datetime | None) -> bool:
@@ -528,8 +571,11 @@ class SuperOfficeAdapter:
         response = self.http.request("GET", path, params=params)
         if self._tenant_time is None:
             self._tenant_time = _http_date(response.headers.get("Date"))
-        page = wire.check(shapes.SuperOfficeArchivePage, decode_json(response, path), path)
         recycled = provider == RECYCLE_PROVIDER
+        logical = wire.fits(shapes.ARCHIVE_PAGE, response.content)
+        if logical is not None:
+            return _logical_rows(logical.value, recycled=recycled, path=path)
+        page = wire.check(shapes.SuperOfficeArchivePage, decode_json(response, path), path)
         return [_row_view(row, recycled=recycled, path=path) for row in page.value]
 
     def set_deleted(self, ticket_ids: Sequence[int]) -> None:

@@ -37,6 +37,7 @@ __all__ = [
     "next_position",
     "page_query",
     "row_key",
+    "row_second",
     "whole_second",
 ]
 
@@ -183,9 +184,14 @@ def page_query(at: Position | None) -> PageQuery:
 Key = tuple[datetime, int]
 
 
+def row_second(last_changed: datetime | None) -> datetime:
+    """The second a row's `lastChanged` sorts in (no date: before every other)."""
+    return whole_second(last_changed) if last_changed else EARLIEST
+
+
 def row_key(ticket_id: int, last_changed: datetime | None) -> Key:
     """A row's place in `lastChanged,ticketId` order."""
-    return (whole_second(last_changed) if last_changed else EARLIEST, ticket_id)
+    return (row_second(last_changed), ticket_id)
 
 
 def next_position(

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 from pydantic import ConfigDict, Field, StrictInt, StrictStr
 
+from bridge.vendors.superoffice import MAX_TICKET_ID
 from bridge.vendors.wire import Shape, TicketId
 
 __all__ = [
+    "ARCHIVE_PAGE",
     "LOG_ACTION",
     "LOG_ACTOR",
     "LOG_ID",
     "LOG_TICKET",
     "LOG_WHEN",
+    "LogicalArchivePage",
+    "LogicalArchiveRow",
     "SuperOfficeArchivePage",
     "SuperOfficeLogPage",
     "SuperOfficeLogRow",
@@ -25,6 +30,33 @@ class SuperOfficeArchivePage(Shape):
     parser (archive values come as numbers, `[I:42]` strings or display text)."""
 
     value: list[dict[str, Any]]
+
+
+#: a base status id (`BaseStatus`: Unknown 0 … Merged 5), as `$output=Logical` gives it
+BaseStatusId = Annotated[int, msgspec.Meta(ge=0, le=5)]
+
+
+class LogicalArchiveRow(msgspec.Struct, frozen=True, gc=False):
+    """One archive row in the form bridge asks for and every recorded answer has
+    (`$output=Logical`: ids as JSON numbers, dates as text): the columns the adapter
+    reads, checked by the parser (`bridge.vendors.wire.fits`). A row in any other form
+    (`[I:42]` strings, a float id, a status that is no base status id, no `ticketId`)
+    does not fit, and its page is read by the adapter's lenient row parser instead,
+    which takes what it can read and names what it cannot."""
+
+    ticket_id: Annotated[int, msgspec.Meta(gt=0, le=MAX_TICKET_ID)] = msgspec.field(name="ticketId")
+    last_changed: str | None = msgspec.field(default=None, name="lastChanged")
+    #: absent (not asked for) is not null: a null status is a misfit, for the lenient parser
+    status: BaseStatusId | msgspec.UnsetType = msgspec.field(default=msgspec.UNSET)
+    ticket_status_name: int | None = msgspec.field(default=None, name="ticketStatusName")
+    connect_id: int | None = msgspec.field(default=None, name="connectId")
+
+
+class LogicalArchivePage(msgspec.Struct, frozen=True):
+    value: list[LogicalArchiveRow]
+
+
+ARCHIVE_PAGE = msgspec.json.Decoder(LogicalArchivePage)
 
 
 # The ticket log through the `dynamic` archive provider: raw `ticket_log_action` columns
