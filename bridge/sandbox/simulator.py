@@ -41,6 +41,7 @@ from bridge.sandbox.http import (
 from bridge.sandbox.purgelog import PurgeLog
 from bridge.sandbox.ratelimit import RateLimiter
 from bridge.sandbox.server import Answer, SimServer
+from bridge.sandbox.webhooks import WebhookDispatcher
 
 __all__ = ["ADMIN_PREFIX", "SimulatorBase"]
 
@@ -95,6 +96,8 @@ class SimulatorBase:
         self._admin: dict[tuple[str, str], AdminHandler] = {}
         self._server: SimServer | None = None
         self._thread: threading.Thread | None = None
+        #: the vendor's webhook calls (`use_webhooks`); None: this simulator sends none
+        self.webhooks: WebhookDispatcher | None = None
         self._register_core_admin()
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -131,6 +134,8 @@ class SimulatorBase:
             daemon=True,
         )
         self._thread.start()
+        if self.webhooks is not None:
+            self.webhooks.start()
         return self.base_url
 
     def stop(self) -> None:
@@ -138,6 +143,8 @@ class SimulatorBase:
         server, self._server = self._server, None
         if server is None:
             return
+        if self.webhooks is not None:
+            self.webhooks.stop()
         server.shutdown()
         server.close_connections()
         server.server_close()
@@ -192,6 +199,33 @@ class SimulatorBase:
         self._routes.append(made)
         self._routes.sort(key=lambda r: r.params)
         return made
+
+    def use_webhooks(self, dispatcher: WebhookDispatcher) -> WebhookDispatcher:
+        """Send this vendor's webhooks through `dispatcher` (started and stopped with the
+        server, emptied by `reset`), with its admin API: `GET /_sandbox/webhooks` (the
+        attempts, what is queued, the fault rules), `POST` `{"faults": [...], "replace":
+        bool}` and `DELETE` (forget the log and the rules)."""
+        self.webhooks = dispatcher
+
+        def post(request: Request) -> dict[str, Any]:
+            body = _object(request.json())
+            unknown = set(body) - {"faults", "replace"}
+            if unknown:
+                raise ValueError(f"webhooks: unknown keys {sorted(unknown)}")
+            rules = body.get("faults", [])
+            if not isinstance(rules, list):
+                raise ValueError("webhooks: 'faults' must be a list")
+            dispatcher.set_faults(rules, replace=bool(body.get("replace", False)))
+            return dispatcher.state()
+
+        def delete(request: Request) -> dict[str, Any]:
+            dispatcher.reset()
+            return dispatcher.state()
+
+        self.admin_route("GET", "webhooks", lambda r: dispatcher.state())
+        self.admin_route("POST", "webhooks", post)
+        self.admin_route("DELETE", "webhooks", delete)
+        return dispatcher
 
     def admin_route(self, method: str, name: str, handler: AdminHandler) -> None:
         """Register `METHOD /_sandbox/<name>`; the handler returns a JSON-able body (200)."""
@@ -273,6 +307,8 @@ class SimulatorBase:
             self.counters.reset()
             self.faults.reset()
             self.limiter.reset()
+            if self.webhooks is not None:
+                self.webhooks.reset()
 
     def set_faults(
         self, rules: Iterable[FaultRule | Mapping[str, Any]], *, replace: bool = True
