@@ -65,9 +65,11 @@ def secret_of(zd: ZendeskClient, webhook_id: str) -> bytes:
 
 def test_webhooks_api_create_show_list_update_delete(zd: ZendeskClient) -> None:
     made = create_webhook(zd, "https://bridge.example/webhooks/zendesk")
-    assert len(made["id"]) == 26 and made["status"] == "active"
+    assert len(made["id"]) == 26
+    assert made["status"] == "active"
     assert made["subscriptions"] == list(EVENTS)
-    assert "signing_secret" not in made and "secret" not in str(made)
+    assert "signing_secret" not in made
+    assert "secret" not in str(made)
     shown = zd.get(f"webhooks/{made['id']}").json()["webhook"]
     assert shown == made
     listed = zd.get("webhooks", params={"filter[name_contains]": "BRIDGE"}).json()
@@ -122,7 +124,8 @@ def test_soft_delete_restore_purge_each_call_the_webhook_signed(
     zendesk_sim.act({"action": "restore", "ids": [ticket], "agent": {"id": 77, "name": "Ann"}})
     zendesk_sim.act({"action": "purge", "ids": [ticket]})  # a live ticket: delete, then purge
     calls = rx.wait_for(4)
-    assert zendesk_sim.webhooks is not None and zendesk_sim.webhooks.wait_idle()
+    assert zendesk_sim.webhooks is not None
+    assert zendesk_sim.webhooks.wait_idle()
     types = [call.json()["type"] for call in calls]
     assert types == [
         "zen:event-type:ticket.soft_deleted",
@@ -131,9 +134,12 @@ def test_soft_delete_restore_purge_each_call_the_webhook_signed(
         "zen:event-type:ticket.permanently_deleted",
     ]
     first = calls[0].json()
-    assert first["subject"] == f"zen:ticket:{ticket}" and first["event"] == {}
-    assert first["detail"]["id"] == str(ticket) and first["detail"]["status"] == "DELETED"
-    assert first["detail"]["priority"] == "HIGH" and first["detail"]["actor_id"] == "1"
+    assert first["subject"] == f"zen:ticket:{ticket}"
+    assert first["event"] == {}
+    assert first["detail"]["id"] == str(ticket)
+    assert first["detail"]["status"] == "DELETED"
+    assert first["detail"]["priority"] == "HIGH"
+    assert first["detail"]["actor_id"] == "1"
     assert first["account_id"] == zendesk_sim.config.account_id
     assert first["zendesk_event_version"] == "2022-11-06"
     assert calls[1].json()["detail"]["status"] == "OPEN"
@@ -145,7 +151,8 @@ def test_soft_delete_restore_purge_each_call_the_webhook_signed(
         assert call.headers["x-zendesk-webhook-id"] == made["id"]
         FORMAT.verify(secret, call.headers, call.body, now=zendesk_sim.clock.now(), window=WINDOW)
         hint = FORMAT.read(call.headers, call.body)
-        assert hint is not None and hint.ticket_ids == (ticket,)
+        assert hint is not None
+        assert hint.ticket_ids == (ticket,)
     with pytest.raises(WebhookRefusedError):
         FORMAT.verify(b"not-it", calls[0].headers, calls[0].body, now=START, window=WINDOW)
 
@@ -159,8 +166,10 @@ def test_unsubscribed_and_inactive_webhooks_get_nothing(
     zendesk_sim.agent_act("delete", [ticket])
     zendesk_sim.agent_act("restore", [ticket])
     [call] = rx.wait_for(1)
-    assert zendesk_sim.webhooks is not None and zendesk_sim.webhooks.wait_idle()
-    assert call.path == "/restores" and len(rx.received()) == 1
+    assert zendesk_sim.webhooks is not None
+    assert zendesk_sim.webhooks.wait_idle()
+    assert call.path == "/restores"
+    assert len(rx.received()) == 1
     assert off["status"] == "inactive"
 
 
@@ -174,7 +183,8 @@ def test_a_timeout_is_retried_with_the_same_invocation_id(
     dispatcher = zendesk_sim.webhooks
     assert dispatcher is not None
     rx.wait_for(1)
-    assert dispatcher.wait_idle() and len(rx.received()) == 1  # the retry waits 1 s
+    assert dispatcher.wait_idle()
+    assert len(rx.received()) == 1
     zendesk_sim.advance(1)
     rx.wait_for(2)
     zendesk_sim.advance(2)
@@ -193,7 +203,8 @@ def test_a_client_error_is_not_retried(
     zendesk_sim.agent_act("delete", [ticket])
     rx.wait_for(1)
     zendesk_sim.advance(60)
-    assert zendesk_sim.webhooks is not None and zendesk_sim.webhooks.wait_idle()
+    assert zendesk_sim.webhooks is not None
+    assert zendesk_sim.webhooks.wait_idle()
     assert len(rx.received()) == 1
 
 
@@ -208,12 +219,15 @@ def test_the_circuit_breaker_pauses_a_failing_webhook(
     zendesk_sim.agent_act("delete", ids[:10])
     rx.wait_for(10)
     dispatcher = zendesk_sim.webhooks
-    assert dispatcher is not None and dispatcher.wait_idle()
+    assert dispatcher is not None
+    assert dispatcher.wait_idle()
     [state] = zendesk_sim.hooks.state()
-    assert state["id"] == made["id"] and state["paused_until"] == "2024-05-01T12:00:05Z"
+    assert state["id"] == made["id"]
+    assert state["paused_until"] == "2024-05-01T12:00:05Z"
     rx.status = 200
     zendesk_sim.agent_act("delete", ids[10:])
-    assert dispatcher.wait_idle() and len(rx.received()) == 10  # held while paused
+    assert dispatcher.wait_idle()
+    assert len(rx.received()) == 10
     zendesk_sim.advance(5)
     rx.wait_for(12)
     assert dispatcher.wait_idle()
