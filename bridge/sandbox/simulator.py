@@ -10,7 +10,9 @@ Admin requests under `/_sandbox/` skip counting, faults, auth and rate limits.
 
 Time-driven behaviour is lazy: nothing runs in the background; `tick(now)` is called under
 the state lock before every request (and after every admin clock change), and the subclass
-applies whatever fell due since the previous tick (use `Schedule` to keep that O(due)).
+applies whatever fell due since the previous tick (use `Schedule` to keep that O(due)). The
+one exception is the vendor's outgoing webhook calls (`use_webhooks`): a dispatcher thread
+sends them, so that no request waits on a receiver.
 """
 
 from __future__ import annotations
