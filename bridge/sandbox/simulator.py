@@ -43,7 +43,7 @@ from bridge.sandbox.http import (
 from bridge.sandbox.purgelog import PurgeLog
 from bridge.sandbox.ratelimit import RateLimiter
 from bridge.sandbox.server import Answer, SimServer
-from bridge.sandbox.webhooks import WebhookDispatcher
+from bridge.sandbox.webhooks import Gate, ResultHook, RetryPolicy, WebhookDispatcher
 
 __all__ = ["ADMIN_PREFIX", "SimulatorBase"]
 
@@ -202,11 +202,22 @@ class SimulatorBase:
         self._routes.sort(key=lambda r: r.params)
         return made
 
-    def use_webhooks(self, dispatcher: WebhookDispatcher) -> WebhookDispatcher:
-        """Send this vendor's webhooks through `dispatcher` (started and stopped with the
-        server, emptied by `reset`), with its admin API: `GET /_sandbox/webhooks` (the
-        attempts, what is queued, the fault rules), `POST` `{"faults": [...], "replace":
-        bool}` and `DELETE` (forget the log and the rules)."""
+    def use_webhooks(
+        self, policy: RetryPolicy, *, gate: Gate, on_result: ResultHook
+    ) -> WebhookDispatcher:
+        """Send this vendor's webhooks through a dispatcher on this simulator's clock and
+        seed (started and stopped with the server, emptied by `reset`), retried by
+        `policy`, with its admin API: `GET /_sandbox/webhooks` (the attempts, what is
+        queued, the fault rules), `POST` `{"faults": [...], "replace": bool}` and `DELETE`
+        (forget the log, the queue and the rules)."""
+        dispatcher = WebhookDispatcher(
+            self.clock,
+            policy,
+            gate=gate,
+            on_result=on_result,
+            seed=self.seed,
+            name=f"{type(self).__name__}:webhooks",
+        )
         self.webhooks = dispatcher
 
         def post(request: Request) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from bridge.core.hints import WebhookFormat
 from bridge.sandbox.clock import SimClock, iso_z
 from bridge.sandbox.faults import FaultInjector, FaultRule
 
@@ -37,6 +38,7 @@ __all__ = [
     "Attempt",
     "Delivery",
     "Gate",
+    "ResultHook",
     "RetryPolicy",
     "WebhookDispatcher",
 ]
@@ -82,6 +84,12 @@ class Delivery:
     body: bytes
     sign: Signer = field(repr=False, compare=False)
 
+    def signed(self, webhooks: WebhookFormat, secret: str, now: datetime) -> dict[str, str]:
+        """The vendor's headers for this delivery, signed with `secret` at `now`."""
+        return webhooks.signed_headers(
+            secret.encode(), self.body, now=now, delivery_id=self.delivery_id, event=self.event
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Attempt:
@@ -98,6 +106,11 @@ class Attempt:
     #: `timeout`, `connection`, or the fault or vendor decision (`dropped`, `discarded`)
     error: str | None = None
     fault: str | None = None
+
+    @classmethod
+    def of(cls, delivery: Delivery, attempt: int, at: datetime, **outcome: Any) -> Attempt:
+        """The attempt number `attempt` of `delivery`, made (or disposed of) `at`."""
+        return cls(delivery.target, delivery.event, delivery.delivery_id, attempt, at, **outcome)
 
     @property
     def ok(self) -> bool:
@@ -201,17 +214,7 @@ class WebhookDispatcher:
         )
         kind = rule.kind if rule is not None else None
         if kind == "drop":
-            self._record(
-                Attempt(
-                    delivery.target,
-                    delivery.event,
-                    delivery.delivery_id,
-                    0,
-                    now,
-                    error="dropped",
-                    fault="drop",
-                )
-            )
+            self._record(Attempt.of(delivery, 0, now, error="dropped", fault="drop"))
             return
         due = now
         if rule is not None and kind == "delay":
@@ -317,31 +320,15 @@ class WebhookDispatcher:
         now = self.clock.now()
         verdict = self._gate(delivery, now)
         if verdict is False:
-            attempt = Attempt(
-                delivery.target,
-                delivery.event,
-                delivery.delivery_id,
-                number,
-                now,
-                error="discarded",
-            )
-            self._record(attempt)
+            self._record(Attempt.of(delivery, number, now, error="discarded"))
             return
         if isinstance(verdict, datetime):
             with self._cond:
                 self._push(max(verdict, now), delivery, number, fault=entry.fault)
             return
         status, error = self._post(delivery, number, now)
-        attempt = Attempt(
-            delivery.target,
-            delivery.event,
-            delivery.delivery_id,
-            number,
-            now,
-            status=status,
-            error=error,
-            fault=entry.fault if number == 1 else None,
-        )
+        fault = entry.fault if number == 1 else None
+        attempt = Attempt.of(delivery, number, now, status=status, error=error, fault=fault)
         self._record(attempt)
         retry = (
             not attempt.ok

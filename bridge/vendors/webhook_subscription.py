@@ -8,12 +8,23 @@ one there instead of adding another."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from bridge.core.contract import Adapter
 from bridge.core.model import Side
 
-__all__ = ["Registered", "Subscription", "WebhookSubscriptions"]
+__all__ = ["Registered", "Subscription", "WebhookSubscriptions", "vendor_adapter"]
+
+AdapterT = TypeVar("AdapterT")
+
+
+def vendor_adapter(adapter: Adapter, kind: type[AdapterT]) -> AdapterT:
+    """The adapter as its vendor's own class (its HTTP client), or TypeError: a vendor's
+    subscriptions are only ever handed that vendor's adapter."""
+    built: object = adapter
+    if not isinstance(built, kind):
+        raise TypeError(f"not a {kind.__name__}: {type(adapter).__name__}")
+    return built
 
 
 @dataclass(frozen=True, slots=True)

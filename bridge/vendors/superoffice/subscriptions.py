@@ -13,7 +13,7 @@ from bridge.vendors.http import HttpClient, decode_json
 from bridge.vendors.superoffice import SIDE
 from bridge.vendors.superoffice.adapter import SuperOfficeAdapter
 from bridge.vendors.superoffice.webhooks import EVENTS
-from bridge.vendors.webhook_subscription import Registered, Subscription
+from bridge.vendors.webhook_subscription import Registered, Subscription, vendor_adapter
 
 __all__ = ["SUBSCRIPTIONS", "SuperOfficeSubscriptions"]
 
@@ -22,10 +22,7 @@ _LOOPBACK: Final = ("127.0.0.1", "localhost", "::1")
 
 
 def _http(adapter: Adapter) -> HttpClient:
-    built: object = adapter
-    if not isinstance(built, SuperOfficeAdapter):
-        raise TypeError(f"not a SuperOfficeAdapter: {type(adapter).__name__}")
-    return built.http
+    return vendor_adapter(adapter, SuperOfficeAdapter).http
 
 
 def _subscription(item: Any) -> Subscription:

@@ -9,7 +9,7 @@ from typing import Any, Final
 
 from bridge.core.contract import Adapter, UnreadableAnswerError
 from bridge.vendors.http import HttpClient, decode_json
-from bridge.vendors.webhook_subscription import Registered, Subscription
+from bridge.vendors.webhook_subscription import Registered, Subscription, vendor_adapter
 from bridge.vendors.zendesk import SIDE
 from bridge.vendors.zendesk.adapter import ZendeskAdapter
 from bridge.vendors.zendesk.webhooks import EVENTS
@@ -22,10 +22,7 @@ MAX_PAGES: Final = 50
 
 
 def _http(adapter: Adapter) -> HttpClient:
-    built: object = adapter
-    if not isinstance(built, ZendeskAdapter):
-        raise TypeError(f"not a ZendeskAdapter: {type(adapter).__name__}")
-    return built.http
+    return vendor_adapter(adapter, ZendeskAdapter).http
 
 
 def _subscription(item: Any) -> Subscription:

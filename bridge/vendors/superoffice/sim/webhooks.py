@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 from bridge.sandbox import HttpError, Request
-from bridge.sandbox.webhooks import Attempt, Delivery, RetryPolicy, WebhookDispatcher
+from bridge.sandbox.webhooks import Attempt, Delivery, RetryPolicy
 from bridge.vendors.superoffice.sim.agents import field as prop
 from bridge.vendors.superoffice.sim.store import Ticket
 from bridge.vendors.superoffice.webhooks import FORMAT
@@ -123,14 +123,7 @@ class SuperOfficeWebhooksApi:
         self.timeout = 10.0
         self.errors_to_stop = 9
         self.dispatcher = sim.use_webhooks(
-            WebhookDispatcher(
-                sim.clock,
-                retry_policy(self.timeout),
-                gate=self._gate,
-                on_result=self._on_result,
-                seed=sim.seed,
-                name=f"superoffice-webhooks:{id(sim):x}",
-            )
+            retry_policy(self.timeout), gate=self._gate, on_result=self._on_result
         )
 
     def clear(self) -> None:
@@ -272,13 +265,7 @@ class SuperOfficeWebhooksApi:
             hook = self.hooks.get(int(delivery.target))
             secret = hook.secret if hook is not None else ""
             extra = dict(hook.headers) if hook is not None else {}
-        headers = FORMAT.signed_headers(
-            secret.encode(),
-            delivery.body,
-            now=now,
-            delivery_id=delivery.delivery_id,
-            event=delivery.event,
-        )
+        headers = delivery.signed(FORMAT, secret, now)
         if not secret:  # sent signed only when the webhook has a Secret
             headers = {k: v for k, v in headers.items() if k.lower() != "x-superoffice-signature"}
         headers["X-SuperOffice-Retry"] = str(attempt - 1)

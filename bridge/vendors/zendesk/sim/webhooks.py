@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 from bridge.sandbox import HttpError, Request, Response, iso_z
-from bridge.sandbox.webhooks import Attempt, Delivery, RetryPolicy, WebhookDispatcher
+from bridge.sandbox.webhooks import Attempt, Delivery, RetryPolicy
 from bridge.vendors.zendesk.sim.store import Ticket
 from bridge.vendors.zendesk.webhooks import FORMAT, WEBHOOK_ID
 
@@ -136,14 +136,9 @@ class ZendeskWebhooksApi:
         self._rng = random.Random(sim.seed)
         self._invocations = itertools.count(8_350_200_000)
         self.dispatcher = sim.use_webhooks(
-            WebhookDispatcher(
-                sim.clock,
-                retry_policy(sim.config.webhook_timeout_seconds),
-                gate=self._gate,
-                on_result=self._on_result,
-                seed=sim.seed,
-                name=f"zendesk-webhooks:{id(sim):x}",
-            )
+            retry_policy(sim.config.webhook_timeout_seconds),
+            gate=self._gate,
+            on_result=self._on_result,
         )
 
     def clear(self) -> None:
@@ -337,13 +332,7 @@ class ZendeskWebhooksApi:
         with self.sim.lock:
             hook = self.hooks.get(delivery.target)
             secret = hook.secret if hook is not None else ""
-        headers = FORMAT.signed_headers(
-            secret.encode(),
-            delivery.body,
-            now=now,
-            delivery_id=delivery.delivery_id,
-            event=delivery.event,
-        )
+        headers = delivery.signed(FORMAT, secret, now)
         headers[WEBHOOK_ID] = delivery.target
         headers["User-Agent"] = "Zendesk Webhook"
         return headers
