@@ -345,10 +345,10 @@ class WebhookDispatcher:
 
     def _release_held(self, target: str, now: datetime) -> None:
         """The delivery a `reorder` held back goes right after this one."""
-        for entry in self._heap:
-            if entry.live and entry.held and entry.delivery.target == target:
-                entry.live = False
-                self._push(now, entry.delivery, entry.attempt, fault=entry.fault)
+        held = [e for e in self._heap if e.live and e.held and e.delivery.target == target]
+        for entry in held:
+            entry.live = False
+            self._push(now, entry.delivery, entry.attempt, fault=entry.fault)
 
     def _post(
         self, delivery: Delivery, number: int, now: datetime
