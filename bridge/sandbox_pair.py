@@ -71,8 +71,10 @@ class Sandbox:
         self.zendesk.configure({"rate_limits": False})
         self.superoffice.configure({"requests_per_second": None})
 
-    def write_config(self, folder: Path, **overrides: str) -> Path:
-        return write_sandbox_config(folder, self, **overrides)
+    def write_config(
+        self, folder: Path, *, serve_port: int | None = None, **overrides: str
+    ) -> Path:
+        return write_sandbox_config(folder, self, serve_port=serve_port, **overrides)
 
 
 def _write_secret(path: Path, value: str) -> None:
@@ -83,21 +85,30 @@ def _write_secret(path: Path, value: str) -> None:
     os.chmod(path, 0o600)
 
 
-def write_sandbox_config(folder: Path, sandbox: Sandbox, **sync_overrides: str) -> Path:
+def write_sandbox_config(
+    folder: Path, sandbox: Sandbox, *, serve_port: int | None = None, **sync_overrides: str
+) -> Path:
     """Write `folder/bridge.toml` and its secret files (mode 0600) for this sandbox.
 
     `sync_overrides` are raw TOML values for the `[sync]` table, e.g.
-    `max_purges_per_run="50"`.
+    `max_purges_per_run="50"`. With `serve_port`, a `[serve]` section on 127.0.0.1 and
+    each vendor's `webhook_secret_file` (`secrets/<vendor>.webhook_secret`, written when
+    the webhooks are registered: `bridge.webhook_registration`).
     """
-    return write_pairs_config(folder, {None: sandbox}, **sync_overrides)
+    return write_pairs_config(folder, {None: sandbox}, serve_port=serve_port, **sync_overrides)
 
 
 def write_pairs_config(
-    folder: Path, sandboxes: Mapping[str | None, Sandbox], **sync_overrides: str
+    folder: Path,
+    sandboxes: Mapping[str | None, Sandbox],
+    *,
+    serve_port: int | None = None,
+    **sync_overrides: str,
 ) -> Path:
     """`write_sandbox_config` for several pairs of simulators, one `[pairs.NAME]` each
     (the single key None: the plain one-pair layout). Secrets go in `secrets/NAME/`."""
     folder.mkdir(parents=True, exist_ok=True)
+    hooks = serve_port is not None
     sync = {
         "direction": '"both"',
         "conflict_policy": '"manual"',
@@ -109,7 +120,18 @@ def write_pairs_config(
     }
     sync_lines = "\n".join(f"{key} = {value}" for key, value in sync.items())
     vendor_sections = "".join(
-        _vendor_sections(folder, name, sandbox) for name, sandbox in sandboxes.items()
+        _vendor_sections(folder, name, sandbox, webhooks=hooks)
+        for name, sandbox in sandboxes.items()
+    )
+    serve = (
+        ""
+        if serve_port is None
+        else f"""
+[serve]
+# where `bridge serve` listens; the simulators' webhooks call it here
+host = "127.0.0.1"
+port = {serve_port}
+"""
     )
     text = f"""# bridge configuration for the local sandbox (written by bridge).
 # The secrets are files beside this one; the simulators accept exactly these values.
@@ -123,7 +145,7 @@ level = "warning"
 {vendor_sections}
 [sync]
 {sync_lines}
-
+{serve}
 [links]
 external_id_pattern = "superoffice-{{id}}"
 """
@@ -134,15 +156,23 @@ external_id_pattern = "superoffice-{{id}}"
     return path
 
 
-def _vendor_sections(folder: Path, pair: str | None, sandbox: Sandbox) -> str:
+def _vendor_sections(
+    folder: Path, pair: str | None, sandbox: Sandbox, *, webhooks: bool = False
+) -> str:
     """One pair's `[zendesk]` and `[superoffice]` (under `[pairs.NAME.…]` when named),
-    with its secret files written."""
+    with its secret files written (the webhook secrets' files are named, not written:
+    registering the webhooks fills them)."""
     zendesk, superoffice = sandbox.zendesk, sandbox.superoffice
     secrets = Path("secrets") if pair is None else Path("secrets") / pair
     prefix = "" if pair is None else f"pairs.{pair}."
     _write_secret(folder / secrets / "zendesk.token", sandbox.zendesk_token)
     _write_secret(folder / secrets / "superoffice.ticket", superoffice.ticket)
     _write_secret(folder / secrets / "superoffice.app_token", superoffice.app_token)
+
+    def webhook_secret(side: str) -> str:
+        path = secrets / f"{side}.webhook_secret"
+        return f'webhook_secret_file = "{path}"\n' if webhooks else ""
+
     return f"""
 [{prefix}zendesk]
 base_url = "{zendesk.base_url}"
@@ -151,7 +181,7 @@ email = "{zendesk.email}"
 token_file = "{secrets / "zendesk.token"}"
 timeout_seconds = 30
 job_limit = 30
-
+{webhook_secret(ZENDESK_VENDOR.name)}
 [{prefix}superoffice]
 base_url = "{superoffice.base_url}"
 tenant = "{superoffice.tenant}"
@@ -161,4 +191,4 @@ app_token_file = "{secrets / "superoffice.app_token"}"
 retention_days = {int(superoffice.retention_days)}
 requests_per_second = 10
 timeout_seconds = 30
-"""
+{webhook_secret(SUPEROFFICE_VENDOR.name)}"""

@@ -13,6 +13,7 @@ from bridge.sandbox_seed import seed_sandbox
 from bridge.values import PORT, BoundedInt
 from bridge.vendors.superoffice.sim.simulator import SuperOfficeSimulator
 from bridge.vendors.zendesk.sim.simulator import ZendeskSimulator, plan_limit
+from bridge.webhook_registration import register_config
 
 __all__ = ["sandbox"]
 
@@ -125,12 +126,34 @@ def superoffice(port: int, tenant: str, ticket: str, app_token: str, retention_d
     "and a short history in FOLDER's ledger (a migration, two syncs, a conflict), plus "
     "changes the next sync will copy.",
 )
-def serve(zendesk_port: int, superoffice_port: int, folder: Path | None, links: int | None) -> None:
+@click.option(
+    "--webhooks",
+    is_flag=True,
+    help="With --write-config: both simulators call `bridge serve` at 127.0.0.1:SERVE_PORT "
+    "with signed webhooks ([serve] and the webhook secret files are written into FOLDER).",
+)
+@click.option(
+    "--serve-port",
+    type=PORT,
+    default=8470,
+    show_default=True,
+    help="With --webhooks: the port `bridge serve` will listen on.",
+)
+def serve(
+    zendesk_port: int,
+    superoffice_port: int,
+    folder: Path | None,
+    links: int | None,
+    webhooks: bool,
+    serve_port: int,
+) -> None:
     """Serve both simulators, on one simulated clock, until interrupted.
 
     Without --seed the tenants are empty. With --seed N they hold N linked tickets and
     the ledger their history, so that `status`, `sync --dry-run`, `sync` and `report`
-    have something to show at once.
+    have something to show at once. With --webhooks the simulators' webhooks are
+    registered (after the seeding) through their own APIs, as `bridge webhooks register`
+    does, so that every later delete, restore or purge calls `bridge serve`.
 
     \b
     Examples:
@@ -142,9 +165,18 @@ def serve(zendesk_port: int, superoffice_port: int, folder: Path | None, links: 
       bridge --config ./try/bridge.toml sync --dry-run
       bridge --config ./try/bridge.toml sync
       bridge --config ./try/bridge.toml report --format md -o -
+    \b
+      bridge sandbox serve --write-config ./try --webhooks
+      bridge --config ./try/bridge.toml serve       # in another terminal: signed calls
+      bridge --config ./try/bridge.toml webhooks status
     """
     if links is not None and folder is None:
         raise click.UsageError("--seed writes the history into a ledger: add --write-config DIR")
+    if webhooks and folder is None:
+        raise click.UsageError(
+            "--webhooks writes the secrets into a config: add --write-config DIR"
+        )
+    port = serve_port if webhooks else None
     with Sandbox(zendesk_port=zendesk_port, superoffice_port=superoffice_port) as both:
         click.echo(f"Zendesk simulator:     {both.zendesk.base_url}")
         click.echo(f"SuperOffice simulator: {both.superoffice.base_url}/api/v1")
@@ -160,7 +192,16 @@ def serve(zendesk_port: int, superoffice_port: int, folder: Path | None, links: 
                 f"Wrote {path}: try `ticket-bridge --config {path} status`, `sync --dry-run`"
             )
         elif folder is not None:
-            path = both.write_config(folder)
+            path = both.write_config(folder, serve_port=port)
             click.echo(f"Wrote {path}: run `ticket-bridge --config {path} sync`")
+        if folder is not None and webhooks:
+            if links is not None:  # the seeding wrote the config without [serve]
+                both.write_config(folder, serve_port=port)
+            for report in register_config(folder / "bridge.toml"):
+                for sub in report.subscriptions:
+                    click.echo(f"Webhook {report.side}: {sub.name} -> {sub.target_url}")
+            click.echo(
+                f"Run `ticket-bridge --config {folder / 'bridge.toml'} serve` to receive them."
+            )
         click.echo("Press Ctrl-C to stop.", err=True)
         _wait_until_interrupted()

@@ -16,6 +16,8 @@ seed/act/config), building on the pieces below rather than branching inside them
 * `purgelog`: `PurgeLog`, the ground truth of accepted irreversible requests;
 * `http`: `Request`, `Response`, `HttpError`, `Route`, `Handler`;
 * `server`: the threaded HTTP/1.1 server;
+* `webhooks`: `WebhookDispatcher`, a simulator's outgoing webhook calls (retries on the
+  simulated clock, drop/delay/duplicate/reorder faults), `Delivery`, `RetryPolicy`;
 * `simulator`: `SimulatorBase` (request pipeline, lazy ticks, admin API under
   `ADMIN_PREFIX`).
 """
@@ -30,10 +32,12 @@ from bridge.sandbox.purgelog import PurgeLog, PurgeRecord
 from bridge.sandbox.ratelimit import RateDecision, RateLimiter
 from bridge.sandbox.schedule import Schedule
 from bridge.sandbox.simulator import ADMIN_PREFIX, SimulatorBase
+from bridge.sandbox.webhooks import Delivery, RetryPolicy, WebhookDispatcher
 
 __all__ = [
     "ADMIN_PREFIX",
     "Counters",
+    "Delivery",
     "FaultInjector",
     "FaultRule",
     "Handler",
@@ -44,10 +48,12 @@ __all__ = [
     "RateLimiter",
     "Request",
     "Response",
+    "RetryPolicy",
     "Route",
     "Schedule",
     "SimClock",
     "SimulatorBase",
+    "WebhookDispatcher",
     "iso_z",
     "parse_iso",
 ]

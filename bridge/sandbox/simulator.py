@@ -10,7 +10,9 @@ Admin requests under `/_sandbox/` skip counting, faults, auth and rate limits.
 
 Time-driven behaviour is lazy: nothing runs in the background; `tick(now)` is called under
 the state lock before every request (and after every admin clock change), and the subclass
-applies whatever fell due since the previous tick (use `Schedule` to keep that O(due)).
+applies whatever fell due since the previous tick (use `Schedule` to keep that O(due)). The
+one exception is the vendor's outgoing webhook calls (`use_webhooks`): a dispatcher thread
+sends them, so that no request waits on a receiver.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from bridge.sandbox.http import (
 from bridge.sandbox.purgelog import PurgeLog
 from bridge.sandbox.ratelimit import RateLimiter
 from bridge.sandbox.server import Answer, SimServer
+from bridge.sandbox.webhooks import Gate, ResultHook, RetryPolicy, WebhookDispatcher
 
 __all__ = ["ADMIN_PREFIX", "SimulatorBase"]
 
@@ -95,6 +98,8 @@ class SimulatorBase:
         self._admin: dict[tuple[str, str], AdminHandler] = {}
         self._server: SimServer | None = None
         self._thread: threading.Thread | None = None
+        #: the vendor's webhook calls (`use_webhooks`); None: this simulator sends none
+        self.webhooks: WebhookDispatcher | None = None
         self._register_core_admin()
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -131,6 +136,8 @@ class SimulatorBase:
             daemon=True,
         )
         self._thread.start()
+        if self.webhooks is not None:
+            self.webhooks.start()
         return self.base_url
 
     def stop(self) -> None:
@@ -138,6 +145,8 @@ class SimulatorBase:
         server, self._server = self._server, None
         if server is None:
             return
+        if self.webhooks is not None:
+            self.webhooks.stop()
         server.shutdown()
         server.close_connections()
         server.server_close()
@@ -192,6 +201,44 @@ class SimulatorBase:
         self._routes.append(made)
         self._routes.sort(key=lambda r: r.params)
         return made
+
+    def use_webhooks(
+        self, policy: RetryPolicy, *, gate: Gate, on_result: ResultHook
+    ) -> WebhookDispatcher:
+        """Send this vendor's webhooks through a dispatcher on this simulator's clock and
+        seed (started and stopped with the server, emptied by `reset`), retried by
+        `policy`, with its admin API: `GET /_sandbox/webhooks` (the attempts, what is
+        queued, the fault rules), `POST` `{"faults": [...], "replace": bool}` and `DELETE`
+        (forget the log, the queue and the rules)."""
+        dispatcher = WebhookDispatcher(
+            self.clock,
+            policy,
+            gate=gate,
+            on_result=on_result,
+            seed=self.seed,
+            name=f"{type(self).__name__}:webhooks",
+        )
+        self.webhooks = dispatcher
+
+        def post(request: Request) -> dict[str, Any]:
+            body = _object(request.json())
+            unknown = set(body) - {"faults", "replace"}
+            if unknown:
+                raise ValueError(f"webhooks: unknown keys {sorted(unknown)}")
+            rules = body.get("faults", [])
+            if not isinstance(rules, list):
+                raise ValueError("webhooks: 'faults' must be a list")
+            dispatcher.set_faults(rules, replace=bool(body.get("replace", False)))
+            return dispatcher.state()
+
+        def delete(request: Request) -> dict[str, Any]:
+            dispatcher.reset()
+            return dispatcher.state()
+
+        self.admin_route("GET", "webhooks", lambda r: dispatcher.state())
+        self.admin_route("POST", "webhooks", post)
+        self.admin_route("DELETE", "webhooks", delete)
+        return dispatcher
 
     def admin_route(self, method: str, name: str, handler: AdminHandler) -> None:
         """Register `METHOD /_sandbox/<name>`; the handler returns a JSON-able body (200)."""
@@ -273,6 +320,8 @@ class SimulatorBase:
             self.counters.reset()
             self.faults.reset()
             self.limiter.reset()
+            if self.webhooks is not None:
+                self.webhooks.reset()
 
     def set_faults(
         self, rules: Iterable[FaultRule | Mapping[str, Any]], *, replace: bool = True

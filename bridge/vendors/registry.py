@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from bridge.sandbox import SimulatorBase
     from bridge.vendors.probe import DeepCheck
     from bridge.vendors.superoffice.sim.simulator import SuperOfficeSimulator
+    from bridge.vendors.webhook_subscription import WebhookSubscriptions
     from bridge.vendors.zendesk.sim.simulator import ZendeskSimulator
 
 __all__ = [
@@ -95,6 +96,8 @@ class Vendor(Generic[SimT]):
     deep_check_path: str
     #: `module:object` of how its webhooks are signed and read (`webhooks`)
     webhooks_path: str
+    #: `module:object` of how bridge's webhook is registered with it (`subscriptions`)
+    subscriptions_path: str
 
     @property
     def simulator(self) -> type[SimT]:
@@ -105,6 +108,11 @@ class Vendor(Generic[SimT]):
     def webhooks(self) -> WebhookFormat:
         """How its webhooks are checked and read (`bridge serve`, the simulators)."""
         return cast("WebhookFormat", import_attribute(self.webhooks_path))
+
+    @property
+    def subscriptions(self) -> WebhookSubscriptions:
+        """How bridge's webhook is registered, checked and removed (`bridge webhooks`)."""
+        return cast("WebhookSubscriptions", import_attribute(self.subscriptions_path))
 
     @property
     def deep_check(self) -> DeepCheck:
@@ -121,6 +129,7 @@ SUPEROFFICE_VENDOR: Final[Vendor[SuperOfficeSimulator]] = Vendor(
     cassettes=superoffice_cassettes.FACTS,
     deep_check_path="bridge.vendors.superoffice.probes:deep_check",
     webhooks_path="bridge.vendors.superoffice.webhooks:FORMAT",
+    subscriptions_path="bridge.vendors.superoffice.subscriptions:SUBSCRIPTIONS",
 )
 
 ZENDESK_VENDOR: Final[Vendor[ZendeskSimulator]] = Vendor(
@@ -132,6 +141,7 @@ ZENDESK_VENDOR: Final[Vendor[ZendeskSimulator]] = Vendor(
     cassettes=zendesk_cassettes.FACTS,
     deep_check_path="bridge.vendors.zendesk.probes:deep_check",
     webhooks_path="bridge.vendors.zendesk.webhooks:FORMAT",
+    subscriptions_path="bridge.vendors.zendesk.subscriptions:SUBSCRIPTIONS",
 )
 
 #: the registered vendors in the ledger's order: SuperOffice first, Zendesk second

@@ -66,6 +66,7 @@ from bridge.vendors.superoffice.sim.views import (
     culture_of,
     ticket_entity,
 )
+from bridge.vendors.superoffice.sim.webhooks import SuperOfficeWebhooksApi
 
 __all__ = ["DELETE_RIGHTS", "SET_DELETED_RESULTS", "SuperOfficeSimulator"]
 
@@ -184,6 +185,9 @@ class SuperOfficeSimulator(SimulatorBase):
         self.store = TicketStore(
             now=self.clock.now, retention=timedelta(days=retention_days), first_id=1
         )
+        #: `Webhook` entities and the ticket events they are sent (sim/webhooks.py)
+        self.hooks = SuperOfficeWebhooksApi(self)
+        self.store.on_touch = self.hooks.ticket_touched
         self._register_routes()
 
     # ------------------------------------------------------------------ URLs
@@ -289,6 +293,7 @@ class SuperOfficeSimulator(SimulatorBase):
         )
         add("GET", f"{api}/Archive/{{provider}}", self._archive, "GET Archive/{provider}")
         add("POST", f"{api}/Archive/{{provider}}", self._archive, "POST Archive/{provider}")
+        self.hooks.register(api)
 
     def _route(
         self,
@@ -369,6 +374,7 @@ class SuperOfficeSimulator(SimulatorBase):
 
     def reset_state(self) -> None:
         self.store.reset()
+        self.hooks.clear()
 
     # ------------------------------------------------------------------ helpers
 
@@ -893,6 +899,9 @@ class SuperOfficeSimulator(SimulatorBase):
             "ticket_log_readable": self.ticket_log_readable,
             "login_failure_status": self.login_failure_status,
             "system_user_configured": self.public_key_pem is not None,
+            "webhook_timeout_seconds": self.hooks.timeout,
+            "webhook_errors_to_stop": self.hooks.errors_to_stop,
+            "webhooks": self.hooks.usage(),
         }
 
     _CONFIG_KEYS = frozenset(
@@ -915,6 +924,8 @@ class SuperOfficeSimulator(SimulatorBase):
             "app_token",
             "bearer",
             "public_key_pem",
+            "webhook_timeout_seconds",
+            "webhook_errors_to_stop",
         }
     )
 
@@ -949,6 +960,13 @@ class SuperOfficeSimulator(SimulatorBase):
             self.culture = str(body["culture"])
         if "login_failure_status" in body:
             self.login_failure_status = int(body["login_failure_status"])
+        if "webhook_timeout_seconds" in body or "webhook_errors_to_stop" in body:
+            errors = body.get("webhook_errors_to_stop")
+            timeout = body.get("webhook_timeout_seconds")
+            self.hooks.configure(
+                timeout=None if timeout is None else float(timeout),
+                errors_to_stop=None if errors is None else int(errors),
+            )
         for secret in ("ticket", "app_token", "bearer", "public_key_pem"):
             if secret in body:
                 setattr(self, secret, str(body[secret]))

@@ -173,6 +173,9 @@ class TicketStore:
         self.retention = retention
         self.statuses: dict[int, TicketStatus] = {s.status_id: s for s in statuses}
         self._first_id = first_id
+        #: told of every change of a ticket: (ticket, actor, whether it was just created);
+        #: the simulator's webhooks listen here
+        self.on_touch: Callable[[Ticket, int, bool], None] | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -226,11 +229,13 @@ class TicketStore:
 
     # ------------------------------------------------------------------ bookkeeping
 
-    def _touch(self, ticket: Ticket, when: datetime, actor: int) -> None:
-        """Set LastChanged (every change, status changes included, ends here) and keep the
-        ticket's place in its provider's index."""
+    def _touch(self, ticket: Ticket, when: datetime, actor: int, *, created: bool = False) -> None:
+        """Set LastChanged (every change, status changes included, ends here), tell
+        `on_touch`, and keep the ticket's place in its provider's index."""
         ticket.last_changed = when
         ticket.changed_by = actor
+        if self.on_touch is not None:
+            self.on_touch(ticket, actor, created)
         place = (
             ticket.base_status is BaseStatus.DELETED,
             key_of(second_of(when), ticket.ticket_id),
@@ -323,7 +328,12 @@ class TicketStore:
             created_by=created_by,
         )
         self.tickets[ticket_id] = ticket
-        self._touch(ticket, last_changed or created, created_by if actor is None else actor)
+        self._touch(
+            ticket,
+            last_changed or created,
+            created_by if actor is None else actor,
+            created=True,
+        )
         if chosen.base is BaseStatus.DELETED:
             ticket.pre_delete_status_id = (
                 self.resolve_status(pre_delete_status).status_id

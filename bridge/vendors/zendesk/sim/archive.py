@@ -30,6 +30,7 @@ from bridge.vendors.zendesk.sim.store import (
     encode_cursor,
     offset_slice,
 )
+from bridge.vendors.zendesk.sim.webhooks import PERMANENTLY_DELETED as PERMANENTLY_DELETED_EVENT
 
 if TYPE_CHECKING:
     from bridge.vendors.zendesk.sim.simulator import ZendeskSimulator
@@ -229,6 +230,8 @@ class Archive:
         )
         text = f'{ARCHIVED_DELETED} by deletion schedule "{schedule}"' if schedule else None
         self.log("destroy", actor, ticket.id, text or ARCHIVED_DELETED, at)
+        # gone for good, so a permanent deletion to a webhook (ASSUMED: no doc says)
+        self.sim.hooks.emit(PERMANENTLY_DELETED_EVENT, ticket, actor, at)
 
     # ---- deletion schedules: effect --------------------------------------------------------
 

@@ -39,6 +39,7 @@ from bridge.vendors.zendesk.sim.archive import (
     PERMANENTLY_DELETED,
     RESTORED,
     SOFT_DELETED,
+    SYSTEM_ACTOR,
     Archive,
 )
 from bridge.vendors.zendesk.sim.render import JSON_TYPE, TicketJson, json_page, json_text
@@ -54,6 +55,16 @@ from bridge.vendors.zendesk.sim.store import (
     page_keys,
     parse_export_cursor,
 )
+from bridge.vendors.zendesk.sim.webhooks import (
+    PERMANENTLY_DELETED as PERMANENTLY_DELETED_EVENT,
+)
+from bridge.vendors.zendesk.sim.webhooks import (
+    SOFT_DELETED as SOFT_DELETED_EVENT,
+)
+from bridge.vendors.zendesk.sim.webhooks import (
+    UNDELETED as UNDELETED_EVENT,
+)
+from bridge.vendors.zendesk.sim.webhooks import ZendeskWebhooksApi
 
 __all__ = ["PLANS", "ZendeskConfig", "ZendeskSimulator"]
 
@@ -142,6 +153,12 @@ class ZendeskConfig:
     max_active_deletion_schedules: int = 1
     #: whether the account has the audit log (Enterprise): `GET audit_logs` answers 403 if not
     audit_logs: bool = False
+    #: a webhook call's attempt times out after this many real seconds (sim/webhooks.py)
+    webhook_timeout_seconds: float = 10.0
+    #: the circuit breaker's 70 % counts only with at least this many attempts in 5 min
+    webhook_breaker_min_requests: int = 10
+    #: whether the 30-day scrub sends `ticket.permanently_deleted` (UNCONFIRMED)
+    scrub_sends_webhook: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -250,6 +267,8 @@ class ZendeskSimulator(SimulatorBase):
         self._render: TicketJson | None = None
         self._render_api = ""
         self.store.on_close = self.archive.note_closed
+        #: the Webhooks API and the event calls it feeds (sim/webhooks.py)
+        self.hooks = ZendeskWebhooksApi(self)
         self._register_routes()
 
     # ---- routes ----------------------------------------------------------------------------
@@ -320,6 +339,7 @@ class ZendeskSimulator(SimulatorBase):
             name="GET incremental/tickets",
         )
         self.archive.register(api)
+        self.hooks.register(api)
 
     # ---- hooks -----------------------------------------------------------------------------
 
@@ -389,6 +409,8 @@ class ZendeskSimulator(SimulatorBase):
                 ticket = self.store.soft_deleted(int(ident))
                 if ticket is not None:
                     self.store.purge(ticket, due, "retention")
+                    if self.config.scrub_sends_webhook:
+                        self.hooks.emit(PERMANENTLY_DELETED_EVENT, ticket, SYSTEM_ACTOR, due)
             elif kind == "expire":
                 self.jobs.pop(str(ident), None)
             elif kind == "archive":
@@ -404,6 +426,7 @@ class ZendeskSimulator(SimulatorBase):
         self._due.clear()
         self._job_rng = random.Random(self.seed)
         self.archive.clear()
+        self.hooks.clear()
 
     def not_found(self, request: Request) -> Response:
         return Response(404, {"error": "InvalidEndpoint", "description": "Not found"})
@@ -422,6 +445,7 @@ class ZendeskSimulator(SimulatorBase):
             self.limiter.enabled = self.config.rate_limits
             if self.config.archive_after_days != archive_after:
                 self.archive.reschedule_all()
+            self.hooks.configured()
             return self.config.to_dict()
 
     # ---- admin: seed and act ---------------------------------------------------------------
@@ -616,17 +640,20 @@ class ZendeskSimulator(SimulatorBase):
         self.store.soft_delete(ticket, at, actor)
         self._schedule_scrub(ticket)
         self.archive.log("destroy", actor, ticket.id, SOFT_DELETED, at)
+        self.hooks.emit(SOFT_DELETED_EVENT, ticket, actor, at)
 
     def _restore_ticket(self, ticket: Ticket, at: datetime, actor: tuple[int, str]) -> None:
         self.store.restore(ticket, at)
         self._due.discard(("scrub", ticket.id))
         self.archive.log("update", actor, ticket.id, RESTORED, at)
+        self.hooks.emit(UNDELETED_EVENT, ticket, actor, at)
 
     def _purge_ticket(self, ticket: Ticket, at: datetime, actor: tuple[int, str]) -> None:
         """A permanent deletion on request (the 30-day scrub is not logged: assumed)."""
         self.store.purge(ticket, at, "user")
         self._due.discard(("scrub", ticket.id))
         self.archive.log("destroy", actor, ticket.id, PERMANENTLY_DELETED, at)
+        self.hooks.emit(PERMANENTLY_DELETED_EVENT, ticket, actor, at)
 
     def _schedule_scrub(self, ticket: Ticket) -> None:
         assert ticket.deleted_at is not None
