@@ -32,6 +32,7 @@ COMMANDS = {
     "report": "bridge.cli.report:report",
     "demo": "bridge.cli.demo:demo",
     "ledger": "bridge.cli.ledger_cmd:ledger",
+    "serve": "bridge.cli.serve:serve",
 }
 
 
