@@ -117,7 +117,7 @@ class Intake:
         if hint is None:
             event = headers.get(fmt.event_header) or _top_level(body, fmt.event_header)
             self._counters.ignored.labels(pair, side, "event").inc()
-            log.info("webhook.ignored", pair=pair, side=side, event=event)
+            log.info("webhook.ignored", pair=pair, side=side, vendor_event=event)
             return Verdict(202, {"status": "ignored", "reason": "event not about deletion"})
         digest = hashlib.sha256(body).hexdigest()
         keys = [f"{pair}:{side}:body:{digest}"]
