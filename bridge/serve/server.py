@@ -4,6 +4,7 @@ and the benchmark)."""
 
 from __future__ import annotations
 
+import signal
 import socket
 import threading
 from collections.abc import Callable, Mapping
@@ -25,18 +26,7 @@ from bridge.serve.intake import Endpoint, Intake
 from bridge.serve.runner import InProcessRuns, PairWork
 from bridge.vendors.registry import SIDES, VENDORS
 
-__all__ = ["BackgroundServer", "Service", "endpoint_paths"]
-
-
-def endpoint_paths(config: Config) -> dict[str, str]:
-    """Each vendor's webhook path for `config`'s pair: `/webhooks/<side>`, or with several
-    pairs in the file `/webhooks/<side>/<pair>` (what `bridge webhooks register` gives
-    the vendors)."""
-    several = len(config.pair_names) > 1
-    return {
-        vendor.name: f"/webhooks/{vendor.name}" + (f"/{config.pair}" if several else "")
-        for vendor in VENDORS
-    }
+__all__ = ["BackgroundServer", "Service", "run_foreground"]
 
 
 class Service:
@@ -135,11 +125,16 @@ def _uvicorn(app: Starlette, host: str, port: int) -> uvicorn.Server:
 def run_foreground(service: Service, host: str, port: int) -> None:
     """Serve until SIGTERM or Ctrl-C (uvicorn's handlers: it stops taking calls and
     finishes those in flight), then stop the worker and close the ledgers."""
+    # uvicorn raises the signal it caught again once it has stopped: with the default
+    # handler that would end the process before the worker finishes its run
+    quiet = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGTERM, signal.SIGINT)}
     service.start()
     try:
         _uvicorn(service.app, host, port).run()
     finally:
         service.close()
+        for sig, handler in quiet.items():
+            signal.signal(sig, handler)
 
 
 class BackgroundServer:

@@ -76,9 +76,10 @@ class Served(Live):
         signed_at: datetime | None = None,
         headers: dict[str, str] | None = None,
         path: str | None = None,
+        url: str | None = None,
     ) -> requests.Response:
-        """POST `body` to `side`'s endpoint, signed as the vendor signs (with `secret`,
-        else the configured one)."""
+        """POST `body` to `side`'s endpoint (of the server at `url`, else the one started
+        here), signed as the vendor signs (with `secret`, else the configured one)."""
         fmt = (ZENDESK_VENDOR if side == "zendesk" else SUPEROFFICE_VENDOR).webhooks
         signed = fmt.signed_headers(
             secret or SECRETS[side],
@@ -88,7 +89,7 @@ class Served(Live):
             event=SO_EVENT,
         )
         return requests.post(
-            f"{self.server.url}{path or f'/webhooks/{side}'}",
+            f"{url or self.server.url}{path or f'/webhooks/{side}'}",
             data=body,
             headers={**signed, **(headers or {})},
             timeout=10,
