@@ -138,9 +138,9 @@ def with_actor(tmp_path: Path) -> Iterator[Served]:
     yield from make_served(tmp_path, superoffice="bridge_associate_id = 9\n")
 
 
-def _echo(world: Served, actor: int) -> int:
-    """Copy a Zendesk delete to SuperOffice by a hint, then send SuperOffice's webhook
-    for that write (by `actor`); the SuperOffice calls the echo cost."""
+def _deleted_by_a_hint(world: Served) -> tuple[list[tuple[int, int]], int, int]:
+    """Two linked pairs, the first's Zendesk ticket deleted by an agent and copied to
+    SuperOffice by its webhook; the pairs and the first's ids."""
     pairs = world.link(2)
     world.sync()
     so_id, zd_id = pairs[0]
@@ -148,6 +148,13 @@ def _echo(world: Served, actor: int) -> int:
     world.post("zendesk", zendesk_event(zd_id))
     world.wait_for(lambda: world.so_state(so_id) == "deleted")
     world.wait_for(world.settled)
+    return pairs, so_id, zd_id
+
+
+def _echo(world: Served, actor: int) -> int:
+    """Copy a Zendesk delete to SuperOffice by a hint, then send SuperOffice's webhook
+    for that write (by `actor`); the SuperOffice calls the echo cost."""
+    pairs, so_id, _zd_id = _deleted_by_a_hint(world)
     runs = len(world.runs())
     world.reset_counters()
     assert world.post("superoffice", superoffice_event(so_id, actor=actor)).status_code == 202
@@ -173,13 +180,7 @@ def test_an_echo_is_recognised_by_the_ledger_without_an_actor_configured(
 
 
 def test_a_change_after_our_write_is_not_taken_for_its_echo(served: Served) -> None:
-    pairs = served.link(2)
-    served.sync()
-    so_id, zd_id = pairs[0]
-    served.zd.agent_act("delete", [zd_id], agent=(7, "Ann"))
-    served.post("zendesk", zendesk_event(zd_id))
-    served.wait_for(lambda: served.so_state(so_id) == "deleted")
-    served.wait_for(served.settled)
+    pairs, so_id, zd_id = _deleted_by_a_hint(served)
     # a person restores the SuperOffice ticket a little later: a change of theirs, not
     # the echo of our soft delete, though bridge wrote that ticket minutes ago
     served.so.associate_act("restore", [so_id])
