@@ -1,4 +1,5 @@
-"""Metrics in the Prometheus text format: a textfile for cron, an HTTP endpoint for `--every`.
+"""Metrics in the Prometheus text format: a textfile for cron, an HTTP endpoint for `--every`,
+and `bridge serve`'s `/metrics` (the same, with its webhook counters: `WebhookCounters`).
 
 The values come from the ledger (`bridge.ledger.metrics`), so a textfile written by one
 cron run after another counts the pair's whole history, as a long-running loop's endpoint
@@ -23,7 +24,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, start_http_server, write_to_textfile
+from prometheus_client import (
+    CollectorRegistry,
+    Gauge,
+    start_http_server,
+    write_to_textfile,
+)
+from prometheus_client import Counter as PromCounter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -44,6 +51,8 @@ from bridge.vendors.registry import VENDORS
 __all__ = [
     "LedgerCollector",
     "MetricsServer",
+    "PairLedgers",
+    "WebhookCounters",
     "count_vendor_calls",
     "registry_for",
     "serve_metrics",
@@ -140,6 +149,108 @@ def _metrics(facts: LedgerFacts, sides: Sides) -> Iterator[Metric]:
     )
     last.add_metric([], facts.last_success.timestamp() if facts.last_success else 0.0)
     yield last
+
+
+class PairLedgers(Collector):
+    """Several pairs' ledger metrics in one exposition (`bridge serve`), each sample
+    labelled with its pair; one pair's are as `sync` gives them, unlabelled."""
+
+    def __init__(self, collectors: Mapping[str, LedgerCollector]) -> None:
+        self._collectors = dict(collectors)
+
+    def collect(self) -> Iterator[Metric]:
+        if len(self._collectors) == 1:
+            yield from next(iter(self._collectors.values())).collect()
+            return
+        families: dict[str, Metric] = {}
+        for pair, collector in self._collectors.items():
+            for family in collector.collect():
+                merged = families.setdefault(
+                    family.name, Metric(family.name, family.documentation, family.type)
+                )
+                for sample in family.samples:
+                    merged.add_sample(sample.name, {**sample.labels, "pair": pair}, sample.value)
+        yield from families.values()
+
+
+class WebhookCounters:
+    """`bridge serve`'s counters since it started, by pair and side: webhook calls
+    received, refused (by reason), duplicates, ignored (by reason), echoes of bridge's
+    own writes; hints queued, tickets no link holds, the queue's depth, targeted runs (by
+    outcome) and the times a run waited for the lease another run held."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        by_side = ["pair", "side"]
+        self.received = PromCounter(
+            "bridge_webhooks_received",
+            "Webhook calls received (every POST to a webhook endpoint).",
+            by_side,
+            registry=registry,
+        )
+        self.refused = PromCounter(
+            "bridge_webhooks_refused",
+            "Webhook calls refused, by reason: signature (401), replay (401: outside the "
+            "replay window), too_large (413), not_configured (404: no webhook secret).",
+            [*by_side, "reason"],
+            registry=registry,
+        )
+        self.duplicates = PromCounter(
+            "bridge_webhooks_duplicates",
+            "Webhook calls already received (the same delivery id or body): answered 202, "
+            "not queued again.",
+            by_side,
+            registry=registry,
+        )
+        self.ignored = PromCounter(
+            "bridge_webhooks_ignored",
+            "Signed webhook calls answered 202 and ignored, by reason: event (not about a "
+            "ticket's deletion state), unreadable (a body not in the vendor's shape).",
+            [*by_side, "reason"],
+            registry=registry,
+        )
+        self.echoes = PromCounter(
+            "bridge_webhook_echoes",
+            "Hints that were bridge's own writes coming back, dropped without a read.",
+            by_side,
+            registry=registry,
+        )
+        self.echo_reads = PromCounter(
+            "bridge_webhook_echo_reads",
+            "Echoes of bridge's own writes not yet confirmed: looked up once to confirm.",
+            by_side,
+            registry=registry,
+        )
+        self.unlinked = PromCounter(
+            "bridge_hints_unlinked",
+            "Tickets webhooks named that no link holds: ignored.",
+            by_side,
+            registry=registry,
+        )
+        self.queued = PromCounter(
+            "bridge_hints_queued",
+            "Tickets named by accepted webhook calls, queued for a targeted run.",
+            by_side,
+            registry=registry,
+        )
+        self.depth = Gauge(
+            "bridge_hints_queue_depth",
+            "Tickets waiting for the next targeted run.",
+            ["pair"],
+            registry=registry,
+        )
+        self.runs = PromCounter(
+            "bridge_hint_runs",
+            "Targeted runs (hints coalesced into one run), by outcome.",
+            ["pair", "outcome"],
+            registry=registry,
+        )
+        self.lease_waits = PromCounter(
+            "bridge_hint_lease_waits",
+            "Targeted runs put off because another run (a scheduled sync) held the lease; "
+            "their hints are kept and run later.",
+            ["pair"],
+            registry=registry,
+        )
 
 
 def registry_for(collector: LedgerCollector) -> CollectorRegistry:

@@ -51,6 +51,16 @@ class VendorSettings(Protocol):
     @property
     def base_url(self) -> str: ...
 
+    @property
+    def bridge_actor_id(self) -> int | None:
+        """The vendor's id of bridge's own API user (None: not configured)."""
+        ...
+
+    @property
+    def webhook_secret(self) -> Secret | None:
+        """What signs the vendor's webhooks to `bridge serve` (None: not used)."""
+        ...
+
     def secrets(self) -> dict[str, Secret]:
         """Secrets this auth mode uses, by base key name (`token` for `token_env`)."""
         ...

@@ -91,3 +91,25 @@ def test_large_tenant_refuses_an_unknown_backend() -> None:
     )
     assert done.returncode == 2
     assert "choose from sqlite, postgresql" in done.stderr
+
+
+def test_webhooks_bench_answers_crosses_and_coalesces() -> None:
+    # issue 19: the child asserts every load call was answered 202 and every delete crossed
+    output = _run("webhooks.py", "--rate", "50", "--seconds", "1", "--events", "3", "--burst", "20")
+    (load,) = _rows(output, "load: 50 calls at 50/s")
+    assert load[2].startswith("p50 ")
+    (crossing,) = _rows(output, "delete → other side: 3 single events")
+    assert float(crossing[2].split()[1]) < 10  # seconds: no scheduled run did it
+    (burst,) = [row for row in _rows(output, row_start(output, "burst:")) if row]
+    calls, minimum = burst[1].removesuffix(")").split(" calls (minimum ")
+    assert int(minimum) > 0
+    assert int(calls) >= int(minimum)  # nothing beats the bulk minimum
+
+
+def row_start(output: str, prefix: str) -> str:
+    """The first cell of the row that starts with `prefix`."""
+    return next(
+        line.strip("| ").split(" |")[0]
+        for line in output.splitlines()
+        if line.startswith(f"| {prefix}")
+    )

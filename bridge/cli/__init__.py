@@ -33,6 +33,7 @@ COMMANDS = {
     "demo": "bridge.cli.demo:demo",
     "ledger": "bridge.cli.ledger_cmd:ledger",
     "webhooks": "bridge.cli.webhooks:webhooks",
+    "serve": "bridge.cli.serve:serve",
 }
 
 

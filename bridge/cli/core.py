@@ -231,9 +231,11 @@ def _echo_status(summary: dict[str, Any]) -> None:
         click.echo("Runs: none yet")
     for run in summary["runs"]:
         flag = " (dry run)" if run["dry_run"] else ""
+        unannounced = sum(n for k, n in run["counts"].items() if k.endswith(".unannounced"))
         click.echo(
             f"  run {run['id']}: {run['kind']}{flag} {run['started_at']} → "
             f"{run['ended_at'] or 'running'}: {run['outcome']}"
+            + (f" ({unannounced} change(s) no webhook announced)" if unannounced else "")
         )
 
 

@@ -66,6 +66,7 @@ __all__ = [
     "OperationView",
     "PairView",
     "PlannedDecision",
+    "RecentWrite",
     "SyncStore",
 ]
 
@@ -150,6 +151,15 @@ class PlannedDecision:
     decision: Decision
     #: the cause of the change being copied (for the audit), when there is one
     cause: Cause | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecentWrite:
+    """Bridge's latest write to a ticket: its operation's status, and when it was sent
+    (or, once settled, confirmed or failed)."""
+
+    status: str
+    at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -709,6 +719,34 @@ class SyncStore:
                 query = query.where(col(Operation.target) == target)
             query = query.order_by(col(Operation.link_id), col(Operation.step))
             return [_operation_view(row) for row in session.exec(query)]
+
+    def recent_writes(
+        self, side: Side, link_ids: Iterable[int], since: datetime
+    ) -> dict[int, RecentWrite]:
+        """Bridge's latest write to `side` of each of these links sent since `since` (its
+        status, and when it was sent or settled), keyed by link id: how `bridge serve`
+        tells a webhook about bridge's own write (an echo) from someone else's change."""
+        found: dict[int, RecentWrite] = {}
+        column = Operation.__table__.c.link_id  # type: ignore[attr-defined]
+        with self.session() as session:
+            for chunk in chunked(sorted(set(link_ids)), _IDS):
+                query = (
+                    select(
+                        Operation.link_id,
+                        Operation.status,
+                        Operation.sent_at,
+                        Operation.finished_at,
+                    )
+                    .where(self.dialect.in_ids(column, chunk))
+                    .where(col(Operation.target) == side)
+                    .where(col(Operation.sent_at) >= since)
+                    .order_by(col(Operation.id))
+                )
+                for link_id, status, sent_at, finished_at in session.exec(query):
+                    at = finished_at or sent_at
+                    if at is not None:  # sent_at is, by the query
+                        found[link_id] = RecentWrite(status, at)
+        return found
 
     def ready_operations(self) -> list[OperationView]:
         """Planned (or held) operations that are their link's lowest open step (a purge

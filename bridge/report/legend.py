@@ -119,6 +119,7 @@ GROUPS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         (
             ("sync", "a scheduled reconciliation run (`bridge sync`)"),
             ("migrate", "a one-off migration (`bridge migrate`)"),
+            ("hints", "a targeted run of the tickets webhooks named (`bridge serve`)"),
         ),
     ),
     (

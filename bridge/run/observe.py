@@ -11,9 +11,13 @@ Everything read is recorded through `record.Recorder`.
 Seams:
 
 * **A webhook hint enters here.** `look_up(side, links)` queues a background lookup of
-  given links: it is how links never read are observed today, and how a hint (a vendor
-  saying "these tickets changed") will be observed, instead of or besides `observe()`'s
-  change streams, without touching the steps after it.
+  given links: it is how links never read are observed, and how a hint (a vendor saying
+  "these tickets changed") is: a targeted run (`RunOptions.hints`, `bridge serve`) looks
+  up the linked tickets the webhooks named, in bulk, instead of `observe()`'s change
+  streams, unread links and sweep, without touching the steps after it. It reads no
+  change stream at all, not even to confirm (`read_changes` does nothing: confirm's
+  lookups re-read the targets), so that a few tickets never cost a page of a stream
+  that a vendor allows only a few of a minute; the scheduled sync reads the streams.
 * **Waits are filled from here.** `Observer` is what apply does meanwhile
   (`jobs.Meanwhile`): while vendor jobs run, a full page of what they changed is read from
   the target's stream, and background lookups go on. A worker that only applies and
@@ -61,8 +65,26 @@ class Observer:
     def observe(self) -> None:
         """Read each side's changes since its cursor, the sides in turns; then queue the
         lookups of links never read and the sweep, to go on in the background."""
+        hints = self._ctx.options.hints
+        if hints is not None:
+            self._look_up_hinted(hints)
+            return
         streams = [Task(self._stream_steps(side, a)) for side, a in self._ctx.reachable()]
         self._scheduler.run(streams)
+
+    def _look_up_hinted(self, hints: Mapping[Side, frozenset[int]]) -> None:
+        """A targeted run: look up the linked tickets webhooks named, side by side, in the
+        background (bulk lookups); a ticket no link holds is counted and left."""
+        ctx = self._ctx
+        for side, _adapter in ctx.reachable():
+            tickets = hints.get(side, frozenset())
+            if not tickets:
+                continue
+            links = ctx.ledger.links_for_tickets(side, tickets)
+            ctx.state.counts["hints.unlinked"] += len(tickets) - len(links)
+            ctx.state.counts[f"{side}.hinted"] += len(links)
+            if links:
+                self.look_up(side, sorted(links.values(), key=lambda link: link.link_id))
 
     def look_up(self, side: Side, links: Sequence[LinkIds]) -> None:
         """Look the links' tickets on `side` up in the background; until their batch is
@@ -88,7 +110,10 @@ class Observer:
     # --- reads for the other steps ----------------------------------------------------
 
     def read_changes(self, side: Side) -> None:
-        """Read `side`'s change stream up to now (or until it fails, or the run stops)."""
+        """Read `side`'s change stream up to now (or until it fails, or the run stops); a
+        targeted run reads none (its confirming lookups follow)."""
+        if self._ctx.options.targeted:
+            return
         adapter = self._ctx.adapters[side]
         while not self._read_page(side, adapter) and not self._ctx.stop():
             pass
@@ -104,8 +129,10 @@ class Observer:
 
     def jobs_done(self, side: Side, tickets: int) -> None:
         """Vendor jobs ended that changed `tickets` tickets on `side`: the stream shows them
-        next, and a full page of them is worth reading while other jobs run."""
-        self._unread[side] += tickets
+        next, and a full page of them is worth reading while other jobs run (not in a
+        targeted run, which reads no stream)."""
+        if not self._ctx.options.targeted:
+            self._unread[side] += tickets
 
     def idle(self, seconds: float) -> None:
         """Wait `seconds`, working meanwhile: read a change stream whenever a full page of

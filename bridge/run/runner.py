@@ -44,7 +44,10 @@ from bridge.run.record import Recorder
 from bridge.run.settle import Settler
 from bridge.run.state import RunContext, RunOptions, RunState
 
-__all__ = ["RunResult", "SyncRun"]
+__all__ = ["TARGETED_KIND", "RunResult", "SyncRun"]
+
+#: the kind of a targeted run (`RunOptions.hints`): what webhooks named, looked up
+TARGETED_KIND = "hints"
 
 log = structlog.get_logger("bridge.sync")
 
@@ -137,6 +140,8 @@ class SyncRun:
         )
         state.run_id = run_id = run.id
         assert run_id is not None
+        # once `bridge serve` works on the pair, a sync says what no webhook announced
+        state.count_unannounced = not options.targeted and ctx.ledger.ran(TARGETED_KIND)
         log.info("run.start", run=run_id, dry_run=options.dry_run)
         try:
             if not options.dry_run:

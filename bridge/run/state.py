@@ -54,6 +54,14 @@ class RunOptions:
     #: the next sync's three-way decision (a migration: "restore not requested" is its
     #: choice, not the sync's; a purge it holds back records a base and is settled)
     skips_stay_pending: bool = False
+    #: a targeted run (`bridge serve`, docs/webhooks.md): only these tickets, by side, are
+    #: looked up (a webhook named them), and no change stream is read, not even to
+    #: confirm (lookups do); None: a whole sync
+    hints: Mapping[Side, frozenset[int]] | None = None
+
+    @property
+    def targeted(self) -> bool:
+        return self.hints is not None
 
 
 def _overlay() -> defaultdict[int, dict[Side, Observation]]:
@@ -86,6 +94,9 @@ class RunState:
     unread_sides: set[Side] = field(default_factory=set)
     #: a lookup made links known: they are decided before more writes are sent
     decide_due: bool = False
+    #: count the changes the change streams show that no targeted run had recorded
+    #: (`<side>.unannounced`): a sync of a pair `bridge serve` also works on
+    count_unannounced: bool = False
 
 
 def _never() -> bool:

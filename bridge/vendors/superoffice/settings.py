@@ -54,6 +54,11 @@ class SuperOfficeSettings:
     webhook_secret: Secret | None = None
 
     @property
+    def bridge_actor_id(self) -> int | None:
+        """Bridge's own associate: a change it made is bridge's (a webhook's echo)."""
+        return self.bridge_associate_id
+
+    @property
     def api_url(self) -> str:
         return f"{self.base_url}/api/v1"
 

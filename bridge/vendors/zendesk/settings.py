@@ -30,6 +30,11 @@ class ZendeskSettings:
     #: X-Zendesk-Webhook-Signature with it); None: webhooks not used
     webhook_secret: Secret | None = None
 
+    @property
+    def bridge_actor_id(self) -> int | None:
+        """Bridge's own API user: a change it made is bridge's (a webhook's echo)."""
+        return self.bridge_user_id
+
     def secrets(self) -> dict[str, Secret]:
         """Secrets this auth mode uses, by base key name (`token` for `token_env`/`token_file`)."""
         found = {"token": self.token, "webhook_secret": self.webhook_secret}
