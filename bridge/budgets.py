@@ -53,6 +53,8 @@ SHARED_NAMESPACE = "_shared"
 #: a job slot whose holder never gave it back (killed) is free again after this long
 STALE_JOB_SECONDS = 3_600
 _MINUTE = 60
+#: minutes of counts kept (older rows are pruned as calls are taken): an hour, for a look
+_KEPT_MINUTES = 60
 
 _metadata = MetaData()
 _calls = Table(
@@ -165,7 +167,7 @@ class AccountBudget:
     ) -> int:
         key = and_(_calls.c.account == self.account, _calls.c.kind == kind)
         # a write first: SQLite takes its write lock here, never upgrading a read lock
-        connection.execute(delete(_calls).where(key, _calls.c.minute < minute - 1))
+        connection.execute(delete(_calls).where(key, _calls.c.minute < minute - _KEPT_MINUTES))
         for want in (wanted, 1):
             taken = connection.execute(
                 update(_calls)
