@@ -192,6 +192,25 @@ class _ListingIncompleteError(Exception):
     """The deleted-tickets listing stopped before its end (rate limit budget, network)."""
 
 
+#: how long a walk of the deleted-tickets listing is continued by the next lookup instead
+#: of read again from its newest page: a run looks its tickets up 100 at a time, and a
+#: burst of 1,000 deletions would otherwise read the listing's first pages ten times over
+LISTING_REUSE = timedelta(seconds=30)
+
+
+@dataclass
+class _Listing:
+    """A walk of the deleted-tickets listing, newest deletion first: what it has read so
+    far, and where it goes on."""
+
+    started_at: datetime
+    pages: Iterator[Sequence[Mapping[str, Any]]]
+    rows: dict[int, _Deleted]
+    #: the oldest deletion read so far (the walk is past everything newer)
+    oldest: datetime | None = None
+    ended: bool = False
+
+
 class ZendeskAdapter:
     """The Zendesk side of the bridge. Construct with already-resolved secrets.
 
@@ -278,6 +297,8 @@ class ZendeskAdapter:
         self._audit_logs: bool | None = None
         self._audit_lookback = audit_lookback
         self._audit_max_pages = max(1, audit_max_pages)
+        #: the deleted-tickets walk the next lookup may continue (`_find_deleted`)
+        self._listing: _Listing | None = None
 
     # -- plumbing ------------------------------------------------------------------------
     def _auth(self, prepared: requests.PreparedRequest) -> None:
@@ -596,28 +617,69 @@ class ZendeskAdapter:
     ) -> dict[int, _Deleted]:
         """Walk the listing until every wanted id is found, or past `not_before`.
 
-        Raises `_ListingIncompleteError(found_so_far)` if the walk had to stop early.
+        A walk begun less than `LISTING_REUSE` ago (with no write of ours since) is
+        continued rather than begun again; what it cannot find (deleted since it began) is
+        looked for in a fresh walk of only the newest pages, down to the first deletion
+        the earlier walk had read (the listing is newest first: no clock is compared).
+        Raises `_ListingIncompleteError(found_so_far)` if a walk had to stop early.
         """
-        found: dict[int, _Deleted] = {}
-        pages = self._deleted_pages()
-        while True:
+        now = self._clock()
+        earlier = self._listing
+        if earlier is None or now - earlier.started_at > LISTING_REUSE:
+            self._listing = _Listing(now, self._deleted_pages(), {})
+            return self._walk(self._listing, wanted, not_before)
+        found = self._walk(earlier, wanted, not_before)
+        missing = wanted - set(found)
+        if missing:
+            self._listing = _Listing(now, self._deleted_pages(), {})
+            found.update(self._walk(self._listing, missing, not_before, known=earlier.rows))
+        return found
+
+    def _walk(
+        self,
+        listing: _Listing,
+        wanted: set[int],
+        not_before: datetime | None,
+        *,
+        known: Mapping[int, _Deleted] | None = None,
+    ) -> dict[int, _Deleted]:
+        """`listing` read on until every wanted id is found, or past `not_before`, or (a
+        fresh walk after an earlier one) at a deletion the earlier walk had read: every
+        older one it read too."""
+        found = {i: listing.rows[i] for i in wanted if i in listing.rows}
+        met_known = False
+
+        def done() -> bool:
+            if len(found) == len(wanted) or met_known:
+                return True
+            oldest = listing.oldest
+            return not_before is not None and oldest is not None and oldest < not_before
+
+        while not listing.ended and not done():
             try:
-                items = next(pages)
+                items = next(listing.pages)
             except StopIteration:
-                return found
+                listing.ended = True
+                break
             except TransientError as exc:
                 log.info("zendesk.deleted_tickets.stopped", reason=str(exc))
+                self._listing = None
                 raise _ListingIncompleteError(found) from None
             for row in items:
                 ticket_id = _as_int(row.get("id"))
                 deleted_at = parse_time(row.get("deleted_at"))
-                if ticket_id is not None and ticket_id in wanted and ticket_id not in found:
-                    actor = row.get("actor")
-                    actor_id = _as_int(actor.get("id")) if isinstance(actor, dict) else None
-                    found[ticket_id] = _Deleted(ticket_id, deleted_at, actor_id)
-                past = not_before is not None and deleted_at is not None and deleted_at < not_before
-                if len(found) == len(wanted) or past:
-                    return found
+                if deleted_at is not None:
+                    listing.oldest = deleted_at
+                if ticket_id is None or ticket_id in listing.rows:
+                    continue
+                actor = row.get("actor")
+                actor_id = _as_int(actor.get("id")) if isinstance(actor, dict) else None
+                deleted = listing.rows[ticket_id] = _Deleted(ticket_id, deleted_at, actor_id)
+                if ticket_id in wanted:
+                    found[ticket_id] = deleted
+                if known is not None and known.get(ticket_id) == deleted:
+                    met_known = True
+        return found
 
     # -- changes -------------------------------------------------------------------------
     @property
@@ -832,6 +894,7 @@ class ZendeskAdapter:
         if any(i <= 0 for i in ids):
             raise ValueError("ticket ids must be positive")
         params = {"ids": _ids_param(ids)}
+        self._listing = None  # our write changes the deleted list: the next lookup reads it anew
         if transition is Transition.RESTORE:
             self._http.request(
                 "PUT", "api/v2/deleted_tickets/restore_many", params=params, headers=_JSON
