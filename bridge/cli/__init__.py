@@ -32,6 +32,7 @@ COMMANDS = {
     "report": "bridge.cli.report:report",
     "demo": "bridge.cli.demo:demo",
     "ledger": "bridge.cli.ledger_cmd:ledger",
+    "worker": "bridge.cli.worker:worker",
 }
 
 
@@ -172,8 +173,9 @@ def _set_pair(ctx: click.Context, _param: click.Parameter, value: str | None) ->
         app.pair = value
 
 
-#: commands that read no pair's config (the group's --pair is accepted and ignored)
-_PAIRLESS = frozenset({"init", "sandbox", "demo"})
+#: commands that read no pair's config (the group's --pair is accepted and ignored), or
+#: take several (`worker --pair A --pair B`: the group's names one)
+_PAIRLESS = frozenset({"init", "sandbox", "demo", "worker"})
 
 
 def _with_verbosity(command: click.Command, *, pair: bool = True) -> None:
