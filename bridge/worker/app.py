@@ -32,7 +32,9 @@ from typing import Any
 
 import procrastinate
 import structlog
+from procrastinate.exceptions import UniqueViolation
 from procrastinate.jobs import Job
+from procrastinate.manager import JobManager
 from procrastinate.retry import BaseRetryStrategy, RetryDecision
 
 from bridge.config import Config
@@ -200,10 +202,38 @@ class WorkerSettings:
         return max(0.2, self.stalled_after / 6)
 
 
+class _JobManager(JobManager):
+    """Procrastinate's, with one addition: a job put back in the queue (a retry, a stalled
+    job taken back) takes the place of the pair's next run when a tick queued one
+    meanwhile. Without it the queueing lock refuses the retry, and the job would stay
+    `doing`, holding its pair's lock, for as long as its worker lives."""
+
+    async def retry_job_by_id_async(
+        self,
+        job_id: int,
+        retry_at: datetime,
+        priority: int | None = None,
+        queue: str | None = None,
+        lock: str | None = None,
+    ) -> None:
+        try:
+            await super().retry_job_by_id_async(job_id, retry_at, priority, queue, lock)
+        except UniqueViolation as exc:
+            if exc.queueing_lock is None:
+                raise
+            for waiting in await self.list_jobs_async(
+                queueing_lock=exc.queueing_lock, status="todo"
+            ):
+                assert waiting.id is not None
+                await self.cancel_job_by_id_async(waiting.id, delete_job=True)
+            await super().retry_job_by_id_async(job_id, retry_at, priority, queue, lock)
+
+
 def build_app(conninfo: str, jobs: PairJobs, *, max_pool: int) -> procrastinate.App:
     """The Procrastinate app: the task, and each pair's periodic defer."""
     connector = procrastinate.PsycopgConnector(conninfo=conninfo, min_size=1, max_size=max_pool)
     app = procrastinate.App(connector=connector)
+    app.job_manager = _JobManager(connector)
     task = app.task(name=TASK, retry=SyncRetry(jobs.every))(jobs.sync_pair)
     for pair, config in jobs.configs.items():
         cron, _ = cron_for(config.every)
