@@ -19,6 +19,7 @@ import pytest
 
 from bridge.sandbox_pair import Sandbox, write_pairs_config
 from tests.pairs.conftest import Pairs
+from tests.pairs.conftest import pairs as pairs  # the SQLite pairs, for these tests too
 
 #: every pair's schedule in these tests
 EVERY = "2s"
@@ -79,7 +80,10 @@ def pg_pairs(tmp_path: Path, postgres_url: str) -> Iterator[Pairs]:
     try:
         for sandbox in sandboxes.values():
             sandbox.relax_limits()
-        path = write_pairs_config(tmp_path / "config", dict(sandboxes))
+        # SuperOffice's retention purges reach Zendesk: purges bridge sends, to count there
+        path = write_pairs_config(
+            tmp_path / "config", dict(sandboxes), propagate_retention_purges="true"
+        )
         text = path.read_text(encoding="utf-8")
         text = text.replace('url = "sqlite:///bridge.db"\n', f'url = "{postgres_url}"\n')
         text += "".join(f'\n[pairs.{name}]\nevery = "{EVERY}"\n' for name in sandboxes)

@@ -4,6 +4,7 @@ another, which finishes its work with no purge sent twice."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -44,9 +45,7 @@ def _events(pairs: Pairs, pair: str, kind: str) -> list[str]:
         return [event.detail or "" for event in session.exec(query)]
 
 
-def test_a_429s_retry_after_becomes_the_jobs_retry_delay(
-    pg_pairs: Pairs, workers: Workers
-) -> None:
+def test_a_429s_retry_after_becomes_the_jobs_retry_delay(pg_pairs: Pairs, workers: Workers) -> None:
     pg_pairs.link("acme", 2)
     pg_pairs.link("globex", 2)
     # acme's Zendesk answers its first request 429, "come back in 400 s": past the HTTP
@@ -81,14 +80,13 @@ def test_two_workers_never_run_one_pair_twice_at_once(pg_pairs: Pairs, workers: 
             sim.add_fault("slow", delay=0.3, method="GET")
     first = workers.start("--concurrency", "2")
     second = workers.start("--concurrency", "2")
-    wait_for(
-        lambda: all(len(_runs(pg_pairs, p)) >= 4 for p in ("acme", "globex")), timeout=60
-    )
+    wait_for(lambda: all(len(_runs(pg_pairs, p)) >= 4 for p in ("acme", "globex")), timeout=60)
     workers.stop_all()
     for pair in ("acme", "globex"):
         runs = sorted(_runs(pg_pairs, pair))
-        for (_, ended, _), (started, _, _) in zip(runs, runs[1:], strict=False):
-            assert ended is not None and ended <= started, runs
+        for (_, ended, _), (started, _, _) in itertools.pairwise(runs):
+            assert ended is not None, runs
+            assert ended <= started, runs
         assert _events(pg_pairs, pair, "lease_taken_over") == []
     # both workers took runs, and neither met a held lease (the job lock came first)
     for worker in (first, second):
