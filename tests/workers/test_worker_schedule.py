@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 from tests.pairs.conftest import Pairs
 from tests.workers.conftest import Workers, wait_for
 
@@ -35,3 +37,8 @@ def test_a_worker_syncs_each_pair_on_its_schedule(pg_pairs: Pairs, workers: Work
     assert worker.poll() is None, workers.output(worker)
     assert set(_runs(pg_pairs, "acme")) - {"running"} == {"converged"}
     assert "acme: run" in workers.output(worker)
+    # SIGTERM: the batch in flight finished and recorded, then exit 0
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(30) == 0, workers.output(worker)
+    assert "Worker stopped." in workers.output(worker)
+    assert "running" not in _runs(pg_pairs, "acme") + _runs(pg_pairs, "globex")
