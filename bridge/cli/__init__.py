@@ -34,6 +34,7 @@ COMMANDS = {
     "ledger": "bridge.cli.ledger_cmd:ledger",
     "webhooks": "bridge.cli.webhooks:webhooks",
     "serve": "bridge.cli.serve:serve",
+    "worker": "bridge.cli.worker:worker",
 }
 
 
@@ -174,8 +175,9 @@ def _set_pair(ctx: click.Context, _param: click.Parameter, value: str | None) ->
         app.pair = value
 
 
-#: commands that read no pair's config (the group's --pair is accepted and ignored)
-_PAIRLESS = frozenset({"init", "sandbox", "demo"})
+#: commands that read no pair's config (the group's --pair is accepted and ignored), or
+#: take several (`worker --pair A --pair B`: the group's names one)
+_PAIRLESS = frozenset({"init", "sandbox", "demo", "worker"})
 
 
 def _with_verbosity(command: click.Command, *, pair: bool = True) -> None:

@@ -30,6 +30,7 @@ from bridge.logging import redact_text
 from bridge.secrets import SecretError
 from bridge.values import Interval
 from bridge.vendors.registry import SIDES, vendor
+from bridge.worker.queue import QueueCounts, queue_conninfo, queue_counts
 
 __all__ = ["SUCCESS_OUTCOMES", "check", "init", "pair_health", "status"]
 
@@ -130,7 +131,8 @@ def pair_health(
 @pass_app
 def status(app: AppContext, as_json: bool, overdue_after: timedelta | None) -> None:
     """Links, states per side, open conflicts, pending operations, the last runs, and when
-    the pair last succeeded.
+    the pair last succeeded; with workers (`bridge worker`), each pair's queue: runs due,
+    running, waiting for a retry, and failed in the last 24 hours.
 
     A successful run read both sides and settled its writes (outcome converged, or
     attention: what needs a person is listed on its own). `health.overdue` in the JSON
@@ -144,6 +146,8 @@ def status(app: AppContext, as_json: bool, overdue_after: timedelta | None) -> N
     """
     pairs = app.pairs()
     summaries = {name: _pair_status(app, config, overdue_after) for name, config in pairs.items()}
+    for name, counts in _queue_status(pairs).items():
+        summaries[name]["queue"] = counts.as_json()
     if len(summaries) > 1:
         if as_json:
             print_json(
@@ -180,6 +184,22 @@ def _pair_status(
     summary["pair"] = health["pair"] = config.pair
     summary["health"] = [health]
     return summary
+
+
+def _queue_status(pairs: dict[str, Config]) -> dict[str, QueueCounts]:
+    """Each pair's jobs in the workers' queue (`bridge worker`): only with the ledger on
+    PostgreSQL and once a worker has created the queue; a queue that cannot be read is
+    said on stderr and left out, never failing the status."""
+    first = next(iter(pairs.values()))
+    url = first.shared_ledger_url or first.ledger_url
+    if not url.startswith("postgresql"):
+        return {}
+    try:
+        counts = queue_counts(queue_conninfo(url), list(pairs))
+    except Exception as exc:  # the ledger was read: the queue's trouble is a footnote
+        click.echo(f"Warning: the workers' queue cannot be read ({type(exc).__name__})", err=True)
+        return {}
+    return dict(counts or {})
 
 
 def _echo_status(summary: dict[str, Any]) -> None:
@@ -227,6 +247,13 @@ def _echo_status(summary: dict[str, Any]) -> None:
                 f"  {row['transition']} on {row['target']} ({_tickets(row)}): {row['status']}, "
                 f"{row['age_minutes']} min, {row['attempts']} attempt(s): {row['reason']}"
             )
+    queue = summary.get("queue")
+    if queue is not None:
+        retry = f" (next at {queue['next_retry_at']})" if queue["next_retry_at"] else ""
+        click.echo(
+            f"Queue: {queue['due']} due, {queue['running']} running, {queue['retrying']} "
+            f"retrying{retry}, {queue['failed']} failed in 24h"
+        )
     if not summary["runs"]:
         click.echo("Runs: none yet")
     for run in summary["runs"]:

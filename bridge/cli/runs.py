@@ -4,27 +4,24 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 from types import FrameType
 
 import click
 
 from bridge.cli.context import fail
 from bridge.cli.exitcodes import ExitCode
-from bridge.config import Config, check_secrets
+from bridge.config import Config
 from bridge.core.contract import Adapter
 from bridge.core.model import Side
-from bridge.factory import build_adapters
-from bridge.ledger import Ledger
+from bridge.errors import BridgeError
 from bridge.logging import redact_text
+from bridge.once import LEASE, build_pair_adapters, holding_lease
 from bridge.run.runner import RunResult
-from bridge.secrets import SecretError
 
 __all__ = ["LEASE", "OUTCOME_EXIT", "StopFlag", "adapters_or_exit", "holding_lease"]
 
-LEASE = "sync"
 OUTCOME_EXIT = {
     "converged": ExitCode.OK,
     "dry_run": ExitCode.OK,
@@ -81,22 +78,7 @@ def report_unavailable(result: RunResult) -> None:
 
 def adapters_or_exit(config: Config) -> dict[Side, Adapter]:
     """Both adapters, or exit 2 naming the config key of each secret that cannot be read."""
-    problems = check_secrets(config)
-    if problems:
-        fail("; ".join(problems))
     try:
-        return build_adapters(config)
-    except SecretError as exc:
+        return build_pair_adapters(config)
+    except BridgeError as exc:
         fail(str(exc))
-
-
-@contextmanager
-def holding_lease(ledger: Ledger, config: Config, holder: str) -> Iterator[Callable[[], None]]:
-    """Hold the ledger's run lease for the block; yields the function that renews it, to
-    call between batches. Raises `LeaseHeldError` (exit 3) when another run has it."""
-    ttl = timedelta(seconds=config.sync.lease_seconds)
-    ledger.acquire_lease(LEASE, holder, ttl)
-    try:
-        yield lambda: ledger.renew_lease(LEASE, holder, ttl)
-    finally:
-        ledger.release_lease(LEASE, holder)

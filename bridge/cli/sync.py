@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -17,13 +16,7 @@ from bridge.cli.core import SUCCESS_OUTCOMES
 from bridge.cli.exitcodes import ExitCode
 from bridge.cli.operator import operator_name, operator_option
 from bridge.cli.progress import terminal_progress
-from bridge.cli.runs import (
-    OUTCOME_EXIT,
-    StopFlag,
-    adapters_or_exit,
-    holding_lease,
-    report_unavailable,
-)
+from bridge.cli.runs import OUTCOME_EXIT, StopFlag, report_unavailable
 from bridge.cli.schedule import backs_off, next_wait, write_heartbeat
 from bridge.config import Config
 from bridge.core.decide import ConflictPolicy, Direction
@@ -33,19 +26,13 @@ from bridge.ledger import LeaseHeldError, Ledger, default_holder
 from bridge.ledger.tables import utcnow
 from bridge.links import named_ids
 from bridge.logging import redact_text
-from bridge.metrics import (
-    LedgerCollector,
-    count_vendor_calls,
-    registry_for,
-    serve_metrics,
-    vendor_base_urls,
-    write_metrics_file,
-)
+from bridge.metrics import LedgerCollector, registry_for, serve_metrics, write_metrics_file
+from bridge.once import run_once, run_options
 from bridge.run.plan import iter_plan
 from bridge.run.resolve import LinkTicket, Prefer, ResolveError, resolve
-from bridge.run.runner import RunResult, SyncRun
+from bridge.run.runner import RunResult
 from bridge.run.state import RunOptions
-from bridge.run.summary import PlanSummary, dry_run_summary
+from bridge.run.summary import PlanSummary
 from bridge.values import PORT, Interval, TicketId
 from bridge.vendors.registry import MAX_TICKET_ID, SIDES, SUPEROFFICE
 
@@ -55,36 +42,9 @@ __all__ = ["conflicts", "sync"]
 def _run_once(
     config: Config, ledger: Ledger, options: RunOptions, holder: str, stop: StopFlag
 ) -> tuple[RunResult, PlanSummary | None]:
-    """One run, with progress bars on a terminal and its vendor calls counted; a dry run
-    takes no lease (it records nothing) and comes with its summary."""
-    adapters = adapters_or_exit(config)
-    with terminal_progress(), _lease(ledger, config, holder, options.dry_run) as renew:
-        run = SyncRun(
-            ledger,
-            adapters,
-            options,
-            holder=holder,
-            stop_requested=stop,
-            on_batch=renew,
-        )
-        with count_vendor_calls(vendor_base_urls(config), run.counts):
-            result = run.execute()
-    if not options.dry_run:
-        return result, None
-    return result, dry_run_summary(ledger, run.state.tally, adapters, options)
-
-
-@contextmanager
-def _lease(
-    ledger: Ledger, config: Config, holder: str, dry_run: bool
-) -> Iterator[Callable[[], None]]:
-    """The run's lease, renewed between batches; none for a dry run, which writes nothing
-    (not even the lease) and so may look while another run works."""
-    if dry_run:
-        yield lambda: None
-        return
-    with holding_lease(ledger, config, holder) as renew:
-        yield renew
+    """One run (`bridge.once.run_once`), with progress bars on a terminal."""
+    with terminal_progress():
+        return run_once(config, ledger, options, holder=holder, stop=stop)
 
 
 def _report(result: RunResult, summary: PlanSummary | None, as_json: bool, details: bool) -> None:
@@ -330,15 +290,12 @@ def sync(
         propagate_purges=policy.propagate_purges,
         propagate_retention_purges=policy.propagate_retention_purges,
     )
-    options = RunOptions(
+    options = run_options(
+        config,
         policy=policy,
         dry_run=dry_run,
-        max_purges_per_run=config.sync.max_purges_per_run,
         allow_mass_purge=allow_mass_purge,
         operator=operator_name(operator) if allow_mass_purge else None,
-        attention_after=timedelta(minutes=config.sync.attention_after_minutes),
-        sweep_period=timedelta(hours=config.sync.sweep_period_hours),
-        sweep_max=config.sync.sweep_max_per_run,
         # a dry run's line per link is kept only to be shown
         keep_plan=not dry_run or details or as_json,
     )

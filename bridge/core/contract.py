@@ -47,6 +47,10 @@ class AdapterError(BridgeError):
 class TransientError(AdapterError):
     """Worth retrying later: rate limits outlasting the retry budget, 5xx, network loss."""
 
+    #: seconds the vendor asked us to wait (a 429's Retry-After) when retries ran out;
+    #: a worker's retry of the run waits that long (docs/workers.md)
+    retry_after: float | None = None
+
 
 class PermanentError(AdapterError):
     """Retrying will not help: bad credentials, missing rights, a malformed request.

@@ -192,6 +192,21 @@ class Dialect(Protocol):
         sentence; empty when healthy."""
         ...
 
+    # --- the run lease ------------------------------------------------------------------
+
+    def hold_lease_lock(
+        self, engine: Engine, name: str, holder: str
+    ) -> PoolProxiedConnection | None:
+        """A connection of its own whose session holds `holder`'s lock on the lease `name`
+        until it is closed, or dies with its process; None where the backend has no
+        sessions (the lease then ends only when it expires, or its process is seen gone)."""
+        ...
+
+    def lease_holder_alive(self, connection: Connection, name: str, holder: str) -> bool | None:
+        """Whether `holder`'s session still holds its lock on the lease `name` (inside the
+        ledger's write transaction); None where the backend cannot tell."""
+        ...
+
     def read_snapshot(self, engine: Engine) -> AbstractContextManager[RowSource]:
         """One consistent read-only view of the database for a whole report, which never
         holds back a writer."""
@@ -375,6 +390,15 @@ class SQLiteDialect:
             problems.append(f"journal mode is {mode}, expected wal")
         return problems
 
+    def hold_lease_lock(
+        self, engine: Engine, name: str, holder: str
+    ) -> PoolProxiedConnection | None:
+        """None: a SQLite ledger is one machine's, where a dead holder is seen by its pid."""
+        return None
+
+    def lease_holder_alive(self, connection: Connection, name: str, holder: str) -> bool | None:
+        return None
+
     @contextmanager
     def read_snapshot(self, engine: Engine) -> Iterator[RowSource]:
         """A deferred read transaction on a raw connection: in WAL mode it never blocks a
@@ -400,6 +424,16 @@ PG_LEDGER_LOCK = 0x627269646765
 _TAKE_LEDGER_LOCK = (
     f"SELECT pg_advisory_xact_lock(hashtextextended(current_schema(), {PG_LEDGER_LOCK}))"
 )
+#: a run lease's session lock: one per ledger schema, lease and holder
+_LEASE_LOCK_KEY = (
+    f"hashtextextended(current_schema() || '/' || %(lease)s || '/' || %(holder)s, {PG_LEDGER_LOCK})"
+)
+
+
+def _lease_key(name: str, holder: str) -> dict[str, str]:
+    return {"lease": name, "holder": holder}
+
+
 #: the schemas of named pairs' ledgers are this and the pair's name (`namespaced`)
 PAIR_SCHEMA_PREFIX = "bridge_"
 #: the planner's cost of a page read out of order, for the ledger's sessions: the server's
@@ -619,6 +653,36 @@ class PostgreSQLDialect:
         if missing:
             return [f"the event log's append-only guard is missing ({', '.join(sorted(missing))})"]
         return []
+
+    def hold_lease_lock(
+        self, engine: Engine, name: str, holder: str
+    ) -> PoolProxiedConnection | None:
+        """A session-level advisory lock keyed by the lease and its holder, on a connection
+        taken out of the pool (closing it really closes the session). A holder SIGKILLed,
+        or lost with its machine, lets go of it when the server sees its connection end: the
+        next run takes the lease over at once instead of waiting for it to expire."""
+        raw = engine.raw_connection()
+        raw.detach()
+        try:
+            cursor = raw.cursor()
+            cursor.execute(
+                f"SELECT pg_try_advisory_lock({_LEASE_LOCK_KEY})", _lease_key(name, holder)
+            )
+            cursor.close()
+            raw.commit()
+        except BaseException:
+            raw.close()
+            raise
+        return raw
+
+    def lease_holder_alive(self, connection: Connection, name: str, holder: str) -> bool:
+        """Try the holder's lock for the rest of this transaction: taken means no session
+        holds it, so the holder is gone (or never held it: a bridge older than this lock,
+        docs/workers.md)."""
+        taken = connection.exec_driver_sql(
+            f"SELECT pg_try_advisory_xact_lock({_LEASE_LOCK_KEY})", _lease_key(name, holder)
+        ).scalar_one()
+        return not taken
 
     @contextmanager
     def read_snapshot(self, engine: Engine) -> Iterator[RowSource]:

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Boolean, Connection, Engine, bindparam, func, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlmodel import Session, col, select
 
 from bridge.core.model import Side, Sides
@@ -130,6 +131,8 @@ class Ledger(SyncStore, AuditStore):
     def __init__(self, engine: Engine, dialect: Dialect, sides: Sides) -> None:
         self.engine = engine
         self.dialect = dialect
+        #: the session locks of the leases held through this ledger, by (lease, holder)
+        self._lease_locks: dict[tuple[str, str], PoolProxiedConnection] = {}
         #: the pair's two sides, in the ledger's order (first, second)
         self.sides = sides
 
@@ -156,6 +159,9 @@ class Ledger(SyncStore, AuditStore):
         return cls(engine, dialect, sides)
 
     def close(self) -> None:
+        for lock in self._lease_locks.values():
+            lock.close()
+        self._lease_locks.clear()
         self.engine.dispose()
         path = self.path
         if path is not None:
@@ -438,12 +444,26 @@ class Ledger(SyncStore, AuditStore):
     def acquire_lease(
         self, name: str, holder: str, ttl: timedelta, *, now: datetime | None = None
     ) -> Lease:
-        """Claim the lease, or raise `LeaseHeldError` naming the live holder."""
+        """Claim the lease, or raise `LeaseHeldError` naming the live holder.
+
+        A lease is taken over before it expires when its holder is gone: a process of this
+        host that no longer exists, or, on PostgreSQL, a holder whose session lock ended
+        with its connection (SIGKILL on another host, a pod lost). The holder of the lease
+        keeps its own session lock until `release_lease` (`Dialect.hold_lease_lock`)."""
         now = now or utcnow()
         with self.session() as session:
             lease = session.get(Lease, name)
-            gone = lease is not None and _holder_is_gone(lease.holder)
-            held = lease is not None and lease.holder != holder and lease.expires_at > now
+            other = lease is not None and lease.holder != holder
+            held = other and lease is not None and lease.expires_at > now
+            gone = (
+                lease is not None
+                and other
+                and (
+                    _holder_is_gone(lease.holder)
+                    or self.dialect.lease_holder_alive(session.connection(), name, lease.holder)
+                    is False
+                )
+            )
             if lease is not None and held and not gone:
                 raise LeaseHeldError(lease.holder, lease.acquired_at, lease.expires_at)
             if lease is None:
@@ -461,6 +481,11 @@ class Ledger(SyncStore, AuditStore):
                 lease.holder = holder
                 lease.expires_at = now + ttl
             session.add(lease)
+            if (name, holder) not in self._lease_locks:
+                # taken before the claim commits: no one sees the claim without the lock
+                lock = self.dialect.hold_lease_lock(self.engine, name, holder)
+                if lock is not None:
+                    self._lease_locks[name, holder] = lock
             return Lease(**lease.model_dump())
 
     def renew_lease(self, name: str, holder: str, ttl: timedelta) -> None:
@@ -471,6 +496,11 @@ class Ledger(SyncStore, AuditStore):
             lease = session.get(Lease, name)
             if lease is not None and lease.holder == holder:
                 session.delete(lease)
+                session.flush()
+            # let go of the session lock before the release commits (`acquire_lease`)
+            lock = self._lease_locks.pop((name, holder), None)
+            if lock is not None:
+                lock.close()
 
     # --- status -----------------------------------------------------------------
 

@@ -214,6 +214,7 @@ class Applier:
         settle, unless resending is harmless; not sent → planned again."""
         ctx, state = self._ctx, self._ctx.state
         message = str(exc)
+        state.gave_up(exc)
         if isinstance(exc, RefusedError):
             state.refused.setdefault(adapter.side, message)
             self._record.failures({op.id: message for op in batch}, retry=True, charged=False)

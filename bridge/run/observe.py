@@ -229,6 +229,7 @@ class Observer:
             self._streams.pop(side, None)
             self._unread[side] = 0  # no more reads while jobs run: confirm retries
             state.counts[f"{side}.read_errors"] += 1
+            state.gave_up(exc)
             if side not in state.unavailable:
                 log.warning("observe.failed", side=side, error=str(exc))
             # the side's fresh state is unknown: deciding from the old view could write
@@ -292,6 +293,7 @@ class Observer:
                     found = read(list(by_ticket))
                 except AdapterError as exc:
                     state.counts[f"{side}.read_errors"] += 1
+                    state.gave_up(exc)
                     log.warning(f"{event}.failed", side=side, error=str(exc))
                     return False
                 state.counts[f"{side}.{counter}"] += len(by_ticket)

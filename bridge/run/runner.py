@@ -66,6 +66,8 @@ class RunResult:
     unavailable: Mapping[str, str] = field(default_factory=dict)
     #: the sides that refused our credentials or rights on a write (outcome `unavailable`)
     refused: Mapping[str, str] = field(default_factory=dict)
+    #: seconds a vendor asked us to wait when a call ran out of retries (429 Retry-After)
+    retry_after: float | None = None
 
     @property
     def attention(self) -> bool:
@@ -222,6 +224,7 @@ class SyncRun:
             state.interrupted,
             dict(state.unavailable.items()),
             dict(state.refused.items()),
+            state.retry_after,
         )
 
     def _write_while_looking_up(self) -> bool:

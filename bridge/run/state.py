@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from bridge.core.contract import Adapter
+from bridge.core.contract import Adapter, AdapterError, TransientError
 from bridge.core.decide import Policy
 from bridge.core.model import Observation, Side, Sides
 from bridge.ledger import Ledger
@@ -88,6 +88,8 @@ class RunState:
     unavailable: dict[Side, str] = field(default_factory=dict)
     #: sides that refused our credentials or rights on a write (and why): a person must act
     refused: dict[Side, str] = field(default_factory=dict)
+    #: the longest wait a vendor asked for on a call that gave up (a 429's Retry-After)
+    retry_after: float | None = None
     #: links waiting on a background lookup: decided once it has read them
     deferred: set[int] = field(default_factory=set)
     #: sides whose never-read links are being looked up: a pair with no state there waits
@@ -97,6 +99,12 @@ class RunState:
     #: count the changes the change streams show that no targeted run had recorded
     #: (`<side>.unannounced`): a sync of a pair `bridge serve` also works on
     count_unannounced: bool = False
+
+    def gave_up(self, exc: AdapterError) -> None:
+        """Keep the longest wait a vendor asked for when a call ran out of retries, so that
+        whoever schedules the next run (a worker's job retry) waits at least that long."""
+        if isinstance(exc, TransientError) and exc.retry_after is not None:
+            self.retry_after = max(self.retry_after or 0.0, exc.retry_after)
 
 
 def _never() -> bool:

@@ -1,0 +1,131 @@
+"""One run of one pair: what `bridge sync` does once, and what a `bridge worker` job does.
+
+Both open the pair's ledger themselves and hand it here; this module builds the adapters
+from the pair's config, holds the ledger's lease for the run (renewed between batches),
+counts the vendor calls into the run's counts, and returns the run's result. It sits above
+the run pipeline (which never sees the config or the factory) and below the command line
+and the worker, so that a scheduled `sync` and a queued job run the very same code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+from bridge.config import Config, check_secrets
+from bridge.core.contract import Adapter
+from bridge.core.decide import Policy
+from bridge.core.model import Side
+from bridge.errors import BridgeError
+from bridge.factory import build_adapters, policy_from_config
+from bridge.ledger import Ledger
+from bridge.metrics import count_vendor_calls, vendor_base_urls
+from bridge.run.runner import RunResult, SyncRun
+from bridge.run.state import RunOptions
+from bridge.run.summary import PlanSummary, dry_run_summary
+from bridge.secrets import SecretError
+
+__all__ = [
+    "LEASE",
+    "build_pair_adapters",
+    "holding_lease",
+    "run_once",
+    "run_options",
+]
+
+#: the ledger lease a sync (or migration) run holds: one run per pair's ledger at a time
+LEASE = "sync"
+
+
+def run_options(
+    config: Config,
+    *,
+    policy: Policy | None = None,
+    dry_run: bool = False,
+    allow_mass_purge: bool = False,
+    operator: str | None = None,
+    keep_plan: bool = True,
+) -> RunOptions:
+    """A sync run's options from the pair's `[sync]` settings (`policy`: an override of
+    its direction or conflict policy, as `bridge sync --direction` gives)."""
+    sync = config.sync
+    return RunOptions(
+        policy=policy or policy_from_config(config),
+        dry_run=dry_run,
+        max_purges_per_run=sync.max_purges_per_run,
+        allow_mass_purge=allow_mass_purge,
+        operator=operator,
+        attention_after=timedelta(minutes=sync.attention_after_minutes),
+        sweep_period=timedelta(hours=sync.sweep_period_hours),
+        sweep_max=sync.sweep_max_per_run,
+        keep_plan=keep_plan,
+    )
+
+
+def build_pair_adapters(config: Config) -> dict[Side, Adapter]:
+    """Both adapters, or a `BridgeError` (exit 2) naming the config key of each secret that
+    cannot be read: a configuration error, which no retry will fix."""
+    problems = check_secrets(config)
+    if problems:
+        raise BridgeError("; ".join(problems))
+    try:
+        return build_adapters(config)
+    except SecretError as exc:
+        raise BridgeError(str(exc)) from None
+
+
+@contextmanager
+def holding_lease(ledger: Ledger, config: Config, holder: str) -> Iterator[Callable[[], None]]:
+    """Hold the ledger's run lease for the block; yields the function that renews it, to
+    call between batches. Raises `LeaseHeldError` (exit 3) when another run has it."""
+    ttl = timedelta(seconds=config.sync.lease_seconds)
+    ledger.acquire_lease(LEASE, holder, ttl)
+    try:
+        yield lambda: ledger.renew_lease(LEASE, holder, ttl)
+    finally:
+        ledger.release_lease(LEASE, holder)
+
+
+@contextmanager
+def _lease(
+    ledger: Ledger, config: Config, holder: str, dry_run: bool
+) -> Iterator[Callable[[], None]]:
+    """The run's lease; none for a dry run, which writes nothing (not even the lease) and so
+    may look while another run works."""
+    if dry_run:
+        yield lambda: None
+        return
+    with holding_lease(ledger, config, holder) as renew:
+        yield renew
+
+
+def run_once(
+    config: Config,
+    ledger: Ledger,
+    options: RunOptions,
+    *,
+    holder: str,
+    stop: Callable[[], bool],
+) -> tuple[RunResult, PlanSummary | None]:
+    """One run of the pair `config` names, on its open `ledger`: its vendor calls counted
+    into the run's counts; `stop` is polled between batches (the batch in flight is
+    finished and recorded). A dry run takes no lease and comes with its summary.
+
+    Raises `BridgeError` for a configuration error (exit 2) and `LeaseHeldError` when
+    another run holds the pair's ledger (exit 3)."""
+    adapters = build_pair_adapters(config)
+    with _lease(ledger, config, holder, options.dry_run) as renew:
+        run = SyncRun(
+            ledger,
+            adapters,
+            options,
+            holder=holder,
+            stop_requested=stop,
+            on_batch=renew,
+        )
+        with count_vendor_calls(vendor_base_urls(config), run.counts):
+            result = run.execute()
+    if not options.dry_run:
+        return result, None
+    return result, dry_run_summary(ledger, run.state.tally, adapters, options)

@@ -1,0 +1,1 @@
+"""`bridge worker`: pairs synced by Procrastinate workers on the ledger's PostgreSQL."""

@@ -1,0 +1,326 @@
+"""`bridge worker`: each pair synced on its schedule by Procrastinate workers.
+
+One task, `bridge.sync_pair`, runs one pair once (`bridge.once.run_once`, as `bridge sync`
+does). Each pair has a periodic defer on its `every` schedule into a queue named after
+the pair, with the pair's name as the job's `lock` (one run per pair across all workers)
+and `queueing_lock` (at most one run waiting: a slow run is never followed by a pile of
+them). Every worker defers the periodic jobs; the database keeps each tick to one job.
+
+What ends a run decides what happens to its job (`SyncRetry`): converged or needing a
+person (attention) → done; failures, interrupted, a vendor unreadable, the lease held →
+retried with backoff, never sooner than a 429's Retry-After; a vendor refusing our
+credentials or a configuration error → failed at once (a person must act; the next tick
+tries again); a bug → retried once, then failed.
+
+A worker SIGKILLed mid-run stops sending heartbeats: every worker looks for such stalled
+jobs and puts them back in the queue (`_recover_stalled`), where another takes the pair's
+run up; the run's settle step finishes what the killed one left, and the ledger lease of
+the dead run ends with its database session (`Ledger.acquire_lease`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import procrastinate
+import structlog
+from procrastinate.exceptions import UniqueViolation
+from procrastinate.jobs import Job
+from procrastinate.manager import JobManager
+from procrastinate.retry import BaseRetryStrategy, RetryDecision
+
+from bridge.config import Config
+from bridge.errors import BridgeError, ExitCode
+from bridge.ledger import LeaseHeldError, Ledger
+from bridge.logging import redact_text
+from bridge.once import run_once, run_options
+from bridge.run.runner import RunResult
+from bridge.worker.queue import QUEUE_SCHEMA, ensure_queue_schema
+
+__all__ = [
+    "TASK",
+    "PairJobs",
+    "RunNotDoneError",
+    "WorkerSettings",
+    "build_app",
+    "cron_for",
+    "serve",
+]
+
+log = structlog.get_logger(__name__)
+
+#: the one task: one run of one pair
+TASK = "bridge.sync_pair"
+#: how many times a run that did not finish is tried before its job fails (the next tick
+#: of the pair's schedule starts again)
+MAX_ATTEMPTS = 8
+#: a bug (not a `BridgeError`) is tried this many times in all
+BUG_ATTEMPTS = 2
+#: outcomes whose job is done: the ledger says the rest (`bridge status`)
+DONE = frozenset({"converged", "attention", "dry_run"})
+
+
+class RunNotDoneError(Exception):
+    """A run that ended without finishing its work, to be retried (`SyncRetry`)."""
+
+    def __init__(self, pair: str, outcome: str, retry_after: float | None = None) -> None:
+        self.pair = pair
+        self.outcome = outcome
+        self.retry_after = retry_after
+        wait = f"; the vendor asked to wait {retry_after:g}s" if retry_after else ""
+        super().__init__(f"pair {pair}: the run ended {outcome}, to be retried{wait}")
+
+
+class NeedsAPersonError(Exception):
+    """A run that no retry will fix (credentials refused, configuration): the job fails."""
+
+
+def backoff(attempts: int, every: timedelta, retry_after: float | None) -> float:
+    """Seconds before the next try: doubling from one second with jitter, at most the
+    pair's schedule (its next tick would come then anyway), never less than a vendor's
+    Retry-After."""
+    cap = max(1.0, every.total_seconds())
+    wait = min(cap, float(2**attempts)) * random.uniform(0.5, 1.0)
+    return max(wait, retry_after or 0.0)
+
+
+class SyncRetry(BaseRetryStrategy):
+    """Which failed runs are tried again, and when (the module's docstring)."""
+
+    def __init__(self, every: Callable[[str], timedelta]) -> None:
+        self.every = every
+
+    def get_retry_decision(self, *, exception: BaseException, job: Job) -> RetryDecision | None:
+        pair = str(job.task_kwargs.get("pair", ""))
+        if isinstance(exception, RunNotDoneError):
+            if job.attempts + 1 >= MAX_ATTEMPTS:
+                return None
+            wait = backoff(job.attempts, self.every(pair), exception.retry_after)
+            return _retry_in(wait)
+        if isinstance(exception, NeedsAPersonError):
+            return None
+        if job.attempts + 1 >= BUG_ATTEMPTS:
+            return None
+        return _retry_in(backoff(job.attempts, self.every(pair), None))
+
+
+def _retry_in(seconds: float) -> RetryDecision:
+    return RetryDecision(retry_at=datetime.now(UTC) + timedelta(seconds=seconds))
+
+
+def cron_for(every: timedelta) -> tuple[str, timedelta]:
+    """The cron line of a schedule, and the interval it gives. Cron counts within the
+    minute, hour and day, so an interval that does not divide them (90s, 7m, 5h) runs at
+    the largest one below it that does (60s, 6m, 4h); `bridge worker` says so at start."""
+    seconds = max(1, round(every.total_seconds()))
+    day = 86_400
+    if seconds >= 7 * day:
+        return "0 0 * * 0", timedelta(days=7)
+    if seconds >= day:
+        days = seconds // day
+        return ("0 0 * * *" if days == 1 else f"0 0 */{days} * *"), timedelta(days=days)
+    for unit, within, fmt in (
+        (3600, 24, "0 */{n} * * *"),
+        (60, 60, "*/{n} * * * *"),
+        (1, 60, "* * * * * */{n}"),
+    ):
+        if seconds < unit:
+            continue
+        n = next(n for n in range(min(seconds // unit, within), 0, -1) if within % n == 0)
+        line = fmt.format(n=n)
+        if n == 1:
+            line = {3600: "0 * * * *", 60: "* * * * *", 1: "* * * * * *"}[unit]
+        return line, timedelta(seconds=n * unit)
+    raise AssertionError("unreachable: seconds >= 1")
+
+
+@dataclass
+class PairJobs:
+    """What a worker process runs: each of its pairs' config and open ledger. Runs happen
+    on Procrastinate's threads, one per pair at a time (the job lock)."""
+
+    configs: Mapping[str, Config]
+    ledgers: Mapping[str, Ledger]
+    holder: str
+    #: set by SIGTERM: a run finishes the batch in flight, records and ends `interrupted`
+    stop: threading.Event = field(default_factory=threading.Event)
+    on_run: Callable[[str, RunResult], None] = lambda _pair, _result: None
+
+    def every(self, pair: str) -> timedelta:
+        config = self.configs.get(pair)
+        return config.every if config is not None else timedelta(minutes=5)
+
+    def sync_pair(self, timestamp: int = 0, pair: str = "") -> dict[str, Any]:
+        """The task: one run of `pair` (`timestamp`: the periodic tick that deferred it;
+        Procrastinate passes both by name)."""
+        config, ledger = self.configs.get(pair), self.ledgers.get(pair)
+        if config is None or ledger is None:
+            raise NeedsAPersonError(f"pair {pair} is not one this worker serves")
+        try:
+            result, _ = run_once(
+                config, ledger, run_options(config), holder=self.holder, stop=self.stop.is_set
+            )
+        except LeaseHeldError as exc:
+            raise RunNotDoneError(pair, "lease_held") from exc
+        except BridgeError as exc:
+            if exc.exit_code == ExitCode.USAGE:
+                raise NeedsAPersonError(f"pair {pair}: {redact_text(str(exc))}") from None
+            raise RunNotDoneError(pair, f"error ({exc.exit_code.name.lower()})") from exc
+        self.on_run(pair, result)
+        log.info("worker.run", pair=pair, run=result.run_id, outcome=result.outcome, tick=timestamp)
+        if result.outcome in DONE:
+            return {"run": result.run_id, "outcome": result.outcome}
+        if result.refused:
+            raise NeedsAPersonError(
+                f"pair {pair}: {', '.join(sorted(result.refused))} refused our credentials or "
+                "rights (`bridge check`)"
+            )
+        raise RunNotDoneError(pair, result.outcome, result.retry_after)
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """How one `bridge worker` process works the queue."""
+
+    concurrency: int = 1
+    #: seconds between polls for jobs (LISTEN/NOTIFY wakes a worker sooner)
+    poll_interval: float = 5.0
+    #: seconds without a heartbeat after which a worker's running jobs are taken back
+    stalled_after: float = 30.0
+    name: str = "bridge-worker"
+
+    @property
+    def heartbeat_interval(self) -> float:
+        return max(0.2, self.stalled_after / 6)
+
+
+class _JobManager(JobManager):
+    """Procrastinate's, with one addition: a job put back in the queue (a retry, a stalled
+    job taken back) takes the place of the pair's next run when a tick queued one
+    meanwhile. Without it the queueing lock refuses the retry, and the job would stay
+    `doing`, holding its pair's lock, for as long as its worker lives."""
+
+    async def retry_job_by_id_async(
+        self,
+        job_id: int,
+        retry_at: datetime,
+        priority: int | None = None,
+        queue: str | None = None,
+        lock: str | None = None,
+    ) -> None:
+        try:
+            await super().retry_job_by_id_async(job_id, retry_at, priority, queue, lock)
+        except UniqueViolation as exc:
+            if exc.queueing_lock is None:
+                raise
+            for waiting in await self.list_jobs_async(
+                queueing_lock=exc.queueing_lock, status="todo"
+            ):
+                assert waiting.id is not None
+                await self.cancel_job_by_id_async(waiting.id, delete_job=True)
+            await super().retry_job_by_id_async(job_id, retry_at, priority, queue, lock)
+
+
+def build_app(conninfo: str, jobs: PairJobs, *, max_pool: int) -> procrastinate.App:
+    """The Procrastinate app: the task, and each pair's periodic defer."""
+    connector = procrastinate.PsycopgConnector(conninfo=conninfo, min_size=1, max_size=max_pool)
+    app = procrastinate.App(connector=connector)
+    app.job_manager = _JobManager(connector)
+    task = app.task(name=TASK, retry=SyncRetry(jobs.every))(jobs.sync_pair)
+    for pair, config in jobs.configs.items():
+        cron, _ = cron_for(config.every)
+        app.periodic(
+            cron=cron,
+            periodic_id=pair,
+            queue=pair,
+            lock=pair,
+            queueing_lock=pair,
+            task_kwargs={"pair": pair},
+        )(task)
+    return app
+
+
+def serve(conninfo: str, jobs: PairJobs, settings: WorkerSettings) -> None:
+    """Apply the queue's schema when missing, then work the pairs' queues until SIGTERM or
+    SIGINT: the runs in flight finish their batch and are recorded, then the worker
+    leaves (a second signal leaves at once, as a kill would)."""
+    app = build_app(conninfo, jobs, max_pool=settings.concurrency + 3)
+    if ensure_queue_schema(conninfo, app.schema_manager.get_schema()):
+        log.info("worker.queue_created", schema=QUEUE_SCHEMA)
+    asyncio.run(_serve(app, jobs, settings))
+
+
+async def _serve(app: procrastinate.App, jobs: PairJobs, settings: WorkerSettings) -> None:
+    async with app.open_async():
+        worker = asyncio.create_task(
+            app.run_worker_async(
+                queues=list(jobs.configs),
+                name=settings.name,
+                concurrency=settings.concurrency,
+                fetch_job_polling_interval=settings.poll_interval,
+                update_heartbeat_interval=settings.heartbeat_interval,
+                stalled_worker_timeout=settings.stalled_after,
+                install_signal_handlers=False,
+                delete_jobs="successful",
+            )
+        )
+        recovery = asyncio.create_task(_recover_stalled(app, jobs, settings))
+        loop = asyncio.get_running_loop()
+
+        def on_signal(signum: int) -> None:
+            if jobs.stop.is_set():  # a second signal: now, as a kill (the queue recovers)
+                os._exit(int(ExitCode.RETRY))
+            log.warning("worker.stopping", signal=signal.Signals(signum).name)
+            jobs.stop.set()
+            worker.cancel()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, on_signal, sig)
+        try:
+            await worker
+        except asyncio.CancelledError:
+            if not jobs.stop.is_set():
+                raise
+        finally:
+            recovery.cancel()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+
+
+#: failed jobs are kept this long for `bridge status`, then deleted
+KEEP_FAILED_HOURS = 7 * 24
+
+
+async def _recover_stalled(
+    app: procrastinate.App, jobs: PairJobs, settings: WorkerSettings
+) -> None:
+    """Put back in the queue the runs of workers that stopped sending heartbeats (SIGKILL,
+    a lost machine), for any worker to take up; every few minutes, delete old failed
+    jobs. Workers all do this: one of them wins each job, the others find it moved on."""
+    manager = app.job_manager
+    check_every = max(0.2, settings.stalled_after / 2)
+    cleaned = 0.0
+    loop = asyncio.get_running_loop()
+    while True:
+        for job in await manager.get_stalled_jobs(
+            task_name=TASK, seconds_since_heartbeat=settings.stalled_after
+        ):
+            if job.queue not in jobs.configs:
+                continue
+            try:
+                await manager.retry_job(job)
+            except procrastinate.exceptions.ProcrastinateException:
+                continue  # another worker took it back first
+            log.warning("worker.stalled_job_retried", pair=job.queue, job=job.id)
+        if loop.time() - cleaned > 600:
+            cleaned = loop.time()
+            await manager.delete_old_jobs(nb_hours=KEEP_FAILED_HOURS, include_failed=True)
+        await asyncio.sleep(check_every)

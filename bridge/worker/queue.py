@@ -1,0 +1,143 @@
+"""The workers' job queue: Procrastinate's tables, in a schema of their own beside the ledgers.
+
+The queue lives in the database of the ledger's `[ledger] url` (the shared one), in the
+schema `procrastinate`, reached through the connection's `search_path` as each pair's
+ledger reaches its own (`bridge_NAME`): no ledger schema ever holds a foreign table, so
+`bridge link import` and `status` see only their own, and a pair can never be named
+into the queue's schema (every pair's schema starts with `bridge_`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+from sqlalchemy.engine import make_url
+
+from bridge.errors import BridgeError
+
+__all__ = [
+    "QUEUE_SCHEMA",
+    "QueueCounts",
+    "QueueNotOnPostgreSQLError",
+    "ensure_queue_schema",
+    "queue_conninfo",
+    "queue_counts",
+]
+
+#: the schema holding Procrastinate's tables, types and functions
+QUEUE_SCHEMA = "procrastinate"
+#: an advisory lock key (the bytes of "bqueue"): workers starting together apply the
+#: schema once
+_SCHEMA_LOCK = 0x627175657565
+#: how far back `bridge status` counts failed jobs
+FAILED_WINDOW = timedelta(hours=24)
+
+
+class QueueNotOnPostgreSQLError(BridgeError):
+    """`bridge worker` needs the ledger on PostgreSQL (exit 2)."""
+
+
+def queue_conninfo(ledger_url: str) -> str:
+    """The libpq connection string of the queue, from the ledger's SQLAlchemy URL: the same
+    server, database, user and libpq options (a password only if the URL has one; PGPASSWORD
+    and ~/.pgpass work as for the ledger), with the queue's schema as `search_path`."""
+    url = make_url(ledger_url)
+    if url.get_backend_name() != "postgresql":
+        raise QueueNotOnPostgreSQLError(
+            "`bridge worker` needs the ledger on PostgreSQL ([ledger] url = "
+            '"postgresql+psycopg://..."): its job queue lives there. With a SQLite ledger, '
+            "run `bridge sync --every 5m` per pair instead (docs/scheduling.md)"
+        )
+    params: dict[str, Any] = {
+        key: value if isinstance(value, str) else " ".join(value)
+        for key, value in url.query.items()
+    }
+    options = f"{params.pop('options', '')} -csearch_path={QUEUE_SCHEMA}".strip()
+    params.update(
+        host=url.host,
+        port=url.port,
+        user=url.username,
+        password=url.password,
+        dbname=url.database,
+        options=options,
+        application_name="bridge-worker",
+    )
+    params.setdefault("connect_timeout", 10)
+    return make_conninfo(**{k: v for k, v in params.items() if v is not None})
+
+
+def ensure_queue_schema(conninfo: str, schema_sql: str) -> bool:
+    """Create the queue's schema and apply Procrastinate's SQL to it when it has none yet;
+    True when it was applied now. Idempotent, and safe with workers starting together (an
+    advisory lock makes them take turns)."""
+    with psycopg.connect(conninfo) as connection:
+        connection.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+        connection.execute(
+            sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(QUEUE_SCHEMA))
+        )
+        if _has_queue(connection):
+            return False
+        connection.execute(schema_sql.encode())
+        return True
+
+
+def _has_queue(connection: psycopg.Connection[Any]) -> bool:
+    found = connection.execute(
+        "SELECT to_regclass(%s) IS NOT NULL", (f'"{QUEUE_SCHEMA}".procrastinate_jobs',)
+    ).fetchone()
+    return bool(found and found[0])
+
+
+@dataclass(frozen=True)
+class QueueCounts:
+    """One pair's jobs: waiting to run, running, waiting for a retry, failed lately."""
+
+    due: int = 0
+    running: int = 0
+    retrying: int = 0
+    failed: int = 0
+    #: when the next retry is due
+    next_retry_at: datetime | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "due": self.due,
+            "running": self.running,
+            "retrying": self.retrying,
+            "failed": self.failed,
+            "next_retry_at": self.next_retry_at.isoformat(timespec="seconds")
+            if self.next_retry_at
+            else None,
+        }
+
+
+_COUNTS = """
+SELECT queue_name,
+       count(*) FILTER (WHERE status = 'todo' AND attempts = 0),
+       count(*) FILTER (WHERE status = 'doing'),
+       count(*) FILTER (WHERE status = 'todo' AND attempts > 0),
+       count(*) FILTER (WHERE status = 'failed' AND EXISTS (
+           SELECT 1 FROM procrastinate_events e
+            WHERE e.job_id = j.id AND e.at > now() - %(window)s)),
+       min(scheduled_at) FILTER (WHERE status = 'todo' AND attempts > 0)
+  FROM procrastinate_jobs j
+ WHERE queue_name = ANY(%(queues)s)
+ GROUP BY queue_name
+"""
+
+
+def queue_counts(conninfo: str, pairs: list[str]) -> Mapping[str, QueueCounts] | None:
+    """Each pair's jobs (its queue is named after it), or None when the queue does not exist
+    yet (no worker ever ran)."""
+    with psycopg.connect(conninfo) as connection:
+        if not _has_queue(connection):
+            return None
+        rows = connection.execute(_COUNTS, {"queues": pairs, "window": FAILED_WINDOW}).fetchall()
+    counts = {row[0]: QueueCounts(*row[1:]) for row in rows}
+    return {pair: counts.get(pair, QueueCounts()) for pair in pairs}

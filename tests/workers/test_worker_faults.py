@@ -1,0 +1,95 @@
+"""Workers under faults (issue 18, item 4): a 429's Retry-After becomes the job's retry
+delay; one run per pair across workers; a worker SIGKILLed mid-run is taken over by
+another, which finishes its work with no purge sent twice."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from sqlmodel import col, select
+
+from bridge.config import load_pairs
+from bridge.ledger.tables import Event
+from bridge.worker.queue import queue_conninfo
+from tests.pairs.conftest import Pairs
+from tests.workers.conftest import Workers, wait_for
+
+
+def _jobs(pairs: Pairs, pair: str) -> list[dict[str, Any]]:
+    """The pair's jobs in the workers' queue, newest first."""
+    url = next(iter(load_pairs(pairs.config_path).values())).shared_ledger_url
+    try:
+        with psycopg.connect(queue_conninfo(url)) as connection:
+            rows = connection.execute(
+                "SELECT id, status, attempts, scheduled_at FROM procrastinate_jobs "
+                "WHERE queue_name = %s ORDER BY id DESC",
+                (pair,),
+            ).fetchall()
+    except psycopg.errors.UndefinedTable:
+        return []
+    return [dict(zip(("id", "status", "attempts", "scheduled_at"), r, strict=True)) for r in rows]
+
+
+def _runs(pairs: Pairs, pair: str) -> list[tuple[datetime, datetime | None, str]]:
+    with pairs.ledger(pair) as ledger:
+        return [(r.started_at, r.ended_at, r.outcome) for r in ledger.recent_runs(1000)]
+
+
+def _events(pairs: Pairs, pair: str, kind: str) -> list[str]:
+    with pairs.ledger(pair) as ledger, ledger.session() as session:
+        query = select(Event).where(col(Event.kind) == kind)
+        return [event.detail or "" for event in session.exec(query)]
+
+
+def test_a_429s_retry_after_becomes_the_jobs_retry_delay(pg_pairs: Pairs, workers: Workers) -> None:
+    pg_pairs.link("acme", 2)
+    pg_pairs.link("globex", 2)
+    # acme's Zendesk answers its first request 429, "come back in 400 s": past the HTTP
+    # client's retry budget, so the run gives up on that side at once
+    pg_pairs.sandboxes["acme"].zendesk.add_fault("status", status=429, retry_after=400, count=1)
+    workers.start()
+    wait_for(lambda: any(j["attempts"] >= 1 for j in _jobs(pg_pairs, "acme")), what="a retry")
+    retry = next(j for j in _jobs(pg_pairs, "acme") if j["attempts"] >= 1)
+    assert retry["status"] == "todo"
+    delay = (retry["scheduled_at"] - datetime.now(UTC)).total_seconds()
+    assert 380 < delay <= 400, delay  # not the backoff's second or two
+    # the retry holds the pair's place: no tick queues another acme run meanwhile
+    wait_for(lambda: sum(o == "converged" for *_, o in _runs(pg_pairs, "globex")) >= 2)
+    assert [j["status"] for j in _jobs(pg_pairs, "acme")] == ["todo"]
+    assert {o for *_, o in _runs(pg_pairs, "acme")} == {"unavailable"}
+
+    shown = pg_pairs.bridge("status", "--json")
+    assert shown.returncode == 0, shown.stderr
+    queues = {name: pair["queue"] for name, pair in json.loads(shown.stdout)["pairs"].items()}
+    assert queues["acme"]["retrying"] == 1
+    assert queues["acme"]["next_retry_at"] is not None
+    assert queues["globex"]["retrying"] == 0
+    text = pg_pairs.bridge("status", "--pair", "acme").stdout
+    assert "Queue: 0 due, 0 running, 1 retrying (next at " in text
+
+
+def test_two_workers_never_run_one_pair_twice_at_once(pg_pairs: Pairs, workers: Workers) -> None:
+    for pair in ("acme", "globex"):
+        pg_pairs.link(pair, 30)
+        # slow answers make each run last across several ticks of the 2 s schedule
+        for sim in (pg_pairs.sandboxes[pair].zendesk, pg_pairs.sandboxes[pair].superoffice):
+            sim.add_fault("slow", delay=0.3, method="GET")
+    first = workers.start("--concurrency", "2")
+    second = workers.start("--concurrency", "2")
+    wait_for(lambda: all(len(_runs(pg_pairs, p)) >= 4 for p in ("acme", "globex")), timeout=60)
+    workers.stop_all()
+    for pair in ("acme", "globex"):
+        runs = sorted(_runs(pg_pairs, pair))
+        for (_, ended, _), (started, _, _) in itertools.pairwise(runs):
+            assert ended is not None, runs
+            assert ended <= started, runs
+        assert _events(pg_pairs, pair, "lease_taken_over") == []
+    # both workers took runs, and neither met a held lease (the job lock came first)
+    for worker in (first, second):
+        output = workers.output(worker)
+        assert ": run " in output, output
+        assert "lease_held" not in output

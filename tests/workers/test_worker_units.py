@@ -1,0 +1,58 @@
+"""What a worker decides without a database: its cron lines, its retry delays, and its
+refusal of a SQLite ledger."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from croniter import croniter
+
+from bridge.worker.app import backoff, cron_for
+from tests.pairs.conftest import Pairs
+
+
+@pytest.mark.parametrize(
+    ("every", "cron", "actual"),
+    [
+        (timedelta(seconds=2), "* * * * * */2", timedelta(seconds=2)),
+        (timedelta(seconds=45), "* * * * * */30", timedelta(seconds=30)),
+        (timedelta(seconds=90), "* * * * *", timedelta(minutes=1)),
+        (timedelta(minutes=5), "*/5 * * * *", timedelta(minutes=5)),
+        (timedelta(minutes=7), "*/6 * * * *", timedelta(minutes=6)),
+        (timedelta(hours=1), "0 * * * *", timedelta(hours=1)),
+        (timedelta(hours=5), "0 */4 * * *", timedelta(hours=4)),
+        (timedelta(days=1), "0 0 * * *", timedelta(days=1)),
+        (timedelta(days=2), "0 0 */2 * *", timedelta(days=2)),
+        (timedelta(days=7), "0 0 * * 0", timedelta(days=7)),
+    ],
+)
+def test_a_schedule_becomes_the_cron_line_that_says_it(
+    every: timedelta, cron: str, actual: timedelta
+) -> None:
+    assert cron_for(every) == (cron, actual)
+    # and the line means that interval (days of a month aside)
+    ticks = croniter(cron, 1_700_000_000)
+    first, second = ticks.get_next(float), ticks.get_next(float)
+    if actual < timedelta(days=2):
+        assert second - first == actual.total_seconds()
+
+
+def test_a_retry_waits_for_retry_after_and_backs_off_up_to_the_schedule() -> None:
+    every = timedelta(seconds=30)
+    assert all(0.5 <= backoff(0, every, None) <= 1.0 for _ in range(50))
+    assert all(15 <= backoff(10, every, None) <= 30 for _ in range(50))
+    assert backoff(0, every, 120.0) == 120.0  # a vendor's Retry-After over the backoff
+
+
+def test_a_worker_refuses_a_sqlite_ledger_and_names_the_alternative(
+    pairs: Pairs, tmp_path: Path
+) -> None:
+    result = pairs.bridge("worker")
+    assert result.returncode == 2
+    assert "needs the ledger on PostgreSQL" in result.stderr
+    assert "bridge sync --every" in result.stderr
+    unknown = pairs.bridge("worker", "--pair", "initech")
+    assert unknown.returncode == 2
+    assert "no pair named initech" in unknown.stderr
