@@ -9,9 +9,9 @@ and the worker, so that a scheduled `sync` and a queued job run the very same co
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from bridge.config import Config, check_secrets
 from bridge.core.contract import Adapter
@@ -20,6 +20,7 @@ from bridge.core.model import Side
 from bridge.errors import BridgeError
 from bridge.factory import build_adapters, policy_from_config
 from bridge.ledger import Ledger
+from bridge.ledger.tables import utcnow
 from bridge.metrics import count_vendor_calls, vendor_base_urls
 from bridge.run.runner import RunResult, SyncRun
 from bridge.run.state import RunOptions
@@ -32,6 +33,7 @@ __all__ = [
     "holding_lease",
     "run_once",
     "run_options",
+    "run_with",
 ]
 
 #: the ledger lease a sync (or migration) run holds: one run per pair's ledger at a time
@@ -115,17 +117,33 @@ def run_once(
     Raises `BridgeError` for a configuration error (exit 2) and `LeaseHeldError` when
     another run holds the pair's ledger (exit 3)."""
     adapters = build_pair_adapters(config)
+    result, run = run_with(config, ledger, adapters, options, holder=holder, stop=stop)
+    if not options.dry_run:
+        return result, None
+    return result, dry_run_summary(ledger, run.state.tally, adapters, options)
+
+
+def run_with(
+    config: Config,
+    ledger: Ledger,
+    adapters: Mapping[Side, Adapter],
+    options: RunOptions,
+    *,
+    holder: str,
+    stop: Callable[[], bool],
+    now: Callable[[], datetime] = utcnow,
+) -> tuple[RunResult, SyncRun]:
+    """`run_once` with adapters built already (`bridge serve` keeps its own for every
+    targeted run): the lease, the counted calls, the run. Raises `LeaseHeldError`."""
     with _lease(ledger, config, holder, options.dry_run) as renew:
         run = SyncRun(
             ledger,
             adapters,
             options,
             holder=holder,
+            now=now,
             stop_requested=stop,
             on_batch=renew,
         )
         with count_vendor_calls(vendor_base_urls(config), run.counts):
-            result = run.execute()
-    if not options.dry_run:
-        return result, None
-    return result, dry_run_summary(ledger, run.state.tally, adapters, options)
+            return run.execute(), run

@@ -30,17 +30,16 @@ from bridge.core.model import Side
 from bridge.factory import policy_from_config
 from bridge.ledger import LeaseHeldError, Ledger
 from bridge.ledger.tables import OperationStatus, utcnow
-from bridge.metrics import LedgerCollector, WebhookCounters, count_vendor_calls, vendor_base_urls
-from bridge.run.runner import TARGETED_KIND, RunResult, SyncRun
+from bridge.metrics import LedgerCollector, WebhookCounters
+from bridge.once import run_with
+from bridge.run.runner import TARGETED_KIND, RunResult
 from bridge.run.state import RunOptions
 from bridge.serve.queue import Batch, Named, PendingHints
 
-__all__ = ["RUN_LEASE", "InProcessRuns", "PairWork", "TargetedRuns"]
+__all__ = ["InProcessRuns", "PairWork", "TargetedRuns"]
 
 log = structlog.get_logger("bridge.serve")
 
-#: the lease every run of a pair's ledger holds: `bridge sync`'s (`bridge.cli.runs.LEASE`)
-RUN_LEASE: Final = "sync"
 #: how long after bridge's write a webhook about the same ticket is taken for its echo
 ECHO_WINDOW: Final = timedelta(minutes=10)
 #: vendor clocks and ours differ a little: an event this much after our write settled
@@ -87,7 +86,6 @@ class PairWork:
         self._actors = actors
         self._stop = stop
         self._now = now
-        self._base_urls = vendor_base_urls(config)
         sync = config.sync
         self._options = RunOptions(
             policy=policy_from_config(config),
@@ -135,26 +133,18 @@ class PairWork:
         return wanted
 
     def run(self, tickets: Mapping[Side, frozenset[int]]) -> RunResult:
-        """One targeted run of these tickets under the pair's run lease; raises
-        `LeaseHeldError` when another run holds it."""
-        ledger, holder = self.ledger, self._holder
-        ttl = timedelta(seconds=self.config.sync.lease_seconds)
+        """One targeted run of these tickets under the pair's run lease (`bridge.once`, as
+        `bridge sync` takes it); raises `LeaseHeldError` when another run holds it."""
         options = replace(self._options, hints=dict(tickets))
-        ledger.acquire_lease(RUN_LEASE, holder, ttl)
-        try:
-            run = SyncRun(
-                ledger,
-                self.adapters,
-                options,
-                holder=holder,
-                now=self._now,
-                stop_requested=self._stop,
-                on_batch=lambda: ledger.renew_lease(RUN_LEASE, holder, ttl),
-            )
-            with count_vendor_calls(self._base_urls, run.counts):
-                result = run.execute()
-        finally:
-            ledger.release_lease(RUN_LEASE, holder)
+        result, _ = run_with(
+            self.config,
+            self.ledger,
+            self.adapters,
+            options,
+            holder=self._holder,
+            stop=self._stop,
+            now=self._now,
+        )
         self.refresh_metrics()
         return result
 

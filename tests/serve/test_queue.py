@@ -1,13 +1,10 @@
-"""What `bridge serve` keeps in memory between a call and its run stays bounded, and a
-serve run takes the very lease a `bridge sync` takes."""
+"""What `bridge serve` keeps in memory between a call and its run stays bounded."""
 
 from __future__ import annotations
 
-from bridge.cli.runs import LEASE
 from bridge.core.hints import Hint
 from bridge.core.model import Side
 from bridge.serve.queue import Deliveries, PendingHints
-from bridge.serve.runner import RUN_LEASE
 
 ZENDESK = Side("zendesk")
 
@@ -43,7 +40,3 @@ def test_a_ticket_named_twice_waits_once_and_put_back_waits_until_the_retry() ->
     pending.put_back(batch, now=12.0, retry_at=20.0)
     assert pending.depth == 2
     assert pending.ready_at(coalesce=1.0) == 20.0
-
-
-def test_serve_runs_take_the_lease_sync_takes() -> None:
-    assert RUN_LEASE == LEASE
