@@ -22,7 +22,7 @@ from bridge.factory import build_adapters, policy_from_config
 from bridge.ledger import Ledger
 from bridge.ledger.tables import utcnow
 from bridge.metrics import count_vendor_calls, vendor_base_urls
-from bridge.run.runner import RunResult, SyncRun
+from bridge.run.runner import TARGETED_KIND, RunResult, SyncRun
 from bridge.run.state import RunOptions
 from bridge.run.summary import PlanSummary, dry_run_summary
 from bridge.secrets import SecretError
@@ -34,6 +34,7 @@ __all__ = [
     "run_once",
     "run_options",
     "run_with",
+    "targeted_options",
 ]
 
 #: the ledger lease a sync (or migration) run holds: one run per pair's ledger at a time
@@ -62,6 +63,20 @@ def run_options(
         sweep_period=timedelta(hours=sync.sweep_period_hours),
         sweep_max=sync.sweep_max_per_run,
         keep_plan=keep_plan,
+    )
+
+
+def targeted_options(config: Config, hints: Mapping[Side, frozenset[int]]) -> RunOptions:
+    """A targeted run's options (`bridge serve`'s hints, in-process or as a worker's job):
+    the pair's policy and purge cap, only the `hints` looked up, no plan kept."""
+    sync = config.sync
+    return RunOptions(
+        policy=policy_from_config(config),
+        max_purges_per_run=sync.max_purges_per_run,
+        attention_after=timedelta(minutes=sync.attention_after_minutes),
+        kind=TARGETED_KIND,
+        keep_plan=False,
+        hints=dict(hints),
     )
 
 

@@ -8,8 +8,9 @@ bridge's own writes (`PairWork.not_echoes`), then runs one targeted `SyncRun`
 (`RunOptions.hints`) under the pair's run lease: one run per pair at a time, whoever
 runs it. A lease held by a scheduled sync puts the tickets back to wait and try again.
 
-With PostgreSQL and `bridge worker`, the other kind of `TargetedRuns` enqueues a job per
-pair instead (docs/webhooks.md, "Workers"); `PairWork` is what that job would run.
+With the ledger on PostgreSQL and the workers' queue created, it is `QueuedRuns`: the
+same coalescing and echo check, then one `bridge.targeted_sync` job per pair and window,
+which a `bridge worker` runs as `PairWork.run` runs it here (`bridge.once`, the lease).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
 
@@ -27,16 +28,15 @@ from bridge.config import Config
 from bridge.core.contract import Adapter
 from bridge.core.hints import Hint
 from bridge.core.model import Side
-from bridge.factory import policy_from_config
 from bridge.ledger import LeaseHeldError, Ledger
 from bridge.ledger.tables import OperationStatus, utcnow
 from bridge.metrics import LedgerCollector, WebhookCounters
-from bridge.once import run_with
-from bridge.run.runner import TARGETED_KIND, RunResult
-from bridge.run.state import RunOptions
+from bridge.once import run_with, targeted_options
+from bridge.run.runner import RunResult
 from bridge.serve.queue import Batch, Named, PendingHints
+from bridge.worker.targeted import TargetedQueue
 
-__all__ = ["InProcessRuns", "PairWork", "TargetedRuns"]
+__all__ = ["InProcessRuns", "JobWaitingError", "PairWork", "QueuedRuns", "TargetedRuns"]
 
 log = structlog.get_logger("bridge.serve")
 
@@ -86,14 +86,6 @@ class PairWork:
         self._actors = actors
         self._stop = stop
         self._now = now
-        sync = config.sync
-        self._options = RunOptions(
-            policy=policy_from_config(config),
-            max_purges_per_run=sync.max_purges_per_run,
-            attention_after=timedelta(minutes=sync.attention_after_minutes),
-            kind=TARGETED_KIND,
-            keep_plan=False,
-        )
         self.refresh_metrics()
 
     def refresh_metrics(self) -> None:
@@ -135,7 +127,7 @@ class PairWork:
     def run(self, tickets: Mapping[Side, frozenset[int]]) -> RunResult:
         """One targeted run of these tickets under the pair's run lease (`bridge.once`, as
         `bridge sync` takes it); raises `LeaseHeldError` when another run holds it."""
-        options = replace(self._options, hints=dict(tickets))
+        options = targeted_options(self.config, tickets)
         result, _ = run_with(
             self.config,
             self.ledger,
@@ -279,8 +271,8 @@ class InProcessRuns:
             tickets = work.not_echoes(batch)
             if not tickets:
                 return
-            result = work.run(tickets)
-        except LeaseHeldError as exc:
+            last = self._dispatch(pair, work, tickets)
+        except (LeaseHeldError, JobWaitingError) as exc:
             now = self._monotonic()
             with self._cond:
                 status.pending.put_back(batch, now, now + self._lease_retry)
@@ -296,10 +288,45 @@ class InProcessRuns:
         with self._cond:
             status.waiting_for_lease = False
             status.last_run = {
-                "run": result.run_id,
-                "outcome": result.outcome,
+                **last,
                 "ended_at": utcnow().isoformat(timespec="seconds"),
                 "tickets": sum(len(ids) for ids in tickets.values()),
             }
-        self._counters.runs.labels(pair, result.outcome).inc()
-        log.info("serve.run", pair=pair, run=result.run_id, outcome=result.outcome)
+        self._counters.runs.labels(pair, last["outcome"]).inc()
+        log.info("serve.run", pair=pair, **last)
+
+    def _dispatch(
+        self, pair: str, work: PairWork, tickets: Mapping[Side, frozenset[int]]
+    ) -> dict[str, Any]:
+        """Run the tickets now, in this thread; what `/health` shows of the run."""
+        result = work.run(tickets)
+        return {"run": result.run_id, "outcome": result.outcome}
+
+
+class JobWaitingError(Exception):
+    """A targeted job of the pair still waits in the queue: the tickets wait too."""
+
+
+class QueuedRuns(InProcessRuns):
+    """`TargetedRuns` through the workers' queue (PostgreSQL, `bridge worker`): the same
+    coalescing and echo check as in-process, then one `bridge.targeted_sync` job per pair
+    and window instead of a run here (`bridge/worker/targeted.py` says why its locks)."""
+
+    def __init__(
+        self,
+        work: Mapping[str, PairWork],
+        counters: WebhookCounters,
+        queue: TargetedQueue,
+        **timing: Any,
+    ) -> None:
+        super().__init__(work, counters, **timing)
+        self._queue = queue
+
+    def _dispatch(
+        self, pair: str, work: PairWork, tickets: Mapping[Side, frozenset[int]]
+    ) -> dict[str, Any]:
+        job = self._queue.defer(pair, tickets)
+        if job is None:
+            raise JobWaitingError(f"a targeted job of pair {pair} is still waiting")
+        work.refresh_metrics()  # the workers' runs since the last one
+        return {"job": job, "outcome": "queued"}

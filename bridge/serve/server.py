@@ -12,6 +12,7 @@ from contextlib import ExitStack
 from datetime import datetime, timedelta
 from typing import Any
 
+import structlog
 import uvicorn
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
@@ -23,15 +24,21 @@ from bridge.ledger.tables import utcnow
 from bridge.metrics import PairLedgers, WebhookCounters
 from bridge.serve.app import create_app
 from bridge.serve.intake import Endpoint, Intake
-from bridge.serve.runner import InProcessRuns, PairWork
+from bridge.serve.runner import InProcessRuns, PairWork, QueuedRuns
 from bridge.vendors.registry import SIDES, VENDORS
+from bridge.worker.queue import QueueNotOnPostgreSQLError, queue_conninfo, queue_counts
+from bridge.worker.targeted import TargetedQueue
 
 __all__ = ["BackgroundServer", "Service", "run_foreground"]
+
+log = structlog.get_logger("bridge.serve")
 
 
 class Service:
     """Everything `bridge serve` runs, for the pairs given (validated configs; their
-    secrets are read here: `SecretError` when one cannot be)."""
+    secrets are read here: `SecretError` when one cannot be). Targeted runs go to the
+    workers' queue when the ledger's database has one (and `use_queue`), else they run
+    in this process."""
 
     def __init__(
         self,
@@ -40,6 +47,7 @@ class Service:
         holder: str | None = None,
         lease_retry: float = 5.0,
         now: Callable[[], datetime] = utcnow,
+        use_queue: bool = True,
     ) -> None:
         first = next(iter(pairs.values()))
         self.settings: ServeSettings = first.serve
@@ -79,12 +87,16 @@ class Service:
             raise
         self.work = work
         self.registry.register(PairLedgers({name: w.collector for name, w in work.items()}))
-        self.runs = InProcessRuns(
-            work,
-            self.counters,
-            coalesce=self.settings.coalesce_seconds,
-            lease_retry=lease_retry,
-        )
+        timing: dict[str, Any] = {
+            "coalesce": self.settings.coalesce_seconds,
+            "lease_retry": lease_retry,
+        }
+        self.queue = _workers_queue(first.ledger_url) if use_queue else None
+        if self.queue is not None:
+            self._stack.callback(self.queue.close)
+            self.runs: InProcessRuns = QueuedRuns(work, self.counters, self.queue, **timing)
+        else:
+            self.runs = InProcessRuns(work, self.counters, **timing)
         self.intake = Intake(
             endpoints,
             self.runs,
@@ -94,10 +106,16 @@ class Service:
         )
         self.app: Starlette = create_app(self.intake, self.health, self.registry)
 
+    @property
+    def mode(self) -> str:
+        """Where targeted runs happen: `queue` (`bridge worker` jobs) or `in-process`."""
+        return "queue" if self.queue is not None else "in-process"
+
     def health(self) -> dict[str, Any]:
-        """`GET /health`: the worker alive, and per pair its queue and last run."""
+        """`GET /health`: the worker alive, where runs happen, per pair its queue and last
+        run."""
         facts = self.runs.health()
-        return {"ok": facts["worker"], **facts}
+        return {"ok": facts["worker"], "runs": self.mode, **facts}
 
     def start(self) -> None:
         self.runs.start()
@@ -106,6 +124,19 @@ class Service:
         """Finish the run in flight, then close the ledgers."""
         self.runs.stop()
         self._stack.close()
+
+
+def _workers_queue(ledger_url: str) -> TargetedQueue | None:
+    """The workers' queue, open, when the ledger is on PostgreSQL and a `bridge worker` has
+    created the queue there; None otherwise (runs stay in this process)."""
+    try:
+        conninfo = queue_conninfo(ledger_url)
+    except QueueNotOnPostgreSQLError:
+        return None
+    if queue_counts(conninfo, []) is None:
+        log.warning("serve.no_queue", note="no `bridge worker` has created the queue: in-process")
+        return None
+    return TargetedQueue(conninfo).open()
 
 
 def _uvicorn(app: Starlette, host: str, port: int) -> uvicorn.Server:

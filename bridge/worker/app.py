@@ -1,7 +1,8 @@
 """`bridge worker`: each pair synced on its schedule by Procrastinate workers.
 
 One task, `bridge.sync_pair`, runs one pair once (`bridge.once.run_once`, as `bridge sync`
-does). Each pair has a periodic defer on its `every` schedule into a queue named after
+does); `bridge.targeted_sync` runs the tickets `bridge serve` queued the same way
+(`targeted.py`). Each pair has a periodic defer on its `every` schedule into a queue named after
 the pair, with the pair's name as the job's `lock` (one run per pair across all workers)
 and `queueing_lock` (at most one run waiting: a slow run is never followed by a pile of
 them). Every worker defers the periodic jobs; the database keeps each tick to one job.
@@ -41,9 +42,11 @@ from bridge.config import Config
 from bridge.errors import BridgeError, ExitCode
 from bridge.ledger import LeaseHeldError, Ledger
 from bridge.logging import redact_text
-from bridge.once import run_once, run_options
+from bridge.once import run_once, run_options, targeted_options
 from bridge.run.runner import RunResult
+from bridge.run.state import RunOptions
 from bridge.worker.queue import QUEUE_SCHEMA, ensure_queue_schema
+from bridge.worker.targeted import TARGETED_TASK, merged_tickets, tickets_from_json
 
 __all__ = [
     "TASK",
@@ -161,12 +164,24 @@ class PairJobs:
     def sync_pair(self, timestamp: int = 0, pair: str = "") -> dict[str, Any]:
         """The task: one run of `pair` (`timestamp`: the periodic tick that deferred it;
         Procrastinate passes both by name)."""
+        return self._run(pair, run_options, tick=timestamp)
+
+    def targeted_sync(self, pair: str = "", tickets: Mapping[str, Any] | None = None) -> Any:
+        """The targeted task (`bridge.worker.targeted`): a run of the tickets `bridge serve`
+        was told of, looked up and copied as a sync would."""
+        hints = tickets_from_json(tickets or {})
+        return self._run(pair, lambda config: targeted_options(config, hints), tick=None)
+
+    def _run(
+        self, pair: str, options: Callable[[Config], RunOptions], *, tick: int | None
+    ) -> dict[str, Any]:
+        """One run of `pair`; its outcome decides the job (`SyncRetry`)."""
         config, ledger = self.configs.get(pair), self.ledgers.get(pair)
         if config is None or ledger is None:
             raise NeedsAPersonError(f"pair {pair} is not one this worker serves")
         try:
             result, _ = run_once(
-                config, ledger, run_options(config), holder=self.holder, stop=self.stop.is_set
+                config, ledger, options(config), holder=self.holder, stop=self.stop.is_set
             )
         except LeaseHeldError as exc:
             raise RunNotDoneError(pair, "lease_held") from exc
@@ -175,7 +190,7 @@ class PairJobs:
                 raise NeedsAPersonError(f"pair {pair}: {redact_text(str(exc))}") from None
             raise RunNotDoneError(pair, f"error ({exc.exit_code.name.lower()})") from exc
         self.on_run(pair, result)
-        log.info("worker.run", pair=pair, run=result.run_id, outcome=result.outcome, tick=timestamp)
+        log.info("worker.run", pair=pair, run=result.run_id, outcome=result.outcome, tick=tick)
         if result.outcome in DONE:
             return {"run": result.run_id, "outcome": result.outcome}
         if result.refused:
@@ -221,12 +236,28 @@ class _JobManager(JobManager):
         except UniqueViolation as exc:
             if exc.queueing_lock is None:
                 raise
-            for waiting in await self.list_jobs_async(
-                queueing_lock=exc.queueing_lock, status="todo"
-            ):
-                assert waiting.id is not None
-                await self.cancel_job_by_id_async(waiting.id, delete_job=True)
+            waiting = list(
+                await self.list_jobs_async(queueing_lock=exc.queueing_lock, status="todo")
+            )
+            await self._take_tickets_of(job_id, waiting)
+            for job in waiting:
+                assert job.id is not None
+                await self.cancel_job_by_id_async(job.id, delete_job=True)
             await super().retry_job_by_id_async(job_id, retry_at, priority, queue, lock)
+
+    async def _take_tickets_of(self, job_id: int, waiting: list[Job]) -> None:
+        """A targeted job's retry takes the place of the one `serve` queued meanwhile:
+        its tickets join the retried job's, so that no hint is dropped with it."""
+        targeted = [job for job in waiting if job.task_name == TARGETED_TASK]
+        if not targeted:
+            return
+        (retried,) = await self.list_jobs_async(id=job_id)
+        tickets = merged_tickets(retried.task_kwargs, *(job.task_kwargs for job in targeted))
+        await self.connector.execute_query_async(
+            "UPDATE procrastinate_jobs SET args = %(args)s WHERE id = %(id)s",
+            args={**retried.task_kwargs, "tickets": tickets},
+            id=job_id,
+        )
 
 
 def build_app(conninfo: str, jobs: PairJobs, *, max_pool: int) -> procrastinate.App:
@@ -235,6 +266,7 @@ def build_app(conninfo: str, jobs: PairJobs, *, max_pool: int) -> procrastinate.
     app = procrastinate.App(connector=connector)
     app.job_manager = _JobManager(connector)
     task = app.task(name=TASK, retry=SyncRetry(jobs.every))(jobs.sync_pair)
+    app.task(name=TARGETED_TASK, retry=SyncRetry(jobs.every))(jobs.targeted_sync)
     for pair, config in jobs.configs.items():
         cron, _ = cron_for(config.every)
         app.periodic(
