@@ -47,6 +47,11 @@ def serve(app: AppContext, host: str | None, port: int | None) -> None:
     (<side>.unannounced in its counts, `bridge status --json`).
 
     \b
+    With the ledger on PostgreSQL and a `bridge worker` running, the targeted
+    runs become jobs in the workers' queue (one per pair and window); else
+    this process runs them. The first line printed says which.
+
+    \b
     SIGTERM or Ctrl-C: stop taking calls, finish the run in flight, exit;
     tickets still waiting are left to the scheduled sync.
 
@@ -77,7 +82,10 @@ def serve(app: AppContext, host: str | None, port: int | None) -> None:
         for (side, pair), endpoint in sorted(service.intake.endpoints.items())
         if endpoint.secret is None
     ]
-    click.echo(f"bridge serve: listening on http://{host}:{port} (pairs: {', '.join(pairs)})")
+    click.echo(
+        f"bridge serve: listening on http://{host}:{port} (pairs: {', '.join(pairs)}; "
+        f"targeted runs: {service.mode})"
+    )
     if unsigned:
         click.echo(
             f"  no webhook_secret for {', '.join(unsigned)}: those endpoints answer 404",

@@ -56,3 +56,4 @@ def test_serve_runs_as_a_process_and_stops_on_sigterm(served: Served) -> None:
         out, err = process.communicate(timeout=30)
     assert process.returncode == 0, err[-2000:]
     assert f"listening on http://127.0.0.1:{port}" in out
+    assert "targeted runs: in-process" in out  # a SQLite ledger
