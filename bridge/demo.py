@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import random
+import socket
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -37,6 +38,7 @@ from bridge.vendors.registry import SIDES, SUPEROFFICE, ZENDESK
 __all__ = [
     "DEFAULT_SEED",
     "DEFAULT_TICKETS",
+    "Crossing",
     "DemoOptions",
     "DemoResult",
     "RoundSummary",
@@ -59,6 +61,20 @@ ZD_AGENT = (4207, "Agent Ann")
 class DemoOptions:
     tickets: int = DEFAULT_TICKETS
     seed: int = DEFAULT_SEED
+    #: end with the webhook step: `bridge serve` in-process, a deletion crossing in seconds
+    webhooks: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Crossing:
+    """One deletion carried by a webhook: where it was made, where it arrived, how long
+    it took (real seconds, from the agent's click to the other side's state)."""
+
+    source: Side
+    source_ticket: int
+    target: Side
+    target_ticket: int
+    seconds: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +103,7 @@ class DemoResult:
     report_path: Path | None = None
     #: per side, the linked tickets' states as the simulators hold them at the end
     vendor_states: dict[str, dict[str, int]] = field(default_factory=dict)
+    crossings: list[Crossing] = field(default_factory=list)
     seconds: float = 0.0
 
 
@@ -225,6 +242,8 @@ def run_demo(
                 summary = story.summarise(name, activity, act)
                 result.rounds.append(summary)
                 echo(_round_line(summary))
+            if options.webhooks:
+                result.crossings = _webhook_step(story, pools.take(0.0, least=2), folder, echo)
             result.status = ledger.status()
             result.vendor_states = _vendor_states(sandbox, pairs)
             result.report_path = _write_report(ledger, folder, sandbox.clock.now())
@@ -321,6 +340,77 @@ def _acts(story: _Story, pools: _Pools) -> Iterator[tuple[str, str, Callable[[],
 
     clock.advance(3600)
     yield ("sync 5", "an idle run: nothing changed", story.sync)
+
+
+def _webhook_step(
+    story: _Story, indexes: Sequence[int], folder: Path, echo: Callable[[str], None]
+) -> list[Crossing]:
+    """`bridge serve` in this process on a loopback port, the simulators' webhooks
+    registered to it (as `bridge webhooks register` does); an agent deletes a ticket in
+    each simulator, and the other side is watched until the deletion arrives, with no
+    scheduled run. The clock runs on (50 times real time) so that Zendesk's delete job
+    finishes; serve checks the calls' signed times against it."""
+    from bridge.serve.server import BackgroundServer, Service
+    from bridge.webhook_registration import register_config
+
+    sandbox, clock = story.sandbox, story.clock
+    clock.set_speed(50.0)
+    clock.unfreeze()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    config_path = sandbox.write_config(folder, serve_port=port)
+    register_config(config_path)
+    config = load_config(config_path)
+    service = Service({config.pair: config}, now=clock.now, lease_retry=0.5)
+    service.start()
+    server = BackgroundServer(service.app, port=port).start()
+    echo(f"Webhooks: bridge serve on {server.url}, both simulators' webhooks registered to it.")
+    (so_a, zd_a), (so_b, zd_b) = (story.pairs[i] for i in indexes)
+
+    def so_deleted() -> bool:
+        return (sandbox.superoffice.ticket_state(so_a) or {}).get("base_status") == "Deleted"
+
+    try:
+        crossings = [
+            _cross(
+                lambda: sandbox.zendesk.agent_act("delete", [zd_a], agent=ZD_AGENT),
+                (ZENDESK, zd_a, SUPEROFFICE, so_a),
+                lambda: (
+                    (sandbox.superoffice.ticket_state(so_a) or {}).get("base_status") == "Deleted"
+                ),
+            ),
+            _cross(
+                lambda: sandbox.superoffice.soft_delete([so_b], associate=SO_AGENT),
+                (SUPEROFFICE, so_b, ZENDESK, zd_b),
+                lambda: sandbox.zendesk.ticket_state(zd_b) == "deleted",
+            ),
+        ]
+    finally:
+        server.stop()
+        service.close()
+        clock.freeze()
+    for c in crossings:
+        echo(
+            f"  deleted in {c.source} (ticket {c.source_ticket}): deleted in {c.target} "
+            f"(ticket {c.target_ticket}) {c.seconds:.1f} s later, with no scheduled run"
+        )
+    return crossings
+
+
+def _cross(
+    act: Callable[[], object],
+    tickets: tuple[Side, int, Side, int],
+    arrived: Callable[[], bool],
+    timeout: float = 60.0,
+) -> Crossing:
+    started = time.perf_counter()
+    act()
+    while not arrived():
+        if time.perf_counter() - started > timeout:
+            raise RuntimeError(f"the deletion of {tickets[0]} {tickets[1]} did not cross")
+        time.sleep(0.02)
+    return Crossing(*tickets, seconds=time.perf_counter() - started)
 
 
 def _vendor_states(sandbox: Sandbox, pairs: Sequence[tuple[int, int]]) -> dict[str, dict[str, int]]:

@@ -6,11 +6,13 @@ import json
 from pathlib import Path
 
 from click.testing import CliRunner
+from sqlmodel import select
 
 from bridge.cli import main
 from bridge.cli.demo import demo
 from bridge.demo import DemoOptions, run_demo
 from bridge.ledger import Ledger
+from bridge.ledger.tables import Operation
 from bridge.vendors.registry import SIDES
 
 
@@ -69,3 +71,34 @@ def test_what_bridge_recorded_is_what_the_simulators_hold(tmp_path: Path) -> Non
     assert result.rounds[-1].copied == 0
     assert result.rounds[-1].changes_seen == 0
     assert len(lines) == 1 + len(result.rounds)
+
+
+def test_the_webhook_step_shows_a_deletion_crossing_each_way_by_webhook(tmp_path: Path) -> None:
+    folder = tmp_path / "demo"
+    result = CliRunner().invoke(demo, ["--dir", str(folder), "--tickets", "100", "--webhooks"])
+    assert result.exit_code == 0, result.output
+    crossed = [
+        line for line in result.output.splitlines() if "later, with no scheduled run" in line
+    ]
+    assert len(crossed) == 2, result.output
+    targets = [
+        (line.split("deleted in ")[2].split(" ")[0], int(line.split("(ticket ")[2].split(")")[0]))
+        for line in crossed
+    ]
+    assert [side for side, _ in targets] == ["superoffice", "zendesk"]
+    with Ledger.open(f"sqlite:///{folder / 'bridge.db'}", sides=SIDES) as ledger:
+        runs = {run.id: run.kind for run in ledger.recent_runs(50) if not run.dry_run}
+        with ledger.session() as session:
+            ops = list(session.exec(select(Operation)))
+        status = ledger.status()
+    # the story's runs, then the targeted runs of the webhooks (and of their echoes)
+    kinds = [runs[key] for key in sorted(runs, key=lambda key: key or 0)]
+    assert kinds[:6] == ["migrate"] + ["sync"] * 5
+    assert set(kinds[6:]) == {"hints"}
+    # each deletion was written and confirmed by a targeted run, none by a scheduled one
+    for side, ticket in targets:
+        (op,) = [o for o in ops if o.target == side and o.ticket_id == ticket]
+        assert op.transition == "soft_delete"
+        assert op.status == "confirmed"
+        assert runs[op.run_id] == "hints"
+    assert status["pending_operations"] == 0

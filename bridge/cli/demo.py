@@ -30,7 +30,13 @@ __all__ = ["demo"]
 @click.option(
     "--seed", type=BoundedInt(0, 2**32 - 1), default=DEFAULT_SEED, show_default=True, hidden=True
 )
-def demo(folder: Path | None, tickets: int, seed: int) -> None:
+@click.option(
+    "--webhooks",
+    is_flag=True,
+    help="End with `bridge serve` on loopback: a deletion in each simulator crosses to "
+    "the other by webhook, timed, with no scheduled run.",
+)
+def demo(folder: Path | None, tickets: int, seed: int, webhooks: bool) -> None:
     """Run the whole story against local simulators of both vendors.
 
     Starts SuperOffice and Zendesk simulators on free loopback ports with a simulated
@@ -39,9 +45,15 @@ def demo(folder: Path | None, tickets: int, seed: int) -> None:
     agent activity while the clock passes both retention windows. Prints what each run
     did and writes the audit report. Rate limits are on, on the simulated clock.
 
+    With --webhooks, a last step starts `bridge serve` in this process, registers both
+    simulators' webhooks to it, deletes one ticket in each simulator and prints how many
+    seconds each deletion took to reach the other side (about the [serve]
+    coalesce_seconds wait, 1 s, plus the run).
+
     \b
     Examples:
       bridge demo
+      bridge demo --webhooks              a deletion crossing in seconds
       bridge demo --dir ./demo && bridge --config ./demo/bridge.toml status
     """
     if folder is None:
@@ -53,7 +65,8 @@ def demo(folder: Path | None, tickets: int, seed: int) -> None:
     click.echo(
         "Simulated SuperOffice and Zendesk on loopback; the team moves from SuperOffice to Zendesk."
     )
-    result = run_demo(folder, DemoOptions(tickets=tickets, seed=seed), echo=click.echo)
+    options = DemoOptions(tickets=tickets, seed=seed, webhooks=webhooks)
+    result = run_demo(folder, options, echo=click.echo)
     _print_summary(result)
 
 

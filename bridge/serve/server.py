@@ -38,7 +38,8 @@ class Service:
     """Everything `bridge serve` runs, for the pairs given (validated configs; their
     secrets are read here: `SecretError` when one cannot be). Targeted runs go to the
     workers' queue when the ledger's database has one (and `use_queue`), else they run
-    in this process."""
+    in this process. `now`: the clock of the runs and of the replay window (the demo's
+    simulated one)."""
 
     def __init__(
         self,
@@ -103,6 +104,7 @@ class Service:
             self.counters,
             window=timedelta(seconds=self.settings.replay_window_seconds),
             max_body_bytes=self.settings.max_body_bytes,
+            now=now,
         )
         self.app: Starlette = create_app(self.intake, self.health, self.registry)
 
