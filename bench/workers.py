@@ -619,6 +619,8 @@ def main() -> None:
             f"--links must be at least 2 x --changes x {rounds_needed} rounds, and --purges at "
             "most --changes"
         )
+    # SIGTERM unwinds as an exception: the workers, simulators and cluster are stopped
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped by SIGTERM"))
     print(f"command: {shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])}")
     print(f"machine: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f} at start\n")
     try:
