@@ -83,11 +83,12 @@ class Cluster:
             command = ["runuser", "-u", "postgres", "--", *command]
         subprocess.run(command, check=True, capture_output=True, cwd=self.folder, timeout=120)
 
-    def start(self, *, durable: bool = False) -> Cluster:
+    def start(self, *, durable: bool = False, max_connections: int = 100) -> Cluster:
         """initdb (password auth on loopback, the password in a file read once) and start,
         tuned for throwaway data: no fsync, small shared memory. `durable` keeps the
         server's own defaults instead (fsync, synchronous commit: a benchmark's fair
-        match for SQLite's `synchronous=FULL`)."""
+        match for SQLite's `synchronous=FULL`). `max_connections`: more for a benchmark
+        whose workers each hold connections to many pairs' ledgers."""
         pwfile = self.folder / "pw"
         pwfile.write_text(self.password + "\n", encoding="utf-8")
         if self.as_postgres:
@@ -101,7 +102,7 @@ class Cluster:
         pwfile.unlink()
         options = (
             f"-c listen_addresses=127.0.0.1 -c port={self.port} "
-            f"-c unix_socket_directories={self.folder} -c max_connections=100"
+            f"-c unix_socket_directories={self.folder} -c max_connections={max_connections}"
         )
         if not durable:
             options += (
