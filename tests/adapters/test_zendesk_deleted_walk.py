@@ -11,7 +11,7 @@ import pytest
 
 from bridge.core.model import State, Transition
 from bridge.sandbox import SimClock
-from bridge.vendors.zendesk.adapter import ZendeskAdapter
+from bridge.vendors.zendesk.adapter import DELETED_LIST_BUDGET, ZendeskAdapter
 from bridge.vendors.zendesk.sim.simulator import ZendeskSimulator
 
 START = datetime(2024, 5, 1, 12, tzinfo=UTC)
@@ -82,3 +82,43 @@ def test_our_own_write_ends_the_walks_reuse(sim: ZendeskSimulator) -> None:
     sim.counters.reset()
     assert zendesk.lookup(ids[:2])[ids[1]].state is State.SOFT_DELETED
     assert listing_pages(sim) == 1  # read anew from the top
+
+
+class _Recorded:
+    """A shared budget that only records what it is asked for."""
+
+    def __init__(self) -> None:
+        self.kinds: list[str] = []
+
+    def take_call(self, kind: str = "calls") -> None:
+        self.kinds.append(kind)
+
+    def jobs_running(self) -> int:
+        return 0
+
+    def hold_job(self, job_id: str) -> None:
+        del job_id
+
+    def release_jobs(self, job_ids: list[str]) -> None:
+        del job_ids
+
+
+def test_with_a_shared_budget_each_listing_page_is_counted_in_its_own_kind(
+    sim: ZendeskSimulator,
+) -> None:
+    """The deleted list has its own 10 a minute per account: pairs sharing the account
+    count its pages apart from their other calls."""
+    ids = deleted(sim, 150)  # two pages
+    budget = _Recorded()
+    zendesk = ZendeskAdapter(
+        base_url=sim.base_url,
+        email=sim.email,
+        token="sandbox-token",
+        sleep=sim.advance,
+        clock=sim.clock.now,
+        budget=budget,
+    )
+    sim.counters.reset()
+    zendesk.lookup(ids[-100:])
+    assert budget.kinds.count(DELETED_LIST_BUDGET) == listing_pages(sim) >= 1
+    assert budget.kinds.count("calls") == sum(sim.counts()["routes"].values())

@@ -77,6 +77,10 @@ BATCH_LIMIT = 100
 JOB_LIMIT = 30
 #: the incremental export's own limit: pages a minute per account (30 with High Volume)
 EXPORT_PER_MINUTE = 10
+#: the deleted-tickets listing's own limit, requests a minute per account (the sandbox
+#: models it, `deleted-tickets-index`), and its kind in a shared budget
+DELETED_LIST_PER_MINUTE = 10
+DELETED_LIST_BUDGET = "deleted_tickets"
 #: the kind of call the incremental export is counted as in a shared budget (its own limit)
 EXPORT_BUDGET = "export"
 #: soft-deleted tickets are scrubbed about 30 days after deletion
@@ -587,6 +591,8 @@ class ZendeskAdapter:
         }
         seen: set[str] = set()
         while True:
+            if self._budget is not None:
+                self._budget.take_call(DELETED_LIST_BUDGET)
             body = self._http.get_json("api/v2/deleted_tickets", params=params)
             wire.check(shapes.DeletedTicketsPage, body, "api/v2/deleted_tickets")
             items = list(body["deleted_tickets"])

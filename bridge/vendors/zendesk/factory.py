@@ -8,6 +8,8 @@ from bridge.core.contract import BudgetBook
 from bridge.vendors.clocks import Clock, Monotonic, Sleep
 from bridge.vendors.zendesk.adapter import (
     DEFAULT_CALLS_PER_MINUTE,
+    DELETED_LIST_BUDGET,
+    DELETED_LIST_PER_MINUTE,
     EXPORT_BUDGET,
     EXPORT_PER_MINUTE,
     ZendeskAdapter,
@@ -46,7 +48,11 @@ def zendesk_adapter(
         if budgets is None
         else budgets.account(
             f"zendesk:{settings.base_url}",
-            limits={"calls": calls_per_minute, EXPORT_BUDGET: lambda: EXPORT_PER_MINUTE},
+            limits={
+                "calls": calls_per_minute,
+                EXPORT_BUDGET: lambda: EXPORT_PER_MINUTE,
+                DELETED_LIST_BUDGET: lambda: DELETED_LIST_PER_MINUTE,
+            },
             job_limit=settings.job_limit,
         )
     )
