@@ -213,12 +213,15 @@ def test_real_subprocess_end_to_end(tmp_path: Path) -> None:
 
 
 def test_a_sync_loads_no_simulator_demo_or_report() -> None:
-    """A scheduled `sync` starts without the sandbox, the demo or the report: commands and
-    vendor parts are imported when used (`bridge.lazy`)."""
+    """A scheduled `sync` starts without the sandbox, the demo, the report, the webhook
+    server or the workers' queue (and its PostgreSQL driver): commands and vendor parts are
+    imported when used (`bridge.lazy`)."""
     probe = (
         "import sys, bridge.cli, bridge.cli.sync; "
         "print(sorted(m for m in sys.modules if '.sim.' in m or m.startswith("
-        "('bridge.demo', 'bridge.report', 'bridge.cli.sandbox', 'bridge.sandbox_seed'))))"
+        "('bridge.demo', 'bridge.report', 'bridge.cli.sandbox', 'bridge.sandbox_seed', "
+        "'bridge.serve', 'bridge.worker', 'psycopg', 'procrastinate', 'starlette', "
+        "'uvicorn'))))"
     )
     out = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True

@@ -30,7 +30,6 @@ from bridge.logging import redact_text
 from bridge.secrets import SecretError
 from bridge.values import Interval
 from bridge.vendors.registry import SIDES, vendor
-from bridge.worker.queue import QueueCounts, queue_conninfo, queue_counts
 
 __all__ = ["SUCCESS_OUTCOMES", "check", "init", "pair_health", "status"]
 
@@ -186,7 +185,7 @@ def _pair_status(
     return summary
 
 
-def _queue_status(pairs: dict[str, Config]) -> dict[str, QueueCounts]:
+def _queue_status(pairs: dict[str, Config]) -> dict[str, Any]:
     """Each pair's jobs in the workers' queue (`bridge worker`): only with the ledger on
     PostgreSQL and once a worker has created the queue; a queue that cannot be read is
     said on stderr and left out, never failing the status."""
@@ -194,6 +193,10 @@ def _queue_status(pairs: dict[str, Config]) -> dict[str, QueueCounts]:
     url = first.shared_ledger_url or first.ledger_url
     if not url.startswith("postgresql"):
         return {}
+    # the queue's module (and psycopg) only where there can be a queue: a scheduled sync
+    # on SQLite, which imports this module, starts without them
+    from bridge.worker.queue import queue_conninfo, queue_counts
+
     try:
         counts = queue_counts(queue_conninfo(url), list(pairs))
     except Exception as exc:  # the ledger was read: the queue's trouble is a footnote
