@@ -8,11 +8,14 @@ them can see it: a small table beside the pairs' ledgers (the namespace `_shared
 `[ledger] url`: a schema on PostgreSQL, a file on SQLite; no pair can be named so).
 
 A take is one atomic `UPDATE … WHERE used + n <= limit` on the current minute's row, so no
-interleaving of processes can overspend; calls are taken a few at a time (a twentieth of
-the limit) to keep the round trips to the database few, at the price of a few unused calls
-left in a minute by a run that ends. A job holds its slot from submission until a poll
-sees it end; a slot whose holder died is freed after an hour (Zendesk's jobs take
-minutes). The clock and sleep are injected: the demo and tests run on a simulator's clock.
+interleaving of processes can overspend; calls are taken a few at a time (at most
+`_CHUNK`, and no more than a twentieth of the limit) to keep the round trips to the
+database few, at the price of a few unused calls left in a minute by a run that ends (at a
+twentieth of a 200 budget, many short runs of many pairs gave out the whole minute while
+about a quarter of it reached Zendesk: bench/workers.py). A job holds its slot from
+submission until a poll sees it end; a slot whose holder died is freed after an hour
+(Zendesk's jobs take minutes). The clock and sleep are injected: the demo and tests run
+on a simulator's clock.
 """
 
 from __future__ import annotations
@@ -53,6 +56,8 @@ SHARED_NAMESPACE = "_shared"
 #: a job slot whose holder never gave it back (killed) is free again after this long
 STALE_JOB_SECONDS = 3_600
 _MINUTE = 60
+#: the most calls one take reserves: what a run that ends may leave unused of a minute
+_CHUNK = 5
 #: minutes of counts kept (older rows are pruned as calls are taken): an hour, for a look
 _KEPT_MINUTES = 60
 
@@ -146,7 +151,7 @@ class AccountBudget:
                     self._held[kind] = (minute, left - 1)
                     return
                 limit = max(1, math.floor(self.limits[kind]()))
-                got = self._take(kind, minute, limit, max(1, limit // 20))
+                got = self._take(kind, minute, limit, max(1, min(_CHUNK, limit // 20)))
                 if got:
                     self._held[kind] = (minute, got - 1)
                     return
