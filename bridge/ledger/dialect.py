@@ -463,6 +463,15 @@ class _PostgreSQLRows:
             result.close()
 
 
+def with_search_path(url: URL, schema: str) -> URL:
+    """`url` with `schema` as the session's `search_path`, through libpq's `options` (kept
+    with whatever options the URL already gives; the last `search_path` is the one used)."""
+    options = url.query.get("options", "")
+    if isinstance(options, tuple):
+        options = " ".join(options)
+    return url.update_query_dict({"options": f"{options} -csearch_path={schema}".strip()})
+
+
 class PostgreSQLDialect:
     """PostgreSQL through psycopg 3: a server the DBA runs, one advisory lock per ledger
     transaction, plpgsql triggers, TEMP tables, COPY, array-bound id lists."""
@@ -480,11 +489,7 @@ class PostgreSQLDialect:
         """A schema of its own in the same database, `bridge_acme`, made the session's
         `search_path` through libpq's `options`: every table name the ledger writes,
         unqualified, then means that pair's table."""
-        options = url.query.get("options", "")
-        if isinstance(options, tuple):
-            options = " ".join(options)
-        setting = f"-csearch_path={PAIR_SCHEMA_PREFIX}{pair}"
-        return url.update_query_dict({"options": f"{options} {setting}".strip()})
+        return with_search_path(url, f"{PAIR_SCHEMA_PREFIX}{pair}")
 
     def schema_of(self, url: URL) -> str | None:
         """The schema a pair's URL names (`namespaced`), None for the database's default."""

@@ -20,6 +20,7 @@ from psycopg.conninfo import make_conninfo
 from sqlalchemy.engine import make_url
 
 from bridge.errors import BridgeError
+from bridge.ledger.dialect import with_search_path
 
 __all__ = [
     "QUEUE_SCHEMA",
@@ -54,18 +55,17 @@ def queue_conninfo(ledger_url: str) -> str:
             '"postgresql+psycopg://..."): its job queue lives there. With a SQLite ledger, '
             "run `bridge sync --every 5m` per pair instead (docs/scheduling.md)"
         )
+    url = with_search_path(url, QUEUE_SCHEMA)
     params: dict[str, Any] = {
         key: value if isinstance(value, str) else " ".join(value)
         for key, value in url.query.items()
     }
-    options = f"{params.pop('options', '')} -csearch_path={QUEUE_SCHEMA}".strip()
     params.update(
         host=url.host,
         port=url.port,
         user=url.username,
         password=url.password,
         dbname=url.database,
-        options=options,
         application_name="bridge-worker",
     )
     params.setdefault("connect_timeout", 10)
