@@ -332,7 +332,8 @@ def test_changes_page_by_position_and_move_the_cursor() -> None:
         assert {i for i, s in states.items() if s is State.SOFT_DELETED} == set(ids[:3])
         cursor = pages[-1].cursor
         closed = Position(START + timedelta(seconds=119))
-        assert ChangeCursor.parse(cursor, old_overlap=timedelta(0)) == ChangeCursor(closed, closed)
+        over = Position(START + timedelta(seconds=178))
+        assert ChangeCursor.parse(cursor, old_overlap=timedelta(0)) == ChangeCursor(closed, over)
 
         env.advance(300)
         env.seeded("later_delete", lambda: _user_delete(env, [ids[3]]) or True)
@@ -343,9 +344,10 @@ def test_changes_page_by_position_and_move_the_cursor() -> None:
         # who deleted it is read from the ticket log, once
         assert (later[ids[3]].actor_id, later[ids[3]].cause) == (7, Cause.USER)
         assert len(reads) == 1
-        # read in the second it was made (within `change_overlap`): it stays open
+        # read in the second it was made: it is read again (not over, not settled)
         open_cursor = ChangeCursor.parse(again[-1].cursor, old_overlap=timedelta(0))
-        assert open_cursor.recycle == Position(START + timedelta(seconds=480 - 61))
+        assert open_cursor.read == Position(START + timedelta(seconds=480 - 2))
+        assert open_cursor.settled == Position(START + timedelta(seconds=480 - 61))
 
 
 def test_changes_without_changes_costs_two_calls() -> None:

@@ -114,10 +114,13 @@ def test_changes_in_another_culture(sim: SuperOfficeSimulator) -> None:
     _check(views, ids)
     assert ids["purged"] not in views  # a purge leaves no row
     assert pages[-1].complete
-    # read in the second of the last change: a minute's margin keeps both before it
+    # read in the second of the last change: a minute's margin keeps it unsettled, and
+    # the second itself is not over yet
     closed = Position(START - timedelta(seconds=1))
+    over = Position(sim.clock.now().replace(microsecond=0) - timedelta(seconds=2))
+    unsettled = [v for v in views.values() if v.vendor_time and v.vendor_time <= over.second]
     assert ChangeCursor.parse(pages[-1].cursor, old_overlap=timedelta(0)) == ChangeCursor(
-        closed, closed
+        closed, over, len(unsettled)
     )
 
 
@@ -163,14 +166,14 @@ def test_cursor_holds_when_many_changes_share_one_second(
     assert deleted == set(ids[10:25])
     cursor = first[-1].cursor
     open_second = START + timedelta(seconds=60)
-    recycle = ChangeCursor.parse(cursor, old_overlap=timedelta(0)).recycle
-    assert recycle == Position(open_second - timedelta(seconds=1))
+    read = ChangeCursor.parse(cursor, old_overlap=timedelta(0)).read
+    assert read == Position(open_second - timedelta(seconds=2))
     sim.advance(0.5)
     sim.soft_delete(ids[:5])  # 12:01:00.6: the same second, lower ids
-    sim.advance(1)
+    sim.advance(2)
     again = list(adapter.changes(cursor))
     later = {v.ticket_id for p in again for v in p.views if v.state is State.SOFT_DELETED}
     assert later == set(ids[:5]) | set(ids[10:25])
-    recycle = ChangeCursor.parse(again[-1].cursor, old_overlap=timedelta(0)).recycle
-    assert recycle == Position(open_second)  # over now: never read again
+    read = ChangeCursor.parse(again[-1].cursor, old_overlap=timedelta(0)).read
+    assert read == Position(open_second)  # over now: never read again
     assert [v for p in adapter.changes(again[-1].cursor) for v in p.views] == []

@@ -20,6 +20,8 @@ from bridge.vendors.superoffice.auth import SOTicketAuth
 from bridge.vendors.superoffice.cursor import (
     ChangeCursor,
     Position,
+    ReadBounds,
+    Span,
     next_position,
     page_query,
 )
@@ -34,12 +36,23 @@ ARCHIVE = "GET Archive/{provider}"
 
 
 def test_a_cursor_reads_back_what_it_wrote() -> None:
-    cursor = ChangeCursor(Position(S, 41), Position(S))
+    cursor = ChangeCursor(Position(S, 41), Position(S + timedelta(seconds=3)), 700, Position(S))
     text = cursor.encode()
-    assert text == "so2 Ticket=2024-05-01T12:00:07Z/41 RecycleTicket=2024-05-01T12:00:07Z"
+    assert text == (
+        "so3 settled=2024-05-01T12:00:07Z/41 read=2024-05-01T12:00:10Z unsettled=700 "
+        "due=2024-05-01T12:00:07Z"
+    )
     assert ChangeCursor.parse(text, old_overlap=timedelta(minutes=1)) == cursor
     fresh = ChangeCursor(None, None)
     assert ChangeCursor.parse(fresh.encode(), old_overlap=timedelta(0)) == fresh
+
+
+def test_a_cursor_of_the_version_before_starts_settled_at_its_earlier_position() -> None:
+    """`so2` kept a settled position per provider: both are read from the earlier."""
+    old = "so2 Ticket=2024-05-01T12:00:07Z/41 RecycleTicket=2024-05-01T12:00:05Z"
+    parsed = ChangeCursor.parse(old, old_overlap=timedelta(minutes=1))
+    start = Position(START + timedelta(seconds=5))
+    assert parsed == ChangeCursor(start, start)
 
 
 @pytest.mark.parametrize(
@@ -53,7 +66,17 @@ def test_an_old_cursor_starts_where_its_version_read_next(old: str) -> None:
     assert parsed == ChangeCursor(start, start)
 
 
-@pytest.mark.parametrize("junk", ["", "yesterday", "so2 Ticket=bad RecycleTicket=-"])
+@pytest.mark.parametrize(
+    "junk",
+    [
+        "",
+        "yesterday",
+        "so2 Ticket=bad RecycleTicket=-",
+        "so3 settled=- read=- unsettled=-4 due=-",
+        "so3 settled=2024-05-01T12:00:07Z read=- unsettled=0 due=-",
+        "so3 settled=- read=2024-05-01T12:00:07Z",
+    ],
+)
 def test_an_empty_or_unreadable_cursor_reads_from_the_start(junk: str) -> None:
     assert ChangeCursor.parse(junk, old_overlap=timedelta(minutes=1)).first
 
@@ -85,6 +108,50 @@ def test_a_full_page_stands_before_the_second_it_cut() -> None:
     assert next_position(Position(t1, 9), [(t1, 12)], full=False) == (Position(t1), False)
     assert next_position(Position(t1), [], full=False) == (Position(t1), True)
     assert next_position(None, [], full=False) == (None, True)
+
+
+def test_few_unsettled_rows_are_read_again_with_every_run_many_once_when_all_closed() -> None:
+    """The rule of `settled`: rows read in the last `change_overlap` are read once more
+    when a read begins after it; a run reads them again with each run while they fit one
+    page, and a bulk change's many once, when the last of them is past `change_overlap`."""
+    overlap = timedelta(minutes=1)
+    first = ChangeCursor(None, None)
+    at = START + timedelta(minutes=10)
+    bounds = ReadBounds.at(at, overlap)
+    assert bounds.over == Position(at - timedelta(seconds=2))
+    assert bounds.closed == Position(at - timedelta(seconds=61))
+    assert first.settles(bounds, each_run=500)  # from the start
+    # the read found 100,000 rows changed five seconds before it began
+    after = first.after(bounds, settles=True, counted=100_000, each_run=500)
+    assert after == ChangeCursor(bounds.closed, bounds.over, 100_000, bounds.over)
+    # ten seconds later: not all closed, so the run reads only what is new
+    soon = ReadBounds.at(at + timedelta(seconds=10), overlap)
+    assert not after.settles(soon, each_run=500)
+    assert after.start(settles=False) == bounds.over
+    quiet = after.after(soon, settles=False, counted=3, each_run=500)
+    assert quiet == ChangeCursor(bounds.closed, soon.over, 100_003, bounds.over)
+    # a minute after the bulk second: read again from `settled`, once
+    late = ReadBounds.at(at + timedelta(seconds=62), overlap)
+    assert quiet.settles(late, each_run=500)
+    assert quiet.start(settles=True) == bounds.closed
+    settled = quiet.after(late, settles=True, counted=2, each_run=500)
+    assert settled == ChangeCursor(late.closed, late.over, 2, None)
+    # few rows: settled with every run
+    assert settled.settles(ReadBounds.at(at + timedelta(seconds=70), overlap), each_run=500)
+
+
+def test_no_overlap_closes_no_more_than_is_over() -> None:
+    at = START + timedelta(seconds=30, milliseconds=400)
+    bounds = ReadBounds.at(at, timedelta(0))
+    assert bounds.closed == bounds.over == Position(START + timedelta(seconds=28))
+
+
+def test_a_span_counts_rows_after_its_start_up_to_its_end() -> None:
+    span = Span(Position(S, 4), Position(S + timedelta(seconds=1)))
+    t1 = S + timedelta(seconds=1)
+    keys = [(S, 3), (S, 4), (S, 5), (t1, 1), (t1, 99), (t1 + timedelta(seconds=1), 1)]
+    assert span.count(keys) == 3
+    assert Span(None, Position(S)).count(keys) == 3
 
 
 # --------------------------------------------------------------------------- live
@@ -149,6 +216,76 @@ def test_a_crowded_second_across_pages_is_read_once_and_never_again(
     assert archive_calls(sim) == 3 * 2
 
 
+def test_a_bulk_second_costs_the_run_right_after_nothing_and_is_settled_once(
+    sim: SuperOfficeSimulator,
+) -> None:
+    """1,234 tickets changed in one second, read five seconds later: the runs within the
+    next minute read one empty page a provider; the first run a minute after it reads them
+    once more (a write committed late into that second would be among them), and the runs
+    after that nothing again."""
+    sim.advance(120)
+    crowd = sim.seed_tickets(1234)
+    sim.advance(5)
+    adapter = make_adapter(sim, page_size=100)
+    pages, cursor = read(adapter, None)
+    assert len({v.ticket_id for p in pages for v in p.views}) == len(crowd)
+    for _ in range(3):
+        sim.advance(10)
+        sim.counters.reset()
+        pages, cursor = read(adapter, cursor)
+        assert [v for p in pages for v in p.views] == []
+        assert archive_calls(sim) == 2
+    sim.advance(30)  # the bulk second is over by more than `change_overlap`
+    sim.counters.reset()
+    pages, cursor = read(adapter, cursor)
+    assert {v.ticket_id for p in pages for v in p.views} == set(crowd)
+    assert archive_calls(sim) <= 1234 // 100 + 4
+    sim.advance(10)
+    sim.counters.reset()
+    pages, cursor = read(adapter, cursor)
+    assert [v for p in pages for v in p.views] == []
+    assert archive_calls(sim) == 2
+
+
+def late_delete(sim: SuperOfficeSimulator, ticket_id: int, stamped: datetime) -> None:
+    """A delete stamped `stamped` that becomes visible only now (committed late)."""
+    now = sim.clock.now()
+    sim.clock.set(stamped)
+    sim.soft_delete([ticket_id])
+    sim.clock.set(now)
+
+
+def test_a_write_committed_late_into_a_passed_second_is_read(sim: SuperOfficeSimulator) -> None:
+    """Writes that become visible after a read passed their second: found by the next
+    run while the unsettled rows are few, and by the run that settles a bulk change
+    (a minute after it) when they are many."""
+    ids = sim.seed_tickets(20)
+    sim.advance(120)
+    adapter = make_adapter(sim, page_size=100)
+    _, cursor = read(adapter, None)
+    read_at = sim.clock.now()
+    sim.advance(10)
+    late_delete(sim, ids[0], read_at - timedelta(seconds=3))
+    pages, cursor = read(adapter, cursor)
+    assert [(v.ticket_id, v.state) for p in pages for v in p.views] == [
+        (ids[0], State.SOFT_DELETED)
+    ]
+    sim.advance(60)
+    crowd = sim.seed_tickets(1234)  # a bulk change, read five seconds later
+    sim.advance(5)
+    _, cursor = read(adapter, cursor)
+    read_at = sim.clock.now()
+    sim.advance(10)
+    late_delete(sim, ids[1], read_at - timedelta(seconds=4))
+    pages, cursor = read(adapter, cursor)  # within the minute: only what is new
+    assert [v for p in pages for v in p.views] == []
+    sim.advance(60)
+    pages, cursor = read(adapter, cursor)  # the bulk change settles: the late write too
+    states = {v.ticket_id: v.state for p in pages for v in p.views}
+    assert states[ids[1]] is State.SOFT_DELETED
+    assert set(states) == {ids[1], *crowd}
+
+
 def test_a_change_later_in_the_cursors_second_is_not_lost(sim: SuperOfficeSimulator) -> None:
     """The read runs in the very second of the changes it reads; afterwards, in that same
     second, a lower id changes, and a ticket read in it changes again: the next read has
@@ -186,7 +323,7 @@ def test_an_old_cursor_is_read_and_replaced(sim: SuperOfficeSimulator) -> None:
     assert [(v.ticket_id, v.state) for p in pages for v in p.views] == [
         (ids[0], State.SOFT_DELETED)
     ]
-    assert cursor.startswith("so2 ")
+    assert cursor.startswith("so3 ")
     pages, _ = read(adapter, cursor)
     assert [v for p in pages for v in p.views] == []
 

@@ -45,17 +45,16 @@ from bridge.vendors.superoffice import MAX_TICKET_ID, SIDE
 from bridge.vendors.superoffice import wire as shapes
 from bridge.vendors.superoffice.auth import SuperOfficeAuth
 from bridge.vendors.superoffice.cursor import (
-    SECOND,
     ChangeCursor,
     Key,
     Position,
-    close,
+    ReadBounds,
+    Span,
     filter_time,
     next_position,
     page_query,
     row_key,
     row_second,
-    whole_second,
 )
 from bridge.vendors.superoffice.errors import error_code
 
@@ -811,51 +810,57 @@ class SuperOfficeAdapter:
         return self._per_second * 60 if self._per_second else 700.0
 
     def changes(self, cursor: str | None) -> Iterator[ChangePage]:
-        """Rows changed after the cursor's position, `Ticket` then `RecycleTicket`, each
-        read from its own (lastChanged second, ticketId) position (`cursor.py`).
+        """Rows changed after the cursor, `Ticket` then `RecycleTicket`, each paged from a
+        (lastChanged second, ticketId) position (`cursor.py`).
 
-        The cursor left by the last page never passes the last second that was over
-        `change_overlap` before the read began (by the earlier of bridge's clock and the
-        tenant's, `_closed`): those open seconds are read again next run, so a change made
-        in them after they were read (into either provider: a delete or a restore moves a
-        ticket between them) is not lost, and a closed second is never read twice. Only
-        the last page moves the cursor: a read that fails or is killed midway replays.
-        Every row read after a cursor is new to bridge, or in an open second: the pages
-        say `makers_unread`, and the makers of those that changed state are read from the
-        log (`makers`); a tenant's first read is history and looks nothing up.
+        A read starts from the cursor's `read` position, or from `settled` to read the
+        rows a late commit could still have joined once more (`ChangeCursor.settles`: with
+        every run while they are few, once when a bulk change made them many). What the
+        read may claim is bounded by when it began, by the earlier of bridge's clock and
+        the tenant's (`_bounds`): seconds not yet over are read again next run, seconds
+        not yet `change_overlap` old stay unsettled. Only the last page moves the cursor:
+        a read that fails or is killed midway replays. Every row read after a cursor is
+        new to bridge or read again: the pages say `makers_unread`, and the makers of those
+        that changed state are read from the log (`makers`); a tenant's first read is
+        history and looks nothing up.
         """
         start = ChangeCursor.parse(cursor, old_overlap=self.change_overlap)
         kept = cursor or ""
         began = self.now()
         self._tenant_time = None
-        closed: Position | None = None
-        at = {TICKET_PROVIDER: start.ticket, RECYCLE_PROVIDER: start.recycle}
+        # which start is decided by bridge's clock (settling early only reads more); what
+        # the read claims, by the earlier of both clocks once the tenant's is known
+        settles = start.settles(ReadBounds.at(began, self.change_overlap), each_run=self.page_size)
+        lookup = not start.first  # a tenant's first read is history: no maker is looked up
+        bounds: ReadBounds | None = None
+        unsettled: Span | None = None
+        counted = 0
         for provider in (TICKET_PROVIDER, RECYCLE_PROVIDER):
-            for views, position, done in self._pass(provider, at[provider]):
-                if closed is None:  # after the first answer: the tenant's clock is known
-                    closed = self._closed(began)
-                # read to its end: every row of a closed second has been read
-                at[provider] = closed if done else position
-                # a tenant's first read is history: no maker is looked up
-                lookup = not start.first
+            for views, keys, done in self._pass(provider, start.start(settles)):
+                if bounds is None:  # after the first answer: the tenant's clock is known
+                    bounds = self._bounds(began)
+                    unsettled = start.counts(bounds, settles=settles)
+                counted += unsettled.count(keys) if unsettled else 0
                 if done and provider == RECYCLE_PROVIDER:
-                    end = ChangeCursor(close(at[TICKET_PROVIDER], closed), closed)
+                    end = start.after(
+                        bounds, settles=settles, counted=counted, each_run=self.page_size
+                    )
                     yield ChangePage(views, end.encode(), complete=True, makers_unread=lookup)
                 else:
                     yield ChangePage(views, kept, complete=False, makers_unread=lookup)
 
-    def _closed(self, began: datetime) -> Position:
-        """The last second over `change_overlap` before the read began, by the earlier of
-        bridge's clock and the tenant's (the first answer's `Date`, whole seconds): a
-        tenant clock behind bridge's never closes a second early."""
+    def _bounds(self, began: datetime) -> ReadBounds:
+        """What a read that began at `began` may claim, by the earlier of bridge's clock
+        and the tenant's (the first answer's `Date`, whole seconds): a tenant clock behind
+        bridge's never closes a second early."""
         now = min(began, self._tenant_time) if self._tenant_time else began
-        return Position(whole_second(now - self.change_overlap) - SECOND)
+        return ReadBounds.at(now, self.change_overlap)
 
     def _pass(
         self, provider: str, at: Position | None
-    ) -> Iterator[tuple[list[TicketView], Position | None, bool]]:
-        """One provider from `at`, a page at a time: (views new to this pass, the position
-        after the page, whether the provider is read to its end). Rows a page reads again
+    ) -> Iterator[tuple[list[TicketView], list[Key], bool]]:
+        """One provider from `at`, a page at a time: (views new to this pass, the keys of
+        the rows new to it, whether the provider is read to its end). Rows a page reads again
         (the second a full page cut off) are dropped; full pages in a row that bring
         nothing new stop the read, as the tenant then ignores the position."""
         previous: set[Key] = set()
@@ -867,7 +872,8 @@ class SuperOfficeAdapter:
             )
             keys = [key for key, _view in rows]
             full = len(rows) >= self.page_size
-            fresh = [view for key, view in rows if key not in previous and view is not None]
+            new = [(key, view) for key, view in rows if key not in previous]
+            fresh = [view for _key, view in new if view is not None]
             moved, done = next_position(at, keys, full=full)
             repeated = all(key in previous for key in keys)
             stuck = moved is not None and at is not None and moved.key <= at.key
@@ -879,7 +885,7 @@ class SuperOfficeAdapter:
                 )
             previous = set(keys)
             at = moved
-            yield fresh, at, done
+            yield fresh, [key for key, _view in new], done
             if done:
                 return
 

@@ -7,11 +7,19 @@ delete gives 100,000 rows one second. A timestamp alone cannot say how far into 
 a read got; the ticket id can, since rows are ordered by `lastChanged,ticketId`.
 
 What an exact position cannot know is a change made *after* the read into a second the read
-has passed (a ticket changed again in that same second, or a lower id changed in it later).
-That only happens to a second that was not yet over on the tenant's clock when the read
-began: such a second is *open*. A read starts from its cursor, and the cursor it leaves is
-never later than the last second that was closed when it began (`close`), so the next read
-re-reads the open seconds, and only them; a closed second is never read twice.
+has passed. Two kinds, two answers:
+
+* **The second the read ran in** (a ticket changed again later in it, or a lower id changed
+  in it): the cursor's `read` position never stands past the last second that was over, by
+  the tenant's clock, when the read began (`OVER_MARGIN` before it), so the next read takes
+  those seconds again. An idle run reads nothing it has seen: one empty page a provider.
+* **A write committed late** (stamped with a second the read had passed, visible only
+  after it): a second is *settled* once a read that began `change_overlap` after it has read
+  it (`settled`). The rows between `settled` and `read` are read once more to settle them:
+  with every run while they are few (`unsettled` at most a page: no extra call), and, when a
+  bulk change made them many, once, by the first read that begins after they are all past
+  `change_overlap` (`due`). So 100,000 rows changed in one second cost the run right after
+  the first one nothing, and one more pass a minute later, not one per run.
 
 The filters use documented operators only (`../shared/reference/superoffice-api.md` §3.1):
 `afterTime` and `beforeTime` on dates (SuperOffice's own samples), `gt` on ints, joined by
@@ -28,11 +36,13 @@ __all__ = [
     "BY_CHANGE",
     "BY_ID",
     "CURSOR_VERSION",
+    "OVER_MARGIN",
     "ChangeCursor",
     "Key",
     "PageQuery",
     "Position",
-    "close",
+    "ReadBounds",
+    "Span",
     "filter_time",
     "next_position",
     "page_query",
@@ -42,12 +52,17 @@ __all__ = [
 ]
 
 #: the first word of a position cursor; a cursor without it is an old high-water mark
-CURSOR_VERSION = "so2"
+CURSOR_VERSION = "so3"
+#: the version before `settled`/`read`: one position per provider, both settled
+OLD_CURSOR_VERSION = "so2"
 #: a read in `lastChanged` order (through whole seconds)
 BY_CHANGE = "lastChanged,ticketId"
 #: a read inside one second, in id order
 BY_ID = "ticketId"
 SECOND = timedelta(seconds=1)
+#: how far before the tenant's time a second counts as over: an answer's `Date` is cut to
+#: the second and written after its query ran, so the second before it may not have been
+OVER_MARGIN = 2 * SECOND
 #: where rows with no `lastChanged` (year 1, "empty") sort: before everything
 EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
 
@@ -97,45 +112,129 @@ def earlier(a: Position | None, b: Position | None) -> Position | None:
     return a if a.key <= b.key else b
 
 
-def close(position: Position | None, closed: Position) -> Position | None:
-    """`position`, but never past the last closed second: what a cursor may keep."""
-    return earlier(position, closed)
+def later(a: Position | None, b: Position | None) -> Position | None:
+    """The later of two positions (None, the very start, is earliest)."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a if a.key >= b.key else b
+
+
+@dataclass(frozen=True, slots=True)
+class ReadBounds:
+    """Where a read that began at a given time may leave its positions, by the earlier of
+    bridge's clock and the tenant's: `over` is the last second surely over then, `closed`
+    the last second over by `change_overlap` (never later than `over`)."""
+
+    over: Position
+    closed: Position
+
+    @classmethod
+    def at(cls, now: datetime, overlap: timedelta) -> ReadBounds:
+        over = Position(whole_second(now) - OVER_MARGIN)
+        closed = Position(whole_second(now - overlap) - SECOND)
+        return cls(over, closed if closed.key <= over.key else over)
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """The rows after `after` (None: from the start) up to and including `upto`."""
+
+    after: Position | None
+    upto: Position
+
+    def count(self, keys: Sequence[Key]) -> int:
+        low = None if self.after is None else self.after.key
+        high = self.upto.key
+        return sum(1 for key in keys if (low is None or key > low) and key <= high)
 
 
 @dataclass(frozen=True, slots=True)
 class ChangeCursor:
-    """The cursor stored between reads: one position per provider."""
+    """The cursor stored between reads (both providers stand at the same positions: each
+    read takes both to their ends, and only the last page moves the cursor).
 
-    ticket: Position | None
-    recycle: Position | None
+    `settled`: every row up to here has been read by a read that began `change_overlap`
+    after its second; `read`: every row up to here has been read; `unsettled`: how many
+    rows were read between the two; `due`: set when those became too many to read again
+    with every run, the position after which they are read again once, as soon as
+    `closed` reaches it."""
+
+    settled: Position | None
+    read: Position | None
+    unsettled: int = 0
+    due: Position | None = None
 
     @property
     def first(self) -> bool:
         """Whether nothing has been read yet."""
-        return self.ticket is None and self.recycle is None
+        return self.read is None
+
+    def settles(self, bounds: ReadBounds, *, each_run: int) -> bool:
+        """Whether this read starts from `settled` (reading the unsettled rows again) rather
+        than from `read`: while they are at most `each_run`, or once they are all closed."""
+        if self.unsettled <= each_run or self.due is None:
+            return True
+        return self.due.key <= bounds.closed.key
+
+    def start(self, settles: bool) -> Position | None:
+        return self.settled if settles else self.read
+
+    def after(
+        self, bounds: ReadBounds, *, settles: bool, counted: int, each_run: int
+    ) -> ChangeCursor:
+        """The cursor a complete read leaves. `counted`: rows it read between the new
+        `settled` and the new `read` (`counts`)."""
+        read = later(self.read, bounds.over)
+        if settles:
+            settled, unsettled, due = later(self.settled, bounds.closed), counted, None
+        else:
+            settled, unsettled, due = self.settled, self.unsettled + counted, self.due
+        if unsettled <= each_run:
+            due = None
+        elif due is None:  # too many to read with every run: once, when all are closed
+            due = read
+        return ChangeCursor(settled, read, unsettled, due)
+
+    def counts(self, bounds: ReadBounds, *, settles: bool) -> Span:
+        """Where the rows a read counts as unsettled lie: between the `settled` and `read`
+        positions it will leave."""
+        settled = later(self.settled, bounds.closed) if settles else self.settled
+        return Span(settled, later(self.read, bounds.over) or bounds.over)
 
     def encode(self) -> str:
-        parts = [CURSOR_VERSION, f"Ticket={_encode(self.ticket)}"]
-        parts.append(f"RecycleTicket={_encode(self.recycle)}")
+        parts = [CURSOR_VERSION, f"settled={_encode(self.settled)}", f"read={_encode(self.read)}"]
+        parts += [f"unsettled={self.unsettled}", f"due={_encode(self.due)}"]
         return " ".join(parts)
 
     @classmethod
     def parse(cls, text: str | None, *, old_overlap: timedelta) -> ChangeCursor:
-        """A stored cursor. An old one (a bare `lastChanged` mark, before positions) starts
-        both providers where that version's next read would have: `old_overlap` before
-        the mark. Empty, or unreadable: from the start."""
+        """A stored cursor. One of the version before (a position per provider, both
+        settled) starts at the earlier; an older one (a bare `lastChanged` mark) where that
+        version's next read would have: `old_overlap` before the mark. Empty, or
+        unreadable: from the start."""
         if not text:
             return cls(None, None)
         words = text.split()
-        if words[0] != CURSOR_VERSION:
+        if words[0] not in (CURSOR_VERSION, OLD_CURSOR_VERSION):
             return cls._old(text, old_overlap)
         fields = dict(w.partition("=")[::2] for w in words[1:] if "=" in w)
         try:
-            ticket = Position.decode(fields["Ticket"])
-            recycle = Position.decode(fields["RecycleTicket"])
+            if words[0] == OLD_CURSOR_VERSION:
+                both = earlier(
+                    Position.decode(fields["Ticket"]), Position.decode(fields["RecycleTicket"])
+                )
+                return cls(both, both)
+            settled = Position.decode(fields["settled"])
+            read = Position.decode(fields["read"])
+            unsettled = int(fields["unsettled"])
+            due = Position.decode(fields["due"])
         except (KeyError, ValueError):
             return cls(None, None)
-        return cls(ticket, recycle)
+        if unsettled < 0 or (read is None and settled is not None):
+            return cls(None, None)
+        return cls(earlier(settled, read), read, unsettled, due)
 
     @classmethod
     def _old(cls, text: str, overlap: timedelta) -> ChangeCursor:
