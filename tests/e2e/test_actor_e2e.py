@@ -83,10 +83,11 @@ def test_an_unreadable_ticket_log_records_no_actor_and_the_sync_goes_on(world: W
 
 
 def test_rows_read_again_unchanged_cost_no_log_query(world: World) -> None:
-    """The run after an active one reads its open minute again (`change_overlap`); only the
-    rows whose state is new to the ledger have their maker looked up, so a re-read of a
-    thousand unchanged rows costs no ticket-log query, and a change made in that minute
-    after it was read still gets its maker."""
+    """The run after an active one reads the rows of its unsettled minute again
+    (`change_overlap`: at most a page of them, with every run); only the rows whose state
+    is new to the ledger have their maker looked up, so a re-read of unchanged rows costs
+    no ticket-log query, and a change made in that minute after it was read still gets
+    its maker."""
     pairs = world.link(1000)
     world.sync()
     world.clock.advance(120)
