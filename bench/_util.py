@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import resource
@@ -10,7 +11,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
@@ -29,6 +32,47 @@ def run_child(args: Sequence[str], **kwargs: object) -> tuple[float, float, str]
     elapsed = time.perf_counter() - started
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return elapsed, peak_kb / 1024, completed.stdout
+
+
+#: runs argv[1:] as its own child (stderr discarded) and writes that child's exit code, CPU
+#: seconds and peak RSS (kB) to its stderr as JSON. On Linux a child's peak RSS starts at its
+#: parent's resident size (fork copies the counters, exec keeps the old high-water mark): a
+#: command started straight from a benchmark that holds a tenant's ids would report the
+#: benchmark's memory as its own. Started from this small process, it reports its own.
+_MEASURE = """
+import json, os, sys, time
+started = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
+    os.execvp(sys.argv[1], sys.argv[1:])
+_, status, usage = os.wait4(pid, 0)
+sys.stderr.write(json.dumps({
+    "exit_code": os.waitstatus_to_exitcode(status),
+    "wall": time.perf_counter() - started,
+    "cpu": usage.ru_utime + usage.ru_stime,
+    "peak_kb": usage.ru_maxrss,
+}))
+"""
+
+
+@dataclass(frozen=True)
+class ChildUsage:
+    """What one measured command used: its own CPU and peak RSS, not its starter's."""
+
+    exit_code: int
+    wall: float
+    cpu: float
+    peak_mb: float
+
+
+def measure_child(args: Sequence[str], *, stdout: IO[Any] | int | None = None) -> ChildUsage:
+    """Run a command (its stdout to `stdout`) and measure it as its own process tree."""
+    done = subprocess.run(
+        [sys.executable, "-c", _MEASURE, *args], stdout=stdout, stderr=subprocess.PIPE
+    )
+    usage = json.loads(done.stderr.decode("utf-8", "replace").strip().splitlines()[-1])
+    return ChildUsage(usage["exit_code"], usage["wall"], usage["cpu"], usage["peak_kb"] / 1024)
 
 
 def peak_rss_mb() -> float:

@@ -11,8 +11,9 @@ process:
 * the **next, idle `bridge sync`** (nothing changed since).
 
 For each run: the calls both simulators answered (their counters), wall time, bridge's own
-CPU and peak RSS (the `bridge sync` process, from `wait4`), and the simulators' CPU (the
-sandbox process's CPU time over the run, from /proc). Rate limits are off on both sides,
+CPU and peak RSS (the `bridge sync` process, measured as its own process tree: started from
+this one, it would report this process's memory), and the simulators' CPU (the sandbox
+process's CPU time over the run, from /proc). Rate limits are off on both sides,
 and the SuperOffice client's own pacing with them (`requests_per_second` at its maximum).
 With limits off the simulators' rate-limit headers say so (before, they still counted the
 export down to `remaining=0`, which bridge obeys, in real time here: most of the issue's
@@ -48,7 +49,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _util import exponent, table
+from _util import exponent, measure_child, table
 
 #: the SuperOffice client's pacing with the sandbox's limits off (the setting's maximum)
 UNPACED = 10_000
@@ -178,16 +179,12 @@ def seed_same_second(server: SandboxServer, links: int) -> list[tuple[int, int]]
 
 def run_bridge(server: SandboxServer, name: str, *args: str) -> Run:
     """One `bridge` command against the sandbox, measured (exit code kept, not checked).
-    Its CPU and peak RSS are its own: `wait4` reports the one child it reaps."""
+    Its CPU and peak RSS are its own (`measure_child`: not this process's memory)."""
     server.reset_counters()
     sim_cpu = process_cpu(server.pid)
     command = [*bridge_command(), "--config", str(server.config_path), *args]
     with tempfile.TemporaryFile() as out:
-        started = time.perf_counter()
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.DEVNULL)
-        _pid, status, usage = os.wait4(process.pid, 0)
-        wall = time.perf_counter() - started
-        process.returncode = os.waitstatus_to_exitcode(status)
+        usage = measure_child(command, stdout=out)
         out.seek(0)
         text = out.read().decode("utf-8", "replace")
     summary: dict[str, Any] = {}
@@ -199,11 +196,11 @@ def run_bridge(server: SandboxServer, name: str, *args: str) -> Run:
     return Run(
         name=name,
         calls=server.calls(),
-        wall=wall,
-        bridge_cpu=usage.ru_utime + usage.ru_stime,
+        wall=usage.wall,
+        bridge_cpu=usage.cpu,
         sim_cpu=process_cpu(server.pid) - sim_cpu,
-        peak_mb=usage.ru_maxrss / 1024,
-        exit_code=process.returncode,
+        peak_mb=usage.peak_mb,
+        exit_code=usage.exit_code,
         summary=summary,
     )
 

@@ -20,7 +20,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _util import python, table
+from _util import measure_child, python, table
 
 from bridge.config import load_config
 from bridge.ledger import Ledger
@@ -28,15 +28,6 @@ from bridge.vendors.registry import SIDES
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
 CYCLES_PER_RUN = 500
-#: runs a command as its child and prints its wall time and peak RSS (kB): one process tree
-#: per measurement, so one format's peak never shows up in another's
-MEASURE = (
-    "import resource, subprocess, sys, time; t = time.perf_counter(); "
-    "r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE); "
-    "e = time.perf_counter() - t; "
-    "sys.stderr.write(r.stderr.decode()[-2000:]) if r.returncode else None; "
-    "print(e, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(r.returncode)"
-)
 
 
 def history(events: int) -> dict[str, Iterator[dict[str, Any]]]:
@@ -185,11 +176,10 @@ def history(events: int) -> dict[str, Iterator[dict[str, Any]]]:
 
 
 def measure(args: list[str]) -> tuple[float, float]:
-    done = subprocess.run(
-        [python(), "-c", MEASURE, *args], capture_output=True, text=True, check=True
-    )
-    seconds, peak_kb = done.stdout.split()
-    return float(seconds), int(peak_kb) / 1024
+    usage = measure_child(args, stdout=subprocess.DEVNULL)
+    if usage.exit_code:
+        raise SystemExit(f"{' '.join(args)} failed with exit code {usage.exit_code}")
+    return usage.wall, usage.peak_mb
 
 
 def main(events: int) -> None:
