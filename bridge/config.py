@@ -23,11 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Final
 
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
-
 from bridge.core.decide import BOTH_WAYS, MANUAL, ConflictPolicy, Direction
-from bridge.ledger.engine import LedgerURLError, pair_ledger_url
 from bridge.logging import LEVELS, LOG_FORMATS
 from bridge.settings import ConfigError, Problems, Table, VendorSettings, suggest, type_name
 from bridge.values import parse_interval
@@ -174,7 +170,11 @@ class Config:
 
     def ledger_url_under(self, url: str) -> str:
         """Where this pair's ledger is when `[ledger] url` is `url` (`bridge ledger copy`)."""
-        return url if self.pair == DEFAULT_PAIR else pair_ledger_url(url, self.pair)
+        if self.pair == DEFAULT_PAIR:
+            return url
+        from bridge.ledger.engine import pair_ledger_url  # the ledger's: imported when used
+
+        return pair_ledger_url(url, self.pair)
 
     def section(self, name: str) -> Any:
         """A vendor's parsed section by its name in the file: the factory finds each
@@ -193,6 +193,10 @@ class PairChoiceError(ConfigError):
 
 
 def _ledger_url(table: Table) -> str:
+    # SQLAlchemy's URL parser alone: reading a config loads no ledger (engine, tables)
+    from sqlalchemy.engine import URL, make_url
+    from sqlalchemy.exc import ArgumentError
+
     value = table.text("url", None)
     folder = table.folder
     if value is None:
@@ -401,6 +405,17 @@ def _read_every(problems: Problems, pair: _PairSections) -> timedelta:
         return DEFAULT_EVERY
 
 
+def _pair_ledger_url(problems: Problems, shared_url: str, pair: str) -> str:
+    """A named pair's ledger URL (only a file with `[pairs]` needs the ledger's dialects)."""
+    from bridge.ledger.engine import LedgerURLError, pair_ledger_url
+
+    try:
+        return pair_ledger_url(shared_url, pair)
+    except LedgerURLError as exc:
+        problems.add("ledger.url", str(exc))
+        return shared_url
+
+
 def _parse_pairs(label: str, text: str, folder: Path, path: Path) -> dict[str, Config]:
     problems = Problems(label)
     document = _decode(label, text)
@@ -435,10 +450,7 @@ def _parse_pairs(label: str, text: str, folder: Path, path: Path) -> dict[str, C
         every = _read_every(problems, pair)
         ledger_url = shared_url
         if pair.name != DEFAULT_PAIR and shared_url:
-            try:
-                ledger_url = pair_ledger_url(shared_url, pair.name)
-            except LedgerURLError as exc:
-                problems.add("ledger.url", str(exc))
+            ledger_url = _pair_ledger_url(problems, shared_url, pair.name)
         read = {name: settings for name, settings in vendors.items() if settings is not None}
         if len(read) == len(_VENDOR_SECTIONS):
             configs[pair.name] = Config(

@@ -14,7 +14,13 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import IO, Any, Literal, TextIO
 
-import structlog
+from bridge.lazy import hidden_modules
+
+# structlog imports rich (when installed) for its own exception and locals rendering;
+# bridge renders exceptions itself (`format_exc_info`, then the redaction), so it does not
+# load rich here: rich is for progress bars on a terminal (`bridge.cli.progress`)
+with hidden_modules("rich"):
+    import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 from bridge.secrets import registered_secret_values
@@ -239,7 +245,11 @@ def _choose_renderer(fmt: str, stream: TextIO) -> Processor:
     if use_json:
         return structlog.processors.JSONRenderer(sort_keys=False)
     colors = _is_tty(stream) and "NO_COLOR" not in os.environ
-    return structlog.dev.ConsoleRenderer(colors=colors)
+    # exceptions arrive as text (`format_exc_info`, redacted): printed as they are,
+    # whether or not rich happens to be loaded
+    return structlog.dev.ConsoleRenderer(
+        colors=colors, exception_formatter=structlog.dev.plain_traceback
+    )
 
 
 #: the environment variables that choose the log format and level (below an option, above

@@ -5,7 +5,8 @@ The values come from the ledger (`bridge.ledger.metrics`), so a textfile written
 cron run after another counts the pair's whole history, as a long-running loop's endpoint
 does: runs by outcome, bridge's copies by transition and direction, links needing a person,
 operations open by age, vendor calls and 429 answers (each run counts its own, through the
-HTTP client's observer, into its counts in the ledger: `count_vendor_calls`), and when the
+HTTP client's observer, into its counts in the ledger: `bridge.once.count_vendor_calls`,
+so that a run asked for no metrics loads none of this), and when the
 pair last succeeded. `prometheus_client` writes the format, the textfile (atomically: a
 node_exporter textfile collector never reads half a file) and serves the endpoint; the
 endpoint serves the facts read after the latest run, so a scrape never touches the ledger
@@ -15,13 +16,10 @@ from another thread.
 from __future__ import annotations
 
 import threading
-from collections import Counter
 from collections.abc import Collection, Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from urllib.parse import urlsplit
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import (
@@ -34,29 +32,18 @@ from prometheus_client import Counter as PromCounter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from bridge.config import Config
 from bridge.core.model import Side, Sides
 from bridge.ledger import Ledger
-from bridge.ledger.metrics import (
-    AGE_BUCKETS,
-    CALLS_SUFFIX,
-    RATE_LIMITED_SUFFIX,
-    LedgerFacts,
-    ledger_facts,
-)
+from bridge.ledger.metrics import AGE_BUCKETS, LedgerFacts, ledger_facts
 from bridge.ledger.tables import OperationStatus
-from bridge.vendors.http import observing_calls
-from bridge.vendors.registry import VENDORS
 
 __all__ = [
     "LedgerCollector",
     "MetricsServer",
     "PairLedgers",
     "WebhookCounters",
-    "count_vendor_calls",
     "registry_for",
     "serve_metrics",
-    "vendor_base_urls",
     "write_metrics_file",
 ]
 
@@ -291,33 +278,3 @@ def serve_metrics(registry: CollectorRegistry, host: str, port: int) -> MetricsS
     """Serve the metrics on `host:port` (port 0: any free one) until `stop`."""
     server, _thread = start_http_server(port, addr=host, registry=registry)
     return MetricsServer(server, host)
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}".lower()
-
-
-def vendor_base_urls(config: Config) -> dict[Side, str]:
-    """Each side's base URL as configured: what tells whose a request is."""
-    return {vendor.name: config.section(vendor.section).base_url for vendor in VENDORS}
-
-
-@contextmanager
-def count_vendor_calls(base_urls: Mapping[Side, str], counts: Counter[str]) -> Iterator[None]:
-    """Count, in `counts`, every vendor request sent in the block (`<side>.http_calls`)
-    and every 429 answer (`<side>.http_429`), the side told by the request's origin
-    (scheme, host and port of its `base_urls`); the run's counts carry them into the
-    ledger, where the metrics sum them."""
-    origins = {_origin(url): side for side, url in base_urls.items()}
-
-    def observe(url: str, status: int | None) -> None:
-        side = origins.get(_origin(url))
-        if side is None:
-            return
-        counts[f"{side}{CALLS_SUFFIX}"] += 1
-        if status == 429:
-            counts[f"{side}{RATE_LIMITED_SUFFIX}"] += 1
-
-    with observing_calls(observe):
-        yield

@@ -9,9 +9,11 @@ and the worker, so that a scheduled `sync` and a queued job run the very same co
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 from bridge.config import Config, check_secrets
 from bridge.core.contract import Adapter
@@ -20,16 +22,19 @@ from bridge.core.model import Side
 from bridge.errors import BridgeError
 from bridge.factory import build_adapters, policy_from_config
 from bridge.ledger import Ledger
+from bridge.ledger.metrics import CALLS_SUFFIX, RATE_LIMITED_SUFFIX
 from bridge.ledger.tables import utcnow
-from bridge.metrics import count_vendor_calls, vendor_base_urls
 from bridge.run.runner import TARGETED_KIND, RunResult, SyncRun
 from bridge.run.state import RunOptions
 from bridge.run.summary import PlanSummary, dry_run_summary
 from bridge.secrets import SecretError
+from bridge.vendors.http import observing_calls
+from bridge.vendors.registry import VENDORS
 
 __all__ = [
     "LEASE",
     "build_pair_adapters",
+    "count_vendor_calls",
     "holding_lease",
     "run_once",
     "run_options",
@@ -162,3 +167,33 @@ def run_with(
         )
         with count_vendor_calls(vendor_base_urls(config), run.counts):
             return run.execute(), run
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def vendor_base_urls(config: Config) -> dict[Side, str]:
+    """Each side's base URL as configured: what tells whose a request is."""
+    return {vendor.name: config.section(vendor.section).base_url for vendor in VENDORS}
+
+
+@contextmanager
+def count_vendor_calls(base_urls: Mapping[Side, str], counts: Counter[str]) -> Iterator[None]:
+    """Count, in `counts`, every vendor request sent in the block (`<side>.http_calls`)
+    and every 429 answer (`<side>.http_429`), the side told by the request's origin
+    (scheme, host and port of its `base_urls`); the run's counts carry them into the
+    ledger, where the metrics sum them."""
+    origins = {_origin(url): side for side, url in base_urls.items()}
+
+    def observe(url: str, status: int | None) -> None:
+        side = origins.get(_origin(url))
+        if side is None:
+            return
+        counts[f"{side}{CALLS_SUFFIX}"] += 1
+        if status == 429:
+            counts[f"{side}{RATE_LIMITED_SUFFIX}"] += 1
+
+    with observing_calls(observe):
+        yield

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from rich.console import Console
 
 from bridge.cli import main
-from bridge.cli.progress import TerminalProgress
+from bridge.cli.progress_bars import TerminalProgress
 from bridge.logging import configure_logging
 from bridge.progress import NO_PROGRESS, current, reporting
 from tests.e2e.conftest import World

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
+import gc
 import os
 import sys
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 import click
 
@@ -17,24 +19,82 @@ from bridge.logging import redact_text
 
 __all__ = ["main"]
 
+# A command's process ends with the interpreter tearing its modules down, running a full
+# garbage collection over every object SQLAlchemy, SQLModel, pydantic and bridge made
+# several times over: about 0.2-0.3 s of CPU, most of an idle `sync` after its imports,
+# spent on memory the process hands back anyway. Frozen objects are left out of those
+# collections; everything else at exit still happens (atexit handlers, logging's flush,
+# stdout's flush, temporary folders' removal); the ledger and its connections are closed
+# by the commands themselves, before this. Python never promised to collect cycles at exit.
+atexit.register(gc.freeze)
 
-#: each command and the `module:name` it lives in: imported when it is run (or listed),
-#: so that a scheduled `sync` does not load the sandbox, the demo and the report first
+
+class LazyCommand(NamedTuple):
+    """A command imported when it is run: where it lives, and the first sentence of its
+    help (what `bridge --help` lists, so that listing them imports none;
+    `tests/test_startup.py` holds each to its command's own)."""
+
+    path: str
+    summary: str
+
+
+#: each command, imported when it is run, so that a scheduled `sync` does not load the
+#: sandbox, the demo and the report first, and `--help` loads none
 COMMANDS = {
-    "init": "bridge.cli.core:init",
-    "status": "bridge.cli.core:status",
-    "check": "bridge.cli.core:check",
-    "link": "bridge.cli.links:link",
-    "sync": "bridge.cli.sync:sync",
-    "conflicts": "bridge.cli.sync:conflicts",
-    "sandbox": "bridge.cli.sandbox:sandbox",
-    "migrate": "bridge.cli.migrate:migrate",
-    "report": "bridge.cli.report:report",
-    "demo": "bridge.cli.demo:demo",
-    "ledger": "bridge.cli.ledger_cmd:ledger",
-    "webhooks": "bridge.cli.webhooks:webhooks",
-    "serve": "bridge.cli.serve:serve",
-    "worker": "bridge.cli.worker:worker",
+    "init": LazyCommand(
+        "bridge.cli.core:init",
+        "Write DIR/bridge.toml from the commented example and create the ledger beside it.",
+    ),
+    "status": LazyCommand(
+        "bridge.cli.core:status",
+        "Links, states per side, open conflicts, pending operations, the last runs, and when "
+        "the pair last succeeded; with workers (`bridge worker`), each pair's queue: runs due, "
+        "running, waiting for a retry, and failed in the last 24 hours.",
+    ),
+    "check": LazyCommand(
+        "bridge.cli.core:check",
+        "Validate the config, the secrets, the ledger and (unless --offline) vendor access.",
+    ),
+    "link": LazyCommand("bridge.cli.links:link", "Pair SuperOffice tickets with Zendesk tickets."),
+    "sync": LazyCommand(
+        "bridge.cli.sync:sync",
+        "One reconciliation run: copy soft deletes, restores and purges across.",
+    ),
+    "conflicts": LazyCommand(
+        "bridge.cli.sync:conflicts",
+        "List and settle links that need a person: conflicts and divergences.",
+    ),
+    "sandbox": LazyCommand(
+        "bridge.cli.sandbox:sandbox",
+        "Run faithful local simulators of the vendor APIs (real HTTP on 127.0.0.1).",
+    ),
+    "migrate": LazyCommand(
+        "bridge.cli.migrate:migrate",
+        "Make every linked ticket's deletion state in the target match the source.",
+    ),
+    "report": LazyCommand(
+        "bridge.cli.report:report",
+        "Every deletion, restore and purge on either side in a period: when, by whom, why, "
+        "whether and when it reached the other system, and proof that purges happened.",
+    ),
+    "demo": LazyCommand(
+        "bridge.cli.demo:demo", "Run the whole story against local simulators of both vendors."
+    ),
+    "ledger": LazyCommand(
+        "bridge.cli.ledger_cmd:ledger", "The ledger itself: move it to another database."
+    ),
+    "webhooks": LazyCommand(
+        "bridge.cli.webhooks:webhooks",
+        "Register, check and remove bridge's webhook on each vendor.",
+    ),
+    "serve": LazyCommand(
+        "bridge.cli.serve:serve",
+        "Receive webhooks from both vendors and copy the deletions they name within seconds.",
+    ),
+    "worker": LazyCommand(
+        "bridge.cli.worker:worker",
+        "Sync every pair on its schedule, as long as it runs (for a service or a container).",
+    ),
 }
 
 
@@ -42,17 +102,32 @@ class BridgeGroup(click.Group):
     """The one place where errors become exit codes: a `BridgeError` is its message on one
     line (redacted) and its code; anything else is a bug, shown as one line and exit 6,
     with the traceback only under `--debug`. Commands are loaded when first named
-    (`COMMANDS`)."""
+    (`COMMANDS`), and listed by their summaries."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*self.commands, *COMMANDS})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands and cmd_name in COMMANDS:
-            command = import_attribute(COMMANDS[cmd_name])
+            command = import_attribute(COMMANDS[cmd_name].path)
             _with_verbosity(command)
             self.add_command(command, cmd_name)
         return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """click's list of commands, from the summaries of those not loaded (each shortened
+        as click shortens a command's own help)."""
+        listed = [(name, self._listed(name)) for name in self.list_commands(ctx)]
+        listed = [(name, command) for name, command in listed if not command.hidden]
+        if not listed:
+            return
+        limit = formatter.width - 6 - max(len(name) for name, _ in listed)
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, cmd.get_short_help_str(limit)) for name, cmd in listed])
+
+    def _listed(self, name: str) -> click.Command:
+        loaded = self.commands.get(name)
+        return loaded if loaded is not None else click.Command(name, help=COMMANDS[name].summary)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

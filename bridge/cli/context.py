@@ -8,16 +8,17 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
 from bridge.cli.exitcodes import ExitCode
 from bridge.config import Config, ConfigError, PairChoiceError, load_config, load_pairs
-from bridge.ledger import Ledger, LedgerURLError, SchemaError
-from bridge.ledger.files import LedgerFileError
 from bridge.logging import choose_logging, configure_logging, redact_text
 from bridge.vendors.registry import SIDES
+
+if TYPE_CHECKING:
+    from bridge.ledger import Ledger
 
 __all__ = ["AppContext", "fail", "pass_app", "print_json"]
 
@@ -98,7 +99,11 @@ class AppContext:
 
     def ledger(self, *, create: bool = False, config: Config | None = None) -> Ledger:
         """The ledger of the chosen pair (or of `config`, one of `pairs()`); exits 2 with a
-        clear message when it cannot open."""
+        clear message when it cannot open. The ledger's modules (SQLAlchemy, SQLModel) are
+        imported here, by the commands that open one."""
+        from bridge.ledger import Ledger, LedgerURLError, SchemaError
+        from bridge.ledger.files import LedgerFileError
+
         config = config or self.config()
         try:
             return Ledger.open(config.ledger_url, sides=SIDES, create=create)

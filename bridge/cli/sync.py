@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -26,7 +27,6 @@ from bridge.ledger import LeaseHeldError, Ledger, default_holder
 from bridge.ledger.tables import utcnow
 from bridge.links import named_ids
 from bridge.logging import redact_text
-from bridge.metrics import LedgerCollector, registry_for, serve_metrics, write_metrics_file
 from bridge.once import run_once, run_options
 from bridge.run.plan import iter_plan
 from bridge.run.resolve import LinkTicket, Prefer, ResolveError, resolve
@@ -35,6 +35,9 @@ from bridge.run.state import RunOptions
 from bridge.run.summary import PlanSummary
 from bridge.values import PORT, Interval, TicketId
 from bridge.vendors.registry import MAX_TICKET_ID, SIDES, SUPEROFFICE
+
+if TYPE_CHECKING:
+    from bridge.metrics import LedgerCollector
 
 __all__ = ["conflicts", "sync"]
 
@@ -303,14 +306,17 @@ def sync(
     holder = default_holder()
     output = _Output(as_json, details, heartbeat, metrics_file)
     with app.ledger() as ledger, stop.installed():
-        output.collector = LedgerCollector(ledger.sides)
+        if metrics_file is not None or metrics_port is not None:
+            output.collector = _collector(ledger)
         if interval is None:
             result, summary = _run_once(config, ledger, options, holder, stop)
             code = _exit_code(result)
             output.after_run(ledger, result, summary, code, None)
             sys.exit(int(code))
         server = None
-        if metrics_port is not None:
+        if metrics_port is not None and output.collector is not None:
+            from bridge.metrics import registry_for, serve_metrics
+
             output.refresh(ledger)
             server = serve_metrics(registry_for(output.collector), metrics_host, metrics_port)
             click.echo(f"Metrics at {server.url}", err=True)
@@ -322,9 +328,17 @@ def sync(
     sys.exit(int(code))
 
 
+def _collector(ledger: Ledger) -> LedgerCollector:
+    """The metrics' collector: only a run asked for metrics reads their facts from the
+    ledger (and imports prometheus_client)."""
+    from bridge.metrics import LedgerCollector
+
+    return LedgerCollector(ledger.sides)
+
+
 @dataclass
 class _Output:
-    """What follows each run: its report, the heartbeat, the metrics."""
+    """What follows each run: its report, the heartbeat, the metrics (when asked for)."""
 
     as_json: bool
     details: bool
@@ -338,6 +352,8 @@ class _Output:
             return
         self.collector.refresh(ledger, utcnow(), SUCCESS_OUTCOMES)
         if self.metrics_file is not None:
+            from bridge.metrics import registry_for, write_metrics_file
+
             write_metrics_file(self.metrics_file, registry_for(self.collector))
 
     def after_run(

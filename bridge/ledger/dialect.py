@@ -34,7 +34,6 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import URL
 from sqlalchemy.engine.interfaces import DBAPICursor
 from sqlalchemy.pool import PoolProxiedConnection
@@ -639,6 +638,9 @@ class PostgreSQLDialect:
         """`column = ANY(:ids)`, the ids bound as one BIGINT array written as its text
         literal: psycopg dumps a list of ints element by element in Python, a fifth of the
         ledger's client CPU on a first sync (issue 18); the server parses the text."""
+        # imported here: a SQLite ledger's run loads none of SQLAlchemy's PostgreSQL dialects
+        from sqlalchemy.dialects.postgresql import ARRAY
+
         literal = "{" + ",".join(str(int(i)) for i in ids) + "}"
         listed = cast(bindparam(None, literal, type_=Text()), ARRAY(BigInteger()))
         return column == any_(listed)

@@ -78,7 +78,7 @@ _observers: list[CallObserver] = []
 @contextmanager
 def observing_calls(observer: CallObserver) -> Iterator[None]:
     """Tell `observer` of every vendor request sent in the block, retries included: the
-    metrics count vendor calls and 429s per vendor through it (`bridge.metrics`)."""
+    metrics count vendor calls and 429s per vendor through it (`bridge.once.count_vendor_calls`)."""
     _observers.append(observer)
     try:
         yield

@@ -11,23 +11,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, TypeVar, cast
 
-from bridge.core.contract import Adapter, BudgetBook
-from bridge.core.hints import WebhookFormat
 from bridge.core.model import Side, Sides
 from bridge.lazy import import_attribute
 from bridge.settings import Table, VendorSettings
 from bridge.vendors import superoffice, zendesk
 from bridge.vendors.cassette_facts import CassetteFacts
-from bridge.vendors.clocks import Clock, Monotonic, Sleep
 from bridge.vendors.superoffice import cassettes as superoffice_cassettes
-from bridge.vendors.superoffice.factory import superoffice_adapter
 from bridge.vendors.superoffice.settings import read_settings as superoffice_settings
 from bridge.vendors.zendesk import cassettes as zendesk_cassettes
-from bridge.vendors.zendesk.factory import zendesk_adapter
 from bridge.vendors.zendesk.settings import read_settings as zendesk_settings
 
 if TYPE_CHECKING:
+    from bridge.core.contract import Adapter, BudgetBook
+    from bridge.core.hints import WebhookFormat
     from bridge.sandbox import SimulatorBase
+    from bridge.vendors.clocks import Clock, Monotonic, Sleep
     from bridge.vendors.probe import DeepCheck
     from bridge.vendors.superoffice.sim.simulator import SuperOfficeSimulator
     from bridge.vendors.webhook_subscription import WebhookSubscriptions
@@ -80,7 +78,10 @@ class AdapterBuilder(Protocol):
 @dataclass(frozen=True, slots=True)
 class Vendor(Generic[SimT]):
     """One vendor: the side it stands on, its config section, how its adapter is built,
-    its simulator and its cassette facts."""
+    its simulator and its cassette facts. Its adapter, simulator, probes and webhook parts
+    are named as `module:name` and imported when first used (`bridge.lazy`): reading a
+    config needs only the settings readers, not the HTTP client, the wire models or the
+    SuperOffice system-user login's crypto."""
 
     #: the side name, as the ledger, the CLI and the cassette folder spell it
     name: Side
@@ -88,7 +89,8 @@ class Vendor(Generic[SimT]):
     section: str
     #: reads that section (None when a problem was recorded in the table)
     read_settings: Callable[[Table], VendorSettings | None]
-    build: AdapterBuilder
+    #: `module:function` building its adapter (`build`, an `AdapterBuilder`)
+    build_path: str
     #: `module:class` of its simulator (`simulator`)
     simulator_path: str
     cassettes: CassetteFacts
@@ -98,6 +100,11 @@ class Vendor(Generic[SimT]):
     webhooks_path: str
     #: `module:object` of how bridge's webhook is registered with it (`subscriptions`)
     subscriptions_path: str
+
+    @property
+    def build(self) -> AdapterBuilder:
+        """Builds its adapter from its settings (imports the adapter on first use)."""
+        return cast("AdapterBuilder", import_attribute(self.build_path))
 
     @property
     def simulator(self) -> type[SimT]:
@@ -124,7 +131,7 @@ SUPEROFFICE_VENDOR: Final[Vendor[SuperOfficeSimulator]] = Vendor(
     name=SUPEROFFICE,
     section="superoffice",
     read_settings=superoffice_settings,
-    build=superoffice_adapter,
+    build_path="bridge.vendors.superoffice.factory:superoffice_adapter",
     simulator_path="bridge.vendors.superoffice.sim.simulator:SuperOfficeSimulator",
     cassettes=superoffice_cassettes.FACTS,
     deep_check_path="bridge.vendors.superoffice.probes:deep_check",
@@ -136,7 +143,7 @@ ZENDESK_VENDOR: Final[Vendor[ZendeskSimulator]] = Vendor(
     name=ZENDESK,
     section="zendesk",
     read_settings=zendesk_settings,
-    build=zendesk_adapter,
+    build_path="bridge.vendors.zendesk.factory:zendesk_adapter",
     simulator_path="bridge.vendors.zendesk.sim.simulator:ZendeskSimulator",
     cassettes=zendesk_cassettes.FACTS,
     deep_check_path="bridge.vendors.zendesk.probes:deep_check",

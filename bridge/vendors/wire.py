@@ -44,7 +44,7 @@ FastTicketId = Annotated[int, msgspec.Meta(gt=0, le=2**63 - 1)]
 
 
 class Shape(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
 
 def check(model: type[M], body: object, endpoint: str, *, write: bool = False) -> M:

@@ -4,6 +4,9 @@ Each mode is a callable that adds headers to a prepared request, so that `HttpCl
 stays vendor-neutral. Only the system-user mode can renew itself: its ticket is
 short-lived (lifetime undocumented), so it is exchanged lazily, cached, and exchanged
 again once when the API answers 401 (`HttpClient(on_unauthorized=auth.refresh)`).
+
+jwt and cryptography are imported by the system-user mode's own functions, when it signs
+or reads a token: the other modes never load them (a third of the adapter's import).
 """
 
 from __future__ import annotations
@@ -14,17 +17,17 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import jwt
 import requests
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from bridge.core.contract import PermanentError
 from bridge.secrets import register_secret_value
 from bridge.vendors.http import HttpClient, decode_json
 from bridge.vendors.superoffice.errors import error_code
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 __all__ = [
     "TICKET_CLAIM",
@@ -128,7 +131,10 @@ class BasicAuth(SuperOfficeAuth):
         return (self._password, self._header.removeprefix("Basic "))
 
 
-def _load_private_key(pem: str | bytes) -> rsa.RSAPrivateKey:
+def _load_private_key(pem: str | bytes) -> RSAPrivateKey:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     data = pem.encode() if isinstance(pem, str) else pem
     try:
         key = serialization.load_pem_private_key(data, password=None)
@@ -141,6 +147,9 @@ def _load_private_key(pem: str | bytes) -> rsa.RSAPrivateKey:
 
 def sign_system_token(system_token: str, private_key_pem: str | bytes, when: datetime) -> str:
     """`token.yyyyMMddHHmm.base64(RSA-SHA256 signature)`, as SuperOffice's login expects."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
     stamp = when.astimezone(UTC).strftime("%Y%m%d%H%M")
     payload = f"{system_token}.{stamp}"
     key = _load_private_key(private_key_pem)
@@ -247,6 +256,8 @@ class SystemUserAuth(SuperOfficeAuth):
         return ticket
 
     def _ticket_from_jwt(self, token: str) -> str:
+        import jwt
+
         claims: dict[str, Any]
         try:
             if self._public_key_pem is None:
