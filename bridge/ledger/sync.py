@@ -911,7 +911,7 @@ class SyncStore:
             .scalars()
             .all()
         )
-        dialect.clear_staging(connection, _OBSERVED)
+        dialect.release_staging(connection, _OBSERVED)
         return pending
 
     def _record_each(
