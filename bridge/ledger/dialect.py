@@ -178,6 +178,13 @@ class Dialect(Protocol):
         inside the caller's transaction (whose own changes count)."""
         ...
 
+    def commit_lazily(self, connection: Connection) -> None:
+        """The caller's transaction records only what the vendors can show again
+        (observations, and the change cursor that moves with them; no operation): where
+        the backend can lose such commits only as the latest ones, never out of order, its
+        commit need not wait for the disk (docs/design.md, "The ledger")."""
+        ...
+
     def index_staging(self, connection: Connection, table: str, column: str) -> None:
         """An index on one column of a staging table, created when missing."""
         ...
@@ -374,6 +381,10 @@ class SQLiteDialect:
     def analyze(self, connection: Connection, table: str) -> None:
         """Nothing: SQLite plans the ledger's statements from its indexes, without
         statistics unless ANALYZE is run, and then it would weigh them in every plan."""
+
+    def commit_lazily(self, connection: Connection) -> None:
+        """Nothing: `synchronous` is a connection's setting on SQLite, not a transaction's;
+        every commit stays FULL."""
 
     def index_staging(self, connection: Connection, table: str, column: str) -> None:
         connection.exec_driver_sql(
@@ -662,6 +673,15 @@ class PostgreSQLDialect:
 
     def release_staging(self, connection: Connection, table: str) -> None:
         """Nothing: the transaction's end empties the table (`create_staging`)."""
+
+    def commit_lazily(self, connection: Connection) -> None:
+        """`SET LOCAL synchronous_commit = off`, for this transaction only: its commit
+        returns before its WAL reaches the disk (the WAL writer flushes it within a few
+        hundred milliseconds). A server crash can lose only such commits, and only the
+        latest: WAL is written in order, and any later commit that waits (every one that
+        writes an operation) flushes all of it first. A first sync commits once per page
+        of observations, each waiting for an fsync (issue 18)."""
+        connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
 
     def analyze(self, connection: Connection, table: str) -> None:
         """ANALYZE now: autovacuum's comes a minute or more after the change commits, and a

@@ -808,6 +808,10 @@ class SyncStore:
         other change of state is logged and marks the pair for a decision. Returns the
         links newly pending a decision and the number of operations confirmed.
 
+        A batch that touches no operation (a first sync's every batch) commits without
+        waiting for the disk where the backend allows (`Dialect.commit_lazily`): losing it
+        in a server crash loses it with its cursor, and the next run reads it again.
+
         Set-based: a first run reads every link, so the observations of links with no
         open operation (nearly all of them) are staged in bulk and recorded with a few
         statements per batch (`_record_bulk`); the links with an open operation, or seen
@@ -845,6 +849,10 @@ class SyncStore:
             if rest:
                 more, confirmed = self._record_each(session, run_id, rest, now)
                 pending |= more
+            else:
+                # no operation is touched: all this transaction writes, a later run reads
+                # again from the vendors (the cursor moves with it, in it)
+                self.dialect.commit_lazily(connection)
             for side, value in (cursors or {}).items():
                 cursor = session.get(Cursor, side) or Cursor(side=side, value=value)
                 cursor.value = value
