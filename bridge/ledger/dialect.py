@@ -77,9 +77,11 @@ class Dialect(Protocol):
     #: the ledger lives on a database server (checked by connecting before it is believed),
     #: not in a file or in memory
     server: bool
-    #: a batch's staged rows are written onto their pairs with one `UPDATE … FROM` join, not
-    #: a correlated subquery per column (`bridge.ledger.sync._pair_update_sql`)
-    joined_update: bool
+    #: a batch's staged observations are recorded by one statement (data-modifying CTEs:
+    #: previous states, the changes' events, one `UPDATE … FROM` of the pairs;
+    #: `bridge.ledger.sync._batch_sql`), not a statement per step with a correlated
+    #: subquery per column (`_pair_update_sql`)
+    one_statement_batch: bool
 
     # --- opening ---------------------------------------------------------------------
 
@@ -263,9 +265,10 @@ class SQLiteDialect:
 
     name = "sqlite"
     server = False
-    #: UPDATE … FROM needs SQLite 3.33, newer than some systems' Python links; the
-    #: subqueries cost SQLite no more (docs/performance.md, issue 18)
-    joined_update = False
+    #: UPDATE … FROM needs SQLite 3.33, newer than some systems' Python links, and SQLite
+    #: has no data-modifying CTE; a statement costs SQLite no round trip, and its
+    #: subqueries are index lookups (docs/performance.md, issue 18)
+    one_statement_batch = False
 
     def database_file(self, url: URL) -> Path | None:
         database = url.database
@@ -521,9 +524,10 @@ class PostgreSQLDialect:
 
     name = "postgresql"
     server = True
-    #: the subqueries made PostgreSQL scan the whole pair_state table per batch, and write
-    #: each pair twice (docs/performance.md, issue 18)
-    joined_update = True
+    #: the subqueries made PostgreSQL scan the whole pair_state table per batch and write
+    #: each pair twice, and each step was a round trip; the staging table's `previous`
+    #: column is left unused (docs/performance.md, issue 18)
+    one_statement_batch = True
 
     def database_file(self, url: URL) -> Path | None:
         return None

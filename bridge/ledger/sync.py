@@ -31,6 +31,7 @@ from sqlalchemy import (
     type_coerce,
 )
 from sqlalchemy import select as sa_select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
@@ -421,33 +422,12 @@ def _previous_sql(prefix: str) -> str:
     )
 
 
-def _pair_update_sql(prefix: str, *, joined: bool) -> list[str]:
-    """The statements that copy the staged observations onto their pairs' side `prefix`:
-    a changed state (with its cause, times, and the pair marked pending at `:now`), and a
-    new status id. `joined` (`Dialect.joined_update`): one UPDATE … FROM the staging table
-    that writes each pair once; else two UPDATEs that read the staging table through a
-    correlated subquery per column (SQLite before 3.33 has no UPDATE … FROM)."""
-    changed = _CHANGED
-    if joined:
-        status_new = _status_new(prefix, "pair_state")
-
-        def when(condition: str, column: str, value: str) -> str:
-            return f"{column} = CASE WHEN {condition} THEN {value} ELSE pair_state.{column} END"
-
-        assignments = [
-            *(when(changed, f"{prefix}_{name}", f"s.{name}") for name in _COPIED),
-            when(changed, "pending_decision", ":pending"),
-            when(changed, "updated_at", ":now"),
-            when(status_new, f"{prefix}_status_id", "s.status_id"),
-        ]
-        # `= ANY(ARRAY(...))`: the staged link ids as one value, looked up by primary key
-        # whatever the planner's statistics of pair_state say (stale after a link import,
-        # they made a plain join scan the whole table once per batch)
-        return [
-            f"UPDATE pair_state SET {', '.join(assignments)} FROM {_OBSERVED} s "
-            f"WHERE pair_state.link_id = ANY(ARRAY(SELECT link_id FROM {_OBSERVED})) "
-            f"AND s.link_id = pair_state.link_id AND ({changed} OR {status_new})"
-        ]
+def _pair_update_sql(prefix: str) -> list[str]:
+    """The statements that copy the staged observations onto their pairs' side `prefix`
+    where each step is a statement of its own (`_record_bulk`): a changed state (with its
+    cause, times, and the pair marked pending at `:now`), and a new status id; each reads
+    the staging table through a correlated subquery per column (SQLite before 3.33 has no
+    UPDATE … FROM, and its subqueries are index lookups)."""
 
     def staged(column: str) -> str:
         return f"(SELECT s.{column} FROM {_OBSERVED} s WHERE s.link_id = pair_state.link_id)"
@@ -455,11 +435,54 @@ def _pair_update_sql(prefix: str, *, joined: bool) -> list[str]:
     copied = ", ".join(f"{prefix}_{name} = {staged(name)}" for name in _COPIED)
     return [
         f"UPDATE pair_state SET {copied}, pending_decision = :pending, updated_at = :now "
-        f"WHERE link_id IN (SELECT s.link_id FROM {_OBSERVED} s WHERE {changed})",
+        f"WHERE link_id IN (SELECT s.link_id FROM {_OBSERVED} s WHERE {_CHANGED})",
         f"UPDATE pair_state SET {prefix}_status_id = {staged('status_id')} "
         f"WHERE link_id IN (SELECT s.link_id FROM {_OBSERVED} s JOIN pair_state p "
         f"ON p.link_id = s.link_id WHERE {_status_new(prefix, 'p')})",
     ]
+
+
+def _batch_sql(prefix: str) -> str:
+    """A staged batch of side `prefix` recorded by one statement (`Dialect.one_statement_
+    batch`), data-modifying CTEs that all see the pairs as they were before it: `staged`
+    notes each observation's previous state beside it, `logged` logs the changes (as
+    `_record_bulk`'s steps do), `updated` writes each pair once with an UPDATE … FROM (its
+    changed state, cause, times and pending mark, and a new status id); the statement
+    returns each staged link with whether its state changed. A staged link with no pair
+    (none in the ledger) is left out, for the caller to refuse the batch.
+
+    `staged` finds the pairs as `link_id = ANY(ARRAY(...))`, by primary key whatever the
+    planner's statistics of pair_state say (stale after a link import, they made a plain
+    join scan the whole table once per batch, issue 18); estimated from that, `staged` is
+    a few rows to the planner, so `updated` looks each pair up by key. (The same `ANY` in
+    `updated` was tried: planned inside the lookup of each staged row, it compared every
+    row with every id, 40 ms for a batch of 1,000.)"""
+    changed = _CHANGED
+    status_new = _status_new(prefix, "pair_state")
+
+    def when(condition: str, column: str, value: str) -> str:
+        return f"{column} = CASE WHEN {condition} THEN {value} ELSE pair_state.{column} END"
+
+    assignments = [
+        *(when(changed, f"{prefix}_{name}", f"s.{name}") for name in _COPIED),
+        when(changed, "pending_decision", ":pending"),
+        when(changed, "updated_at", ":now"),
+        when(status_new, f"{prefix}_status_id", "s.status_id"),
+    ]
+    columns = ", ".join(f"o.{name}" for name in _OBSERVED_INSERT)
+    return (
+        f"WITH staged AS MATERIALIZED (SELECT {columns}, p.{prefix}_state AS previous "
+        f"FROM {_OBSERVED} o JOIN pair_state p ON p.link_id = o.link_id "
+        f"WHERE p.link_id = ANY(ARRAY(SELECT link_id FROM {_OBSERVED}))), "
+        "logged AS (INSERT INTO event (at, run_id, link_id, kind, side, ticket_id, "
+        "transition, from_state, to_state, cause, actor_id, vendor_time, detail) "
+        f"SELECT :now, :run_id, s.link_id, {_KIND_SQL}, :side, s.ticket_id, "
+        f"{_TRANSITION_SQL}, s.previous, s.state, s.cause, s.actor_id, s.vendor_time, "
+        f"s.read FROM staged s WHERE {changed} ORDER BY s.seq), "
+        f"updated AS (UPDATE pair_state SET {', '.join(assignments)} FROM staged s "
+        f"WHERE pair_state.link_id = s.link_id AND ({changed} OR {status_new})) "
+        f"SELECT s.link_id, {changed} FROM staged s"
+    )
 
 
 def _transition_sql() -> str:
@@ -871,8 +894,9 @@ class SyncStore:
         """Record observations of `side`, at most one per link and none of a link with an
         open operation, with one statement per step whatever their number: stage them
         (the driver's bulk insert of plain tuples), note each link's previous state, log
-        the changes (`event`), then update the changed pairs and the status ids. Returns
-        the links whose state changed (now pending a decision)."""
+        the changes (`event`), then update the changed pairs and the status ids; on a
+        backend with data-modifying CTEs, the steps after staging are one statement
+        (`_batch_sql`). Returns the links whose state changed (now pending a decision)."""
         prefix = _position(self.sides, side)
         dialect = self.dialect
         dialect.create_staging(connection, _OBSERVED, _OBSERVED_COLUMNS)
@@ -897,9 +921,23 @@ class SyncStore:
                 for n, o in enumerate(observations)
             ],
         )
-        connection.exec_driver_sql(_previous_sql(prefix))
         times = {"now": now, "pending": True}
         typed = (bindparam("now", type_=UTCDateTime), bindparam("pending", type_=Boolean))
+        if dialect.one_statement_batch:
+            recorded = connection.execute(
+                text(_batch_sql(prefix)).bindparams(*typed),
+                times | {"run_id": run_id, "side": side},
+            ).all()
+            if len(recorded) != len(observations):
+                # what the event log's foreign key refuses on SQLite: an observation of a
+                # link not in the ledger (the caller's transaction is rolled back)
+                unknown = sorted({o.link_id for o in observations} - {row[0] for row in recorded})
+                raise IntegrityError(
+                    "record observations", None, LookupError(f"links not in the ledger: {unknown}")
+                )
+            dialect.release_staging(connection, _OBSERVED)
+            return {link_id for link_id, change in recorded if change}
+        connection.exec_driver_sql(_previous_sql(prefix))
         connection.execute(
             text(
                 "INSERT INTO event (at, run_id, link_id, kind, side, ticket_id, transition, "
@@ -911,7 +949,7 @@ class SyncStore:
             ).bindparams(typed[0]),
             {"now": now, "run_id": run_id, "side": side},
         )
-        for statement in _pair_update_sql(prefix, joined=dialect.joined_update):
+        for statement in _pair_update_sql(prefix):
             bound = [param for param in typed if f":{param.key}" in statement]
             connection.execute(text(statement).bindparams(*bound), times)
         pending = set(
