@@ -47,6 +47,7 @@ __all__ = [
     "BUSY_TIMEOUT_MS",
     "DIALECTS",
     "FIELD_SEPARATOR",
+    "READS_ONLY",
     "Dialect",
     "PostgreSQLDialect",
     "RowSource",
@@ -54,6 +55,10 @@ __all__ = [
     "dialect_for",
 ]
 
+#: an execution option marking a connection that only reads, each statement on its own
+#: (a run's page of pairs or links): on a backend whose readers never wait for a writer
+#: it takes no write lock; SQLite's `BEGIN IMMEDIATE` stays as for every transaction
+READS_ONLY = "bridge_reads_only"
 #: how long a writer waits for another process's transaction before giving up
 BUSY_TIMEOUT_MS = 30_000
 #: what `Dialect.join_fields` puts between two values (ASCII unit separator: never in text
@@ -560,7 +565,10 @@ class PostgreSQLDialect:
         BUSY_TIMEOUT_MS (`lock_timeout`), released at its commit or rollback: the same one
         writer at a time as SQLite, so the ledger's transactions need no retry on
         serialization failures, and two runs cannot interleave a check-then-write (the
-        lease, a link import's clash checks). A report's snapshot takes no lock.
+        lease, a link import's clash checks). A report's snapshot takes no lock, nor does
+        a run's read of a page of pairs or links (`READS_ONLY`): it writes nothing, and
+        MVCC gives each of its statements a committed state; waiting for the writer first
+        was a round trip per read, 600 of a 100,000-link first sync's (issue 18).
 
         JIT compilation is off for the ledger's sessions: the planner has no statistics
         on a staging table (autovacuum never analyzes TEMP tables), so a batch's few-row
@@ -580,11 +588,12 @@ class PostgreSQLDialect:
 
         @event.listens_for(engine, "begin")
         def _on_begin(connection: Connection) -> None:
-            if connection.get_execution_options().get(_SNAPSHOT):
+            options = connection.get_execution_options()
+            if options.get(_SNAPSHOT):
                 connection.exec_driver_sql(
                     "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
                 )
-            else:
+            elif not options.get(READS_ONLY):
                 connection.exec_driver_sql(_TAKE_LEDGER_LOCK)
 
     def table_names(self, cursor: DBAPICursor) -> set[str]:

@@ -48,9 +48,8 @@ from bridge.core.model import (
     Transition,
     path,
 )
-from bridge.ledger.dialect import Dialect
+from bridge.ledger.dialect import READS_ONLY, Dialect
 from bridge.ledger.tables import (
-    Cursor,
     Event,
     Link,
     Operation,
@@ -375,6 +374,11 @@ _OP_EVENT_COLUMNS = (
     "operation_id",
     "detail",
 )
+#: a side's change cursor set in one statement (SQLite 3.24 and PostgreSQL spell it alike)
+_CURSOR_UPSERT = text(
+    "INSERT INTO cursor (side, value, updated_at) VALUES (:side, :value, :now) "
+    "ON CONFLICT (side) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
+).bindparams(bindparam("now", type_=UTCDateTime))
 #: the staging table of `SyncStore._record_bulk`: one batch of one side's observations
 _OBSERVED = "observed_stage"
 _OBSERVED_COLUMNS = (
@@ -549,6 +553,11 @@ class SyncStore:
         column: Column[Any] = table.c[f"{_position(self.sides, side)}_id"]
         return column
 
+    def _reading(self) -> Connection:
+        """A connection for reads only, a page at a time (`READS_ONLY`: no write lock
+        where the backend's readers need none)."""
+        return self.engine.connect().execution_options(**{READS_ONLY: True})
+
     def _ids(self, link_id: int | None, first_id: int, second_id: int) -> LinkIds:
         assert link_id is not None
         return LinkIds(link_id, first_id, second_id, self.sides)
@@ -565,7 +574,7 @@ class SyncStore:
         position = 1 + self.sides.index(side)
         sides = self.sides
         found: dict[int, LinkIds] = {}
-        with self.engine.connect() as connection:
+        with self._reading() as connection:
             for chunk in chunked(ids, _IDS):
                 rows = connection.execute(query.where(self.dialect.in_ids(column, chunk))).all()
                 for row in rows:
@@ -591,7 +600,7 @@ class SyncStore:
         ids = sorted(set(link_ids))
         pairs: dict[int, PairView] = {}
         key = PairState.__table__.c.link_id  # type: ignore[attr-defined]
-        with self.engine.connect() as connection:
+        with self._reading() as connection:
             for chunk in chunked(ids, _IDS):
                 query = self._pair_query().where(self.dialect.in_ids(key, chunk)).order_by(key)
                 rows = connection.execute(query)
@@ -636,7 +645,7 @@ class SyncStore:
         query = self._pair_query().where(wanted).where(~busy).order_by(pair.c.link_id)
         after = 0
         while True:
-            with self.engine.connect() as connection:
+            with self._reading() as connection:
                 rows = connection.execute(query.where(pair.c.link_id > after).limit(batch))
                 page = list(self._pair_views(rows))
             if not page:
@@ -689,7 +698,7 @@ class SyncStore:
         starts after the last key of the one before, in a connection of its own."""
         after: Any = None
         while True:
-            with self.engine.connect() as connection:
+            with self._reading() as connection:
                 page = query if after is None else query.where(key > after)
                 rows = list(connection.execute(page))
             if not rows:
@@ -713,7 +722,7 @@ class SyncStore:
         deleted_at = case((state == State.SOFT_DELETED.value, vendor_time), else_=None)
         query = sa_select(pair.c.link_id, state, type_coerce(deleted_at, vendor_time.type))
         found: dict[int, tuple[State | None, datetime | None]] = {}
-        with self.engine.connect() as connection:
+        with self._reading() as connection:
             for chunk in chunked(sorted(set(link_ids)), _IDS):
                 for link_id, value, at in connection.execute(
                     query.where(self.dialect.in_ids(pair.c.link_id, chunk))
@@ -863,10 +872,12 @@ class SyncStore:
                 seen.add((obs.link_id, obs.side))
             each = busy | repeated
             pending: set[int] = set()
+            staged = False
             for side in self.sides:
                 bulk = [o for o in observations if o.side == side and o.link_id not in each]
                 if bulk:
-                    pending |= self._record_bulk(connection, run_id, side, bulk, now)
+                    pending |= self._record_bulk(connection, run_id, side, bulk, now, reused=staged)
+                    staged = True
             rest = [o for o in observations if o.link_id in each]
             confirmed = 0
             if rest:
@@ -877,10 +888,7 @@ class SyncStore:
                 # again from the vendors (the cursor moves with it, in it)
                 self.dialect.commit_lazily(connection)
             for side, value in (cursors or {}).items():
-                cursor = session.get(Cursor, side) or Cursor(side=side, value=value)
-                cursor.value = value
-                cursor.updated_at = now
-                session.add(cursor)
+                connection.execute(_CURSOR_UPSERT, {"side": side, "value": value, "now": now})
         return pending, confirmed
 
     def _record_bulk(
@@ -890,6 +898,8 @@ class SyncStore:
         side: Side,
         observations: Sequence[Observation],
         now: datetime,
+        *,
+        reused: bool = False,
     ) -> set[int]:
         """Record observations of `side`, at most one per link and none of a link with an
         open operation, with one statement per step whatever their number: stage them
@@ -900,7 +910,10 @@ class SyncStore:
         prefix = _position(self.sides, side)
         dialect = self.dialect
         dialect.create_staging(connection, _OBSERVED, _OBSERVED_COLUMNS)
-        dialect.clear_staging(connection, _OBSERVED)
+        if reused:
+            # the other side's batch, earlier in this transaction; a transaction starts
+            # with the stage empty (each use releases it, a rollback takes its rows back)
+            dialect.clear_staging(connection, _OBSERVED)
         dialect.bulk_insert(
             connection,
             _OBSERVED,

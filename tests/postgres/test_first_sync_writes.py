@@ -3,9 +3,11 @@ bench/large_tenant.py --backends, issue 18): on a real server."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import psycopg
 import pytest
 from sqlalchemy import Connection, event
 
@@ -217,3 +219,32 @@ def test_the_partial_indexes_serve_the_queries_that_look_for_their_few_rows(
         }
         pending = [p.ids.link_id for page in ledger.decision_candidates(batch=10) for p in page]
         assert pending == [7, 9]
+
+
+def test_a_runs_reads_do_not_wait_for_another_writers_transaction(ledger: Ledger) -> None:
+    # the write lock is for writers; a page of pairs or links read meanwhile sees what
+    # was committed (MVCC) instead of a round trip to wait for the lock
+    ledger.record_observations(None, _observed(SIDES.first, range(1, 41)))
+    read: dict[str, object] = {}
+
+    def reads() -> None:
+        read["links"] = len(ledger.links_for_tickets(SIDES.first, [1001, 1002]))
+        read["pairs"] = len(ledger.load_pairs(range(1, 41)))
+        read["states"] = len(ledger.side_states(SIDES.first, range(1, 41)))
+        read["candidates"] = sum(len(page) for page in ledger.decision_candidates(batch=15))
+
+    with ledger.engine.begin() as writer:  # holds the ledger's lock until it ends
+        writer.exec_driver_sql("UPDATE pair_state SET attention = 'conflict' WHERE link_id = 1")
+        thread = threading.Thread(target=reads)
+        thread.start()
+        thread.join(timeout=10)
+        assert not thread.is_alive(), "a read waited for the writer's lock"
+    assert read == {"links": 2, "pairs": 40, "states": 40, "candidates": 40}
+    # a writer still waits for the lock: one writer at a time
+    with ledger.engine.begin():
+        raw = ledger.engine.raw_connection()
+        try:
+            with pytest.raises(psycopg.errors.LockNotAvailable):
+                ledger.dialect.probe_write_lock(raw.cursor(), wait_seconds=0.2)
+        finally:
+            raw.close()
