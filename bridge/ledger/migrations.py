@@ -175,7 +175,7 @@ def _v6(connection: Connection, dialect: Dialect) -> None:
     event log's references are checked by `bridge check` instead of a row lock per
     insert (`Dialect.unenforce_references`). SQLite's schema stays as it was."""
     for table, names in _V6_PARTIAL.items():
-        declared = {index.name: index for index in SQLModel.metadata.tables[table].indexes}
+        declared = {str(index.name): index for index in SQLModel.metadata.tables[table].indexes}
         for name in names:
             dialect.reshape_index(connection, declared[name])
     dialect.unenforce_references(connection, "event")
