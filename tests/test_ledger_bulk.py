@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from bridge.core.model import Cause, Decision, Observation, Outcome, State, Transition
@@ -81,6 +82,16 @@ def test_a_batch_records_first_sightings_changes_anomalies_and_status_ids(ledger
     ]
     kinds = [e[1] for e in _events(ledger)[:6]]
     assert kinds == ["first_seen"] * 6
+
+
+def test_a_batch_naming_a_link_not_in_the_ledger_is_refused_whole(ledger: Ledger) -> None:
+    # SQLite's foreign key refuses its event; PostgreSQL's one statement finds no pair
+    batch = [_obs(1, ZENDESK, State.ACTIVE), _obs(99, ZENDESK, State.ACTIVE)]
+    with pytest.raises(IntegrityError):
+        ledger.record_observations(None, batch, cursors={ZENDESK: "c9"})
+    assert ledger.get_cursor(ZENDESK) is None
+    assert ledger.load_pairs([1])[1].state(ZENDESK) is None
+    assert _events(ledger) == []
 
 
 def test_a_link_seen_twice_in_one_batch_sees_its_own_first_observation(ledger: Ledger) -> None:

@@ -25,6 +25,7 @@ from sqlalchemy import (
     BigInteger,
     Connection,
     Engine,
+    Index,
     Text,
     any_,
     bindparam,
@@ -45,6 +46,7 @@ __all__ = [
     "BUSY_TIMEOUT_MS",
     "DIALECTS",
     "FIELD_SEPARATOR",
+    "READS_ONLY",
     "Dialect",
     "PostgreSQLDialect",
     "RowSource",
@@ -52,6 +54,10 @@ __all__ = [
     "dialect_for",
 ]
 
+#: an execution option marking a connection that only reads, each statement on its own
+#: (a run's page of pairs or links): on a backend whose readers never wait for a writer
+#: it takes no write lock; SQLite's `BEGIN IMMEDIATE` stays as for every transaction
+READS_ONLY = "bridge_reads_only"
 #: how long a writer waits for another process's transaction before giving up
 BUSY_TIMEOUT_MS = 30_000
 #: what `Dialect.join_fields` puts between two values (ASCII unit separator: never in text
@@ -75,9 +81,11 @@ class Dialect(Protocol):
     #: the ledger lives on a database server (checked by connecting before it is believed),
     #: not in a file or in memory
     server: bool
-    #: a batch's staged rows are written onto their pairs with one `UPDATE … FROM` join, not
-    #: a correlated subquery per column (`bridge.ledger.sync._pair_update_sql`)
-    joined_update: bool
+    #: a batch's staged observations are recorded by one statement (data-modifying CTEs:
+    #: previous states, the changes' events, one `UPDATE … FROM` of the pairs;
+    #: `bridge.ledger.sync._batch_sql`), not a statement per step with a correlated
+    #: subquery per column (`_pair_update_sql`)
+    one_statement_batch: bool
 
     # --- opening ---------------------------------------------------------------------
 
@@ -139,6 +147,16 @@ class Dialect(Protocol):
         generated id of `table` follow the largest one."""
         ...
 
+    def reshape_index(self, connection: Connection, index: Index) -> None:
+        """Make an existing index take the form its declaration gives on this backend (a
+        partial one, where it declares `<backend>_where`), when that form changed."""
+        ...
+
+    def unenforce_references(self, connection: Connection, table: str) -> None:
+        """Where enforcing `table`'s foreign keys costs more than the ledger can pay on every
+        insert, drop them (`health` then checks them instead)."""
+        ...
+
     def micros_from_text(self, column: str) -> str:
         """A SQL expression: `column`, a time stored as text before schema v4, as integer
         microseconds since the epoch (NULL stays NULL, an integer stays as it is)."""
@@ -148,16 +166,29 @@ class Dialect(Protocol):
 
     def create_staging(self, connection: Connection, table: str, columns: str) -> None:
         """A scratch table private to this connection (`columns`: the column list in
-        portable DDL), created when missing; the caller empties it before and after use."""
+        portable DDL), created when missing; the caller empties it before use
+        (`clear_staging`) and says when it is done with it (`release_staging`)."""
         ...
 
     def clear_staging(self, connection: Connection, table: str) -> None:
-        """Empty a staging table, inside the caller's transaction."""
+        """Empty a staging table before use, inside the caller's transaction."""
+        ...
+
+    def release_staging(self, connection: Connection, table: str) -> None:
+        """The caller is done with the staging table's rows in this transaction: none of
+        them stays with the connection after it ends."""
         ...
 
     def analyze(self, connection: Connection, table: str) -> None:
         """Refresh the planner's statistics of `table` after a change to most of its rows,
         inside the caller's transaction (whose own changes count)."""
+        ...
+
+    def commit_lazily(self, connection: Connection) -> None:
+        """The caller's transaction records only what the vendors can show again
+        (observations, and the change cursor that moves with them; no operation): where
+        the backend can lose such commits only as the latest ones, never out of order, its
+        commit need not wait for the disk (docs/design.md, "The ledger")."""
         ...
 
     def index_staging(self, connection: Connection, table: str, column: str) -> None:
@@ -238,9 +269,10 @@ class SQLiteDialect:
 
     name = "sqlite"
     server = False
-    #: UPDATE … FROM needs SQLite 3.33, newer than some systems' Python links; the
-    #: subqueries cost SQLite no more (docs/performance.md, issue 18)
-    joined_update = False
+    #: UPDATE … FROM needs SQLite 3.33, newer than some systems' Python links, and SQLite
+    #: has no data-modifying CTE; a statement costs SQLite no round trip, and its
+    #: subqueries are index lookups (docs/performance.md, issue 18)
+    one_statement_batch = False
 
     def database_file(self, url: URL) -> Path | None:
         database = url.database
@@ -315,6 +347,14 @@ class SQLiteDialect:
     def continue_ids(self, connection: Connection, table: str, column: str) -> None:
         """An INTEGER PRIMARY KEY is the rowid: the next one follows the largest already."""
 
+    def reshape_index(self, connection: Connection, index: Index) -> None:
+        """Nothing: the ledger's indexes are whole on SQLite (its planner uses a partial
+        index only where a query repeats the index's condition)."""
+
+    def unenforce_references(self, connection: Connection, table: str) -> None:
+        """Nothing: SQLite checks a foreign key by an index lookup, locking no row (and
+        could drop one only by rebuilding the table)."""
+
     def micros_from_text(self, column: str) -> str:
         """SQLAlchemy kept times as 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC): whole seconds from
         `strftime('%s')`, the fraction from its digits (never through a float)."""
@@ -341,9 +381,17 @@ class SQLiteDialect:
     def clear_staging(self, connection: Connection, table: str) -> None:
         connection.exec_driver_sql(f"DELETE FROM {table}")
 
+    def release_staging(self, connection: Connection, table: str) -> None:
+        """DELETE now: a TEMP table keeps its rows for the connection's life."""
+        self.clear_staging(connection, table)
+
     def analyze(self, connection: Connection, table: str) -> None:
         """Nothing: SQLite plans the ledger's statements from its indexes, without
         statistics unless ANALYZE is run, and then it would weigh them in every plan."""
+
+    def commit_lazily(self, connection: Connection) -> None:
+        """Nothing: `synchronous` is a connection's setting on SQLite, not a transaction's;
+        every commit stays FULL."""
 
     def index_staging(self, connection: Connection, table: str, column: str) -> None:
         connection.exec_driver_sql(
@@ -433,6 +481,9 @@ def _lease_key(name: str, holder: str) -> dict[str, str]:
     return {"lease": name, "holder": holder}
 
 
+#: the event log's references that PostgreSQL does not enforce (`unenforce_references`):
+#: column → the table whose `id` it names
+_UNENFORCED = (("link_id", "link"), ("run_id", "run"))
 #: the schemas of named pairs' ledgers are this and the pair's name (`namespaced`)
 PAIR_SCHEMA_PREFIX = "bridge_"
 #: the planner's cost of a page read out of order, for the ledger's sessions: the server's
@@ -477,9 +528,10 @@ class PostgreSQLDialect:
 
     name = "postgresql"
     server = True
-    #: the subqueries made PostgreSQL scan the whole pair_state table per batch, and write
-    #: each pair twice (docs/performance.md, issue 18)
-    joined_update = True
+    #: the subqueries made PostgreSQL scan the whole pair_state table per batch and write
+    #: each pair twice, and each step was a round trip; the staging table's `previous`
+    #: column is left unused (docs/performance.md, issue 18)
+    one_statement_batch = True
 
     def database_file(self, url: URL) -> Path | None:
         return None
@@ -512,7 +564,10 @@ class PostgreSQLDialect:
         BUSY_TIMEOUT_MS (`lock_timeout`), released at its commit or rollback: the same one
         writer at a time as SQLite, so the ledger's transactions need no retry on
         serialization failures, and two runs cannot interleave a check-then-write (the
-        lease, a link import's clash checks). A report's snapshot takes no lock.
+        lease, a link import's clash checks). A report's snapshot takes no lock, nor does
+        a run's read of a page of pairs or links (`READS_ONLY`): it writes nothing, and
+        MVCC gives each of its statements a committed state; waiting for the writer first
+        was a round trip per read, 600 of a 100,000-link first sync's (issue 18).
 
         JIT compilation is off for the ledger's sessions: the planner has no statistics
         on a staging table (autovacuum never analyzes TEMP tables), so a batch's few-row
@@ -532,11 +587,12 @@ class PostgreSQLDialect:
 
         @event.listens_for(engine, "begin")
         def _on_begin(connection: Connection) -> None:
-            if connection.get_execution_options().get(_SNAPSHOT):
+            options = connection.get_execution_options()
+            if options.get(_SNAPSHOT):
                 connection.exec_driver_sql(
                     "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
                 )
-            else:
+            elif not options.get(READS_ONLY):
                 connection.exec_driver_sql(_TAKE_LEDGER_LOCK)
 
     def table_names(self, cursor: DBAPICursor) -> set[str]:
@@ -582,6 +638,24 @@ class PostgreSQLDialect:
             f"COALESCE(max({column}), 0) + 1, false) FROM {table}"
         )
 
+    def reshape_index(self, connection: Connection, index: Index) -> None:
+        """Dropped and made again from its declaration, in the caller's transaction."""
+        connection.exec_driver_sql(f"DROP INDEX IF EXISTS {index.name}")
+        index.create(connection)
+
+    def unenforce_references(self, connection: Connection, table: str) -> None:
+        """PostgreSQL checks each inserted row's reference by locking the row it names (`FOR
+        KEY SHARE`, a WAL record per link): on the event log, 200,000 locks and about a
+        fifth of a 100,000-link first sync's server time (issue 18). Nothing ever deletes a
+        link or a run, and the ledger's rows name only ids it read from itself, so the
+        references are checked by `health` (`bridge check`) instead."""
+        names = connection.exec_driver_sql(
+            "SELECT conname FROM pg_constraint "
+            f"WHERE conrelid = '{table}'::regclass AND contype = 'f' ORDER BY conname"
+        )
+        for name in names.scalars().all():
+            connection.exec_driver_sql(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
+
     def micros_from_text(self, column: str) -> str:
         """A PostgreSQL ledger is created at schema v4 or later: its times were never
         text, so the v3→v4 rewrite leaves them as they are."""
@@ -593,15 +667,33 @@ class PostgreSQLDialect:
         connection.exec_driver_sql(f"ALTER INDEX IF EXISTS {old} RENAME TO {new}")
 
     def create_staging(self, connection: Connection, table: str, columns: str) -> None:
-        connection.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {table} ({columns})")
+        """`ON COMMIT DELETE ROWS`: the server empties the table at the end of each
+        transaction that used it, by truncating its file in place. Emptied any other way,
+        it cost: rows deleted batch after batch stayed as dead tuples every later statement
+        scanned (autovacuum never vacuums a TEMP table; about half a 100,000-link first
+        sync's server CPU), and a TRUNCATE statement gives the table a new file through the
+        catalog, twice per batch (issue 18)."""
+        connection.exec_driver_sql(
+            f"CREATE TEMP TABLE IF NOT EXISTS {table} ({columns}) ON COMMIT DELETE ROWS"
+        )
 
     def clear_staging(self, connection: Connection, table: str) -> None:
-        """TRUNCATE, not DELETE: autovacuum never vacuums a TEMP table, so rows deleted
-        page after page stayed as dead tuples every later statement on it scanned (a
-        100,000-link first sync spent about half its server CPU on them, issue 18).
-        Transactional, and the table is this session's alone: the lock it takes waits on
-        no one."""
-        connection.exec_driver_sql(f"TRUNCATE {table}")
+        """DELETE: the table holds at most rows this transaction staged (the commit before
+        emptied it, and an aborted one's rows are dead), and its dead tuples go with the
+        commit's truncation."""
+        connection.exec_driver_sql(f"DELETE FROM {table}")
+
+    def release_staging(self, connection: Connection, table: str) -> None:
+        """Nothing: the transaction's end empties the table (`create_staging`)."""
+
+    def commit_lazily(self, connection: Connection) -> None:
+        """`SET LOCAL synchronous_commit = off`, for this transaction only: its commit
+        returns before its WAL reaches the disk (the WAL writer flushes it within a few
+        hundred milliseconds). A server crash can lose only such commits, and only the
+        latest: WAL is written in order, and any later commit that waits (every one that
+        writes an operation) flushes all of it first. A first sync commits once per page
+        of observations, each waiting for an fsync (issue 18)."""
+        connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
 
     def analyze(self, connection: Connection, table: str) -> None:
         """ANALYZE now: autovacuum's comes a minute or more after the change commits, and a
@@ -646,8 +738,9 @@ class PostgreSQLDialect:
         return column == any_(listed)
 
     def health(self, connection: Connection, *, file_backed: bool) -> list[str]:
-        """The server enforces foreign keys and checks its pages itself; what a person could
-        undo by hand is the event log's guard."""
+        """The server checks its pages itself, and enforces the foreign keys but the event
+        log's (`unenforce_references`): those are checked here, with the log's guard, which
+        a person could undo by hand."""
         guards = set(
             connection.exec_driver_sql(
                 "SELECT tgname FROM pg_trigger WHERE tgrelid = 'event'::regclass "
@@ -656,10 +749,20 @@ class PostgreSQLDialect:
             .scalars()
             .all()
         )
+        problems: list[str] = []
         missing = {f"event_no_{a}" for a in ("update", "delete", "truncate")} - guards
         if missing:
-            return [f"the event log's append-only guard is missing ({', '.join(sorted(missing))})"]
-        return []
+            problems.append(
+                f"the event log's append-only guard is missing ({', '.join(sorted(missing))})"
+            )
+        for column, parent in _UNENFORCED:
+            orphans = connection.exec_driver_sql(
+                f"SELECT count(*) FROM event e WHERE e.{column} IS NOT NULL "
+                f"AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE p.id = e.{column})"
+            ).scalar_one()
+            if orphans:
+                problems.append(f"{orphans} events name a {parent} that does not exist")
+        return problems
 
     def hold_lease_lock(
         self, engine: Engine, name: str, holder: str

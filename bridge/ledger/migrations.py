@@ -156,9 +156,34 @@ def _v5(connection: Connection, dialect: Dialect) -> None:
             _add_column(connection, table, "operator", String())
 
 
+#: the indexes schema v6 made partial on PostgreSQL, by table (their `postgresql_where`)
+_V6_PARTIAL = {
+    "pair_state": (
+        "ix_pair_state_attention",
+        "ix_pair_state_first_purge_due",
+        "ix_pair_state_pending",
+        "ix_pair_state_first_state",
+    ),
+    "event": ("ix_event_kind",),
+}
+
+
+def _v6(connection: Connection, dialect: Dialect) -> None:
+    """What a large first sync wrote per row, cut where the backend lets it (issue 18):
+    on PostgreSQL the pair_state indexes and the event log's kind index become partial
+    (an update whose new row none of them looks for writes no entry in them), and the
+    event log's references are checked by `bridge check` instead of a row lock per
+    insert (`Dialect.unenforce_references`). SQLite's schema stays as it was."""
+    for table, names in _V6_PARTIAL.items():
+        declared = {str(index.name): index for index in SQLModel.metadata.tables[table].indexes}
+        for name in names:
+            dialect.reshape_index(connection, declared[name])
+    dialect.unenforce_references(connection, "event")
+
+
 #: version → the step that brings a ledger from version-1 to it. Never edit a released step.
 #: (Version 1 has no step: a ledger is created at the latest version, never at 1.)
-MIGRATIONS: dict[int, Step] = {2: _v2, 3: _v3, 4: _v4, 5: _v5}
+MIGRATIONS: dict[int, Step] = {2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6}
 LATEST_VERSION = max(MIGRATIONS)
 
 _ = tables  # the table declarations must be imported before create_all
@@ -205,9 +230,11 @@ def _set_meta(connection: Connection, key: str, value: str) -> None:
 
 
 def _create(connection: Connection, dialect: Dialect, sides: Sides) -> None:
-    """A fresh ledger: the tables as declared, the event log guarded, version and sides."""
+    """A fresh ledger: the tables as declared, the event log guarded (and its references
+    left to `bridge check` where the backend asks), version and sides."""
     SQLModel.metadata.create_all(connection)
     dialect.guard_append_only(connection, "event")
+    dialect.unenforce_references(connection, "event")
     _set_meta(connection, _VERSION_KEY, str(LATEST_VERSION))
     _set_meta(connection, _SIDES_KEY, _sides_value(sides))
 

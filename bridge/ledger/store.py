@@ -282,7 +282,7 @@ class Ledger(SyncStore, AuditStore):
                         at=now, kind="links_imported", detail=f"{created} links ({origin})"
                     )
                 )
-            self.dialect.clear_staging(connection, _STAGING)
+            self.dialect.release_staging(connection, _STAGING)
         return ImportReport(count, created, count - created, ())
 
     def _staged_link_problems(self, connection: Connection) -> list[LinkProblem]:

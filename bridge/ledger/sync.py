@@ -31,6 +31,7 @@ from sqlalchemy import (
     type_coerce,
 )
 from sqlalchemy import select as sa_select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
@@ -47,9 +48,8 @@ from bridge.core.model import (
     Transition,
     path,
 )
-from bridge.ledger.dialect import Dialect
+from bridge.ledger.dialect import READS_ONLY, Dialect
 from bridge.ledger.tables import (
-    Cursor,
     Event,
     Link,
     Operation,
@@ -374,6 +374,11 @@ _OP_EVENT_COLUMNS = (
     "operation_id",
     "detail",
 )
+#: a side's change cursor set in one statement (SQLite 3.24 and PostgreSQL spell it alike)
+_CURSOR_UPSERT = text(
+    "INSERT INTO cursor (side, value, updated_at) VALUES (:side, :value, :now) "
+    "ON CONFLICT (side) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
+).bindparams(bindparam("now", type_=UTCDateTime))
 #: the staging table of `SyncStore._record_bulk`: one batch of one side's observations
 _OBSERVED = "observed_stage"
 _OBSERVED_COLUMNS = (
@@ -421,33 +426,12 @@ def _previous_sql(prefix: str) -> str:
     )
 
 
-def _pair_update_sql(prefix: str, *, joined: bool) -> list[str]:
-    """The statements that copy the staged observations onto their pairs' side `prefix`:
-    a changed state (with its cause, times, and the pair marked pending at `:now`), and a
-    new status id. `joined` (`Dialect.joined_update`): one UPDATE … FROM the staging table
-    that writes each pair once; else two UPDATEs that read the staging table through a
-    correlated subquery per column (SQLite before 3.33 has no UPDATE … FROM)."""
-    changed = _CHANGED
-    if joined:
-        status_new = _status_new(prefix, "pair_state")
-
-        def when(condition: str, column: str, value: str) -> str:
-            return f"{column} = CASE WHEN {condition} THEN {value} ELSE pair_state.{column} END"
-
-        assignments = [
-            *(when(changed, f"{prefix}_{name}", f"s.{name}") for name in _COPIED),
-            when(changed, "pending_decision", ":pending"),
-            when(changed, "updated_at", ":now"),
-            when(status_new, f"{prefix}_status_id", "s.status_id"),
-        ]
-        # `= ANY(ARRAY(...))`: the staged link ids as one value, looked up by primary key
-        # whatever the planner's statistics of pair_state say (stale after a link import,
-        # they made a plain join scan the whole table once per batch)
-        return [
-            f"UPDATE pair_state SET {', '.join(assignments)} FROM {_OBSERVED} s "
-            f"WHERE pair_state.link_id = ANY(ARRAY(SELECT link_id FROM {_OBSERVED})) "
-            f"AND s.link_id = pair_state.link_id AND ({changed} OR {status_new})"
-        ]
+def _pair_update_sql(prefix: str) -> list[str]:
+    """The statements that copy the staged observations onto their pairs' side `prefix`
+    where each step is a statement of its own (`_record_bulk`): a changed state (with its
+    cause, times, and the pair marked pending at `:now`), and a new status id; each reads
+    the staging table through a correlated subquery per column (SQLite before 3.33 has no
+    UPDATE … FROM, and its subqueries are index lookups)."""
 
     def staged(column: str) -> str:
         return f"(SELECT s.{column} FROM {_OBSERVED} s WHERE s.link_id = pair_state.link_id)"
@@ -455,11 +439,54 @@ def _pair_update_sql(prefix: str, *, joined: bool) -> list[str]:
     copied = ", ".join(f"{prefix}_{name} = {staged(name)}" for name in _COPIED)
     return [
         f"UPDATE pair_state SET {copied}, pending_decision = :pending, updated_at = :now "
-        f"WHERE link_id IN (SELECT s.link_id FROM {_OBSERVED} s WHERE {changed})",
+        f"WHERE link_id IN (SELECT s.link_id FROM {_OBSERVED} s WHERE {_CHANGED})",
         f"UPDATE pair_state SET {prefix}_status_id = {staged('status_id')} "
         f"WHERE link_id IN (SELECT s.link_id FROM {_OBSERVED} s JOIN pair_state p "
         f"ON p.link_id = s.link_id WHERE {_status_new(prefix, 'p')})",
     ]
+
+
+def _batch_sql(prefix: str) -> str:
+    """A staged batch of side `prefix` recorded by one statement (`Dialect.one_statement_
+    batch`), data-modifying CTEs that all see the pairs as they were before it: `staged`
+    notes each observation's previous state beside it, `logged` logs the changes (as
+    `_record_bulk`'s steps do), `updated` writes each pair once with an UPDATE … FROM (its
+    changed state, cause, times and pending mark, and a new status id); the statement
+    returns each staged link with whether its state changed. A staged link with no pair
+    (none in the ledger) is left out, for the caller to refuse the batch.
+
+    `staged` finds the pairs as `link_id = ANY(ARRAY(...))`, by primary key whatever the
+    planner's statistics of pair_state say (stale after a link import, they made a plain
+    join scan the whole table once per batch, issue 18); estimated from that, `staged` is
+    a few rows to the planner, so `updated` looks each pair up by key. (The same `ANY` in
+    `updated` was tried: planned inside the lookup of each staged row, it compared every
+    row with every id, 40 ms for a batch of 1,000.)"""
+    changed = _CHANGED
+    status_new = _status_new(prefix, "pair_state")
+
+    def when(condition: str, column: str, value: str) -> str:
+        return f"{column} = CASE WHEN {condition} THEN {value} ELSE pair_state.{column} END"
+
+    assignments = [
+        *(when(changed, f"{prefix}_{name}", f"s.{name}") for name in _COPIED),
+        when(changed, "pending_decision", ":pending"),
+        when(changed, "updated_at", ":now"),
+        when(status_new, f"{prefix}_status_id", "s.status_id"),
+    ]
+    columns = ", ".join(f"o.{name}" for name in _OBSERVED_INSERT)
+    return (
+        f"WITH staged AS MATERIALIZED (SELECT {columns}, p.{prefix}_state AS previous "
+        f"FROM {_OBSERVED} o JOIN pair_state p ON p.link_id = o.link_id "
+        f"WHERE p.link_id = ANY(ARRAY(SELECT link_id FROM {_OBSERVED}))), "
+        "logged AS (INSERT INTO event (at, run_id, link_id, kind, side, ticket_id, "
+        "transition, from_state, to_state, cause, actor_id, vendor_time, detail) "
+        f"SELECT :now, :run_id, s.link_id, {_KIND_SQL}, :side, s.ticket_id, "
+        f"{_TRANSITION_SQL}, s.previous, s.state, s.cause, s.actor_id, s.vendor_time, "
+        f"s.read FROM staged s WHERE {changed} ORDER BY s.seq), "
+        f"updated AS (UPDATE pair_state SET {', '.join(assignments)} FROM staged s "
+        f"WHERE pair_state.link_id = s.link_id AND ({changed} OR {status_new})) "
+        f"SELECT s.link_id, {changed} FROM staged s"
+    )
 
 
 def _transition_sql() -> str:
@@ -526,6 +553,11 @@ class SyncStore:
         column: Column[Any] = table.c[f"{_position(self.sides, side)}_id"]
         return column
 
+    def _reading(self) -> Connection:
+        """A connection for reads only, a page at a time (`READS_ONLY`: no write lock
+        where the backend's readers need none)."""
+        return self.engine.connect().execution_options(**{READS_ONLY: True})
+
     def _ids(self, link_id: int | None, first_id: int, second_id: int) -> LinkIds:
         assert link_id is not None
         return LinkIds(link_id, first_id, second_id, self.sides)
@@ -542,7 +574,7 @@ class SyncStore:
         position = 1 + self.sides.index(side)
         sides = self.sides
         found: dict[int, LinkIds] = {}
-        with self.engine.connect() as connection:
+        with self._reading() as connection:
             for chunk in chunked(ids, _IDS):
                 rows = connection.execute(query.where(self.dialect.in_ids(column, chunk))).all()
                 for row in rows:
@@ -568,7 +600,7 @@ class SyncStore:
         ids = sorted(set(link_ids))
         pairs: dict[int, PairView] = {}
         key = PairState.__table__.c.link_id  # type: ignore[attr-defined]
-        with self.engine.connect() as connection:
+        with self._reading() as connection:
             for chunk in chunked(ids, _IDS):
                 query = self._pair_query().where(self.dialect.in_ids(key, chunk)).order_by(key)
                 rows = connection.execute(query)
@@ -613,7 +645,7 @@ class SyncStore:
         query = self._pair_query().where(wanted).where(~busy).order_by(pair.c.link_id)
         after = 0
         while True:
-            with self.engine.connect() as connection:
+            with self._reading() as connection:
                 rows = connection.execute(query.where(pair.c.link_id > after).limit(batch))
                 page = list(self._pair_views(rows))
             if not page:
@@ -666,7 +698,7 @@ class SyncStore:
         starts after the last key of the one before, in a connection of its own."""
         after: Any = None
         while True:
-            with self.engine.connect() as connection:
+            with self._reading() as connection:
                 page = query if after is None else query.where(key > after)
                 rows = list(connection.execute(page))
             if not rows:
@@ -690,7 +722,7 @@ class SyncStore:
         deleted_at = case((state == State.SOFT_DELETED.value, vendor_time), else_=None)
         query = sa_select(pair.c.link_id, state, type_coerce(deleted_at, vendor_time.type))
         found: dict[int, tuple[State | None, datetime | None]] = {}
-        with self.engine.connect() as connection:
+        with self._reading() as connection:
             for chunk in chunked(sorted(set(link_ids)), _IDS):
                 for link_id, value, at in connection.execute(
                     query.where(self.dialect.in_ids(pair.c.link_id, chunk))
@@ -808,6 +840,10 @@ class SyncStore:
         other change of state is logged and marks the pair for a decision. Returns the
         links newly pending a decision and the number of operations confirmed.
 
+        A batch that touches no operation (a first sync's every batch) commits without
+        waiting for the disk where the backend allows (`Dialect.commit_lazily`): losing it
+        in a server crash loses it with its cursor, and the next run reads it again.
+
         Set-based: a first run reads every link, so the observations of links with no
         open operation (nearly all of them) are staged in bulk and recorded with a few
         statements per batch (`_record_bulk`); the links with an open operation, or seen
@@ -836,20 +872,23 @@ class SyncStore:
                 seen.add((obs.link_id, obs.side))
             each = busy | repeated
             pending: set[int] = set()
+            staged = False
             for side in self.sides:
                 bulk = [o for o in observations if o.side == side and o.link_id not in each]
                 if bulk:
-                    pending |= self._record_bulk(connection, run_id, side, bulk, now)
+                    pending |= self._record_bulk(connection, run_id, side, bulk, now, reused=staged)
+                    staged = True
             rest = [o for o in observations if o.link_id in each]
             confirmed = 0
             if rest:
                 more, confirmed = self._record_each(session, run_id, rest, now)
                 pending |= more
+            else:
+                # no operation is touched: all this transaction writes, a later run reads
+                # again from the vendors (the cursor moves with it, in it)
+                self.dialect.commit_lazily(connection)
             for side, value in (cursors or {}).items():
-                cursor = session.get(Cursor, side) or Cursor(side=side, value=value)
-                cursor.value = value
-                cursor.updated_at = now
-                session.add(cursor)
+                connection.execute(_CURSOR_UPSERT, {"side": side, "value": value, "now": now})
         return pending, confirmed
 
     def _record_bulk(
@@ -859,16 +898,22 @@ class SyncStore:
         side: Side,
         observations: Sequence[Observation],
         now: datetime,
+        *,
+        reused: bool = False,
     ) -> set[int]:
         """Record observations of `side`, at most one per link and none of a link with an
         open operation, with one statement per step whatever their number: stage them
         (the driver's bulk insert of plain tuples), note each link's previous state, log
-        the changes (`event`), then update the changed pairs and the status ids. Returns
-        the links whose state changed (now pending a decision)."""
+        the changes (`event`), then update the changed pairs and the status ids; on a
+        backend with data-modifying CTEs, the steps after staging are one statement
+        (`_batch_sql`). Returns the links whose state changed (now pending a decision)."""
         prefix = _position(self.sides, side)
         dialect = self.dialect
         dialect.create_staging(connection, _OBSERVED, _OBSERVED_COLUMNS)
-        dialect.clear_staging(connection, _OBSERVED)
+        if reused:
+            # the other side's batch, earlier in this transaction; a transaction starts
+            # with the stage empty (each use releases it, a rollback takes its rows back)
+            dialect.clear_staging(connection, _OBSERVED)
         dialect.bulk_insert(
             connection,
             _OBSERVED,
@@ -889,9 +934,23 @@ class SyncStore:
                 for n, o in enumerate(observations)
             ],
         )
-        connection.exec_driver_sql(_previous_sql(prefix))
         times = {"now": now, "pending": True}
         typed = (bindparam("now", type_=UTCDateTime), bindparam("pending", type_=Boolean))
+        if dialect.one_statement_batch:
+            recorded = connection.execute(
+                text(_batch_sql(prefix)).bindparams(*typed),
+                times | {"run_id": run_id, "side": side},
+            ).all()
+            if len(recorded) != len(observations):
+                # what the event log's foreign key refuses on SQLite: an observation of a
+                # link not in the ledger (the caller's transaction is rolled back)
+                unknown = sorted({o.link_id for o in observations} - {row[0] for row in recorded})
+                raise IntegrityError(
+                    "record observations", None, LookupError(f"links not in the ledger: {unknown}")
+                )
+            dialect.release_staging(connection, _OBSERVED)
+            return {link_id for link_id, change in recorded if change}
+        connection.exec_driver_sql(_previous_sql(prefix))
         connection.execute(
             text(
                 "INSERT INTO event (at, run_id, link_id, kind, side, ticket_id, transition, "
@@ -903,7 +962,7 @@ class SyncStore:
             ).bindparams(typed[0]),
             {"now": now, "run_id": run_id, "side": side},
         )
-        for statement in _pair_update_sql(prefix, joined=dialect.joined_update):
+        for statement in _pair_update_sql(prefix):
             bound = [param for param in typed if f":{param.key}" in statement]
             connection.execute(text(statement).bindparams(*bound), times)
         pending = set(
@@ -911,7 +970,7 @@ class SyncStore:
             .scalars()
             .all()
         )
-        dialect.clear_staging(connection, _OBSERVED)
+        dialect.release_staging(connection, _OBSERVED)
         return pending
 
     def _record_each(

@@ -10,7 +10,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Index, Integer, TypeDecorator, UniqueConstraint, event
+from sqlalchemy import (
+    BigInteger,
+    Index,
+    Integer,
+    TypeDecorator,
+    UniqueConstraint,
+    event,
+    text,
+)
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
@@ -103,11 +111,32 @@ class PairState(SQLModel, table=True):
     ledger's sides."""
 
     __tablename__ = "pair_state"
+    #: On PostgreSQL each index holds only the few rows its queries look for (schema
+    #: v6): an update whose new row is none of them writes no entry in it, where a whole
+    #: index took one for every update of every pair (a first sync updates each pair
+    #: three times). SQLite keeps them whole: it updates rows in place, and uses a partial
+    #: index only where a query repeats its condition.
     __table_args__ = (
-        Index("ix_pair_state_attention", "attention"),
-        Index("ix_pair_state_first_purge_due", "first_purge_due"),
-        Index("ix_pair_state_pending", "pending_decision"),
-        Index("ix_pair_state_first_state", "first_state"),
+        Index(
+            "ix_pair_state_attention",
+            "attention",
+            postgresql_where=text("attention IS NOT NULL"),
+        ),
+        Index(
+            "ix_pair_state_first_purge_due",
+            "first_purge_due",
+            postgresql_where=text("first_purge_due IS NOT NULL"),
+        ),
+        Index(
+            "ix_pair_state_pending",
+            "pending_decision",
+            postgresql_where=text("pending_decision"),
+        ),
+        Index(
+            "ix_pair_state_first_state",
+            "first_state",
+            postgresql_where=text("first_state IS NULL OR first_state = 'soft_deleted'"),
+        ),
     )
 
     link_id: int = Field(primary_key=True, foreign_key="link.id")
@@ -164,12 +193,21 @@ class Run(SQLModel, table=True):
 
 
 class Event(SQLModel, table=True):
-    """Append-only audit log: every observation, decision and write (triggers forbid edits)."""
+    """Append-only audit log: every observation, decision and write (triggers forbid edits).
+
+    Its references to `run` and `link` are enforced on SQLite; on PostgreSQL they are
+    checked by `bridge check` instead (`Dialect.unenforce_references`, schema v6)."""
 
     __table_args__ = (
         Index("ix_event_link", "link_id"),
         Index("ix_event_at", "at"),
-        Index("ix_event_kind", "kind"),
+        #: the rare kinds a report counts (anomalies, conflicts, an operation's life): on
+        #: PostgreSQL without the bulk of the log, each pair's sightings (schema v6)
+        Index(
+            "ix_event_kind",
+            "kind",
+            postgresql_where=text("kind NOT IN ('first_seen', 'observed')"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

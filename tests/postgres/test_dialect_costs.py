@@ -67,7 +67,7 @@ def _explained(ledger: Ledger) -> tuple[list[str], Callable[[], None]]:
         _conn: Any, cursor: Any, statement: str, params: Any, _context: Any, many: bool
     ) -> None:
         words = statement.lstrip().split(None, 1)[0].upper()
-        if many or words not in ("SELECT", "UPDATE") or "pg_advisory" in statement:
+        if many or words not in ("SELECT", "UPDATE", "WITH") or "pg_advisory" in statement:
             return
         if "pair_state" in statement or "link" in statement:
             cursor.execute("EXPLAIN " + statement, params)

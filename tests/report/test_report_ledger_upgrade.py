@@ -43,7 +43,7 @@ def test_a_v4_ledger_gains_the_operator_columns_and_keeps_its_history(tmp_path: 
     assert "operator" not in before["run"]  # type: ignore[operator]
     assert "operator" not in before["event"]  # type: ignore[operator]
     with Ledger.open(url, sides=SIDES) as ledger:
-        assert ledger.schema_version() == LATEST_VERSION == 5
+        assert ledger.schema_version() == LATEST_VERSION == 6
         assert ledger.check() == []
         with ledger.engine.connect() as c:
             old_run = c.exec_driver_sql("SELECT kind, operator FROM run WHERE id = 7").one()
@@ -81,7 +81,7 @@ def test_the_v5_step_can_run_again_after_an_interruption(tmp_path: Path) -> None
         migrations.MIGRATIONS[5](c, SQLiteDialect())
     engine.dispose()
     with Ledger.open(url, sides=SIDES) as ledger:
-        assert ledger.schema_version() == 5
+        assert ledger.schema_version() == LATEST_VERSION
     columns = [
         row[1] for row in sqlite3.connect(tmp_path / "v4.db").execute("PRAGMA table_info(run)")
     ]

@@ -1,0 +1,250 @@
+"""What a first sync writes on PostgreSQL, and what it may skip (schema v6 and lazy commits;
+bench/large_tenant.py --backends, issue 18): on a real server."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import psycopg
+import pytest
+from sqlalchemy import Connection, event
+
+from bridge.core.model import Cause, Decision, Observation, Outcome, State, Transition
+from bridge.ledger import Ledger, LinkRow
+from bridge.ledger.sync import PlannedDecision
+from bridge.vendors.registry import SIDES, ZENDESK
+from tests.postgres.cluster import Cluster
+
+NOW = datetime(2026, 3, 2, 9, tzinfo=UTC)
+
+
+def _observed(side: str, links: range, state: State = State.ACTIVE) -> list[Observation]:
+    base = 1000 if side == SIDES.first else 5000
+    return [Observation(n, side, base + n, state, NOW, read="export") for n in links]  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def ledger(postgres_url: str) -> Iterator[Ledger]:
+    with Ledger.open(postgres_url, sides=SIDES) as opened:
+        # the tests' cluster commits lazily throughout (tests/postgres/cluster.py): this
+        # database waits for the disk, as a durable server does
+        with opened.engine.begin() as c:
+            c.exec_driver_sql(
+                "DO $$ BEGIN EXECUTE format('ALTER DATABASE %%I SET synchronous_commit = on', "
+                "current_database()); END $$"
+            )
+        opened.engine.dispose()
+        rows = [LinkRow(n, 1000 + n, 5000 + n) for n in range(1, 41)]
+        assert opened.import_links(rows, origin="csv").created == 40
+        yield opened
+
+
+def test_only_observations_that_touch_no_operation_commit_without_waiting_for_the_disk(
+    ledger: Ledger,
+) -> None:
+    # a lost observation is read again with its cursor; a lost `sent` mark or planned
+    # operation is not: every transaction that writes an operation waits for its commit
+    settings: list[str] = []
+
+    @event.listens_for(ledger.engine, "commit")
+    def _setting(connection: Connection) -> None:
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        cursor.execute("SELECT current_setting('synchronous_commit')")
+        settings.append(str(cursor.fetchone()[0]))
+        cursor.close()
+
+    run = ledger.start_run("sync", holder="test")
+    assert set(settings) == {"on"}
+    settings.clear()
+    first = _observed(SIDES.first, range(1, 41))
+    ledger.record_observations(run.id, first, cursors={SIDES.first: "c1"})
+    ledger.record_observations(run.id, _observed(SIDES.second, range(1, 41)))
+    assert settings == ["off", "off"]
+
+    settings.clear()
+    pair = ledger.load_pairs([3])[3]
+    apply = Decision(Outcome.APPLY, ZENDESK, (Transition.SOFT_DELETE,), State.SOFT_DELETED, "c")
+    assert ledger.record_decisions(run.id, [PlannedDecision(pair, apply, Cause.USER)]) == 1
+    [op] = ledger.ready_operations()
+    ledger.mark_sent([op.id], run_id=run.id, batch="b1")
+    assert set(settings) == {"on"}  # planning, mark_sent (and a read of the outbox)
+
+    # the write comes back (its link has an open operation) with links that have none:
+    # the batch confirms an operation, and waits
+    settings.clear()
+    back = _observed(ZENDESK, range(1, 6))
+    back[2] = _observed(ZENDESK, range(3, 4), State.SOFT_DELETED)[0]
+    assert ledger.record_observations(run.id, back)[1] == 1
+    assert settings == ["on"]
+    # and a later batch of plain observations commits lazily again
+    settings.clear()
+    ledger.record_observations(run.id, _observed(SIDES.first, range(10, 20), State.SOFT_DELETED))
+    assert settings == ["off"]
+    # a lazy commit is one transaction's: the session is back to the server's setting
+    with ledger.engine.connect() as connection:
+        assert connection.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
+
+
+def _indexes(connection: Connection) -> dict[str, str]:
+    rows = connection.exec_driver_sql(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() "
+        "AND tablename IN ('pair_state', 'event')"
+    )
+    return {str(name): str(definition) for name, definition in rows}
+
+
+def _references(connection: Connection, table: str) -> int:
+    count = connection.exec_driver_sql(
+        f"SELECT count(*) FROM pg_constraint WHERE conrelid = '{table}'::regclass AND contype = 'f'"
+    ).scalar_one()
+    return int(count)
+
+
+def test_a_v5_ledger_is_upgraded_to_the_fresh_ledgers_indexes_and_references(
+    postgres_url: str, pg_cluster: Cluster
+) -> None:
+    fresh_url = pg_cluster.url(pg_cluster.create_database())
+    Ledger.open(fresh_url, sides=SIDES).close()
+    # a ledger as schema v5 made it: whole indexes, the event log's references enforced
+    with Ledger.open(postgres_url, sides=SIDES) as ledger, ledger.engine.begin() as c:
+        for name, table, column in (
+            ("ix_pair_state_attention", "pair_state", "attention"),
+            ("ix_pair_state_first_purge_due", "pair_state", "first_purge_due"),
+            ("ix_pair_state_pending", "pair_state", "pending_decision"),
+            ("ix_pair_state_first_state", "pair_state", "first_state"),
+            ("ix_event_kind", "event", "kind"),
+        ):
+            c.exec_driver_sql(f"DROP INDEX {name}")
+            c.exec_driver_sql(f"CREATE INDEX {name} ON {table} ({column})")
+        for column, parent in (("run_id", "run"), ("link_id", "link")):
+            c.exec_driver_sql(
+                f"ALTER TABLE event ADD FOREIGN KEY ({column}) REFERENCES {parent} (id)"
+            )
+        c.exec_driver_sql("UPDATE meta SET value = '5' WHERE key = 'schema_version'")
+        assert " WHERE " not in _indexes(c)["ix_pair_state_pending"]
+    with Ledger.open(postgres_url, sides=SIDES) as ledger, ledger.engine.connect() as c:
+        assert ledger.schema_version() == 6
+        upgraded, references = _indexes(c), _references(c, "event")
+    with Ledger.open(fresh_url, sides=SIDES) as fresh, fresh.engine.connect() as c:
+        assert upgraded == _indexes(c)
+        assert references == _references(c, "event") == 0
+        # the other tables keep theirs
+        assert _references(c, "pair_state") == 1
+        assert _references(c, "operation") == 2
+    assert "WHERE pending_decision" in upgraded["ix_pair_state_pending"]
+    assert "WHERE (attention IS NOT NULL)" in upgraded["ix_pair_state_attention"]
+
+
+def test_bridge_check_finds_an_event_naming_a_link_or_run_that_does_not_exist(
+    ledger: Ledger,
+) -> None:
+    # not enforced on every insert any more: checked instead
+    assert ledger.check() == []
+    with ledger.engine.begin() as c:
+        c.exec_driver_sql("INSERT INTO event (at, kind, link_id) VALUES (1, 'observed', 999)")
+        c.exec_driver_sql("INSERT INTO event (at, kind, run_id) VALUES (1, 'run_started', 77)")
+        c.exec_driver_sql("INSERT INTO event (at, kind, run_id) VALUES (1, 'run_started', 78)")
+    assert ledger.check() == [
+        "1 events name a link that does not exist",
+        "2 events name a run that does not exist",
+    ]
+
+
+def _plan(connection: Connection, sql: str) -> str:
+    rows = connection.exec_driver_sql("EXPLAIN " + sql).scalars().all()
+    return "\n".join(str(row) for row in rows)
+
+
+def test_the_partial_indexes_serve_the_queries_that_look_for_their_few_rows(
+    postgres_url: str,
+) -> None:
+    links = 20_000
+    with Ledger.open(postgres_url, sides=SIDES) as ledger:
+        rows = (LinkRow(n, 100_000 + n, 200_000 + n) for n in range(1, links + 1))
+        assert ledger.import_links(rows, origin="csv").created == links
+        for side, base in ((SIDES.first, 100_000), (SIDES.second, 200_000)):
+            for start in range(1, links + 1, 5_000):
+                observed = [
+                    Observation(n, side, base + n, State.ACTIVE, NOW)
+                    for n in range(start, start + 5_000)
+                ]
+                ledger.record_observations(None, observed)
+        assert ledger.agree_where_equal(unsettled=False) == links
+        # a day's few changes: a deletion, a pair in conflict, a purge waiting
+        ledger.record_observations(None, _observed(SIDES.first, range(7, 8), State.SOFT_DELETED))
+        with ledger.engine.begin() as c:
+            c.exec_driver_sql("UPDATE pair_state SET attention = 'conflict' WHERE link_id = 9")
+            c.exec_driver_sql("UPDATE pair_state SET first_purge_due = 5 WHERE link_id = 11")
+            c.exec_driver_sql("ANALYZE pair_state, event")
+            indexes = _indexes(c)
+            uses = {
+                "ix_pair_state_pending": "SELECT link_id FROM pair_state WHERE pending_decision",
+                "ix_pair_state_attention": (
+                    "SELECT link_id FROM pair_state WHERE attention IN ('conflict', 'divergence')"
+                ),
+                "ix_pair_state_first_purge_due": (
+                    "SELECT link_id FROM pair_state WHERE first_purge_due <= 10"
+                ),
+                "ix_pair_state_first_state": (
+                    "SELECT link_id FROM pair_state WHERE first_state = 'soft_deleted'"
+                ),
+                "ix_event_kind": "SELECT count(*) FROM event WHERE kind = 'anomaly'",
+            }
+            for name, sql in uses.items():
+                assert " WHERE " in indexes[name], indexes[name]
+                assert name in _plan(c, sql), (name, _plan(c, sql))
+            # the decision's candidates of a day: found through the two small indexes
+            candidates = _plan(
+                c,
+                "SELECT link_id FROM pair_state WHERE pending_decision "
+                "OR attention IN ('conflict', 'divergence')",
+            )
+            assert "Seq Scan" not in candidates, candidates
+        # the pairs a first sync agreed on are in none of them: once vacuumed, each index
+        # holds the one pair it is for
+        with ledger.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+            c.exec_driver_sql("VACUUM pair_state")
+            entries = dict(
+                c.exec_driver_sql(
+                    "SELECT relname, reltuples FROM pg_class WHERE relname IN "
+                    "('ix_pair_state_pending', 'ix_pair_state_attention', 'pair_state_pkey')"
+                ).all()
+            )
+        assert entries == {
+            "ix_pair_state_pending": 1,
+            "ix_pair_state_attention": 1,
+            "pair_state_pkey": links,
+        }
+        pending = [p.ids.link_id for page in ledger.decision_candidates(batch=10) for p in page]
+        assert pending == [7, 9]
+
+
+def test_a_runs_reads_do_not_wait_for_another_writers_transaction(ledger: Ledger) -> None:
+    # the write lock is for writers; a page of pairs or links read meanwhile sees what
+    # was committed (MVCC) instead of a round trip to wait for the lock
+    ledger.record_observations(None, _observed(SIDES.first, range(1, 41)))
+    read: dict[str, object] = {}
+
+    def reads() -> None:
+        read["links"] = len(ledger.links_for_tickets(SIDES.first, [1001, 1002]))
+        read["pairs"] = len(ledger.load_pairs(range(1, 41)))
+        read["states"] = len(ledger.side_states(SIDES.first, range(1, 41)))
+        read["candidates"] = sum(len(page) for page in ledger.decision_candidates(batch=15))
+
+    with ledger.engine.begin() as writer:  # holds the ledger's lock until it ends
+        writer.exec_driver_sql("UPDATE pair_state SET attention = 'conflict' WHERE link_id = 1")
+        thread = threading.Thread(target=reads)
+        thread.start()
+        thread.join(timeout=10)
+        assert not thread.is_alive(), "a read waited for the writer's lock"
+    assert read == {"links": 2, "pairs": 40, "states": 40, "candidates": 40}
+    # a writer still waits for the lock: one writer at a time
+    with ledger.engine.begin():
+        raw = ledger.engine.raw_connection()
+        try:
+            with pytest.raises(psycopg.errors.LockNotAvailable):
+                ledger.dialect.probe_write_lock(raw.cursor(), wait_seconds=0.2)
+        finally:
+            raw.close()
