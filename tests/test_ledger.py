@@ -364,7 +364,7 @@ def _layout(url: str) -> dict[str, object]:
 def test_a_v2_ledger_is_upgraded_to_neutral_names_with_its_data(tmp_path: Path) -> None:
     url = _v2_ledger(tmp_path / "v2.db")
     with Ledger.open(url, sides=SIDES) as ledger:
-        assert ledger.schema_version() == LATEST_VERSION == 6
+        assert ledger.schema_version() == LATEST_VERSION
         assert ledger.sides == SIDES
         assert ledger.check() == []
         links = [
@@ -445,7 +445,7 @@ def _v3_ledger(path: Path) -> str:
 def test_a_v3_ledger_keeps_every_time_to_the_microsecond_as_integers(tmp_path: Path) -> None:
     url = _v3_ledger(tmp_path / "v3.db")
     with Ledger.open(url, sides=SIDES) as ledger:
-        assert ledger.schema_version() == LATEST_VERSION == 6
+        assert ledger.schema_version() == LATEST_VERSION
         assert ledger.check() == []
         with ledger.engine.connect() as c:
             stored = c.exec_driver_sql(

@@ -181,9 +181,20 @@ def _v6(connection: Connection, dialect: Dialect) -> None:
     dialect.unenforce_references(connection, "event")
 
 
+def _v7(connection: Connection, dialect: Dialect) -> None:
+    """What an idle run read every pair for, found by partial indexes on both backends
+    (issue 16): the links never read on the second side (a new index), and the pairs
+    flagged for attention (SQLite's whole index made partial: its planner never used it
+    for `IS NOT NULL`). Each reads pair_state once, here."""
+    declared = {str(i.name): i for i in SQLModel.metadata.tables["pair_state"].indexes}
+    connection.exec_driver_sql("DROP INDEX IF EXISTS ix_pair_state_attention")
+    declared["ix_pair_state_attention"].create(connection)
+    declared["ix_pair_state_second_unread"].create(connection, checkfirst=True)
+
+
 #: version → the step that brings a ledger from version-1 to it. Never edit a released step.
 #: (Version 1 has no step: a ledger is created at the latest version, never at 1.)
-MIGRATIONS: dict[int, Step] = {2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6}
+MIGRATIONS: dict[int, Step] = {2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6, 7: _v7}
 LATEST_VERSION = max(MIGRATIONS)
 
 _ = tables  # the table declarations must be imported before create_all

@@ -659,14 +659,16 @@ class SyncStore:
         tenant's worth of them is never held at once)."""
         pair = PairState.__table__  # type: ignore[attr-defined]
         link = Link.__table__  # type: ignore[attr-defined]
+        # in the pair's key order (the link's id): walked by the side's unread-state
+        # index, not by every link
         query = (
             sa_select(link.c.id, link.c.first_id, link.c.second_id)
             .join(pair, pair.c.link_id == link.c.id)
             .where(self._pair_column(side, "state").is_(None))
-            .order_by(link.c.id)
+            .order_by(pair.c.link_id)
             .limit(batch)
         )
-        for rows in self._keyset_pages(query, link.c.id):
+        for rows in self._keyset_pages(query, pair.c.link_id):
             yield [self._ids(link_id, first_id, second_id) for link_id, first_id, second_id in rows]
 
     def retention_candidates(
@@ -811,18 +813,20 @@ class SyncStore:
 
     def attention(self, kinds: Sequence[str] | None = None) -> list[PairView]:
         with self.session() as session:
+            # the few flagged pairs found by their index and put in link order here: in SQL,
+            # SQLite walked every pair in key order to avoid sorting them (issue 16)
             query = (
                 select(PairState, Link)
                 .join(Link, col(Link.id) == col(PairState.link_id))
                 .where(col(PairState.attention).is_not(None))
-                .order_by(col(Link.id))
             )
             if kinds:
                 query = query.where(col(PairState.attention).in_(kinds))
-            return [
+            found = [
                 _pair_view(pair, self._ids(link.id, link.first_id, link.second_id))
                 for pair, link in session.exec(query)
             ]
+            return sorted(found, key=lambda view: view.ids.link_id)
 
     # --- writing -----------------------------------------------------------------
 

@@ -117,9 +117,12 @@ class PairState(SQLModel, table=True):
     #: three times). SQLite keeps them whole: it updates rows in place, and uses a partial
     #: index only where a query repeats its condition.
     __table_args__ = (
+        #: partial on SQLite too (schema v7): its planner never took a whole index for
+        #: `attention IS NOT NULL`, and read every pair to find the few flagged ones
         Index(
             "ix_pair_state_attention",
             "attention",
+            sqlite_where=text("attention IS NOT NULL"),
             postgresql_where=text("attention IS NOT NULL"),
         ),
         Index(
@@ -136,6 +139,15 @@ class PairState(SQLModel, table=True):
             "ix_pair_state_first_state",
             "first_state",
             postgresql_where=text("first_state IS NULL OR first_state = 'soft_deleted'"),
+        ),
+        #: links never read on the second side (schema v7): partial on both backends, so
+        #: an idle run's look for them reads an empty index instead of every pair, and a
+        #: pair leaves it once, when first read (the first side's state has its own index)
+        Index(
+            "ix_pair_state_second_unread",
+            "link_id",
+            sqlite_where=text("second_state IS NULL"),
+            postgresql_where=text("second_state IS NULL"),
         ),
     )
 

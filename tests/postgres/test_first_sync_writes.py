@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Connection, event
 
 from bridge.core.model import Cause, Decision, Observation, Outcome, State, Transition
-from bridge.ledger import Ledger, LinkRow
+from bridge.ledger import LATEST_VERSION, Ledger, LinkRow
 from bridge.ledger.sync import PlannedDecision
 from bridge.vendors.registry import SIDES, ZENDESK
 from tests.postgres.cluster import Cluster
@@ -125,7 +125,7 @@ def test_a_v5_ledger_is_upgraded_to_the_fresh_ledgers_indexes_and_references(
         c.exec_driver_sql("UPDATE meta SET value = '5' WHERE key = 'schema_version'")
         assert " WHERE " not in _indexes(c)["ix_pair_state_pending"]
     with Ledger.open(postgres_url, sides=SIDES) as ledger, ledger.engine.connect() as c:
-        assert ledger.schema_version() == 6
+        assert ledger.schema_version() == LATEST_VERSION
         upgraded, references = _indexes(c), _references(c, "event")
     with Ledger.open(fresh_url, sides=SIDES) as fresh, fresh.engine.connect() as c:
         assert upgraded == _indexes(c)

@@ -1,0 +1,121 @@
+"""What an idle run asks the SQLite ledger for is found by an index, not by reading every
+pair (issue 16: at 5,000,000 links each whole read cost about a second of an idle run).
+
+SQLite plans without statistics (bridge never runs ANALYZE), so a plan taken on a small
+ledger is the plan of a large one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, event
+from sqlmodel import SQLModel
+
+from bridge.core.model import Observation, State
+from bridge.ledger import LATEST_VERSION, Ledger, LinkRow
+from bridge.vendors.registry import SIDES, SUPEROFFICE, ZENDESK
+from tests.test_ledger_bulk import T0
+
+LINKS = 40
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[Ledger]:
+    """Every link read on both sides (what an idle run finds), two flagged for attention."""
+    with Ledger.open(f"sqlite:///{tmp_path / 'bridge.db'}", sides=SIDES) as opened:
+        rows = [LinkRow(n, 1000 + n, 5000 + n) for n in range(1, LINKS + 1)]
+        opened.import_links(rows, origin="csv")
+        seen = [
+            Observation(link_id=n, side=side, ticket_id=n, state=State.ACTIVE, seen_at=T0)
+            for n in range(1, LINKS + 1)
+            for side in (SUPEROFFICE, ZENDESK)
+        ]
+        opened.record_observations(None, seen, cursors={})
+        with opened.engine.begin() as c:
+            flag = "UPDATE pair_state SET attention = 'conflict' WHERE link_id IN (7, 3)"
+            c.exec_driver_sql(flag)
+        yield opened
+
+
+def _plans(ledger: Ledger, work: Callable[[], Any]) -> tuple[Any, list[list[str]]]:
+    """`work`'s result, and the query plan of every statement it ran."""
+    statements: list[tuple[str, Any]] = []
+
+    def grab(_c: Any, _cursor: Any, statement: str, params: Any, *_rest: Any) -> None:
+        statements.append((statement, params))
+
+    event.listen(ledger.engine, "before_cursor_execute", grab)
+    try:
+        result = work()
+    finally:
+        event.remove(ledger.engine, "before_cursor_execute", grab)
+    plans = []
+    with ledger.engine.connect() as c:
+        for statement, params in statements:
+            rows = c.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params).fetchall()
+            plans.append([str(row[3]) for row in rows])
+    return result, plans
+
+
+def _whole_reads(plans: list[list[str]]) -> list[str]:
+    """Plan steps that read every row of `link` or `pair_state` (a SCAN of the table or of
+    a whole index; a partial index holds only the rows looked for)."""
+    partial = {
+        str(index.name)
+        for index in SQLModel.metadata.tables["pair_state"].indexes
+        if index.dialect_options["sqlite"]["where"] is not None
+    }
+    return [
+        step
+        for plan in plans
+        for step in plan
+        if step.startswith(("SCAN link", "SCAN pair_state"))
+        and not any(f"INDEX {name}" in step for name in partial)
+    ]
+
+
+@pytest.mark.parametrize("side", [SUPEROFFICE, ZENDESK])
+def test_the_links_never_read_on_a_side_are_found_by_index(ledger: Ledger, side: str) -> None:
+    pages, plans = _plans(ledger, lambda: list(ledger.unobserved(side)))  # type: ignore[arg-type]
+    assert pages == []
+    assert plans
+    assert _whole_reads(plans) == []
+
+
+def test_the_pairs_flagged_for_attention_are_found_by_index_in_link_order(ledger: Ledger) -> None:
+    flagged, plans = _plans(ledger, ledger.attention)
+    assert [view.ids.link_id for view in flagged] == [3, 7]
+    assert _whole_reads(plans) == []
+
+
+def test_a_v6_ledger_gains_the_partial_indexes(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'v6.db'}"
+    Ledger.open(url, sides=SIDES).close()
+    engine = create_engine(url)
+    with engine.begin() as c:  # as schema v6 made it
+        c.exec_driver_sql("DROP INDEX ix_pair_state_second_unread")
+        c.exec_driver_sql("DROP INDEX ix_pair_state_attention")
+        c.exec_driver_sql("CREATE INDEX ix_pair_state_attention ON pair_state (attention)")
+        c.exec_driver_sql("UPDATE meta SET value = '6' WHERE key = 'schema_version'")
+    engine.dispose()
+    fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
+    Ledger.open(fresh, sides=SIDES).close()
+    with Ledger.open(url, sides=SIDES) as ledger:
+        assert ledger.schema_version() == LATEST_VERSION
+        assert ledger.check() == []
+    assert _index_sql(url) == _index_sql(fresh)
+    assert "WHERE attention IS NOT NULL" in _index_sql(url)["ix_pair_state_attention"]
+
+
+def _index_sql(url: str) -> dict[str, str]:
+    engine = create_engine(url)
+    with engine.connect() as c:
+        rows = c.exec_driver_sql(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+        ).fetchall()
+    engine.dispose()
+    return {str(name): str(sql) for name, sql in rows}
