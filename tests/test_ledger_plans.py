@@ -17,6 +17,7 @@ from sqlmodel import SQLModel
 
 from bridge.core.model import Observation, State
 from bridge.ledger import LATEST_VERSION, Ledger, LinkRow
+from bridge.ledger.tables import PARTIAL
 from bridge.vendors.registry import SIDES, SUPEROFFICE, ZENDESK
 from tests.test_ledger_bulk import T0
 
@@ -67,7 +68,7 @@ def _whole_reads(plans: list[list[str]]) -> list[str]:
     partial = {
         str(index.name)
         for index in SQLModel.metadata.tables["pair_state"].indexes
-        if index.dialect_options["sqlite"]["where"] is not None
+        if index.info.get(PARTIAL, {}).get("sqlite")
     }
     return [
         step

@@ -156,7 +156,7 @@ def _v5(connection: Connection, dialect: Dialect) -> None:
             _add_column(connection, table, "operator", String())
 
 
-#: the indexes schema v6 made partial on PostgreSQL, by table (their `postgresql_where`)
+#: the indexes schema v6 made partial on PostgreSQL, by table (their condition: `tables.partial`)
 _V6_PARTIAL = {
     "pair_state": (
         "ix_pair_state_attention",

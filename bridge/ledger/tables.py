@@ -17,9 +17,11 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     event,
-    text,
 )
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.schema import CreateIndex
+from sqlalchemy.sql.compiler import DDLCompiler
 from sqlmodel import Field, SQLModel
 
 from bridge.ledger.times import from_micros, to_micros
@@ -93,6 +95,28 @@ class Meta(SQLModel, table=True):
     value: str
 
 
+#: where `partial` keeps an index's condition per backend (`Index.info`)
+PARTIAL = "where"
+
+
+def partial(name: str, column: str, **where: str) -> Index:
+    """An index that holds only the rows matching `where[backend]` on the backends named
+    (`sqlite=`, `postgresql=`), whole on the others. Kept in `Index.info` and written by
+    `_create_index`, not as SQLAlchemy's `postgresql_where`: validating that argument
+    imports SQLAlchemy's PostgreSQL dialect (and asyncio) into every command, on every
+    backend."""
+    return Index(name, column, info={PARTIAL: where})
+
+
+@compiles(CreateIndex)
+def _create_index(create: CreateIndex, compiler: DDLCompiler, **kw: Any) -> str:
+    """`CREATE INDEX` as the backend writes it, with the index's condition for this
+    backend (`partial`) appended."""
+    statement: str = compiler.visit_create_index(create, **kw)  # type: ignore[no-untyped-call]
+    where = create.element.info.get(PARTIAL, {}).get(compiler.dialect.name)
+    return f"{statement} WHERE {where}" if where else statement
+
+
 class Link(SQLModel, table=True):
     """One ticket on the first side paired with one on the second, unique both ways (which
     vendor stands on each side is recorded in `meta`, key `sides`)."""
@@ -119,35 +143,35 @@ class PairState(SQLModel, table=True):
     __table_args__ = (
         #: partial on SQLite too (schema v7): its planner never took a whole index for
         #: `attention IS NOT NULL`, and read every pair to find the few flagged ones
-        Index(
+        partial(
             "ix_pair_state_attention",
             "attention",
-            sqlite_where=text("attention IS NOT NULL"),
-            postgresql_where=text("attention IS NOT NULL"),
+            sqlite="attention IS NOT NULL",
+            postgresql="attention IS NOT NULL",
         ),
-        Index(
+        partial(
             "ix_pair_state_first_purge_due",
             "first_purge_due",
-            postgresql_where=text("first_purge_due IS NOT NULL"),
+            postgresql="first_purge_due IS NOT NULL",
         ),
-        Index(
+        partial(
             "ix_pair_state_pending",
             "pending_decision",
-            postgresql_where=text("pending_decision"),
+            postgresql="pending_decision",
         ),
-        Index(
+        partial(
             "ix_pair_state_first_state",
             "first_state",
-            postgresql_where=text("first_state IS NULL OR first_state = 'soft_deleted'"),
+            postgresql="first_state IS NULL OR first_state = 'soft_deleted'",
         ),
         #: links never read on the second side (schema v7): partial on both backends, so
         #: an idle run's look for them reads an empty index instead of every pair, and a
         #: pair leaves it once, when first read (the first side's state has its own index)
-        Index(
+        partial(
             "ix_pair_state_second_unread",
             "link_id",
-            sqlite_where=text("second_state IS NULL"),
-            postgresql_where=text("second_state IS NULL"),
+            sqlite="second_state IS NULL",
+            postgresql="second_state IS NULL",
         ),
     )
 
@@ -215,10 +239,10 @@ class Event(SQLModel, table=True):
         Index("ix_event_at", "at"),
         #: the rare kinds a report counts (anomalies, conflicts, an operation's life): on
         #: PostgreSQL without the bulk of the log, each pair's sightings (schema v6)
-        Index(
+        partial(
             "ix_event_kind",
             "kind",
-            postgresql_where=text("kind NOT IN ('first_seen', 'observed')"),
+            postgresql="kind NOT IN ('first_seen', 'observed')",
         ),
     )
 
