@@ -40,6 +40,7 @@ from sqlalchemy.engine.interfaces import DBAPICursor
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.elements import ColumnElement
 
+from bridge.ledger.tables import PARTIAL
 from bridge.ledger.times import to_micros
 
 __all__ = [
@@ -149,7 +150,8 @@ class Dialect(Protocol):
 
     def reshape_index(self, connection: Connection, index: Index) -> None:
         """Make an existing index take the form its declaration gives on this backend (a
-        partial one, where it declares `<backend>_where`), when that form changed."""
+        partial one, where `tables.partial` gives it a condition here), when that form
+        changed."""
         ...
 
     def unenforce_references(self, connection: Connection, table: str) -> None:
@@ -348,8 +350,11 @@ class SQLiteDialect:
         """An INTEGER PRIMARY KEY is the rowid: the next one follows the largest already."""
 
     def reshape_index(self, connection: Connection, index: Index) -> None:
-        """Nothing: the ledger's indexes are whole on SQLite (its planner uses a partial
-        index only where a query repeats the index's condition)."""
+        """Made again only when its declaration gives it a condition on SQLite: the other
+        indexes are whole here (its planner uses a partial index only where a query
+        repeats the index's condition)."""
+        if index.info.get(PARTIAL, {}).get("sqlite"):
+            _recreate(connection, index)
 
     def unenforce_references(self, connection: Connection, table: str) -> None:
         """Nothing: SQLite checks a foreign key by an index lookup, locking no row (and
@@ -479,6 +484,12 @@ _LEASE_LOCK_KEY = (
 
 def _lease_key(name: str, holder: str) -> dict[str, str]:
     return {"lease": name, "holder": holder}
+
+
+def _recreate(connection: Connection, index: Index) -> None:
+    """An index dropped and made again from its declaration, in the caller's transaction."""
+    connection.exec_driver_sql(f"DROP INDEX IF EXISTS {index.name}")
+    index.create(connection)
 
 
 #: the event log's references that PostgreSQL does not enforce (`unenforce_references`):
@@ -639,9 +650,7 @@ class PostgreSQLDialect:
         )
 
     def reshape_index(self, connection: Connection, index: Index) -> None:
-        """Dropped and made again from its declaration, in the caller's transaction."""
-        connection.exec_driver_sql(f"DROP INDEX IF EXISTS {index.name}")
-        index.create(connection)
+        _recreate(connection, index)
 
     def unenforce_references(self, connection: Connection, table: str) -> None:
         """PostgreSQL checks each inserted row's reference by locking the row it names (`FOR

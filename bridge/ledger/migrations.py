@@ -187,8 +187,7 @@ def _v7(connection: Connection, dialect: Dialect) -> None:
     flagged for attention (SQLite's whole index made partial: its planner never used it
     for `IS NOT NULL`). Each reads pair_state once, here."""
     declared = {str(i.name): i for i in SQLModel.metadata.tables["pair_state"].indexes}
-    connection.exec_driver_sql("DROP INDEX IF EXISTS ix_pair_state_attention")
-    declared["ix_pair_state_attention"].create(connection)
+    dialect.reshape_index(connection, declared["ix_pair_state_attention"])
     declared["ix_pair_state_second_unread"].create(connection, checkfirst=True)
 
 
