@@ -177,12 +177,17 @@ def seed_same_second(server: SandboxServer, links: int) -> list[tuple[int, int]]
     return list(zip(so["ids"], zd["ids"], strict=True))
 
 
-def run_bridge(server: SandboxServer, name: str, *args: str) -> Run:
+def run_bridge(server: SandboxServer, name: str, *args: str, profile: Path | None = None) -> Run:
     """One `bridge` command against the sandbox, measured (exit code kept, not checked).
-    Its CPU and peak RSS are its own (`measure_child`: not this process's memory)."""
+    Its CPU and peak RSS are its own (`measure_child`: not this process's memory). With
+    `profile`, it runs under py-spy, which writes its samples there (collapsed stacks):
+    its figures are then py-spy's too."""
     server.reset_counters()
     sim_cpu = process_cpu(server.pid)
     command = [*bridge_command(), "--config", str(server.config_path), *args]
+    if profile is not None:
+        spy = Path(sys.executable).with_name("py-spy")
+        command = [str(spy), "record", "-f", "raw", "-r", "200", "-o", str(profile), "--", *command]
     with tempfile.TemporaryFile() as out:
         usage = measure_child(command, stdout=out)
         out.seek(0)
@@ -205,7 +210,7 @@ def run_bridge(server: SandboxServer, name: str, *args: str) -> Run:
     )
 
 
-def one(links: int, *, gap: float = 0.0) -> list[Run]:
+def one(links: int, *, gap: float = 0.0, profile: Path | None = None) -> list[Run]:
     """Seed, import, then the first and the idle sync at one size; with a `gap`, a second
     idle sync that many seconds later (a scheduled run: the seconds still open to the
     first two runs, `change_overlap`, are closed by then and not read again)."""
@@ -219,7 +224,7 @@ def one(links: int, *, gap: float = 0.0) -> list[Run]:
         imported = run_bridge(server, "link import", "link", "import", str(csv_path))
         if imported.exit_code:
             raise RuntimeError(f"bridge link import failed ({imported.exit_code})")
-        first = run_bridge(server, "first sync", "sync", "--json")
+        first = run_bridge(server, "first sync", "sync", "--json", profile=profile)
         idle = run_bridge(server, "idle sync", "sync", "--json")
         if not gap:
             return [first, idle]
@@ -280,10 +285,16 @@ def main() -> None:
         help="also time an idle sync this many seconds after the first two (e.g. 65: past "
         "SuperOffice's one-minute change overlap, as a scheduled run would be)",
     )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="record the (last size's) first sync with py-spy into this file (collapsed "
+        "stacks, for flamegraph tools); its figures then include py-spy's overhead",
+    )
     args = parser.parse_args()
     results: list[tuple[int, list[Run]]] = []
     for links in sorted(args.sizes):
-        runs = one(links, gap=args.gap)
+        runs = one(links, gap=args.gap, profile=args.profile)
         print(
             f"  {links:,} links: " + ", ".join(f"{r.name} {r.wall:.1f} s" for r in runs),
             file=sys.stderr,
