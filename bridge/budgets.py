@@ -12,7 +12,11 @@ interleaving of processes can overspend; calls are taken a few at a time (at mos
 `_CHUNK`, and no more than a twentieth of the limit) to keep the round trips to the
 database few, at the price of a few unused calls left in a minute by a run that ends (at a
 twentieth of a 200 budget, many short runs of many pairs gave out the whole minute while
-about a quarter of it reached Zendesk: bench/workers.py). A job holds its slot from
+about a quarter of it reached Zendesk: bench/workers.py). A minute's calls go first to the
+holders that waited for them, in the order they came (a queue beside the counts): without
+it the calls of a minute went to whoever asked first when it began, and a pair whose first
+sync needs many export pages waited behind pairs whose idle runs came back every second
+for one page each. A job holds its slot from
 submission until a poll sees it end; a slot whose holder died is freed after an hour
 (Zendesk's jobs take minutes). The clock and sleep are injected: the demo and tests run
 on a simulator's clock.
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import math
 import threading
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -40,6 +45,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    or_,
     select,
     update,
 )
@@ -58,6 +64,10 @@ STALE_JOB_SECONDS = 3_600
 _MINUTE = 60
 #: the most calls one take reserves: what a run that ends may leave unused of a minute
 _CHUNK = 5
+#: a queued holder that has not looked for this long (microseconds; it looks at least once
+#: a minute while it waits) was stopped or killed: its place is dropped
+_STALE_WAITER = 150_000_000
+_MICROS = 1_000_000
 #: minutes of counts kept (older rows are pruned as calls are taken): an hour, for a look
 _KEPT_MINUTES = 60
 
@@ -69,6 +79,18 @@ _calls = Table(
     Column("kind", String(40), primary_key=True),
     Column("minute", BigInteger, primary_key=True),
     Column("used", Integer, nullable=False),
+)
+#: who waits for a call of the account, in the order they came (`since`, then `holder`):
+#: a minute's calls go to them first, so that a pair whose run needs many pages is not
+#: starved by pairs whose quick runs come back for one page each
+_waiters = Table(
+    "budget_waiter",
+    _metadata,
+    Column("account", String(300), primary_key=True),
+    Column("kind", String(40), primary_key=True),
+    Column("holder", String(40), primary_key=True),
+    Column("since", BigInteger, nullable=False),  # microseconds of the budget's clock
+    Column("seen", BigInteger, nullable=False),  # its last look, refreshed at every look
 )
 _jobs = Table(
     "budget_job",
@@ -139,55 +161,118 @@ class AccountBudget:
     #: calls taken from the shared count and not yet spent, per kind: (minute, left)
     _held: dict[str, tuple[int, int]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    #: this budget's name in the account's queue: one per run's adapter
+    _holder: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def take_call(self, kind: str = "calls") -> None:
         """Block until one call of `kind` fits the account's minute, then count it."""
         while True:
-            with self._lock:
-                now = self.clock().timestamp()
-                minute = int(now // _MINUTE)
-                held_minute, left = self._held.get(kind, (minute, 0))
-                if held_minute == minute and left > 0:
-                    self._held[kind] = (minute, left - 1)
-                    return
-                limit = max(1, math.floor(self.limits[kind]()))
-                got = self._take(kind, minute, limit, max(1, min(_CHUNK, limit // 20)))
-                if got:
-                    self._held[kind] = (minute, got - 1)
-                    return
-            self.sleep(max(0.001, (minute + 1) * _MINUTE - now))
+            wait = self.try_take(kind)
+            if wait is None:
+                return
+            try:
+                self.sleep(wait)
+            except BaseException:
+                self._leave(kind)  # stopped while waiting: out of the queue
+                raise
 
-    def _take(self, kind: str, minute: int, limit: int, wanted: int) -> int:
-        """Up to `wanted` calls from the shared count of `minute` (0: none left)."""
+    def try_take(self, kind: str = "calls") -> float | None:
+        """Count one call of `kind` if the account's minute has one for this holder (None),
+        else join or keep a place in the account's queue and say how long to wait."""
+        with self._lock:
+            now = self.clock().timestamp()
+            minute = int(now // _MINUTE)
+            held_minute, left = self._held.get(kind, (minute, 0))
+            if held_minute == minute and left > 0:
+                self._held[kind] = (minute, left - 1)
+                return None
+            limit = max(1, math.floor(self.limits[kind]()))
+            wanted = max(1, min(_CHUNK, limit // 20))
+            got = self._take(kind, minute, limit, wanted, int(now * _MICROS))
+            if got:
+                self._held[kind] = (minute, got - 1)
+                return None
+            return max(0.001, (minute + 1) * _MINUTE - now)
+
+    def _take(self, kind: str, minute: int, limit: int, wanted: int, now: int) -> int:
+        """Up to `wanted` calls from the shared count of `minute` (0: none for us)."""
         for _ in range(3):
             try:
                 with self.engine.begin() as connection:
-                    return self._take_in(connection, kind, minute, limit, wanted)
-            except IntegrityError:  # another process made the minute's row first: again
+                    return self._take_in(connection, kind, minute, limit, wanted, now)
+            except IntegrityError:  # another process made the same row first: again
                 continue
         return 0
 
     def _take_in(
-        self, connection: Connection, kind: str, minute: int, limit: int, wanted: int
+        self, connection: Connection, kind: str, minute: int, limit: int, wanted: int, now: int
     ) -> int:
+        """Calls go to the holders first in the account's queue: this holder takes only
+        what the minute has left beyond the share of the live holders queued before it
+        (all of them, when it holds no place yet); otherwise it keeps, or takes, a place."""
         key = and_(_calls.c.account == self.account, _calls.c.kind == kind)
+        queue = and_(_waiters.c.account == self.account, _waiters.c.kind == kind)
         # a write first: SQLite takes its write lock here, never upgrading a read lock
         connection.execute(delete(_calls).where(key, _calls.c.minute < minute - _KEPT_MINUTES))
-        for want in (wanted, 1):
-            taken = connection.execute(
-                update(_calls)
-                .where(key, _calls.c.minute == minute, _calls.c.used + want <= limit)
-                .values(used=_calls.c.used + want)
-            ).rowcount
-            if taken:
-                return want
-        if connection.execute(select(_calls.c.used).where(key, _calls.c.minute == minute)).first():
-            return 0  # the minute is spent
-        first = min(wanted, limit)
-        connection.execute(
-            insert(_calls).values(account=self.account, kind=kind, minute=minute, used=first)
-        )
-        return first
+        connection.execute(delete(_waiters).where(queue, _waiters.c.seen < now - _STALE_WAITER))
+        mine = connection.execute(
+            select(_waiters.c.since).where(queue, _waiters.c.holder == self._holder)
+        ).scalar()
+        before = select(func.count()).select_from(_waiters).where(queue)
+        if mine is not None:
+            before = before.where(
+                or_(
+                    _waiters.c.since < mine,
+                    and_(_waiters.c.since == mine, _waiters.c.holder < self._holder),
+                )
+            )
+        ahead = int(connection.execute(before).scalar_one())
+        used = connection.execute(select(_calls.c.used).where(key, _calls.c.minute == minute))
+        spent = used.scalar()
+        free = limit - (spent or 0) - ahead
+        got = 0
+        if free > 0 and spent is None:
+            got = min(wanted, free)
+            connection.execute(
+                insert(_calls).values(account=self.account, kind=kind, minute=minute, used=got)
+            )
+        elif free > 0:
+            for want in sorted({min(wanted, free), 1}, reverse=True):
+                # conditional: a concurrent take (PostgreSQL) may have spent the rest
+                if connection.execute(
+                    update(_calls)
+                    .where(key, _calls.c.minute == minute, _calls.c.used + want <= limit)
+                    .values(used=_calls.c.used + want)
+                ).rowcount:
+                    got = want
+                    break
+        mine_row = and_(queue, _waiters.c.holder == self._holder)
+        if got:
+            connection.execute(delete(_waiters).where(mine_row))
+        elif mine is None:
+            connection.execute(
+                insert(_waiters).values(
+                    account=self.account, kind=kind, holder=self._holder, since=now, seen=now
+                )
+            )
+        else:
+            connection.execute(update(_waiters).where(mine_row).values(seen=now))
+        return got
+
+    def _leave(self, kind: str) -> None:
+        """Give up this holder's place in the queue of `kind` (best effort: a place
+        nobody refreshes is dropped after `_STALE_WAITER` anyway)."""
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(
+                    delete(_waiters).where(
+                        _waiters.c.account == self.account,
+                        _waiters.c.kind == kind,
+                        _waiters.c.holder == self._holder,
+                    )
+                )
+        except DBAPIError:
+            pass
 
     # -- jobs ----------------------------------------------------------------------------
     def jobs_running(self) -> int:

@@ -11,6 +11,7 @@ import textwrap
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -143,3 +144,75 @@ def test_two_pairs_adapters_on_one_account_spend_one_budget(shared_account: Path
     start = len(clock.slept)
     globex.live([1])  # globex's limit is the account's reported one: no wait
     assert len(clock.slept) == start
+
+
+def test_a_minutes_calls_go_first_to_those_who_waited_for_them(ledger_url: str) -> None:
+    """Three pairs' quick runs come back for one call each whenever they can, and one
+    pair's first sync needs many: once it queued, the next minute's calls go to it and
+    to those queued before its competitors came back, not to whoever asks first."""
+    clock = _Clock()
+    budgets = Budgets(ledger_url, clock=clock, sleep=clock.sleep)
+
+    def budget() -> Any:
+        return budgets.account("zendesk:x", limits={"export": lambda: 2}, job_limit=30)
+
+    def later(budget: Any) -> float | None:
+        clock.now += timedelta(milliseconds=1)
+        wait: float | None = budget.try_take("export")
+        return wait
+
+    quick_a, quick_b, quick_c, first_sync = budget(), budget(), budget(), budget()
+    assert later(quick_a) is None
+    assert later(quick_b) is None  # the minute's 2 are spent
+    assert later(first_sync) is not None  # queued first
+    wait = later(quick_c)  # queued second
+    assert wait is not None
+    assert 54 <= wait <= 56  # until the next minute
+    assert later(quick_a) is not None  # back for more: queued third
+
+    clock.now += timedelta(seconds=wait)  # the next minute: everyone wakes
+    assert quick_a.try_take("export") is not None  # awake first, but queued third
+    assert first_sync.try_take("export") is None
+    assert quick_c.try_take("export") is None
+    assert quick_b.try_take("export") is not None  # a newcomer queues behind quick_a
+
+    clock.now += timedelta(seconds=60)
+    # the two queued fit the minute: the second need not wait for the first to look
+    assert quick_b.try_take("export") is None
+    assert quick_a.try_take("export") is None
+    assert first_sync.try_take("export") is not None
+    budgets.close()
+
+
+def test_a_place_nobody_keeps_is_dropped(ledger_url: str) -> None:
+    """A holder killed while it waited (its place never refreshed) holds up the queue
+    only until its place goes stale; one stopped while it waited leaves at once."""
+    clock = _Clock()
+    budgets = Budgets(ledger_url, clock=clock, sleep=clock.sleep)
+
+    def budget() -> Any:
+        return budgets.account("zendesk:x", limits={"export": lambda: 1}, job_limit=30)
+
+    spender, killed, patient = budget(), budget(), budget()
+    assert spender.try_take("export") is None
+    assert killed.try_take("export") is not None  # queued, then killed
+    clock.now += timedelta(milliseconds=1)
+    assert patient.try_take("export") is not None
+    clock.now += timedelta(seconds=60)
+    assert patient.try_take("export") is not None  # behind the killed holder's place
+    clock.now += timedelta(seconds=120)  # the killed place is stale now
+    assert patient.try_take("export") is None
+
+    class StoppedError(Exception):
+        pass
+
+    def stop(_seconds: float) -> None:
+        raise StoppedError
+
+    stopped = budgets.account("zendesk:x", limits={"export": lambda: 1}, job_limit=30)
+    stopped.sleep = stop
+    with pytest.raises(StoppedError):
+        stopped.take_call("export")  # the minute is spent: it queues, and is stopped
+    clock.now += timedelta(seconds=60)
+    assert budget().try_take("export") is None  # nobody ahead any more
+    budgets.close()
