@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections import Counter
+from datetime import UTC, datetime
 
+from bridge.report import Period, ReportMeta, build_document, write_report
 from tests.migrate.conftest import Env
 from tests.migrate.test_refusals import MIGRATE, RIGHTS_PROBE
+
+#: any time the sandbox's clock may show
+_ALL_TIME = Period(datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
 
 
 def _seed(env: Env) -> list[tuple[int, int]]:
@@ -103,3 +109,43 @@ def test_restore_only_when_asked(env: Env) -> None:
     assert [env.zd_state(z) for _, z in pairs] == ["active"] * 4
     assert env.writes() == {**RIGHTS_PROBE, "PUT deleted_tickets/restore_many": 1}
     assert env.ledger.status()["base"] == {"active": 4}
+
+
+def test_who_ran_the_migration_is_on_the_run_and_on_its_purges(env: Env) -> None:
+    """A migration lifts the per-run purge cap: `--operator` names who asked, on the run,
+    on its `override` event and on the audit rows of the purges it sent; a bad name is
+    refused before anything is read or written."""
+    pairs = _seed(env)
+    env.reset_counters()
+    bad = env.cli(*MIGRATE, "--include-purges", "--operator", "x\ny")
+    assert bad.exit_code == 2
+    assert "--operator" in bad.output
+    assert env.routes("zendesk") == env.routes("superoffice") == {}
+    assert env.ops() == []
+
+    result = env.cli(*MIGRATE, "--include-purges", "--operator", "Jane Roe")
+    assert result.exit_code == 0, result.output
+    meta = ReportMeta(_ALL_TIME, datetime(2026, 4, 1, tzinfo=UTC), "ledger", "test")
+    document = build_document(env.ledger, meta, detail_rows=0)
+    (run,) = [r for r in document.runs if r.kind == "migrate"]
+    assert run.operator == "Jane Roe"
+    (override,) = [n for n in document.operator_actions if n.kind == "override"]
+    assert (override.operator, override.detail, override.run_id) == (
+        "Jane Roe",
+        "allow_mass_purge",
+        run.id,
+    )
+    out = io.StringIO()
+    write_report(env.ledger, meta, "json", out)
+    rows = [json.loads(line) for line in out.getvalue().splitlines()]
+    purged = {z for _, z in pairs[4:6]}
+    purges = [
+        r
+        for r in rows
+        if r.get("record_type") == "bridge_write"
+        and r.get("transition") == "purge"
+        and r.get("zendesk_id") in purged
+    ]
+    assert len(purges) == 2
+    # the action a purge row names is the command that lifted the cap
+    assert {(r["operator"], r["operator_action"]) for r in purges} == {("Jane Roe", "migrate")}
