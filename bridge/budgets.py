@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import threading
 import uuid
 from collections.abc import Callable, Mapping
@@ -116,6 +117,11 @@ _jobs = Table(
 )
 
 
+#: the `Budgets` this process opened (`Budgets.opened`)
+_OPENED: dict[tuple[int, str, object, object], Budgets] = {}
+_OPENED_LOCK = threading.Lock()
+
+
 class Budgets:
     """The shared budgets of the accounts in one config: one database connection pool."""
 
@@ -149,6 +155,24 @@ class Budgets:
             except DBAPIError:  # another process created them between check and create
                 if attempt == 2:
                     raise
+
+    @classmethod
+    def opened(
+        cls,
+        shared_ledger_url: str,
+        *,
+        clock: Callable[[], datetime],
+        sleep: Callable[[float], None],
+    ) -> Budgets:
+        """The process's `Budgets` for this URL, clock and sleep, opened at its first use:
+        a worker's runs (every pair, every few seconds) share one pool, instead of each
+        opening its own and checking the tables anew."""
+        key = (os.getpid(), shared_ledger_url, clock, sleep)  # a forked child opens its own
+        with _OPENED_LOCK:
+            budgets = _OPENED.get(key)
+            if budgets is None:
+                budgets = _OPENED[key] = cls(shared_ledger_url, clock=clock, sleep=sleep)
+            return budgets
 
     def account(
         self, account: str, *, limits: Mapping[str, Callable[[], float]], job_limit: int

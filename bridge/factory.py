@@ -39,10 +39,8 @@ def build_adapters(
         settings = config.section(vendor.section)
         shared = config.shares_account(vendor.section)
         if shared and budgets is None:
-            budgets = Budgets(
-                config.shared_ledger_url,
-                clock=clock or (lambda: datetime.now(UTC)),
-                sleep=sleep,
+            budgets = Budgets.opened(
+                config.shared_ledger_url, clock=clock or _wall_clock, sleep=sleep
             )
         adapters[vendor.name] = vendor.build(
             settings,
@@ -62,3 +60,7 @@ def policy_from_config(config: Config) -> Policy:
         propagate_purges=sync.propagate_purges,
         propagate_retention_purges=sync.propagate_retention_purges,
     )
+
+
+def _wall_clock() -> datetime:
+    return datetime.now(UTC)

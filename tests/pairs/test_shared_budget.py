@@ -216,3 +216,15 @@ def test_a_place_nobody_keeps_is_dropped(ledger_url: str) -> None:
     clock.now += timedelta(seconds=60)
     assert budget().try_take("export") is None  # nobody ahead any more
     budgets.close()
+
+
+def test_a_process_opens_one_budgets_pool_per_url_and_clock(ledger_url: str) -> None:
+    """A worker builds adapters for every run of every pair: they share the process's one
+    pool of the shared namespace (a simulator's clock gets its own)."""
+    clock = _Clock()
+    first = Budgets.opened(ledger_url, clock=clock, sleep=clock.sleep)
+    again = Budgets.opened(ledger_url, clock=clock, sleep=clock.sleep)
+    other = _Clock()
+    assert again is first
+    assert Budgets.opened(ledger_url, clock=other, sleep=other.sleep) is not first
+    assert first.account("zendesk:x", limits={"calls": lambda: 3}, job_limit=1).try_take() is None
