@@ -108,17 +108,6 @@ _pages = Table(
     Column("fetched_at", BigInteger, nullable=False),  # microseconds of the budget's clock
     Column("body", LargeBinary, nullable=False),
 )
-#: who is reading an export page now: the account's other pairs wait for it to be kept
-#: instead of reading it too (a claim its holder does not refresh is dropped like a place
-#: in the queue: the holder refreshes it at every look for its turn)
-_claims = Table(
-    "budget_reading",
-    _metadata,
-    Column("account", String(300), primary_key=True),
-    Column("key", String(64), primary_key=True),
-    Column("holder", String(40), nullable=False),
-    Column("seen", BigInteger, nullable=False),  # microseconds of the budget's clock
-)
 _jobs = Table(
     "budget_job",
     _metadata,
@@ -296,12 +285,6 @@ class AccountBudget:
                 ).rowcount:
                     got = want
                     break
-        # this holder is alive: so are the pages it is reading (`claim_page`)
-        connection.execute(
-            update(_claims)
-            .where(_claims.c.account == self.account, _claims.c.holder == self._holder)
-            .values(seen=now)
-        )
         mine_row = and_(queue, _waiters.c.holder == self._holder)
         if got:
             connection.execute(delete(_waiters).where(mine_row))
@@ -362,11 +345,6 @@ class AccountBudget:
                     )
                     connection.execute(delete(_pages).where(mine))
                     connection.execute(
-                        delete(_claims).where(
-                            _claims.c.account == self.account, _claims.c.key == digest
-                        )
-                    )
-                    connection.execute(
                         insert(_pages).values(
                             account=self.account, key=digest, fetched_at=now, body=body
                         )
@@ -374,43 +352,6 @@ class AccountBudget:
                 return
             except IntegrityError:  # another pair kept the same page at the same time
                 continue
-
-    def claim_page(self, key: str) -> bool:
-        """Whether this holder is to read the page `key` (True), or another holder is
-        reading it now and it is worth waiting for (False). A claim ends when the page is
-        kept (`keep_page`) or given up (`release_page`), or when its holder stops looking
-        for its turn for `_STALE_WAITER` (killed)."""
-        now = int(self.clock().timestamp() * _MICROS)
-        digest = _digest(key)
-        this = and_(_claims.c.account == self.account, _claims.c.key == digest)
-        try:
-            with self.engine.begin() as connection:
-                connection.execute(
-                    delete(_claims).where(this, _claims.c.seen < now - _STALE_WAITER)
-                )
-                holder = connection.execute(select(_claims.c.holder).where(this)).scalar()
-                if holder is None:
-                    connection.execute(
-                        insert(_claims).values(
-                            account=self.account, key=digest, holder=self._holder, seen=now
-                        )
-                    )
-                    return True
-                return bool(holder == self._holder)
-        except IntegrityError:  # another holder claimed it at the same moment
-            return False
-
-    def release_page(self, key: str) -> None:
-        """Give up this holder's claim on `key` (read and not kept: the last page, or a
-        failed read); the holders waiting for it claim it in turn."""
-        with self.engine.begin() as connection:
-            connection.execute(
-                delete(_claims).where(
-                    _claims.c.account == self.account,
-                    _claims.c.key == _digest(key),
-                    _claims.c.holder == self._holder,
-                )
-            )
 
     # -- jobs ----------------------------------------------------------------------------
     def jobs_running(self) -> int:

@@ -185,14 +185,6 @@ class SharedBudget(Protocol):
         """Keep what was just read with `key` for the account's other pairs."""
         ...
 
-    def claim_page(self, key: str) -> bool:
-        """True: this pair reads `key`; False: another pair is reading it now."""
-        ...
-
-    def release_page(self, key: str) -> None:
-        """Give up the claim on `key` (read and not kept, or not read)."""
-        ...
-
 
 class BudgetBook(Protocol):
     """Where the shared budgets of vendor accounts are kept (`bridge.budgets.Budgets`)."""

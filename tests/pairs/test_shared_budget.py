@@ -228,31 +228,3 @@ def test_a_process_opens_one_budgets_pool_per_url_and_clock(ledger_url: str) -> 
     assert again is first
     assert Budgets.opened(ledger_url, clock=other, sleep=other.sleep) is not first
     assert first.account("zendesk:x", limits={"calls": lambda: 3}, job_limit=1).try_take() is None
-
-
-def test_a_page_one_holder_reads_the_others_wait_for(ledger_url: str) -> None:
-    """One holder claims a page; the others wait for it until it is kept or given up,
-    or until its holder has not looked for its turn for 150 s (killed)."""
-    clock = _Clock()
-    budgets = Budgets(ledger_url, clock=clock, sleep=clock.sleep)
-
-    def budget() -> Any:
-        return budgets.account("zendesk:x", limits={"export": lambda: 10}, job_limit=30)
-
-    reader, other = budget(), budget()
-    assert reader.claim_page("p1")
-    assert reader.claim_page("p1")  # still its own
-    assert not other.claim_page("p1")
-    reader.keep_page("p1", b"page one")
-    assert other.shared_page("p1", max_age=60) == b"page one"
-    assert other.claim_page("p2")
-    other.release_page("p2")  # the last page: read, not kept
-    assert reader.claim_page("p2")
-
-    clock.now += timedelta(seconds=100)
-    assert reader.try_take("export") is None  # looking for its turn keeps its claims
-    clock.now += timedelta(seconds=100)
-    assert not other.claim_page("p2")  # 200 s after the claim, 100 s after its last look
-    clock.now += timedelta(seconds=60)  # 160 s since: the reader was killed
-    assert other.claim_page("p2")
-    budgets.close()

@@ -149,28 +149,3 @@ def test_a_damaged_kept_page_is_read_from_zendesk(one_account: OneAccount) -> No
     assert world.sync("globex").returncode == 0
     assert world.exports() == 2
     assert world.zendesk_states("globex") == {"active": 750}
-
-
-def test_pairs_reading_at_once_read_each_page_once(one_account: OneAccount) -> None:
-    """Both pairs' first syncs at the same time: a page one pair is reading, the other
-    waits for rather than reads too; only the last page (never kept) is read by each."""
-    world = one_account
-    zd_ids = world.acme.zendesk.seed_tickets(count=2500)
-    world.link("acme", world.acme.superoffice.seed_tickets(1250), zd_ids[:1250])
-    world.link("globex", world.globex.superoffice.seed_tickets(1250), zd_ids[1250:])
-    world.exports()
-    runs = [
-        subprocess.Popen(
-            [*_BRIDGE, "--config", str(world.config_path), "sync", "--pair", pair],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for pair in ("acme", "globex")
-    ]
-    for run in runs:
-        _, err = run.communicate(timeout=120)
-        assert run.returncode == 0, err
-    assert world.exports() == 4  # pages 1 and 2 once, the last page by each pair
-    assert world.zendesk_states("acme") == {"active": 1250}
-    assert world.zendesk_states("globex") == {"active": 1250}

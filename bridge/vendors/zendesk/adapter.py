@@ -87,8 +87,6 @@ EXPORT_BUDGET = "export"
 #: Zendesk (seconds): any age is correct (see `_shared_export_page`); this bounds how far
 #: behind a pair following another's reads starts from
 SHARED_PAGE_AGE = 900.0
-#: how often a pair waiting for a page another pair is reading looks for it (seconds)
-SHARED_PAGE_POLL = 0.5
 #: soft-deleted tickets are scrubbed about 30 days after deletion
 RETENTION_PERIOD = timedelta(days=30)
 #: closed tickets are archived "about 120 days" after closing (documented); one closed this
@@ -748,30 +746,28 @@ class ZendeskAdapter:
         fell_back = False
         while True:
             params = self._export_params(position)
-            page = self._kept_export_page(params)
+            page = self._shared_export_page(params, paced=False)
+            if page is None:
+                self._pace_export()
+                # another pair on the account may have read it while this one waited
+                page = self._shared_export_page(params, paced=True)
             if page is None:
                 try:
-                    self._pace_export()
-                    try:
-                        answer = self._http.request("GET", EXPORT_PATH, params=params)
-                    except VendorHTTPError as exc:
-                        refused = exc.status in _REFUSED_CURSOR
-                        if position.cursor is None or fell_back or not refused:
-                            raise
-                        fell_back = True
-                        start = position.stamp if position.stamp is not None else self._start_time
-                        log.warning(
-                            "zendesk.export.cursor_refused", status=exc.status, start_time=start
-                        )
-                        position = _Position(None, start)
-                        continue
-                    finally:
-                        self._note_export_budget()
-                    page = _export_page(answer)
-                    self._keep_export_page(params, page)
+                    answer = self._http.request("GET", EXPORT_PATH, params=params)
+                except VendorHTTPError as exc:
+                    if position.cursor is None or fell_back or exc.status not in _REFUSED_CURSOR:
+                        raise
+                    fell_back = True
+                    start = position.stamp if position.stamp is not None else self._start_time
+                    log.warning(
+                        "zendesk.export.cursor_refused", status=exc.status, start_time=start
+                    )
+                    position = _Position(None, start)
+                    continue
                 finally:
-                    if self._budget is not None:
-                        self._budget.release_page(_page_key(params))
+                    self._note_export_budget()
+                page = _export_page(answer)
+                self._keep_export_page(params, page)
             rows, after, end = page
             if not end and after in seen_cursors:
                 raise TransientError(
@@ -793,29 +789,25 @@ class ZendeskAdapter:
         """The export's pages come with their makers already (`changes`)."""
         return list(views)
 
-    def _kept_export_page(
-        self, params: Mapping[str, str]
+    def _shared_export_page(
+        self, params: Mapping[str, str], *, paced: bool
     ) -> tuple[list[Row], str | None, bool] | None:
-        """The export page of `params` as another pair on this account read it (pages
-        that more follow: the last page is read anew each time); None when this pair is
-        to read it. While another pair is reading it, this one waits for it to be kept
-        rather than read it too (the account's 10 pages a minute).
+        """The export page of `params` as another pair on this account read it (only
+        pages followed by more: the last page is read anew each time), or None.
 
         Reading a page another pair read earlier is reading it then: a ticket changed
         since appears again later in the export, past where that page ends, where this
-        read goes on to."""
+        read goes on to. `paced`: this read already waited its turn for the page."""
         if self._budget is None:
             return None
-        key = _page_key(params)
-        while True:
-            body = self._budget.shared_page(key, max_age=SHARED_PAGE_AGE)
-            page = None if body is None else shapes.read_shared_page(body)
-            if page is not None:  # (a page that cannot be read is read from Zendesk)
-                log.debug("zendesk.export.shared_page", rows=len(page.tickets))
-                return list(page.tickets), page.after_cursor, False
-            if self._budget.claim_page(key):
-                return None
-            self._sleep(SHARED_PAGE_POLL)
+        body = self._budget.shared_page(_page_key(params), max_age=SHARED_PAGE_AGE)
+        if body is None:
+            return None
+        page = shapes.read_shared_page(body)
+        if page is None:  # damaged, or kept by another version: read Zendesk
+            return None
+        log.debug("zendesk.export.shared_page", rows=len(page.tickets), paced=paced)
+        return list(page.tickets), page.after_cursor, False
 
     def _keep_export_page(
         self, params: Mapping[str, str], page: tuple[list[Row], str | None, bool]
