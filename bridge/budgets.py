@@ -24,7 +24,6 @@ on a simulator's clock.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import threading
@@ -39,7 +38,6 @@ from sqlalchemy import (
     Connection,
     Engine,
     Integer,
-    LargeBinary,
     MetaData,
     String,
     Table,
@@ -71,9 +69,6 @@ _CHUNK = 5
 #: a minute while it waits) was stopped or killed: its place is dropped
 _STALE_WAITER = 150_000_000
 _MICROS = 1_000_000
-#: how long a shared page is kept (microseconds): long enough for the account's other pairs
-#: to follow a first sync through the export at its 10 pages a minute
-_KEPT_PAGE = 3_600_000_000
 #: minutes of counts kept (older rows are pruned as calls are taken): an hour, for a look
 _KEPT_MINUTES = 60
 
@@ -97,16 +92,6 @@ _waiters = Table(
     Column("holder", String(40), primary_key=True),
     Column("since", BigInteger, nullable=False),  # microseconds of the budget's clock
     Column("seen", BigInteger, nullable=False),  # its last look, refreshed at every look
-)
-#: export pages one pair read, for the account's other pairs to read instead of Zendesk
-#: (`key`: a digest of the read's parameters; `body`: the adapter's own compact form)
-_pages = Table(
-    "budget_page",
-    _metadata,
-    Column("account", String(300), primary_key=True),
-    Column("key", String(64), primary_key=True),
-    Column("fetched_at", BigInteger, nullable=False),  # microseconds of the budget's clock
-    Column("body", LargeBinary, nullable=False),
 )
 _jobs = Table(
     "budget_job",
@@ -313,46 +298,6 @@ class AccountBudget:
         except DBAPIError:
             pass
 
-    # -- pages read for every pair ------------------------------------------------------
-    def shared_page(self, key: str, *, max_age: float) -> bytes | None:
-        """A page another pair (or this one) read with the parameters named by `key` at
-        most `max_age` seconds ago; None when there is none."""
-        now = int(self.clock().timestamp() * _MICROS)
-        with self.engine.connect() as connection:
-            body = connection.execute(
-                select(_pages.c.body).where(
-                    _pages.c.account == self.account,
-                    _pages.c.key == _digest(key),
-                    _pages.c.fetched_at >= now - int(max_age * _MICROS),
-                )
-            ).scalar()
-        return None if body is None else bytes(body)
-
-    def keep_page(self, key: str, body: bytes) -> None:
-        """Keep a page just read for the account's other pairs (the newest read of `key`
-        wins); pages older than `_KEPT_PAGE` are dropped."""
-        now = int(self.clock().timestamp() * _MICROS)
-        digest = _digest(key)
-        mine = and_(_pages.c.account == self.account, _pages.c.key == digest)
-        for _ in range(3):
-            try:
-                with self.engine.begin() as connection:
-                    connection.execute(
-                        delete(_pages).where(
-                            _pages.c.account == self.account,
-                            _pages.c.fetched_at < now - _KEPT_PAGE,
-                        )
-                    )
-                    connection.execute(delete(_pages).where(mine))
-                    connection.execute(
-                        insert(_pages).values(
-                            account=self.account, key=digest, fetched_at=now, body=body
-                        )
-                    )
-                return
-            except IntegrityError:  # another pair kept the same page at the same time
-                continue
-
     # -- jobs ----------------------------------------------------------------------------
     def jobs_running(self) -> int:
         """Jobs of this account held by any pair (stale slots not counted)."""
@@ -385,8 +330,3 @@ class AccountBudget:
                     _jobs.c.job_id.in_(job_ids) | (_jobs.c.taken_at < stale),
                 )
             )
-
-
-def _digest(key: str) -> str:
-    """A page's key as the table keeps it: cursors are long and opaque."""
-    return hashlib.sha256(key.encode()).hexdigest()

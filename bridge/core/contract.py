@@ -176,15 +176,6 @@ class SharedBudget(Protocol):
 
     def release_jobs(self, job_ids: list[str]) -> None: ...
 
-    def shared_page(self, key: str, *, max_age: float) -> bytes | None:
-        """What a pair on the account read with the read parameters `key`, at most
-        `max_age` seconds ago (reads every pair of the account would make alike)."""
-        ...
-
-    def keep_page(self, key: str, body: bytes) -> None:
-        """Keep what was just read with `key` for the account's other pairs."""
-        ...
-
 
 class BudgetBook(Protocol):
     """Where the shared budgets of vendor accounts are kept (`bridge.budgets.Budgets`)."""

@@ -83,10 +83,6 @@ DELETED_LIST_PER_MINUTE = 10
 DELETED_LIST_BUDGET = "deleted_tickets"
 #: the kind of call the incremental export is counted as in a shared budget (its own limit)
 EXPORT_BUDGET = "export"
-#: how old a page another pair of the account read may be and still be read instead of
-#: Zendesk (seconds): any age is correct (see `_shared_export_page`); this bounds how far
-#: behind a pair following another's reads starts from
-SHARED_PAGE_AGE = 900.0
 #: soft-deleted tickets are scrubbed about 30 days after deletion
 RETENTION_PERIOD = timedelta(days=30)
 #: closed tickets are archived "about 120 days" after closing (documented); one closed this
@@ -745,30 +741,22 @@ class ZendeskAdapter:
         seen_cursors: set[str] = set()
         fell_back = False
         while True:
-            params = self._export_params(position)
-            page = self._shared_export_page(params, paced=False)
-            if page is None:
-                self._pace_export()
-                # another pair on the account may have read it while this one waited
-                page = self._shared_export_page(params, paced=True)
-            if page is None:
-                try:
-                    answer = self._http.request("GET", EXPORT_PATH, params=params)
-                except VendorHTTPError as exc:
-                    if position.cursor is None or fell_back or exc.status not in _REFUSED_CURSOR:
-                        raise
-                    fell_back = True
-                    start = position.stamp if position.stamp is not None else self._start_time
-                    log.warning(
-                        "zendesk.export.cursor_refused", status=exc.status, start_time=start
-                    )
-                    position = _Position(None, start)
-                    continue
-                finally:
-                    self._note_export_budget()
-                page = _export_page(answer)
-                self._keep_export_page(params, page)
-            rows, after, end = page
+            self._pace_export()
+            try:
+                answer = self._http.request(
+                    "GET", EXPORT_PATH, params=self._export_params(position)
+                )
+            except VendorHTTPError as exc:
+                if position.cursor is None or fell_back or exc.status not in _REFUSED_CURSOR:
+                    raise
+                fell_back = True
+                start = position.stamp if position.stamp is not None else self._start_time
+                log.warning("zendesk.export.cursor_refused", status=exc.status, start_time=start)
+                position = _Position(None, start)
+                continue
+            finally:
+                self._note_export_budget()
+            rows, after, end = _export_page(answer)
             if not end and after in seen_cursors:
                 raise TransientError(
                     f"{EXPORT_PATH}: after_cursor repeats without end_of_stream; read stopped"
@@ -788,38 +776,6 @@ class ZendeskAdapter:
     def makers(self, views: Sequence[TicketView]) -> list[TicketView]:
         """The export's pages come with their makers already (`changes`)."""
         return list(views)
-
-    def _shared_export_page(
-        self, params: Mapping[str, str], *, paced: bool
-    ) -> tuple[list[Row], str | None, bool] | None:
-        """The export page of `params` as another pair on this account read it (only
-        pages followed by more: the last page is read anew each time), or None.
-
-        Reading a page another pair read earlier is reading it then: a ticket changed
-        since appears again later in the export, past where that page ends, where this
-        read goes on to. `paced`: this read already waited its turn for the page."""
-        if self._budget is None:
-            return None
-        body = self._budget.shared_page(_page_key(params), max_age=SHARED_PAGE_AGE)
-        if body is None:
-            return None
-        page = shapes.read_shared_page(body)
-        if page is None:  # damaged, or kept by another version: read Zendesk
-            return None
-        log.debug("zendesk.export.shared_page", rows=len(page.tickets), paced=paced)
-        return list(page.tickets), page.after_cursor, False
-
-    def _keep_export_page(
-        self, params: Mapping[str, str], page: tuple[list[Row], str | None, bool]
-    ) -> None:
-        """Keep a page that more follow for the account's other pairs, with only the
-        fields the adapter reads (a subject only when it says the ticket was scrubbed)."""
-        rows, after, end = page
-        if self._budget is None or end or not after:
-            return
-        tickets = [row for row in rows if isinstance(row, shapes.ExportTicket)]
-        if len(tickets) == len(rows):
-            self._budget.keep_page(_page_key(params), shapes.shared_page(tickets, after))
 
     def _pace_export(self) -> None:
         """Wait until the export's own limit lets the next page through (the run's
@@ -1138,11 +1094,6 @@ def job_state(job: Mapping[str, Any]) -> JobState:
         message=str(message)[:500] if message is not None else None,
         failed_ids=failed,
     )
-
-
-def _page_key(params: Mapping[str, str]) -> str:
-    """What names an export read: its parameters (the cursor or start time, the page size)."""
-    return EXPORT_PATH + "?" + "&".join(f"{k}={v}" for k, v in sorted(params.items()))
 
 
 def _export_page(answer: requests.Response) -> tuple[list[Row], str | None, bool]:

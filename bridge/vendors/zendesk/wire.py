@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import zlib
 from typing import Any, Literal
 
 import msgspec
@@ -70,32 +69,6 @@ class ExportPage(msgspec.Struct, frozen=True):
 
 
 EXPORT_PAGE = msgspec.json.Decoder(ExportPage)
-#: an export page kept for the other pairs of an account (`bridge.budgets`): MessagePack
-#: of the kept fields, compressed (a page of 1,000 tickets in about 20 kB)
-_SHARED_ENCODER = msgspec.msgpack.Encoder()
-_SHARED_DECODER = msgspec.msgpack.Decoder(ExportPage)
-#: the subject Zendesk leaves on a purged ticket: the one subject worth keeping
-_SCRUBBED = "SCRUBBED"
-
-
-def shared_page(tickets: list[ExportTicket], after_cursor: str) -> bytes:
-    """A page as kept for other pairs: only ids, states and times (a subject only when it
-    is Zendesk's mark of a purge): the shared table holds no ticket content."""
-    kept = [
-        t
-        if t.subject is None or t.subject == _SCRUBBED
-        else msgspec.structs.replace(t, subject=None)
-        for t in tickets
-    ]
-    return zlib.compress(_SHARED_ENCODER.encode(ExportPage(kept, after_cursor, False)), 1)
-
-
-def read_shared_page(body: bytes) -> ExportPage | None:
-    """A kept page; None when it cannot be read (damaged, or kept by another version)."""
-    try:
-        return _SHARED_DECODER.decode(zlib.decompress(body))
-    except (zlib.error, msgspec.DecodeError):
-        return None
 
 
 class DeletedActor(Shape):
