@@ -159,3 +159,33 @@ def test_decision_candidates_stream_in_pages_without_busy_links(ledger: Ledger) 
     assert _events(ledger)[-1] == (3, "planned", ZENDESK, "soft_delete", None, None, "user")
     pages = [[p.ids.link_id for p in page] for page in ledger.decision_candidates(batch=2)]
     assert pages == [[1, 2], [4, 5], [6]]
+
+
+def test_a_pages_links_and_held_states_are_read_together_as_apart(ledger: Ledger) -> None:
+    # what recording a change page needs, in one query: the links of its ticket ids and
+    # each one's held state on the page's side (its vendor time only when soft-deleted),
+    # exactly what the two reads apart return; unknown tickets and unread sides left out
+    ledger.record_observations(
+        None,
+        [
+            _obs(1, SUPEROFFICE, State.ACTIVE),
+            _obs(2, SUPEROFFICE, State.SOFT_DELETED),
+            _obs(3, SUPEROFFICE, State.PURGED),
+            _obs(2, ZENDESK, State.SOFT_DELETED),
+            _obs(4, ZENDESK, State.ACTIVE),
+        ],
+    )
+    for side, base in ((SUPEROFFICE, 1000), (ZENDESK, 5000)):
+        tickets = [base + n for n in (6, 1, 2, 3, 4, 5, 99)] + [base + 2]
+        links, held = ledger.links_and_states(side, tickets)
+        assert links == ledger.links_for_tickets(side, tickets)
+        assert sorted(links) == [base + n for n in range(1, 7)]
+        link_ids = [link.link_id for link in links.values()]
+        assert held == ledger.side_states(side, link_ids)
+    _links, held = ledger.links_and_states(SUPEROFFICE, [1001, 1002, 1003, 1005])
+    assert held == {
+        1: (State.ACTIVE, None),
+        2: (State.SOFT_DELETED, T0 - timedelta(minutes=2)),
+        3: (State.PURGED, None),
+    }
+    assert ledger.links_and_states(ZENDESK, []) == ({}, {})

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     ColumnElement,
@@ -58,7 +59,7 @@ from bridge.ledger.tables import (
     UTCDateTime,
     utcnow,
 )
-from bridge.ledger.times import to_micros
+from bridge.ledger.times import from_micros, to_micros
 from bridge.logging import redact_text
 
 __all__ = [
@@ -580,6 +581,47 @@ class SyncStore:
                 for row in rows:
                     found[row[position]] = LinkIds(row[0], row[1], row[2], sides)
         return found
+
+    def links_and_states(
+        self, side: Side, ticket_ids: Iterable[int]
+    ) -> tuple[dict[int, LinkIds], dict[int, tuple[State | None, datetime | None]]]:
+        """What recording a page of `side`'s changes needs of the ledger, in one query per
+        chunk of ids: the links of these ticket ids (as `links_for_tickets`) and each
+        one's held state on `side` (as `side_states`, by link id: links never read there
+        are left out). A link is found by its ticket's index and its pair by key
+        (`tests/postgres/test_dialect_costs.py` holds PostgreSQL's plan to that)."""
+        ids = sorted(set(ticket_ids))
+        link = Link.__table__  # type: ignore[attr-defined]
+        pair = PairState.__table__  # type: ignore[attr-defined]
+        column = self._link_column(side)
+        state = self._pair_column(side, "state")
+        vendor_time = self._pair_column(side, "vendor_time")
+        deleted_at = case((state == State.SOFT_DELETED.value, vendor_time), else_=None)
+        # each pair by key, a subquery per row (joined, PostgreSQL's planner hashed all of
+        # pair_state on the statistics of a fresh import); the time as stored (`times`),
+        # made a datetime only where there is one: no type processing per row
+        by_key = pair.c.link_id == link.c.id
+        query = sa_select(
+            link.c.id,
+            link.c.first_id,
+            link.c.second_id,
+            sa_select(state).where(by_key).scalar_subquery(),
+            sa_select(type_coerce(deleted_at, BigInteger)).where(by_key).scalar_subquery(),
+        )
+        position = 1 + self.sides.index(side)
+        sides = self.sides
+        links: dict[int, LinkIds] = {}
+        held: dict[int, tuple[State | None, datetime | None]] = {}
+        with self._reading() as connection:
+            for chunk in chunked(ids, _IDS):
+                rows = connection.execute(query.where(self.dialect.in_ids(column, chunk))).all()
+                for link_id, first_id, second_id, value, at in rows:
+                    links[(first_id, second_id)[position - 1]] = LinkIds(
+                        link_id, first_id, second_id, sides
+                    )
+                    if value is not None:
+                        held[link_id] = (_STATES[value], None if at is None else from_micros(at))
+        return links, held
 
     def _pair_query(self) -> Select[Any]:
         """The three-way inputs of each link, joined in SQL: its base, each side's latest

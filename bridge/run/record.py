@@ -40,14 +40,18 @@ class Recorder:
         cursor: str | None = None,
         makers_unread: bool = False,
         read: str,
+        held: Mapping[int, tuple[State | None, datetime | None]] | None = None,
     ) -> None:
         """Record what `side` showed of these links (and move its cursor to `cursor`),
         through `read` (`READS`); with `makers_unread` (`ChangePage`), the makers of the
-        views whose state is not the one held are asked of the adapter first."""
+        views whose state is not the one held are asked of the adapter first. `held`: the
+        links' states on `side` as the caller read them with the links (`Ledger.links_
+        and_states`), else read here."""
         ctx, state = self._ctx, self._ctx.state
-        # only a change the vendor gives no cause for is attributed from what was held
-        unexplained = [link.link_id for link, view in views if view.cause is None]
-        held = ctx.ledger.side_states(side, unexplained) if unexplained else {}
+        if held is None:
+            # only a change the vendor gives no cause for is attributed from what was held
+            unexplained = [link.link_id for link, view in views if view.cause is None]
+            held = ctx.ledger.side_states(side, unexplained) if unexplained else {}
         if makers_unread:
             changed = [
                 view
