@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy.exc import IntegrityError
@@ -12,6 +13,7 @@ from sqlmodel import col, select
 
 from bridge.core.model import Cause, Decision, Observation, Outcome, State, Transition
 from bridge.ledger import Ledger, LinkRow
+from bridge.ledger.dialect import SQLiteDialect
 from bridge.ledger.sync import PlannedDecision
 from bridge.ledger.tables import Event
 from bridge.vendors.registry import SIDES, SUPEROFFICE, ZENDESK
@@ -189,3 +191,47 @@ def test_a_pages_links_and_held_states_are_read_together_as_apart(ledger: Ledger
         3: (State.PURGED, None),
     }
     assert ledger.links_and_states(ZENDESK, []) == ({}, {})
+
+
+def _pairs_and_events(url: str) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    """Batches of every kind of change, recorded into a new ledger at `url`: its pairs
+    (but when each was written) and events."""
+    with Ledger.open(url, sides=SIDES) as ledger:
+        rows = [LinkRow(n, 1000 + n, 5000 + n) for n in range(1, 7)]
+        assert ledger.import_links(rows, origin="csv").created == 6
+        batches = [
+            [_obs(n, SUPEROFFICE, State.ACTIVE, status_id=7) for n in range(1, 5)]
+            + [_obs(5, SUPEROFFICE, State.PURGED), _obs(6, SUPEROFFICE, State.SOFT_DELETED)],
+            [_obs(n, ZENDESK, State.ACTIVE) for n in range(1, 4)],
+            [
+                _obs(1, SUPEROFFICE, State.ACTIVE, status_id=7),
+                _obs(2, SUPEROFFICE, State.ACTIVE, status_id=9),
+                _obs(3, SUPEROFFICE, State.SOFT_DELETED, cause=Cause.USER, actor_id=4),
+                _obs(4, SUPEROFFICE, State.PURGED, cause=Cause.RETENTION),
+                _obs(5, SUPEROFFICE, State.ACTIVE, cause=Cause.USER, status_id=3),
+                _obs(2, ZENDESK, State.SOFT_DELETED, cause=Cause.USER),
+                _obs(6, ZENDESK, State.ACTIVE, status_id=0),
+            ],
+        ]
+        pending = [ledger.record_observations(None, batch) for batch in batches]
+        with ledger.engine.connect() as connection:
+            pairs = connection.exec_driver_sql("SELECT * FROM pair_state ORDER BY link_id")
+            names = list(pairs.keys())
+            kept = [i for i, name in enumerate(names) if name != "updated_at"]
+            pair_rows = [(*pending, *(row[i] for i in kept)) for row in pairs]
+        return pair_rows, _events(ledger)
+
+
+def test_sqlites_pairs_are_updated_alike_by_one_join_or_a_subquery_a_column(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SQLite 3.33 and later update a batch's pairs by one UPDATE … FROM; older ones as
+    # before: the same pairs and events either way
+    found = []
+    for update_from in (True, False):
+        monkeypatch.setattr(SQLiteDialect, "update_from", update_from)
+        found.append(_pairs_and_events(f"sqlite:///{tmp_path / f'{update_from}.db'}"))
+    assert found[0] == found[1]
+    pairs, events = found[0]
+    assert len(pairs) == 6
+    assert len(events) == 9 + 1 + 4  # first sightings; the status-only change logs none

@@ -464,16 +464,7 @@ def _batch_sql(prefix: str) -> str:
     row with every id, 40 ms for a batch of 1,000.)"""
     changed = _CHANGED
     status_new = _status_new(prefix, "pair_state")
-
-    def when(condition: str, column: str, value: str) -> str:
-        return f"{column} = CASE WHEN {condition} THEN {value} ELSE pair_state.{column} END"
-
-    assignments = [
-        *(when(changed, f"{prefix}_{name}", f"s.{name}") for name in _COPIED),
-        when(changed, "pending_decision", ":pending"),
-        when(changed, "updated_at", ":now"),
-        when(status_new, f"{prefix}_status_id", "s.status_id"),
-    ]
+    assignments = _pair_assignments(prefix)
     columns = ", ".join(f"o.{name}" for name in _OBSERVED_INSERT)
     return (
         f"WITH staged AS MATERIALIZED (SELECT {columns}, p.{prefix}_state AS previous "
@@ -484,9 +475,43 @@ def _batch_sql(prefix: str) -> str:
         f"SELECT :now, :run_id, s.link_id, {_KIND_SQL}, :side, s.ticket_id, "
         f"{_TRANSITION_SQL}, s.previous, s.state, s.cause, s.actor_id, s.vendor_time, "
         f"s.read FROM staged s WHERE {changed} ORDER BY s.seq), "
-        f"updated AS (UPDATE pair_state SET {', '.join(assignments)} FROM staged s "
+        f"updated AS (UPDATE pair_state SET {assignments} FROM staged s "
         f"WHERE pair_state.link_id = s.link_id AND ({changed} OR {status_new})) "
         f"SELECT s.link_id, {changed} FROM staged s"
+    )
+
+
+def _pair_assignments(prefix: str) -> str:
+    """The SET list that copies a staged observation (`s`, its previous state noted) onto
+    its pair's side `prefix`, each pair written once: a changed state (with its cause,
+    times, and the pair marked pending at `:now`), and a new status id."""
+    changed = _CHANGED
+    status_new = _status_new(prefix, "pair_state")
+
+    def when(condition: str, column: str, value: str) -> str:
+        return f"{column} = CASE WHEN {condition} THEN {value} ELSE pair_state.{column} END"
+
+    return ", ".join(
+        [
+            *(when(changed, f"{prefix}_{name}", f"s.{name}") for name in _COPIED),
+            when(changed, "pending_decision", ":pending"),
+            when(changed, "updated_at", ":now"),
+            when(status_new, f"{prefix}_status_id", "s.status_id"),
+        ]
+    )
+
+
+def _pair_update_from_sql(prefix: str) -> str:
+    """`_pair_update_sql` in one `UPDATE … FROM` the staging table (`Dialect.update_from`):
+    each pair written once, by one join, instead of twice through a subquery per column
+    (a third less of the statement's CPU). The pairs are named by key as well (`IN` the
+    staged ids): SQLite's planner knows no size of a TEMP table, and without it walked
+    every pair, looking each up in the stage."""
+    status_new = _status_new(prefix, "pair_state")
+    return (
+        f"UPDATE pair_state SET {_pair_assignments(prefix)} FROM {_OBSERVED} s "
+        f"WHERE pair_state.link_id IN (SELECT link_id FROM {_OBSERVED}) "
+        f"AND pair_state.link_id = s.link_id AND ({_CHANGED} OR {status_new})"
     )
 
 
@@ -1008,7 +1033,10 @@ class SyncStore:
             ).bindparams(typed[0]),
             {"now": now, "run_id": run_id, "side": side},
         )
-        for statement in _pair_update_sql(prefix):
+        updates = (
+            [_pair_update_from_sql(prefix)] if dialect.update_from else _pair_update_sql(prefix)
+        )
+        for statement in updates:
             bound = [param for param in typed if f":{param.key}" in statement]
             connection.execute(text(statement).bindparams(*bound), times)
         pending = set(
