@@ -164,7 +164,7 @@ def test_decision_candidates_stream_in_pages_without_busy_links(ledger: Ledger) 
 
 
 def test_a_pages_links_and_held_states_are_read_together_as_apart(ledger: Ledger) -> None:
-    # what recording a change page needs, in one query: the links of its ticket ids and
+    # what recording a change page needs, in one query: the link ids of its ticket ids and
     # each one's held state on the page's side (its vendor time only when soft-deleted),
     # exactly what the two reads apart return; unknown tickets and unread sides left out
     ledger.record_observations(
@@ -180,10 +180,10 @@ def test_a_pages_links_and_held_states_are_read_together_as_apart(ledger: Ledger
     for side, base in ((SUPEROFFICE, 1000), (ZENDESK, 5000)):
         tickets = [base + n for n in (6, 1, 2, 3, 4, 5, 99)] + [base + 2]
         links, held = ledger.links_and_states(side, tickets)
-        assert links == ledger.links_for_tickets(side, tickets)
+        apart = ledger.links_for_tickets(side, tickets)
+        assert links == {ticket: link.link_id for ticket, link in apart.items()}
         assert sorted(links) == [base + n for n in range(1, 7)]
-        link_ids = [link.link_id for link in links.values()]
-        assert held == ledger.side_states(side, link_ids)
+        assert held == ledger.side_states(side, links.values())
     _links, held = ledger.links_and_states(SUPEROFFICE, [1001, 1002, 1003, 1005])
     assert held == {
         1: (State.ACTIVE, None),

@@ -542,6 +542,14 @@ _KIND_SQL = (
 )
 
 
+class _Micros(dict[datetime, int]):
+    """Times as the ledger stores them (`to_micros`), each converted once."""
+
+    def __missing__(self, moment: datetime) -> int:
+        self[moment] = value = to_micros(moment)
+        return value
+
+
 def _change_event(run_id: int | None, obs: Observation, previous: State | None) -> dict[str, Any]:
     """The event for a change bridge did not make: a transition, a first sighting, or an
     anomaly (a purged ticket seen alive: ids reused, or a vendor error)."""
@@ -609,11 +617,11 @@ class SyncStore:
 
     def links_and_states(
         self, side: Side, ticket_ids: Iterable[int]
-    ) -> tuple[dict[int, LinkIds], dict[int, tuple[State | None, datetime | None]]]:
+    ) -> tuple[dict[int, int], dict[int, tuple[State | None, datetime | None]]]:
         """What recording a page of `side`'s changes needs of the ledger, in one query per
-        chunk of ids: the links of these ticket ids (as `links_for_tickets`) and each
-        one's held state on `side` (as `side_states`, by link id: links never read there
-        are left out). A link is found by its ticket's index and its pair by key
+        chunk of ids: the link id of each of these ticket ids (unlinked ids left out) and
+        each link's held state on `side` (as `side_states`, by link id: links never read
+        there are left out). A link is found by its ticket's index and its pair by key
         (`tests/postgres/test_dialect_costs.py` holds PostgreSQL's plan to that)."""
         ids = sorted(set(ticket_ids))
         link = Link.__table__  # type: ignore[attr-defined]
@@ -627,23 +635,18 @@ class SyncStore:
         # made a datetime only where there is one: no type processing per row
         by_key = pair.c.link_id == link.c.id
         query = sa_select(
+            column,
             link.c.id,
-            link.c.first_id,
-            link.c.second_id,
             sa_select(state).where(by_key).scalar_subquery(),
             sa_select(type_coerce(deleted_at, BigInteger)).where(by_key).scalar_subquery(),
         )
-        position = 1 + self.sides.index(side)
-        sides = self.sides
-        links: dict[int, LinkIds] = {}
+        links: dict[int, int] = {}
         held: dict[int, tuple[State | None, datetime | None]] = {}
         with self._reading() as connection:
             for chunk in chunked(ids, _IDS):
                 rows = connection.execute(query.where(self.dialect.in_ids(column, chunk))).all()
-                for link_id, first_id, second_id, value, at in rows:
-                    links[(first_id, second_id)[position - 1]] = LinkIds(
-                        link_id, first_id, second_id, sides
-                    )
+                for ticket_id, link_id, value, at in rows:
+                    links[ticket_id] = link_id
                     if value is not None:
                         held[link_id] = (_STATES[value], None if at is None else from_micros(at))
         return links, held
@@ -985,6 +988,9 @@ class SyncStore:
             # the other side's batch, earlier in this transaction; a transaction starts
             # with the stage empty (each use releases it, a rollback takes its rows back)
             dialect.clear_staging(connection, _OBSERVED)
+        # a batch's times are few (one read time; a bulk change gives a page one vendor
+        # time): each distinct one converted once
+        micros = _Micros()
         dialect.bulk_insert(
             connection,
             _OBSERVED,
@@ -995,8 +1001,8 @@ class SyncStore:
                     o.link_id,
                     o.ticket_id,
                     o.state.value,
-                    None if o.vendor_time is None else to_micros(o.vendor_time),
-                    to_micros(o.seen_at),
+                    None if o.vendor_time is None else micros[o.vendor_time],
+                    micros[o.seen_at],
                     o.actor_id,
                     o.cause.value if o.cause else None,
                     o.status_id,

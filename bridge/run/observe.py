@@ -319,12 +319,12 @@ class Observer:
                     return False
                 state.counts[f"{side}.{counter}"] += len(by_ticket)
                 progress.current().advance(f"reading {side}", len(by_ticket))
-                views = [(by_ticket[i], v) for i, v in found.items() if i in by_ticket]
+                views = [(by_ticket[i].link_id, v) for i, v in found.items() if i in by_ticket]
                 self._record.observations(side, adapter, views, read=event)
                 if known is not None:
                     known.update(found)
                 if on_found is not None:
-                    on_found([link.link_id for link, _ in views])
+                    on_found([link_id for link_id, _ in views])
                 state.deferred.difference_update(link.link_id for link in chunk)
                 state.decide_due = True
                 yield now_ready
