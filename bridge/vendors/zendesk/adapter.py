@@ -840,6 +840,8 @@ class ZendeskAdapter:
         }
         purges = self._purge_details(purged_rows) if purged_rows and resolve_actors else {}
         views: list[TicketView] = []
+        # a page's rows share few times (a bulk change: one): each read once
+        times: dict[str, datetime | None] = {}
         for ticket_id, row in latest.items():
             state = states[ticket_id]
             external_id = row.get("external_id")
@@ -866,11 +868,18 @@ class ZendeskAdapter:
                 )
                 views.append(replace(view, external_id=external))
             else:
+                updated = row.get("updated_at")
+                if isinstance(updated, str):
+                    if updated not in times:
+                        times[updated] = parse_time(updated)
+                    vendor_time = times[updated]
+                else:
+                    vendor_time = parse_time(updated)
                 views.append(
                     TicketView(
                         ticket_id=ticket_id,
                         state=state,
-                        vendor_time=parse_time(row.get("updated_at")),
+                        vendor_time=vendor_time,
                         external_id=external,
                     )
                 )
