@@ -624,22 +624,8 @@ class SyncStore:
         there are left out). A link is found by its ticket's index and its pair by key
         (`tests/postgres/test_dialect_costs.py` holds PostgreSQL's plan to that)."""
         ids = sorted(set(ticket_ids))
-        link = Link.__table__  # type: ignore[attr-defined]
-        pair = PairState.__table__  # type: ignore[attr-defined]
         column = self._link_column(side)
-        state = self._pair_column(side, "state")
-        vendor_time = self._pair_column(side, "vendor_time")
-        deleted_at = case((state == State.SOFT_DELETED.value, vendor_time), else_=None)
-        # each pair by key, a subquery per row (joined, PostgreSQL's planner hashed all of
-        # pair_state on the statistics of a fresh import); the time as stored (`times`),
-        # made a datetime only where there is one: no type processing per row
-        by_key = pair.c.link_id == link.c.id
-        query = sa_select(
-            column,
-            link.c.id,
-            sa_select(state).where(by_key).scalar_subquery(),
-            sa_select(type_coerce(deleted_at, BigInteger)).where(by_key).scalar_subquery(),
-        )
+        query = self._page_query(side)
         links: dict[int, int] = {}
         held: dict[int, tuple[State | None, datetime | None]] = {}
         with self._reading() as connection:
@@ -650,6 +636,32 @@ class SyncStore:
                     if value is not None:
                         held[link_id] = (_STATES[value], None if at is None else from_micros(at))
         return links, held
+
+    def _page_query(self, side: Side) -> Select[Any]:
+        """`links_and_states`'s query, without its ids: built once a ledger and side, not
+        once a page."""
+        made: dict[Side, Select[Any]] = self.__dict__.setdefault("_page_queries", {})
+        if side not in made:
+            made[side] = self._make_page_query(side)
+        return made[side]
+
+    def _make_page_query(self, side: Side) -> Select[Any]:
+        link = Link.__table__  # type: ignore[attr-defined]
+        pair = PairState.__table__  # type: ignore[attr-defined]
+        state = self._pair_column(side, "state")
+        vendor_time = self._pair_column(side, "vendor_time")
+        deleted_at = case((state == State.SOFT_DELETED.value, vendor_time), else_=None)
+        # each pair by key, a subquery per row (joined, PostgreSQL's planner hashed all of
+        # pair_state on the statistics of a fresh import); the time as stored (`times`),
+        # made a datetime only where there is one: no type processing per row
+        by_key = pair.c.link_id == link.c.id
+        query: Select[Any] = sa_select(
+            self._link_column(side),
+            link.c.id,
+            sa_select(state).where(by_key).scalar_subquery(),
+            sa_select(type_coerce(deleted_at, BigInteger)).where(by_key).scalar_subquery(),
+        )
+        return query
 
     def _pair_query(self) -> Select[Any]:
         """The three-way inputs of each link, joined in SQL: its base, each side's latest
