@@ -16,10 +16,11 @@ from bridge.core.contract import Adapter, ChangePage
 from bridge.sandbox import SimClock
 from bridge.vendors.http import HttpClient
 from bridge.vendors.superoffice.adapter import SuperOfficeAdapter
-from bridge.vendors.superoffice.auth import SOTicketAuth
 from bridge.vendors.superoffice.sim.simulator import SuperOfficeSimulator
 from bridge.vendors.zendesk.adapter import ZendeskAdapter
 from bridge.vendors.zendesk.sim.simulator import ZendeskSimulator
+from tests.adapters.test_superoffice_cursor import make_adapter as superoffice_adapter
+from tests.adapters.test_zendesk_export import adapter as zendesk_adapter
 
 START = datetime(2024, 5, 1, 12, tzinfo=UTC)
 
@@ -48,27 +49,11 @@ def superoffice() -> Iterator[SuperOfficeSimulator]:
 
 
 def _zendesk(sim: ZendeskSimulator) -> ZendeskAdapter:
-    return ZendeskAdapter(
-        base_url=sim.base_url,
-        email=sim.email,
-        token="sandbox-token",
-        sleep=sim.advance,
-        clock=sim.clock.now,
-        bridge_user_id=1,
-        export_per_page=10,
-    )
+    return zendesk_adapter(sim, per_page=10)
 
 
 def _superoffice(sim: SuperOfficeSimulator) -> SuperOfficeAdapter:
-    return SuperOfficeAdapter(
-        sim.base_url,
-        tenant=sim.tenant,
-        auth=SOTicketAuth(sim.ticket, sim.app_token),
-        requests_per_second=None,
-        sleep=sim.clock.sleep,
-        clock=sim.clock.now,
-        page_size=8,
-    )
+    return superoffice_adapter(sim, page_size=8)
 
 
 def _http(adapter: Adapter) -> HttpClient:
