@@ -10,7 +10,7 @@ import resource
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -66,10 +66,16 @@ class ChildUsage:
     peak_mb: float
 
 
-def measure_child(args: Sequence[str], *, stdout: IO[Any] | int | None = None) -> ChildUsage:
-    """Run a command (its stdout to `stdout`) and measure it as its own process tree."""
+def measure_child(
+    args: Sequence[str],
+    *,
+    stdout: IO[Any] | int | None = None,
+    env: Mapping[str, str] | None = None,
+) -> ChildUsage:
+    """Run a command (its stdout to `stdout`; `env`: its environment, default this one's)
+    and measure it as its own process tree."""
     done = subprocess.run(
-        [sys.executable, "-c", _MEASURE, *args], stdout=stdout, stderr=subprocess.PIPE
+        [sys.executable, "-c", _MEASURE, *args], stdout=stdout, stderr=subprocess.PIPE, env=env
     )
     usage = json.loads(done.stderr.decode("utf-8", "replace").strip().splitlines()[-1])
     return ChildUsage(usage["exit_code"], usage["wall"], usage["cpu"], usage["peak_kb"] / 1024)

@@ -21,7 +21,8 @@ export down to `remaining=0`, which bridge obeys, in real time here: most of the
 must converge (exit 0).
 
 Run: `.venv/bin/python bench/cli_scale.py [N ...]` (default: 10000 30000 100000; the CI
-smoke size is 300). Prints a markdown table, then the growth exponent of each run's cost
+smoke size is 300; `--bytecode`: the commands as an installed bridge runs them, bytecode
+cached). Prints a markdown table, then the growth exponent of each run's cost
 between consecutive sizes. Targets (issue 16): first sync < 8 s at 100,000 links; the idle
 run after it ≤ 8 calls and < 1 s.
 """
@@ -62,6 +63,23 @@ def bridge_command() -> list[str]:
     """The `bridge` console script of this interpreter's environment."""
     script = Path(sys.executable).with_name("bridge")
     return [str(script)] if script.exists() else [sys.executable, "-m", "bridge"]
+
+
+def bytecode_env() -> dict[str, str]:
+    """This environment as an installed bridge runs in: its modules' bytecode cached, in a
+    folder of its own outside the tree (`PYTHONPYCACHEPREFIX`; `PYTHONDONTWRITEBYTECODE`
+    removed), compiled before anything is timed (compileall skips what is up to date). A
+    machine that sets `PYTHONDONTWRITEBYTECODE` otherwise makes every command compile
+    bridge from source (0.1 to 0.3 s of each command's CPU), which a wheel never does."""
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(Path(tempfile.gettempdir()) / "bridge-bench-pycache")
+    import bridge  # where this environment's bridge is, and its libraries beside it
+
+    folders = {str(Path(bridge.__file__).parent), *(p for p in sys.path if p.endswith("-packages"))}
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", *sorted(folders)], env=env, check=True
+    )
+    return env
 
 
 def process_cpu(pid: int) -> float:
@@ -177,11 +195,17 @@ def seed_same_second(server: SandboxServer, links: int) -> list[tuple[int, int]]
     return list(zip(so["ids"], zd["ids"], strict=True))
 
 
-def run_bridge(server: SandboxServer, name: str, *args: str, profile: Path | None = None) -> Run:
+def run_bridge(
+    server: SandboxServer,
+    name: str,
+    *args: str,
+    profile: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> Run:
     """One `bridge` command against the sandbox, measured (exit code kept, not checked).
     Its CPU and peak RSS are its own (`measure_child`: not this process's memory). With
     `profile`, it runs under py-spy, which writes its samples there (collapsed stacks):
-    its figures are then py-spy's too."""
+    its figures are then py-spy's too. `env`: its environment (`bytecode_env`)."""
     server.reset_counters()
     sim_cpu = process_cpu(server.pid)
     command = [*bridge_command(), "--config", str(server.config_path), *args]
@@ -189,7 +213,7 @@ def run_bridge(server: SandboxServer, name: str, *args: str, profile: Path | Non
         spy = Path(sys.executable).with_name("py-spy")
         command = [str(spy), "record", "-f", "raw", "-r", "200", "-o", str(profile), "--", *command]
     with tempfile.TemporaryFile() as out:
-        usage = measure_child(command, stdout=out)
+        usage = measure_child(command, stdout=out, env=env)
         out.seek(0)
         text = out.read().decode("utf-8", "replace")
     summary: dict[str, Any] = {}
@@ -210,10 +234,17 @@ def run_bridge(server: SandboxServer, name: str, *args: str, profile: Path | Non
     )
 
 
-def one(links: int, *, gap: float = 0.0, profile: Path | None = None) -> list[Run]:
+def one(
+    links: int,
+    *,
+    gap: float = 0.0,
+    profile: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> list[Run]:
     """Seed, import, then the first and the idle sync at one size; with a `gap`, a second
     idle sync that many seconds later (a scheduled run: the seconds still open to the
-    first two runs, `change_overlap`, are closed by then and not read again)."""
+    first two runs, `change_overlap`, are closed by then and not read again). `env`: the
+    bridge commands' environment."""
     with tempfile.TemporaryDirectory() as folder, SandboxServer(Path(folder)) as server:
         pairs = seed_same_second(server, links)
         csv_path = Path(folder) / "links.csv"
@@ -221,15 +252,15 @@ def one(links: int, *, gap: float = 0.0, profile: Path | None = None) -> list[Ru
             writer = csv.writer(out)
             writer.writerow(["superoffice_id", "zendesk_id"])
             writer.writerows(pairs)
-        imported = run_bridge(server, "link import", "link", "import", str(csv_path))
+        imported = run_bridge(server, "link import", "link", "import", str(csv_path), env=env)
         if imported.exit_code:
             raise RuntimeError(f"bridge link import failed ({imported.exit_code})")
-        first = run_bridge(server, "first sync", "sync", "--json", profile=profile)
-        idle = run_bridge(server, "idle sync", "sync", "--json")
+        first = run_bridge(server, "first sync", "sync", "--json", profile=profile, env=env)
+        idle = run_bridge(server, "idle sync", "sync", "--json", env=env)
         if not gap:
             return [first, idle]
         time.sleep(gap)
-        later = run_bridge(server, f"idle sync {gap:.0f} s later", "sync", "--json")
+        later = run_bridge(server, f"idle sync {gap:.0f} s later", "sync", "--json", env=env)
         return [first, idle, later]
 
 
@@ -291,16 +322,25 @@ def main() -> None:
         help="record the (last size's) first sync with py-spy into this file (collapsed "
         "stacks, for flamegraph tools); its figures then include py-spy's overhead",
     )
+    parser.add_argument(
+        "--bytecode",
+        action="store_true",
+        help="run bridge's commands with their bytecode cached, as an installed package "
+        "runs (PYTHONPYCACHEPREFIX in the temp folder, PYTHONDONTWRITEBYTECODE removed); "
+        "default: as this environment says",
+    )
     args = parser.parse_args()
+    env = bytecode_env() if args.bytecode else None
     results: list[tuple[int, list[Run]]] = []
     for links in sorted(args.sizes):
-        runs = one(links, gap=args.gap, profile=args.profile)
+        runs = one(links, gap=args.gap, profile=args.profile, env=env)
         print(
             f"  {links:,} links: " + ", ".join(f"{r.name} {r.wall:.1f} s" for r in runs),
             file=sys.stderr,
         )
         results.append((links, runs))
-    print("command line, every ticket changed in the same second, rate limits off\n")
+    cached = ", bytecode cached" if args.bytecode else ""
+    print(f"command line, every ticket changed in the same second, rate limits off{cached}\n")
     print(report(results))
     failed = [(n, r.name) for n, runs in results for r in runs if r.exit_code]
     if failed:

@@ -7,7 +7,7 @@ engine's logic can be tested without HTTP; the end-to-end tests use the real sim
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -171,7 +171,9 @@ class FakeVendor:
     def calls_per_minute(self) -> float:
         return 700.0
 
-    def changes(self, cursor: str | None) -> Iterator[ChangePage]:
+    def changes(
+        self, cursor: str | None, *, read_ahead: bool = False
+    ) -> Generator[ChangePage, None, None]:
         self.calls["changes"] += 1
         if self.fail_changes is not None:
             error, self.fail_changes = self.fail_changes, None

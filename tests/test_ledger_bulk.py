@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy.exc import IntegrityError
@@ -12,6 +13,7 @@ from sqlmodel import col, select
 
 from bridge.core.model import Cause, Decision, Observation, Outcome, State, Transition
 from bridge.ledger import Ledger, LinkRow
+from bridge.ledger.dialect import SQLiteDialect
 from bridge.ledger.sync import PlannedDecision
 from bridge.ledger.tables import Event
 from bridge.vendors.registry import SIDES, SUPEROFFICE, ZENDESK
@@ -159,3 +161,77 @@ def test_decision_candidates_stream_in_pages_without_busy_links(ledger: Ledger) 
     assert _events(ledger)[-1] == (3, "planned", ZENDESK, "soft_delete", None, None, "user")
     pages = [[p.ids.link_id for p in page] for page in ledger.decision_candidates(batch=2)]
     assert pages == [[1, 2], [4, 5], [6]]
+
+
+def test_a_pages_links_and_held_states_are_read_together_as_apart(ledger: Ledger) -> None:
+    # what recording a change page needs, in one query: the link ids of its ticket ids and
+    # each one's held state on the page's side (its vendor time only when soft-deleted),
+    # exactly what the two reads apart return; unknown tickets and unread sides left out
+    ledger.record_observations(
+        None,
+        [
+            _obs(1, SUPEROFFICE, State.ACTIVE),
+            _obs(2, SUPEROFFICE, State.SOFT_DELETED),
+            _obs(3, SUPEROFFICE, State.PURGED),
+            _obs(2, ZENDESK, State.SOFT_DELETED),
+            _obs(4, ZENDESK, State.ACTIVE),
+        ],
+    )
+    for side, base in ((SUPEROFFICE, 1000), (ZENDESK, 5000)):
+        tickets = [base + n for n in (6, 1, 2, 3, 4, 5, 99)] + [base + 2]
+        links, held = ledger.links_and_states(side, tickets)
+        apart = ledger.links_for_tickets(side, tickets)
+        assert links == {ticket: link.link_id for ticket, link in apart.items()}
+        assert sorted(links) == [base + n for n in range(1, 7)]
+        assert held == ledger.side_states(side, links.values())
+    _links, held = ledger.links_and_states(SUPEROFFICE, [1001, 1002, 1003, 1005])
+    assert held == {
+        1: (State.ACTIVE, None),
+        2: (State.SOFT_DELETED, T0 - timedelta(minutes=2)),
+        3: (State.PURGED, None),
+    }
+    assert ledger.links_and_states(ZENDESK, []) == ({}, {})
+
+
+def _pairs_and_events(url: str) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    """Batches of every kind of change, recorded into a new ledger at `url`: its pairs
+    (but when each was written) and events."""
+    with Ledger.open(url, sides=SIDES) as ledger:
+        rows = [LinkRow(n, 1000 + n, 5000 + n) for n in range(1, 7)]
+        assert ledger.import_links(rows, origin="csv").created == 6
+        batches = [
+            [_obs(n, SUPEROFFICE, State.ACTIVE, status_id=7) for n in range(1, 5)]
+            + [_obs(5, SUPEROFFICE, State.PURGED), _obs(6, SUPEROFFICE, State.SOFT_DELETED)],
+            [_obs(n, ZENDESK, State.ACTIVE) for n in range(1, 4)],
+            [
+                _obs(1, SUPEROFFICE, State.ACTIVE, status_id=7),
+                _obs(2, SUPEROFFICE, State.ACTIVE, status_id=9),
+                _obs(3, SUPEROFFICE, State.SOFT_DELETED, cause=Cause.USER, actor_id=4),
+                _obs(4, SUPEROFFICE, State.PURGED, cause=Cause.RETENTION),
+                _obs(5, SUPEROFFICE, State.ACTIVE, cause=Cause.USER, status_id=3),
+                _obs(2, ZENDESK, State.SOFT_DELETED, cause=Cause.USER),
+                _obs(6, ZENDESK, State.ACTIVE, status_id=0),
+            ],
+        ]
+        pending = [ledger.record_observations(None, batch) for batch in batches]
+        with ledger.engine.connect() as connection:
+            pairs = connection.exec_driver_sql("SELECT * FROM pair_state ORDER BY link_id")
+            names = list(pairs.keys())
+            kept = [i for i, name in enumerate(names) if name != "updated_at"]
+            pair_rows = [(*pending, *(row[i] for i in kept)) for row in pairs]
+        return pair_rows, _events(ledger)
+
+
+def test_sqlites_pairs_are_updated_alike_by_one_join_or_a_subquery_a_column(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SQLite 3.33 and later update a batch's pairs by one UPDATE … FROM; older ones as
+    # before: the same pairs and events either way
+    found = []
+    for update_from in (True, False):
+        monkeypatch.setattr(SQLiteDialect, "update_from", update_from)
+        found.append(_pairs_and_events(f"sqlite:///{tmp_path / f'{update_from}.db'}"))
+    assert found[0] == found[1]
+    pairs, events = found[0]
+    assert len(pairs) == 6
+    assert len(events) == 9 + 1 + 4  # first sightings; the status-only change logs none

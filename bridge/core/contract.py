@@ -9,7 +9,7 @@ the target to confirm: a job result alone is never trusted for a purge.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -240,8 +240,16 @@ class Adapter(Protocol):
         before sending, so that a soft delete is never turned into a purge."""
         ...
 
-    def changes(self, cursor: str | None) -> Iterator[ChangePage]:
-        """Everything that changed since `cursor` (None: from the beginning), page by page."""
+    def changes(
+        self, cursor: str | None, *, read_ahead: bool = False
+    ) -> Generator[ChangePage, None, None]:
+        """Everything that changed since `cursor` (None: from the beginning), page by page.
+
+        With `read_ahead`, the next page may be asked for while the caller handles one
+        (reads overlap the recording): its answer may then be from before anything the
+        caller does meanwhile, so only a caller that writes nothing to the vendor between
+        pages passes it, and resumes or closes the stream promptly. Closing the stream
+        waits for a page asked for ahead (no read outlives its stream)."""
         ...
 
     def makers(self, views: Sequence[TicketView]) -> list[TicketView]:

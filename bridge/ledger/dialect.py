@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
@@ -87,6 +88,10 @@ class Dialect(Protocol):
     #: `bridge.ledger.sync._batch_sql`), not a statement per step with a correlated
     #: subquery per column (`_pair_update_sql`)
     one_statement_batch: bool
+    #: where a batch is recorded a statement per step, its pairs are updated by one
+    #: `UPDATE … FROM` the staged batch (`_pair_update_from_sql`), not by a statement per
+    #: kind of change with a correlated subquery per column (`_pair_update_sql`)
+    update_from: bool
 
     # --- opening ---------------------------------------------------------------------
 
@@ -275,6 +280,8 @@ class SQLiteDialect:
     #: has no data-modifying CTE; a statement costs SQLite no round trip, and its
     #: subqueries are index lookups (docs/performance.md, issue 18)
     one_statement_batch = False
+    #: UPDATE … FROM came with SQLite 3.33 (2020); older ones update as before
+    update_from = sqlite3.sqlite_version_info >= (3, 33, 0)
 
     def database_file(self, url: URL) -> Path | None:
         database = url.database
@@ -543,6 +550,7 @@ class PostgreSQLDialect:
     #: each pair twice, and each step was a round trip; the staging table's `previous`
     #: column is left unused (docs/performance.md, issue 18)
     one_statement_batch = True
+    update_from = True  # `_batch_sql` ends with it
 
     def database_file(self, url: URL) -> Path | None:
         return None

@@ -56,7 +56,7 @@ class Observer:
         self._record = record
         self._scheduler = Scheduler(ctx.sleep)
         #: each side's change stream, open between pages (see `_read_page`)
-        self._streams: dict[Side, Iterator[ChangePage]] = {}
+        self._streams: dict[Side, Generator[ChangePage, None, None]] = {}
         #: tickets our finished jobs changed that the side's stream has not shown yet
         self._unread: Counter[Side] = Counter()
 
@@ -164,9 +164,26 @@ class Observer:
 
     # --- steps ------------------------------------------------------------------------
 
+    def close(self) -> None:
+        """Close the change streams left open (the run ended midway, or stopped): a page
+        one asked for ahead is waited for and left unread (no read outlives the run)."""
+        for side in list(self._streams):
+            self._close_stream(side)
+
+    def _close_stream(self, side: Side) -> None:
+        stream = self._streams.pop(side, None)
+        if stream is not None:
+            stream.close()
+
     def _stream_steps(self, side: Side, adapter: Adapter) -> Iterator[ReadyIn]:
+        """Read the side's stream to its end, each next page asked for while this one is
+        recorded (`read_ahead`: nothing is written to a vendor until the streams end)."""
         yield adapter.changes_ready_in
-        while not self._read_page(side, adapter) and not self._ctx.stop():
+        while not self._read_page(side, adapter, read_ahead=True):
+            if self._ctx.stop():
+                # a page asked for ahead is from now: it must not be read after writes
+                self._close_stream(side)
+                break
             yield adapter.changes_ready_in
         self._look_up_unobserved(side, adapter)
         sweep = plan_sweep(self._ctx, side, adapter)
@@ -213,16 +230,19 @@ class Observer:
             side, adapter, sweep.links, sweep.reader(adapter), "sweep", "swept", on_found=checked
         )
 
-    def _read_page(self, side: Side, adapter: Adapter) -> bool:
+    def _read_page(self, side: Side, adapter: Adapter, *, read_ahead: bool = False) -> bool:
         """Read and record one page of the side's change stream; True when the stream has
         caught up (or failed: whatever was recorded stays, the rest is read next time).
 
         The stream stays open between pages, so that pages can be read one at a time
-        while vendor jobs run (`idle`) without starting over."""
+        while vendor jobs run (`idle`) without starting over. A stream opened with
+        `read_ahead` (`Adapter.changes`) is read to its end, or closed, before anything is
+        written."""
         ctx, state = self._ctx, self._ctx.state
         stream = self._streams.get(side)
         if stream is None:
-            stream = self._streams[side] = adapter.changes(ctx.ledger.get_cursor(side))
+            cursor = ctx.ledger.get_cursor(side)
+            stream = self._streams[side] = adapter.changes(cursor, read_ahead=read_ahead)
         try:
             page = next(stream, None)
         except AdapterError as exc:
@@ -241,7 +261,7 @@ class Observer:
         if page is None:
             self._unread[side] = 0
             return True
-        links = ctx.ledger.links_for_tickets(side, (v.ticket_id for v in page.views))
+        links, held = ctx.ledger.links_and_states(side, (v.ticket_id for v in page.views))
         views = [(links[v.ticket_id], v) for v in page.views if v.ticket_id in links]
         state.counts[f"{side}.changes_read"] += len(page.views)
         progress.current().advance(f"reading {side}", len(page.views))
@@ -252,6 +272,7 @@ class Observer:
             cursor=page.cursor,
             makers_unread=page.makers_unread,
             read="changes",
+            held=held,
         )
         caught_up = page.complete or not page.views
         self._unread[side] = 0 if caught_up else max(0, self._unread[side] - len(page.views))
@@ -298,12 +319,12 @@ class Observer:
                     return False
                 state.counts[f"{side}.{counter}"] += len(by_ticket)
                 progress.current().advance(f"reading {side}", len(by_ticket))
-                views = [(by_ticket[i], v) for i, v in found.items() if i in by_ticket]
+                views = [(by_ticket[i].link_id, v) for i, v in found.items() if i in by_ticket]
                 self._record.observations(side, adapter, views, read=event)
                 if known is not None:
                     known.update(found)
                 if on_found is not None:
-                    on_found([link.link_id for link, _ in views])
+                    on_found([link_id for link_id, _ in views])
                 state.deferred.difference_update(link.link_id for link in chunk)
                 state.decide_due = True
                 yield now_ready

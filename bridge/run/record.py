@@ -14,7 +14,6 @@ from datetime import datetime, timedelta
 
 from bridge.core.contract import Adapter, TicketView
 from bridge.core.model import Cause, Observation, Side, State
-from bridge.ledger.sync import LinkIds
 from bridge.run.state import RunContext
 
 __all__ = ["RETENTION_SLACK", "Recorder", "cause"]
@@ -35,46 +34,50 @@ class Recorder:
         self,
         side: Side,
         adapter: Adapter,
-        views: Sequence[tuple[LinkIds, TicketView]],
+        views: Sequence[tuple[int, TicketView]],
         *,
         cursor: str | None = None,
         makers_unread: bool = False,
         read: str,
+        held: Mapping[int, tuple[State | None, datetime | None]] | None = None,
     ) -> None:
-        """Record what `side` showed of these links (and move its cursor to `cursor`),
-        through `read` (`READS`); with `makers_unread` (`ChangePage`), the makers of the
-        views whose state is not the one held are asked of the adapter first."""
+        """Record what `side` showed of these links (each view with its link's id; and
+        move its cursor to `cursor`), through `read` (`READS`); with `makers_unread`
+        (`ChangePage`), the makers of the views whose state is not the one held are asked
+        of the adapter first. `held`: the links' states on `side` as the caller read them
+        with the links (`Ledger.links_and_states`), else read here."""
         ctx, state = self._ctx, self._ctx.state
-        # only a change the vendor gives no cause for is attributed from what was held
-        unexplained = [link.link_id for link, view in views if view.cause is None]
-        held = ctx.ledger.side_states(side, unexplained) if unexplained else {}
+        if held is None:
+            # only a change the vendor gives no cause for is attributed from what was held
+            unexplained = [link_id for link_id, view in views if view.cause is None]
+            held = ctx.ledger.side_states(side, unexplained) if unexplained else {}
         if makers_unread:
             changed = [
                 view
-                for link, view in views
-                if view.cause is None and held.get(link.link_id, _UNKNOWN)[0] is not view.state
+                for link_id, view in views
+                if view.cause is None and held.get(link_id, _UNKNOWN)[0] is not view.state
             ]
             made = {v.ticket_id: v for v in adapter.makers(changed)} if changed else {}
-            views = [(link, made.get(view.ticket_id, view)) for link, view in views]
+            views = [(link_id, made.get(view.ticket_id, view)) for link_id, view in views]
         seen_at = ctx.now()
         # a link the ledger holds no state for is a first sighting: the view's own cause
         # (`cause` would say the same), without a call per row of a first read
         observations = [
             Observation(
-                link_id=link.link_id,
+                link_id=link_id,
                 side=side,
                 ticket_id=view.ticket_id,
                 state=view.state,
                 seen_at=seen_at,
                 vendor_time=view.vendor_time,
                 actor_id=view.actor_id,
-                cause=cause(adapter, held[link.link_id], view, seen_at)
-                if link.link_id in held
+                cause=cause(adapter, held[link_id], view, seen_at)
+                if link_id in held
                 else view.cause,
                 status_id=view.status_id,
                 read=read,
             )
-            for link, view in views
+            for link_id, view in views
         ]
         if ctx.options.dry_run:
             for observation in observations:

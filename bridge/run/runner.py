@@ -130,6 +130,12 @@ class SyncRun:
         return self.state.plan
 
     def execute(self) -> RunResult:
+        try:
+            return self._execute()
+        finally:
+            self.observer.close()  # whatever the end: no vendor read outlives the run
+
+    def _execute(self) -> RunResult:
         ctx, state, options = self._ctx, self.state, self._ctx.options
         if options.dry_run:
             return self._dry_run()

@@ -165,6 +165,10 @@ class Throttle:
         self._sleep = sleep
         self._monotonic = monotonic
 
+    def ready(self) -> bool:
+        """Whether a request could go now without waiting."""
+        return not self._interval or self._monotonic() >= self._next
+
     def wait(self) -> None:
         if not self._interval:
             return
@@ -232,6 +236,11 @@ class HttpClient:
         self.max_body = MAX_BODY_BYTES
         #: the rate-limit signal of the latest answer (None: no reader, or no signal)
         self.last_rate_limit: RateLimitInfo | None = None
+        #: one attempt at a time on the session (`requests.Session` is not made for more):
+        #: a read sent ahead holds it while it is out
+        self._sending = threading.Lock()
+        #: the read sent ahead, waiting for the `request` that asks for it (`read_ahead`)
+        self._ahead: _Ahead | None = None
 
     def url(self, path: str) -> str:
         return urljoin(self.base_url, path.lstrip("/"))
@@ -265,23 +274,26 @@ class HttpClient:
         maybe_acted = False
         #: whether any attempt connected at all (none: the vendor is unreachable)
         connected = False
+        ahead = self._take_ahead(method, path, params) if json is None and not headers else None
         while True:
             attempt += 1
-            self._throttle.wait()
-            if self._pacer is not None:
-                self._pacer()
-            request = requests.Request(
-                method, self.url(path), params=params, json=json, headers=dict(headers or {})
-            )
-            prepared = self.session.prepare_request(request)
-            self._auth(prepared)
-            self.calls += 1
             wait: float | None
+            if ahead is None:
+                self._throttle.wait()
+                if self._pacer is not None:
+                    self._pacer()
+                prepared = self._prepare(method, path, params, json, headers)
+                self.calls += 1
+            else:
+                prepared = ahead.prepared
             try:
-                response = self.session.send(
-                    prepared, timeout=self._timeout, allow_redirects=False, stream=True
-                )
-                _read_body(response, self.max_body, f"{method} {path}", write=not safe)
+                if ahead is None:
+                    response = self._send(prepared, f"{method} {path}", write=not safe)
+                else:
+                    # the first attempt, sent ahead: its answer, or what it raised, here
+                    # where it would have come from had it been sent now
+                    taken, ahead = ahead, None
+                    response = taken.result()
             except (requests.ConnectionError, requests.Timeout, ChunkedEncodingError) as exc:
                 _observed(prepared.url, None)
                 never_sent = _never_sent(exc)
@@ -343,6 +355,80 @@ class HttpClient:
             self._sleep(wait)
             waited += wait
 
+    def read_ahead(
+        self, method: str, path: str, *, params: Mapping[str, Any] | None = None
+    ) -> bool:
+        """Send the first attempt of a read now, on a thread of its own, for the `request`
+        of the same method, path and params that comes next to take (its answer, or what
+        it raised, then surfaces there, and retries, if any, go on from there as usual);
+        False, sending nothing, when it could not go without a wait (the client's pacing,
+        or a shared budget: those waits stay where they are) or one is out already.
+
+        Only a read, and only one whose answer may come from before whatever the caller
+        does until it asks for it: a change stream's next page, while this one is
+        recorded. Other requests meanwhile wait for it to be answered (one attempt at a
+        time on the session). `drop_ahead` ends one that will not be asked for."""
+        method = method.upper()
+        if (
+            method not in ("GET", "HEAD")
+            or self._ahead is not None
+            or self._pacer is not None
+            or not self._throttle.ready()
+        ):
+            return False
+        self._throttle.wait()  # counts it; ready: no sleep
+        prepared = self._prepare(method, path, params, None, None)
+        self.calls += 1
+        self._ahead = _Ahead((method, path, _params_key(params)), prepared, self)
+        return True
+
+    def drop_ahead(self) -> None:
+        """End a read sent ahead that no one will ask for (the stream was closed): wait for
+        its answer, so that no thread outlives its reader, and let it go unread."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            # sent all the same: counted as every request is (the metrics' vendor calls)
+            _observed(ahead.prepared.url, ahead.wait())
+            log.debug("http.ahead_dropped", url=ahead.prepared.url)
+
+    def _take_ahead(
+        self, method: str, path: str, params: Mapping[str, Any] | None
+    ) -> _Ahead | None:
+        """The read sent ahead if it is this request's (else it stays for its own)."""
+        ahead = self._ahead
+        if ahead is None or ahead.key != (method, path, _params_key(params)):
+            return None
+        self._ahead = None
+        return ahead
+
+    def _prepare(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None,
+        json: Any,
+        headers: Mapping[str, str] | None,
+    ) -> requests.PreparedRequest:
+        request = requests.Request(
+            method, self.url(path), params=params, json=json, headers=dict(headers or {})
+        )
+        with self._sending:  # the session's cookies may be written by an answer meanwhile
+            prepared = self.session.prepare_request(request)
+        self._auth(prepared)
+        return prepared
+
+    def _send(
+        self, prepared: requests.PreparedRequest, what: str, *, write: bool
+    ) -> requests.Response:
+        """One attempt, its answer read whole (`_read_body`): the only use of the session's
+        connections, one at a time."""
+        with self._sending:
+            response = self.session.send(
+                prepared, timeout=self._timeout, allow_redirects=False, stream=True
+            )
+            _read_body(response, self.max_body, what, write=write)
+        return response
+
     @contextmanager
     def probing(self) -> Iterator[None]:
         """For `bridge check`: a host that does not resolve or refuses the connection is
@@ -364,6 +450,51 @@ class HttpClient:
             return None
         code = self._read_error_code(response)
         return code[:MAX_ERROR_CODE] if code is not None else None
+
+
+def _params_key(params: Mapping[str, Any] | None) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((str(k), str(v)) for k, v in (params or {}).items()))
+
+
+class _Ahead:
+    """The first attempt of a read, sent on a thread of its own (`HttpClient.read_ahead`):
+    the thread only sends and reads the answer; everything else (retries, waits, the
+    answer's meaning) stays with the caller's `request`."""
+
+    def __init__(
+        self,
+        key: tuple[str, str, tuple[tuple[str, str], ...]],
+        prepared: requests.PreparedRequest,
+        client: HttpClient,
+    ) -> None:
+        self.key = key
+        self.prepared = prepared
+        self._client = client
+        self._response: requests.Response | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="bridge-read-ahead")
+        self._thread.start()
+
+    def _run(self) -> None:
+        method, path, _params = self.key
+        try:
+            self._response = self._client._send(self.prepared, f"{method} {path}", write=False)
+        except BaseException as exc:  # handed to the reader, who raises it as its own
+            self._error = exc
+
+    def wait(self) -> int | None:
+        """Wait for the answer; its status (None: none came)."""
+        self._thread.join()
+        return None if self._response is None else self._response.status_code
+
+    def result(self) -> requests.Response:
+        """The answer, or raise what the attempt raised (the same exception)."""
+        self._thread.join()
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        assert self._response is not None
+        return self._response
 
 
 def _read_body(response: requests.Response, limit: int, what: str, *, write: bool) -> None:

@@ -100,6 +100,7 @@ def test_a_first_syncs_batches_find_their_pairs_by_key_on_the_imports_statistics
                     ids = range(start, start + page)
                     ledger.links_for_tickets(side, [base + n for n in ids])
                     ledger.side_states(side, ids)
+                    ledger.links_and_states(side, [base + n for n in ids])  # both, joined
                     observed = [
                         Observation(n, side, base + n, State.ACTIVE, now, status_id=3, read="r")
                         for n in ids

@@ -236,7 +236,7 @@ def test_work_unconfirmed_for_too_long_needs_attention(world: FaultWorld) -> Non
     world.soft_deleted_both()
     world.so.act(Transition.PURGE, 1)
     world.zd.lookup = lambda ids: {}  # type: ignore[method-assign]  # never re-readable
-    world.zd.changes = lambda cursor: iter(())  # type: ignore[method-assign,assignment]
+    world.zd.changes = lambda cursor, **_read: iter(())  # type: ignore[method-assign,assignment]
     world.sync()
     world.clock.advance(minutes=30)
     assert world.sync(attention_after=timedelta(hours=1)).outcome != "attention"

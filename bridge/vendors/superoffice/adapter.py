@@ -14,7 +14,7 @@ seen, because a purge takes the log with it (`docs/design.md`, "Who deleted it")
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -355,6 +355,22 @@ def _row_view(
     )
 
 
+def _archive_query(
+    provider: str, *, filter_: str | None, order_by: str, top: int, skip: int
+) -> tuple[str, dict[str, Any]]:
+    """The path and query of one archive page, with the columns the adapter reads."""
+    params: dict[str, Any] = {
+        "$select": ARCHIVE_COLUMNS,
+        "$output": ARCHIVE_OUTPUT,
+        "$orderBy": order_by,
+        "$top": top,
+        "$skip": skip,
+    }
+    if filter_:
+        params["$filter"] = filter_
+    return f"Archive/{provider}", params
+
+
 def _logical_rows(
     rows: Sequence[shapes.LogicalArchiveRow], *, recycled: bool, path: str
 ) -> list[tuple[Key, TicketView | None]]:
@@ -557,16 +573,9 @@ class SuperOfficeAdapter:
     ) -> list[tuple[Key, TicketView | None]]:
         """One page of an archive provider, with the columns the adapter reads: each row's
         place in `lastChanged,ticketId` order and the row normalised."""
-        params: dict[str, Any] = {
-            "$select": ARCHIVE_COLUMNS,
-            "$output": ARCHIVE_OUTPUT,
-            "$orderBy": order_by,
-            "$top": top,
-            "$skip": skip,
-        }
-        if filter_:
-            params["$filter"] = filter_
-        path = f"Archive/{provider}"
+        path, params = _archive_query(
+            provider, filter_=filter_, order_by=order_by, top=top, skip=skip
+        )
         response = self.http.request("GET", path, params=params)
         if self._tenant_time is None:
             self._tenant_time = _http_date(response.headers.get("Date"))
@@ -809,7 +818,9 @@ class SuperOfficeAdapter:
         Online tenant is documented to allow is not known here: 700, as for Zendesk."""
         return self._per_second * 60 if self._per_second else 700.0
 
-    def changes(self, cursor: str | None) -> Iterator[ChangePage]:
+    def changes(
+        self, cursor: str | None, *, read_ahead: bool = False
+    ) -> Generator[ChangePage, None, None]:
         """Rows changed after the cursor, `Ticket` then `RecycleTicket`, each paged from a
         (lastChanged second, ticketId) position (`cursor.py`).
 
@@ -823,7 +834,18 @@ class SuperOfficeAdapter:
         new to bridge or read again: the pages say `makers_unread`, and the makers of those
         that changed state are read from the log (`makers`); a tenant's first read is
         history and looks nothing up.
+
+        With `read_ahead`, a provider's next page is asked for (`HttpClient.read_ahead`)
+        before a page is handed over, when the client's pacing lets it go at once: it is
+        answered while the caller records this one.
         """
+        try:
+            yield from self._changes(cursor, read_ahead=read_ahead)
+        finally:
+            self.http.drop_ahead()  # a stream closed midway: its next page goes unread
+
+    def _changes(self, cursor: str | None, *, read_ahead: bool) -> Iterator[ChangePage]:
+        """The pages of `changes`."""
         start = ChangeCursor.parse(cursor, old_overlap=self.change_overlap)
         kept = cursor or ""
         began = self.now()
@@ -836,7 +858,8 @@ class SuperOfficeAdapter:
         unsettled: Span | None = None
         counted = 0
         for provider in (TICKET_PROVIDER, RECYCLE_PROVIDER):
-            for views, keys, done in self._pass(provider, start.start(settles)):
+            pages = self._pass(provider, start.start(settles), read_ahead=read_ahead)
+            for views, keys, done in pages:
                 if bounds is None:  # after the first answer: the tenant's clock is known
                     bounds = self._bounds(began)
                     unsettled = start.counts(bounds, settles=settles)
@@ -857,12 +880,13 @@ class SuperOfficeAdapter:
         return ReadBounds.at(now, self.change_overlap)
 
     def _pass(
-        self, provider: str, at: Position | None
+        self, provider: str, at: Position | None, *, read_ahead: bool
     ) -> Iterator[tuple[list[TicketView], list[Key], bool]]:
         """One provider from `at`, a page at a time: (views new to this pass, the keys of
         the rows new to it, whether the provider is read to its end). Rows a page reads again
         (the second a full page cut off) are dropped; full pages in a row that bring
-        nothing new stop the read, as the tenant then ignores the position."""
+        nothing new stop the read, as the tenant then ignores the position. With
+        `read_ahead`, the next page is sent for before a page is handed over."""
         previous: set[Key] = set()
         stale = 0  # full pages in a row that brought nothing new
         while True:
@@ -885,6 +909,16 @@ class SuperOfficeAdapter:
                 )
             previous = set(keys)
             at = moved
+            if read_ahead and not done:
+                ahead = page_query(at)
+                path, params = _archive_query(
+                    provider,
+                    filter_=ahead.filter,
+                    order_by=ahead.order_by,
+                    top=self.page_size,
+                    skip=0,
+                )
+                self.http.read_ahead("GET", path, params=params)
             yield fresh, [key for key, _view in new], done
             if done:
                 return

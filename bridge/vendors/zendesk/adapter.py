@@ -28,7 +28,7 @@ from __future__ import annotations
 import base64
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -719,7 +719,9 @@ class ZendeskAdapter:
         else:
             self._export_ready_at = now + self._export_spacing
 
-    def changes(self, cursor: str | None) -> Iterator[ChangePage]:
+    def changes(
+        self, cursor: str | None, *, read_ahead: bool = False
+    ) -> Generator[ChangePage, None, None]:
         """The incremental cursor export from `cursor`, one ChangePage per export page.
 
         From `cursor` None (the first read of an account) deletions are history: their
@@ -735,9 +737,21 @@ class ZendeskAdapter:
         sorts before the cursor and would be missed. A cursor the export refuses (expired,
         unreadable) is replaced, once a read, by the start time of the last row read
         before it: that second is read again (rows read twice change nothing).
+
+        With `read_ahead`, the next page is asked for (`HttpClient.read_ahead`) before a
+        page is handed over, when the export's limit lets it go at once and no shared
+        budget is counted: it is answered while the caller records this one.
         """
         position = _Position.parse(cursor, self._start_time)
-        resolve = cursor is not None
+        try:
+            yield from self._export_pages(position, cursor is not None, read_ahead=read_ahead)
+        finally:
+            self._http.drop_ahead()  # a stream closed midway: its next page goes unread
+
+    def _export_pages(
+        self, position: _Position, resolve: bool, *, read_ahead: bool
+    ) -> Iterator[ChangePage]:
+        """The pages of `changes` from `position` (`resolve`: look deletions' actors up)."""
         seen_cursors: set[str] = set()
         fell_back = False
         while True:
@@ -766,7 +780,11 @@ class ZendeskAdapter:
             following = _Position(after, _last_stamp(rows, position.stamp)) if after else None
             if not end:
                 assert following is not None  # a page that is not the last names the next
-                yield ChangePage(views=views, cursor=self._storable(position), complete=False)
+                page = ChangePage(views=views, cursor=self._storable(position), complete=False)
+                if read_ahead and self._budget is None and self.changes_ready_in() < _NO_WAIT:
+                    params = self._export_params(following)
+                    self._http.read_ahead("GET", EXPORT_PATH, params=params)
+                yield page
                 position = following
                 continue
             final = following or position
@@ -781,7 +799,7 @@ class ZendeskAdapter:
         """Wait until the export's own limit lets the next page through (the run's
         scheduler usually waited already: then this costs nothing)."""
         wait = self.changes_ready_in()
-        if wait > 0.001:
+        if wait > _NO_WAIT:
             self._sleep(wait)
         if self._budget is not None:
             self._budget.take_call(EXPORT_BUDGET)
@@ -822,6 +840,8 @@ class ZendeskAdapter:
         }
         purges = self._purge_details(purged_rows) if purged_rows and resolve_actors else {}
         views: list[TicketView] = []
+        # a page's rows share few times (a bulk change: one): each read once
+        times: dict[str, datetime | None] = {}
         for ticket_id, row in latest.items():
             state = states[ticket_id]
             external_id = row.get("external_id")
@@ -848,11 +868,18 @@ class ZendeskAdapter:
                 )
                 views.append(replace(view, external_id=external))
             else:
+                updated = row.get("updated_at")
+                if isinstance(updated, str):
+                    if updated not in times:
+                        times[updated] = parse_time(updated)
+                    vendor_time = times[updated]
+                else:
+                    vendor_time = parse_time(updated)
                 views.append(
                     TicketView(
                         ticket_id=ticket_id,
                         state=state,
-                        vendor_time=parse_time(row.get("updated_at")),
+                        vendor_time=vendor_time,
                         external_id=external,
                     )
                 )
@@ -1104,6 +1131,8 @@ def _export_page(answer: requests.Response) -> tuple[list[Row], str | None, bool
     return rows, page.after_cursor, page.end_of_stream or not page.after_cursor
 
 
+#: a wait shorter than this is none (as the run's scheduler counts it)
+_NO_WAIT = 0.001
 #: what the export answers a cursor it will not read (expired or unreadable; assumed: the
 #: status is not documented, a 400 InvalidValue is what an unreadable one gets in the sandbox)
 _REFUSED_CURSOR = frozenset({400, 404, 410, 422})
