@@ -648,9 +648,7 @@ class SyncStore:
     def _make_page_query(self, side: Side) -> Select[Any]:
         link = Link.__table__  # type: ignore[attr-defined]
         pair = PairState.__table__  # type: ignore[attr-defined]
-        state = self._pair_column(side, "state")
-        vendor_time = self._pair_column(side, "vendor_time")
-        deleted_at = case((state == State.SOFT_DELETED.value, vendor_time), else_=None)
+        state, deleted_at = self._held_columns(side)
         # each pair by key, a subquery per row (joined, PostgreSQL's planner hashed all of
         # pair_state on the statistics of a fresh import); the time as stored (`times`),
         # made a datetime only where there is one: no type processing per row
@@ -662,6 +660,13 @@ class SyncStore:
             sa_select(type_coerce(deleted_at, BigInteger)).where(by_key).scalar_subquery(),
         )
         return query
+
+    def _held_columns(self, side: Side) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
+        """A link's state on `side` and, when soft-deleted, its vendor time (the one state a
+        retention purge follows): what attributing a change's cause needs of the pair."""
+        state = self._pair_column(side, "state")
+        vendor_time = self._pair_column(side, "vendor_time")
+        return state, case((state == State.SOFT_DELETED.value, vendor_time), else_=None)
 
     def _pair_query(self) -> Select[Any]:
         """The three-way inputs of each link, joined in SQL: its base, each side's latest
@@ -801,9 +806,8 @@ class SyncStore:
         NULL, as autovacuum finds them), PostgreSQL read that as an index range on
         `first_state` that grew batch after batch through a first sync (issue 18)."""
         pair = PairState.__table__  # type: ignore[attr-defined]
-        state = self._pair_column(side, "state")
+        state, deleted_at = self._held_columns(side)
         vendor_time = self._pair_column(side, "vendor_time")
-        deleted_at = case((state == State.SOFT_DELETED.value, vendor_time), else_=None)
         query = sa_select(pair.c.link_id, state, type_coerce(deleted_at, vendor_time.type))
         found: dict[int, tuple[State | None, datetime | None]] = {}
         with self._reading() as connection:
