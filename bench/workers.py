@@ -54,6 +54,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -434,6 +435,8 @@ class Bench:
 
             self._each_sims("act", round_.changes)
             figures.seconds = self.converge(round_.expected, base, tick)
+            if figures.seconds is None:
+                self.explain_not_converged(name, round_.expected, base)
             figures.worker_cpu = workers.cpu() - cpu[0]
             figures.sims_cpu = self.sims_cpu() - cpu[1]
             figures.server_cpu = process_tree_cpu(self.cluster.server_pid()) - cpu[2]
@@ -453,6 +456,22 @@ class Bench:
         figures.stalled_retried = logs.count("worker.stalled_job_retried")
         figures.tracebacks = logs.count("Traceback")
         return figures
+
+    def explain_not_converged(self, name: str, expected: Changes, base: Mapping[str, int]) -> None:
+        """What each pair still lacked when a round timed out, for the kept logs' reader."""
+        pending = set(self.pending(expected))
+        lines = [
+            f"{name}: not converged; per pair: changes pending?, runs since the round "
+            "began by outcome, the last finished run's counts"
+        ]
+        for pair, runs in self.runs_since(base).items():
+            outcomes: dict[str, int] = {}
+            for outcome, _ in runs:
+                outcomes[outcome] = outcomes.get(outcome, 0) + 1
+            done = [(o, c) for o, c in runs if o != "running"]
+            last = done[-1] if done else ("none", {})
+            lines.append(f"  {pair}: pending={pair in pending} runs={outcomes} last={last}")
+        print("\n".join(lines), file=sys.stderr)
 
 
 class Killer:
@@ -612,6 +631,12 @@ def main() -> None:
         "--limits", action="store_true", help="keep the simulators' own rate limits"
     )
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds a round may take")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        help="folder for the config and the workers' logs, kept afterwards (default: a "
+        "temporary folder, removed unless a round failed)",
+    )
     args = parser.parse_args()
     rounds_needed = 1 + len(args.workers) + (1 if args.kill_workers else 0)
     if args.links < 2 * args.changes * rounds_needed or args.purges > args.changes:
@@ -629,11 +654,18 @@ def main() -> None:
     except ClusterUnavailableError as exc:
         sys.exit(str(exc))
     os.environ["PGPASSWORD"] = cluster.password  # the workers' driver reads it
+    folder = args.keep or Path(tempfile.mkdtemp(prefix="bench-workers-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    failed = True
     try:
-        with tempfile.TemporaryDirectory(prefix="bench-workers-") as folder:
-            measure(args, Bench(args, Path(folder), cluster))
+        measure(args, Bench(args, folder, cluster))
+        failed = False
     finally:
         cluster.stop()
+        if failed or args.keep:
+            print(f"\nthe config and the workers' logs are kept in {folder}", file=sys.stderr)
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def measure(args: argparse.Namespace, bench: Bench) -> None:

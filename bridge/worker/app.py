@@ -327,6 +327,8 @@ async def _serve(app: procrastinate.App, jobs: PairJobs, settings: WorkerSetting
                 loop.remove_signal_handler(sig)
 
 
+#: the tasks a worker runs, and takes back from a worker that stopped
+TASKS = frozenset({TASK, TARGETED_TASK})
 #: failed jobs are kept this long for `bridge status`, then deleted
 KEEP_FAILED_HOURS = 7 * 24
 
@@ -342,10 +344,9 @@ async def _recover_stalled(
     cleaned = 0.0
     loop = asyncio.get_running_loop()
     while True:
-        for job in await manager.get_stalled_jobs(
-            task_name=TASK, seconds_since_heartbeat=settings.stalled_after
-        ):
-            if job.queue not in jobs.configs:
+        # both tasks: a targeted job left `doing` holds its pair's lock as a scheduled one
+        for job in await manager.get_stalled_jobs(seconds_since_heartbeat=settings.stalled_after):
+            if job.queue not in jobs.configs or job.task_name not in TASKS:
                 continue
             try:
                 await manager.retry_job(job)

@@ -15,6 +15,8 @@ The job's options, and why:
 * `priority` above the scheduled job's: a waiting hint goes before a waiting sync.
 * A lease held (a `bridge sync` outside the queue) is the job's retry; a retry that meets
   a job `serve` deferred meanwhile takes its tickets along (`merged_tickets`).
+* A worker killed while it runs one: the job is taken back as a scheduled one is
+  (`app._recover_stalled`); left `doing`, it would hold the pair's lock for good.
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@ from __future__ import annotations
 import signal
 from collections import Counter
 
+from bridge.core.model import Side
+from bridge.worker.queue import queue_conninfo
+from bridge.worker.targeted import TargetedQueue
 from tests.pairs.conftest import Pairs
 from tests.workers.conftest import Workers, wait_for
 
@@ -60,4 +63,36 @@ def test_a_worker_killed_mid_run_is_taken_over_and_nothing_is_sent_twice(
         assert [r for r in log if r["duplicate"]] == [], log
         repeated = [t for t, n in Counter(r["ticket_id"] for r in log).items() if n > 1]
         assert repeated == [], log
+    assert "Traceback" not in output
+
+
+def test_a_targeted_job_whose_worker_was_killed_is_taken_back(
+    pg_pairs: Pairs, workers: Workers, postgres_url: str
+) -> None:
+    """A `bridge serve` hint's job holds its pair's lock while it runs: left `doing` by a
+    killed worker, it would keep every later run of the pair from starting."""
+    acme = pg_pairs.link("acme", 4)
+    so = pg_pairs.sandboxes["acme"].superoffice
+    zd = pg_pairs.sandboxes["acme"].zendesk
+    first = workers.start()
+    wait_for(lambda: all(_settled(pg_pairs, p) for p in ("acme", "globex")))
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(30) == 0, workers.output(first)
+
+    # while no worker runs, SuperOffice soft-deletes a ticket and serve queues its hint
+    so.soft_delete([acme[0][0]])
+    queue = TargetedQueue(queue_conninfo(postgres_url)).open()
+    try:
+        assert queue.defer("acme", {Side("superoffice"): [acme[0][0]]}) is not None
+    finally:
+        queue.close()
+    # the hint's job goes first (its priority) and its worker dies sending the delete
+    doomed = workers.start(crash_at="before_send:1")
+    assert doomed.wait(40) == -signal.SIGKILL, workers.output(doomed)
+
+    rescuer = workers.start()
+    wait_for(lambda: zd.ticket_state(acme[0][1]) == "deleted", what="the hint's delete copied")
+    wait_for(lambda: _settled(pg_pairs, "acme"))
+    output = workers.output(rescuer)
+    assert "worker.stalled_job_retried" in output
     assert "Traceback" not in output
