@@ -115,23 +115,23 @@ class _Child:
             zendesk.agent_act("delete", change.get("zd_delete", []), agent=(7, "Ann"))
             superoffice.purge(change.get("so_purge", []))
 
-    def pending(self, expected: Mapping[str, Mapping[str, list[int]]]) -> list[str]:
-        """The pairs whose expected copies have not all reached their target yet:
-        `zd_deleted`, `zd_purged` (Zendesk states) and `so_deleted` (SuperOffice)."""
-        waiting: list[str] = []
+    def pending(self, expected: Mapping[str, Mapping[str, list[int]]]) -> dict[str, int]:
+        """Per pair whose expected copies have not all reached their target yet, how many
+        have not: `zd_deleted`, `zd_purged` (Zendesk states) and `so_deleted` (SuperOffice)."""
+        waiting: dict[str, int] = {}
         for pair, wanted in expected.items():
             zendesk = self.zendesk[self.account_of[pair]]
             superoffice = self.superoffice[pair]
-            done = (
-                all(zendesk.ticket_state(t) == "deleted" for t in wanted.get("zd_deleted", []))
-                and all(zendesk.ticket_state(t) == "purged" for t in wanted.get("zd_purged", []))
-                and all(
-                    (superoffice.ticket_state(t) or {}).get("deleted_at")
+            missing = (
+                sum(zendesk.ticket_state(t) != "deleted" for t in wanted.get("zd_deleted", []))
+                + sum(zendesk.ticket_state(t) != "purged" for t in wanted.get("zd_purged", []))
+                + sum(
+                    not (superoffice.ticket_state(t) or {}).get("deleted_at")
                     for t in wanted.get("so_deleted", [])
                 )
             )
-            if not done:
-                waiting.append(pair)
+            if missing:
+                waiting[pair] = missing
         return waiting
 
     def report(self, since_minute: int) -> dict[str, Any]:

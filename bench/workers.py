@@ -22,7 +22,12 @@ Rounds, each on every pair at once (`--changes` C, `--purges` K per pair):
 * **kills**: the same with `--kill-workers` workers (default 2), one of them SIGKILLed every
   `--kill-every` seconds (default 5) and restarted at once; the first dies at its first bulk
   write (crash point `before_send:1`: after the ledger marked it sent, before the request
-  left), so that a kill lands where a duplicate would happen.
+  left), so that a kill lands where a duplicate would happen. With `--kill-for S` the
+  kills stop after S seconds: a worker killed every 2 s lives about 4, less than a run of
+  a large round takes, so the round's last converged run can only come once they stop;
+  the benchmark then says how many copies were still missing when they stopped, when
+  every change had reached its target, and how long the convergence took after the last
+  kill.
 
 Figures per round: time to converge, pairs converged a second, runs a second, links
 decided a second (the runs' decisions), CPU seconds of the workers, the simulators and the
@@ -31,7 +36,9 @@ most requests it received in one minute (counted where they arrive, at its simul
 against its budget, and how many it answered 429. At the end: the irreversible requests
 the simulators accepted (Zendesk purges), flagged duplicates and tickets purged twice
 (both must be 0). The command fails (exit 1) when a round does not converge within
-`--timeout`, a purge was repeated or an account went over its budget.
+`--timeout`, a purge was repeated or an account went over its budget; it then says, per
+pair, the copies still missing and its runs by outcome, and keeps its folder (the config
+and each worker's log; `--keep DIR` keeps them in DIR in any case).
 
 Why `retention_days = 0` in the config: every run then sweeps the soft-deleted SuperOffice
 tickets (a retention purge is silent in SuperOffice's change stream), so that the purges the
@@ -44,7 +51,7 @@ that the workers are what bounds the time (the vendors' limits are not the bottl
 
 Run: `.venv/bin/python bench/workers.py [--pairs 50] [--links 10000] [--changes 100]
 [--purges 20] [--pairs-per-account 5] [--requests-per-minute 700] [--workers 1,2,4]
-[--concurrency 1] [--kill-workers 2] [--kill-every 5] [--limits]`
+[--concurrency 1] [--kill-workers 2] [--kill-every 5] [--kill-for S] [--limits] [--keep DIR]`
 (the CI smoke: `--pairs 3 --links 50 --changes 5 --purges 2 --workers 1,2 --kill-every 3`).
 """
 
@@ -127,6 +134,9 @@ class Figures:
     tracebacks: int = 0
     load: float = 0.0
     connections: int = 0  # the most the server had open at one look
+    copied_seconds: float | None = None  # until every change was at its target
+    missing_at_last_kill: int | None = None  # copies not yet made when the kills stopped
+    after_last_kill: float | None = None  # seconds from the last kill to convergence
 
 
 @dataclass
@@ -337,8 +347,9 @@ class Bench:
             answers.append(sims.request(command, mine))
         return answers
 
-    def pending(self, expected: Changes) -> list[str]:
-        return [pair for answer in self._each_sims("pending", expected) for pair in answer]
+    def pending(self, expected: Changes) -> dict[str, int]:
+        """Per pair not there yet, how many of its expected copies are missing."""
+        return {p: n for answer in self._each_sims("pending", expected) for p, n in answer.items()}
 
     def report(self) -> tuple[dict[str, Any], list[dict[str, int]]]:
         accounts: dict[str, Any] = {}
@@ -395,21 +406,35 @@ class Bench:
         return None
 
     def converge(
-        self, expected: Changes, base: Mapping[str, int], tick: Callable[[], None]
+        self,
+        expected: Changes,
+        base: Mapping[str, int],
+        tick: Callable[[], None],
+        copied: Figures | None = None,
     ) -> float | None:
         """Seconds until every expected change is at its target and every pair's last run
-        converged (None: not within `--timeout`); `tick` is called between looks."""
+        converged (None: not within `--timeout`); `tick` is called between looks; the
+        seconds until every change was at its target go to `copied.copied_seconds`."""
         started = time.perf_counter()
         deadline = started + self.args.timeout
         while time.perf_counter() < deadline:
             tick()
-            if not self.pending(expected) and self.converged_runs(base):
-                return time.perf_counter() - started
+            if not self.pending(expected):
+                if copied is not None and copied.copied_seconds is None:
+                    copied.copied_seconds = time.perf_counter() - started
+                if self.converged_runs(base):
+                    return time.perf_counter() - started
             time.sleep(POLL)
         return None
 
     def run_round(
-        self, name: str, count: int, *, kill_every: float | None = None, purges: bool = True
+        self,
+        name: str,
+        count: int,
+        *,
+        kill_every: float | None = None,
+        kill_for: float | None = None,
+        purges: bool = True,
     ) -> Figures:
         """Start `count` workers, let them warm, make the round's changes and time them to
         convergence (with a worker SIGKILLed every `kill_every` seconds, if given)."""
@@ -426,15 +451,15 @@ class Bench:
             figures = Figures(name, count, None, round_.count())
             base = self.last_run_ids()
             cpu = (workers.cpu(), self.sims_cpu(), process_tree_cpu(self.cluster.server_pid()))
-            kills = Killer(workers, kill_every) if kill_every else None
+            kills = Killer(workers, kill_every, kill_for) if kill_every else None
 
             def tick() -> None:
                 figures.connections = max(figures.connections, self.connections())
-                if kills:
-                    kills.tick()
+                if kills and kills.tick():
+                    figures.missing_at_last_kill = sum(self.pending(round_.expected).values())
 
             self._each_sims("act", round_.changes)
-            figures.seconds = self.converge(round_.expected, base, tick)
+            figures.seconds = self.converge(round_.expected, base, tick, figures)
             if figures.seconds is None:
                 self.explain_not_converged(name, round_.expected, base)
             figures.worker_cpu = workers.cpu() - cpu[0]
@@ -450,6 +475,8 @@ class Bench:
                     figures.resent += counts.get("resent_after_reread", 0)
             if kills:
                 figures.kills, figures.crashes = kills.kills, kills.crashes
+                if figures.seconds is not None and kills.ended is not None:
+                    figures.after_last_kill = time.perf_counter() - kills.ended
         finally:
             workers.stop_all()
         logs = workers.logs()
@@ -459,9 +486,9 @@ class Bench:
 
     def explain_not_converged(self, name: str, expected: Changes, base: Mapping[str, int]) -> None:
         """What each pair still lacked when a round timed out, for the kept logs' reader."""
-        pending = set(self.pending(expected))
+        pending = self.pending(expected)
         lines = [
-            f"{name}: not converged; per pair: changes pending?, runs since the round "
+            f"{name}: not converged; per pair: copies missing, runs since the round "
             "began by outcome, the last finished run's counts"
         ]
         for pair, runs in self.runs_since(base).items():
@@ -470,34 +497,45 @@ class Bench:
                 outcomes[outcome] = outcomes.get(outcome, 0) + 1
             done = [(o, c) for o, c in runs if o != "running"]
             last = done[-1] if done else ("none", {})
-            lines.append(f"  {pair}: pending={pair in pending} runs={outcomes} last={last}")
+            lines.append(f"  {pair}: missing={pending.get(pair, 0)} runs={outcomes} last={last}")
         print("\n".join(lines), file=sys.stderr)
 
 
 class Killer:
     """SIGKILL the longest-lived worker every `every` seconds and start another at once;
-    restart at once any worker that died on its own (the crash point)."""
+    restart at once any worker that died on its own (the crash point). With `kill_for`,
+    the kills stop that many seconds after the first look (`ended`: when)."""
 
-    def __init__(self, workers: Workers, every: float) -> None:
+    def __init__(self, workers: Workers, every: float, kill_for: float | None = None) -> None:
         self.workers = workers
         self.every = every
         self.kills = 0
         self.crashes = 0
         self.last = time.perf_counter()
+        self.until = None if kill_for is None else self.last + kill_for
+        self.ended: float | None = None
 
-    def tick(self) -> None:
+    def tick(self) -> bool:
+        """One look; True the once the kills end."""
         for process, _ in self.workers.started:
             if process.returncode is None and process.poll() is not None:
                 self.crashes += 1  # died at its crash point
                 self.workers.start()
-        if time.perf_counter() - self.last >= self.every:
-            self.last = time.perf_counter()
+        if self.ended is not None:
+            return False
+        now = time.perf_counter()
+        if self.until is not None and now >= self.until:
+            self.ended = now
+            return True
+        if now - self.last >= self.every:
+            self.last = now
             living = self.workers.living()
             if living:
                 living[0].kill()
                 living[0].wait(10)
                 self.kills += 1
                 self.workers.start()
+        return False
 
 
 # -- tables ------------------------------------------------------------------------------
@@ -625,6 +663,11 @@ def main() -> None:
         "--kill-workers", type=int, default=2, help="workers in the kill round (0: no kill round)"
     )
     parser.add_argument("--kill-every", type=float, default=5.0, help="seconds between SIGKILLs")
+    parser.add_argument(
+        "--kill-for",
+        type=float,
+        help="seconds the kills go on (default: until the round converges or times out)",
+    )
     parser.add_argument("--every", default="1s", help="each pair's schedule")
     parser.add_argument("--sim-processes", type=int, default=2)
     parser.add_argument(
@@ -687,7 +730,11 @@ def measure(args: argparse.Namespace, bench: Bench) -> None:
         for count in args.workers:
             rounds.append(bench.run_round(f"{count} worker(s)", count))
         if args.kill_workers:
-            rounds.append(bench.run_round("kills", args.kill_workers, kill_every=args.kill_every))
+            rounds.append(
+                bench.run_round(
+                    "kills", args.kill_workers, kill_every=args.kill_every, kill_for=args.kill_for
+                )
+            )
         accounts, superoffice = bench.report()
         peaks = bench.budget_peaks()
     finally:
@@ -706,6 +753,22 @@ def measure(args: argparse.Namespace, bench: Bench) -> None:
             f"SIGKILLs every {args.kill_every:g} s, {kill.stalled_retried} stalled jobs taken "
             f"back, {kill.resent} operations resent after a re-read, {kill.tracebacks} tracebacks"
         )
+        if args.kill_for is not None:
+            if kill.after_last_kill is not None:
+                stopped = f"converged {kill.after_last_kill:.1f} s after the last kill"
+            elif kill.seconds is not None:
+                stopped = "converged while the kills went on"
+            else:
+                stopped = "did not converge after the last kill"
+            copied = (
+                f"every change at its target after {kill.copied_seconds:.1f} s"
+                if kill.copied_seconds is not None
+                else "not every change at its target"
+            )
+            print(
+                f"the kills stopped after {args.kill_for:g} s, with {kill.missing_at_last_kill} "
+                f"of the round's {kill.changes:,} changes not yet copied; {copied}; {stopped}"
+            )
     budget = args.requests_per_minute if args.pairs_per_account > 1 or args.limits else None
     print("\nZendesk requests per account and minute (every round):\n")
     text, over = accounts_table(accounts, bench.accounts, budget)
