@@ -30,6 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin
@@ -72,22 +73,25 @@ MAX_BODY_BYTES = 64 * 1024 * 1024
 AuthHook = Callable[[requests.PreparedRequest], None]
 #: told of every request sent: its URL, and the status answered (None: no answer)
 CallObserver = Callable[[str, int | None], None]
-_observers: list[CallObserver] = []
+#: the observers of this run's calls: a context's own, so that runs side by side on one
+#: origin (a worker's threads, pairs on one Zendesk account) each count their own calls
+_observers: ContextVar[tuple[CallObserver, ...]] = ContextVar("bridge_call_observers", default=())
 
 
 @contextmanager
 def observing_calls(observer: CallObserver) -> Iterator[None]:
-    """Tell `observer` of every vendor request sent in the block, retries included: the
-    metrics count vendor calls and 429s per vendor through it (`bridge.once.count_vendor_calls`)."""
-    _observers.append(observer)
+    """Tell `observer` of every vendor request sent in the block, by this thread (retries
+    included): the metrics count vendor calls and 429s per vendor through it
+    (`bridge.once.count_vendor_calls`)."""
+    token = _observers.set((*_observers.get(), observer))
     try:
         yield
     finally:
-        _observers.remove(observer)
+        _observers.reset(token)
 
 
 def _observed(url: str | None, status: int | None) -> None:
-    for observer in list(_observers):
+    for observer in _observers.get():
         observer(url or "", status)
 
 

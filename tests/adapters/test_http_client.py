@@ -6,12 +6,16 @@ dialect; the Zendesk and SuperOffice readers it is handed are tested beside thei
 from __future__ import annotations
 
 import socket
+import threading
+from collections import Counter
 from collections.abc import Mapping
 
 import pytest
 import requests
 
 from bridge.core.contract import OutcomeUnknownError, PermanentError, TransientError
+from bridge.core.model import Side
+from bridge.once import count_vendor_calls
 from bridge.vendors.http import (
     HttpClient,
     RateLimitInfo,
@@ -281,3 +285,33 @@ def test_the_client_keeps_what_its_readers_say(server: ScriptedServer) -> None:
     assert client.last_rate_limit == RateLimitInfo(6, None, None, {})  # from error answers too
     assert info.value.error == "x" * 100  # a code, never the body
     assert len(seen) == 2
+
+
+def test_each_run_counts_only_its_own_calls_when_runs_share_an_account(
+    server: ScriptedServer,
+) -> None:
+    """A worker's threads run pairs side by side, and pairs on one Zendesk account call the
+    same origin: each run's counts (the ledger's figures, the metrics) hold its own calls,
+    not its neighbours'."""
+    server.script["/page"] = [Reply(200, {"ok": True})]
+    both_counting = threading.Barrier(2)
+    counts = {"a": Counter[str](), "b": Counter[str]()}
+    host, port = server.server_address[:2]
+    origin = {Side("zendesk"): f"http://{host!s}:{port}"}
+
+    def run(name: str, calls: int) -> None:
+        client = client_for(server, Sleeps())
+        with count_vendor_calls(origin, counts[name]):
+            both_counting.wait(10)
+            for _ in range(calls):
+                client.get_json("page")
+            both_counting.wait(10)
+
+    threads = [threading.Thread(target=run, args=(n, c)) for n, c in (("a", 2), ("b", 3))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert len(server.log) == 5
+    assert counts["a"]["zendesk.http_calls"] == 2
+    assert counts["b"]["zendesk.http_calls"] == 3

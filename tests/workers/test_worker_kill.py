@@ -4,6 +4,7 @@ irreversible request sent twice."""
 
 from __future__ import annotations
 
+import json
 import signal
 from collections import Counter
 
@@ -58,6 +59,12 @@ def test_a_worker_killed_mid_run_is_taken_over_and_nothing_is_sent_twice(
     output = workers.output(rescuer)
     assert "worker.stalled_job_retried" in output
     assert "resent_after_reread" in output
+    # each run counted its vendor calls in its own thread (every run reads both streams)
+    with pg_pairs.ledger("acme") as ledger:
+        idle = [json.loads(r.counts) for r in ledger.recent_runs(100) if r.outcome == "converged"]
+    assert idle
+    assert all(c.get("zendesk.http_calls", 0) >= 1 for c in idle), idle
+    assert all(c.get("superoffice.http_calls", 0) >= 1 for c in idle), idle
     for sim in (*so.values(), *zd.values()):
         log = sim.purge_log()
         assert [r for r in log if r["duplicate"]] == [], log
