@@ -437,7 +437,8 @@ class Bench:
         purges: bool = True,
     ) -> Figures:
         """Start `count` workers, let them warm, make the round's changes and time them to
-        convergence (with a worker SIGKILLed every `kill_every` seconds, if given)."""
+        convergence (with a worker SIGKILLed every `kill_every` seconds, if given, for the
+        first `kill_for` seconds, if given)."""
         workers = Workers(
             self.config_path, self.folder / name.replace(" ", "-"), self.args.concurrency
         )
@@ -766,8 +767,9 @@ def measure(args: argparse.Namespace, bench: Bench) -> None:
                 else "not every change at its target"
             )
             print(
-                f"the kills stopped after {args.kill_for:g} s, with {kill.missing_at_last_kill} "
-                f"of the round's {kill.changes:,} changes not yet copied; {copied}; {stopped}"
+                f"the kills stopped after {args.kill_for:g} s, with "
+                f"{kill.missing_at_last_kill or 0:,} of the round's {kill.changes:,} changes not "
+                f"yet copied; {copied}; {stopped}"
             )
     budget = args.requests_per_minute if args.pairs_per_account > 1 or args.limits else None
     print("\nZendesk requests per account and minute (every round):\n")
