@@ -120,3 +120,57 @@ def _index_sql(url: str) -> dict[str, str]:
         ).fetchall()
     engine.dispose()
     return {str(name): str(sql) for name, sql in rows}
+
+
+def _run_table_reads(plans: list[list[str]]) -> list[str]:
+    """Plan steps that read every row of the run table (the table or a whole index
+    scanned; a partial index holds only the rows looked for): what grows with every run
+    the pair ever made."""
+    partial = {
+        str(index.name)
+        for index in SQLModel.metadata.tables["run"].indexes
+        if index.info.get(PARTIAL, {}).get("sqlite")
+    }
+    return [
+        step
+        for plan in plans
+        for step in plan
+        if step.startswith("SCAN run") and not any(f"INDEX {name}" in step for name in partial)
+    ]
+
+
+def test_a_run_finds_runs_left_running_and_serves_runs_by_index(ledger: Ledger) -> None:
+    """Each run looks for runs a dead process left `running` and for a `bridge serve`
+    run; with a run a minute the table holds half a million rows a year."""
+    for _ in range(3):
+        done = ledger.start_run("sync", holder="test")
+        assert done.id is not None
+        ledger.finish_run(done.id, outcome="converged", counts={})
+    dead = ledger.start_run("sync", holder="killed")  # its process died: left running
+    started, plans = _plans(ledger, lambda: ledger.start_run("sync", holder="test"))
+    assert _run_table_reads(plans) == []
+    (aborted,) = [run for run in ledger.recent_runs(10) if run.id == dead.id]
+    assert aborted.outcome == "aborted"
+    assert started.outcome == "running"
+    served, plans = _plans(ledger, lambda: ledger.ran("hints"))
+    assert served is False
+    assert _run_table_reads(plans) == []
+    assert ledger.ran("sync") is True
+
+
+def test_a_v7_ledger_gains_the_run_indexes(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'v7.db'}"
+    Ledger.open(url, sides=SIDES).close()
+    engine = create_engine(url)
+    with engine.begin() as c:  # as schema v7 made it
+        c.exec_driver_sql("DROP INDEX ix_run_running")
+        c.exec_driver_sql("DROP INDEX ix_run_kind")
+        c.exec_driver_sql("UPDATE meta SET value = '7' WHERE key = 'schema_version'")
+    engine.dispose()
+    fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
+    Ledger.open(fresh, sides=SIDES).close()
+    with Ledger.open(url, sides=SIDES) as ledger:
+        assert ledger.schema_version() == LATEST_VERSION
+        assert ledger.check() == []
+    assert _index_sql(url) == _index_sql(fresh)
+    assert "WHERE outcome = 'running'" in _index_sql(url)["ix_run_running"]

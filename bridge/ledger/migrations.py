@@ -191,9 +191,17 @@ def _v7(connection: Connection, dialect: Dialect) -> None:
     declared["ix_pair_state_second_unread"].create(connection, checkfirst=True)
 
 
+def _v8(connection: Connection, dialect: Dialect) -> None:
+    """What every run asks of the run table, found by index on both backends (issue 16:
+    an idle run read every run twice, for a run left `running` and for a `bridge serve`
+    run): the runs left running (a partial index) and the runs by kind."""
+    for index in SQLModel.metadata.tables["run"].indexes:
+        index.create(connection, checkfirst=True)
+
+
 #: version → the step that brings a ledger from version-1 to it. Never edit a released step.
 #: (Version 1 has no step: a ledger is created at the latest version, never at 1.)
-MIGRATIONS: dict[int, Step] = {2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6, 7: _v7}
+MIGRATIONS: dict[int, Step] = {2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6, 7: _v7, 8: _v8}
 LATEST_VERSION = max(MIGRATIONS)
 
 _ = tables  # the table declarations must be imported before create_all

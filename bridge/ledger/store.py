@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Boolean, Connection, Engine, bindparam, func, text
+from sqlalchemy import Boolean, Connection, Engine, bindparam, func, literal_column, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlmodel import Session, col, select
@@ -29,6 +29,7 @@ from bridge.ledger.files import seal_ledger
 from bridge.ledger.migrations import LATEST_VERSION, migrate, schema_version
 from bridge.ledger.sync import SyncStore
 from bridge.ledger.tables import (
+    RUNNING,
     Cursor,
     Event,
     Lease,
@@ -377,7 +378,10 @@ class Ledger(SyncStore, AuditStore):
                     Event(run_id=run.id, kind="override", detail=override, operator=operator)
                 )
             dead = session.exec(
-                select(Run).where(col(Run.outcome) == "running").where(col(Run.id) != run.id)
+                # the outcome as a literal, as the partial index `ix_run_running` says it
+                select(Run)
+                .where(col(Run.outcome) == literal_column(f"'{RUNNING}'"))
+                .where(col(Run.id) != run.id)
             ).all()
             if dead:
                 left = dict(
