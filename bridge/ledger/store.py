@@ -378,7 +378,8 @@ class Ledger(SyncStore, AuditStore):
                     Event(run_id=run.id, kind="override", detail=override, operator=operator)
                 )
             dead = session.exec(
-                # the outcome as a literal, as the partial index `ix_run_running` says it
+                # a literal, as the partial index `ix_run_running` says it: a PostgreSQL
+                # plan kept for any value of a parameter could not use that index
                 select(Run)
                 .where(col(Run.outcome) == literal_column(f"'{RUNNING}'"))
                 .where(col(Run.id) != run.id)
