@@ -158,3 +158,39 @@ def test_a_bulk_agreement_of_a_whole_tenant_refreshes_the_planners_statistics(
         assert analyzed() == before + 1
     finally:
         ledger.close()
+
+
+def test_a_run_reads_no_whole_run_table_for_dead_runs_or_serve_runs(postgres_url: str) -> None:
+    # each run looked for runs left `running` and for a `bridge serve` run by reading every
+    # run the pair ever made (a run a minute: half a million a year)
+    runs = 50_000
+    ledger = Ledger.open(postgres_url, sides=SIDES)
+    try:
+        with ledger.engine.begin() as connection:
+            connection.exec_driver_sql(
+                "INSERT INTO run (kind, holder, started_at, outcome, dry_run, counts) "
+                f"SELECT 'sync', 'h', n, 'converged', false, '{{}}' "
+                f"FROM generate_series(1, {runs}) n"
+            )
+            connection.exec_driver_sql("ANALYZE run")
+        plans: list[str] = []
+
+        def explain(
+            _conn: Any, cursor: Any, statement: str, params: Any, _context: Any, many: bool
+        ) -> None:
+            if not many and statement.lstrip().upper().startswith("SELECT") and "run" in statement:
+                cursor.execute("EXPLAIN " + statement, params)
+                plans.append("\n".join(str(row[0]) for row in cursor.fetchall()))
+
+        event.listen(ledger.engine, "before_cursor_execute", explain)
+        try:
+            run = ledger.start_run("sync", holder="test")
+            assert ledger.ran("hints") is False
+        finally:
+            event.remove(ledger.engine, "before_cursor_execute", explain)
+        assert run.outcome == "running"
+        assert len(plans) >= 2, plans
+        for plan in plans:
+            assert "Seq Scan on run" not in plan, plan
+    finally:
+        ledger.close()
