@@ -90,7 +90,7 @@ def test_only_observations_that_touch_no_operation_commit_without_waiting_for_th
 def _indexes(connection: Connection) -> dict[str, str]:
     rows = connection.exec_driver_sql(
         "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() "
-        "AND tablename IN ('pair_state', 'event')"
+        "AND tablename IN ('pair_state', 'event', 'run')"
     )
     return {str(name): str(definition) for name, definition in rows}
 
@@ -118,6 +118,8 @@ def test_a_v5_ledger_is_upgraded_to_the_fresh_ledgers_indexes_and_references(
         ):
             c.exec_driver_sql(f"DROP INDEX {name}")
             c.exec_driver_sql(f"CREATE INDEX {name} ON {table} ({column})")
+        for name in ("ix_run_running", "ix_run_kind"):  # schema v8's
+            c.exec_driver_sql(f"DROP INDEX {name}")
         for column, parent in (("run_id", "run"), ("link_id", "link")):
             c.exec_driver_sql(
                 f"ALTER TABLE event ADD FOREIGN KEY ({column}) REFERENCES {parent} (id)"
@@ -135,6 +137,7 @@ def test_a_v5_ledger_is_upgraded_to_the_fresh_ledgers_indexes_and_references(
         assert _references(c, "operation") == 2
     assert "WHERE pending_decision" in upgraded["ix_pair_state_pending"]
     assert "WHERE (attention IS NOT NULL)" in upgraded["ix_pair_state_attention"]
+    assert "WHERE ((outcome)::text = 'running'::text)" in upgraded["ix_run_running"]
 
 
 def test_bridge_check_finds_an_event_naming_a_link_or_run_that_does_not_exist(
