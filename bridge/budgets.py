@@ -65,9 +65,15 @@ STALE_JOB_SECONDS = 3_600
 _MINUTE = 60
 #: the most calls one take reserves: what a run that ends may leave unused of a minute
 _CHUNK = 5
-#: a queued holder that has not looked for this long (microseconds; it looks at least once
-#: a minute while it waits) was stopped or killed: its place is dropped
-_STALE_WAITER = 150_000_000
+#: a queued holder looks again at least this often while it waits (seconds), so that
+#: its place stays fresh
+_LOOK_EVERY = 10.0
+#: a queued holder that has not looked for this long (microseconds: three looks missed)
+#: was stopped or killed: its place is dropped. Each place ahead keeps a call of the
+#: minute for its holder, so a killed run's place held back the account's other runs
+#: until then (kills every few seconds left ten export pages a minute to dead places:
+#: bench/workers.py with --limits)
+_STALE_WAITER = 30_000_000
 _MICROS = 1_000_000
 #: minutes of counts kept (older rows are pruned as calls are taken): an hour, for a look
 _KEPT_MINUTES = 60
@@ -189,13 +195,14 @@ class AccountBudget:
     _holder: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def take_call(self, kind: str = "calls") -> None:
-        """Block until one call of `kind` fits the account's minute, then count it."""
+        """Block until one call of `kind` fits the account's minute, then count it;
+        waiting, look again every `_LOOK_EVERY` seconds (the place stays fresh)."""
         while True:
             wait = self.try_take(kind)
             if wait is None:
                 return
             try:
-                self.sleep(wait)
+                self.sleep(min(wait, _LOOK_EVERY))
             except BaseException:
                 self._leave(kind)  # stopped while waiting: out of the queue
                 raise
