@@ -37,6 +37,7 @@ from procrastinate.exceptions import UniqueViolation
 from procrastinate.jobs import Job
 from procrastinate.manager import JobManager
 from procrastinate.retry import BaseRetryStrategy, RetryDecision
+from procrastinate.worker import Worker
 
 from bridge.config import Config
 from bridge.errors import BridgeError, ExitCode
@@ -292,19 +293,20 @@ def serve(conninfo: str, jobs: PairJobs, settings: WorkerSettings) -> None:
 
 async def _serve(app: procrastinate.App, jobs: PairJobs, settings: WorkerSettings) -> None:
     async with app.open_async():
-        worker = asyncio.create_task(
-            app.run_worker_async(
-                queues=list(jobs.configs),
-                name=settings.name,
-                concurrency=settings.concurrency,
-                fetch_job_polling_interval=settings.poll_interval,
-                update_heartbeat_interval=settings.heartbeat_interval,
-                stalled_worker_timeout=settings.stalled_after,
-                install_signal_handlers=False,
-                delete_jobs="successful",
-            )
+        worker = Worker(
+            app=app,
+            queues=list(jobs.configs),
+            name=settings.name,
+            concurrency=settings.concurrency,
+            fetch_job_polling_interval=settings.poll_interval,
+            update_heartbeat_interval=settings.heartbeat_interval,
+            stalled_worker_timeout=settings.stalled_after,
+            install_signal_handlers=False,
+            delete_jobs="successful",
         )
+        working = asyncio.create_task(worker.run())  # type: ignore[no-untyped-call]
         recovery = asyncio.create_task(_recover_stalled(app, jobs, settings))
+        beating: list[asyncio.Task[None]] = []
         loop = asyncio.get_running_loop()
 
         def on_signal(signum: int) -> None:
@@ -312,19 +314,40 @@ async def _serve(app: procrastinate.App, jobs: PairJobs, settings: WorkerSetting
                 os._exit(int(ExitCode.RETRY))
             log.warning("worker.stopping", signal=signal.Signals(signum).name)
             jobs.stop.set()
-            worker.cancel()
+            working.cancel()
+            beating.append(asyncio.create_task(_beat_while_stopping(app, worker, settings)))
 
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, on_signal, sig)
         try:
-            await worker
+            await working
         except asyncio.CancelledError:
             if not jobs.stop.is_set():
                 raise
         finally:
             recovery.cancel()
+            for task in beating:
+                task.cancel()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
+
+
+async def _beat_while_stopping(
+    app: procrastinate.App, worker: Worker, settings: WorkerSettings
+) -> None:
+    """Keep the stopping worker's heartbeat while its runs finish their batch.
+
+    Procrastinate stops a worker's heartbeat first and then waits for its jobs: a run
+    whose batch outlasted `--stalled-after` was taken back by another worker (or this
+    one) as stalled while it still ran, and run again (the lease kept the two apart, at
+    the price of a run refused and retried). The worker's row goes when its jobs end
+    (`worker_id` None), or with the process (a kill: the heartbeat stops with it)."""
+    while (worker_id := worker.worker_id) is not None:
+        try:
+            await app.job_manager.update_heartbeat(worker_id)
+        except procrastinate.exceptions.ProcrastinateException as exc:
+            log.warning("worker.heartbeat_failed", error=type(exc).__name__)
+        await asyncio.sleep(settings.heartbeat_interval)
 
 
 #: the tasks a worker runs, and takes back from a worker that stopped

@@ -42,3 +42,30 @@ def test_a_worker_syncs_each_pair_on_its_schedule(pg_pairs: Pairs, workers: Work
     assert worker.wait(30) == 0, workers.output(worker)
     assert "Worker stopped." in workers.output(worker)
     assert "running" not in _runs(pg_pairs, "acme") + _runs(pg_pairs, "globex")
+
+
+def test_a_stopping_worker_keeps_its_runs_alive_until_they_end(
+    pg_pairs: Pairs, workers: Workers
+) -> None:
+    """SIGTERM lets the runs in flight finish their batch: meanwhile their jobs are still
+    the stopping worker's, not stalled ones for another worker to take back and run again
+    (Procrastinate stops a worker's heartbeat before it waits for its jobs)."""
+    pg_pairs.link("acme", 4)
+    pg_pairs.link("globex", 4)
+    stopping = workers.start()
+    wait_for(lambda: all("converged" in _runs(pg_pairs, p) for p in ("acme", "globex")))
+    # acme's next export read takes 6 s: three times the workers' --stalled-after
+    zendesk = pg_pairs.sandboxes["acme"].zendesk
+    slow = zendesk.add_fault("slow", path="incremental", delay=6, count=1)
+    wait_for(lambda: slow.fired == 1, what="a run inside the slow read")
+    other = workers.start()
+    wait_for(lambda: "Worker for" in workers.output(other), what="the other worker serving")
+    with pg_pairs.ledger("acme") as ledger:
+        (in_flight,) = [run.id for run in ledger.recent_runs(100) if run.outcome == "running"]
+    stopping.send_signal(signal.SIGTERM)
+    assert stopping.wait(40) == 0, workers.output(stopping)
+    with pg_pairs.ledger("acme") as ledger:  # its run ended, recorded by it
+        (ended,) = [run for run in ledger.recent_runs(100) if run.id == in_flight]
+    assert ended.outcome in ("interrupted", "converged"), ended
+    for process in (stopping, other):
+        assert "stalled_job_retried" not in workers.output(process), workers.output(process)
