@@ -65,17 +65,22 @@ def _plans(ledger: Ledger, work: Callable[[], Any]) -> tuple[Any, list[list[str]
 def _whole_reads(plans: list[list[str]]) -> list[str]:
     """Plan steps that read every row of `link` or `pair_state` (a SCAN of the table or of
     a whole index; a partial index holds only the rows looked for)."""
+    return _scans(plans, ("SCAN link", "SCAN pair_state"), "pair_state")
+
+
+def _scans(plans: list[list[str]], reads: tuple[str, ...], table: str) -> list[str]:
+    """The plan steps that start with one of `reads` and use none of `table`'s partial
+    indexes on SQLite."""
     partial = {
         str(index.name)
-        for index in SQLModel.metadata.tables["pair_state"].indexes
+        for index in SQLModel.metadata.tables[table].indexes
         if index.info.get(PARTIAL, {}).get("sqlite")
     }
     return [
         step
         for plan in plans
         for step in plan
-        if step.startswith(("SCAN link", "SCAN pair_state"))
-        and not any(f"INDEX {name}" in step for name in partial)
+        if step.startswith(reads) and not any(f"INDEX {name}" in step for name in partial)
     ]
 
 
@@ -94,14 +99,26 @@ def test_the_pairs_flagged_for_attention_are_found_by_index_in_link_order(ledger
 
 
 def test_a_v6_ledger_gains_the_partial_indexes(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'v6.db'}"
+    upgraded = _upgraded(
+        tmp_path,
+        6,
+        "DROP INDEX ix_pair_state_second_unread",
+        "DROP INDEX ix_pair_state_attention",
+        "CREATE INDEX ix_pair_state_attention ON pair_state (attention)",
+    )
+    assert "WHERE attention IS NOT NULL" in upgraded["ix_pair_state_attention"]
+
+
+def _upgraded(tmp_path: Path, version: int, *made_older: str) -> dict[str, str]:
+    """The indexes of a ledger made as schema `version` made it (a fresh one, undone by
+    `made_older`) and opened by this bridge, which must upgrade it to a fresh ledger's."""
+    url = f"sqlite:///{tmp_path / f'v{version}.db'}"
     Ledger.open(url, sides=SIDES).close()
     engine = create_engine(url)
-    with engine.begin() as c:  # as schema v6 made it
-        c.exec_driver_sql("DROP INDEX ix_pair_state_second_unread")
-        c.exec_driver_sql("DROP INDEX ix_pair_state_attention")
-        c.exec_driver_sql("CREATE INDEX ix_pair_state_attention ON pair_state (attention)")
-        c.exec_driver_sql("UPDATE meta SET value = '6' WHERE key = 'schema_version'")
+    with engine.begin() as c:
+        for statement in made_older:
+            c.exec_driver_sql(statement)
+        c.exec_driver_sql(f"UPDATE meta SET value = '{version}' WHERE key = 'schema_version'")
     engine.dispose()
     fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
     Ledger.open(fresh, sides=SIDES).close()
@@ -109,7 +126,7 @@ def test_a_v6_ledger_gains_the_partial_indexes(tmp_path: Path) -> None:
         assert ledger.schema_version() == LATEST_VERSION
         assert ledger.check() == []
     assert _index_sql(url) == _index_sql(fresh)
-    assert "WHERE attention IS NOT NULL" in _index_sql(url)["ix_pair_state_attention"]
+    return _index_sql(url)
 
 
 def _index_sql(url: str) -> dict[str, str]:
@@ -126,17 +143,7 @@ def _run_table_reads(plans: list[list[str]]) -> list[str]:
     """Plan steps that read every row of the run table (the table or a whole index
     scanned; a partial index holds only the rows looked for): what grows with every run
     the pair ever made."""
-    partial = {
-        str(index.name)
-        for index in SQLModel.metadata.tables["run"].indexes
-        if index.info.get(PARTIAL, {}).get("sqlite")
-    }
-    return [
-        step
-        for plan in plans
-        for step in plan
-        if step.startswith("SCAN run") and not any(f"INDEX {name}" in step for name in partial)
-    ]
+    return _scans(plans, ("SCAN run",), "run")
 
 
 def test_a_run_finds_runs_left_running_and_serves_runs_by_index(ledger: Ledger) -> None:
@@ -159,18 +166,5 @@ def test_a_run_finds_runs_left_running_and_serves_runs_by_index(ledger: Ledger) 
 
 
 def test_a_v7_ledger_gains_the_run_indexes(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'v7.db'}"
-    Ledger.open(url, sides=SIDES).close()
-    engine = create_engine(url)
-    with engine.begin() as c:  # as schema v7 made it
-        c.exec_driver_sql("DROP INDEX ix_run_running")
-        c.exec_driver_sql("DROP INDEX ix_run_kind")
-        c.exec_driver_sql("UPDATE meta SET value = '7' WHERE key = 'schema_version'")
-    engine.dispose()
-    fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
-    Ledger.open(fresh, sides=SIDES).close()
-    with Ledger.open(url, sides=SIDES) as ledger:
-        assert ledger.schema_version() == LATEST_VERSION
-        assert ledger.check() == []
-    assert _index_sql(url) == _index_sql(fresh)
-    assert "WHERE outcome = 'running'" in _index_sql(url)["ix_run_running"]
+    upgraded = _upgraded(tmp_path, 7, "DROP INDEX ix_run_running", "DROP INDEX ix_run_kind")
+    assert "WHERE outcome = 'running'" in upgraded["ix_run_running"]
