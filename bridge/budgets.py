@@ -35,6 +35,7 @@ from datetime import datetime
 from sqlalchemy import (
     BigInteger,
     Column,
+    ColumnElement,
     Connection,
     Engine,
     Integer,
@@ -246,9 +247,7 @@ class AccountBudget:
         # a write first: SQLite takes its write lock here, never upgrading a read lock
         connection.execute(delete(_calls).where(key, _calls.c.minute < minute - _KEPT_MINUTES))
         connection.execute(delete(_waiters).where(queue, _waiters.c.seen < now - _STALE_WAITER))
-        mine = connection.execute(
-            select(_waiters.c.since).where(queue, _waiters.c.holder == self._holder)
-        ).scalar()
+        mine = connection.execute(select(_waiters.c.since).where(self._place(kind))).scalar()
         before = select(func.count()).select_from(_waiters).where(queue)
         if mine is not None:
             before = before.where(
@@ -277,7 +276,7 @@ class AccountBudget:
                 ).rowcount:
                     got = want
                     break
-        mine_row = and_(queue, _waiters.c.holder == self._holder)
+        mine_row = self._place(kind)
         if got:
             connection.execute(delete(_waiters).where(mine_row))
         elif mine is None:
@@ -295,15 +294,17 @@ class AccountBudget:
         nobody refreshes is dropped after `_STALE_WAITER` anyway)."""
         try:
             with self.engine.begin() as connection:
-                connection.execute(
-                    delete(_waiters).where(
-                        _waiters.c.account == self.account,
-                        _waiters.c.kind == kind,
-                        _waiters.c.holder == self._holder,
-                    )
-                )
+                connection.execute(delete(_waiters).where(self._place(kind)))
         except DBAPIError:
             pass
+
+    def _place(self, kind: str) -> ColumnElement[bool]:
+        """This holder's row in the account's queue of `kind`."""
+        return and_(
+            _waiters.c.account == self.account,
+            _waiters.c.kind == kind,
+            _waiters.c.holder == self._holder,
+        )
 
     # -- jobs ----------------------------------------------------------------------------
     def jobs_running(self) -> int:
