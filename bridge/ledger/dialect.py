@@ -417,10 +417,20 @@ class SQLiteDialect:
         columns: Sequence[str],
         rows: Sequence[Sequence[Any]],
     ) -> None:
-        """executemany with sqlite3's own `?` placeholders, tuples as they are."""
-        marks = ", ".join("?" for _ in columns)
+        """executemany with sqlite3's own `?` placeholders. A column that holds one value
+        in every row (a batch's read time, its state, an empty cause) is written into the
+        statement once instead of bound row by row: binding is most of an executemany's
+        cost, about 0.3 µs a value (`_shared_literals`)."""
+        shared = _shared_literals(rows) if len(rows) > 1 else {}
+        if len(shared) == len(columns):
+            del shared[0]  # rows all alike: one value stays bound, so that each is a row
+        if shared:
+            by_column = zip(*rows, strict=True)
+            bound = (values for i, values in enumerate(by_column) if i not in shared)
+            rows = list(zip(*bound, strict=True))
+        values = ", ".join(shared.get(i, "?") for i in range(len(columns)))
         connection.exec_driver_sql(
-            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values})", rows
         )
 
     def join_fields(self, *expressions: str) -> str:
@@ -834,3 +844,24 @@ DIALECTS: Mapping[str, Dialect] = {
 def dialect_for(url: URL) -> Dialect | None:
     """The dialect of a ledger URL's backend; None when bridge has none for it."""
     return DIALECTS.get(url.get_backend_name())
+
+
+def _shared_literals(rows: Sequence[Sequence[Any]]) -> dict[int, str]:
+    """The columns of `rows` that hold one value throughout, as SQLite literals by column
+    position. Only NULL, ints and strings qualify, of one type in every row (so that `1`
+    and `True` are not taken for one value); a string with a NUL is left bound."""
+    shared: dict[int, str] = {}
+    for position, column in enumerate(zip(*rows, strict=True)):
+        first = column[0]
+        kind = type(first)
+        if first is None:
+            literal = "NULL"
+        elif kind is int and -(2**63) <= first < 2**63:
+            literal = str(first)
+        elif kind is str and "\x00" not in first:
+            literal = "'" + first.replace("'", "''") + "'"
+        else:
+            continue
+        if column.count(first) == len(column) and all(type(value) is kind for value in column):
+            shared[position] = literal
+    return shared
