@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, event
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
@@ -235,3 +236,56 @@ def test_sqlites_pairs_are_updated_alike_by_one_join_or_a_subquery_a_column(
     pairs, events = found[0]
     assert len(pairs) == 6
     assert len(events) == 9 + 1 + 4  # first sightings; the status-only change logs none
+
+
+def test_a_batch_beside_an_open_operation_confirms_it_and_records_the_rest_in_bulk(
+    ledger: Ledger,
+) -> None:
+    """Links with an open operation go through the per-link rules; the ledger looks for them
+    only when some operation is open at all (a first sync has none)."""
+    ledger.record_observations(
+        None, [_obs(n, side, State.ACTIVE) for n in range(1, 7) for side in SIDES]
+    )
+    apply = Decision(Outcome.APPLY, ZENDESK, (Transition.SOFT_DELETE,), State.SOFT_DELETED, "c")
+    pair = ledger.load_pairs([3])[3]
+    assert ledger.record_decisions(None, [PlannedDecision(pair, apply, Cause.USER)]) == 1
+    assert ledger.links_with_open_operations() == {3}
+    assert ledger.links_with_open_operations([1, 2]) == set()
+    sent = [op.id for op in ledger.operations(["planned"])]
+    ledger.mark_sent(sent, run_id=None, batch="b1")
+    batch = [_obs(n, ZENDESK, State.SOFT_DELETED) for n in (2, 3, 4)]
+    pending, confirmed = ledger.record_observations(None, batch)
+    assert (pending, confirmed) == ({2, 3, 4}, 1)
+    assert ledger.links_with_open_operations() == set()
+    changes = [e[:2] for e in _events(ledger)[-3:]]
+    assert changes == [(2, "observed"), (4, "observed"), (3, "confirmed")]
+
+
+def test_sqlites_bulk_insert_stores_each_row_as_bound_one_by_one() -> None:
+    """A column with one value in every row is written into the statement once (binding is
+    most of an executemany's cost); what is stored, value and type, is what binding each
+    row stores. Quotes, a NUL, `1` beside `True`, and rows all alike included."""
+    engine = create_engine("sqlite://")
+    columns = ("n", "same_int", "empty", "quoted", "nul", "mixed", "big", "varying")
+    rows = [(n, 7, None, "it's", "a\x00b", 1 if n % 2 else True, 2**62, f"v{n}") for n in range(5)]
+    alike = [(1, 7, None, "x", "y", 1, 2, "z")] * 3
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    with engine.begin() as connection:
+        for table in ("bulk", "bound"):
+            connection.exec_driver_sql(f"CREATE TABLE {table} ({', '.join(columns)})")
+        for batch in (rows, alike):
+            SQLiteDialect().bulk_insert(connection, "bulk", columns, batch)
+            marks = ", ".join("?" for _ in columns)
+            connection.exec_driver_sql(f"INSERT INTO bound VALUES ({marks})", batch)
+        typed = ", ".join(f"{c}, typeof({c})" for c in columns)
+        stored = [
+            connection.exec_driver_sql(f"SELECT {typed} FROM {table} ORDER BY rowid").all()
+            for table in ("bulk", "bound")
+        ]
+    assert stored[0] == stored[1]
+    assert len(stored[0]) == 8
+    shared = statements[2]  # the first bulk insert: the shared values are in its text
+    assert "7, NULL, 'it''s'" in shared
+    assert "4611686018427387904" in shared
+    assert shared.count("?") == 4  # n, nul, mixed, varying stay bound

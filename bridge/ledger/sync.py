@@ -18,6 +18,7 @@ from sqlalchemy import (
     Column,
     ColumnElement,
     Connection,
+    CursorResult,
     Engine,
     Integer,
     Row,
@@ -183,6 +184,14 @@ class OperationView:
 #: row costs more than reading the row
 _STATES: Mapping[str | None, State] = {state.value: state for state in State}
 _CAUSES: Mapping[str | None, Cause] = {cause.value: cause for cause in Cause}
+
+
+def _plain_rows(result: CursorResult[Any]) -> list[Any]:
+    """The rows of `result` as the driver made them (tuples): no SQLAlchemy `Row` per row,
+    for the reads of every page of a first sync whose columns need no type processing
+    (ids, states as stored, times as integers)."""
+    with result:
+        return list(result.cursor.fetchall())
 
 
 def _state(value: str | None) -> State | None:
@@ -630,8 +639,8 @@ class SyncStore:
         held: dict[int, tuple[State | None, datetime | None]] = {}
         with self._reading() as connection:
             for chunk in chunked(ids, _IDS):
-                rows = connection.execute(query.where(self.dialect.in_ids(column, chunk))).all()
-                for ticket_id, link_id, value, at in rows:
+                found = connection.execute(query.where(self.dialect.in_ids(column, chunk)))
+                for ticket_id, link_id, value, at in _plain_rows(found):
                     links[ticket_id] = link_id
                     if value is not None:
                         held[link_id] = (_STATES[value], None if at is None else from_micros(at))
@@ -821,14 +830,29 @@ class SyncStore:
 
     def links_with_open_operations(self, link_ids: Iterable[int] | None = None) -> set[int]:
         with self.session() as session:
-            query = select(Operation.link_id).where(col(Operation.status).in_(OperationStatus.OPEN))
-            if link_ids is None:
-                return set(session.exec(query))
-            found: set[int] = set()
-            link = Operation.__table__.c.link_id  # type: ignore[attr-defined]
-            for chunk in chunked(sorted(set(link_ids)), _IDS):
-                found.update(session.exec(query.where(self.dialect.in_ids(link, chunk))))
-            return found
+            return self._open_operation_links(session.connection(), link_ids)
+
+    def _open_operation_links(
+        self, connection: Connection, link_ids: Iterable[int] | None = None
+    ) -> set[int]:
+        """The links (of `link_ids`, else all) with an open operation. One index probe
+        first: a first sync has none open, and a lookup of its every link cost more than
+        recording it."""
+        operation = Operation.__table__  # type: ignore[attr-defined]
+        is_open = operation.c.status.in_(OperationStatus.OPEN)
+        query = select(operation.c.link_id).where(is_open)
+        if link_ids is None:
+            return set(connection.execute(query).scalars())
+        if connection.execute(query.limit(1)).first() is None:
+            return set()
+        found: set[int] = set()
+        for chunk in chunked(sorted(set(link_ids)), _IDS):
+            found.update(
+                connection.execute(
+                    query.where(self.dialect.in_ids(operation.c.link_id, chunk))
+                ).scalars()
+            )
+        return found
 
     def operations(
         self, statuses: Sequence[str], *, target: Side | None = None
@@ -943,17 +967,7 @@ class SyncStore:
         now = utcnow()
         with self.session() as session:
             connection = session.connection()
-            link_ids = sorted({o.link_id for o in observations})
-            busy: set[int] = set()
-            operation = Operation.__table__  # type: ignore[attr-defined]
-            for chunk in chunked(link_ids, _IDS):
-                busy.update(
-                    connection.execute(
-                        select(operation.c.link_id)
-                        .where(self.dialect.in_ids(operation.c.link_id, chunk))
-                        .where(operation.c.status.in_(OperationStatus.OPEN))
-                    ).scalars()
-                )
+            busy = self._open_operation_links(connection, (o.link_id for o in observations))
             seen: set[tuple[int, Side]] = set()
             repeated: set[int] = set()
             for obs in observations:
@@ -1061,11 +1075,8 @@ class SyncStore:
         for statement in updates:
             bound = [param for param in typed if f":{param.key}" in statement]
             connection.execute(text(statement).bindparams(*bound), times)
-        pending = set(
-            connection.exec_driver_sql(f"SELECT s.link_id FROM {_OBSERVED} s WHERE {_CHANGED}")
-            .scalars()
-            .all()
-        )
+        changes = f"SELECT s.link_id FROM {_OBSERVED} s WHERE {_CHANGED}"
+        pending = {link_id for (link_id,) in _plain_rows(connection.exec_driver_sql(changes))}
         dialect.release_staging(connection, _OBSERVED)
         return pending
 
