@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
+import mypy.api
 import pytest
 
+from bridge.core.contract import TicketView
 from bridge.core.model import (
     Cause,
     InvalidTransitionError,
@@ -104,3 +107,35 @@ def test_observation_carries_the_audit_facts() -> None:
 def test_causes_are_the_four_of_the_audit() -> None:
     assert {c.value for c in Cause} == {"user", "retention", "archive_retention", "bridge"}
     assert {c for c in Cause if c.by_retention} == {Cause.RETENTION, Cause.ARCHIVE_RETENTION}
+
+
+def test_views_and_observations_compare_by_value_and_hold_no_dict() -> None:
+    """Many are made per run: slotted, compared and hashed by their fields (`immutable`)."""
+    seen = datetime(2026, 1, 2, tzinfo=UTC)
+    one, two = (Observation(3, ZENDESK, 42, S, seen_at=seen) for _ in range(2))
+    assert one == two
+    assert hash(one) == hash(two)
+    assert len({one, two}) == 1
+    assert not hasattr(one, "__dict__")
+    view = TicketView(42, S)
+    assert view == TicketView(42, S)
+    assert hash(view) == hash(TicketView(42, S))
+    assert not hasattr(view, "__dict__")
+
+
+def test_the_type_checker_refuses_a_change_to_a_view_or_an_observation(tmp_path: Path) -> None:
+    """They are frozen for mypy (`bridge/core/immutable.py`), which bridge's CI runs."""
+    snippet = tmp_path / "change.py"
+    snippet.write_text(
+        "from bridge.core.contract import TicketView\n"
+        "from bridge.core.model import Observation\n\n\n"
+        "def change(observation: Observation, view: TicketView) -> None:\n"
+        "    observation.ticket_id = 1\n"
+        "    view.state = view.state\n",
+        encoding="utf-8",
+    )
+    report, _, status = mypy.api.run(
+        [str(snippet), "--cache-dir", str(tmp_path / "cache"), "--follow-imports", "silent"]
+    )
+    assert status == 1
+    assert report.count("is read-only") == 2, report

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
+from bridge.core.immutable import immutable
 from bridge.core.model import Cause, Side, State, Transition
 from bridge.errors import BridgeError, ExitCode
 
@@ -84,7 +85,7 @@ class OutcomeUnknownError(TransientError):
     (429, connection refused): resending is safe."""
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class TicketView:
     """One ticket as one vendor shows it, already normalised.
 

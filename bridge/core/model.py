@@ -12,6 +12,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import NewType
 
+from bridge.core.immutable import immutable
+
 __all__ = [
     "READS",
     "Cause",
@@ -143,7 +145,7 @@ def path(start: State, end: State) -> tuple[Transition, ...]:
     raise InvalidTransitionError(f"no transition from {start} to {end}")  # pragma: no cover
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Observation:
     """What one side said about one linked ticket at one moment: what the run records.
 
