@@ -862,6 +862,7 @@ def _shared_literals(rows: Sequence[Sequence[Any]]) -> dict[int, str]:
             literal = "'" + first.replace("'", "''") + "'"
         else:
             continue
-        if column.count(first) == len(column) and all(type(value) is kind for value in column):
+        # equal and of one type (`set(map(...))` runs in C: a batch has thousands of rows)
+        if column.count(first) == len(column) and len(set(map(type, column))) == 1:
             shared[position] = literal
     return shared
