@@ -39,7 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import URL
 from sqlalchemy.engine.interfaces import DBAPICursor
 from sqlalchemy.pool import PoolProxiedConnection
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from bridge.ledger.tables import PARTIAL
 from bridge.ledger.times import to_micros
@@ -218,10 +218,19 @@ class Dialect(Protocol):
         """A SQL text expression: the values of `expressions` joined by FIELD_SEPARATOR."""
         ...
 
-    def in_ids(self, column: ColumnElement[Any], ids: Sequence[int]) -> ColumnElement[bool]:
+    def in_ids(
+        self, column: ColumnElement[Any], ids: Sequence[int] | BindParameter[str]
+    ) -> ColumnElement[bool]:
         """`column IN ids` with the ids bound as one value: a plain `in_` binds each id
         as a parameter of its own, which SQLAlchemy renders per statement, element by
-        element (on a first sync of 100,000 links that cost more than the queries)."""
+        element (on a first sync of 100,000 links that cost more than the queries).
+        `ids` may be a named parameter (`bindparam(name, type_=Text())`), given
+        `ids_value(...)` when the statement runs: a statement run once a page is then
+        built once, not once a page."""
+        ...
+
+    def ids_value(self, ids: Sequence[int]) -> str:
+        """The one value `in_ids` binds for these ids."""
         ...
 
     def health(self, connection: Connection, *, file_backed: bool) -> list[str]:
@@ -436,13 +445,21 @@ class SQLiteDialect:
     def join_fields(self, *expressions: str) -> str:
         return " || char(31) || ".join(expressions)
 
-    def in_ids(self, column: ColumnElement[Any], ids: Sequence[int]) -> ColumnElement[bool]:
+    def in_ids(
+        self, column: ColumnElement[Any], ids: Sequence[int] | BindParameter[str]
+    ) -> ColumnElement[bool]:
         """The ids as one JSON array, read back by `json_each` (JSON is built into SQLite
         since 3.38, and into the builds Python ships before that)."""
-        listed = func.json_each(bindparam(None, json.dumps([int(i) for i in ids]))).table_valued(
-            "value"
+        bound = (
+            ids
+            if isinstance(ids, BindParameter)
+            else bindparam(None, self.ids_value(ids), type_=Text())
         )
+        listed = func.json_each(bound).table_valued("value")
         return column.in_(select(listed.c.value))
+
+    def ids_value(self, ids: Sequence[int]) -> str:
+        return json.dumps([int(i) for i in ids])
 
     def health(self, connection: Connection, *, file_backed: bool) -> list[str]:
         problems: list[str] = []
@@ -753,16 +770,24 @@ class PostgreSQLDialect:
     def join_fields(self, *expressions: str) -> str:
         return " || chr(31) || ".join(expressions)
 
-    def in_ids(self, column: ColumnElement[Any], ids: Sequence[int]) -> ColumnElement[bool]:
+    def in_ids(
+        self, column: ColumnElement[Any], ids: Sequence[int] | BindParameter[str]
+    ) -> ColumnElement[bool]:
         """`column = ANY(:ids)`, the ids bound as one BIGINT array written as its text
         literal: psycopg dumps a list of ints element by element in Python, a fifth of the
         ledger's client CPU on a first sync (issue 18); the server parses the text."""
         # imported here: a SQLite ledger's run loads none of SQLAlchemy's PostgreSQL dialects
         from sqlalchemy.dialects.postgresql import ARRAY
 
-        literal = "{" + ",".join(str(int(i)) for i in ids) + "}"
-        listed = cast(bindparam(None, literal, type_=Text()), ARRAY(BigInteger()))
-        return column == any_(listed)
+        bound = (
+            ids
+            if isinstance(ids, BindParameter)
+            else bindparam(None, self.ids_value(ids), type_=Text())
+        )
+        return column == any_(cast(bound, ARRAY(BigInteger())))
+
+    def ids_value(self, ids: Sequence[int]) -> str:
+        return "{" + ",".join(str(int(i)) for i in ids) + "}"
 
     def health(self, connection: Connection, *, file_backed: bool) -> list[str]:
         """The server checks its pages itself, and enforces the foreign keys but the event

@@ -10,6 +10,7 @@ from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
@@ -24,6 +25,8 @@ from sqlalchemy import (
     Row,
     Select,
     String,
+    Text,
+    TextClause,
     bindparam,
     case,
     func,
@@ -35,6 +38,7 @@ from sqlalchemy import (
 from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.elements import BindParameter
 from sqlmodel import Session, col, select
 
 from bridge.core.batches import chunked
@@ -389,6 +393,12 @@ _CURSOR_UPSERT = text(
     "INSERT INTO cursor (side, value, updated_at) VALUES (:side, :value, :now) "
     "ON CONFLICT (side) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
 ).bindparams(bindparam("now", type_=UTCDateTime))
+#: the links with an open operation, and whether there is one at all (built once: a batch
+#: asks before it is recorded)
+_OPEN_OPERATION_LINKS = sa_select(Operation.__table__.c.link_id).where(  # type: ignore[attr-defined]
+    Operation.__table__.c.status.in_(OperationStatus.OPEN)  # type: ignore[attr-defined]
+)
+_ANY_OPEN_OPERATION = _OPEN_OPERATION_LINKS.limit(1)
 #: the staging table of `SyncStore._record_bulk`: one batch of one side's observations
 _OBSERVED = "observed_stage"
 _OBSERVED_COLUMNS = (
@@ -551,6 +561,39 @@ _KIND_SQL = (
 )
 
 
+#: the times and flags the recording statements bind, typed as the ledger stores them
+_TYPED: dict[str, BindParameter[Any]] = {
+    "now": bindparam("now", type_=UTCDateTime),
+    "pending": bindparam("pending", type_=Boolean),
+}
+
+
+def _statement(sql: str) -> TextClause:
+    return text(sql).bindparams(*(param for key, param in _TYPED.items() if f":{key}" in sql))
+
+
+@cache
+def _batch_statement(prefix: str) -> TextClause:
+    """`_batch_sql` as a statement, built once a side (SQLAlchemy derives a statement's
+    cache key from its text on every run of one built anew)."""
+    return _statement(_batch_sql(prefix))
+
+
+@cache
+def _bulk_statements(prefix: str, *, update_from: bool) -> tuple[TextClause, ...]:
+    """`SyncStore._record_bulk`'s steps after staging, where each is a statement of its
+    own, built once a side: note the previous states, log the changes, update the pairs."""
+    log = (
+        "INSERT INTO event (at, run_id, link_id, kind, side, ticket_id, transition, "
+        "from_state, to_state, cause, actor_id, vendor_time, detail) "
+        f"SELECT :now, :run_id, s.link_id, {_KIND_SQL}, :side, s.ticket_id, "
+        f"{_TRANSITION_SQL}, s.previous, s.state, s.cause, s.actor_id, s.vendor_time, s.read "
+        f"FROM {_OBSERVED} s WHERE {_CHANGED} ORDER BY s.seq"
+    )
+    updates = [_pair_update_from_sql(prefix)] if update_from else _pair_update_sql(prefix)
+    return tuple(_statement(sql) for sql in [_previous_sql(prefix), log, *updates])
+
+
 class _Micros(dict[datetime, int]):
     """Times as the ledger stores them (`to_micros`), each converted once."""
 
@@ -633,13 +676,12 @@ class SyncStore:
         there are left out). A link is found by its ticket's index and its pair by key
         (`tests/postgres/test_dialect_costs.py` holds PostgreSQL's plan to that)."""
         ids = sorted(set(ticket_ids))
-        column = self._link_column(side)
         query = self._page_query(side)
         links: dict[int, int] = {}
         held: dict[int, tuple[State | None, datetime | None]] = {}
         with self._reading() as connection:
             for chunk in chunked(ids, _IDS):
-                found = connection.execute(query.where(self.dialect.in_ids(column, chunk)))
+                found = connection.execute(query, {"ids": self.dialect.ids_value(chunk)})
                 for ticket_id, link_id, value, at in _plain_rows(found):
                     links[ticket_id] = link_id
                     if value is not None:
@@ -647,8 +689,9 @@ class SyncStore:
         return links, held
 
     def _page_query(self, side: Side) -> Select[Any]:
-        """`links_and_states`'s query, without its ids: built once a ledger and side, not
-        once a page."""
+        """`links_and_states`'s query, its ids a parameter (`ids`): built once a ledger and
+        side, not once a page (SQLAlchemy derives a statement's cache key from its whole
+        tree, on every run of a statement built anew)."""
         made: dict[Side, Select[Any]] = self.__dict__.setdefault("_page_queries", {})
         if side not in made:
             made[side] = self._make_page_query(side)
@@ -667,7 +710,7 @@ class SyncStore:
             link.c.id,
             sa_select(state).where(by_key).scalar_subquery(),
             sa_select(type_coerce(deleted_at, BigInteger)).where(by_key).scalar_subquery(),
-        )
+        ).where(self.dialect.in_ids(self._link_column(side), bindparam("ids", type_=Text())))
         return query
 
     def _held_columns(self, side: Side) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
@@ -838,20 +881,17 @@ class SyncStore:
         """The links (of `link_ids`, else all) with an open operation. One index probe
         first: a first sync has none open, and a lookup of its every link cost more than
         recording it."""
-        operation = Operation.__table__  # type: ignore[attr-defined]
-        is_open = operation.c.status.in_(OperationStatus.OPEN)
-        query = select(operation.c.link_id).where(is_open)
+        query = _OPEN_OPERATION_LINKS
         if link_ids is None:
             return set(connection.execute(query).scalars())
-        if connection.execute(query.limit(1)).first() is None:
+        if connection.execute(_ANY_OPEN_OPERATION).first() is None:
             return set()
+        ids = bindparam("ids", type_=Text())
+        among = query.where(self.dialect.in_ids(query.selected_columns.link_id, ids))
         found: set[int] = set()
         for chunk in chunked(sorted(set(link_ids)), _IDS):
-            found.update(
-                connection.execute(
-                    query.where(self.dialect.in_ids(operation.c.link_id, chunk))
-                ).scalars()
-            )
+            bound = {"ids": self.dialect.ids_value(chunk)}
+            found.update(connection.execute(among, bound).scalars())
         return found
 
     def operations(
@@ -1042,11 +1082,9 @@ class SyncStore:
             ],
         )
         times = {"now": now, "pending": True}
-        typed = (bindparam("now", type_=UTCDateTime), bindparam("pending", type_=Boolean))
         if dialect.one_statement_batch:
             recorded = connection.execute(
-                text(_batch_sql(prefix)).bindparams(*typed),
-                times | {"run_id": run_id, "side": side},
+                _batch_statement(prefix), times | {"run_id": run_id, "side": side}
             ).all()
             if len(recorded) != len(observations):
                 # what the event log's foreign key refuses on SQLite: an observation of a
@@ -1057,24 +1095,11 @@ class SyncStore:
                 )
             dialect.release_staging(connection, _OBSERVED)
             return {link_id for link_id, change in recorded if change}
-        connection.exec_driver_sql(_previous_sql(prefix))
-        connection.execute(
-            text(
-                "INSERT INTO event (at, run_id, link_id, kind, side, ticket_id, transition, "
-                "from_state, to_state, cause, actor_id, vendor_time, detail) "
-                f"SELECT :now, :run_id, s.link_id, {_KIND_SQL}, :side, s.ticket_id, "
-                f"{_TRANSITION_SQL}, s.previous, s.state, s.cause, s.actor_id, s.vendor_time, "
-                "s.read "
-                f"FROM {_OBSERVED} s WHERE {_CHANGED} ORDER BY s.seq"
-            ).bindparams(typed[0]),
-            {"now": now, "run_id": run_id, "side": side},
-        )
-        updates = (
-            [_pair_update_from_sql(prefix)] if dialect.update_from else _pair_update_sql(prefix)
-        )
-        for statement in updates:
-            bound = [param for param in typed if f":{param.key}" in statement]
-            connection.execute(text(statement).bindparams(*bound), times)
+        previous, log, *updates = _bulk_statements(prefix, update_from=dialect.update_from)
+        connection.execute(previous)
+        connection.execute(log, {"now": now, "run_id": run_id, "side": side})
+        for update in updates:
+            connection.execute(update, times)
         changes = f"SELECT s.link_id FROM {_OBSERVED} s WHERE {_CHANGED}"
         pending = {link_id for (link_id,) in _plain_rows(connection.exec_driver_sql(changes))}
         dialect.release_staging(connection, _OBSERVED)
