@@ -108,6 +108,7 @@ from _util import (
 )
 from sqlalchemy import event
 
+from bridge.collector import tune_collector
 from bridge.config import load_config
 from bridge.core.contract import Adapter
 from bridge.factory import build_adapters, policy_from_config
@@ -700,4 +701,5 @@ def changes_note(changes: int) -> str:
 
 
 if __name__ == "__main__":
+    tune_collector()  # as the command line runs it (bridge/collector.py)
     main()

@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _sandbox_process import RemoteClock, SandboxProcess
 from _util import table
 
+from bridge.collector import tune_collector
 from bridge.config import load_config
 from bridge.factory import build_adapters
 from bridge.ledger import Ledger, LinkRow
@@ -297,4 +298,5 @@ def main(sizes: list[int]) -> None:
 
 
 if __name__ == "__main__":
+    tune_collector()  # as the command line runs it (bridge/collector.py)
     main([int(a) for a in sys.argv[1:]] or [10_000, 100_000])

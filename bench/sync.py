@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _util import peak_rss_mb, table
 
+from bridge.collector import tune_collector
 from bridge.config import load_config
 from bridge.factory import build_adapters, policy_from_config
 from bridge.ledger import Ledger, LinkRow
@@ -228,6 +229,7 @@ def main(links: int, changes: int) -> None:
 
 
 if __name__ == "__main__":
+    tune_collector()  # as the command line runs it (bridge/collector.py)
     main(
         int(sys.argv[1]) if len(sys.argv) > 1 else 100_000,
         int(sys.argv[2]) if len(sys.argv) > 2 else 1_000,

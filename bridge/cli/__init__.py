@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import atexit
-import gc
 import os
 import sys
 from typing import Any, NamedTuple, NoReturn
@@ -12,6 +10,7 @@ import click
 
 from bridge import __version__
 from bridge.cli.context import AppContext
+from bridge.collector import tune_collector
 from bridge.config import resolve_config_path
 from bridge.errors import BridgeError, ExitCode
 from bridge.lazy import import_attribute
@@ -19,21 +18,7 @@ from bridge.logging import redact_text
 
 __all__ = ["main"]
 
-# A command's process ends with the interpreter tearing its modules down, running a full
-# garbage collection over every object SQLAlchemy, SQLModel, pydantic and bridge made
-# several times over: about 0.2-0.3 s of CPU, most of an idle `sync` after its imports,
-# spent on memory the process hands back anyway. Frozen objects are left out of those
-# collections; everything else at exit still happens (atexit handlers, logging's flush,
-# stdout's flush, temporary folders' removal); the ledger and its connections are closed
-# by the commands themselves, before this. Python never promised to collect cycles at exit.
-atexit.register(gc.freeze)
-# A run makes millions of short-lived objects (rows, views, observations, the tuples a batch
-# is staged from) and no cycles worth collecting early; the collector's default (a young
-# collection every 700 allocations, a full one over every object loaded every 100 of
-# those) took 0.5-0.6 s of a 100,000-link first sync, eight full collections of 40 ms
-# among them. Every 10,000 allocations it takes 0.05 s; the garbage cycles it leaves a
-# little longer are a few megabytes at most (docs/performance.md, issue 16).
-gc.set_threshold(10_000, 10, 10)
+tune_collector()  # bridge/collector.py: why
 
 
 class LazyCommand(NamedTuple):
