@@ -388,11 +388,23 @@ _OP_EVENT_COLUMNS = (
     "operation_id",
     "detail",
 )
+#: the times and flags the recording statements bind, typed as the ledger stores them
+_TYPED: dict[str, BindParameter[Any]] = {
+    "now": bindparam("now", type_=UTCDateTime),
+    "pending": bindparam("pending", type_=Boolean),
+}
+
+
+def _statement(sql: str) -> TextClause:
+    """`sql` as a statement, the times and flags it names typed (`_TYPED`)."""
+    return text(sql).bindparams(*(param for key, param in _TYPED.items() if f":{key}" in sql))
+
+
 #: a side's change cursor set in one statement (SQLite 3.24 and PostgreSQL spell it alike)
-_CURSOR_UPSERT = text(
+_CURSOR_UPSERT = _statement(
     "INSERT INTO cursor (side, value, updated_at) VALUES (:side, :value, :now) "
     "ON CONFLICT (side) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
-).bindparams(bindparam("now", type_=UTCDateTime))
+)
 #: the links with an open operation, and whether there is one at all (built once: a batch
 #: asks before it is recorded)
 _OPEN_OPERATION_LINKS = sa_select(Operation.__table__.c.link_id).where(  # type: ignore[attr-defined]
@@ -559,17 +571,6 @@ _KIND_SQL = (
     "CASE WHEN s.previous IS NULL THEN 'first_seen' "
     f"WHEN s.previous = '{State.PURGED.value}' THEN 'anomaly' ELSE 'observed' END"
 )
-
-
-#: the times and flags the recording statements bind, typed as the ledger stores them
-_TYPED: dict[str, BindParameter[Any]] = {
-    "now": bindparam("now", type_=UTCDateTime),
-    "pending": bindparam("pending", type_=Boolean),
-}
-
-
-def _statement(sql: str) -> TextClause:
-    return text(sql).bindparams(*(param for key, param in _TYPED.items() if f":{key}" in sql))
 
 
 @cache
