@@ -430,11 +430,11 @@ class SQLiteDialect:
         in every row (a batch's read time, its state, an empty cause) is written into the
         statement once instead of bound row by row: binding is most of an executemany's
         cost, about 0.3 µs a value (`_shared_literals`)."""
-        shared = _shared_literals(rows) if len(rows) > 1 else {}
+        by_column = list(zip(*rows, strict=True)) if len(rows) > 1 else []
+        shared = _shared_literals(by_column)
         if len(shared) == len(columns):
             del shared[0]  # rows all alike: one value stays bound, so that each is a row
         if shared:
-            by_column = zip(*rows, strict=True)
             bound = (values for i, values in enumerate(by_column) if i not in shared)
             rows = list(zip(*bound, strict=True))
         values = ", ".join(shared.get(i, "?") for i in range(len(columns)))
@@ -871,12 +871,13 @@ def dialect_for(url: URL) -> Dialect | None:
     return DIALECTS.get(url.get_backend_name())
 
 
-def _shared_literals(rows: Sequence[Sequence[Any]]) -> dict[int, str]:
-    """The columns of `rows` that hold one value throughout, as SQLite literals by column
-    position. Only NULL, ints and strings qualify, of one type in every row (so that `1`
-    and `True` are not taken for one value); a string with a NUL is left bound."""
+def _shared_literals(by_column: Sequence[Sequence[Any]]) -> dict[int, str]:
+    """The columns (each the values of every row) that hold one value throughout, as
+    SQLite literals by column position. Only NULL, ints and strings qualify, of one type
+    in every row (so that `1` and `True` are not taken for one value); a string with a NUL
+    is left bound."""
     shared: dict[int, str] = {}
-    for position, column in enumerate(zip(*rows, strict=True)):
+    for position, column in enumerate(by_column):
         first = column[0]
         kind = type(first)
         if first is None:
