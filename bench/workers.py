@@ -466,6 +466,7 @@ class Bench:
 
             self._each_sims("act", round_.changes)
             figures.seconds = self.converge(round_.expected, base, tick, figures)
+            converged_at = time.perf_counter()
             if figures.seconds is None:
                 self.explain_not_converged(name, round_.expected, base)
             figures.worker_cpu = workers.cpu() - cpu[0]
@@ -482,7 +483,7 @@ class Bench:
             if kills:
                 figures.kills, figures.crashes = kills.kills, kills.crashes
                 if figures.seconds is not None and kills.ended is not None:
-                    figures.after_last_kill = time.perf_counter() - kills.ended
+                    figures.after_last_kill = converged_at - kills.ended
         finally:
             workers.stop_all()
         logs = workers.logs()
