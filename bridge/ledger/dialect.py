@@ -92,6 +92,10 @@ class Dialect(Protocol):
     #: `UPDATE … FROM` the staged batch (`_pair_update_from_sql`), not by a statement per
     #: kind of change with a correlated subquery per column (`_pair_update_sql`)
     update_from: bool
+    #: a run records a page of observations on a thread and connection of its own while
+    #: it reads the next (`bridge.ledger.behind`): the server's work on one page and the
+    #: run's on the next overlap (issue 18)
+    writes_behind: bool
 
     # --- opening ---------------------------------------------------------------------
 
@@ -214,6 +218,13 @@ class Dialect(Protocol):
         SQLAlchemy would cost several times the insert itself."""
         ...
 
+    def array_value(self, values: Sequence[int | str | None]) -> str:
+        """A list of plain values (ints, strings, None) as one bound value, in the form
+        the backend reads a list in (`ids_value`'s, for any of these values): a batch
+        bound to one statement as a few lists instead of a row per observation
+        (`one_statement_batch`)."""
+        ...
+
     def join_fields(self, *expressions: str) -> str:
         """A SQL text expression: the values of `expressions` joined by FIELD_SEPARATOR."""
         ...
@@ -291,6 +302,9 @@ class SQLiteDialect:
     one_statement_batch = False
     #: UPDATE … FROM came with SQLite 3.33 (2020); older ones update as before
     update_from = sqlite3.sqlite_version_info >= (3, 33, 0)
+    #: SQLite works in the run's own process: a write beside the next page's reads would
+    #: share its CPU, not add a server's; writes are made as they come
+    writes_behind = False
 
     def database_file(self, url: URL) -> Path | None:
         database = url.database
@@ -461,6 +475,9 @@ class SQLiteDialect:
     def ids_value(self, ids: Sequence[int]) -> str:
         return json.dumps([int(i) for i in ids])
 
+    def array_value(self, values: Sequence[int | str | None]) -> str:
+        return json.dumps(list(values))
+
     def health(self, connection: Connection, *, file_backed: bool) -> list[str]:
         problems: list[str] = []
         integrity = [
@@ -567,6 +584,15 @@ def with_search_path(url: URL, schema: str) -> URL:
     return url.update_query_dict({"options": f"{options} -csearch_path={schema}".strip()})
 
 
+def _array_element(value: int | str | None) -> str:
+    """One element of `PostgreSQLDialect.array_value`'s literal."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return str(int(value))
+
+
 class PostgreSQLDialect:
     """PostgreSQL through psycopg 3: a server the DBA runs, one advisory lock per ledger
     transaction, plpgsql triggers, TEMP tables, COPY, array-bound id lists."""
@@ -574,10 +600,11 @@ class PostgreSQLDialect:
     name = "postgresql"
     server = True
     #: the subqueries made PostgreSQL scan the whole pair_state table per batch and write
-    #: each pair twice, and each step was a round trip; the staging table's `previous`
-    #: column is left unused (docs/performance.md, issue 18)
+    #: each pair twice, and each step was a round trip; the batch is bound to the
+    #: statement as arrays, not staged (docs/performance.md, issue 18)
     one_statement_batch = True
     update_from = True  # `_batch_sql` ends with it
+    writes_behind = True
 
     def database_file(self, url: URL) -> Path | None:
         return None
@@ -788,6 +815,14 @@ class PostgreSQLDialect:
 
     def ids_value(self, ids: Sequence[int]) -> str:
         return "{" + ",".join(str(int(i)) for i in ids) + "}"
+
+    def array_value(self, values: Sequence[int | str | None]) -> str:
+        """An array's text literal, cast in the statement (`CAST(:name AS bigint[])`), as
+        `ids_value`: strings double-quoted (`"` and `\\` escaped), None as NULL. A list of
+        ints alone, most of a batch's, is joined as it is."""
+        if all(type(value) is int for value in values):
+            return "{" + ",".join(map(str, values)) + "}"
+        return "{" + ",".join(map(_array_element, values)) + "}"
 
     def health(self, connection: Connection, *, file_backed: bool) -> list[str]:
         """The server checks its pages itself, and enforces the foreign keys but the event

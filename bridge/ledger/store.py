@@ -23,6 +23,7 @@ from sqlmodel import Session, col, select
 from bridge.core.model import Side, Sides
 from bridge.errors import BridgeError, ExitCode
 from bridge.ledger.audit import AuditStore
+from bridge.ledger.behind import WriteBehind
 from bridge.ledger.dialect import Dialect
 from bridge.ledger.engine import create_ledger_engine, ledger_dialect
 from bridge.ledger.files import seal_ledger
@@ -178,6 +179,11 @@ class Ledger(SyncStore, AuditStore):
     def path(self) -> str | None:
         path = self.dialect.database_file(self.engine.url)
         return str(path) if path else None
+
+    def write_behind(self) -> WriteBehind[Any] | None:
+        """Writes behind the caller on this ledger, where the backend gains by them
+        (`Dialect.writes_behind`); None: each write made as it comes."""
+        return WriteBehind(self.engine) if self.dialect.writes_behind else None
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -411,7 +411,8 @@ _OPEN_OPERATION_LINKS = sa_select(Operation.__table__.c.link_id).where(  # type:
     Operation.__table__.c.status.in_(OperationStatus.OPEN)  # type: ignore[attr-defined]
 )
 _ANY_OPEN_OPERATION = _OPEN_OPERATION_LINKS.limit(1)
-#: the staging table of `SyncStore._record_bulk`: one batch of one side's observations
+#: the staging table of `SyncStore._record_bulk` where each step is a statement of its own:
+#: one batch of one side's observations
 _OBSERVED = "observed_stage"
 _OBSERVED_COLUMNS = (
     "seq INTEGER NOT NULL, link_id INTEGER NOT NULL PRIMARY KEY, ticket_id BIGINT NOT NULL, "
@@ -429,6 +430,16 @@ _OBSERVED_INSERT = (
     "cause",
     "status_id",
     "read",
+)
+#: the SQL type of each of `_OBSERVED_INSERT`'s columns
+_OBSERVED_TYPES = (
+    *("integer", "integer", "bigint", "text", "bigint"),
+    *("bigint", "bigint", "text", "bigint", "text"),
+)
+#: each of `_OBSERVED_INSERT`'s columns as `_batch_sql` reads it, an array bound as one value
+_OBSERVED_ARRAYS = ", ".join(
+    f"CAST(:o_{name} AS {kind}[])"
+    for name, kind in zip(_OBSERVED_INSERT, _OBSERVED_TYPES, strict=True)
 )
 
 
@@ -479,28 +490,34 @@ def _pair_update_sql(prefix: str) -> list[str]:
 
 
 def _batch_sql(prefix: str) -> str:
-    """A staged batch of side `prefix` recorded by one statement (`Dialect.one_statement_
-    batch`), data-modifying CTEs that all see the pairs as they were before it: `staged`
-    notes each observation's previous state beside it, `logged` logs the changes (as
-    `_record_bulk`'s steps do), `updated` writes each pair once with an UPDATE … FROM (its
-    changed state, cause, times and pending mark, and a new status id); the statement
-    returns each staged link with whether its state changed. A staged link with no pair
-    (none in the ledger) is left out, for the caller to refuse the batch.
+    """A batch of side `prefix` recorded by one statement (`Dialect.one_statement_batch`),
+    data-modifying CTEs that all see the pairs as they were before it: `staged` notes each
+    observation's previous state beside it, `logged` logs the changes (as `_record_bulk`'s
+    steps do), `updated` writes each pair once with an UPDATE … FROM (its changed state,
+    cause, times and pending mark, and a new status id); the statement returns each
+    observed link with whether its state changed. An observed link with no pair (none in
+    the ledger) is left out, for the caller to refuse the batch.
 
-    `staged` finds the pairs as `link_id = ANY(ARRAY(...))`, by primary key whatever the
-    planner's statistics of pair_state say (stale after a link import, they made a plain
-    join scan the whole table once per batch, issue 18); estimated from that, `staged` is
-    a few rows to the planner, so `updated` looks each pair up by key. (The same `ANY` in
-    `updated` was tried: planned inside the lookup of each staged row, it compared every
-    row with every id, 40 ms for a batch of 1,000.)"""
+    The observations come bound to the statement, an array per column (`_OBSERVED_ARRAYS`,
+    `Dialect.array_value`) read by `unnest`, not staged in a table first: a COPY into a
+    TEMP table cost the server a heap row and an index entry per observation, and three
+    more round trips per batch (issue 18).
+
+    `staged` finds the pairs as `link_id = ANY(...)` of the bound ids, by primary key
+    whatever the planner's statistics of pair_state say (stale after a link import, they
+    made a plain join scan the whole table once per batch, issue 18); estimated from that,
+    `staged` is a few rows to the planner, so `updated` looks each pair up by key. (The
+    same `ANY` in `updated` was tried: planned inside the lookup of each staged row, it
+    compared every row with every id, 40 ms for a batch of 1,000.)"""
     changed = _CHANGED
     status_new = _status_new(prefix, "pair_state")
     assignments = _pair_assignments(prefix)
     columns = ", ".join(f"o.{name}" for name in _OBSERVED_INSERT)
     return (
         f"WITH staged AS MATERIALIZED (SELECT {columns}, p.{prefix}_state AS previous "
-        f"FROM {_OBSERVED} o JOIN pair_state p ON p.link_id = o.link_id "
-        f"WHERE p.link_id = ANY(ARRAY(SELECT link_id FROM {_OBSERVED}))), "
+        f"FROM unnest({_OBSERVED_ARRAYS}) AS o({', '.join(_OBSERVED_INSERT)}) "
+        "JOIN pair_state p ON p.link_id = o.link_id "
+        "WHERE p.link_id = ANY(CAST(:o_link_id AS integer[]))), "
         "logged AS (INSERT INTO event (at, run_id, link_id, kind, side, ticket_id, "
         "transition, from_state, to_state, cause, actor_id, vendor_time, detail) "
         f"SELECT :now, :run_id, s.link_id, {_KIND_SQL}, :side, s.ticket_id, "
@@ -1050,42 +1067,37 @@ class SyncStore:
         open operation, with one statement per step whatever their number: stage them
         (the driver's bulk insert of plain tuples), note each link's previous state, log
         the changes (`event`), then update the changed pairs and the status ids; on a
-        backend with data-modifying CTEs, the steps after staging are one statement
-        (`_batch_sql`). Returns the links whose state changed (now pending a decision)."""
+        backend with data-modifying CTEs, the batch is one statement instead, its
+        observations bound to it as arrays (`_batch_sql`). Returns the links whose state
+        changed (now pending a decision)."""
         prefix = _position(self.sides, side)
         dialect = self.dialect
-        dialect.create_staging(connection, _OBSERVED, _OBSERVED_COLUMNS)
-        if reused:
-            # the other side's batch, earlier in this transaction; a transaction starts
-            # with the stage empty (each use releases it, a rollback takes its rows back)
-            dialect.clear_staging(connection, _OBSERVED)
         # a batch's times are few (one read time; a bulk change gives a page one vendor
         # time): each distinct one converted once
         micros = _Micros()
-        dialect.bulk_insert(
-            connection,
-            _OBSERVED,
-            _OBSERVED_INSERT,
-            [
-                (
-                    n,
-                    o.link_id,
-                    o.ticket_id,
-                    o.state.value,
-                    None if o.vendor_time is None else micros[o.vendor_time],
-                    micros[o.seen_at],
-                    o.actor_id,
-                    o.cause.value if o.cause else None,
-                    o.status_id,
-                    o.read,
-                )
-                for n, o in enumerate(observations)
-            ],
-        )
+        rows = [
+            (
+                n,
+                o.link_id,
+                o.ticket_id,
+                o.state.value,
+                None if o.vendor_time is None else micros[o.vendor_time],
+                micros[o.seen_at],
+                o.actor_id,
+                o.cause.value if o.cause else None,
+                o.status_id,
+                o.read,
+            )
+            for n, o in enumerate(observations)
+        ]
         times = {"now": now, "pending": True}
         if dialect.one_statement_batch:
+            arrays = {
+                f"o_{name}": dialect.array_value(values)
+                for name, values in zip(_OBSERVED_INSERT, zip(*rows, strict=True), strict=True)
+            }
             recorded = connection.execute(
-                _batch_statement(prefix), times | {"run_id": run_id, "side": side}
+                _batch_statement(prefix), times | arrays | {"run_id": run_id, "side": side}
             ).all()
             if len(recorded) != len(observations):
                 # what the event log's foreign key refuses on SQLite: an observation of a
@@ -1094,8 +1106,13 @@ class SyncStore:
                 raise IntegrityError(
                     "record observations", None, LookupError(f"links not in the ledger: {unknown}")
                 )
-            dialect.release_staging(connection, _OBSERVED)
             return {link_id for link_id, change in recorded if change}
+        dialect.create_staging(connection, _OBSERVED, _OBSERVED_COLUMNS)
+        if reused:
+            # the other side's batch, earlier in this transaction; a transaction starts
+            # with the stage empty (each use releases it, a rollback takes its rows back)
+            dialect.clear_staging(connection, _OBSERVED)
+        dialect.bulk_insert(connection, _OBSERVED, _OBSERVED_INSERT, rows)
         previous, log, *updates = _bulk_statements(prefix, update_from=dialect.update_from)
         connection.execute(previous)
         connection.execute(log, {"now": now, "run_id": run_id, "side": side})

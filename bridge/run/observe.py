@@ -71,6 +71,7 @@ class Observer:
             return
         streams = [Task(self._stream_steps(side, a)) for side, a in self._ctx.reachable()]
         self._scheduler.run(streams)
+        self._record.settle()  # the last page recorded behind the reads
 
     def _look_up_hinted(self, hints: Mapping[Side, frozenset[int]]) -> None:
         """A targeted run: look up the linked tickets webhooks named, side by side, in the
@@ -233,6 +234,8 @@ class Observer:
     def _read_page(self, side: Side, adapter: Adapter, *, read_ahead: bool = False) -> bool:
         """Read and record one page of the side's change stream; True when the stream has
         caught up (or failed: whatever was recorded stays, the rest is read next time).
+        A page read ahead is recorded behind the reads (`Recorder`): the next page is
+        looked up and built while the ledger records it.
 
         The stream stays open between pages, so that pages can be read one at a time
         while vendor jobs run (`idle`) without starting over. A stream opened with
@@ -261,7 +264,9 @@ class Observer:
         if page is None:
             self._unread[side] = 0
             return True
-        links, held = ctx.ledger.links_and_states(side, (v.ticket_id for v in page.views))
+        tickets = [v.ticket_id for v in page.views]
+        with self._record.beside(side, tickets):
+            links, held = ctx.ledger.links_and_states(side, tickets)
         views = [(links[v.ticket_id], v) for v in page.views if v.ticket_id in links]
         state.counts[f"{side}.changes_read"] += len(page.views)
         progress.current().advance(f"reading {side}", len(page.views))
@@ -273,6 +278,7 @@ class Observer:
             makers_unread=page.makers_unread,
             read="changes",
             held=held,
+            behind=read_ahead,
         )
         caught_up = page.complete or not page.views
         self._unread[side] = 0 if caught_up else max(0, self._unread[side] - len(page.views))

@@ -9,11 +9,16 @@ write that follows each vendor answer.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
+
+import structlog
 
 from bridge.core.contract import Adapter, TicketView
 from bridge.core.model import Cause, Observation, Side, State
+from bridge.ledger.behind import WriteBehind
 from bridge.run.state import RunContext
 
 __all__ = ["RETENTION_SLACK", "Recorder", "cause"]
@@ -23,12 +28,58 @@ RETENTION_SLACK = timedelta(days=1)
 #: what the ledger holds for a link it does not know (never read on that side)
 _UNKNOWN: tuple[State | None, datetime | None] = (None, None)
 
+log = structlog.get_logger("bridge.sync")
+
 
 class Recorder:
-    """Writes observations and failures for the run of `ctx`."""
+    """Writes observations and failures for the run of `ctx`.
+
+    A change stream's page may be recorded behind the run (`behind`, where the ledger
+    gains by it: `bridge.ledger.behind`) while the next page is read: every other write
+    here, and every read of the ledger, waits for it first; the next page's lookup of
+    links it does not hold goes on beside it (`beside`)."""
 
     def __init__(self, ctx: RunContext) -> None:
         self._ctx = ctx
+        #: the write-behind, made at the first page recorded behind (None: none yet)
+        self._writer: WriteBehind[tuple[Side, frozenset[int]]] | None = None
+
+    def settle(self) -> None:
+        """Wait for the page being recorded behind the run (its error raised here)."""
+        if self._writer is not None:
+            self._writer.settle()
+
+    @contextmanager
+    def beside(self, side: Side, ticket_ids: Collection[int]) -> Iterator[None]:
+        """The ledger reads inside the block, of `side`'s `ticket_ids`, go on while a page
+        is recorded behind the run when it holds none of them (of the other side, or
+        other tickets: a batch writes its own side's columns of its own links only);
+        otherwise that page is settled first."""
+        writer = self._writer
+        label = None if writer is None else writer.label
+        if writer is None or label is None:
+            yield
+            return
+        written_side, written = label
+        if written_side == side and not written.isdisjoint(ticket_ids):
+            writer.settle()
+            yield
+            return
+        with writer.beside():
+            yield
+
+    def close(self, *, quietly: bool = False) -> None:
+        """Settle what is recorded behind and end its thread. `quietly`: the run is
+        already failing; a write's own error is logged, not raised over the run's."""
+        writer, self._writer = self._writer, None
+        if writer is None:
+            return
+        try:
+            writer.close()
+        except Exception as exc:
+            if not quietly:
+                raise
+            log.error("record.failed", run=self._ctx.state.run_id, error=type(exc).__name__)
 
     def observations(
         self,
@@ -40,12 +91,15 @@ class Recorder:
         makers_unread: bool = False,
         read: str,
         held: Mapping[int, tuple[State | None, datetime | None]] | None = None,
+        behind: bool = False,
     ) -> None:
         """Record what `side` showed of these links (each view with its link's id; and
         move its cursor to `cursor`), through `read` (`READS`); with `makers_unread`
         (`ChangePage`), the makers of the views whose state is not the one held are asked
         of the adapter first. `held`: the links' states on `side` as the caller read them
-        with the links (`Ledger.links_and_states`), else read here."""
+        with the links (`Ledger.links_and_states`), else read here. `behind`: recorded
+        behind the run where the ledger allows, the caller reading on meanwhile (a change
+        stream's page; see the class)."""
         ctx, state = self._ctx, self._ctx.state
         if held is None:
             # only a change the vendor gives no cause for is attributed from what was held
@@ -83,9 +137,26 @@ class Recorder:
             for observation in observations:
                 state.overlay[observation.link_id][side] = observation
             return
-        pending, confirmed = ctx.ledger.record_observations(
-            state.run_id, observations, cursors={side: cursor} if cursor is not None else None
+        write = functools.partial(
+            ctx.ledger.record_observations,
+            state.run_id,
+            observations,
+            cursors={side: cursor} if cursor is not None else None,
         )
+        done = functools.partial(self._recorded, side, read)
+        if behind and self._writer is None:
+            self._writer = ctx.ledger.write_behind()
+        if behind and self._writer is not None:
+            tickets = frozenset(o.ticket_id for o in observations)
+            self._writer.submit(write, done, label=(side, tickets))
+            return
+        self.settle()
+        done(write())
+
+    def _recorded(self, side: Side, read: str, result: tuple[set[int], int]) -> None:
+        """Count what a batch of observations changed and confirmed."""
+        state = self._ctx.state
+        pending, confirmed = result
         state.counts[f"{side}.changed"] += len(pending) - confirmed
         if read == "changes" and state.count_unannounced and len(pending) > confirmed:
             # a change a webhook announced was recorded by its targeted run: the stream

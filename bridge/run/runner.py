@@ -114,7 +114,7 @@ class SyncRun:
         )
         self._ctx = ctx
         jobs = Jobs(now)
-        record = Recorder(ctx)
+        self.recorder = record = Recorder(ctx)
         self.settler = Settler(ctx, jobs, record)
         self.observer = Observer(ctx, record)
         self.decider = Decider(ctx, planner or ThreeWay(options.policy, sides))
@@ -131,9 +131,14 @@ class SyncRun:
 
     def execute(self) -> RunResult:
         try:
-            return self._execute()
-        finally:
+            result = self._execute()
+        except BaseException:
             self.observer.close()  # whatever the end: no vendor read outlives the run
+            self.recorder.close(quietly=True)  # ... nor a ledger write
+            raise
+        self.observer.close()
+        self.recorder.close()
+        return result
 
     def _execute(self) -> RunResult:
         ctx, state, options = self._ctx, self.state, self._ctx.options

@@ -251,3 +251,41 @@ def test_a_runs_reads_do_not_wait_for_another_writers_transaction(ledger: Ledger
                 ledger.dialect.probe_write_lock(raw.cursor(), wait_seconds=0.2)
         finally:
             raw.close()
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [1, None, 2**62, -5, 0],
+        ["soft_deleted", None, 'a "quoted", {braced} value', "back\\slash\\", "NULL"],
+        ["", " é ", "x,y", None],
+    ],
+)
+def test_a_batch_bound_as_an_array_reads_back_every_value(
+    ledger: Ledger, values: list[int | str | None]
+) -> None:
+    # a batch of observations reaches the server as one array literal per column
+    # (`_batch_sql`): whatever a value holds, the server reads back the same list
+    kind = "bigint" if isinstance(values[0], int) else "text"
+    with ledger.engine.connect() as connection:
+        read = connection.exec_driver_sql(
+            f"SELECT CAST(%(v)s AS {kind}[])", {"v": ledger.dialect.array_value(values)}
+        ).scalar_one()
+    assert read == values
+
+
+def test_a_batch_of_observations_is_one_statement_with_no_staging_table(ledger: Ledger) -> None:
+    statements: list[str] = []
+
+    @event.listens_for(ledger.engine, "before_cursor_execute")
+    def _seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    run = ledger.start_run("sync", holder="test")
+    statements.clear()
+    pending, _ = ledger.record_observations(run.id, _observed(SIDES.first, range(1, 41)))
+    assert pending == set(range(1, 41))
+    assert not any("observed_stage" in s or s.startswith("COPY") for s in statements)
+    assert sum(s.startswith("WITH staged") for s in statements) == 1
+    states = {p.ids.link_id: p.state(SIDES.first) for p in ledger.load_pairs(range(1, 41)).values()}
+    assert states == dict.fromkeys(range(1, 41), State.ACTIVE)
