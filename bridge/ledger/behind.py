@@ -17,11 +17,18 @@ meanwhile. What stays as it was:
 
 Errors reach the caller one step late (at the next `submit` or `settle`), never lost:
 `close` raises what a write left unreported.
+
+While a write-behind is open, the interpreter hands the GIL between threads every
+`SWITCH_INTERVAL` seconds instead of Python's 5 ms: each of a write's round trips ends
+with its thread waiting for the GIL, which the run's thread, building the next page,
+held for up to the whole interval. On a 100,000-link first sync that wait was about a
+fifth of the writer's time (docs/performance.md).
 """
 
 from __future__ import annotations
 
 import contextvars
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -39,6 +46,34 @@ L = TypeVar("L")
 
 #: the name of the thread writes run on (profilers and benchmarks tell it apart by it)
 WRITER_THREAD = "bridge-ledger-write"
+#: the GIL's switch interval while a write-behind is open (seconds; Python's default: 0.005)
+SWITCH_INTERVAL = 0.0002
+
+
+class _SwitchInterval:
+    """The shorter switch interval, held while any write-behind of the process is open
+    (several runs' in a worker), the interpreter's own put back after the last."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._before = sys.getswitchinterval()
+
+    def take(self) -> None:
+        with self._lock:
+            if self._users == 0:
+                self._before = sys.getswitchinterval()
+                sys.setswitchinterval(min(self._before, SWITCH_INTERVAL))
+            self._users += 1
+
+    def give_back(self) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users == 0:
+                sys.setswitchinterval(self._before)
+
+
+_SWITCH = _SwitchInterval()
 
 
 class _InFlight(Generic[T, L]):
@@ -74,6 +109,7 @@ class WriteBehind(Generic[L]):
         self.settle()
         if self._executor is None:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix=WRITER_THREAD)
+            _SWITCH.take()
         # the caller's context (its log bindings) goes with the write
         context = contextvars.copy_context()
         future = self._executor.submit(context.run, self._write, write)
@@ -109,6 +145,7 @@ class WriteBehind(Generic[L]):
             if self._executor is not None:
                 self._executor.shutdown(wait=True)
                 self._executor = None
+                _SWITCH.give_back()
 
     def _before_checkout(self, *_args: object) -> None:
         """A connection is about to be used: unless its thread is free to, it waits for

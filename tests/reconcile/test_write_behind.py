@@ -5,6 +5,7 @@ slowed so that any read that overtook one would see the ledger as it was before 
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Generator, Iterator, Sequence
@@ -151,7 +152,7 @@ def test_a_write_that_fails_behind_the_run_fails_the_run_and_moves_no_cursor(
 def test_writes_behind_come_back_in_order_and_an_error_is_raised_once() -> None:
     from sqlalchemy import create_engine
 
-    from bridge.ledger.behind import WriteBehind
+    from bridge.ledger.behind import SWITCH_INTERVAL, WriteBehind
 
     engine = create_engine("sqlite://")
     writer: WriteBehind[int] = WriteBehind(engine)
@@ -162,7 +163,9 @@ def test_writes_behind_come_back_in_order_and_an_error_is_raised_once() -> None:
         release.wait(5)
         return 1
 
+    interval = sys.getswitchinterval()
     writer.submit(held, results.append, label=1)
+    assert sys.getswitchinterval() == pytest.approx(min(interval, SWITCH_INTERVAL))
     labels = [writer.label]
     # a connection wanted meanwhile waits for the write in flight
     waited = threading.Thread(target=lambda: engine.connect().close())
@@ -187,4 +190,5 @@ def test_writes_behind_come_back_in_order_and_an_error_is_raised_once() -> None:
     writer.submit(lambda: 3, results.append, label=3)
     writer.close()
     assert results == [1, 3]
+    assert sys.getswitchinterval() == interval
     engine.connect().close()  # closed: nothing left to wait for
