@@ -121,10 +121,17 @@ class WriteBehind(Generic[L]):
 
     def settle(self) -> None:
         """Wait for the write in flight: its result goes to its `done`, its error is
-        raised here."""
-        in_flight, self._in_flight = self._in_flight, None
-        if in_flight is not None:
-            in_flight.done(in_flight.future.result())
+        raised here. Interrupted while waiting (Ctrl-C), the write stays in flight: the
+        run's last ledger writes still wait for it."""
+        in_flight = self._in_flight
+        if in_flight is None:
+            return
+        try:
+            result = in_flight.future.result()
+        finally:
+            if in_flight.future.done():
+                self._in_flight = None
+        in_flight.done(result)
 
     @contextmanager
     def beside(self) -> Iterator[None]:

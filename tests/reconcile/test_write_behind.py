@@ -192,3 +192,41 @@ def test_writes_behind_come_back_in_order_and_an_error_is_raised_once() -> None:
     assert results == [1, 3]
     assert sys.getswitchinterval() == interval
     engine.connect().close()  # closed: nothing left to wait for
+
+
+def test_a_write_stays_in_flight_when_the_wait_for_it_is_interrupted() -> None:
+    # Ctrl-C while the run waits for a write: the run's last writes (its outcome) must
+    # still come after it, so the write is not forgotten
+    import signal
+
+    from sqlalchemy import create_engine
+
+    from bridge.ledger.behind import WriteBehind
+
+    engine = create_engine("sqlite://")
+    writer: WriteBehind[int] = WriteBehind(engine)
+    release = threading.Event()
+    results: list[int] = []
+    writer.submit(lambda: int(release.wait(5)), results.append, label=7)
+
+    def interrupt(*_args: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.1)
+        with pytest.raises(KeyboardInterrupt):
+            writer.settle()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    labels = [writer.label]
+    waited = threading.Thread(target=lambda: engine.connect().close())
+    waited.start()
+    waited.join(0.2)
+    assert waited.is_alive()  # still waits for the write
+    release.set()
+    waited.join(5)
+    writer.close()
+    assert labels == [7]
+    assert results == [1]
