@@ -83,10 +83,10 @@ class Dialect(Protocol):
     #: the ledger lives on a database server (checked by connecting before it is believed),
     #: not in a file or in memory
     server: bool
-    #: a batch's staged observations are recorded by one statement (data-modifying CTEs:
-    #: previous states, the changes' events, one `UPDATE … FROM` of the pairs;
-    #: `bridge.ledger.sync._batch_sql`), not a statement per step with a correlated
-    #: subquery per column (`_pair_update_sql`)
+    #: a batch of observations is recorded by one statement, bound to it as arrays
+    #: (`array_value`; data-modifying CTEs: previous states, the changes' events, one
+    #: `UPDATE … FROM` of the pairs; `bridge.ledger.sync._batch_sql`), not staged in a
+    #: table and recorded a statement per step (`_pair_update_sql`)
     one_statement_batch: bool
     #: where a batch is recorded a statement per step, its pairs are updated by one
     #: `UPDATE … FROM` the staged batch (`_pair_update_from_sql`), not by a statement per
