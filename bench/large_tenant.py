@@ -58,8 +58,9 @@ the way the tests start theirs (`tests/postgres/cluster.py`: initdb, loopback, p
 `PGPASSWORD`), but with the server's durable defaults (fsync, synchronous commit), as SQLite
 runs with `synchronous=FULL`; each size gets a fresh database. On PostgreSQL the ledger's
 CPU is the client's only, so `server CPU s` adds the server's (every process of the
-cluster, from /proc); it includes the thread that records a stream's pages behind the run
-(`bridge.ledger.behind`), whose time is not in `ledger wall s`, the main thread's.
+cluster, from /proc); that ledger CPU includes the thread that records a stream's pages
+behind the run (`bridge.ledger.behind`), whose time is not in `ledger wall s`, the main
+thread's.
 
 Run: `.venv/bin/python bench/large_tenant.py [N ...] [--changes C] [--limits] [--same-second]
 [--profile DIR] [--backends sqlite,postgresql]`
