@@ -199,9 +199,19 @@ def _v8(connection: Connection, dialect: Dialect) -> None:
         index.create(connection, checkfirst=True)
 
 
+def _v9(connection: Connection, dialect: Dialect) -> None:
+    """The links never read on the first side found by an index of their own on
+    PostgreSQL (issue 18: the first idle run after a first sync read the state index's
+    dead entries), whose state index then keeps only the soft-deleted. SQLite's schema
+    stays as it was."""
+    declared = {str(i.name): i for i in SQLModel.metadata.tables["pair_state"].indexes}
+    declared["ix_pair_state_first_unread"].create(connection, checkfirst=True)
+    dialect.reshape_index(connection, declared["ix_pair_state_first_state"])
+
+
 #: version → the step that brings a ledger from version-1 to it. Never edit a released step.
 #: (Version 1 has no step: a ledger is created at the latest version, never at 1.)
-MIGRATIONS: dict[int, Step] = {2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6, 7: _v7, 8: _v8}
+MIGRATIONS: dict[int, Step] = {2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6, 7: _v7, 8: _v8, 9: _v9}
 LATEST_VERSION = max(MIGRATIONS)
 
 _ = tables  # the table declarations must be imported before create_all

@@ -405,6 +405,15 @@ _CURSOR_UPSERT = _statement(
     "INSERT INTO cursor (side, value, updated_at) VALUES (:side, :value, :now) "
     "ON CONFLICT (side) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
 )
+#: meta key: a time no pair's ticket on `{side}` was last found before (`sweep_due`): times
+#: only move forward (a run records its own clock's), so it stays true as pairs are found
+#: again; a clock set back delays the sweep of what it stamps by as much, never skips it
+_SWEEP_FLOOR = "sweep_floor.{side}"
+_META_VALUE = text("SELECT value FROM meta WHERE key = :key")
+_META_UPSERT = text(
+    "INSERT INTO meta (key, value) VALUES (:key, :value) "
+    "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+)
 #: the links with an open operation, and whether there is one at all (built once: a batch
 #: asks before it is recorded)
 _OPEN_OPERATION_LINKS = sa_select(Operation.__table__.c.link_id).where(  # type: ignore[attr-defined]
@@ -660,7 +669,10 @@ class SyncStore:
     def _reading(self) -> Connection:
         """A connection for reads only, a page at a time (`READS_ONLY`: no write lock
         where the backend's readers need none)."""
-        return self.engine.connect().execution_options(**{READS_ONLY: True})
+        connection = self.engine.connect().execution_options(**{READS_ONLY: True})
+        if self.dialect.reads_autocommit:
+            return connection.execution_options(isolation_level="AUTOCOMMIT")
+        return connection
 
     def _ids(self, link_id: int | None, first_id: int, second_id: int) -> LinkIds:
         assert link_id is not None
@@ -1711,26 +1723,46 @@ class SyncStore:
                     op.updated_at = now
                     session.add(op)
 
-    def sweep_due(self, side: Side, before: datetime, limit: int) -> list[tuple[LinkIds, State]]:
+    def sweep_due(
+        self, side: Side, before: datetime, limit: int, *, remember: bool = True
+    ) -> list[tuple[LinkIds, State]]:
         """Up to `limit` links whose ticket on `side` was last found before `before` (the
-        oldest first), with the state the ledger holds for it; purged tickets are final."""
+        oldest first), with the state the ledger holds for it; purged tickets are final.
+
+        Finding none reads every pair, so a run that finds none notes (`remember`) when
+        the oldest of them was last found (`sweep_floor`), and the runs after it ask
+        nothing until that time is due: an idle run reads no pair for the sweep."""
+        key = _SWEEP_FLOOR.format(side=side)
+        with self._reading() as connection:
+            floor = connection.execute(_META_VALUE, {"key": key}).scalar()
+        if floor is not None and to_micros(before) < int(floor):
+            return []
+        state, last = self._pair_column(side, "state"), self._last_found(side)
         pair = PairState.__table__  # type: ignore[attr-defined]
         link = Link.__table__  # type: ignore[attr-defined]
-        state = self._pair_column(side, "state")
-        seen = self._pair_column(side, "seen_at")
-        last = func.coalesce(self._pair_column(side, "checked_at"), seen)
+        eligible = (state.is_not(None), state != State.PURGED.value)
         query = (
             select(link.c.id, link.c.first_id, link.c.second_id, state)
             .join(pair, pair.c.link_id == link.c.id)
-            .where(state.is_not(None))
-            .where(state != State.PURGED.value)
-            .where(last <= bindparam("before", type_=seen.type))
+            .where(*eligible, last <= bindparam("before", type_=last.type))
             .order_by(last, link.c.id)
             .limit(limit)
         )
         with self.session() as session:
-            rows = session.execute(query, {"before": before})
+            rows = session.execute(query, {"before": before}).all()
+            if not rows and remember:
+                oldest = session.execute(sa_select(func.min(last)).where(*eligible)).scalar()
+                if oldest is not None:
+                    session.execute(_META_UPSERT, {"key": key, "value": str(to_micros(oldest))})
             return [(self._ids(row[0], row[1], row[2]), State(row[3])) for row in rows]
+
+    def _last_found(self, side: Side) -> ColumnElement[datetime]:
+        """When the sweep, or else a change of state, last found a pair's ticket on `side`."""
+        seen = self._pair_column(side, "seen_at")
+        last: ColumnElement[datetime] = type_coerce(
+            func.coalesce(self._pair_column(side, "checked_at"), seen), seen.type
+        )
+        return last
 
     def mark_checked(self, side: Side, link_ids: Sequence[int], at: datetime) -> None:
         """The sweep found these links' tickets on `side` (or settled what became of them)."""

@@ -161,11 +161,23 @@ class PairState(SQLModel, table=True):
             "pending_decision",
             postgresql="pending_decision",
         ),
+        #: on PostgreSQL the soft-deleted only (schema v9): the links never read have their
+        #: own index there, below
         partial(
             "ix_pair_state_first_state",
             "first_state",
-            postgresql="first_state IS NULL OR first_state = 'soft_deleted'",
+            postgresql="first_state = 'soft_deleted'",
         ),
+        #: links never read on the first side, on PostgreSQL (schema v9), as on the second:
+        #: walked in link order, so the scan that finds them clears the entries a first sync
+        #: left dead (the planner took a bitmap scan of the state index, which clears none,
+        #: and the next idle run read 200,000 dead entries). SQLite updates in place: its
+        #: state index above serves, with no entry to remove per first sighting
+        partial(
+            "ix_pair_state_first_unread",
+            "link_id",
+            postgresql="first_state IS NULL",
+        ).ddl_if(dialect="postgresql"),
         #: links never read on the second side (schema v7): partial on both backends, so
         #: an idle run's look for them reads an empty index instead of every pair, and a
         #: pair leaves it once, when first read (the first side's state has its own index)

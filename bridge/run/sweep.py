@@ -67,9 +67,13 @@ def plan_sweep(ctx: RunContext, side: Side, adapter: Adapter) -> Sweep:
                 if expected_gone:
                     expected.add(link.link_id)
     if ctx.options.sweep_max:
-        for link, state in ctx.ledger.sweep_due(
-            side, now - ctx.options.sweep_period, ctx.options.sweep_max
-        ):
+        due = ctx.ledger.sweep_due(
+            side,
+            now - ctx.options.sweep_period,
+            ctx.options.sweep_max,
+            remember=not ctx.options.dry_run,
+        )
+        for link, state in due:
             items.setdefault(link, state)
     ordered = sorted(items.items(), key=lambda item: item[0].link_id)
     return Sweep(side, ordered, frozenset(expected))

@@ -6,6 +6,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -138,6 +140,9 @@ def test_a_v5_ledger_is_upgraded_to_the_fresh_ledgers_indexes_and_references(
     assert "WHERE pending_decision" in upgraded["ix_pair_state_pending"]
     assert "WHERE (attention IS NOT NULL)" in upgraded["ix_pair_state_attention"]
     assert "WHERE ((outcome)::text = 'running'::text)" in upgraded["ix_run_running"]
+    assert "WHERE (first_state IS NULL)" in upgraded["ix_pair_state_first_unread"]
+    soft_deleted = "WHERE ((first_state)::text = 'soft_deleted'::text)"
+    assert soft_deleted in upgraded["ix_pair_state_first_state"]
 
 
 def test_bridge_check_finds_an_event_naming_a_link_or_run_that_does_not_exist(
@@ -224,6 +229,54 @@ def test_the_partial_indexes_serve_the_queries_that_look_for_their_few_rows(
         assert pending == [7, 9]
 
 
+def _buffers(connection: Connection, sql: str, params: object) -> int:
+    """The shared buffers `sql` reads when run (EXPLAIN ANALYZE)."""
+    plan = connection.exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS) " + sql, params).scalars()
+    return sum(
+        int(line.split("shared hit=")[1].split()[0])
+        for line in plan
+        if line.lstrip().startswith("Buffers: shared hit=")
+    )
+
+
+def test_the_links_a_first_sync_read_leave_the_first_sides_unread_index_for_good(
+    postgres_url: str,
+) -> None:
+    # statistics of a link import (every state NULL, as autovacuum finds them), then a
+    # first read of every link: the look for links still unread must walk its own index
+    # in link order, which clears each dead entry as it passes, so the next run's look
+    # reads an index of none instead of the first sync's 40,000 dead ones
+    links = 20_000
+    with Ledger.open(postgres_url, sides=SIDES) as ledger:
+        rows = (LinkRow(n, 100_000 + n, 200_000 + n) for n in range(1, links + 1))
+        assert ledger.import_links(rows, origin="csv").created == links
+        with ledger.engine.begin() as c:
+            c.exec_driver_sql("ANALYZE pair_state")
+        for side, base in ((SIDES.second, 200_000), (SIDES.first, 100_000)):
+            for start in range(1, links + 1, 5_000):
+                observed = [
+                    Observation(n, side, base + n, State.ACTIVE, NOW)
+                    for n in range(start, start + 5_000)
+                ]
+                ledger.record_observations(None, observed)
+        statements: list[tuple[str, object]] = []
+
+        @event.listens_for(ledger.engine, "before_cursor_execute")
+        def _grab(_c: object, _cur: object, sql: str, params: object, *_rest: object) -> None:
+            statements.append((sql, params))
+
+        assert list(ledger.unobserved(SIDES.first)) == []
+        event.remove(ledger.engine, "before_cursor_execute", _grab)
+        [(sql, params)] = [(s, p) for s, p in statements if "first_state IS NULL" in s]
+        with ledger.engine.connect() as c:
+            plan = "\n".join(c.exec_driver_sql("EXPLAIN " + sql, params).scalars())  # type: ignore[arg-type]
+            assert "ix_pair_state_first_unread" in plan, plan
+            assert "Bitmap" not in plan, plan
+            # the next look reads the index's pages, not a heap page per dead entry (the
+            # first look read about 6 buffers a link)
+            assert _buffers(c, sql, params) < links // 10
+
+
 def test_a_runs_reads_do_not_wait_for_another_writers_transaction(ledger: Ledger) -> None:
     # the write lock is for writers; a page of pairs or links read meanwhile sees what
     # was committed (MVCC) instead of a round trip to wait for the lock
@@ -251,6 +304,35 @@ def test_a_runs_reads_do_not_wait_for_another_writers_transaction(ledger: Ledger
                 ledger.dialect.probe_write_lock(raw.cursor(), wait_seconds=0.2)
         finally:
             raw.close()
+
+
+def test_a_runs_reads_are_a_round_trip_each_outside_any_transaction(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    # BEGIN and COMMIT were two of a page lookup's three round trips, on the run's thread
+    ledger.record_observations(None, _observed(SIDES.first, range(1, 41)))
+    trace = tmp_path / "protocol.trace"
+    ledger.engine.dispose()
+
+    @event.listens_for(ledger.engine, "connect")
+    def _traced(dbapi_connection: psycopg.Connection[Any], _record: object) -> None:
+        dbapi_connection.pgconn.trace(out.fileno())
+
+    with trace.open("w") as out:
+        links, held = ledger.links_and_states(SIDES.first, [1001, 1002, 9999])
+        assert len(ledger.load_pairs(range(1, 41))) == 40
+        ledger.engine.dispose()
+    assert (links, set(held)) == ({1001: 1, 1002: 2}, {1, 2})
+    sent = [line for line in trace.read_text().splitlines() if "\tF\t" in line]
+    assert sent, "nothing traced"
+    assert not [line for line in sent if '"BEGIN' in line or '"COMMIT' in line], sent
+    # and a write still takes the ledger's lock in a transaction of its own
+    with trace.open("w") as out:
+        ledger.record_observations(None, _observed(SIDES.first, range(1, 2), State.SOFT_DELETED))
+        ledger.engine.dispose()
+    written = trace.read_text()
+    for part in ('"BEGIN', "pg_advisory_xact_lock", '"COMMIT'):
+        assert part in written
 
 
 @pytest.mark.parametrize(
