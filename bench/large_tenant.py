@@ -5,7 +5,7 @@ about 100 simulated minutes, as a real account's are), import the N links into t
 switch the sandbox's rate limits off (`--limits` keeps them), and time, in this order:
 
 * the **first full sync** (every link observed for the first time),
-* a **no-change sync**,
+* a **no-change sync** (run five times: the median run's figures),
 * **1,000 changes each side** (`--changes`; soft deletes on one side's links, as many on
   the other side's),
 * the **sweep** a day later (every link due; `sync.sweep_max_per_run` per side).
@@ -133,6 +133,9 @@ PHASES = ("first full sync", "no changes", "changes each side", "sweep a day lat
 BACKENDS = ("sqlite", "postgresql")
 #: PostgreSQL's wall time at most this many times SQLite's, per run (issue 18)
 TARGETS = {"first full sync": 1.3, "no changes": 1.5}
+#: runs of a phase measured, the median run's figures kept: a no-change sync takes 20 to
+#: 50 ms, within what one run is slowed by the machine now and then
+REPEATS = {"no changes": 5}
 
 
 class LedgerMeter:
@@ -439,9 +442,13 @@ def one(
                 )
             if phase == "sweep a day later":
                 bench.clock.advance(25 * 3600)
-            result, figures = bench.sync(phase)
+            runs = []
+            for _ in range(REPEATS.get(phase, 1)):
+                result, figures = bench.sync(phase)
+                assert result.outcome == "converged", (phase, result.outcome, dict(result.counts))
+                runs.append(figures)
+            figures = sorted(runs, key=lambda f: f.wall)[len(runs) // 2]
             figures.minimum = least[phase]["calls"]
-            assert result.outcome == "converged", (phase, result.outcome, dict(result.counts))
             measured.append(figures)
         bench.ledger.close()
     set_clock(None)

@@ -261,6 +261,25 @@ def test_a_batch_beside_an_open_operation_confirms_it_and_records_the_rest_in_bu
     assert changes == [(2, "observed"), (4, "observed"), (3, "confirmed")]
 
 
+def test_an_unknown_link_beside_an_open_operation_is_refused_whole(ledger: Ledger) -> None:
+    """Nothing of the batch is kept, the observation of a link with an open operation
+    neither, and its cursor stays where it was (SQLite's foreign key refuses it;
+    PostgreSQL's batch, whose event log enforces none, names the link)."""
+    ledger.record_observations(None, [_obs(n, ZENDESK, State.ACTIVE) for n in (1, 2, 3)])
+    apply = Decision(Outcome.APPLY, ZENDESK, (Transition.SOFT_DELETE,), State.SOFT_DELETED, "c")
+    pair = ledger.load_pairs([3])[3]
+    assert ledger.record_decisions(None, [PlannedDecision(pair, apply, Cause.USER)]) == 1
+    before = _events(ledger)
+    batch = [_obs(n, ZENDESK, State.SOFT_DELETED) for n in (2, 3, 99)]
+    with pytest.raises(IntegrityError) as refused:
+        ledger.record_observations(None, batch, cursors={ZENDESK: "after"})
+    if ledger.dialect.one_statement_batch:
+        assert "links not in the ledger: [99]" in str(refused.value)
+    assert _events(ledger) == before
+    assert ledger.get_cursor(ZENDESK) is None
+    assert ledger.load_pairs([2])[2].state(ZENDESK) is State.ACTIVE
+
+
 def test_sqlites_bulk_insert_stores_each_row_as_bound_one_by_one() -> None:
     """A column with one value in every row is written into the statement once (binding is
     most of an executemany's cost); what is stored, value and type, is what binding each

@@ -424,13 +424,13 @@ class Ledger(SyncStore, AuditStore):
             session.add(Event(run_id=run_id, kind="run_finished", detail=outcome))
 
     def recent_runs(self, limit: int = 5) -> list[Run]:
-        with self.session() as session:
+        with self._read_session() as session:
             return list(session.exec(select(Run).order_by(col(Run.id).desc()).limit(limit)))
 
     def last_run(self, outcomes: Collection[str]) -> Run | None:
         """The latest run (dry runs aside) that ended with one of `outcomes`: when the pair
         last succeeded, for `bridge status` and monitors."""
-        with self.session() as session:
+        with self._read_session() as session:
             query = (
                 select(Run)
                 .where(col(Run.outcome).in_(list(outcomes)))
@@ -443,12 +443,12 @@ class Ledger(SyncStore, AuditStore):
     def ran(self, kind: str) -> bool:
         """Whether a run of `kind` was ever recorded (dry runs record none): a sync counts
         the changes no webhook announced only once `bridge serve` has run (`hints`)."""
-        with self.session() as session:
+        with self._read_session() as session:
             query = select(Run.id).where(col(Run.kind) == kind).limit(1)
             return session.exec(query).first() is not None
 
     def get_cursor(self, side: str) -> str | None:
-        with self.session() as session:
+        with self._read_session() as session:
             cursor = session.get(Cursor, side)
             return cursor.value if cursor else None
 

@@ -7,7 +7,7 @@ it in. Every public method is one transaction.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -498,14 +498,18 @@ def _pair_update_sql(prefix: str) -> list[str]:
     ]
 
 
-def _batch_sql(prefix: str) -> str:
+def _batch_sql(prefix: str, *, cursor: bool) -> str:
     """A batch of side `prefix` recorded by one statement (`Dialect.one_statement_batch`),
-    data-modifying CTEs that all see the pairs as they were before it: `staged` notes each
-    observation's previous state beside it, `logged` logs the changes (as `_record_bulk`'s
-    steps do), `updated` writes each pair once with an UPDATE … FROM (its changed state,
-    cause, times and pending mark, and a new status id); the statement returns each
-    observed link with whether its state changed. An observed link with no pair (none in
-    the ledger) is left out, for the caller to refuse the batch.
+    data-modifying CTEs that all see the pairs as they were before it: `busy` finds the
+    observed links with an open operation (left out, for the caller to record one at a
+    time, `_record_each`), `staged` notes each other observation's previous state beside
+    it, `logged` logs the changes (as `_record_bulk`'s steps do), `updated` writes each
+    pair once with an UPDATE … FROM (its changed state, cause, times and pending mark,
+    and a new status id), and with `cursor` the side's cursor moves to `:cursor` with
+    them. It returns one row: how many observations were staged, the links whose state
+    changed, the busy links. An observed link with no pair (none in the ledger) is
+    neither staged nor busy, for the caller to refuse the batch. Each of these was a
+    round trip of its own, and the rows one per observation (issue 18).
 
     The observations come bound to the statement, an array per column (`_OBSERVED_ARRAYS`,
     `Dialect.array_value`) read by `unnest`, not staged in a table first: a COPY into a
@@ -522,19 +526,34 @@ def _batch_sql(prefix: str) -> str:
     status_new = _status_new(prefix, "pair_state")
     assignments = _pair_assignments(prefix)
     columns = ", ".join(f"o.{name}" for name in _OBSERVED_INSERT)
+    open_statuses = ", ".join(f"'{status}'" for status in OperationStatus.OPEN)
+    moved = (
+        ", moved AS (INSERT INTO cursor (side, value, updated_at) VALUES (:side, :cursor, :now) "
+        "ON CONFLICT (side) DO UPDATE SET value = excluded.value, "
+        "updated_at = excluded.updated_at)"
+        if cursor
+        else ""
+    )
     return (
-        f"WITH staged AS MATERIALIZED (SELECT {columns}, p.{prefix}_state AS previous "
+        "WITH busy AS MATERIALIZED (SELECT DISTINCT link_id FROM operation "
+        f"WHERE status IN ({open_statuses}) "
+        "AND link_id IN (SELECT unnest(CAST(:o_link_id AS integer[])))), "
+        f"staged AS MATERIALIZED (SELECT {columns}, p.{prefix}_state AS previous "
         f"FROM unnest({_OBSERVED_ARRAYS}) AS o({', '.join(_OBSERVED_INSERT)}) "
         "JOIN pair_state p ON p.link_id = o.link_id "
-        "WHERE p.link_id = ANY(CAST(:o_link_id AS integer[]))), "
+        "WHERE p.link_id = ANY(CAST(:o_link_id AS integer[])) "
+        "AND o.link_id NOT IN (SELECT link_id FROM busy)), "
         "logged AS (INSERT INTO event (at, run_id, link_id, kind, side, ticket_id, "
         "transition, from_state, to_state, cause, actor_id, vendor_time, detail) "
         f"SELECT :now, :run_id, s.link_id, {_KIND_SQL}, :side, s.ticket_id, "
         f"{_TRANSITION_SQL}, s.previous, s.state, s.cause, s.actor_id, s.vendor_time, "
         f"s.read FROM staged s WHERE {changed} ORDER BY s.seq), "
         f"updated AS (UPDATE pair_state SET {assignments} FROM staged s "
-        f"WHERE pair_state.link_id = s.link_id AND ({changed} OR {status_new})) "
-        f"SELECT s.link_id, {changed} FROM staged s"
+        f"WHERE pair_state.link_id = s.link_id AND ({changed} OR {status_new}))"
+        f"{moved} "
+        "SELECT (SELECT count(*) FROM staged), "
+        f"ARRAY(SELECT s.link_id FROM staged s WHERE {changed}), "
+        "ARRAY(SELECT link_id FROM busy)"
     )
 
 
@@ -600,10 +619,10 @@ _KIND_SQL = (
 
 
 @cache
-def _batch_statement(prefix: str) -> TextClause:
+def _batch_statement(prefix: str, *, cursor: bool) -> TextClause:
     """`_batch_sql` as a statement, built once a side (SQLAlchemy derives a statement's
     cache key from its text on every run of one built anew)."""
-    return _statement(_batch_sql(prefix))
+    return _statement(_batch_sql(prefix, cursor=cursor))
 
 
 @cache
@@ -627,6 +646,28 @@ class _Micros(dict[datetime, int]):
     def __missing__(self, moment: datetime) -> int:
         self[moment] = value = to_micros(moment)
         return value
+
+
+def _observed_rows(observations: Sequence[Observation]) -> list[tuple[Any, ...]]:
+    """A batch's observations as rows of `_OBSERVED_INSERT`, times as stored. A batch's
+    times are few (one read time; a bulk change gives a page one vendor time): each
+    distinct one is converted once."""
+    micros = _Micros()
+    return [
+        (
+            n,
+            o.link_id,
+            o.ticket_id,
+            o.state.value,
+            None if o.vendor_time is None else micros[o.vendor_time],
+            micros[o.seen_at],
+            o.actor_id,
+            o.cause.value if o.cause else None,
+            o.status_id,
+            o.read,
+        )
+        for n, o in enumerate(observations)
+    ]
 
 
 def _change_event(run_id: int | None, obs: Observation, previous: State | None) -> dict[str, Any]:
@@ -668,11 +709,20 @@ class SyncStore:
 
     def _reading(self) -> Connection:
         """A connection for reads only, a page at a time (`READS_ONLY`: no write lock
-        where the backend's readers need none)."""
+        where the backend's readers need none), outside a transaction where that saves
+        round trips (`Dialect.reads_autocommit`)."""
         connection = self.engine.connect().execution_options(**{READS_ONLY: True})
         if self.dialect.reads_autocommit:
             return connection.execution_options(isolation_level="AUTOCOMMIT")
         return connection
+
+    @contextmanager
+    def _read_session(self) -> Iterator[Session]:
+        """A session for reads only, on a `_reading` connection: what it returns is as
+        stale the moment it returns whether or not it waited for the writer, so it does
+        not (on PostgreSQL the lock, BEGIN and COMMIT were three round trips a read)."""
+        with self._reading() as connection, Session(connection, expire_on_commit=False) as session:
+            yield session
 
     def _ids(self, link_id: int | None, first_id: int, second_id: int) -> LinkIds:
         assert link_id is not None
@@ -902,7 +952,7 @@ class SyncStore:
         return found
 
     def links_with_open_operations(self, link_ids: Iterable[int] | None = None) -> set[int]:
-        with self.session() as session:
+        with self._read_session() as session:
             return self._open_operation_links(session.connection(), link_ids)
 
     def _open_operation_links(
@@ -927,7 +977,7 @@ class SyncStore:
     def operations(
         self, statuses: Sequence[str], *, target: Side | None = None
     ) -> list[OperationView]:
-        with self.session() as session:
+        with self._read_session() as session:
             query = select(*_OPERATION_COLUMNS).where(col(Operation.status).in_(statuses))
             if target is not None:
                 query = query.where(col(Operation.target) == target)
@@ -942,7 +992,7 @@ class SyncStore:
         tells a webhook about bridge's own write (an echo) from someone else's change."""
         found: dict[int, RecentWrite] = {}
         column = Operation.__table__.c.link_id  # type: ignore[attr-defined]
-        with self.session() as session:
+        with self._read_session() as session:
             for chunk in chunked(sorted(set(link_ids)), _IDS):
                 query = (
                     select(
@@ -988,11 +1038,11 @@ class SyncStore:
             .where(~earlier_open)
             .order_by(more_to_come.desc(), col(Operation.id))
         )
-        with self.session() as session:
+        with self._read_session() as session:
             return [_operation_view(row) for row in session.exec(query)]
 
     def attention(self, kinds: Sequence[str] | None = None) -> list[PairView]:
-        with self.session() as session:
+        with self._read_session() as session:
             # the few flagged pairs found by their index and put in link order here: in SQL,
             # SQLite walked every pair in key order to avoid sorting them (issue 16)
             query = (
@@ -1035,24 +1085,39 @@ class SyncStore:
         (`_record_each`).
         """
         now = utcnow()
+        cursors = dict(cursors or {})
+        seen: set[tuple[int, Side]] = set()
+        repeated: set[int] = set()
+        for obs in observations:
+            if (obs.link_id, obs.side) in seen:
+                repeated.add(obs.link_id)
+            seen.add((obs.link_id, obs.side))
+        one_statement = self.dialect.one_statement_batch
         with self.session() as session:
             connection = session.connection()
-            busy = self._open_operation_links(connection, (o.link_id for o in observations))
-            seen: set[tuple[int, Side]] = set()
-            repeated: set[int] = set()
-            for obs in observations:
-                if (obs.link_id, obs.side) in seen:
-                    repeated.add(obs.link_id)
-                seen.add((obs.link_id, obs.side))
-            each = busy | repeated
+            # a batch of one statement finds its busy links itself (`_batch_sql`)
+            busy = (
+                set()
+                if one_statement or not observations
+                else self._open_operation_links(connection, (o.link_id for o in observations))
+            )
             pending: set[int] = set()
             staged = False
             for side in self.sides:
+                each = busy | repeated
                 bulk = [o for o in observations if o.side == side and o.link_id not in each]
-                if bulk:
+                if not bulk:
+                    continue
+                if one_statement:
+                    changed, found = self._record_batch(
+                        connection, run_id, side, bulk, now, cursor=cursors.pop(side, None)
+                    )
+                    pending |= changed
+                    busy |= found
+                else:
                     pending |= self._record_bulk(connection, run_id, side, bulk, now, reused=staged)
                     staged = True
-            rest = [o for o in observations if o.link_id in each]
+            rest = [o for o in observations if o.link_id in busy | repeated]
             confirmed = 0
             if rest:
                 more, confirmed = self._record_each(session, run_id, rest, now)
@@ -1061,9 +1126,45 @@ class SyncStore:
                 # no operation is touched: all this transaction writes, a later run reads
                 # again from the vendors (the cursor moves with it, in it)
                 self.dialect.commit_lazily(connection)
-            for side, value in (cursors or {}).items():
+            for side, value in cursors.items():
                 connection.execute(_CURSOR_UPSERT, {"side": side, "value": value, "now": now})
         return pending, confirmed
+
+    def _record_batch(
+        self,
+        connection: Connection,
+        run_id: int | None,
+        side: Side,
+        observations: Sequence[Observation],
+        now: datetime,
+        *,
+        cursor: str | None,
+    ) -> tuple[set[int], set[int]]:
+        """`_record_bulk` in one statement (`Dialect.one_statement_batch`, `_batch_sql`),
+        the side's cursor moved in it when given. Returns the links whose state changed
+        and the links left out for having an open operation."""
+        prefix = _position(self.sides, side)
+        columns = zip(*_observed_rows(observations), strict=True)
+        arrays = {
+            f"o_{name}": self.dialect.array_value(values)
+            for name, values in zip(_OBSERVED_INSERT, columns, strict=True)
+        }
+        params = arrays | {"now": now, "pending": True, "run_id": run_id, "side": side}
+        statement = _batch_statement(prefix, cursor=cursor is not None)
+        result = connection.execute(statement, params | {"cursor": cursor})
+        staged, changed, busy = result.one()
+        busy_here = {o.link_id for o in observations}.intersection(busy)
+        if staged + sum(1 for o in observations if o.link_id in busy_here) != len(observations):
+            # what the event log's foreign key refuses on SQLite: an observation of a
+            # link not in the ledger (the caller's transaction is rolled back)
+            link = Link.__table__  # type: ignore[attr-defined]
+            ids = sorted({o.link_id for o in observations})
+            known = connection.execute(sa_select(link.c.id).where(link.c.id.in_(ids)))
+            unknown = sorted(set(ids) - set(known.scalars()))
+            raise IntegrityError(
+                "record observations", None, LookupError(f"links not in the ledger: {unknown}")
+            )
+        return set(changed), set(busy)
 
     def _record_bulk(
         self,
@@ -1078,47 +1179,13 @@ class SyncStore:
         """Record observations of `side`, at most one per link and none of a link with an
         open operation, with one statement per step whatever their number: stage them
         (the driver's bulk insert of plain tuples), note each link's previous state, log
-        the changes (`event`), then update the changed pairs and the status ids; on a
-        backend with data-modifying CTEs, the batch is one statement instead, its
-        observations bound to it as arrays (`_batch_sql`). Returns the links whose state
-        changed (now pending a decision)."""
+        the changes (`event`), then update the changed pairs and the status ids (on a
+        backend with data-modifying CTEs, `_record_batch` makes it one statement). Returns
+        the links whose state changed (now pending a decision)."""
         prefix = _position(self.sides, side)
         dialect = self.dialect
-        # a batch's times are few (one read time; a bulk change gives a page one vendor
-        # time): each distinct one converted once
-        micros = _Micros()
-        rows = [
-            (
-                n,
-                o.link_id,
-                o.ticket_id,
-                o.state.value,
-                None if o.vendor_time is None else micros[o.vendor_time],
-                micros[o.seen_at],
-                o.actor_id,
-                o.cause.value if o.cause else None,
-                o.status_id,
-                o.read,
-            )
-            for n, o in enumerate(observations)
-        ]
+        rows = _observed_rows(observations)
         times = {"now": now, "pending": True}
-        if dialect.one_statement_batch:
-            arrays = {
-                f"o_{name}": dialect.array_value(values)
-                for name, values in zip(_OBSERVED_INSERT, zip(*rows, strict=True), strict=True)
-            }
-            recorded = connection.execute(
-                _batch_statement(prefix), times | arrays | {"run_id": run_id, "side": side}
-            ).all()
-            if len(recorded) != len(observations):
-                # what the event log's foreign key refuses on SQLite: an observation of a
-                # link not in the ledger (the caller's transaction is rolled back)
-                unknown = sorted({o.link_id for o in observations} - {row[0] for row in recorded})
-                raise IntegrityError(
-                    "record observations", None, LookupError(f"links not in the ledger: {unknown}")
-                )
-            return {link_id for link_id, change in recorded if change}
         dialect.create_staging(connection, _OBSERVED, _OBSERVED_COLUMNS)
         if reused:
             # the other side's batch, earlier in this transaction; a transaction starts
@@ -1797,7 +1864,7 @@ class SyncStore:
             .order_by(col(Operation.created_at), col(Operation.id))
         )
         stuck: list[dict[str, Any]] = []
-        with self.session() as session:
+        with self._read_session() as session:
             for op, link in session.exec(query):
                 ids = self._ids(link.id, link.first_id, link.second_id)
                 stuck.append(
