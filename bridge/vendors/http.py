@@ -154,6 +154,11 @@ def parse_retry_after(value: str | None) -> float | None:
         return None
 
 
+#: the longest wait for the client's own pace a read sent ahead takes on its thread
+#: (`HttpClient.read_ahead`), in seconds
+AHEAD_WAIT_MAX = 1.0
+
+
 class Throttle:
     """Client-side pacing: at most `per_second` requests per second (None: unpaced)."""
 
@@ -169,19 +174,28 @@ class Throttle:
         self._sleep = sleep
         self._monotonic = monotonic
 
-    def ready(self) -> bool:
-        """Whether a request could go now without waiting."""
-        return not self._interval or self._monotonic() >= self._next
+    def delay(self) -> float:
+        """How long a request would wait now (0: it could go at once)."""
+        return max(0.0, self._next - self._monotonic()) if self._interval else 0.0
 
-    def wait(self) -> None:
+    def reserve(self) -> float:
+        """Take the next request's turn: the time (on `monotonic`'s clock) it may go at."""
         if not self._interval:
-            return
+            return 0.0
         with self._lock:
             now = self._monotonic()
-            delay = self._next - now
-            self._next = max(now, self._next) + self._interval
+            turn = max(now, self._next)
+            self._next = turn + self._interval
+        return turn
+
+    def wait_until(self, turn: float) -> None:
+        """Wait for a turn `reserve` gave (at once if the clock is past it already)."""
+        delay = turn - self._monotonic()
         if delay > 0:
             self._sleep(delay)
+
+    def wait(self) -> None:
+        self.wait_until(self.reserve())
 
 
 class HttpClient:
@@ -365,8 +379,12 @@ class HttpClient:
         """Send the first attempt of a read now, on a thread of its own, for the `request`
         of the same method, path and params that comes next to take (its answer, or what
         it raised, then surfaces there, and retries, if any, go on from there as usual);
-        False, sending nothing, when it could not go without a wait (the client's pacing,
-        or a shared budget: those waits stay where they are) or one is out already.
+        False, sending nothing, when it would wait on a shared budget (that wait stays where
+        it is), or on the client's own pacing for more than `AHEAD_WAIT_MAX` (a slow pace:
+        a stream closed midway waits for the read sent ahead), or one is out already. A
+        shorter wait for the client's pace is taken on the read's thread: SuperOffice's
+        ten requests a second made every next page wait 100 ms, longer than recording a
+        page, so no page was ever read ahead there.
 
         Only a read, and only one whose answer may come from before whatever the caller
         does until it asks for it: a change stream's next page, while this one is
@@ -377,13 +395,13 @@ class HttpClient:
             method not in ("GET", "HEAD")
             or self._ahead is not None
             or self._pacer is not None
-            or not self._throttle.ready()
+            or self._throttle.delay() > AHEAD_WAIT_MAX
         ):
             return False
-        self._throttle.wait()  # counts it; ready: no sleep
+        turn = self._throttle.reserve()
         prepared = self._prepare(method, path, params, None, None)
         self.calls += 1
-        self._ahead = _Ahead((method, path, _params_key(params)), prepared, self)
+        self._ahead = _Ahead((method, path, _params_key(params)), prepared, self, turn)
         return True
 
     def drop_ahead(self) -> None:
@@ -470,10 +488,13 @@ class _Ahead:
         key: tuple[str, str, tuple[tuple[str, str], ...]],
         prepared: requests.PreparedRequest,
         client: HttpClient,
+        turn: float,
     ) -> None:
         self.key = key
         self.prepared = prepared
         self._client = client
+        #: when the client's pace lets it go (`Throttle.reserve`)
+        self._turn = turn
         self._response: requests.Response | None = None
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="bridge-read-ahead")
@@ -482,6 +503,7 @@ class _Ahead:
     def _run(self) -> None:
         method, path, _params = self.key
         try:
+            self._client._throttle.wait_until(self._turn)
             self._response = self._client._send(self.prepared, f"{method} {path}", write=False)
         except BaseException as exc:  # handed to the reader, who raises it as its own
             self._error = exc

@@ -131,6 +131,39 @@ def test_only_a_read_that_could_go_now_is_sent_ahead(server: ScriptedServer) -> 
     assert len(server.log) == 1
 
 
+class _PacedClock(Sleeps):
+    """A clock that moves only when slept on; each sleep noted with the thread it was on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = 100.0
+        self.threads: list[str] = []
+
+    def __call__(self, seconds: float) -> None:
+        super().__call__(round(seconds, 6))
+        self.threads.append(threading.current_thread().name)
+        self.now += seconds
+
+
+def test_a_read_paced_by_the_client_waits_its_turn_on_its_own_thread(
+    server: ScriptedServer,
+) -> None:
+    # SuperOffice's ten a second: the next page's turn comes 100 ms after this one's, and
+    # a page is recorded in less, so a read ahead that had to go at once never went
+    server.script["/page"] = [Reply(200, {"n": n}) for n in (1, 2, 3)]
+    clock = _PacedClock()
+    client = client_for(server, clock, per_second=10, monotonic=lambda: clock.now)
+    assert client.get_json("page") == {"n": 1}
+    assert client.read_ahead("GET", "page")
+    assert client.request("GET", "page").json() == {"n": 2}
+    assert (clock, clock.threads) == ([0.1], ["bridge-read-ahead"])
+    # the pace holds after it: the next request waits a turn of its own
+    assert client.get_json("page") == {"n": 3}
+    assert (clock, clock.threads[1:]) == ([0.1, 0.1], ["MainThread"])
+    assert client.calls == len(server.log) == 3
+    assert _threads() == []
+
+
 def test_a_read_ahead_cut_off_by_an_unreadable_answer_is_a_failed_read(
     server: ScriptedServer,
 ) -> None:

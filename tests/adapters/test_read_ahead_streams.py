@@ -16,6 +16,7 @@ from bridge.core.contract import Adapter, ChangePage
 from bridge.sandbox import SimClock
 from bridge.vendors.http import HttpClient
 from bridge.vendors.superoffice.adapter import SuperOfficeAdapter
+from bridge.vendors.superoffice.auth import SOTicketAuth
 from bridge.vendors.superoffice.sim.simulator import SuperOfficeSimulator
 from bridge.vendors.zendesk.adapter import ZendeskAdapter
 from bridge.vendors.zendesk.sim.simulator import ZendeskSimulator
@@ -61,8 +62,26 @@ def _http(adapter: Adapter) -> HttpClient:
     return http
 
 
+def _superoffice_paced(sim: SuperOfficeSimulator) -> SuperOfficeAdapter:
+    """As configured for a tenant: ten requests a second, kept by the client itself."""
+    return SuperOfficeAdapter(
+        sim.base_url,
+        tenant=sim.tenant,
+        auth=SOTicketAuth(sim.ticket, sim.app_token),
+        requests_per_second=10,
+        sleep=sim.clock.sleep,
+        clock=sim.clock.now,
+        monotonic=sim.clock.timestamp,
+        page_size=8,
+    )
+
+
 Case = tuple[str, Callable[[Any], Adapter]]
-CASES = [("zendesk", _zendesk), ("superoffice", _superoffice)]
+CASES = [
+    ("zendesk", _zendesk),
+    ("superoffice", _superoffice),
+    ("superoffice-paced", _superoffice_paced),
+]
 
 
 @pytest.fixture(params=CASES, ids=[name for name, _make in CASES])
