@@ -420,6 +420,12 @@ _OPEN_OPERATION_LINKS = sa_select(Operation.__table__.c.link_id).where(  # type:
     Operation.__table__.c.status.in_(OperationStatus.OPEN)  # type: ignore[attr-defined]
 )
 _ANY_OPEN_OPERATION = _OPEN_OPERATION_LINKS.limit(1)
+#: whether any pair waits for a decision (`agree_where_equal`)
+_ANY_PENDING = (
+    sa_select(PairState.__table__.c.link_id)  # type: ignore[attr-defined]
+    .where(PairState.__table__.c.pending_decision)  # type: ignore[attr-defined]
+    .limit(1)
+)
 #: the staging table of `SyncStore._record_bulk` where each step is a statement of its own:
 #: one batch of one side's observations
 _OBSERVED = "observed_stage"
@@ -1462,6 +1468,12 @@ class SyncStore:
         )
         if exclude:
             query = query.where(~self.dialect.in_ids(pair.c.link_id, sorted(exclude)))
+        if not unsettled:
+            # an idle run's pairs are none of them pending: one read (by the pending
+            # index), not a write transaction (on PostgreSQL four round trips)
+            with self._reading() as connection:
+                if connection.execute(_ANY_PENDING).first() is None:
+                    return 0
         with self.session() as session:
             connection = session.connection()
             decided = int(connection.execute(query).rowcount or 0)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import structlog
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from bridge.core.decide import Policy
 from bridge.core.model import State
@@ -146,3 +146,25 @@ def test_the_pass_leaves_excluded_links_and_counts_what_it_decided(
     assert not any(pairs[link].pending_decision for link in agreeing[2:])
     assert all(pairs[link].base == pairs[link].first_state for link in agreeing[2:])
     assert bulk.agree_where_equal(unsettled=False) == 2
+
+
+def test_with_no_pair_pending_the_pass_writes_nothing(ledgers: tuple[Ledger, Ledger]) -> None:
+    # an idle run's: one read by the pending index, no write transaction (on PostgreSQL
+    # the lock, the UPDATE and COMMIT were four round trips, twice a run)
+    bulk, _ = ledgers
+    assert bulk.agree_where_equal(unsettled=False) > 0
+    with bulk.engine.begin() as c:
+        c.execute(text("UPDATE pair_state SET pending_decision = false"))
+    statements: list[str] = []
+
+    def grab(_c: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        statements.append(statement)
+
+    event.listen(bulk.engine, "before_cursor_execute", grab)
+    try:
+        assert bulk.agree_where_equal(unsettled=False) == 0
+    finally:
+        event.remove(bulk.engine, "before_cursor_execute", grab)
+    # (SQLite begins each transaction, a read's too, with BEGIN IMMEDIATE)
+    [read] = [s for s in statements if s != "BEGIN IMMEDIATE"]
+    assert read.startswith("SELECT pair_state.link_id"), statements
