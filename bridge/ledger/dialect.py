@@ -48,6 +48,7 @@ __all__ = [
     "BUSY_TIMEOUT_MS",
     "DIALECTS",
     "FIELD_SEPARATOR",
+    "LAZY_COMMIT",
     "READS_ONLY",
     "Dialect",
     "PostgreSQLDialect",
@@ -60,6 +61,11 @@ __all__ = [
 #: (a run's page of pairs or links): on a backend whose readers never wait for a writer
 #: it takes no write lock; SQLite's `BEGIN IMMEDIATE` stays as for every transaction
 READS_ONLY = "bridge_reads_only"
+#: execution option: a transaction that records only what the vendors can show again
+#: (observations and the change cursor that moves with them), unless it says otherwise
+#: (`Dialect.commit_durably`): where the backend allows, its commit need not wait for the
+#: disk (docs/design.md, "The ledger")
+LAZY_COMMIT = "bridge_lazy_commit"
 #: how long a writer waits for another process's transaction before giving up
 BUSY_TIMEOUT_MS = 30_000
 #: what `Dialect.join_fields` puts between two values (ASCII unit separator: never in text
@@ -199,11 +205,10 @@ class Dialect(Protocol):
         inside the caller's transaction (whose own changes count)."""
         ...
 
-    def commit_lazily(self, connection: Connection) -> None:
-        """The caller's transaction records only what the vendors can show again
-        (observations, and the change cursor that moves with them; no operation): where
-        the backend can lose such commits only as the latest ones, never out of order, its
-        commit need not wait for the disk (docs/design.md, "The ledger")."""
+    def commit_durably(self, connection: Connection) -> None:
+        """The caller's transaction, begun to commit lazily (`LAZY_COMMIT`), writes more than
+        the vendors can show again after all (an operation): its commit waits for the disk
+        as every other does."""
         ...
 
     def index_staging(self, connection: Connection, table: str, column: str) -> None:
@@ -430,9 +435,9 @@ class SQLiteDialect:
         """Nothing: SQLite plans the ledger's statements from its indexes, without
         statistics unless ANALYZE is run, and then it would weigh them in every plan."""
 
-    def commit_lazily(self, connection: Connection) -> None:
+    def commit_durably(self, connection: Connection) -> None:
         """Nothing: `synchronous` is a connection's setting on SQLite, not a transaction's;
-        every commit stays FULL."""
+        every commit stays FULL (`LAZY_COMMIT` changes nothing here)."""
 
     def index_staging(self, connection: Connection, table: str, column: str) -> None:
         connection.exec_driver_sql(
@@ -532,6 +537,17 @@ PG_LEDGER_LOCK = 0x627269646765
 #: sharing a database never wait on each other's transactions
 _TAKE_LEDGER_LOCK = (
     f"SELECT pg_advisory_xact_lock(hashtextextended(current_schema(), {PG_LEDGER_LOCK}))"
+)
+#: ... for a transaction begun to commit lazily (`LAZY_COMMIT`), with its setting in the same
+#: round trip: `synchronous_commit` off for this transaction only, so that its commit
+#: returns before its WAL reaches the disk (the WAL writer flushes it within a few hundred
+#: milliseconds). A server crash can lose only such commits, and only the latest: WAL is
+#: written in order, and any later commit that waits (every one that writes an operation)
+#: flushes all of it first. A first sync commits once per page of observations, each
+#: waiting for an fsync otherwise (issue 18)
+_TAKE_LEDGER_LOCK_LAZILY = (
+    f"SELECT pg_advisory_xact_lock(hashtextextended(current_schema(), {PG_LEDGER_LOCK})), "
+    "set_config('synchronous_commit', 'off', true)"
 )
 #: a run lease's session lock: one per ledger schema, lease and holder
 _LEASE_LOCK_KEY = (
@@ -674,6 +690,8 @@ class PostgreSQLDialect:
                 connection.exec_driver_sql(
                     "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
                 )
+            elif options.get(LAZY_COMMIT):
+                connection.exec_driver_sql(_TAKE_LEDGER_LOCK_LAZILY)
             elif not options.get(READS_ONLY):
                 connection.exec_driver_sql(_TAKE_LEDGER_LOCK)
 
@@ -766,14 +784,9 @@ class PostgreSQLDialect:
     def release_staging(self, connection: Connection, table: str) -> None:
         """Nothing: the transaction's end empties the table (`create_staging`)."""
 
-    def commit_lazily(self, connection: Connection) -> None:
-        """`SET LOCAL synchronous_commit = off`, for this transaction only: its commit
-        returns before its WAL reaches the disk (the WAL writer flushes it within a few
-        hundred milliseconds). A server crash can lose only such commits, and only the
-        latest: WAL is written in order, and any later commit that waits (every one that
-        writes an operation) flushes all of it first. A first sync commits once per page
-        of observations, each waiting for an fsync (issue 18)."""
-        connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
+    def commit_durably(self, connection: Connection) -> None:
+        """Back to the server's own `synchronous_commit` for this transaction."""
+        connection.exec_driver_sql("SET LOCAL synchronous_commit TO DEFAULT")
 
     def analyze(self, connection: Connection, table: str) -> None:
         """ANALYZE now: autovacuum's comes a minute or more after the change commits, and a
@@ -831,6 +844,11 @@ class PostgreSQLDialect:
         ints alone, most of a batch's, is joined as it is."""
         if all(type(value) is int for value in values):
             return "{" + ",".join(map(str, values)) + "}"
+        # a batch's states, causes and reads are a few values each: each written once
+        distinct = set(values)
+        if len(distinct) * 8 <= len(values):
+            written = {value: _array_element(value) for value in distinct}
+            return "{" + ",".join(map(written.__getitem__, values)) + "}"
         return "{" + ",".join(map(_array_element, values)) + "}"
 
     def health(self, connection: Connection, *, file_backed: bool) -> list[str]:

@@ -54,7 +54,7 @@ from bridge.core.model import (
     Transition,
     path,
 )
-from bridge.ledger.dialect import READS_ONLY, Dialect
+from bridge.ledger.dialect import LAZY_COMMIT, READS_ONLY, Dialect
 from bridge.ledger.tables import (
     Event,
     Link,
@@ -1081,7 +1081,7 @@ class SyncStore:
         links newly pending a decision and the number of operations confirmed.
 
         A batch that touches no operation (a first sync's every batch) commits without
-        waiting for the disk where the backend allows (`Dialect.commit_lazily`): losing it
+        waiting for the disk where the backend allows (`LAZY_COMMIT`): losing it
         in a server crash loses it with its cursor, and the next run reads it again.
 
         Set-based: a first run reads every link, so the observations of links with no
@@ -1100,7 +1100,7 @@ class SyncStore:
             seen.add((obs.link_id, obs.side))
         one_statement = self.dialect.one_statement_batch
         with self.session() as session:
-            connection = session.connection()
+            connection = session.connection(execution_options={LAZY_COMMIT: True})
             # a batch of one statement finds its busy links itself (`_batch_sql`)
             busy = (
                 set()
@@ -1126,12 +1126,10 @@ class SyncStore:
             rest = [o for o in observations if o.link_id in busy | repeated]
             confirmed = 0
             if rest:
+                # an operation may be touched: not all of this is the vendors' to show again
+                self.dialect.commit_durably(connection)
                 more, confirmed = self._record_each(session, run_id, rest, now)
                 pending |= more
-            else:
-                # no operation is touched: all this transaction writes, a later run reads
-                # again from the vendors (the cursor moves with it, in it)
-                self.dialect.commit_lazily(connection)
             for side, value in cursors.items():
                 connection.execute(_CURSOR_UPSERT, {"side": side, "value": value, "now": now})
         return pending, confirmed

@@ -341,6 +341,9 @@ def test_a_runs_reads_are_a_round_trip_each_outside_any_transaction(
         [1, None, 2**62, -5, 0],
         ["soft_deleted", None, 'a "quoted", {braced} value', "back\\slash\\", "NULL"],
         ["", " é ", "x,y", None],
+        # a batch's few values, many times over: each written once (`array_value`)
+        ["soft_deleted", None, 'a "q" \\ {b}', "NULL"] * 8,
+        [7, None, 2**62] * 9,
     ],
 )
 def test_a_batch_bound_as_an_array_reads_back_every_value(
@@ -368,10 +371,11 @@ def test_a_batch_of_observations_is_one_statement_with_no_staging_table(ledger: 
     observed = _observed(SIDES.first, range(1, 41))
     pending, _ = ledger.record_observations(run.id, observed, cursors={SIDES.first: "c-1"})
     assert pending == set(range(1, 41))
-    # the write lock, the batch (its open operations looked for, its cursor moved, in it),
-    # and the lazy commit: no probe of its own, no cursor statement, no stage
-    assert [s.split()[0] for s in statements] == ["SELECT", "WITH", "SET"], statements
+    # the write lock (the lazy commit set with it) and the batch (its open operations
+    # looked for, its cursor moved, in it): no probe, no cursor statement, no stage
+    assert [s.split()[0] for s in statements] == ["SELECT", "WITH"], statements
     assert "pg_advisory_xact_lock" in statements[0]
+    assert "set_config('synchronous_commit', 'off', true)" in statements[0]
     assert ledger.get_cursor(SIDES.first) == "c-1"
     states = {p.ids.link_id: p.state(SIDES.first) for p in ledger.load_pairs(range(1, 41)).values()}
     assert states == dict.fromkeys(range(1, 41), State.ACTIVE)
