@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from sqlalchemy import Connection, event
 
-from bridge.core.model import Cause, Decision, Observation, Outcome, State, Transition
+from bridge.core.model import Cause, Decision, Observation, Outcome, Side, State, Transition
 from bridge.ledger import LATEST_VERSION, Ledger, LinkRow
 from bridge.ledger.sync import PlannedDecision
 from bridge.vendors.registry import SIDES, ZENDESK
@@ -160,6 +160,23 @@ def test_bridge_check_finds_an_event_naming_a_link_or_run_that_does_not_exist(
     ]
 
 
+def _import(ledger: Ledger, links: int) -> None:
+    rows = (LinkRow(n, 100_000 + n, 200_000 + n) for n in range(1, links + 1))
+    assert ledger.import_links(rows, origin="csv").created == links
+
+
+def _first_read(ledger: Ledger, links: int, sides: tuple[Side, Side]) -> None:
+    """Every link read active on each of `sides` in turn, 5,000 a batch (a first sync)."""
+    for side in sides:
+        base = 100_000 if side == SIDES.first else 200_000
+        for start in range(1, links + 1, 5_000):
+            observed = [
+                Observation(n, side, base + n, State.ACTIVE, NOW)
+                for n in range(start, start + 5_000)
+            ]
+            ledger.record_observations(None, observed)
+
+
 def _plan(connection: Connection, sql: str) -> str:
     rows = connection.exec_driver_sql("EXPLAIN " + sql).scalars().all()
     return "\n".join(str(row) for row in rows)
@@ -170,15 +187,8 @@ def test_the_partial_indexes_serve_the_queries_that_look_for_their_few_rows(
 ) -> None:
     links = 20_000
     with Ledger.open(postgres_url, sides=SIDES) as ledger:
-        rows = (LinkRow(n, 100_000 + n, 200_000 + n) for n in range(1, links + 1))
-        assert ledger.import_links(rows, origin="csv").created == links
-        for side, base in ((SIDES.first, 100_000), (SIDES.second, 200_000)):
-            for start in range(1, links + 1, 5_000):
-                observed = [
-                    Observation(n, side, base + n, State.ACTIVE, NOW)
-                    for n in range(start, start + 5_000)
-                ]
-                ledger.record_observations(None, observed)
+        _import(ledger, links)
+        _first_read(ledger, links, (SIDES.first, SIDES.second))
         assert ledger.agree_where_equal(unsettled=False) == links
         # a day's few changes: a deletion, a pair in conflict, a purge waiting
         ledger.record_observations(None, _observed(SIDES.first, range(7, 8), State.SOFT_DELETED))
@@ -248,17 +258,10 @@ def test_the_links_a_first_sync_read_leave_the_first_sides_unread_index_for_good
     # reads an index of none instead of the first sync's 40,000 dead ones
     links = 20_000
     with Ledger.open(postgres_url, sides=SIDES) as ledger:
-        rows = (LinkRow(n, 100_000 + n, 200_000 + n) for n in range(1, links + 1))
-        assert ledger.import_links(rows, origin="csv").created == links
+        _import(ledger, links)
         with ledger.engine.begin() as c:
             c.exec_driver_sql("ANALYZE pair_state")
-        for side, base in ((SIDES.second, 200_000), (SIDES.first, 100_000)):
-            for start in range(1, links + 1, 5_000):
-                observed = [
-                    Observation(n, side, base + n, State.ACTIVE, NOW)
-                    for n in range(start, start + 5_000)
-                ]
-                ledger.record_observations(None, observed)
+        _first_read(ledger, links, (SIDES.second, SIDES.first))
         statements: list[tuple[str, object]] = []
 
         @event.listens_for(ledger.engine, "before_cursor_execute")
