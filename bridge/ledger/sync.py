@@ -1156,9 +1156,9 @@ class SyncStore:
         params = arrays | {"now": now, "pending": True, "run_id": run_id, "side": side}
         statement = _batch_statement(prefix, cursor=cursor is not None)
         result = connection.execute(statement, params | {"cursor": cursor})
-        staged, changed, busy = result.one()
-        busy_here = {o.link_id for o in observations}.intersection(busy)
-        if staged + sum(1 for o in observations if o.link_id in busy_here) != len(observations):
+        staged, changed, found = result.one()
+        busy = set(found)  # among these observations' links (the statement's `busy`)
+        if staged + sum(1 for o in observations if o.link_id in busy) != len(observations):
             # what the event log's foreign key refuses on SQLite: an observation of a
             # link not in the ledger (the caller's transaction is rolled back)
             link = Link.__table__  # type: ignore[attr-defined]
@@ -1168,7 +1168,7 @@ class SyncStore:
             raise IntegrityError(
                 "record observations", None, LookupError(f"links not in the ledger: {unknown}")
             )
-        return set(changed), set(busy)
+        return set(changed), busy
 
     def _record_bulk(
         self,
