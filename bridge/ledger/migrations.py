@@ -105,7 +105,7 @@ def _v3(connection: Connection, dialect: Dialect) -> None:
     for field in ("state", "purge_due"):
         old, new = f"ix_pair_state_{_V2_PREFIXES[0]}_{field}", f"ix_pair_state_first_{field}"
         dialect.rename_index(connection, "pair_state", old, new, [f"first_{field}"])
-    _set_meta(connection, _SIDES_KEY, _V2_SIDES)
+    set_meta(connection, _SIDES_KEY, _V2_SIDES)
 
 
 #: every time column of schema v3, by table: kept as text ('YYYY-MM-DD HH:MM:SS.ffffff', UTC)
@@ -221,13 +221,13 @@ def schema_version(connection: Connection) -> int:
     """0 for an empty database."""
     if not inspect(connection).has_table("meta"):
         return 0
-    value = _meta(connection, _VERSION_KEY)
+    value = meta_value(connection, _VERSION_KEY)
     return int(value) if value is not None else 0
 
 
 def recorded_sides(connection: Connection) -> Sides | None:
     """The sides the ledger was created for (None: not recorded)."""
-    value = _meta(connection, _SIDES_KEY)
+    value = meta_value(connection, _SIDES_KEY)
     if value is None:
         return None
     first, _, second = value.partition(",")
@@ -235,7 +235,7 @@ def recorded_sides(connection: Connection) -> Sides | None:
 
 
 def _check_sides(connection: Connection, sides: Sides) -> None:
-    recorded = _meta(connection, _SIDES_KEY)
+    recorded = meta_value(connection, _SIDES_KEY)
     if recorded != _sides_value(sides):
         raise SidesMismatchError(
             f"the ledger was made for the sides {recorded or '(none recorded)'}, not "
@@ -247,11 +247,12 @@ def _sides_value(sides: Sides) -> str:
     return f"{sides.first},{sides.second}"
 
 
-def _meta(connection: Connection, key: str) -> str | None:
+def meta_value(connection: Connection, key: str) -> str | None:
+    """A fact the ledger keeps about itself (`meta`), None when it keeps none."""
     return connection.execute(select(Meta.value).where(col(Meta.key) == key)).scalar()
 
 
-def _set_meta(connection: Connection, key: str, value: str) -> None:
+def set_meta(connection: Connection, key: str, value: str) -> None:
     table = Meta.__table__  # type: ignore[attr-defined]
     connection.execute(table.delete().where(table.c.key == key))
     connection.execute(table.insert().values(key=key, value=value))
@@ -263,8 +264,8 @@ def _create(connection: Connection, dialect: Dialect, sides: Sides) -> None:
     SQLModel.metadata.create_all(connection)
     dialect.guard_append_only(connection, "event")
     dialect.unenforce_references(connection, "event")
-    _set_meta(connection, _VERSION_KEY, str(LATEST_VERSION))
-    _set_meta(connection, _SIDES_KEY, _sides_value(sides))
+    set_meta(connection, _VERSION_KEY, str(LATEST_VERSION))
+    set_meta(connection, _SIDES_KEY, _sides_value(sides))
 
 
 def migrate(engine: Engine, dialect: Dialect, *, sides: Sides) -> int:
@@ -286,7 +287,7 @@ def migrate(engine: Engine, dialect: Dialect, *, sides: Sides) -> int:
     for version in range(before + 1, LATEST_VERSION + 1):
         with engine.begin() as connection:
             MIGRATIONS[version](connection, dialect)
-            _set_meta(connection, _VERSION_KEY, str(version))
+            set_meta(connection, _VERSION_KEY, str(version))
     with engine.begin() as connection:
         _check_sides(connection, sides)
     return before

@@ -55,6 +55,7 @@ from bridge.core.model import (
     path,
 )
 from bridge.ledger.dialect import LAZY_COMMIT, READS_ONLY, Dialect
+from bridge.ledger.migrations import meta_value, set_meta
 from bridge.ledger.tables import (
     Event,
     Link,
@@ -409,11 +410,6 @@ _CURSOR_UPSERT = _statement(
 #: only move forward (a run records its own clock's), so it stays true as pairs are found
 #: again; a clock set back delays the sweep of what it stamps by as much, never skips it
 _SWEEP_FLOOR = "sweep_floor.{side}"
-_META_VALUE = text("SELECT value FROM meta WHERE key = :key")
-_META_UPSERT = text(
-    "INSERT INTO meta (key, value) VALUES (:key, :value) "
-    "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
-)
 #: the links with an open operation, and whether there is one at all (built once: a batch
 #: asks before it is recorded)
 _OPEN_OPERATION_LINKS = sa_select(Operation.__table__.c.link_id).where(  # type: ignore[attr-defined]
@@ -1441,6 +1437,12 @@ class SyncStore:
         returns the pairs decided. `tests/reconcile/test_bulk_agreement.py` holds it to
         `decide` over every combination of states.
         """
+        if not unsettled:
+            # an idle run's pairs are none of them pending: one read (by the pending
+            # index), not a write transaction (on PostgreSQL four round trips)
+            with self._reading() as connection:
+                if connection.execute(_ANY_PENDING).first() is None:
+                    return 0
         pair = PairState.__table__  # type: ignore[attr-defined]
         operation = Operation.__table__  # type: ignore[attr-defined]
         first, second, base = pair.c.first_state, pair.c.second_state, pair.c.base
@@ -1466,12 +1468,6 @@ class SyncStore:
         )
         if exclude:
             query = query.where(~self.dialect.in_ids(pair.c.link_id, sorted(exclude)))
-        if not unsettled:
-            # an idle run's pairs are none of them pending: one read (by the pending
-            # index), not a write transaction (on PostgreSQL four round trips)
-            with self._reading() as connection:
-                if connection.execute(_ANY_PENDING).first() is None:
-                    return 0
         with self.session() as session:
             connection = session.connection()
             decided = int(connection.execute(query).rowcount or 0)
@@ -1811,10 +1807,12 @@ class SyncStore:
         nothing until that time is due: an idle run reads no pair for the sweep."""
         key = _SWEEP_FLOOR.format(side=side)
         with self._reading() as connection:
-            floor = connection.execute(_META_VALUE, {"key": key}).scalar()
+            floor = meta_value(connection, key)
         if floor is not None and to_micros(before) < int(floor):
             return []
-        state, last = self._pair_column(side, "state"), self._last_found(side)
+        state, seen = self._pair_column(side, "state"), self._pair_column(side, "seen_at")
+        # when the sweep, or else a change of state, last found the ticket
+        last = type_coerce(func.coalesce(self._pair_column(side, "checked_at"), seen), seen.type)
         pair = PairState.__table__  # type: ignore[attr-defined]
         link = Link.__table__  # type: ignore[attr-defined]
         eligible = (state.is_not(None), state != State.PURGED.value)
@@ -1830,16 +1828,8 @@ class SyncStore:
             if not rows and remember:
                 oldest = session.execute(sa_select(func.min(last)).where(*eligible)).scalar()
                 if oldest is not None:
-                    session.execute(_META_UPSERT, {"key": key, "value": str(to_micros(oldest))})
+                    set_meta(session.connection(), key, str(to_micros(oldest)))
             return [(self._ids(row[0], row[1], row[2]), State(row[3])) for row in rows]
-
-    def _last_found(self, side: Side) -> ColumnElement[datetime]:
-        """When the sweep, or else a change of state, last found a pair's ticket on `side`."""
-        seen = self._pair_column(side, "seen_at")
-        last: ColumnElement[datetime] = type_coerce(
-            func.coalesce(self._pair_column(side, "checked_at"), seen), seen.type
-        )
-        return last
 
     def mark_checked(self, side: Side, link_ids: Sequence[int], at: datetime) -> None:
         """The sweep found these links' tickets on `side` (or settled what became of them)."""
