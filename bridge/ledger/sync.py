@@ -518,12 +518,13 @@ def _batch_sql(prefix: str, *, cursor: bool) -> str:
     TEMP table cost the server a heap row and an index entry per observation, and three
     more round trips per batch (issue 18).
 
-    `staged` finds the pairs as `link_id = ANY(...)` of the bound ids, by primary key
-    whatever the planner's statistics of pair_state say (stale after a link import, they
-    made a plain join scan the whole table once per batch, issue 18); estimated from that,
-    `staged` is a few rows to the planner, so `updated` looks each pair up by key. (The
-    same `ANY` in `updated` was tried: planned inside the lookup of each staged row, it
-    compared every row with every id, 40 ms for a batch of 1,000.)"""
+    `staged` looks each observation's pair up by key (a LATERAL subquery with a LIMIT,
+    which the planner cannot fold into a join), whatever its statistics of pair_state
+    say: a plain join scanned the whole table once per batch when they were stale after
+    a link import, and so did `link_id = ANY(...)` of the bound ids, which replaced it,
+    on 100,000 pairs (a third of the batch's server time, issue 18). (The same `ANY` in
+    `updated` was tried: planned inside the lookup of each staged row, it compared every
+    row with every id, 40 ms for a batch of 1,000.)"""
     changed = _CHANGED
     status_new = _status_new(prefix, "pair_state")
     assignments = _pair_assignments(prefix)
@@ -540,11 +541,11 @@ def _batch_sql(prefix: str, *, cursor: bool) -> str:
         "WITH busy AS MATERIALIZED (SELECT DISTINCT link_id FROM operation "
         f"WHERE status IN ({open_statuses}) "
         "AND link_id IN (SELECT unnest(CAST(:o_link_id AS integer[])))), "
-        f"staged AS MATERIALIZED (SELECT {columns}, p.{prefix}_state AS previous "
+        f"staged AS MATERIALIZED (SELECT {columns}, p.previous "
         f"FROM unnest({_OBSERVED_ARRAYS}) AS o({', '.join(_OBSERVED_INSERT)}) "
-        "JOIN pair_state p ON p.link_id = o.link_id "
-        "WHERE p.link_id = ANY(CAST(:o_link_id AS integer[])) "
-        "AND o.link_id NOT IN (SELECT link_id FROM busy)), "
+        f"CROSS JOIN LATERAL (SELECT {prefix}_state AS previous FROM pair_state "
+        "WHERE pair_state.link_id = o.link_id LIMIT 1) p "
+        "WHERE o.link_id NOT IN (SELECT link_id FROM busy)), "
         "logged AS (INSERT INTO event (at, run_id, link_id, kind, side, ticket_id, "
         "transition, from_state, to_state, cause, actor_id, vendor_time, detail) "
         f"SELECT :now, :run_id, s.link_id, {_KIND_SQL}, :side, s.ticket_id, "

@@ -280,6 +280,41 @@ def test_the_links_a_first_sync_read_leave_the_first_sides_unread_index_for_good
             assert _buffers(c, sql, params) < links // 10
 
 
+@pytest.mark.parametrize("analyzed", [False, True], ids=["as-imported", "analyzed"])
+def test_a_batch_looks_each_of_its_pairs_up_by_key_whatever_the_statistics(
+    postgres_url: str, analyzed: bool
+) -> None:
+    # a thousand ids of 20,000 pairs, as a link import leaves the table's statistics (a
+    # first sync starts before autovacuum looks) or analyzed: a plan free to choose
+    # scanned every pair (comparing each with the batch's ids) for each batch, a third
+    # of a first sync's batch on the server (docs/performance.md)
+    links = 20_000
+    with Ledger.open(postgres_url, sides=SIDES) as ledger:
+        _import(ledger, links)
+        if analyzed:
+            with ledger.engine.begin() as c:
+                c.exec_driver_sql("ANALYZE pair_state")
+        statements: list[tuple[str, object]] = []
+
+        @event.listens_for(ledger.engine, "before_cursor_execute")
+        def _grab(_c: object, _cur: object, sql: str, params: object, *_rest: object) -> None:
+            statements.append((sql, params))
+
+        observed = [
+            Observation(n, SIDES.first, 100_000 + n, State.ACTIVE, NOW) for n in range(5_001, 6_001)
+        ]
+        pending, _ = ledger.record_observations(None, observed)
+        event.remove(ledger.engine, "before_cursor_execute", _grab)
+        assert pending == set(range(5_001, 6_001))
+        [(sql, params)] = [(s, p) for s, p in statements if s.startswith("WITH busy")]
+        with ledger.engine.connect() as c:
+            plan = "\n".join(c.exec_driver_sql("EXPLAIN " + sql, params).scalars())  # type: ignore[arg-type]
+        # the pairs' previous states (`staged`): a key lookup per observation
+        staged = plan.split("CTE staged")[1].split("CTE logged")[0]
+        assert "Index Scan using pair_state_pkey on pair_state" in staged, plan
+        assert "Seq Scan" not in staged, plan
+
+
 def test_a_runs_reads_do_not_wait_for_another_writers_transaction(ledger: Ledger) -> None:
     # the write lock is for writers; a page of pairs or links read meanwhile sees what
     # was committed (MVCC) instead of a round trip to wait for the lock
