@@ -51,17 +51,16 @@ class Recorder:
 
     @contextmanager
     def beside(self, side: Side, ticket_ids: Collection[int]) -> Iterator[None]:
-        """The ledger reads inside the block, of `side`'s `ticket_ids`, go on while a page
-        is recorded behind the run when it holds none of them (of the other side, or
+        """The ledger reads inside the block, of `side`'s `ticket_ids`, go on while pages
+        are recorded behind the run when they hold none of them (of the other side, or
         other tickets: a batch writes its own side's columns of its own links only);
-        otherwise that page is settled first."""
+        otherwise those pages are settled first."""
         writer = self._writer
-        label = None if writer is None else writer.label
-        if writer is None or label is None:
+        labels = () if writer is None else writer.labels
+        if writer is None or not labels:
             yield
             return
-        written_side, written = label
-        if written_side == side and not written.isdisjoint(ticket_ids):
+        if any(s == side and not written.isdisjoint(ticket_ids) for s, written in labels):
             writer.settle()
             yield
             return

@@ -72,13 +72,15 @@ def _pages(world: World, *pages: list[TicketView]) -> None:
     world.zd.changes_ready_in = lambda: 0.0 if last else 60.0  # type: ignore[method-assign]
 
 
-def test_a_ticket_on_two_pages_in_a_row_is_read_after_the_first_is_written(
-    world: World, ledger_url: str
+@pytest.mark.parametrize("between", [0, 1], ids=["in-a-row", "a-page-between"])
+def test_a_ticket_on_two_pages_is_read_after_the_first_is_written(
+    world: World, ledger_url: str, between: int
 ) -> None:
     # page 1 soft-deletes the ticket, page 2 shows it purged a retention period later: the
     # purge's cause comes from what the ledger holds when page 2 is looked up, so a lookup
-    # that overtook page 1's write would call the vendor's retention job a person's purge
-    world.link((1, 101), (2, 102))
+    # that overtook page 1's write would call the vendor's retention job a person's purge.
+    # With a page between them, page 1 is the older of two writes in flight.
+    world.link((1, 101), (2, 102), (3, 103))
     assert world.sync().outcome == "converged"
     deleted_at = world.clock.now + timedelta(hours=1)
     purged_at = deleted_at + timedelta(days=15)  # SuperOffice's retention: 14 days
@@ -86,6 +88,7 @@ def test_a_ticket_on_two_pages_in_a_row_is_read_after_the_first_is_written(
     _pages(
         world,
         [TicketView(1, State.SOFT_DELETED, deleted_at, actor_id=7), TicketView(2, State.ACTIVE)],
+        *([TicketView(3, State.ACTIVE)] for _ in range(between)),
         [TicketView(1, State.PURGED, purged_at)],
     )
     world.clock.advance(days=16)
@@ -149,49 +152,110 @@ def test_a_write_that_fails_behind_the_run_fails_the_run_and_moves_no_cursor(
     assert run.outcome == "failed"
 
 
+def test_a_write_that_fails_stops_the_page_handed_over_after_it(world: World) -> None:
+    # page 3 is handed over while page 2 is still being written (two writes in flight):
+    # page 2 fails, so page 3 must not be recorded, nor its cursor move past page 2's
+    world.link((1, 101), (2, 102), (3, 103))
+    assert world.sync().outcome == "converged"
+    _slow_writes(world.ledger)
+    record = world.ledger.record_observations
+    written: list[int] = []
+
+    def failing(run_id: int | None, observations: Sequence[Observation], **kw: Any) -> Any:
+        if any(o.ticket_id == 2 for o in observations):
+            raise RuntimeError("the server went away")
+        written.extend(o.ticket_id for o in observations)
+        return record(run_id, observations, **kw)
+
+    world.ledger.record_observations = failing  # type: ignore[method-assign]
+    changed = world.clock.now + timedelta(minutes=5)
+    _pages(world, *([TicketView(n, State.SOFT_DELETED, changed, actor_id=7)] for n in (1, 2, 3)))
+    world.clock.advance(minutes=10)
+    with pytest.raises(RuntimeError, match="went away"):
+        world.sync()
+    assert world.ledger.get_cursor(SO) == "page-1"
+    assert written == [1]
+    assert world.ledger.side_states(SO, [3])[3][0] is State.ACTIVE
+    assert world.zd.submitted == []
+
+
 def test_writes_behind_come_back_in_order_and_an_error_is_raised_once() -> None:
     from sqlalchemy import create_engine
 
-    from bridge.ledger.behind import SWITCH_INTERVAL, WriteBehind
+    from bridge.ledger.behind import DEPTH, SWITCH_INTERVAL, WriteBehind
 
+    assert DEPTH == 2
     engine = create_engine("sqlite://")
     writer: WriteBehind[int] = WriteBehind(engine)
     results: list[int] = []
+    ran: list[int] = []
     release = threading.Event()
 
     def held() -> int:
         release.wait(5)
+        ran.append(1)
         return 1
 
     interval = sys.getswitchinterval()
     writer.submit(held, results.append, label=1)
     assert sys.getswitchinterval() == pytest.approx(min(interval, SWITCH_INTERVAL))
-    labels = [writer.label]
     # a connection wanted meanwhile waits for the write in flight
     waited = threading.Thread(target=lambda: engine.connect().close())
     waited.start()
     waited.join(0.2)
     assert waited.is_alive()
-    release.set()
-    waited.join(5)
-    assert not waited.is_alive()
-    assert results == []  # the result is its caller's, at the next settle
 
     def broken() -> int:
+        ran.append(2)
         raise ValueError("refused")
 
-    writer.submit(broken, results.append, label=2)
+    # a second write is handed over without waiting for the first (two in flight)
+    handed = threading.Thread(target=writer.submit, args=(broken, results.append, 2))
+    handed.start()
+    handed.join(5)
+    assert not handed.is_alive()
+    assert writer.labels == (1, 2)
+    release.set()
+    waited.join(5)
+    assert not waited.is_alive()  # ... and the connection waited for both
+    assert ran == [1, 2]
+    assert results == []  # each result is its caller's, when settled
+
+    def third() -> int:
+        ran.append(3)
+        return 3
+
+    # a third waits for the oldest (settled: its result handed back); it never runs, for
+    # the write before it failed, and that failure is raised once, at the next settle
+    writer.submit(third, results.append, label=3)
     assert results == [1]
     with pytest.raises(ValueError, match="refused"):
         writer.settle()
-    labels.append(writer.label)
-    assert labels == [1, None]
-    writer.settle()  # reported once
-    writer.submit(lambda: 3, results.append, label=3)
+    assert writer.labels == ()
+    writer.settle()
+    assert ran == [1, 2]
+    assert results == [1]
+    # the writer goes on after a failure was heard of
+    writer.submit(lambda: 4, results.append, label=4)
     writer.close()
-    assert results == [1, 3]
+    assert results == [1, 4]
     assert sys.getswitchinterval() == interval
     engine.connect().close()  # closed: nothing left to wait for
+
+
+def test_one_write_in_flight_at_depth_one() -> None:
+    from sqlalchemy import create_engine
+
+    from bridge.ledger.behind import WriteBehind
+
+    writer: WriteBehind[int] = WriteBehind(create_engine("sqlite://"), depth=1)
+    results: list[int] = []
+    writer.submit(lambda: 1, results.append, label=1)
+    writer.submit(lambda: 2, results.append, label=2)
+    assert results == [1]
+    assert writer.labels == (2,)
+    writer.close()
+    assert results == [1, 2]
 
 
 def test_a_write_stays_in_flight_when_the_wait_for_it_is_interrupted() -> None:
@@ -220,7 +284,7 @@ def test_a_write_stays_in_flight_when_the_wait_for_it_is_interrupted() -> None:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
-    labels = [writer.label]
+    labels = [writer.labels]
     waited = threading.Thread(target=lambda: engine.connect().close())
     waited.start()
     waited.join(0.2)
@@ -228,5 +292,5 @@ def test_a_write_stays_in_flight_when_the_wait_for_it_is_interrupted() -> None:
     release.set()
     waited.join(5)
     writer.close()
-    assert labels == [7]
+    assert labels == [(7,)]
     assert results == [1]
