@@ -200,9 +200,9 @@ class Dialect(Protocol):
         them stays with the connection after it ends."""
         ...
 
-    def analyze(self, connection: Connection, table: str) -> None:
-        """Refresh the planner's statistics of `table` after a change to most of its rows,
-        inside the caller's transaction (whose own changes count)."""
+    def reshaped(self, engine: Engine, table: str) -> None:
+        """`table` has just had most of its rows changed, committed: refresh what the
+        next statements are planned on, and clear what they would wade through."""
         ...
 
     def commit_durably(self, connection: Connection) -> None:
@@ -431,9 +431,10 @@ class SQLiteDialect:
         """DELETE now: a TEMP table keeps its rows for the connection's life."""
         self.clear_staging(connection, table)
 
-    def analyze(self, connection: Connection, table: str) -> None:
+    def reshaped(self, engine: Engine, table: str) -> None:
         """Nothing: SQLite plans the ledger's statements from its indexes, without
-        statistics unless ANALYZE is run, and then it would weigh them in every plan."""
+        statistics unless ANALYZE is run, and then it would weigh them in every plan; an
+        update leaves no dead row behind for a read to skip."""
 
     def commit_durably(self, connection: Connection) -> None:
         """Nothing: `synchronous` is a connection's setting on SQLite, not a transaction's;
@@ -788,11 +789,19 @@ class PostgreSQLDialect:
         """Back to the server's own `synchronous_commit` for this transaction."""
         connection.exec_driver_sql("SET LOCAL synchronous_commit TO DEFAULT")
 
-    def analyze(self, connection: Connection, table: str) -> None:
-        """ANALYZE now: autovacuum's comes a minute or more after the change commits, and a
-        run planned on the statistics from before a first sync scanned the whole of
-        pair_state for each of its queries (issue 18)."""
-        connection.exec_driver_sql(f"ANALYZE {table}")
+    def reshaped(self, engine: Engine, table: str) -> None:
+        """VACUUM (ANALYZE) now: autovacuum's comes a minute or more after the change
+        commits. A run planned on the statistics from before a first sync scanned the
+        whole of pair_state for each of its queries; and until the old row versions were
+        cleared, each look for the few pairs pending, or unread, walked its partial
+        index's dead entries, one for each of a first sync's 100,000 updates (1 to 2 ms a
+        look, a sixth of an idle run's server time; issue 18). Outside any transaction
+        (VACUUM refuses one), with no ledger lock (it writes no row); `SKIP_LOCKED`:
+        autovacuum already at the table does the same."""
+        with engine.connect().execution_options(
+            **{READS_ONLY: True}, isolation_level="AUTOCOMMIT"
+        ) as connection:
+            connection.exec_driver_sql(f"VACUUM (ANALYZE, SKIP_LOCKED) {table}")
 
     def index_staging(self, connection: Connection, table: str, column: str) -> None:
         """A temporary table's index lives in the session's own schema: no name clash."""

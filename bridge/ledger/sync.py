@@ -1470,11 +1470,10 @@ class SyncStore:
         if exclude:
             query = query.where(~self.dialect.in_ids(pair.c.link_id, sorted(exclude)))
         with self.session() as session:
-            connection = session.connection()
-            decided = int(connection.execute(query).rowcount or 0)
-            if decided >= _RESHAPED:
-                # a first sync or a migration: the table the next run plans on is new
-                self.dialect.analyze(connection, "pair_state")
+            decided = int(session.connection().execute(query).rowcount or 0)
+        if decided >= _RESHAPED:
+            # a first sync or a migration: the table the next run plans on is new
+            self.dialect.reshaped(self.engine, "pair_state")
         return decided
 
     @staticmethod

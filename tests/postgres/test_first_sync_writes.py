@@ -280,20 +280,16 @@ def test_the_links_a_first_sync_read_leave_the_first_sides_unread_index_for_good
             assert _buffers(c, sql, params) < links // 10
 
 
-@pytest.mark.parametrize("analyzed", [False, True], ids=["as-imported", "analyzed"])
-def test_a_batch_looks_each_of_its_pairs_up_by_key_whatever_the_statistics(
-    postgres_url: str, analyzed: bool
+def test_a_batch_looks_each_of_its_pairs_up_by_key_on_the_statistics_an_import_leaves(
+    postgres_url: str,
 ) -> None:
     # a thousand ids of 20,000 pairs, as a link import leaves the table's statistics (a
-    # first sync starts before autovacuum looks) or analyzed: a plan free to choose
-    # scanned every pair (comparing each with the batch's ids) for each batch, a third
-    # of a first sync's batch on the server (docs/performance.md)
+    # first sync starts before autovacuum looks; analyzed ones: test_dialect_costs.py): a
+    # plan free to choose scanned every pair (comparing each with the batch's ids) for
+    # each batch, a third of a first sync's batch on the server (docs/performance.md)
     links = 20_000
     with Ledger.open(postgres_url, sides=SIDES) as ledger:
         _import(ledger, links)
-        if analyzed:
-            with ledger.engine.begin() as c:
-                c.exec_driver_sql("ANALYZE pair_state")
         statements: list[tuple[str, object]] = []
 
         @event.listens_for(ledger.engine, "before_cursor_execute")
