@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import threading
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -137,6 +138,14 @@ class Ledger(SyncStore, AuditStore):
         self._lease_locks: dict[tuple[str, str], PoolProxiedConnection] = {}
         #: the pair's two sides, in the ledger's order (first, second)
         self.sides = sides
+        self._writes = 0
+        self._writes_lock = threading.Lock()
+
+    @property
+    def writes(self) -> int:
+        """How many write transactions this ledger object has committed (`session`), on
+        any thread: a run tells by it that nothing it could read again has changed."""
+        return self._writes
 
     @classmethod
     def open(cls, url: str, *, sides: Sides, create: bool = True) -> Ledger:
@@ -190,6 +199,8 @@ class Ledger(SyncStore, AuditStore):
         """One transaction: committed when the block ends, rolled back if it raises."""
         with Session(self.engine, expire_on_commit=False) as session, session.begin():
             yield session
+        with self._writes_lock:
+            self._writes += 1
 
     # --- health -----------------------------------------------------------------
 

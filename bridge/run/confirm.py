@@ -48,6 +48,8 @@ class Confirmer:
         self._jobs = jobs
         self._reader = reader
         self._settler = settler
+        #: whether the last `confirm_sent` found operations sent (None: not called yet)
+        self.found_sent: bool | None = None
 
     def confirm_sent(self) -> None:
         """Re-read the targets of sent operations: the change streams first, then direct
@@ -55,6 +57,7 @@ class Confirmer:
         then settle what is still unconfirmed."""
         ctx = self._ctx
         sent = ctx.ledger.operations([OperationStatus.SENT])
+        self.found_sent = bool(sent)
         if not sent:
             return
         targets = {op.target for op in sent}

@@ -59,6 +59,9 @@ class Observer:
         self._streams: dict[Side, Generator[ChangePage, None, None]] = {}
         #: tickets our finished jobs changed that the side's stream has not shown yet
         self._unread: Counter[Side] = Counter()
+        #: each side's cursor as the ledger holds it, or will once the pages handed to
+        #: the recorder are written (read when a stream opens)
+        self._cursors: dict[Side, str | None] = {}
 
     # --- the step ---------------------------------------------------------------------
 
@@ -244,7 +247,7 @@ class Observer:
         ctx, state = self._ctx, self._ctx.state
         stream = self._streams.get(side)
         if stream is None:
-            cursor = ctx.ledger.get_cursor(side)
+            cursor = self._cursors[side] = ctx.ledger.get_cursor(side)
             stream = self._streams[side] = adapter.changes(cursor, read_ahead=read_ahead)
         try:
             page = next(stream, None)
@@ -264,6 +267,11 @@ class Observer:
         if page is None:
             self._unread[side] = 0
             return True
+        if not page.views and page.cursor in (None, self._cursors.get(side)):
+            # an idle stream's page: nothing to record, not even its cursor (on a server
+            # ledger a transaction each, two of an idle run's three; issue 18)
+            self._unread[side] = 0
+            return page.complete
         tickets = [v.ticket_id for v in page.views]
         with self._record.beside(side, tickets):
             links, held = ctx.ledger.links_and_states(side, tickets)
@@ -280,6 +288,8 @@ class Observer:
             held=held,
             behind=read_ahead,
         )
+        if page.cursor is not None and not ctx.options.dry_run:
+            self._cursors[side] = page.cursor
         caught_up = page.complete or not page.views
         self._unread[side] = 0 if caught_up else max(0, self._unread[side] - len(page.views))
         return page.complete

@@ -170,6 +170,7 @@ class SyncRun:
                 return self._result("declined")
             self.decider.decide_pending()
             if not options.dry_run:
+                quiet_at = self._quiet_at()
                 for _ in range(_MAX_ROUNDS):
                     if state.interrupted:
                         break
@@ -179,7 +180,8 @@ class SyncRun:
                         break
                     self.confirmer.confirm_sent()
                     self.decider.decide_pending()
-                if not state.interrupted:
+                    quiet_at = self._quiet_at()
+                if not state.interrupted and ctx.ledger.writes != quiet_at:
                     self.confirmer.confirm_sent()
                     self.decider.decide_pending()
         except BaseException as exc:
@@ -237,6 +239,13 @@ class SyncRun:
             dict(state.refused.items()),
             state.retry_after,
         )
+
+    def _quiet_at(self) -> int | None:
+        """Just after a confirm and a decision: the ledger's write count when the confirm
+        found nothing sent (None otherwise). While it stays so, confirming and deciding
+        again would read what they just read (nothing sent, nothing pending that this
+        run could decide otherwise): an idle run's last pass, four reads, is skipped."""
+        return None if self.confirmer.found_sent is not False else self._ctx.ledger.writes
 
     def _write_while_looking_up(self) -> bool:
         """Start writing before the background lookups end only when the links already

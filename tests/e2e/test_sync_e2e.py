@@ -3,6 +3,12 @@ every test on both ledger backends (SQLite, PostgreSQL)."""
 
 from __future__ import annotations
 
+from collections import Counter
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
 from bridge.ledger import LinkRow
 from tests.conftest import both_backends
 from tests.e2e.conftest import DAY, World, states
@@ -23,6 +29,63 @@ def test_first_sync_agrees_and_an_idle_sync_costs_only_change_reads(world: World
     assert sum(zd.values()) + sum(so.values()) <= 4, (zd, so)
     assert not any("destroy" in r or "restore" in r for r in zd)
     assert states(world, pairs) == [("active", "active")] * 5
+
+
+def test_an_idle_sync_writes_no_cursor_the_ledger_already_holds(world: World) -> None:
+    # Zendesk's export of nothing new hands back the cursor it was given, SuperOffice's
+    # windows move on with the clock: only the cursor that moved is written
+    world.link(3)
+    world.sync()
+    world.clock.advance(300)
+    world.sync()
+    held = {side: world.ledger.get_cursor(side) for side in ("superoffice", "zendesk")}
+    written: list[dict[str, object]] = []
+
+    def _cursor_writes(_c: object, _cur: object, sql: str, params: Any, *_rest: object) -> None:
+        if "INSERT INTO cursor" in sql:
+            written.append(params)
+
+    event.listen(world.ledger.engine, "before_cursor_execute", _cursor_writes)
+    try:
+        world.clock.advance(300)
+        assert world.sync().outcome == "converged"
+    finally:
+        event.remove(world.ledger.engine, "before_cursor_execute", _cursor_writes)
+    now = {side: world.ledger.get_cursor(side) for side in held}
+    assert now["zendesk"] == held["zendesk"]
+    assert now["superoffice"] != held["superoffice"]
+    assert len(written) == 1, written
+    assert now["superoffice"] in str(written[0])
+
+
+def test_an_idle_sync_confirms_and_decides_once(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # nothing sent, nothing pending, nothing written after the first look: the last
+    # pass would read the same again; after a change it still follows the writes
+    from bridge.run.confirm import Confirmer
+    from bridge.run.decide import Decider
+
+    calls: Counter[str] = Counter()
+    for cls, name in ((Confirmer, "confirm_sent"), (Decider, "decide_pending")):
+        step = getattr(cls, name)
+
+        def counted(self: Any, _step: Any = step, _name: str = name) -> None:
+            calls[_name] += 1
+            _step(self)
+
+        monkeypatch.setattr(cls, name, counted)
+    pairs = world.link(3)
+    world.sync()
+    calls.clear()
+    assert world.sync().outcome == "converged"
+    assert calls == {"confirm_sent": 1, "decide_pending": 1}
+    world.so.soft_delete([pairs[0][0]])
+    calls.clear()
+    assert world.sync().outcome == "converged"
+    assert calls["confirm_sent"] >= 2, calls
+    assert calls["decide_pending"] >= 2, calls
+    assert states(world, pairs)[0] == ("deleted", "deleted")
 
 
 def test_delete_in_superoffice_soft_deletes_in_zendesk(world: World) -> None:
