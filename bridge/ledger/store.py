@@ -463,6 +463,13 @@ class Ledger(SyncStore, AuditStore):
             cursor = session.get(Cursor, side)
             return cursor.value if cursor else None
 
+    def cursors(self) -> dict[str, str]:
+        """Every side's cursor, in one read (a run opens both streams)."""
+        with self._reading() as connection:
+            table = Cursor.__table__  # type: ignore[attr-defined]
+            rows = connection.execute(select(table.c.side, table.c.value))
+            return {str(side): str(value) for side, value in rows}
+
     def acquire_lease(
         self, name: str, holder: str, ttl: timedelta, *, now: datetime | None = None
     ) -> Lease:

@@ -51,12 +51,13 @@ class Confirmer:
         #: whether the last `confirm_sent` found operations sent (None: not called yet)
         self.found_sent: bool | None = None
 
-    def confirm_sent(self) -> None:
+    def confirm_sent(self, *, none_sent: bool = False) -> None:
         """Re-read the targets of sent operations: the change streams first, then direct
         lookups for whatever they did not show (not for operations whose job still runs);
-        then settle what is still unconfirmed."""
+        then settle what is still unconfirmed. `none_sent`: the caller knows there is
+        none (nothing read)."""
         ctx = self._ctx
-        sent = ctx.ledger.operations([OperationStatus.SENT])
+        sent = [] if none_sent else ctx.ledger.operations([OperationStatus.SENT])
         self.found_sent = bool(sent)
         if not sent:
             return

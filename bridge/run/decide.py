@@ -44,6 +44,11 @@ class Planner(Protocol):
         link order (links with an operation still open left out: they wait for it)."""
         ...
 
+    def any_candidates(self, ledger: Ledger) -> bool:
+        """False only when `candidates` would find none: one quick look, so that a pass
+        with nothing to decide reads nothing more."""
+        ...
+
     def decide(self, pair: PairView, states: Mapping[Side, SideState]) -> Decision:
         """The decision for one link, from the pair and each side's current state."""
         ...
@@ -64,6 +69,9 @@ class ThreeWay:
 
     def candidates(self, ledger: Ledger, *, batch: int) -> Iterator[Sequence[PairView]]:
         return ledger.decision_candidates(batch=batch)
+
+    def any_candidates(self, ledger: Ledger) -> bool:
+        return ledger.any_decision_candidates()
 
     def decide(self, pair: PairView, states: Mapping[Side, SideState]) -> Decision:
         return decide(pair.base, self.sides, states, self.policy)
@@ -128,6 +136,8 @@ class Decider:
         state.decide_due = False
         if state.unavailable:
             return  # a side's fresh state is unknown: decide nothing this run
+        if not state.overlay and not self._planner.any_candidates(self._ctx.ledger):
+            return  # an idle run's pass: one read (a dry run's observations are its own)
         if self._recording() and not log.is_enabled_for(logging.DEBUG):
             # agreements in one statement (a first sync's every link); at debug level each
             # is logged, so each is decided here

@@ -98,6 +98,9 @@ class MigrationPlanner:
     def candidates(self, ledger: Ledger, *, batch: int) -> Iterator[Sequence[PairView]]:
         return ledger.unsettled_pairs(batch=batch)
 
+    def any_candidates(self, ledger: Ledger) -> bool:
+        return True  # a migration is run to decide: its pass reads its pages
+
     def decide(self, pair: PairView, states: Mapping[Side, SideState]) -> Decision:
         source = states[self.migration.source].state
         target = states[self.migration.target].state

@@ -60,7 +60,8 @@ class Observer:
         #: tickets our finished jobs changed that the side's stream has not shown yet
         self._unread: Counter[Side] = Counter()
         #: each side's cursor as the ledger holds it, or will once the pages handed to
-        #: the recorder are written (read when a stream opens)
+        #: the recorder are written (both read at once when the run's streams open; a
+        #: stream opened again starts there)
         self._cursors: dict[Side, str | None] = {}
 
     # --- the step ---------------------------------------------------------------------
@@ -72,7 +73,11 @@ class Observer:
         if hints is not None:
             self._look_up_hinted(hints)
             return
-        streams = [Task(self._stream_steps(side, a)) for side, a in self._ctx.reachable()]
+        held = self._ctx.ledger.cursors()
+        streams = []
+        for side, adapter in self._ctx.reachable():
+            self._cursors[side] = held.get(side)
+            streams.append(Task(self._stream_steps(side, adapter)))
         self._scheduler.run(streams)
         self._record.settle()  # the last page recorded behind the reads
 
@@ -247,7 +252,10 @@ class Observer:
         ctx, state = self._ctx, self._ctx.state
         stream = self._streams.get(side)
         if stream is None:
-            cursor = self._cursors[side] = ctx.ledger.get_cursor(side)
+            if side in self._cursors:
+                cursor = self._cursors[side]
+            else:
+                cursor = self._cursors[side] = ctx.ledger.get_cursor(side)
             stream = self._streams[side] = adapter.changes(cursor, read_ahead=read_ahead)
         try:
             page = next(stream, None)

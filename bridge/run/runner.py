@@ -163,7 +163,9 @@ class SyncRun:
             if options.dry_run or self.review or not self._write_while_looking_up():
                 self.observer.finish_background()
             if not options.dry_run:
-                self.confirmer.confirm_sent()  # what earlier runs left `sent`: confirmed, or resent
+                # what earlier runs left `sent`: confirmed, or resent; none when the run's
+                # first look found none (what it read since confirms, it never sends)
+                self.confirmer.confirm_sent(none_sent=self.settler.found_sent is False)
             if self.review is not None and not self._reviewed():
                 ctx.ledger.finish_run(run_id, outcome="declined", counts=dict(state.counts))
                 log.info("run.finish", run=run_id, outcome="declined")

@@ -38,6 +38,8 @@ class Settler:
         self._ctx = ctx
         self._jobs = jobs
         self._record = record
+        #: whether `follow_jobs` found operations sent (None: not called)
+        self.found_sent: bool | None = None
 
     def follow_jobs(self) -> None:
         """Settle what earlier runs left, first step: the vendor jobs they recorded are
@@ -45,7 +47,9 @@ class Settler:
         the others ended tells `settle_unreached` whether an undone write may be resent."""
         ctx, counts = self._ctx, self._ctx.state.counts
         jobs: dict[Side, dict[str, list[OperationView]]] = defaultdict(dict)
-        for op in ctx.ledger.operations([OperationStatus.SENT]):
+        sent = ctx.ledger.operations([OperationStatus.SENT])
+        self.found_sent = bool(sent)
+        for op in sent:
             if op.job_id:
                 jobs[op.target].setdefault(op.job_id, []).append(op)
         now = ctx.now()

@@ -58,7 +58,7 @@ def test_an_idle_sync_writes_no_cursor_the_ledger_already_holds(world: World) ->
     assert now["superoffice"] in str(written[0])
 
 
-def test_an_idle_sync_confirms_and_decides_once(
+def test_an_idle_sync_reads_what_it_needs_once(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # nothing sent, nothing pending, nothing written after the first look: the last
@@ -70,16 +70,29 @@ def test_an_idle_sync_confirms_and_decides_once(
     for cls, name in ((Confirmer, "confirm_sent"), (Decider, "decide_pending")):
         step = getattr(cls, name)
 
-        def counted(self: Any, _step: Any = step, _name: str = name) -> None:
+        def counted(self: Any, _step: Any = step, _name: str = name, **kw: Any) -> None:
             calls[_name] += 1
-            _step(self)
+            _step(self, **kw)
 
         monkeypatch.setattr(cls, name, counted)
     pairs = world.link(3)
     world.sync()
+    reads: Counter[str] = Counter()
+    for name in ("cursors", "get_cursor", "operations", "decision_candidates", "agree_where_equal"):
+        method = getattr(world.ledger, name)
+
+        def read(*args: Any, _method: Any = method, _name: str = name, **kw: Any) -> Any:
+            reads[_name] += 1
+            return _method(*args, **kw)
+
+        monkeypatch.setattr(world.ledger, name, read)
     calls.clear()
     assert world.sync().outcome == "converged"
     assert calls == {"confirm_sent": 1, "decide_pending": 1}
+    # one read of both cursors; the sent operations looked for once at the start (none:
+    # the confirm after it reads nothing), the open ones at the end; no candidate to
+    # decide, so neither the candidates' pages nor the agreement are read
+    assert reads == {"cursors": 1, "operations": 2}, reads
     world.so.soft_delete([pairs[0][0]])
     calls.clear()
     assert world.sync().outcome == "converged"
