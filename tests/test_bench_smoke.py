@@ -81,6 +81,22 @@ def test_large_tenant_sets_postgresql_beside_sqlite(pg_bin: Path) -> None:
         assert verdict == ("met" if ratio <= target else "NOT met"), verdicts[phase]
 
 
+def test_paired_backends_follows_one_sandbox_with_both_ledgers(pg_bin: Path) -> None:
+    # issue 18's ratios measured side by side in time: each round's first syncs in turn
+    # (who goes first alternating), then idle syncs alternating; every run converged
+    output = _run("paired_backends.py", "300", "--rounds", "2", "--idle", "3")
+    rounds = [_rows(output, str(n))[0] for n in (1, 2)]
+    assert [r[1] for r in rounds] == ["SQLite", "PostgreSQL"]
+    for row in rounds:
+        first_lite, first_pg, first_ratio, idle_lite, idle_pg, idle_ratio = map(float, row[2:8])
+        # each printed ratio is its two walls' (as printed: rounded)
+        assert first_ratio == pytest.approx(first_pg / first_lite, rel=0.05), row
+        assert idle_ratio == pytest.approx(idle_pg / idle_lite, rel=0.05), row
+    for phase in ("first full sync", "no changes"):
+        (verdict,) = _rows(output, phase)
+        assert verdict[4] in ("met", "NOT met"), verdict
+
+
 def test_large_tenant_refuses_an_unknown_backend() -> None:
     done = subprocess.run(
         [sys.executable, str(BENCH / "large_tenant.py"), "300", "--backends", "sqlite,oracle"],
