@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -239,6 +240,21 @@ def test_the_partial_indexes_serve_the_queries_that_look_for_their_few_rows(
         assert pending == [7, 9]
 
 
+@contextmanager
+def _sent(ledger: Ledger) -> Iterator[list[tuple[str, Any]]]:
+    """The statements (with their parameters) the ledger sends inside the block."""
+    statements: list[tuple[str, Any]] = []
+
+    def _grab(_c: object, _cur: object, sql: str, params: object, *_rest: object) -> None:
+        statements.append((sql, params))
+
+    event.listen(ledger.engine, "before_cursor_execute", _grab)
+    try:
+        yield statements
+    finally:
+        event.remove(ledger.engine, "before_cursor_execute", _grab)
+
+
 def _buffers(connection: Connection, sql: str, params: object) -> int:
     """The shared buffers `sql` reads when run (EXPLAIN ANALYZE)."""
     plan = connection.exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS) " + sql, params).scalars()
@@ -262,17 +278,11 @@ def test_the_links_a_first_sync_read_leave_the_first_sides_unread_index_for_good
         with ledger.engine.begin() as c:
             c.exec_driver_sql("ANALYZE pair_state")
         _first_read(ledger, links, (SIDES.second, SIDES.first))
-        statements: list[tuple[str, object]] = []
-
-        @event.listens_for(ledger.engine, "before_cursor_execute")
-        def _grab(_c: object, _cur: object, sql: str, params: object, *_rest: object) -> None:
-            statements.append((sql, params))
-
-        assert list(ledger.unobserved(SIDES.first)) == []
-        event.remove(ledger.engine, "before_cursor_execute", _grab)
+        with _sent(ledger) as statements:
+            assert list(ledger.unobserved(SIDES.first)) == []
         [(sql, params)] = [(s, p) for s, p in statements if "first_state IS NULL" in s]
         with ledger.engine.connect() as c:
-            plan = "\n".join(c.exec_driver_sql("EXPLAIN " + sql, params).scalars())  # type: ignore[arg-type]
+            plan = "\n".join(c.exec_driver_sql("EXPLAIN " + sql, params).scalars())
             assert "ix_pair_state_first_unread" in plan, plan
             assert "Bitmap" not in plan, plan
             # the next look reads the index's pages, not a heap page per dead entry (the
@@ -290,21 +300,15 @@ def test_a_batch_looks_each_of_its_pairs_up_by_key_on_the_statistics_an_import_l
     links = 20_000
     with Ledger.open(postgres_url, sides=SIDES) as ledger:
         _import(ledger, links)
-        statements: list[tuple[str, object]] = []
-
-        @event.listens_for(ledger.engine, "before_cursor_execute")
-        def _grab(_c: object, _cur: object, sql: str, params: object, *_rest: object) -> None:
-            statements.append((sql, params))
-
         observed = [
             Observation(n, SIDES.first, 100_000 + n, State.ACTIVE, NOW) for n in range(5_001, 6_001)
         ]
-        pending, _ = ledger.record_observations(None, observed)
-        event.remove(ledger.engine, "before_cursor_execute", _grab)
+        with _sent(ledger) as statements:
+            pending, _ = ledger.record_observations(None, observed)
         assert pending == set(range(5_001, 6_001))
         [(sql, params)] = [(s, p) for s, p in statements if s.startswith("WITH busy")]
         with ledger.engine.connect() as c:
-            plan = "\n".join(c.exec_driver_sql("EXPLAIN " + sql, params).scalars())  # type: ignore[arg-type]
+            plan = "\n".join(c.exec_driver_sql("EXPLAIN " + sql, params).scalars())
         # the pairs' previous states (`staged`): a key lookup per observation
         staged = plan.split("CTE staged")[1].split("CTE logged")[0]
         assert "Index Scan using pair_state_pkey on pair_state" in staged, plan
