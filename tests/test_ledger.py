@@ -175,6 +175,21 @@ def test_every_link_gets_a_pair_state(ledger: Ledger) -> None:
     assert ledger.check() == []
 
 
+def test_a_finished_run_keeps_its_outcome_and_an_unknown_one_is_refused(ledger: Ledger) -> None:
+    run = ledger.start_run("sync", holder="h")
+    assert run.id is not None
+    ledger.finish_run(run.id, outcome="failures", counts={"b": 2, "a": 1}, message="one left")
+    [done] = ledger.recent_runs(1)
+    assert (done.outcome, done.counts, done.message) == ("failures", '{"a": 1, "b": 2}', "one left")
+    assert done.ended_at is not None
+    assert done.ended_at >= done.started_at
+    with pytest.raises(KeyError, match="no run"):
+        ledger.finish_run(run.id + 1, outcome="converged", counts={})
+    with ledger.session() as session:
+        kinds = [e.kind for e in session.exec(select(Event).where(Event.run_id == run.id))]
+    assert kinds == ["run_started", "run_finished"]  # the refused finish wrote nothing
+
+
 def _import_range(url: str, start: int, count: int) -> None:
     with Ledger.open(url, sides=SIDES) as ledger:
         for offset in range(0, count, 10):

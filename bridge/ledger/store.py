@@ -424,14 +424,18 @@ class Ledger(SyncStore, AuditStore):
     def finish_run(
         self, run_id: int, *, outcome: str, counts: dict[str, int], message: str | None = None
     ) -> None:
+        table = Run.__table__  # type: ignore[attr-defined]
+        ended = table.update().where(table.c.id == run_id)
+        values = {
+            "ended_at": utcnow(),
+            "outcome": outcome,
+            "counts": json.dumps(counts, sort_keys=True),
+            "message": message,
+        }
         with self.session() as session:
-            run = session.get(Run, run_id)
-            if run is None:
+            # one statement, not the row read and then written (a round trip on a server)
+            if not session.connection().execute(ended.values(values)).rowcount:
                 raise KeyError(f"no run {run_id}")
-            run.ended_at = utcnow()
-            run.outcome = outcome
-            run.counts = json.dumps(counts, sort_keys=True)
-            run.message = message
             session.add(Event(run_id=run_id, kind="run_finished", detail=outcome))
 
     def recent_runs(self, limit: int = 5) -> list[Run]:

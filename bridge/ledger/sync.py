@@ -1060,6 +1060,21 @@ class SyncStore:
         with self._read_session() as session:
             return [_operation_view(row) for row in session.exec(query)]
 
+    def outstanding(self) -> tuple[bool, bool]:
+        """Whether any pair is flagged for attention, and whether any operation is still
+        planned or sent: what a run's outcome asks at its end, in one read."""
+        pair = PairState.__table__  # type: ignore[attr-defined]
+        operation = Operation.__table__  # type: ignore[attr-defined]
+        flagged = sa_select(pair.c.link_id).where(pair.c.attention.is_not(None)).exists()
+        open_ = (
+            sa_select(operation.c.id)
+            .where(operation.c.status.in_((OperationStatus.PLANNED, OperationStatus.SENT)))
+            .exists()
+        )
+        with self._reading() as connection:
+            row = connection.execute(sa_select(flagged, open_)).one()
+        return bool(row[0]), bool(row[1])
+
     def attention(self, kinds: Sequence[str] | None = None) -> list[PairView]:
         with self._read_session() as session:
             # the few flagged pairs found by their index and put in link order here: in SQL,

@@ -33,7 +33,7 @@ import structlog
 from bridge.core.contract import Adapter
 from bridge.core.model import Side
 from bridge.ledger import Ledger
-from bridge.ledger.tables import OperationStatus, utcnow
+from bridge.ledger.tables import utcnow
 from bridge.run.apply import Applier
 from bridge.run.confirm import Confirmer
 from bridge.run.decide import Decider, Planner, ThreeWay
@@ -271,9 +271,9 @@ class SyncRun:
         stuck = ctx.ledger.stuck_operations(now - ctx.options.attention_after, now)
         if stuck:
             state.counts["stuck_operations"] = len(stuck)
-        if ctx.ledger.attention() or stuck:
+        flagged, open_ops = ctx.ledger.outstanding()
+        if flagged or stuck:
             return "attention"
-        open_ops = ctx.ledger.operations([OperationStatus.PLANNED, OperationStatus.SENT])
         # a side that could not be read may hold changes not yet copied: not converged
         unread = any(key.endswith(".read_errors") for key in state.counts)
         return "failures" if open_ops or unread else "converged"

@@ -78,7 +78,8 @@ def test_an_idle_sync_reads_what_it_needs_once(
     pairs = world.link(3)
     world.sync()
     reads: Counter[str] = Counter()
-    for name in ("cursors", "get_cursor", "operations", "decision_candidates", "agree_where_equal"):
+    names = ("cursors", "get_cursor", "operations", "decision_candidates", "agree_where_equal")
+    for name in (*names, "attention", "outstanding"):
         method = getattr(world.ledger, name)
 
         def read(*args: Any, _method: Any = method, _name: str = name, **kw: Any) -> Any:
@@ -90,9 +91,9 @@ def test_an_idle_sync_reads_what_it_needs_once(
     assert world.sync().outcome == "converged"
     assert calls == {"confirm_sent": 1, "decide_pending": 1}
     # one read of both cursors; the sent operations looked for once at the start (none:
-    # the confirm after it reads nothing), the open ones at the end; no candidate to
-    # decide, so neither the candidates' pages nor the agreement are read
-    assert reads == {"cursors": 1, "operations": 2}, reads
+    # the confirm after it reads nothing); no candidate to decide, so neither the
+    # candidates' pages nor the agreement are read; what is outstanding, one read at the end
+    assert reads == {"cursors": 1, "operations": 1, "outstanding": 1}, reads
     world.so.soft_delete([pairs[0][0]])
     calls.clear()
     assert world.sync().outcome == "converged"
