@@ -20,6 +20,12 @@ for one page each. A job holds its slot from
 submission until a poll sees it end; a slot whose holder died is freed after an hour
 (Zendesk's jobs take minutes). The clock and sleep are injected: the demo and tests run
 on a simulator's clock.
+
+A command's run waits for its turn. A worker's run does not wait long (`TurnTaking`): its
+thread is one of a few that serve every pair, and while it slept on one account's minute
+the pairs of other accounts waited behind it. It raises `AccountBusyError` instead, which
+ends the run as a 429 does, and its job comes back when the turn does; its place in the
+queue is kept for it meanwhile, under the pair's name, so that the queue's order holds.
 """
 
 from __future__ import annotations
@@ -54,9 +60,10 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from bridge.core.contract import AccountBusyError
 from bridge.ledger.engine import ledger_dialect, pair_ledger_url
 
-__all__ = ["SHARED_NAMESPACE", "AccountBudget", "Budgets"]
+__all__ = ["SHARED_NAMESPACE", "AccountBudget", "Budgets", "TurnTaking"]
 
 #: the namespace beside the pairs' ledgers where shared budgets are kept: not a valid pair
 #: name (pairs start with a letter), so it cannot be any pair's ledger
@@ -167,16 +174,54 @@ class Budgets:
             return budgets
 
     def account(
-        self, account: str, *, limits: Mapping[str, Callable[[], float]], job_limit: int
+        self,
+        account: str,
+        *,
+        limits: Mapping[str, Callable[[], float]],
+        job_limit: int,
+        holder: str | None = None,
+        give_back_after: float | None = None,
     ) -> AccountBudget:
         """The budget of `account` (e.g. `zendesk:https://acme.zendesk.com`): per kind of
-        call, a limit a minute (asked anew: it may come from the vendor's answers)."""
-        return AccountBudget(
-            self.engine, account, dict(limits), job_limit, self._clock, self._sleep
+        call, a limit a minute (asked anew: it may come from the vendor's answers).
+        `holder` and `give_back_after`: `TurnTaking`."""
+        budget = AccountBudget(
+            self.engine,
+            account,
+            dict(limits),
+            job_limit,
+            self._clock,
+            self._sleep,
+            give_back_after=give_back_after,
         )
+        if holder is not None:
+            budget.holder = holder
+        return budget
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+@dataclass(frozen=True)
+class TurnTaking:
+    """The shared budgets as a worker's run of one pair sees them: a turn further away
+    than `give_back_after` seconds is not waited for (`AccountBusyError`), and the pair's
+    place in each account's queue is kept under its name for its next run to take up."""
+
+    budgets: Budgets
+    pair: str
+    give_back_after: float
+
+    def account(
+        self, account: str, *, limits: Mapping[str, Callable[[], float]], job_limit: int
+    ) -> AccountBudget:
+        return self.budgets.account(
+            account,
+            limits=limits,
+            job_limit=job_limit,
+            holder=self.pair,
+            give_back_after=self.give_back_after,
+        )
 
 
 @dataclass
@@ -189,19 +234,32 @@ class AccountBudget:
     job_limit: int
     clock: Callable[[], datetime]
     sleep: Callable[[float], None]
+    #: the longest wait for a turn `take_call` sleeps; a longer one it leaves to the
+    #: caller (`AccountBusyError`), keeping the place (None: any wait is slept)
+    give_back_after: float | None = None
+    #: this budget's name in the account's queue: one per run's adapter, or the pair's
+    #: name for a worker's runs (`TurnTaking`: a run takes up the place its last one kept)
+    holder: str = field(default_factory=lambda: uuid.uuid4().hex)
     #: calls taken from the shared count and not yet spent, per kind: (minute, left)
     _held: dict[str, tuple[int, int]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    #: this budget's name in the account's queue: one per run's adapter
-    _holder: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def take_call(self, kind: str = "calls") -> None:
         """Block until one call of `kind` fits the account's minute, then count it;
-        waiting, look again every `_LOOK_EVERY` seconds (the place stays fresh)."""
+        waiting, look again every `_LOOK_EVERY` seconds (the place stays fresh). A wait
+        longer than `give_back_after` raises `AccountBusyError` instead: the place is
+        kept until the turn comes, plus the time a stale place is kept."""
         while True:
             wait = self.try_take(kind)
             if wait is None:
                 return
+            if self.give_back_after is not None and wait > self.give_back_after:
+                self._keep_place(kind, wait)
+                raise AccountBusyError(
+                    f"{self.account}: this minute's {kind} calls are taken by the pairs "
+                    f"that share the account; the turn comes in {wait:.0f}s",
+                    retry_after=wait,
+                )
             try:
                 self.sleep(min(wait, _LOOK_EVERY))
             except BaseException:
@@ -253,7 +311,7 @@ class AccountBudget:
             before = before.where(
                 or_(
                     _waiters.c.since < mine,
-                    and_(_waiters.c.since == mine, _waiters.c.holder < self._holder),
+                    and_(_waiters.c.since == mine, _waiters.c.holder < self.holder),
                 )
             )
         ahead = int(connection.execute(before).scalar_one())
@@ -282,12 +340,22 @@ class AccountBudget:
         elif mine is None:
             connection.execute(
                 insert(_waiters).values(
-                    account=self.account, kind=kind, holder=self._holder, since=now, seen=now
+                    account=self.account, kind=kind, holder=self.holder, since=now, seen=now
                 )
             )
         else:
             connection.execute(update(_waiters).where(mine_row).values(seen=now))
         return got
+
+    def _keep_place(self, kind: str, away: float) -> None:
+        """Keep this holder's place while it is away for `away` seconds: it counts as
+        looked at then (best effort: a place lost only puts its holder at the back)."""
+        back = int((self.clock().timestamp() + away) * _MICROS)
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(update(_waiters).where(self._place(kind)).values(seen=back))
+        except DBAPIError:
+            pass
 
     def _leave(self, kind: str) -> None:
         """Give up this holder's place in the queue of `kind` (best effort: a place
@@ -303,7 +371,7 @@ class AccountBudget:
         return and_(
             _waiters.c.account == self.account,
             _waiters.c.kind == kind,
-            _waiters.c.holder == self._holder,
+            _waiters.c.holder == self.holder,
         )
 
     # -- jobs ----------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-from bridge.budgets import Budgets
+from bridge.budgets import Budgets, TurnTaking
 from bridge.config import Config
 from bridge.core.contract import Adapter
 from bridge.core.decide import Policy
@@ -26,14 +26,17 @@ def build_adapters(
     sleep: Sleep = time.sleep,
     clock: Clock | None = None,
     monotonic: Monotonic = time.monotonic,
+    give_back_after: float | None = None,
 ) -> dict[Side, Adapter]:
     """Every registered vendor's adapter, keyed by side, in the ledger's order. Raises
     `SecretError` when a secret cannot be read.
 
     `sleep`, `clock` and `monotonic` come from one clock: the wall clock, or a simulator's
     (the demo and benchmarks run on a simulated clock). A vendor account that other pairs
-    of the config use too gets the budget they share (`bridge.budgets`)."""
-    budgets: Budgets | None = None
+    of the config use too gets the budget they share (`bridge.budgets`); with
+    `give_back_after`, a turn of that budget further away is not waited for (a worker's
+    run: `TurnTaking`)."""
+    budgets: Budgets | TurnTaking | None = None
     adapters: dict[Side, Adapter] = {}
     for vendor in VENDORS:
         settings = config.section(vendor.section)
@@ -42,6 +45,8 @@ def build_adapters(
             budgets = Budgets.opened(
                 config.shared_ledger_url, clock=clock or _wall_clock, sleep=sleep
             )
+            if give_back_after is not None:
+                budgets = TurnTaking(budgets, config.pair, give_back_after)
         adapters[vendor.name] = vendor.build(
             settings,
             sleep=sleep,

@@ -85,14 +85,17 @@ def targeted_options(config: Config, hints: Mapping[Side, frozenset[int]]) -> Ru
     )
 
 
-def build_pair_adapters(config: Config) -> dict[Side, Adapter]:
+def build_pair_adapters(
+    config: Config, *, give_back_after: float | None = None
+) -> dict[Side, Adapter]:
     """Both adapters, or a `BridgeError` (exit 2) naming the config key of each secret that
-    cannot be read: a configuration error, which no retry will fix."""
+    cannot be read: a configuration error, which no retry will fix. `give_back_after`:
+    `build_adapters`."""
     problems = check_secrets(config)
     if problems:
         raise BridgeError("; ".join(problems))
     try:
-        return build_adapters(config)
+        return build_adapters(config, give_back_after=give_back_after)
     except SecretError as exc:
         raise BridgeError(str(exc)) from None
 
@@ -129,14 +132,17 @@ def run_once(
     *,
     holder: str,
     stop: Callable[[], bool],
+    give_back_after: float | None = None,
 ) -> tuple[RunResult, PlanSummary | None]:
     """One run of the pair `config` names, on its open `ledger`: its vendor calls counted
     into the run's counts; `stop` is polled between batches (the batch in flight is
-    finished and recorded). A dry run takes no lease and comes with its summary.
+    finished and recorded). A dry run takes no lease and comes with its summary. With
+    `give_back_after`, a shared account's turn further away ends the run as a 429 does
+    (a worker's: `bridge.budgets.TurnTaking`).
 
     Raises `BridgeError` for a configuration error (exit 2) and `LeaseHeldError` when
     another run holds the pair's ledger (exit 3)."""
-    adapters = build_pair_adapters(config)
+    adapters = build_pair_adapters(config, give_back_after=give_back_after)
     result, run = run_with(config, ledger, adapters, options, holder=holder, stop=stop)
     if not options.dry_run:
         return result, None

@@ -74,6 +74,9 @@ def worker(
       vendor unreadable,       pair's schedule), never sooner than a 429's
       lease held               Retry-After; after 8 tries the job fails and the
                                next tick starts afresh
+      a Zendesk account other  retried when its turn comes (the thread runs
+      pairs share is spent     other pairs meanwhile), however many times
+      for more than 5s
       credentials refused,     failed at once: a person must act
       configuration error
       a bug                    tried once more, then failed

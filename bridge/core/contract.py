@@ -20,6 +20,7 @@ from bridge.core.model import Cause, Side, State, Transition
 from bridge.errors import BridgeError, ExitCode
 
 __all__ = [
+    "AccountBusyError",
     "Adapter",
     "AdapterError",
     "BudgetBook",
@@ -51,6 +52,17 @@ class TransientError(AdapterError):
     #: seconds the vendor asked us to wait (a 429's Retry-After) when retries ran out;
     #: a worker's retry of the run waits that long (docs/workers.md)
     retry_after: float | None = None
+
+
+class AccountBusyError(TransientError):
+    """The vendor account's calls for now went to other pairs that share it, and this run
+    was told not to wait for its turn (a worker gives its thread back to the other pairs'
+    runs instead: docs/workers.md). Nothing was sent; `retry_after` says when the turn
+    comes."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
 
 
 class PermanentError(AdapterError):
@@ -166,7 +178,8 @@ class SharedBudget(Protocol):
     adapter spends is counted where every pair's run can see it."""
 
     def take_call(self, kind: str = "calls") -> None:
-        """Block until the account's minute allows one more call of `kind`."""
+        """Block until the account's minute allows one more call of `kind`; or, for a
+        run told not to wait long, raise `AccountBusyError` (nothing sent)."""
         ...
 
     def jobs_running(self) -> int:

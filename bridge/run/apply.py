@@ -25,6 +25,7 @@ import structlog
 from bridge import progress
 from bridge.core.batches import chunked
 from bridge.core.contract import (
+    AccountBusyError,
     Adapter,
     AdapterError,
     OutcomeUnknownError,
@@ -209,7 +210,8 @@ class Applier:
     ) -> None:
         """How the call ended decides what happens to its operations: our credentials or
         rights refused → planned again without using an attempt (the run ends
-        `unavailable` for a person to fix them; the writes go once they are); rejected →
+        `unavailable` for a person to fix them; the writes go once they are); not sent for
+        a shared account's turn → planned again, no attempt used either; rejected →
         failed (a person looks); may have been acted on → left `sent` for a re-read to
         settle, unless resending is harmless; not sent → planned again."""
         ctx, state = self._ctx, self._ctx.state
@@ -217,6 +219,8 @@ class Applier:
         state.gave_up(exc)
         if isinstance(exc, RefusedError):
             state.refused.setdefault(adapter.side, message)
+            self._record.failures({op.id: message for op in batch}, retry=True, charged=False)
+        elif isinstance(exc, AccountBusyError):  # not sent, nothing went wrong: its turn
             self._record.failures({op.id: message for op in batch}, retry=True, charged=False)
         elif isinstance(exc, PermanentError):
             # e.g. 404 for the whole batch: the re-read below tells which were already done

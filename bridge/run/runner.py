@@ -66,8 +66,11 @@ class RunResult:
     unavailable: Mapping[str, str] = field(default_factory=dict)
     #: the sides that refused our credentials or rights on a write (outcome `unavailable`)
     refused: Mapping[str, str] = field(default_factory=dict)
-    #: seconds a vendor asked us to wait when a call ran out of retries (429 Retry-After)
+    #: seconds a vendor asked us to wait when a call ran out of retries (429 Retry-After),
+    #: or until a shared account's turn
     retry_after: float | None = None
+    #: a call waited for a shared account's turn instead of being sent (`AccountBusyError`)
+    account_busy: bool = False
 
     @property
     def attention(self) -> bool:
@@ -240,6 +243,7 @@ class SyncRun:
             dict(state.unavailable.items()),
             dict(state.refused.items()),
             state.retry_after,
+            state.account_busy,
         )
 
     def _quiet_at(self) -> int | None:

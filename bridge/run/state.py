@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from bridge.core.contract import Adapter, AdapterError, TransientError
+from bridge.core.contract import AccountBusyError, Adapter, AdapterError, TransientError
 from bridge.core.decide import Policy
 from bridge.core.model import Observation, Side, Sides
 from bridge.ledger import Ledger
@@ -90,6 +90,8 @@ class RunState:
     refused: dict[Side, str] = field(default_factory=dict)
     #: the longest wait a vendor asked for on a call that gave up (a 429's Retry-After)
     retry_after: float | None = None
+    #: a call was not sent because a shared account's turn was too far (`AccountBusyError`)
+    account_busy: bool = False
     #: links waiting on a background lookup: decided once it has read them
     deferred: set[int] = field(default_factory=set)
     #: sides whose never-read links are being looked up: a pair with no state there waits
@@ -105,6 +107,7 @@ class RunState:
         whoever schedules the next run (a worker's job retry) waits at least that long."""
         if isinstance(exc, TransientError) and exc.retry_after is not None:
             self.retry_after = max(self.retry_after or 0.0, exc.retry_after)
+        self.account_busy = self.account_busy or isinstance(exc, AccountBusyError)
 
 
 def _never() -> bool:

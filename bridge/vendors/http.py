@@ -41,6 +41,7 @@ from requests.exceptions import ChunkedEncodingError
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
 from bridge.core.contract import (
+    AccountBusyError,
     AdapterError,
     OutcomeUnknownError,
     PermanentError,
@@ -299,7 +300,7 @@ class HttpClient:
             if ahead is None:
                 self._throttle.wait()
                 if self._pacer is not None:
-                    self._pacer()
+                    self._pace(method, path, maybe_acted)
                 prepared = self._prepare(method, path, params, json, headers)
                 self.calls += 1
             else:
@@ -372,6 +373,22 @@ class HttpClient:
             log.info("http.retry", method=method, path=path, reason=reason, wait=round(wait, 3))
             self._sleep(wait)
             waited += wait
+
+    def _pace(self, method: str, path: str, maybe_acted: bool) -> None:
+        """Wait for the shared budget's turn. One not waited for (`AccountBusyError`) means
+        this attempt was not sent, but an earlier one of the request may have been acted
+        on: then the outcome is unknown, as when its retries run out."""
+        assert self._pacer is not None
+        try:
+            self._pacer()
+        except AccountBusyError as exc:
+            if not maybe_acted:
+                raise
+            raise GaveUpUnknownError(
+                f"{method} {path}: gave up waiting for the account's turn after an attempt "
+                "that may have been acted on",
+                retry_after=exc.retry_after,
+            ) from None
 
     def read_ahead(
         self, method: str, path: str, *, params: Mapping[str, Any] | None = None

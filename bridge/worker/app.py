@@ -11,7 +11,10 @@ What ends a run decides what happens to its job (`SyncRetry`): converged or need
 person (attention) → done; failures, interrupted, a vendor unreadable, the lease held →
 retried with backoff, never sooner than a 429's Retry-After; a vendor refusing our
 credentials or a configuration error → failed at once (a person must act; the next tick
-tries again); a bug → retried once, then failed.
+tries again); a bug → retried once, then failed. A run does not sleep on its thread for
+the turn of a vendor account other pairs share when the turn is more than `TURN_WAIT`
+away: it ends as after a 429, and its job comes back when the turn does, as often as
+that takes (`bridge.budgets.TurnTaking`); meanwhile the thread runs other pairs.
 
 A worker SIGKILLed mid-run stops sending heartbeats: every worker looks for such stalled
 jobs and puts them back in the queue (`_recover_stalled`), where another takes the pair's
@@ -70,16 +73,34 @@ MAX_ATTEMPTS = 8
 BUG_ATTEMPTS = 2
 #: outcomes whose job is done: the ledger says the rest (`bridge status`)
 DONE = frozenset({"converged", "attention", "dry_run"})
+#: the longest a run sleeps on a worker's thread for a shared account's turn (seconds);
+#: a turn further away ends the run, to be retried when it comes
+TURN_WAIT = 5.0
 
 
 class RunNotDoneError(Exception):
-    """A run that ended without finishing its work, to be retried (`SyncRetry`)."""
+    """A run that ended without finishing its work, to be retried (`SyncRetry`);
+    `account_busy`: it ended for a shared account's turn, `retry_after` away."""
 
-    def __init__(self, pair: str, outcome: str, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        pair: str,
+        outcome: str,
+        retry_after: float | None = None,
+        *,
+        account_busy: bool = False,
+    ) -> None:
         self.pair = pair
         self.outcome = outcome
         self.retry_after = retry_after
-        wait = f"; the vendor asked to wait {retry_after:g}s" if retry_after else ""
+        self.account_busy = account_busy
+        wait = (
+            f"; a shared account's turn comes in {retry_after:.0f}s"
+            if account_busy and retry_after
+            else f"; the vendor asked to wait {retry_after:g}s"
+            if retry_after
+            else ""
+        )
         super().__init__(f"pair {pair}: the run ended {outcome}, to be retried{wait}")
 
 
@@ -105,6 +126,9 @@ class SyncRetry(BaseRetryStrategy):
     def get_retry_decision(self, *, exception: BaseException, job: Job) -> RetryDecision | None:
         pair = str(job.task_kwargs.get("pair", ""))
         if isinstance(exception, RunNotDoneError):
+            if exception.account_busy and exception.retry_after is not None:
+                # waiting its turn is no failure: no tries counted out, no backoff
+                return _retry_in(exception.retry_after)
             if job.attempts + 1 >= MAX_ATTEMPTS:
                 return None
             wait = backoff(job.attempts, self.every(pair), exception.retry_after)
@@ -182,7 +206,12 @@ class PairJobs:
             raise NeedsAPersonError(f"pair {pair} is not one this worker serves")
         try:
             result, _ = run_once(
-                config, ledger, options(config), holder=self.holder, stop=self.stop.is_set
+                config,
+                ledger,
+                options(config),
+                holder=self.holder,
+                stop=self.stop.is_set,
+                give_back_after=TURN_WAIT,
             )
         except LeaseHeldError as exc:
             raise RunNotDoneError(pair, "lease_held") from exc
@@ -199,7 +228,9 @@ class PairJobs:
                 f"pair {pair}: {', '.join(sorted(result.refused))} refused our credentials or "
                 "rights (`bridge check`)"
             )
-        raise RunNotDoneError(pair, result.outcome, result.retry_after)
+        raise RunNotDoneError(
+            pair, result.outcome, result.retry_after, account_busy=result.account_busy
+        )
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,12 @@ from collections.abc import Mapping
 import pytest
 import requests
 
-from bridge.core.contract import OutcomeUnknownError, PermanentError, TransientError
+from bridge.core.contract import (
+    AccountBusyError,
+    OutcomeUnknownError,
+    PermanentError,
+    TransientError,
+)
 from bridge.core.model import Side
 from bridge.once import count_vendor_calls
 from bridge.vendors.http import (
@@ -91,6 +96,39 @@ def test_exhausted_retries_after_429s_say_not_sent(server: ScriptedServer) -> No
     with pytest.raises(RetryBudgetExceededError) as caught:
         client.request("DELETE", "x", idempotent=False)
     assert not isinstance(caught.value, OutcomeUnknownError)
+
+
+class _Turns:
+    """A shared budget's pacer whose turns run out after `calls` calls."""
+
+    def __init__(self, calls: int) -> None:
+        self.left = calls
+
+    def __call__(self) -> None:
+        if self.left == 0:
+            raise AccountBusyError("zendesk:x: this minute's calls are taken", retry_after=42)
+        self.left -= 1
+
+
+@pytest.mark.parametrize(
+    ("first", "unknown"),
+    [(None, False), (Reply(429), False), (Reply(503), True), (DROP, True)],
+    ids=["at-once", "after-429", "after-503", "after-dropped"],
+)
+def test_a_turn_not_waited_for_is_not_sent_and_says_what_earlier_attempts_may_have_done(
+    server: ScriptedServer, first: Reply | str | None, unknown: bool
+) -> None:
+    """A shared account's turn not waited for stops the request before it is sent. When an
+    earlier attempt of an idempotent write may have been acted on (a 503, a dropped
+    answer), the outcome is unknown, as when the retries run out; after a 429 it was not."""
+    server.script["/x"] = [first] if first is not None else []
+    client = client_for(server, Sleeps(), pacer=_Turns(0 if first is None else 1))
+    with pytest.raises(TransientError) as caught:
+        client.request("DELETE", "x")
+    assert len(server.log) == (0 if first is None else 1)
+    assert caught.value.retry_after == 42
+    assert isinstance(caught.value, OutcomeUnknownError) is unknown
+    assert isinstance(caught.value, AccountBusyError) is not unknown
 
 
 def test_429_without_retry_after_backs_off_within_bounds(server: ScriptedServer) -> None:

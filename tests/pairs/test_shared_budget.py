@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from bridge.budgets import STALE_JOB_SECONDS, Budgets
+from bridge.budgets import STALE_JOB_SECONDS, Budgets, TurnTaking
 from bridge.config import load_pairs
+from bridge.core.contract import AccountBusyError
 from bridge.factory import build_adapters
 from bridge.sandbox_pair import Sandbox, write_pairs_config
 from bridge.vendors.registry import ZENDESK
@@ -242,3 +243,69 @@ def test_a_process_opens_one_budgets_pool_per_url_and_clock(ledger_url: str) -> 
     assert again is first
     assert Budgets.opened(ledger_url, clock=other, sleep=other.sleep) is not first
     assert first.account("zendesk:x", limits={"calls": lambda: 3}, job_limit=1).try_take() is None
+
+
+def test_a_worker_run_gives_a_far_turn_back_and_its_pair_keeps_its_place(
+    ledger_url: str,
+) -> None:
+    """A worker's run (`TurnTaking`) sleeps for a turn a few seconds away, but not for one
+    further: it raises `AccountBusyError` with the wait, nothing counted. Its place stays
+    while it is away, longer than a silent place is kept, so that the pair's next run
+    takes up the turn before a holder that queued after it."""
+    clock = _Clock()
+    budgets = Budgets(ledger_url, clock=clock, sleep=clock.sleep)
+    limits = {"export": lambda: 1}
+
+    def worker_run() -> Any:
+        return TurnTaking(budgets, "acme", give_back_after=5.0).account(
+            "zendesk:x", limits=limits, job_limit=30
+        )
+
+    clock.now = datetime(2026, 3, 2, 9, 0, 57, tzinfo=UTC)  # three seconds to the minute
+    spender = budgets.account("zendesk:x", limits=limits, job_limit=30)
+    assert spender.try_take("export") is None
+    near = worker_run()
+    near.take_call("export")  # slept the three seconds: the next minute's call is its
+    assert clock.slept == [pytest.approx(3.0)]
+    assert spender.try_take("export") is not None  # queued: the minute is spent
+
+    clock.now += timedelta(seconds=5)  # 55 s to the next minute
+    first = worker_run()
+    with pytest.raises(AccountBusyError) as raised:
+        first.take_call("export")
+    assert raised.value.retry_after == pytest.approx(55.0)
+    assert "zendesk:x" in str(raised.value)
+    assert len(clock.slept) == 1  # no sleep for the far turn
+    clock.now += timedelta(milliseconds=1)
+    later = budgets.account("zendesk:x", limits=limits, job_limit=30)
+    assert later.try_take("export") is not None  # queued behind the spender and acme
+
+    # acme's job comes back with the turn, a poll late; the spender was stopped meanwhile
+    spender._leave("export")
+    clock.now += timedelta(seconds=58)  # past the 30 s a silent place is kept
+    assert later.try_take("export") is not None  # acme's place still holds the call
+    assert worker_run().try_take("export") is None  # the pair's next run takes it up
+    clock.now += timedelta(seconds=60)
+    assert later.try_take("export") is None
+    budgets.close()
+
+
+def test_a_place_given_back_is_dropped_when_its_pair_does_not_return(ledger_url: str) -> None:
+    """A worker killed after giving its turn back leaves a place that lasts until its turn
+    and then as long as any silent place: the account's other runs go on after that."""
+    clock = _Clock()
+    budgets = Budgets(ledger_url, clock=clock, sleep=clock.sleep)
+    limits = {"export": lambda: 1}
+    clock.now = datetime(2026, 3, 2, 9, 0, 10, tzinfo=UTC)
+    assert budgets.account("zendesk:x", limits=limits, job_limit=30).try_take("export") is None
+    gone = TurnTaking(budgets, "acme", give_back_after=5.0).account(
+        "zendesk:x", limits=limits, job_limit=30
+    )
+    with pytest.raises(AccountBusyError):
+        gone.take_call("export")  # turn in 50 s, and the worker is killed
+    patient = budgets.account("zendesk:x", limits=limits, job_limit=30)
+    clock.now += timedelta(seconds=55)
+    assert patient.try_take("export") is not None  # the next minute's call is acme's
+    clock.now += timedelta(seconds=26)  # 31 s past acme's turn: its place is dropped
+    assert patient.try_take("export") is None
+    budgets.close()

@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 from sqlmodel import col, select
 
-from bridge.core.contract import JobState, JobStatus, OutcomeUnknownError, TransientError
+from bridge.core.contract import (
+    AccountBusyError,
+    JobState,
+    JobStatus,
+    OutcomeUnknownError,
+    TransientError,
+)
 from bridge.core.model import State, Transition
 from bridge.ledger.tables import Run
 from bridge.run.migrate import MigrationOptions
@@ -100,6 +106,35 @@ def test_a_write_not_sent_is_planned_again_at_once(world: FaultWorld) -> None:
     assert world.sync().outcome == "converged"
     assert world.zd.state(101) is State.PURGED
     assert world.purges_sent(world.zd) == {101: 1}
+
+
+@pytest.mark.parametrize(
+    ("error", "charged"),
+    [
+        (AccountBusyError("zendesk:x: this minute's calls are taken", retry_after=40), 0),
+        (TransientError("429: gave up after 6 attempts"), 1),
+    ],
+    ids=["turn-not-waited-for", "429-storm"],
+)
+def test_a_write_left_for_a_shared_accounts_turn_uses_no_attempt(
+    world: FaultWorld, error: TransientError, charged: int
+) -> None:
+    """A worker's run does not wait for a shared account's turn (`AccountBusyError`): the
+    write was not sent and nothing went wrong, so it is planned again with its attempts
+    untouched (a 429 storm, for contrast, uses one), and the run says how long until the
+    turn, for its job's retry."""
+    world.link((1, 101))
+    world.sync()
+    world.so.act(Transition.SOFT_DELETE, 1)
+    world.zd.fail_submit = error
+    result = world.sync()
+    assert result.account_busy is isinstance(error, AccountBusyError)
+    assert result.retry_after == error.retry_after
+    [op] = world.ops()
+    assert op.attempts == charged
+    assert world.sync().outcome == "converged"
+    assert world.zd.state(101) is State.SOFT_DELETED
+    assert world.zd.submitted == [(Transition.SOFT_DELETE, (101,))]
 
 
 # --- jobs -------------------------------------------------------------------------------

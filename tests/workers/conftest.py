@@ -11,7 +11,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,21 +74,32 @@ def wait_for(condition: Callable[[], bool], timeout: float = 40, what: str = "")
     raise AssertionError(f"timed out waiting for {what or condition}")
 
 
-@pytest.fixture
-def pg_pairs(tmp_path: Path, postgres_url: str) -> Iterator[Pairs]:
-    """Two pairs, `acme` and `globex`, their ledgers on PostgreSQL, each synced every 2 s."""
-    sandboxes = {name: Sandbox().start() for name in ("acme", "globex")}
+def _as_written(config: str, _sandboxes: Mapping[str, Sandbox]) -> str:
+    return config
+
+
+@contextmanager
+def pairs_on_postgres(
+    folder: Path,
+    postgres_url: str,
+    names: tuple[str, ...],
+    *,
+    edit: Callable[[str, Mapping[str, Sandbox]], str] = _as_written,
+) -> Iterator[Pairs]:
+    """Pairs of the given names, their ledgers on PostgreSQL, each synced every 2 s;
+    `edit` changes the config's text (knowing the sandboxes) before the ledgers are made."""
+    sandboxes = {name: Sandbox().start() for name in names}
     try:
         for sandbox in sandboxes.values():
             sandbox.relax_limits()
         # SuperOffice's retention purges reach Zendesk: purges bridge sends, to count there
         path = write_pairs_config(
-            tmp_path / "config", dict(sandboxes), propagate_retention_purges="true"
+            folder / "config", dict(sandboxes), propagate_retention_purges="true"
         )
         text = path.read_text(encoding="utf-8")
         text = text.replace('url = "sqlite:///bridge.db"\n', f'url = "{postgres_url}"\n')
         text += "".join(f'\n[pairs.{name}]\nevery = "{EVERY}"\n' for name in sandboxes)
-        path.write_text(text, encoding="utf-8")
+        path.write_text(edit(text, sandboxes), encoding="utf-8")
         pairs = Pairs(sandboxes, path)
         for name in sandboxes:  # each pair's ledger made, as `bridge link import` would
             pairs.ledger(name).close()
@@ -95,6 +107,13 @@ def pg_pairs(tmp_path: Path, postgres_url: str) -> Iterator[Pairs]:
     finally:
         for sandbox in sandboxes.values():
             sandbox.stop()
+
+
+@pytest.fixture
+def pg_pairs(tmp_path: Path, postgres_url: str) -> Iterator[Pairs]:
+    """Two pairs, `acme` and `globex`, their ledgers on PostgreSQL, each synced every 2 s."""
+    with pairs_on_postgres(tmp_path, postgres_url, ("acme", "globex")) as pairs:
+        yield pairs
 
 
 @pytest.fixture

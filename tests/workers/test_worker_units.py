@@ -3,13 +3,14 @@ refusal of a SQLite ledger."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from croniter import croniter
+from procrastinate.jobs import Job
 
-from bridge.worker.app import backoff, cron_for
+from bridge.worker.app import MAX_ATTEMPTS, RunNotDoneError, SyncRetry, backoff, cron_for
 from tests.pairs.conftest import Pairs
 
 
@@ -44,6 +45,31 @@ def test_a_retry_waits_for_retry_after_and_backs_off_up_to_the_schedule() -> Non
     assert all(0.5 <= backoff(0, every, None) <= 1.0 for _ in range(50))
     assert all(15 <= backoff(10, every, None) <= 30 for _ in range(50))
     assert backoff(0, every, 120.0) == 120.0  # a vendor's Retry-After over the backoff
+
+
+def test_a_run_that_ended_for_a_shared_accounts_turn_comes_back_with_the_turn() -> None:
+    """Waiting for a turn is no failure: the job comes back when the turn does, however
+    many times it came back before, where a vendor's failure runs out of tries."""
+    retry = SyncRetry(lambda _pair: timedelta(minutes=5))
+    for attempts in (0, MAX_ATTEMPTS + 3):
+        job = Job(
+            queue="acme",
+            lock="acme",
+            queueing_lock="acme",
+            task_name="bridge.sync_pair",
+            task_kwargs={"pair": "acme"},
+            attempts=attempts,
+        )
+        busy = RunNotDoneError("acme", "unavailable", 42.0, account_busy=True)
+        decision = retry.get_retry_decision(exception=busy, job=job)
+        assert decision is not None
+        assert decision.retry_at is not None
+        delay = (decision.retry_at - datetime.now(UTC)).total_seconds()
+        assert 40 < delay <= 42
+        assert "a shared account's turn comes in 42s" in str(busy)
+        failed = RunNotDoneError("acme", "unavailable", 42.0)
+        given_up = retry.get_retry_decision(exception=failed, job=job) is None
+        assert given_up is (attempts + 1 >= MAX_ATTEMPTS)
 
 
 def test_a_worker_refuses_a_sqlite_ledger_and_names_the_alternative(
