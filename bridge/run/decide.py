@@ -135,18 +135,30 @@ class Decider:
         state = self._ctx.state
         state.decide_due = False
         if state.unavailable:
-            return  # a side's fresh state is unknown: decide nothing this run
+            # a side's fresh state is unknown: nothing is decided that writes. The pairs
+            # seen alike on both sides agree all the same (their base is what a later
+            # change is measured from): a first sync a 429 or a shared account's turn
+            # ended midway would otherwise leave every pair without one, and the first
+            # change after it would read as a divergence for a person
+            self._agree_in_bulk()
+            return
         if not state.overlay and not self._planner.any_candidates(self._ctx.ledger):
             return  # an idle run's pass: one read (a dry run's observations are its own)
-        if self._recording() and not log.is_enabled_for(logging.DEBUG):
+        if not log.is_enabled_for(logging.DEBUG):
             # agreements in one statement (a first sync's every link); at debug level each
             # is logged, so each is decided here
-            agreed = self._planner.agree_in_bulk(self._ctx.ledger, exclude=state.deferred)
-            state.counts["decision.agree"] += agreed
-            state.tally.outcomes[Outcome.AGREE.value] += agreed
+            self._agree_in_bulk()
         for page in self._pages():
             if page:
                 self._decide_slice(page)
+
+    def _agree_in_bulk(self) -> None:
+        state = self._ctx.state
+        if not self._recording():
+            return
+        agreed = self._planner.agree_in_bulk(self._ctx.ledger, exclude=state.deferred)
+        state.counts["decision.agree"] += agreed
+        state.tally.outcomes[Outcome.AGREE.value] += agreed
 
     def _decide_slice(self, pairs: Sequence[PairView]) -> None:
         ctx, state = self._ctx, self._ctx.state

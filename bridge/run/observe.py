@@ -35,7 +35,13 @@ import structlog
 
 from bridge import progress
 from bridge.core.batches import chunked
-from bridge.core.contract import Adapter, AdapterError, ChangePage, TicketView
+from bridge.core.contract import (
+    AccountBusyError,
+    Adapter,
+    AdapterError,
+    ChangePage,
+    TicketView,
+)
 from bridge.core.model import Side
 from bridge.ledger.sync import LinkIds
 from bridge.run.record import Recorder
@@ -264,7 +270,9 @@ class Observer:
             self._unread[side] = 0  # no more reads while jobs run: confirm retries
             state.counts[f"{side}.read_errors"] += 1
             state.gave_up(exc)
-            if side not in state.unavailable:
+            if isinstance(exc, AccountBusyError):  # a worker's run: back with the turn
+                log.info("observe.account_busy", side=side, error=str(exc))
+            elif side not in state.unavailable:
                 log.warning("observe.failed", side=side, error=str(exc))
             # the side's fresh state is unknown: deciding from the old view could write
             # over a change not yet read, so this run decides and writes nothing

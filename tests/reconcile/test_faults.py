@@ -201,6 +201,26 @@ def test_a_failed_read_decides_and_writes_nothing_and_keeps_the_change(world: Fa
     assert world.zd.state(101) is State.SOFT_DELETED
 
 
+def test_a_first_sync_cut_short_by_a_side_agrees_the_pairs_it_saw_alike(
+    world: FaultWorld,
+) -> None:
+    """A first sync whose Zendesk change stream gave up (a 429 storm, or a worker's run
+    leaving a shared account's turn) has read both sides of its links (Zendesk's by id):
+    it writes nothing, but the pairs seen alike get their base, so that the first change
+    after it is copied, not flagged as a divergence for a person."""
+    world.link((1, 101), (2, 102))
+    world.zd.act(Transition.SOFT_DELETE, 102)  # differs: left for a run that reads all
+    world.zd.fail_changes = TransientError("429: gave up after 6 attempts")
+    first = world.sync()
+    assert first.outcome == "unavailable"
+    assert world.zd.submitted == world.so.submitted == []
+    assert world.ledger.status()["base"] == {"active": 1, "unknown": 1}
+    world.so.act(Transition.SOFT_DELETE, 1)
+    assert world.sync().outcome == "attention"  # link 2: no base, the sides differ
+    assert world.zd.state(101) is State.SOFT_DELETED
+    assert [e.link_id for e in world.events("divergence")] == [2]
+
+
 def test_unavailable_exits_with_the_vendor_code() -> None:
     from bridge.cli.exitcodes import ExitCode
     from bridge.cli.runs import OUTCOME_EXIT
