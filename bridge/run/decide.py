@@ -153,6 +153,7 @@ class Decider:
                 self._decide_slice(page)
 
     def _agree_in_bulk(self) -> None:
+        """Rule 2 for every candidate at once (`Planner.agree_in_bulk`), when recording."""
         state = self._ctx.state
         if not self._recording():
             return

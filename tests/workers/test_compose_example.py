@@ -1,6 +1,7 @@
-"""examples/compose is not run here (no Docker), but it must agree with the CLI and the
-config: every command it runs parses, every pair it imports is one bridge.toml declares,
-every secret file bridge.toml names is a secret Compose mounts."""
+"""examples/compose must agree with the CLI and the config: every command it runs parses,
+every pair it imports is one bridge.toml declares, every secret file bridge.toml names is a
+secret Compose mounts. (Docker is not here; `test_compose_rehearsal.py` plays what the
+services run as processes.)"""
 
 from __future__ import annotations
 

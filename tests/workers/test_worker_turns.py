@@ -72,7 +72,11 @@ def test_runs_waiting_for_a_spent_account_give_the_thread_to_another_pair(
             what="initech's runs on the thread the shared pairs gave back",
         )
         for pair in SHARING:
-            wait_for(lambda p=pair: any(j["attempts"] >= 1 for j in _jobs(sharing, p)))
+
+            def retried(pair: str = pair) -> bool:
+                return any(j["attempts"] >= 1 for j in _jobs(sharing, pair))
+
+            wait_for(retried, what=f"{pair}'s job retried")
             retry = next(j for j in _jobs(sharing, pair) if j["attempts"] >= 1)
             assert retry["status"] in ("todo", "doing")
             if retry["status"] == "todo":  # back with the turn, the next minute
