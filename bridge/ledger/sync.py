@@ -170,6 +170,18 @@ class RecentWrite:
 
 
 @dataclass(frozen=True, slots=True)
+class Outstanding:
+    """What is left when a run ends (`SyncStore.outstanding`)."""
+
+    #: a pair is flagged for attention
+    flagged: bool
+    #: an operation is still planned or sent
+    open_operations: bool
+    #: operations failing or unconfirmed for too long (`SyncStore.stuck_operations`)
+    stuck: int
+
+
+@dataclass(frozen=True, slots=True)
 class OperationView:
     id: int
     link_id: int
@@ -189,6 +201,19 @@ class OperationView:
 #: row costs more than reading the row
 _STATES: Mapping[str | None, State] = {state.value: state for state in State}
 _CAUSES: Mapping[str | None, Cause] = {cause.value: cause for cause in Cause}
+
+
+def _stuck(older_than: datetime) -> ColumnElement[bool]:
+    """Operations failing or unconfirmed since before `older_than`: sent and never
+    confirmed, planned again after failing, or waiting for a retention purge overdue."""
+    status = col(Operation.status)
+    retrying = (status == OperationStatus.PLANNED) & (col(Operation.attempts) > 0)
+    overdue = (status == OperationStatus.PENDING_RETENTION) & (
+        col(Operation.pending_until) <= older_than
+    )
+    return or_(retrying, status == OperationStatus.SENT, overdue) & (
+        col(Operation.created_at) <= older_than
+    )
 
 
 def _plain_rows(result: CursorResult[Any]) -> list[Any]:
@@ -1060,9 +1085,10 @@ class SyncStore:
         with self._read_session() as session:
             return [_operation_view(row) for row in session.exec(query)]
 
-    def outstanding(self) -> tuple[bool, bool]:
-        """Whether any pair is flagged for attention, and whether any operation is still
-        planned or sent: what a run's outcome asks at its end, in one read."""
+    def outstanding(self, stuck_before: datetime) -> Outstanding:
+        """What a run's outcome asks at its end, in one read: whether any pair is flagged
+        for attention, whether any operation is still planned or sent, and how many are
+        stuck since before `stuck_before` (`stuck_operations`, counted)."""
         pair = PairState.__table__  # type: ignore[attr-defined]
         operation = Operation.__table__  # type: ignore[attr-defined]
         flagged = sa_select(pair.c.link_id).where(pair.c.attention.is_not(None)).exists()
@@ -1071,9 +1097,12 @@ class SyncStore:
             .where(operation.c.status.in_((OperationStatus.PLANNED, OperationStatus.SENT)))
             .exists()
         )
+        stuck = (
+            sa_select(func.count()).select_from(operation).where(_stuck(stuck_before))
+        ).scalar_subquery()
         with self._reading() as connection:
-            row = connection.execute(sa_select(flagged, open_)).one()
-        return bool(row[0]), bool(row[1])
+            row = connection.execute(sa_select(flagged, open_, stuck)).one()
+        return Outstanding(bool(row[0]), bool(row[1]), int(row[2]))
 
     def attention(self, kinds: Sequence[str] | None = None) -> list[PairView]:
         with self._read_session() as session:
@@ -1880,18 +1909,10 @@ class SyncStore:
         confirmed, planned again after failing, or waiting for a retention purge that
         is overdue. Each with its link's tickets by side, its reason and age, for `bridge
         status` and the exit code."""
-        retrying = (col(Operation.status) == OperationStatus.PLANNED) & (
-            col(Operation.attempts) > 0
-        )
-        sent = col(Operation.status) == OperationStatus.SENT
-        overdue = (col(Operation.status) == OperationStatus.PENDING_RETENTION) & (
-            col(Operation.pending_until) <= older_than
-        )
         query = (
             select(Operation, Link)
             .join(Link, col(Link.id) == col(Operation.link_id))
-            .where(or_(retrying, sent, overdue))
-            .where(col(Operation.created_at) <= older_than)
+            .where(_stuck(older_than))
             .order_by(col(Operation.created_at), col(Operation.id))
         )
         stuck: list[dict[str, Any]] = []

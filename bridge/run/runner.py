@@ -271,13 +271,11 @@ class SyncRun:
             return "unavailable"
         if ctx.options.dry_run:
             return "dry_run"
-        now = ctx.now()
-        stuck = ctx.ledger.stuck_operations(now - ctx.options.attention_after, now)
-        if stuck:
-            state.counts["stuck_operations"] = len(stuck)
-        flagged, open_ops = ctx.ledger.outstanding()
-        if flagged or stuck:
+        left = ctx.ledger.outstanding(ctx.now() - ctx.options.attention_after)
+        if left.stuck:
+            state.counts["stuck_operations"] = left.stuck
+        if left.flagged or left.stuck:
             return "attention"
         # a side that could not be read may hold changes not yet copied: not converged
         unread = any(key.endswith(".read_errors") for key in state.counts)
-        return "failures" if open_ops or unread else "converged"
+        return "failures" if left.open_operations or unread else "converged"

@@ -79,7 +79,7 @@ def test_an_idle_sync_reads_what_it_needs_once(
     world.sync()
     reads: Counter[str] = Counter()
     names = ("cursors", "get_cursor", "operations", "decision_candidates", "agree_where_equal")
-    for name in (*names, "attention", "outstanding"):
+    for name in (*names, "attention", "outstanding", "stuck_operations"):
         method = getattr(world.ledger, name)
 
         def read(*args: Any, _method: Any = method, _name: str = name, **kw: Any) -> Any:
@@ -92,7 +92,8 @@ def test_an_idle_sync_reads_what_it_needs_once(
     assert calls == {"confirm_sent": 1, "decide_pending": 1}
     # one read of both cursors; the sent operations looked for once at the start (none:
     # the confirm after it reads nothing); no candidate to decide, so neither the
-    # candidates' pages nor the agreement are read; what is outstanding, one read at the end
+    # candidates' pages nor the agreement are read; what is outstanding, stuck operations
+    # counted, one read at the end
     assert reads == {"cursors": 1, "operations": 1, "outstanding": 1}, reads
     world.so.soft_delete([pairs[0][0]])
     calls.clear()

@@ -298,6 +298,7 @@ def test_work_unconfirmed_for_too_long_needs_attention(world: FaultWorld) -> Non
     world.clock.advance(minutes=45)
     result = world.sync(attention_after=timedelta(hours=1))
     assert result.outcome == "attention"
+    assert result.counts["stuck_operations"] == 1
     stuck = world.ledger.status(stuck_after=timedelta(hours=1))["stuck_operations"]
     assert stuck["count"] == 1
     assert stuck["rows"][0]["transition"] == "purge"
