@@ -122,6 +122,19 @@ class Rehearsal:
         """A container's `ticket-bridge ARGS`, as this interpreter runs it."""
         return [sys.executable, "-m", "bridge", *args]
 
+    def run(self, args: list[str]) -> str:
+        """A one-shot container's `ticket-bridge ARGS`: its output; it must exit 0."""
+        done = subprocess.run(
+            self.command(args),
+            env=self.environment(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, (args, done.stdout, done.stderr)
+        return done.stdout
+
     def init(self) -> None:
         """The `init` service: its script's lines in order, `sh -e` style."""
         service = self.compose["services"]["init"]
@@ -129,28 +142,10 @@ class Rehearsal:
         for line in filter(None, (raw.strip() for raw in service["command"][0].splitlines())):
             words = shlex.split(line.replace("/etc/bridge/links/", f"{self.links}/"))
             assert words[0] == "ticket-bridge"
-            done = subprocess.run(
-                self.command(words[1:]),
-                env=self.environment(),
-                capture_output=True,
-                text=True,
-                timeout=120,
-                check=False,
-            )
-            assert done.returncode == 0, (line, done.stdout, done.stderr)
+            self.run(words[1:])
 
     def status(self) -> str:
-        service = self.compose["services"]["status"]
-        done = subprocess.run(
-            self.command(service["command"]),
-            env=self.environment(),
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert done.returncode == 0, done.stderr
-        return done.stdout
+        return self.run(self.compose["services"]["status"]["command"])
 
     def start_worker(self) -> subprocess.Popen[bytes]:
         service = self.compose["services"]["worker"]
