@@ -34,7 +34,8 @@ import math
 import os
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -243,6 +244,21 @@ class AccountBudget:
     #: calls taken from the shared count and not yet spent, per kind: (minute, left)
     _held: dict[str, tuple[int, int]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    #: the threads inside `waiting()`: their calls never give a turn back
+    _patient: threading.local = field(default_factory=threading.local)
+
+    @contextmanager
+    def waiting(self) -> Iterator[None]:
+        """In the block, this thread's `take_call` sleeps for its turn however far: a
+        stream read midway would read its last page again after giving its turn back
+        (a page's cursor is stored only once the next page is read), so a run that got
+        one page a turn would never get on."""
+        before = getattr(self._patient, "on", False)
+        self._patient.on = True
+        try:
+            yield
+        finally:
+            self._patient.on = before
 
     def take_call(self, kind: str = "calls") -> None:
         """Block until one call of `kind` fits the account's minute, then count it;
@@ -253,7 +269,8 @@ class AccountBudget:
             wait = self.try_take(kind)
             if wait is None:
                 return
-            if self.give_back_after is not None and wait > self.give_back_after:
+            patient = getattr(self._patient, "on", False)
+            if self.give_back_after is not None and wait > self.give_back_after and not patient:
                 self._keep_place(kind, wait)
                 raise AccountBusyError(
                     f"{self.account}: this minute's {kind} calls are taken by the pairs "

@@ -10,6 +10,7 @@ the target to confirm: a job result alone is never trusted for a purge.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Generator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -180,6 +181,11 @@ class SharedBudget(Protocol):
     def take_call(self, kind: str = "calls") -> None:
         """Block until the account's minute allows one more call of `kind`; or, for a
         run told not to wait long, raise `AccountBusyError` (nothing sent)."""
+        ...
+
+    def waiting(self) -> AbstractContextManager[None]:
+        """In the block, this thread's calls wait for their turn however far it is: a
+        change stream read midway, whose page given back would be read again."""
         ...
 
     def jobs_running(self) -> int:

@@ -5,6 +5,7 @@ compared, no stale answer is given after our own write)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 
 import pytest
@@ -92,6 +93,9 @@ class _Recorded:
 
     def take_call(self, kind: str = "calls") -> None:
         self.kinds.append(kind)
+
+    def waiting(self) -> AbstractContextManager[None]:
+        return nullcontext()
 
     def jobs_running(self) -> int:
         return 0

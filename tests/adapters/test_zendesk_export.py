@@ -6,13 +6,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
-from bridge.core.contract import ChangePage, PermanentError
+from bridge.budgets import Budgets, TurnTaking
+from bridge.core.contract import AccountBusyError, ChangePage, PermanentError
 from bridge.core.model import State
 from bridge.sandbox import SimClock
-from bridge.vendors.zendesk.adapter import ZendeskAdapter
+from bridge.vendors.zendesk.adapter import EXPORT_BUDGET, ZendeskAdapter
 from bridge.vendors.zendesk.sim.simulator import ZendeskSimulator
 
 START = datetime(2024, 5, 1, 12, tzinfo=UTC)
@@ -191,3 +193,43 @@ def test_the_export_limit_is_kept_without_a_429(sim: ZendeskSimulator) -> None:
     assert reader.http.calls == 25
     assert "429" not in sim.counts()["statuses"]
     assert (sim.clock.now() - began).total_seconds() >= 120  # three windows of ten
+
+
+def test_a_worker_run_gives_back_a_far_turn_before_a_read_not_midway(
+    sim: ZendeskSimulator, tmp_path: Path
+) -> None:
+    """On an account whose export pages a minute are shared (here: one), a worker's run
+    gives a far turn back before it reads a page, but waits for the turns of the pages
+    after the first: ending midway would read the last page again (its cursor is where
+    it began), and a run given one page a turn would never get on."""
+    sim.seed_tickets(count=25)
+    sim.advance(120)
+    sleeps = Sleeps(sim)
+    budgets = Budgets(f"sqlite:///{tmp_path / 'ledger.db'}", clock=sim.clock.now, sleep=sleeps)
+
+    def worker_run() -> ZendeskAdapter:
+        budget = TurnTaking(budgets, "acme", give_back_after=5.0).account(
+            "zendesk:x",
+            limits={"calls": lambda: 700, EXPORT_BUDGET: lambda: 1},
+            job_limit=30,
+        )
+        return ZendeskAdapter(
+            base_url=sim.base_url,
+            email=sim.email,
+            token="sandbox-token",
+            sleep=sleeps,
+            clock=sim.clock.now,
+            bridge_user_id=1,
+            export_per_page=10,
+            budget=budget,
+        )
+
+    pages = list(worker_run().changes(None))  # three pages, one a minute: waited for
+    assert [page.complete for page in pages] == [False, False, True]
+    assert sum(len(page.views) for page in pages) == 25
+    assert 60 <= sum(sleeps) <= 180, sleeps
+    waited = len(sleeps)
+    with pytest.raises(AccountBusyError):  # this minute's page is spent: not waited for
+        list(worker_run().changes(pages[-1].cursor))
+    assert len(sleeps) == waited
+    budgets.close()

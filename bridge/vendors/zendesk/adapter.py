@@ -29,6 +29,7 @@ import base64
 import threading
 import time
 from collections.abc import Callable, Collection, Generator, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -755,11 +756,15 @@ class ZendeskAdapter:
         seen_cursors: set[str] = set()
         fell_back = False
         while True:
-            self._pace_export()
             try:
-                answer = self._http.request(
-                    "GET", EXPORT_PATH, params=self._export_params(position)
-                )
+                # past the first page, a shared account's turn is waited for: the page
+                # handed over last stored where it began, so ending the read here would
+                # read it again, and a run given one page a turn would never get on
+                with self._turns(patient=bool(seen_cursors)):
+                    self._pace_export()
+                    answer = self._http.request(
+                        "GET", EXPORT_PATH, params=self._export_params(position)
+                    )
             except VendorHTTPError as exc:
                 if position.cursor is None or fell_back or exc.status not in _REFUSED_CURSOR:
                     raise
@@ -794,6 +799,13 @@ class ZendeskAdapter:
     def makers(self, views: Sequence[TicketView]) -> list[TicketView]:
         """The export's pages come with their makers already (`changes`)."""
         return list(views)
+
+    def _turns(self, *, patient: bool) -> AbstractContextManager[None]:
+        """Where the calls in the block wait for a shared account's turn however far
+        (`SharedBudget.waiting`), when `patient`."""
+        if patient and self._budget is not None:
+            return self._budget.waiting()
+        return nullcontext()
 
     def _pace_export(self) -> None:
         """Wait until the export's own limit lets the next page through (the run's
