@@ -756,12 +756,14 @@ class ZendeskAdapter:
         seen_cursors: set[str] = set()
         fell_back = False
         while True:
+            # past the first page, a shared account's turn is waited for: the page
+            # handed over last stored where it began, so ending the read here would read
+            # it again, and a run given one page a turn would never get on
+            midway = bool(seen_cursors)
+            with self._turns(patient=midway):
+                self._pace_export()
             try:
-                # past the first page, a shared account's turn is waited for: the page
-                # handed over last stored where it began, so ending the read here would
-                # read it again, and a run given one page a turn would never get on
-                with self._turns(patient=bool(seen_cursors)):
-                    self._pace_export()
+                with self._turns(patient=midway):
                     answer = self._http.request(
                         "GET", EXPORT_PATH, params=self._export_params(position)
                     )
