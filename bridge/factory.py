@@ -46,7 +46,7 @@ def build_adapters(
                 config.shared_ledger_url, clock=clock or _wall_clock, sleep=sleep
             )
             if give_back_after is not None:
-                budgets = TurnTaking(budgets, config.pair, give_back_after)
+                budgets = TurnTaking(budgets, give_back_after)
         adapters[vendor.name] = vendor.build(
             settings,
             sleep=sleep,

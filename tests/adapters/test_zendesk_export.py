@@ -208,7 +208,7 @@ def test_a_worker_run_gives_back_a_far_turn_before_a_read_not_midway(
     budgets = Budgets(f"sqlite:///{tmp_path / 'ledger.db'}", clock=sim.clock.now, sleep=sleeps)
 
     def worker_run() -> ZendeskAdapter:
-        budget = TurnTaking(budgets, "acme", give_back_after=5.0).account(
+        budget = TurnTaking(budgets, give_back_after=5.0).account(
             "zendesk:x",
             limits={"calls": lambda: 700, EXPORT_BUDGET: lambda: 1},
             job_limit=30,
