@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from bridge.sandbox.simulator import SimulatorBase
 from bridge.sandbox_pair import Sandbox
 from bridge.sandbox_seed import seed_sandbox
 from bridge.values import PORT, BoundedInt
@@ -24,6 +25,17 @@ def _wait_until_interrupted() -> None:
             pass
     except KeyboardInterrupt:
         click.echo("Stopped.")
+
+
+def _serve_until_interrupted(simulator: SimulatorBase, banner: str) -> None:
+    """Say where the simulator serves, then serve until Ctrl-C (exit 0). The banner is
+    inside the interrupt's reach: a Ctrl-C that came as soon as it was read, before the
+    wait began, ended the command "Aborted!" (exit 1) on a loaded machine."""
+    try:
+        click.echo(banner)
+        simulator.serve_forever()
+    except KeyboardInterrupt:
+        simulator.stop()
 
 
 def _finite(value: float) -> float:
@@ -71,8 +83,9 @@ def zendesk(port: int, email: str, token: str, plan: str) -> None:
     simulator = ZendeskSimulator(
         port=port, email=email, token=token, plan=int(plan) if plan.isdigit() else plan
     )
-    click.echo(f"Zendesk simulator: {simulator.start()}  (admin: {simulator.admin_url}/)")
-    simulator.serve_forever()
+    _serve_until_interrupted(
+        simulator, f"Zendesk simulator: {simulator.start()}  (admin: {simulator.admin_url}/)"
+    )
 
 
 @sandbox.command()
@@ -102,10 +115,10 @@ def superoffice(port: int, tenant: str, ticket: str, app_token: str, retention_d
     simulator = SuperOfficeSimulator(
         port=port, tenant=tenant, ticket=ticket, app_token=app_token, retention_days=retention_days
     )
-    click.echo(
-        f"SuperOffice simulator: {simulator.start()}/api/v1  (admin: {simulator.admin_url}/)"
+    _serve_until_interrupted(
+        simulator,
+        f"SuperOffice simulator: {simulator.start()}/api/v1  (admin: {simulator.admin_url}/)",
     )
-    simulator.serve_forever()
 
 
 @sandbox.command()
