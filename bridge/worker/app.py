@@ -249,11 +249,17 @@ class WorkerSettings:
         return max(0.2, self.stalled_after / 6)
 
 
+#: how many times a retry takes the place of jobs queued meanwhile before it gives up
+_RETRY_PLACES = 5
+
+
 class _JobManager(JobManager):
     """Procrastinate's, with one addition: a job put back in the queue (a retry, a stalled
     job taken back) takes the place of the pair's next run when a tick queued one
     meanwhile. Without it the queueing lock refuses the retry, and the job would stay
-    `doing`, holding its pair's lock, for as long as its worker lives."""
+    `doing`, holding its pair's lock, for as long as its worker lives. A tick may queue
+    another between the cancel and the retry (every second, a pair's schedule can): the
+    place is taken again, a few times."""
 
     async def retry_job_by_id_async(
         self,
@@ -263,19 +269,20 @@ class _JobManager(JobManager):
         queue: str | None = None,
         lock: str | None = None,
     ) -> None:
-        try:
-            await super().retry_job_by_id_async(job_id, retry_at, priority, queue, lock)
-        except UniqueViolation as exc:
-            if exc.queueing_lock is None:
-                raise
-            waiting = list(
-                await self.list_jobs_async(queueing_lock=exc.queueing_lock, status="todo")
-            )
-            await self._take_tickets_of(job_id, waiting)
-            for job in waiting:
-                assert job.id is not None
-                await self.cancel_job_by_id_async(job.id, delete_job=True)
-            await super().retry_job_by_id_async(job_id, retry_at, priority, queue, lock)
+        for left in range(_RETRY_PLACES, 0, -1):
+            try:
+                await super().retry_job_by_id_async(job_id, retry_at, priority, queue, lock)
+                return
+            except UniqueViolation as exc:
+                if exc.queueing_lock is None or left == 1:
+                    raise
+                waiting = list(
+                    await self.list_jobs_async(queueing_lock=exc.queueing_lock, status="todo")
+                )
+                await self._take_tickets_of(job_id, waiting)
+                for job in waiting:
+                    assert job.id is not None
+                    await self.cancel_job_by_id_async(job.id, delete_job=True)
 
     async def _take_tickets_of(self, job_id: int, waiting: list[Job]) -> None:
         """A targeted job's retry takes the place of the one `serve` queued meanwhile:

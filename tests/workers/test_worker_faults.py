@@ -4,17 +4,20 @@ another, which finishes its work with no purge sent twice."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 from datetime import UTC, datetime
 from typing import Any
 
+import procrastinate
 import psycopg
 from sqlmodel import col, select
 
 from bridge.config import load_pairs
 from bridge.ledger.tables import Event
-from bridge.worker.queue import queue_conninfo
+from bridge.worker.app import TASK, PairJobs, build_app
+from bridge.worker.queue import ensure_queue_schema, queue_conninfo
 from tests.pairs.conftest import Pairs
 from tests.workers.conftest import Workers, wait_for
 
@@ -93,3 +96,44 @@ def test_two_workers_never_run_one_pair_twice_at_once(pg_pairs: Pairs, workers: 
         output = workers.output(worker)
         assert ": run " in output, output
         assert "lease_held" not in output
+
+
+def test_a_retry_takes_the_place_of_ticks_queued_while_it_took_it(pg_pairs: Pairs) -> None:
+    """A tick may queue the pair's next run every second: one queued between the retry's
+    cancel of the waiting job and the retry itself is cancelled too. Seen in
+    bench/workers.py (`every = 1s`, runs retried for their account's turn): the retry's
+    second refusal was not caught, and the job stayed `doing`, its pair's lock held for
+    as long as the worker lived (the pair never synced again)."""
+    url = next(iter(pg_pairs.configs().values())).shared_ledger_url
+    conninfo = queue_conninfo(url)
+    app = build_app(conninfo, PairJobs(pg_pairs.configs(), {}, holder="test"), max_pool=2)
+    ensure_queue_schema(conninfo, app.schema_manager.get_schema())
+    assert asyncio.run(_retry_beside_ticks(app)) == 1
+
+
+async def _retry_beside_ticks(app: procrastinate.App) -> int:
+    """The retried job's id's count among the pair's waiting jobs, which must be all."""
+    async with app.open_async():
+        manager = app.job_manager
+        task = app.configure_task(TASK, queue="acme", lock="acme", queueing_lock="acme")
+        first = await task.defer_async(pair="acme", timestamp=1)
+        worker_id = await manager.register_worker()
+        taken = await manager.fetch_job(queues=["acme"], worker_id=worker_id)
+        assert taken is not None
+        assert taken.id == first
+        await task.defer_async(pair="acme", timestamp=2)  # a tick while the run ran
+        cancel = manager.cancel_job_by_id_async
+        ticks = iter([3, 4])
+
+        async def cancel_then_tick(job_id: int, **options: Any) -> bool:
+            done = await cancel(job_id, **options)
+            tick = next(ticks, None)
+            if tick is not None:  # the next tick, at once
+                await task.defer_async(pair="acme", timestamp=tick)
+            return done
+
+        manager.cancel_job_by_id_async = cancel_then_tick  # type: ignore[method-assign]
+        await manager.retry_job_by_id_async(first, retry_at=datetime.now(UTC))
+        waiting = list(await manager.list_jobs_async(queue="acme", status="todo"))
+        assert [job.id for job in waiting] == [first]
+        return len(waiting)
