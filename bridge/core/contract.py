@@ -54,16 +54,22 @@ class TransientError(AdapterError):
     #: a worker's retry of the run waits that long (docs/workers.md)
     retry_after: float | None = None
 
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        exit_code: ExitCode | None = None,
+    ) -> None:
+        super().__init__(message, exit_code=exit_code)
+        self.retry_after = retry_after
+
 
 class AccountBusyError(TransientError):
     """The vendor account's calls for now went to other pairs that share it, and this run
     was told not to wait for its turn (a worker gives its thread back to the other pairs'
     runs instead: docs/workers.md). Nothing was sent; `retry_after` says when the turn
     comes."""
-
-    def __init__(self, message: str, retry_after: float) -> None:
-        self.retry_after = retry_after
-        super().__init__(message)
 
 
 class PermanentError(AdapterError):

@@ -219,8 +219,7 @@ class Applier:
         state.gave_up(exc)
         if isinstance(exc, RefusedError):
             state.refused.setdefault(adapter.side, message)
-            self._record.failures({op.id: message for op in batch}, retry=True, charged=False)
-        elif isinstance(exc, AccountBusyError):  # not sent, nothing went wrong: its turn
+        if isinstance(exc, RefusedError | AccountBusyError):
             self._record.failures({op.id: message for op in batch}, retry=True, charged=False)
         elif isinstance(exc, PermanentError):
             # e.g. 404 for the whole batch: the re-read below tells which were already done

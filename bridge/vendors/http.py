@@ -113,9 +113,7 @@ class VendorRefusedError(VendorHTTPError, RefusedError):
 
 
 class RetryBudgetExceededError(TransientError):
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        self.retry_after = retry_after
-        super().__init__(message)
+    """Retries ran out on 429s or 5xx (`retry_after`: the last wait asked for)."""
 
 
 class UnreachableVendorError(RetryBudgetExceededError, UnreachableError):
