@@ -24,11 +24,12 @@ on a simulator's clock.
 A command's run waits for its turn. A worker's run does not wait long (`TurnTaking`): its
 thread is one of a few that serve every pair, and while it slept on one account's minute
 the pairs of other accounts waited behind it. It raises `AccountBusyError` instead, which
-ends the run as a 429 does, and its job comes back when the turn does. It gives its place
-in the queue up: a place kept for a job that then found no free thread held a call of
-every minute for nobody until it lapsed (at 50 pairs on 10 accounts, four places of five
-kept so, the one pair reading waited behind them). A run reading a stream midway does
-wait (`AccountBudget.waiting`), and keeps its place as any waiting holder does.
+ends the run `waiting`, and its job comes back when the turn does; a worker looks at the
+turn before it starts a run (`turn_in`) and starts none whose first calls would wait so.
+It gives its place in the queue up: a place kept for a job that then found no free thread
+held a call of every minute for nobody until it lapsed (at 50 pairs on 10 accounts, four
+places of five kept so, the one pair reading waited behind them). A run reading a stream
+midway does wait (`AccountBudget.waiting`), and keeps its place as any waiting holder does.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import math
 import os
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -292,6 +293,42 @@ class AccountBudget:
                 self._held[kind] = (minute, got - 1)
                 return None
             return max(0.001, (minute + 1) * _MINUTE - now)
+
+    def turn_in(self, kinds: Iterable[str]) -> float:
+        """Seconds until a new holder could take a call of each of `kinds` (0: now), joining
+        no queue: a worker looks before it starts a run, and one whose first calls would
+        wait past `give_back_after` is not started (no run recorded: docs/workers.md). A
+        look, not a promise: the run may still meet a far turn midway."""
+        now = self.clock().timestamp()
+        minute = int(now // _MINUTE)
+        kinds = list(kinds)
+        stale = int(now * _MICROS) - _STALE_WAITER
+        with self.engine.connect() as connection:
+            used: dict[str, int] = dict(
+                connection.execute(
+                    select(_calls.c.kind, _calls.c.used).where(
+                        _calls.c.account == self.account,
+                        _calls.c.kind.in_(kinds),
+                        _calls.c.minute == minute,
+                    )
+                ).all()
+            )
+            queued: dict[str, int] = dict(
+                connection.execute(
+                    select(_waiters.c.kind, func.count())
+                    .where(
+                        _waiters.c.account == self.account,
+                        _waiters.c.kind.in_(kinds),
+                        _waiters.c.seen >= stale,
+                    )
+                    .group_by(_waiters.c.kind)
+                ).all()
+            )
+        for kind in kinds:
+            limit = max(1, math.floor(self.limits[kind]()))
+            if limit - used.get(kind, 0) - queued.get(kind, 0) <= 0:
+                return max(0.001, (minute + 1) * _MINUTE - now)
+        return 0.0
 
     def _take(self, kind: str, minute: int, limit: int, wanted: int, now: int) -> int:
         """Up to `wanted` calls from the shared count of `minute` (0: none for us)."""

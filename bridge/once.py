@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from bridge.config import Config, check_secrets
-from bridge.core.contract import Adapter
+from bridge.core.contract import AccountBusyError, Adapter
 from bridge.core.decide import Policy
 from bridge.core.model import Side
 from bridge.errors import BridgeError
@@ -40,6 +40,7 @@ __all__ = [
     "run_options",
     "run_with",
     "targeted_options",
+    "turn_is_near",
 ]
 
 #: the ledger lease a sync (or migration) run holds: one run per pair's ledger at a time
@@ -100,6 +101,19 @@ def build_pair_adapters(
         raise BridgeError(str(exc)) from None
 
 
+def turn_is_near(adapters: Mapping[Side, Adapter], give_back_after: float) -> None:
+    """Raise `AccountBusyError` when a shared account's calls are spent for longer than
+    `give_back_after` seconds: a run started then would read nothing, record an
+    `unavailable`-looking run and end, every tick of every pair of the account."""
+    wait = max((adapter.turn_in() for adapter in adapters.values()), default=0.0)
+    if wait > give_back_after:
+        raise AccountBusyError(
+            "the calls of a vendor account this pair shares are taken by the pairs ahead "
+            f"of it; the turn comes in {wait:.0f}s",
+            retry_after=wait,
+        )
+
+
 @contextmanager
 def holding_lease(ledger: Ledger, config: Config, holder: str) -> Iterator[Callable[[], None]]:
     """Hold the ledger's run lease for the block; yields the function that renews it, to
@@ -140,9 +154,12 @@ def run_once(
     `give_back_after`, a shared account's turn further away ends the run as a 429 does
     (a worker's: `bridge.budgets.TurnTaking`).
 
-    Raises `BridgeError` for a configuration error (exit 2) and `LeaseHeldError` when
-    another run holds the pair's ledger (exit 3)."""
+    Raises `BridgeError` for a configuration error (exit 2), `LeaseHeldError` when
+    another run holds the pair's ledger (exit 3), and `AccountBusyError` when the turn is
+    that far already: no run is started (`turn_is_near`)."""
     adapters = build_pair_adapters(config, give_back_after=give_back_after)
+    if give_back_after is not None:
+        turn_is_near(adapters, give_back_after)
     result, run = run_with(config, ledger, adapters, options, holder=holder, stop=stop)
     if not options.dry_run:
         return result, None

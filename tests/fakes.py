@@ -168,6 +168,9 @@ class FakeVendor:
     def changes_ready_in(self) -> float:
         return 0.0
 
+    def turn_in(self) -> float:
+        return 0.0
+
     def calls_per_minute(self) -> float:
         return 700.0
 

@@ -27,6 +27,7 @@ OUTCOME_EXIT = {
     "dry_run": ExitCode.OK,
     "failures": ExitCode.RETRY,
     "interrupted": ExitCode.RETRY,
+    "waiting": ExitCode.RETRY,
     "attention": ExitCode.ATTENTION,
     "unavailable": ExitCode.VENDOR,
 }

@@ -9,7 +9,7 @@ the target to confirm: a job result alone is never trusted for a purge.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Generator, Mapping, Sequence
+from collections.abc import Callable, Collection, Generator, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -194,6 +194,11 @@ class SharedBudget(Protocol):
         change stream read midway, whose page given back would be read again."""
         ...
 
+    def turn_in(self, kinds: Iterable[str]) -> float:
+        """Seconds until a run just starting could make a call of each of `kinds` (0: now),
+        looked up without joining the account's queue."""
+        ...
+
     def jobs_running(self) -> int:
         """The account's background jobs that may still run, every pair's."""
         ...
@@ -291,6 +296,12 @@ class Adapter(Protocol):
     def changes_ready_in(self) -> float:
         """Seconds until `changes` can fetch its next page without waiting on a rate limit
         (0: now). The reconciler reads another side, or its confirmations, meanwhile."""
+        ...
+
+    def turn_in(self) -> float:
+        """Seconds until a run may begin its calls on a vendor account it shares with other
+        pairs (0: now, or the account is this pair's alone): a worker starts no run whose
+        first calls would wait long for their turn (docs/workers.md)."""
         ...
 
     @property

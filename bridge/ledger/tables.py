@@ -244,8 +244,8 @@ class Run(SQLModel, table=True):
     holder: str
     started_at: datetime = _time(default_factory=utcnow)
     ended_at: datetime | None = _time(default=None)
-    #: running | converged | failures | attention | unavailable | interrupted | failed |
-    #: aborted (its process died; the run that found it says what it left)
+    #: running | converged | failures | waiting | attention | unavailable | interrupted |
+    #: failed | aborted (its process died; the run that found it says what it left)
     outcome: str = RUNNING
     dry_run: bool = False
     counts: str = "{}"  # JSON object of counters

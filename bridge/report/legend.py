@@ -128,6 +128,11 @@ GROUPS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
             ("running", "still running (or its process died; the next run says)"),
             ("converged", "both sides agree"),
             ("failures", "some writes failed; the next run retries them"),
+            (
+                "waiting",
+                "a vendor account other pairs share had no calls left for this run: "
+                "its worker job comes back with the account's turn",
+            ),
             ("attention", "a person must look: conflicts, held purges, failed writes"),
             ("unavailable", "a vendor could not be read: nothing was decided or written"),
             ("interrupted", "stopped (SIGTERM, Ctrl-C) after finishing its batch"),

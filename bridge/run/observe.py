@@ -272,6 +272,8 @@ class Observer:
             state.gave_up(exc)
             if isinstance(exc, AccountBusyError):  # a worker's run: back with the turn
                 log.info("observe.account_busy", side=side, error=str(exc))
+                if side not in state.unavailable:
+                    state.turn_sides.add(side)
             elif side not in state.unavailable:
                 log.warning("observe.failed", side=side, error=str(exc))
             # the side's fresh state is unknown: deciding from the old view could write

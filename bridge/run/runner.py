@@ -267,7 +267,7 @@ class SyncRun:
         ctx, state = self._ctx, self.state
         if state.interrupted:
             return "interrupted"
-        if state.unavailable or state.refused:
+        if state.refused or state.unavailable.keys() - state.turn_sides:
             return "unavailable"
         if ctx.options.dry_run:
             return "dry_run"
@@ -278,4 +278,7 @@ class SyncRun:
             return "attention"
         # a side that could not be read may hold changes not yet copied: not converged
         unread = any(key.endswith(".read_errors") for key in state.counts)
-        return "failures" if left.open_operations or unread else "converged"
+        if not (left.open_operations or unread):
+            return "converged"
+        # what is left waits for a shared account's turn (a worker's run), or failed
+        return "waiting" if state.account_busy else "failures"

@@ -92,6 +92,9 @@ class RunState:
     retry_after: float | None = None
     #: a call was not sent because a shared account's turn was too far (`AccountBusyError`)
     account_busy: bool = False
+    #: sides whose change stream stopped for such a turn, not for a fault: the run ends
+    #: `waiting`, not `unavailable`
+    turn_sides: set[Side] = field(default_factory=set)
     #: links waiting on a background lookup: decided once it has read them
     deferred: set[int] = field(default_factory=set)
     #: sides whose never-read links are being looked up: a pair with no state there waits

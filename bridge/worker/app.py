@@ -13,8 +13,9 @@ retried with backoff, never sooner than a 429's Retry-After; a vendor refusing o
 credentials or a configuration error → failed at once (a person must act; the next tick
 tries again); a bug → retried once, then failed. A run does not sleep on its thread for
 the turn of a vendor account other pairs share when the turn is more than `TURN_WAIT`
-away: it ends as after a 429, and its job comes back when the turn does, as often as
-that takes (`bridge.budgets.TurnTaking`); meanwhile the thread runs other pairs.
+away: it ends `waiting` (or, when the turn is that far already, is not started: no run
+recorded), and its job comes back when the turn does, as often as that takes
+(`bridge.budgets.TurnTaking`); meanwhile the thread runs other pairs.
 
 A worker SIGKILLed mid-run stops sending heartbeats: every worker looks for such stalled
 jobs and puts them back in the queue (`_recover_stalled`), where another takes the pair's
@@ -43,6 +44,7 @@ from procrastinate.retry import BaseRetryStrategy, RetryDecision
 from procrastinate.worker import Worker
 
 from bridge.config import Config
+from bridge.core.contract import AccountBusyError
 from bridge.errors import BridgeError, ExitCode
 from bridge.ledger import LeaseHeldError, Ledger
 from bridge.logging import redact_text
@@ -73,6 +75,8 @@ MAX_ATTEMPTS = 8
 BUG_ATTEMPTS = 2
 #: outcomes whose job is done: the ledger says the rest (`bridge status`)
 DONE = frozenset({"converged", "attention", "dry_run"})
+#: a job's run not started: its shared account's turn was far (`once.turn_is_near`)
+NOT_STARTED = "not_started"
 #: the longest a run sleeps on a worker's thread for a shared account's turn (seconds);
 #: a turn further away ends the run, to be retried when it comes
 TURN_WAIT = 5.0
@@ -101,7 +105,8 @@ class RunNotDoneError(Exception):
             if retry_after
             else ""
         )
-        super().__init__(f"pair {pair}: the run ended {outcome}, to be retried{wait}")
+        what = "was not started" if outcome == NOT_STARTED else f"ended {outcome}"
+        super().__init__(f"pair {pair}: the run {what}, to be retried{wait}")
 
 
 class NeedsAPersonError(Exception):
@@ -215,6 +220,9 @@ class PairJobs:
             )
         except LeaseHeldError as exc:
             raise RunNotDoneError(pair, "lease_held") from exc
+        except AccountBusyError as exc:  # not started: no run recorded, back with the turn
+            log.info("worker.turn", pair=pair, retry_after=exc.retry_after, tick=tick)
+            raise RunNotDoneError(pair, NOT_STARTED, exc.retry_after, account_busy=True) from exc
         except BridgeError as exc:
             if exc.exit_code == ExitCode.USAGE:
                 raise NeedsAPersonError(f"pair {pair}: {redact_text(str(exc))}") from None

@@ -284,3 +284,47 @@ def test_a_worker_run_sleeps_a_near_turn_and_gives_a_far_one_back(ledger_url: st
         midway.take_call("export")  # the minute is spent: slept to the next one
     assert sum(clock.slept[1:]) == pytest.approx(60.0, abs=0.01)
     budgets.close()
+
+
+def test_a_turn_is_looked_up_without_taking_a_place(ledger_url: str) -> None:
+    """`turn_in`, the look a worker takes before it starts a run: now while the minute has
+    a call beyond those the live queue waits for, else the minute's end; the look joins
+    no queue and takes no call, and a place nobody refreshed for long counts for nothing."""
+    clock = _Clock()
+    clock.now = datetime(2026, 3, 2, 9, 0, 20, tzinfo=UTC)  # 40 s to the next minute
+    budgets = Budgets(ledger_url, clock=clock, sleep=clock.sleep)
+    limits = {"calls": lambda: 2, "export": lambda: 1}
+
+    def account() -> Any:
+        return budgets.account("zendesk:x", limits=limits, job_limit=30)
+
+    def counts() -> tuple[int, int]:
+        with budgets.engine.connect() as connection:
+            used = connection.execute(text("SELECT coalesce(sum(used), 0) FROM budget_minute"))
+            queued = connection.execute(text("SELECT count(*) FROM budget_waiter"))
+            return int(used.scalar_one()), int(queued.scalar_one())
+
+    looker = account()
+    assert looker.turn_in(("calls", "export")) == 0.0
+    assert counts() == (0, 0)
+    assert account().try_take("export") is None  # the minute's one export page, taken
+    assert looker.turn_in(("calls",)) == 0.0
+    assert looker.turn_in(("calls", "export")) == pytest.approx(40.0)
+    first = account()
+    assert first.try_take("calls") is None  # one of two calls: one left
+    assert looker.turn_in(("calls",)) == 0.0
+    waiter = account()
+    clock.now += timedelta(seconds=1)
+    taker = account()
+    assert taker.try_take("calls") is None  # the last call
+    assert waiter.try_take("calls") is not None  # queued for the next minute's
+    clock.now += timedelta(seconds=29)
+    assert waiter.try_take("calls") is not None  # looks again: its place stays fresh
+    clock.now += timedelta(seconds=10, milliseconds=500)  # the next minute: 2 calls, 1 owed
+    assert looker.turn_in(("calls",)) == 0.0
+    assert account().try_take("calls") is None  # the one call nobody waits for
+    assert looker.turn_in(("calls",)) == pytest.approx(59.5)  # the other is the waiter's
+    assert counts() == (2 + 1 + 1, 1)  # the looks took nothing and joined no queue
+    clock.now += timedelta(seconds=21)  # the waiter has not looked for 31.5 s: dropped
+    assert looker.turn_in(("calls",)) == 0.0
+    budgets.close()

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from sqlmodel import col, select
 
+from bridge.cli.exitcodes import ExitCode
+from bridge.cli.runs import OUTCOME_EXIT
 from bridge.core.contract import (
     AccountBusyError,
     JobState,
@@ -129,6 +131,7 @@ def test_a_write_left_for_a_shared_accounts_turn_uses_no_attempt(
     world.zd.fail_submit = error
     result = world.sync()
     assert result.account_busy is isinstance(error, AccountBusyError)
+    assert result.outcome == ("waiting" if result.account_busy else "failures")
     assert result.retry_after == error.retry_after
     [op] = world.ops()
     assert op.attempts == charged
@@ -201,6 +204,38 @@ def test_a_failed_read_decides_and_writes_nothing_and_keeps_the_change(world: Fa
     assert world.zd.state(101) is State.SOFT_DELETED
 
 
+@pytest.mark.parametrize(
+    ("error", "outcome"),
+    [
+        (
+            AccountBusyError("zendesk:x: this minute's export calls are taken", retry_after=40),
+            "waiting",
+        ),
+        (TransientError("503 after retries"), "unavailable"),
+    ],
+    ids=["turn-not-waited-for", "503"],
+)
+def test_a_read_left_for_a_shared_accounts_turn_ends_waiting(
+    world: FaultWorld, error: TransientError, outcome: str
+) -> None:
+    """A change stream stopped for a shared account's turn (a worker's run) is no vendor
+    fault: the run ends `waiting`, which a monitor tells from a side it could not read, and
+    writes nothing all the same; a 503 there is `unavailable`."""
+    world.link((1, 101))
+    world.sync()
+    world.so.act(Transition.SOFT_DELETE, 1)
+    world.zd.fail_changes = error
+    result = world.sync()
+    assert result.outcome == outcome
+    assert result.retry_after == error.retry_after
+    assert world.zd.submitted == []
+    assert world.ledger.operations(["planned", "sent"]) == []
+    assert OUTCOME_EXIT[outcome] is (ExitCode.RETRY if outcome == "waiting" else ExitCode.VENDOR)
+    world.zd.fail_changes = None
+    assert world.sync().outcome == "converged"
+    assert world.zd.state(101) is State.SOFT_DELETED
+
+
 def test_a_first_sync_cut_short_by_a_side_agrees_the_pairs_it_saw_alike(
     world: FaultWorld,
 ) -> None:
@@ -222,9 +257,6 @@ def test_a_first_sync_cut_short_by_a_side_agrees_the_pairs_it_saw_alike(
 
 
 def test_unavailable_exits_with_the_vendor_code() -> None:
-    from bridge.cli.exitcodes import ExitCode
-    from bridge.cli.runs import OUTCOME_EXIT
-
     assert OUTCOME_EXIT["unavailable"] is ExitCode.VENDOR
 
 

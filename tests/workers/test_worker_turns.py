@@ -4,6 +4,7 @@ with the turn, and a pair of another account runs meanwhile on the same thread."
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,7 +53,9 @@ def test_runs_waiting_for_a_spent_account_give_the_thread_to_another_pair(
     sharing: Pairs, tmp_path: Path
 ) -> None:
     """One worker, one thread. Without giving back, the first shared pair's run would sleep
-    on it for minutes and initech would never run."""
+    on it for minutes and initech would never run. The shared pairs' runs are not even
+    started (no run recorded: a run that read nothing would show as a fault, every tick
+    of every pair of the account), their jobs retried with the turn."""
     configs = load_pairs(sharing.config_path)
     assert configs["acme"].shares_account("zendesk")
     assert not configs["initech"].shares_account("zendesk")
@@ -62,6 +65,11 @@ def test_runs_waiting_for_a_spent_account_give_the_thread_to_another_pair(
         configs["acme"].shared_ledger_url, clock=lambda: datetime.now(UTC), sleep=lambda _s: None
     )
     account = f"zendesk:{configs['acme'].section('zendesk').base_url}"
+    # a run looked at in a minute's last 5 s is started (the look sees the next minute as
+    # free: a look, not a promise) and ends `waiting`; the runs here start well before
+    second = datetime.now(UTC).second
+    if second > 40:
+        time.sleep(61 - second)
     _spend_minutes(budgets, account, 5)
     workers = Workers(sharing, tmp_path)
     try:
@@ -82,7 +90,7 @@ def test_runs_waiting_for_a_spent_account_give_the_thread_to_another_pair(
             if retry["status"] == "todo":  # back with the turn, the next minute
                 delay = (retry["scheduled_at"] - datetime.now(UTC)).total_seconds()
                 assert delay <= 60, delay
-            assert {o for *_, o in _runs(sharing, pair)} == {"unavailable"}
+            assert _runs(sharing, pair) == []
         with budgets.engine.connect() as connection:
             spent = connection.execute(
                 text("SELECT DISTINCT used FROM budget_minute WHERE account = :a"),

@@ -10,7 +10,14 @@ import pytest
 from croniter import croniter
 from procrastinate.jobs import Job
 
-from bridge.worker.app import MAX_ATTEMPTS, RunNotDoneError, SyncRetry, backoff, cron_for
+from bridge.worker.app import (
+    MAX_ATTEMPTS,
+    NOT_STARTED,
+    RunNotDoneError,
+    SyncRetry,
+    backoff,
+    cron_for,
+)
 from tests.pairs.conftest import Pairs
 
 
@@ -60,13 +67,17 @@ def test_a_run_that_ended_for_a_shared_accounts_turn_comes_back_with_the_turn() 
             task_kwargs={"pair": "acme"},
             attempts=attempts,
         )
-        busy = RunNotDoneError("acme", "unavailable", 42.0, account_busy=True)
-        decision = retry.get_retry_decision(exception=busy, job=job)
-        assert decision is not None
-        assert decision.retry_at is not None
-        delay = (decision.retry_at - datetime.now(UTC)).total_seconds()
-        assert 40 < delay <= 42
-        assert "a shared account's turn comes in 42s" in str(busy)
+        for busy in (
+            RunNotDoneError("acme", "waiting", 42.0, account_busy=True),
+            RunNotDoneError("acme", NOT_STARTED, 42.0, account_busy=True),
+        ):
+            decision = retry.get_retry_decision(exception=busy, job=job)
+            assert decision is not None
+            assert decision.retry_at is not None
+            delay = (decision.retry_at - datetime.now(UTC)).total_seconds()
+            assert 40 < delay <= 42
+            assert "a shared account's turn comes in 42s" in str(busy)
+        assert "the run was not started" in str(busy)
         failed = RunNotDoneError("acme", "unavailable", 42.0)
         given_up = retry.get_retry_decision(exception=failed, job=job) is None
         assert given_up is (attempts + 1 >= MAX_ATTEMPTS)

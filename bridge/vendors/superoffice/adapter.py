@@ -809,6 +809,9 @@ class SuperOfficeAdapter:
         """Always now: the client's own pacing (10 calls a second) is the only limit."""
         return 0.0
 
+    def turn_in(self) -> float:
+        return 0.0  # a tenant's calls are paced by its own client, not shared (factory.py)
+
     @property
     def changes_per_minute(self) -> float | None:
         return None  # its change reads are ordinary calls, paced with the rest

@@ -84,6 +84,8 @@ DELETED_LIST_PER_MINUTE = 10
 DELETED_LIST_BUDGET = "deleted_tickets"
 #: the kind of call the incremental export is counted as in a shared budget (its own limit)
 EXPORT_BUDGET = "export"
+#: every other call's kind in a shared budget (the account's requests a minute)
+CALLS_BUDGET = "calls"
 #: soft-deleted tickets are scrubbed about 30 days after deletion
 RETENTION_PERIOD = timedelta(days=30)
 #: closed tickets are archived "about 120 days" after closing (documented); one closed this
@@ -701,6 +703,10 @@ class ZendeskAdapter:
 
     def changes_ready_in(self) -> float:
         return max(0.0, self._export_ready_at - self._clock().timestamp())
+
+    def turn_in(self) -> float:
+        """A run's first calls: the export's first page and ordinary calls."""
+        return 0.0 if self._budget is None else self._budget.turn_in((CALLS_BUDGET, EXPORT_BUDGET))
 
     def calls_per_minute(self) -> float:
         """The account's limit from the last answer's rate-limit headers; before any,

@@ -7,6 +7,7 @@ import time
 from bridge.core.contract import BudgetBook
 from bridge.vendors.clocks import Clock, Monotonic, Sleep
 from bridge.vendors.zendesk.adapter import (
+    CALLS_BUDGET,
     DEFAULT_CALLS_PER_MINUTE,
     DELETED_LIST_BUDGET,
     DELETED_LIST_PER_MINUTE,
@@ -49,7 +50,7 @@ def zendesk_adapter(
         else budgets.account(
             f"zendesk:{settings.base_url}",
             limits={
-                "calls": calls_per_minute,
+                CALLS_BUDGET: calls_per_minute,
                 EXPORT_BUDGET: lambda: EXPORT_PER_MINUTE,
                 DELETED_LIST_BUDGET: lambda: DELETED_LIST_PER_MINUTE,
             },
