@@ -106,6 +106,9 @@ class Dialect(Protocol):
     #: transaction: on a server, BEGIN and COMMIT are each a round trip, for reads that
     #: see each statement's committed state either way (READ COMMITTED)
     reads_autocommit: bool
+    #: `LATERAL` subqueries: a row's several columns of another table by one look-up of
+    #: its key, where a scalar subquery per column looks it up once each
+    lateral: bool
 
     # --- opening ---------------------------------------------------------------------
 
@@ -316,6 +319,7 @@ class SQLiteDialect:
     writes_behind = False
     #: a transaction costs SQLite no round trip
     reads_autocommit = False
+    lateral = False
 
     def database_file(self, url: URL) -> Path | None:
         database = url.database
@@ -631,6 +635,7 @@ class PostgreSQLDialect:
     #: a run's lookup of a page's links was three round trips, two of them BEGIN and
     #: COMMIT: 800 of a 100,000-link first sync's, on the run's own thread (issue 18)
     reads_autocommit = True
+    lateral = True
 
     def database_file(self, url: URL) -> Path | None:
         return None

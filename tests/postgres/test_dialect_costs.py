@@ -196,3 +196,36 @@ def test_a_run_reads_no_whole_run_table_for_dead_runs_or_serve_runs(postgres_url
             assert "Seq Scan on run" not in plan, plan
     finally:
         ledger.close()
+
+
+def test_a_pages_lookup_reads_each_pair_once(postgres_url: str) -> None:
+    # a subquery per column looked each link's pair up twice (its state, and the time of a
+    # soft delete): a third of the look-up's buffers in a first sync; one LATERAL reads it
+    # once, and the rows are as they were
+    links = 3_000
+    ledger = Ledger.open(postgres_url, sides=SIDES)
+    try:
+        rows = (LinkRow(n, 100_000 + n, 200_000 + n) for n in range(1, links + 1))
+        assert ledger.import_links(rows, origin="csv").created == links
+        now = datetime(2026, 3, 2, 9, tzinfo=UTC)
+        side = SIDES.first
+        ledger.record_observations(
+            None,
+            [
+                Observation(n, side, 100_000 + n, state, now, vendor_time=deleted)
+                for n, state, deleted in ((1, State.ACTIVE, None), (2, State.SOFT_DELETED, now))
+            ],
+        )
+        with ledger.engine.begin() as connection:
+            connection.exec_driver_sql("ANALYZE link, pair_state")
+        plans, stop = _explained(ledger)
+        try:
+            found, held = ledger.links_and_states(side, [100_001, 100_002, 100_003, 999])
+        finally:
+            stop()
+        assert found == {100_001: 1, 100_002: 2, 100_003: 3}
+        assert held == {1: (State.ACTIVE, None), 2: (State.SOFT_DELETED, now)}
+        [plan] = plans
+        assert plan.count("on pair_state") == 1, plan
+    finally:
+        ledger.close()
