@@ -103,8 +103,8 @@ def build_pair_adapters(
 
 def turn_is_near(adapters: Mapping[Side, Adapter], give_back_after: float) -> None:
     """Raise `AccountBusyError` when a shared account's calls are spent for longer than
-    `give_back_after` seconds: a run started then would read nothing, record an
-    `unavailable`-looking run and end, every tick of every pair of the account."""
+    `give_back_after` seconds: a run started then would read nothing and be recorded as
+    `waiting`, every tick of every pair of the account."""
     wait = max((adapter.turn_in() for adapter in adapters.values()), default=0.0)
     if wait > give_back_after:
         raise AccountBusyError(
@@ -151,8 +151,8 @@ def run_once(
     """One run of the pair `config` names, on its open `ledger`: its vendor calls counted
     into the run's counts; `stop` is polled between batches (the batch in flight is
     finished and recorded). A dry run takes no lease and comes with its summary. With
-    `give_back_after`, a shared account's turn further away ends the run as a 429 does
-    (a worker's: `bridge.budgets.TurnTaking`).
+    `give_back_after`, a shared account's turn further away ends the run `waiting` (a
+    worker's: `bridge.budgets.TurnTaking`).
 
     Raises `BridgeError` for a configuration error (exit 2), `LeaseHeldError` when
     another run holds the pair's ledger (exit 3), and `AccountBusyError` when the turn is
