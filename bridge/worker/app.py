@@ -38,6 +38,7 @@ from typing import Any
 import procrastinate
 import structlog
 from procrastinate.exceptions import UniqueViolation
+from procrastinate.job_context import JobContext
 from procrastinate.jobs import Job
 from procrastinate.manager import JobManager
 from procrastinate.retry import BaseRetryStrategy, RetryDecision
@@ -51,7 +52,7 @@ from bridge.logging import redact_text
 from bridge.once import run_once, run_options, targeted_options
 from bridge.run.runner import RunResult
 from bridge.run.state import RunOptions
-from bridge.worker.queue import QUEUE_SCHEMA, ensure_queue_schema
+from bridge.worker.queue import QUEUE_SCHEMA, ensure_queue_schema, note_turns, queue_conninfo
 from bridge.worker.targeted import TARGETED_TASK, merged_tickets, tickets_from_json
 
 __all__ = [
@@ -130,19 +131,22 @@ class SyncRetry(BaseRetryStrategy):
 
     def get_retry_decision(self, *, exception: BaseException, job: Job) -> RetryDecision | None:
         pair = str(job.task_kwargs.get("pair", ""))
+        # the tries before this one that failed: those that waited for a turn aside
+        turns = job.task_kwargs.get("turns", 0)
+        tries = max(0, job.attempts - (turns if isinstance(turns, int) else 0))
         if isinstance(exception, RunNotDoneError):
             if exception.account_busy and exception.retry_after is not None:
                 # waiting its turn is no failure: no tries counted out, no backoff
                 return _retry_in(exception.retry_after)
-            if job.attempts + 1 >= MAX_ATTEMPTS:
+            if tries + 1 >= MAX_ATTEMPTS:
                 return None
-            wait = backoff(job.attempts, self.every(pair), exception.retry_after)
+            wait = backoff(tries, self.every(pair), exception.retry_after)
             return _retry_in(wait)
         if isinstance(exception, NeedsAPersonError):
             return None
-        if job.attempts + 1 >= BUG_ATTEMPTS:
+        if tries + 1 >= BUG_ATTEMPTS:
             return None
-        return _retry_in(backoff(job.attempts, self.every(pair), None))
+        return _retry_in(backoff(tries, self.every(pair), None))
 
 
 def _retry_in(seconds: float) -> RetryDecision:
@@ -191,19 +195,35 @@ class PairJobs:
         config = self.configs.get(pair)
         return config.every if config is not None else timedelta(minutes=5)
 
-    def sync_pair(self, timestamp: int = 0, pair: str = "") -> dict[str, Any]:
+    def sync_pair(
+        self, context: JobContext, timestamp: int = 0, pair: str = "", turns: int = 0
+    ) -> dict[str, Any]:
         """The task: one run of `pair` (`timestamp`: the periodic tick that deferred it;
-        Procrastinate passes both by name)."""
-        return self._run(pair, run_options, tick=timestamp)
+        `turns`: `_waited_turn`; Procrastinate passes them by name)."""
+        return self._run(context, pair, run_options, tick=timestamp, turns=turns)
 
-    def targeted_sync(self, pair: str = "", tickets: Mapping[str, Any] | None = None) -> Any:
+    def targeted_sync(
+        self,
+        context: JobContext,
+        pair: str = "",
+        tickets: Mapping[str, Any] | None = None,
+        turns: int = 0,
+    ) -> Any:
         """The targeted task (`bridge.worker.targeted`): a run of the tickets `bridge serve`
         was told of, looked up and copied as a sync would."""
         hints = tickets_from_json(tickets or {})
-        return self._run(pair, lambda config: targeted_options(config, hints), tick=None)
+        return self._run(
+            context, pair, lambda config: targeted_options(config, hints), tick=None, turns=turns
+        )
 
     def _run(
-        self, pair: str, options: Callable[[Config], RunOptions], *, tick: int | None
+        self,
+        context: JobContext,
+        pair: str,
+        options: Callable[[Config], RunOptions],
+        *,
+        tick: int | None,
+        turns: int,
     ) -> dict[str, Any]:
         """One run of `pair`; its outcome decides the job (`SyncRetry`)."""
         config, ledger = self.configs.get(pair), self.ledgers.get(pair)
@@ -222,6 +242,7 @@ class PairJobs:
             raise RunNotDoneError(pair, "lease_held") from exc
         except AccountBusyError as exc:  # not started: no run recorded, back with the turn
             log.info("worker.turn", pair=pair, retry_after=exc.retry_after, tick=tick)
+            self._waited_turn(config, context, turns)
             raise RunNotDoneError(pair, NOT_STARTED, exc.retry_after, account_busy=True) from exc
         except BridgeError as exc:
             if exc.exit_code == ExitCode.USAGE:
@@ -236,9 +257,19 @@ class PairJobs:
                 f"pair {pair}: {', '.join(sorted(result.refused))} refused our credentials or "
                 "rights (`bridge check`)"
             )
+        if result.account_busy:
+            self._waited_turn(config, context, turns)
         raise RunNotDoneError(
             pair, result.outcome, result.retry_after, account_busy=result.account_busy
         )
+
+    def _waited_turn(self, config: Config, context: JobContext, turns: int) -> None:
+        """Count on the job (its `turns` argument) a try that ended for a shared account's
+        turn, before it is retried: `SyncRetry` counts only the other tries out, so that a
+        job that waited for many turns still has its tries for a vendor's real failure
+        (each retry is one of Procrastinate's attempts, whatever it waited for)."""
+        if context.job.id is not None:
+            note_turns(queue_conninfo(config.shared_ledger_url), context.job.id, turns + 1)
 
 
 @dataclass(frozen=True)
@@ -312,8 +343,8 @@ def build_app(conninfo: str, jobs: PairJobs, *, max_pool: int) -> procrastinate.
     connector = procrastinate.PsycopgConnector(conninfo=conninfo, min_size=1, max_size=max_pool)
     app = procrastinate.App(connector=connector)
     app.job_manager = _JobManager(connector)
-    task = app.task(name=TASK, retry=SyncRetry(jobs.every))(jobs.sync_pair)
-    app.task(name=TARGETED_TASK, retry=SyncRetry(jobs.every))(jobs.targeted_sync)
+    task = app.task(name=TASK, retry=SyncRetry(jobs.every), pass_context=True)(jobs.sync_pair)
+    app.task(name=TARGETED_TASK, retry=SyncRetry(jobs.every), pass_context=True)(jobs.targeted_sync)
     for pair, config in jobs.configs.items():
         cron, _ = cron_for(config.every)
         app.periodic(

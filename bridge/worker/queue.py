@@ -27,6 +27,7 @@ __all__ = [
     "QueueCounts",
     "QueueNotOnPostgreSQLError",
     "ensure_queue_schema",
+    "note_turns",
     "queue_conninfo",
     "queue_counts",
 ]
@@ -92,6 +93,18 @@ def _has_queue(connection: psycopg.Connection[Any]) -> bool:
         "SELECT to_regclass(%s) IS NOT NULL", (f'"{QUEUE_SCHEMA}".procrastinate_jobs',)
     ).fetchone()
     return bool(found and found[0])
+
+
+def note_turns(conninfo: str, job_id: int, turns: int) -> None:
+    """Set a job's `turns` argument: how many of its tries ended for a shared account's
+    turn (`bridge.worker.app.SyncRetry` leaves them out of its count of tries; kept in
+    the job's arguments, which its retries keep, whichever worker takes them)."""
+    with psycopg.connect(conninfo) as connection:
+        connection.execute(
+            "UPDATE procrastinate_jobs SET args = args || jsonb_build_object('turns', %s::int) "
+            "WHERE id = %s",
+            (turns, job_id),
+        )
 
 
 @dataclass(frozen=True)

@@ -28,13 +28,14 @@ def _jobs(pairs: Pairs, pair: str) -> list[dict[str, Any]]:
     try:
         with psycopg.connect(queue_conninfo(url)) as connection:
             rows = connection.execute(
-                "SELECT id, status, attempts, scheduled_at FROM procrastinate_jobs "
+                "SELECT id, status, attempts, scheduled_at, args FROM procrastinate_jobs "
                 "WHERE queue_name = %s ORDER BY id DESC",
                 (pair,),
             ).fetchall()
     except psycopg.errors.UndefinedTable:
         return []
-    return [dict(zip(("id", "status", "attempts", "scheduled_at"), r, strict=True)) for r in rows]
+    keys = ("id", "status", "attempts", "scheduled_at", "args")
+    return [dict(zip(keys, r, strict=True)) for r in rows]
 
 
 def _runs(pairs: Pairs, pair: str) -> list[tuple[datetime, datetime | None, str]]:

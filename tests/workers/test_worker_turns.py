@@ -87,6 +87,8 @@ def test_runs_waiting_for_a_spent_account_give_the_thread_to_another_pair(
             wait_for(retried, what=f"{pair}'s job retried")
             retry = next(j for j in _jobs(sharing, pair) if j["attempts"] >= 1)
             assert retry["status"] in ("todo", "doing")
+            # each try that waited is counted on the job, out of its tries for failures
+            assert retry["args"]["turns"] >= retry["attempts"] >= 1, retry
             if retry["status"] == "todo":  # back with the turn, the next minute
                 delay = (retry["scheduled_at"] - datetime.now(UTC)).total_seconds()
                 assert delay <= 60, delay

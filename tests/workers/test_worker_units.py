@@ -11,6 +11,7 @@ from croniter import croniter
 from procrastinate.jobs import Job
 
 from bridge.worker.app import (
+    BUG_ATTEMPTS,
     MAX_ATTEMPTS,
     NOT_STARTED,
     RunNotDoneError,
@@ -93,3 +94,36 @@ def test_a_worker_refuses_a_sqlite_ledger_and_names_the_alternative(
     unknown = pairs.bridge("worker", "--pair", "initech")
     assert unknown.returncode == 2
     assert "no pair named initech" in unknown.stderr
+
+
+@pytest.mark.parametrize(
+    ("attempts", "turns", "error", "given_up"),
+    [
+        (MAX_ATTEMPTS + 3, MAX_ATTEMPTS + 2, "vendor", False),  # one failure before it
+        (MAX_ATTEMPTS + 3, 0, "vendor", True),
+        (MAX_ATTEMPTS - 1, 0, "vendor", True),
+        (MAX_ATTEMPTS - 2, 0, "vendor", False),
+        (BUG_ATTEMPTS + 5, BUG_ATTEMPTS + 5, "bug", False),  # a bug's first try
+        (BUG_ATTEMPTS + 5, BUG_ATTEMPTS + 4, "bug", True),
+    ],
+)
+def test_tries_that_waited_for_a_turn_are_not_counted_out(
+    attempts: int, turns: int, error: str, given_up: bool
+) -> None:
+    """A job that came back for many turns (its `turns` argument, set by the worker before
+    each such retry) still has its tries for a real failure: every retry is one of
+    Procrastinate's attempts, and counting them all failed such a job at its first 503."""
+    retry = SyncRetry(lambda _pair: timedelta(minutes=5))
+    job = Job(
+        queue="acme",
+        lock="acme",
+        queueing_lock="acme",
+        task_name="bridge.sync_pair",
+        task_kwargs={"pair": "acme", "turns": turns},
+        attempts=attempts,
+    )
+    failure = (
+        RunNotDoneError("acme", "unavailable", None) if error == "vendor" else RuntimeError("bug")
+    )
+    decision = retry.get_retry_decision(exception=failure, job=job)
+    assert (decision is None) is given_up
