@@ -36,6 +36,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import procrastinate
+import psycopg
 import structlog
 from procrastinate.exceptions import UniqueViolation
 from procrastinate.job_context import JobContext
@@ -268,8 +269,12 @@ class PairJobs:
         turn, before it is retried: `SyncRetry` counts only the other tries out, so that a
         job that waited for many turns still has its tries for a vendor's real failure
         (each retry is one of Procrastinate's attempts, whatever it waited for)."""
-        if context.job.id is not None:
+        if context.job.id is None:
+            return
+        try:
             note_turns(queue_conninfo(config.shared_ledger_url), context.job.id, turns + 1)
+        except psycopg.Error as exc:  # best effort: the retry itself matters more
+            log.warning("worker.turn_not_noted", job=context.job.id, error=type(exc).__name__)
 
 
 @dataclass(frozen=True)
