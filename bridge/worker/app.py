@@ -15,7 +15,8 @@ tries again); a bug → retried once, then failed. A run does not sleep on its t
 the turn of a vendor account other pairs share when the turn is more than `TURN_WAIT`
 away: it ends `waiting` (or, when the turn is that far already, is not started: no run
 recorded), and its job comes back when the turn does, as often as that takes
-(`bridge.budgets.TurnTaking`); meanwhile the thread runs other pairs.
+(`bridge.budgets.TurnTaking`); meanwhile the thread runs other pairs. Such tries are
+noted on the job (`turns`) and not counted out of its tries for failures.
 
 A worker SIGKILLed mid-run stops sending heartbeats: every worker looks for such stalled
 jobs and puts them back in the queue (`_recover_stalled`), where another takes the pair's
