@@ -253,9 +253,11 @@ def _echo_status(summary: dict[str, Any]) -> None:
     queue = summary.get("queue")
     if queue is not None:
         retry = f" (next at {queue['next_retry_at']})" if queue["next_retry_at"] else ""
+        turns = f", {queue['waiting_turn']} back with a shared account's turn"
         click.echo(
             f"Queue: {queue['due']} due, {queue['running']} running, {queue['retrying']} "
-            f"retrying{retry}, {queue['failed']} failed in 24h"
+            f"retrying{retry}{turns if queue['waiting_turn'] else ''}, {queue['failed']} "
+            "failed in 24h"
         )
     if not summary["runs"]:
         click.echo("Runs: none yet")

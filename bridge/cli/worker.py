@@ -98,7 +98,8 @@ def worker(
       bridge worker --concurrency 4               up to four pairs at once
       bridge worker --pair acme --pair globex     only these pairs
       bridge status                               the queue per pair: due, running,
-                                                  retrying, failed
+                                                  retrying, failed, back with a
+                                                  shared account's turn
     """
     configs = _chosen_pairs(app, names)
     first = next(iter(configs.values()))

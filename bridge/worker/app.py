@@ -273,7 +273,8 @@ class PairJobs:
         if context.job.id is None:
             return
         try:
-            note_turns(queue_conninfo(config.shared_ledger_url), context.job.id, turns + 1)
+            conninfo = queue_conninfo(config.shared_ledger_url)
+            note_turns(conninfo, context.job.id, turns + 1, context.job.attempts)
         except psycopg.Error as exc:  # best effort: the retry itself matters more
             log.warning("worker.turn_not_noted", job=context.job.id, error=type(exc).__name__)
 

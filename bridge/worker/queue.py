@@ -95,21 +95,24 @@ def _has_queue(connection: psycopg.Connection[Any]) -> bool:
     return bool(found and found[0])
 
 
-def note_turns(conninfo: str, job_id: int, turns: int) -> None:
+def note_turns(conninfo: str, job_id: int, turns: int, attempt: int) -> None:
     """Set a job's `turns` argument: how many of its tries ended for a shared account's
     turn (`bridge.worker.app.SyncRetry` leaves them out of its count of tries; kept in
-    the job's arguments, which its retries keep, whichever worker takes them)."""
+    the job's arguments, which its retries keep, whichever worker takes them), and
+    `turn_at`, the attempt that did last (`bridge status` tells a job back for its turn
+    from one retried after a failure)."""
     with psycopg.connect(conninfo) as connection:
         connection.execute(
-            "UPDATE procrastinate_jobs SET args = args || jsonb_build_object('turns', %s::int) "
-            "WHERE id = %s",
-            (turns, job_id),
+            "UPDATE procrastinate_jobs SET args = args || "
+            "jsonb_build_object('turns', %s::int, 'turn_at', %s::int) WHERE id = %s",
+            (turns, attempt, job_id),
         )
 
 
 @dataclass(frozen=True)
 class QueueCounts:
-    """One pair's jobs: waiting to run, running, waiting for a retry, failed lately."""
+    """One pair's jobs: waiting to run, running, waiting for a retry, failed lately, and
+    back for a shared account's turn (its last try not started or `waiting`, no failure)."""
 
     due: int = 0
     running: int = 0
@@ -117,6 +120,7 @@ class QueueCounts:
     failed: int = 0
     #: when the next retry is due
     next_retry_at: datetime | None = None
+    waiting_turn: int = 0
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -124,21 +128,25 @@ class QueueCounts:
             "running": self.running,
             "retrying": self.retrying,
             "failed": self.failed,
+            "waiting_turn": self.waiting_turn,
             "next_retry_at": self.next_retry_at.isoformat(timespec="seconds")
             if self.next_retry_at
             else None,
         }
 
 
-_COUNTS = """
+#: a retried job whose last try ended for a shared account's turn (`note_turns`)
+_TURN = "(args->>'turn_at') IS NOT NULL AND (args->>'turn_at')::int = attempts - 1"
+_COUNTS = f"""
 SELECT queue_name,
        count(*) FILTER (WHERE status = 'todo' AND attempts = 0),
        count(*) FILTER (WHERE status = 'doing'),
-       count(*) FILTER (WHERE status = 'todo' AND attempts > 0),
+       count(*) FILTER (WHERE status = 'todo' AND attempts > 0 AND NOT ({_TURN})),
        count(*) FILTER (WHERE status = 'failed' AND EXISTS (
            SELECT 1 FROM procrastinate_events e
             WHERE e.job_id = j.id AND e.at > now() - %(window)s)),
-       min(scheduled_at) FILTER (WHERE status = 'todo' AND attempts > 0)
+       min(scheduled_at) FILTER (WHERE status = 'todo' AND attempts > 0 AND NOT ({_TURN})),
+       count(*) FILTER (WHERE status = 'todo' AND attempts > 0 AND {_TURN})
   FROM procrastinate_jobs j
  WHERE queue_name = ANY(%(queues)s)
  GROUP BY queue_name

@@ -4,6 +4,7 @@ with the turn, and a pair of another account runs meanwhile on the same thread."
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
@@ -93,6 +94,15 @@ def test_runs_waiting_for_a_spent_account_give_the_thread_to_another_pair(
                 delay = (retry["scheduled_at"] - datetime.now(UTC)).total_seconds()
                 assert delay <= 60, delay
             assert _runs(sharing, pair) == []
+
+            def shown_back_with_the_turn(pair: str = pair) -> bool:
+                shown = sharing.bridge("status", "--json")
+                queue = json.loads(shown.stdout)["pairs"][pair]["queue"]
+                return bool(queue["waiting_turn"] == 1 and queue["retrying"] == 0)
+
+            wait_for(shown_back_with_the_turn, what=f"{pair}'s job shown back with the turn")
+            text_shown = sharing.bridge("status", "--pair", pair).stdout
+            assert "0 retrying, 1 back with a shared account's turn" in text_shown, text_shown
         with budgets.engine.connect() as connection:
             spent = connection.execute(
                 text("SELECT DISTINCT used FROM budget_minute WHERE account = :a"),
