@@ -61,16 +61,19 @@ def queue_conninfo(ledger_url: str) -> str:
         key: value if isinstance(value, str) else " ".join(value)
         for key, value in url.query.items()
     }
-    params.update(
-        host=url.host,
-        port=url.port,
-        user=url.username,
-        password=url.password,
-        dbname=url.database,
-        application_name="bridge-worker",
-    )
+    # what the URL names in its parts; a host or port given as a query parameter (a
+    # socket folder: `postgresql+psycopg://bridge@/db?host=/run/postgresql`) stays
+    named = {
+        "host": url.host,
+        "port": url.port,
+        "user": url.username,
+        "password": url.password,
+        "dbname": url.database,
+    }
+    params.update({key: value for key, value in named.items() if value is not None})
+    params["application_name"] = "bridge-worker"
     params.setdefault("connect_timeout", 10)
-    return make_conninfo(**{k: v for k, v in params.items() if v is not None})
+    return make_conninfo(**params)
 
 
 def ensure_queue_schema(conninfo: str, schema_sql: str) -> bool:

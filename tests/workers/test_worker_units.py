@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from croniter import croniter
 from procrastinate.jobs import Job
+from psycopg.conninfo import conninfo_to_dict
+from sqlalchemy.engine import make_url
 
 from bridge.worker.app import (
     BUG_ATTEMPTS,
@@ -19,7 +21,9 @@ from bridge.worker.app import (
     backoff,
     cron_for,
 )
+from bridge.worker.queue import queue_conninfo, queue_counts
 from tests.pairs.conftest import Pairs
+from tests.postgres.cluster import Cluster
 
 
 @pytest.mark.parametrize(
@@ -127,3 +131,27 @@ def test_tries_that_waited_for_a_turn_are_not_counted_out(
     )
     decision = retry.get_retry_decision(exception=failure, job=job)
     assert (decision is None) is given_up
+
+
+def test_the_queue_is_reached_where_the_ledger_is_even_through_a_socket_folder(
+    pg_cluster: Cluster, postgres_url: str
+) -> None:
+    """A ledger URL naming its host as a query parameter (a Unix socket folder, as a
+    local PostgreSQL is often reached) reaches the queue there too: the host and port
+    were dropped, and the queue looked for on libpq's default socket."""
+    database = make_url(postgres_url).database
+    socket_url = (
+        f"postgresql+psycopg://bridge@/{database}?host={pg_cluster.folder}&port={pg_cluster.port}"
+    )
+    info = conninfo_to_dict(queue_conninfo(socket_url))
+    assert info["host"] == str(pg_cluster.folder)
+    assert info["port"] == str(pg_cluster.port)
+    assert "password" not in info  # the driver's own mechanisms (PGPASSWORD, .pgpass)
+    assert queue_counts(queue_conninfo(socket_url), ["acme"]) is None  # reached; no queue yet
+    tcp = conninfo_to_dict(queue_conninfo(postgres_url))
+    assert (tcp["host"], tcp["port"], tcp["dbname"]) == (
+        "127.0.0.1",
+        str(pg_cluster.port),
+        database,
+    )
+    assert "search_path" in tcp["options"]
