@@ -198,10 +198,17 @@ class PairJobs:
         return config.every if config is not None else timedelta(minutes=5)
 
     def sync_pair(
-        self, context: JobContext, timestamp: int = 0, pair: str = "", turns: int = 0
+        self,
+        context: JobContext,
+        timestamp: int = 0,
+        pair: str = "",
+        turns: int = 0,
+        turn_at: int | None = None,
     ) -> dict[str, Any]:
         """The task: one run of `pair` (`timestamp`: the periodic tick that deferred it;
-        `turns`: `_waited_turn`; Procrastinate passes them by name)."""
+        `turns` and `turn_at`: what `_waited_turn` noted on the job, every key
+        `queue.note_turns` writes; Procrastinate passes them all by name)."""
+        del turn_at  # read by `bridge status` from the job itself
         return self._run(context, pair, run_options, tick=timestamp, turns=turns)
 
     def targeted_sync(
@@ -210,9 +217,11 @@ class PairJobs:
         pair: str = "",
         tickets: Mapping[str, Any] | None = None,
         turns: int = 0,
+        turn_at: int | None = None,
     ) -> Any:
         """The targeted task (`bridge.worker.targeted`): a run of the tickets `bridge serve`
         was told of, looked up and copied as a sync would."""
+        del turn_at
         hints = tickets_from_json(tickets or {})
         return self._run(
             context, pair, lambda config: targeted_options(config, hints), tick=None, turns=turns

@@ -12,12 +12,16 @@ from typing import Any
 
 import procrastinate
 import psycopg
+import pytest
+from procrastinate.job_context import JobContext
+from procrastinate.jobs import Job
 from sqlmodel import col, select
 
 from bridge.config import load_pairs
 from bridge.ledger.tables import Event
-from bridge.worker.app import TASK, PairJobs, build_app
-from bridge.worker.queue import ensure_queue_schema, queue_conninfo
+from bridge.worker.app import TASK, NeedsAPersonError, PairJobs, build_app
+from bridge.worker.queue import ensure_queue_schema, note_turns, queue_conninfo
+from bridge.worker.targeted import TARGETED_TASK
 from tests.pairs.conftest import Pairs
 from tests.workers.conftest import Workers, wait_for
 
@@ -138,3 +142,43 @@ async def _retry_beside_ticks(app: procrastinate.App) -> int:
         waiting = list(await manager.list_jobs_async(queue="acme", status="todo"))
         assert [job.id for job in waiting] == [first]
         return len(waiting)
+
+
+def test_a_job_noted_for_its_turn_is_taken_by_its_task_again(pg_pairs: Pairs) -> None:
+    """What the worker notes on a job that waited for its turn (`note_turns`) comes back
+    as the task's arguments at its retry: every key must be one the task takes. A key it
+    did not take failed every such retry with a TypeError (seen in bench/workers.py: 66
+    jobs failed); the unit tests of the retry decisions never ran the task."""
+    configs = pg_pairs.configs()
+    url = next(iter(configs.values())).shared_ledger_url
+    conninfo = queue_conninfo(url)
+    jobs = PairJobs({}, {}, holder="test")  # a pair it does not serve: stops before a run
+    app = build_app(conninfo, jobs, max_pool=2)
+    ensure_queue_schema(conninfo, app.schema_manager.get_schema())
+    for task_name, task in ((TASK, jobs.sync_pair), (TARGETED_TASK, jobs.targeted_sync)):
+        job_id = asyncio.run(_defer(app, task_name))
+        note_turns(conninfo, job_id, 3, 2)
+        with psycopg.connect(conninfo) as connection:
+            row = connection.execute(
+                "SELECT args FROM procrastinate_jobs WHERE id = %s", (job_id,)
+            ).fetchone()
+        assert row is not None
+        args = row[0]
+        assert (args["turns"], args["turn_at"]) == (3, 2)
+        job = Job(
+            id=job_id,
+            queue="acme",
+            lock="acme",
+            queueing_lock=None,
+            task_name=task_name,
+            task_kwargs=args,
+        )
+        context = JobContext(app=app, job=job, start_timestamp=0.0, abort_reason=lambda: None)
+        with pytest.raises(NeedsAPersonError, match="not one this worker serves"):
+            task(context, **args)
+
+
+async def _defer(app: procrastinate.App, task_name: str) -> int:
+    async with app.open_async():
+        task = app.configure_task(task_name, queue="acme", lock="acme")
+        return await task.defer_async(pair="acme")
