@@ -203,6 +203,12 @@ class Budgets:
         self.engine.dispose()
 
 
+def _until_next_minute(now: float) -> float:
+    """Seconds from `now` to the next minute of the budget's clock, when its calls are
+    counted anew: the wait for a turn this minute cannot give (never quite 0)."""
+    return max(0.001, (int(now // _MINUTE) + 1) * _MINUTE - now)
+
+
 @dataclass(frozen=True)
 class TurnTaking:
     """The shared budgets as a worker's run sees them: a turn further away than
@@ -292,7 +298,7 @@ class AccountBudget:
             if got:
                 self._held[kind] = (minute, got - 1)
                 return None
-            return max(0.001, (minute + 1) * _MINUTE - now)
+            return _until_next_minute(now)
 
     def turn_in(self, kinds: Iterable[str]) -> float:
         """Seconds until a new holder could take a call of each of `kinds` (0: now), joining
@@ -327,7 +333,7 @@ class AccountBudget:
         for kind in kinds:
             limit = max(1, math.floor(self.limits[kind]()))
             if limit - used.get(kind, 0) - queued.get(kind, 0) <= 0:
-                return max(0.001, (minute + 1) * _MINUTE - now)
+                return _until_next_minute(now)
         return 0.0
 
     def _take(self, kind: str, minute: int, limit: int, wanted: int, now: int) -> int:

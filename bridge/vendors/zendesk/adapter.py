@@ -765,24 +765,24 @@ class ZendeskAdapter:
             # past the first page, a shared account's turn is waited for: the page
             # handed over last stored where it began, so ending the read here would read
             # it again, and a run given one page a turn would never get on
-            midway = bool(seen_cursors)
-            with self._turns(patient=midway):
+            with self._turns(patient=bool(seen_cursors)):
                 self._pace_export()
-            try:
-                with self._turns(patient=midway):
+                try:
                     answer = self._http.request(
                         "GET", EXPORT_PATH, params=self._export_params(position)
                     )
-            except VendorHTTPError as exc:
-                if position.cursor is None or fell_back or exc.status not in _REFUSED_CURSOR:
-                    raise
-                fell_back = True
-                start = position.stamp if position.stamp is not None else self._start_time
-                log.warning("zendesk.export.cursor_refused", status=exc.status, start_time=start)
-                position = _Position(None, start)
-                continue
-            finally:
-                self._note_export_budget()
+                except VendorHTTPError as exc:
+                    if position.cursor is None or fell_back or exc.status not in _REFUSED_CURSOR:
+                        raise
+                    fell_back = True
+                    start = position.stamp if position.stamp is not None else self._start_time
+                    log.warning(
+                        "zendesk.export.cursor_refused", status=exc.status, start_time=start
+                    )
+                    position = _Position(None, start)
+                    continue
+                finally:
+                    self._note_export_budget()
             rows, after, end = _export_page(answer)
             if not end and after in seen_cursors:
                 raise TransientError(
