@@ -162,6 +162,12 @@ def test_a_run_finds_runs_left_running_and_serves_runs_by_index(ledger: Ledger) 
     served, plans = _plans(ledger, lambda: ledger.ran("hints"))
     assert served is False
     assert _run_table_reads(plans) == []
+    facts, plans = _plans(ledger, lambda: ledger.run_facts(ran="hints"))
+    assert facts.ran is False
+    assert facts.unread == frozenset()
+    assert plans
+    assert _run_table_reads(plans) == []
+    assert _whole_reads(plans) == []
     assert ledger.ran("sync") is True
 
 

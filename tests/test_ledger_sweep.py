@@ -12,6 +12,8 @@ from sqlalchemy import event
 
 from bridge.core.model import Observation, Side, State
 from bridge.ledger import Ledger, LinkRow
+from bridge.ledger.sync import RunFacts
+from bridge.ledger.times import to_micros
 from bridge.vendors.registry import SIDES, SUPEROFFICE, ZENDESK
 from tests.test_ledger_bulk import T0
 
@@ -81,3 +83,32 @@ def test_each_side_and_a_dry_run_keep_their_own(ledger: Ledger) -> None:
     seen = Observation(link_id=1, side=SUPEROFFICE, ticket_id=1001, state=State.ACTIVE, seen_at=T0)
     ledger.record_observations(None, [seen], cursors={})
     assert _due(ledger, SUPEROFFICE, T0) == [1]
+
+
+def test_a_runs_facts_hold_what_each_read_would_find(ledger: Ledger) -> None:
+    # one statement for the cursors, the sweep floors, the sides with a link never read
+    # and whether `bridge serve` ever ran: each as its own read finds it
+    assert ledger.run_facts(ran="hints") == RunFacts({}, {}, frozenset({SUPEROFFICE}), False)
+    assert _due(ledger, ZENDESK, T0) == []  # none due: the floor noted
+    seen = [
+        Observation(link_id=n, side=SUPEROFFICE, ticket_id=1000 + n, state=State.ACTIVE, seen_at=T0)
+        for n in (1, 2, 3)
+    ]
+    ledger.record_observations(None, seen, cursors={SUPEROFFICE: "c-1"})
+    served = ledger.start_run("hints", holder="test")
+    assert served.id is not None
+    ledger.finish_run(served.id, outcome="converged", counts={}, cursors={ZENDESK: "z-1"})
+    facts = ledger.run_facts(ran="hints")
+    assert facts == RunFacts(
+        {SUPEROFFICE: "c-1", ZENDESK: "z-1"},
+        {ZENDESK: to_micros(T0 + HOUR)},
+        frozenset(),
+        True,
+    )
+    assert ledger.ran("hints") is True
+    assert list(ledger.unobserved(SUPEROFFICE)) == list(ledger.unobserved(ZENDESK)) == []
+    for before in (T0 + HOUR / 2, T0 + HOUR, T0 + 2 * HOUR):
+        read_here = _due(ledger, ZENDESK, before, remember=False)
+        assert _due(ledger, ZENDESK, before, floors=facts.sweep_floors) == read_here
+    assert _due(ledger, ZENDESK, T0 + HOUR / 2, floors=facts.sweep_floors) == []
+    assert _due(ledger, ZENDESK, T0 + HOUR, floors=facts.sweep_floors) == [1]

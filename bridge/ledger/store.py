@@ -422,12 +422,22 @@ class Ledger(SyncStore, AuditStore):
         return run
 
     def finish_run(
-        self, run_id: int, *, outcome: str, counts: dict[str, int], message: str | None = None
+        self,
+        run_id: int,
+        *,
+        outcome: str,
+        counts: dict[str, int],
+        message: str | None = None,
+        cursors: Mapping[Side, str] | None = None,
     ) -> None:
+        """Record the run's end; with `cursors`, the sides' cursors moved in the same
+        transaction (pages that showed no linked change, whose cursors the run held
+        back: on a server a transaction of its own each; issue 18)."""
         table = Run.__table__  # type: ignore[attr-defined]
         ended = table.update().where(table.c.id == run_id)
+        now = utcnow()
         values = {
-            "ended_at": utcnow(),
+            "ended_at": now,
             "outcome": outcome,
             "counts": json.dumps(counts, sort_keys=True),
             "message": message,
@@ -436,6 +446,8 @@ class Ledger(SyncStore, AuditStore):
             # one statement, not the row read and then written (a round trip on a server)
             if not session.connection().execute(ended.values(values)).rowcount:
                 raise KeyError(f"no run {run_id}")
+            if cursors:
+                self._move_cursors(session.connection(), cursors, now)
             session.add(Event(run_id=run_id, kind="run_finished", detail=outcome))
 
     def recent_runs(self, limit: int = 5) -> list[Run]:
@@ -466,13 +478,6 @@ class Ledger(SyncStore, AuditStore):
         with self._read_session() as session:
             cursor = session.get(Cursor, side)
             return cursor.value if cursor else None
-
-    def cursors(self) -> dict[str, str]:
-        """Every side's cursor, in one read (a run opens both streams)."""
-        with self._reading() as connection:
-            table = Cursor.__table__  # type: ignore[attr-defined]
-            rows = connection.execute(select(table.c.side, table.c.value))
-            return {str(side): str(value) for side, value in rows}
 
     def acquire_lease(
         self, name: str, holder: str, ttl: timedelta, *, now: datetime | None = None

@@ -35,6 +35,7 @@ from sqlalchemy import (
     text,
     true,
     type_coerce,
+    union_all,
 )
 from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
@@ -58,11 +59,14 @@ from bridge.core.model import (
 from bridge.ledger.dialect import LAZY_COMMIT, READS_ONLY, Dialect
 from bridge.ledger.migrations import meta_value, set_meta
 from bridge.ledger.tables import (
+    Cursor,
     Event,
     Link,
+    Meta,
     Operation,
     OperationStatus,
     PairState,
+    Run,
     UTCDateTime,
     utcnow,
 )
@@ -180,6 +184,22 @@ class Outstanding:
     open_operations: bool
     #: operations failing or unconfirmed for too long (`SyncStore.stuck_operations`)
     stuck: int
+
+
+@dataclass(frozen=True, slots=True)
+class RunFacts:
+    """What a run asks of the ledger's small tables, read at its start in one statement
+    (`SyncStore.run_facts`): on a server each read is a round trip, and an idle run's
+    were most of its time (issue 18)."""
+
+    #: each side's change cursor
+    cursors: Mapping[Side, str]
+    #: each side's sweep floor (`SyncStore.sweep_due`), in microseconds
+    sweep_floors: Mapping[Side, int]
+    #: the sides where some link was never read (`SyncStore.unobserved`)
+    unread: frozenset[Side]
+    #: whether a run of the kind asked about was ever recorded (`Ledger.ran`)
+    ran: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -929,6 +949,46 @@ class SyncStore:
             yield page
             after = page[-1].ids.link_id
 
+    def run_facts(self, *, ran: str) -> RunFacts:
+        """The cursors, the sweep floors, the sides with a link never read and whether a
+        run of kind `ran` was ever recorded: one statement (each part by key or by a
+        partial index), where a run asked four to six reads."""
+        cursor = Cursor.__table__  # type: ignore[attr-defined]
+        meta = Meta.__table__  # type: ignore[attr-defined]
+        run = Run.__table__  # type: ignore[attr-defined]
+        pair = PairState.__table__  # type: ignore[attr-defined]
+        floors = {_SWEEP_FLOOR.format(side=side): side for side in self.sides}
+        nothing = literal(None, String)
+        parts = [
+            sa_select(literal("cursor"), cursor.c.side, cursor.c.value),
+            sa_select(literal("floor"), meta.c.key, meta.c.value).where(
+                meta.c.key.in_(sorted(floors))
+            ),
+            sa_select(literal("ran"), nothing, nothing).where(
+                sa_select(run.c.id).where(run.c.kind == ran).exists()
+            ),
+        ]
+        for side in self.sides:
+            unread = sa_select(pair.c.link_id).where(self._pair_column(side, "state").is_(None))
+            parts.append(
+                sa_select(literal("unread"), literal(side, String), nothing).where(unread.exists())
+            )
+        cursors: dict[Side, str] = {}
+        sweep_floors: dict[Side, int] = {}
+        unread_sides: set[Side] = set()
+        found_run = False
+        with self._reading() as connection:
+            for fact, key, value in connection.execute(union_all(*parts)):
+                if fact == "cursor":
+                    cursors[key] = value
+                elif fact == "floor":
+                    sweep_floors[floors[key]] = int(value)
+                elif fact == "unread":
+                    unread_sides.add(key)
+                else:
+                    found_run = True
+        return RunFacts(cursors, sweep_floors, frozenset(unread_sides), found_run)
+
     def unobserved(self, side: Side, *, batch: int = _PAGE) -> Iterator[list[LinkIds]]:
         """Links whose state on `side` has never been read, a page of at most `batch` at a
         time in link order (keyset: each page is read when the one before is handled, so a
@@ -1200,9 +1260,13 @@ class SyncStore:
                 self.dialect.commit_durably(connection)
                 more, confirmed = self._record_each(session, run_id, rest, now)
                 pending |= more
-            for side, value in cursors.items():
-                connection.execute(_CURSOR_UPSERT, {"side": side, "value": value, "now": now})
+            self._move_cursors(connection, cursors, now)
         return pending, confirmed
+
+    @staticmethod
+    def _move_cursors(connection: Connection, cursors: Mapping[Side, str], now: datetime) -> None:
+        for side, value in cursors.items():
+            connection.execute(_CURSOR_UPSERT, {"side": side, "value": value, "now": now})
 
     def _record_batch(
         self,
@@ -1870,18 +1934,30 @@ class SyncStore:
                     session.add(op)
 
     def sweep_due(
-        self, side: Side, before: datetime, limit: int, *, remember: bool = True
+        self,
+        side: Side,
+        before: datetime,
+        limit: int,
+        *,
+        remember: bool = True,
+        floors: Mapping[Side, int] | None = None,
     ) -> list[tuple[LinkIds, State]]:
         """Up to `limit` links whose ticket on `side` was last found before `before` (the
         oldest first), with the state the ledger holds for it; purged tickets are final.
 
         Finding none reads every pair, so a run that finds none notes (`remember`) when
         the oldest of them was last found (`sweep_floor`), and the runs after it ask
-        nothing until that time is due: an idle run reads no pair for the sweep."""
+        nothing until that time is due: an idle run reads no pair for the sweep. `floors`:
+        the floors as the run read them (`RunFacts`; only `sweep_due` moves one, and a run
+        sweeps a side once), else read here."""
         key = _SWEEP_FLOOR.format(side=side)
-        with self._reading() as connection:
-            floor = meta_value(connection, key)
-        if floor is not None and to_micros(before) < int(floor):
+        if floors is None:
+            with self._reading() as connection:
+                held = meta_value(connection, key)
+            floor = None if held is None else int(held)
+        else:
+            floor = floors.get(side)
+        if floor is not None and to_micros(before) < floor:
             return []
         state, seen = self._pair_column(side, "state"), self._pair_column(side, "seen_at")
         # when the sweep, or else a change of state, last found the ticket

@@ -69,6 +69,9 @@ class Observer:
         #: the recorder are written (both read at once when the run's streams open; a
         #: stream opened again starts there)
         self._cursors: dict[Side, str | None] = {}
+        #: cursors of pages that held nothing to record, written with the run's end
+        #: (`held_cursors`) rather than each in a transaction of its own
+        self._held_cursors: dict[Side, str] = {}
 
     # --- the step ---------------------------------------------------------------------
 
@@ -79,7 +82,7 @@ class Observer:
         if hints is not None:
             self._look_up_hinted(hints)
             return
-        held = self._ctx.ledger.cursors()
+        held = self._ctx.facts().cursors
         streams = []
         for side, adapter in self._ctx.reachable():
             self._cursors[side] = held.get(side)
@@ -210,7 +213,10 @@ class Observer:
         """Look up, in the background, the links never read on `side`, a ledger page at a
         time (a tenant's worth is never held at once). Until the last page is read, a pair
         with no state on `side` waits (`RunState.unread_sides`) instead of being decided
-        unknown: the same as deferring each, without a set of every id."""
+        unknown: the same as deferring each, without a set of every id. None looked for
+        where the run's start found none (`RunContext.facts`)."""
+        if side not in self._ctx.facts().unread:
+            return
         pages = self._ctx.ledger.unobserved(side)
         first = next(pages, None)
         if first is None:
@@ -261,7 +267,7 @@ class Observer:
             if side in self._cursors:
                 cursor = self._cursors[side]
             else:
-                cursor = self._cursors[side] = ctx.ledger.get_cursor(side)
+                cursor = self._cursors[side] = ctx.facts().cursors.get(side)
             stream = self._streams[side] = adapter.changes(cursor, read_ahead=read_ahead)
         try:
             page = next(stream, None)
@@ -285,9 +291,10 @@ class Observer:
         if page is None:
             self._unread[side] = 0
             return True
-        if not page.views and page.cursor in (None, self._cursors.get(side)):
-            # an idle stream's page: nothing to record, not even its cursor (on a server
-            # ledger a transaction each, two of an idle run's three; issue 18)
+        if not page.views:
+            # an idle stream's page: nothing to record (on a server ledger a transaction
+            # each, two of an idle run's three; issue 18)
+            self._hold_cursor(side, page.cursor)
             self._unread[side] = 0
             return page.complete
         tickets = [v.ticket_id for v in page.views]
@@ -296,21 +303,40 @@ class Observer:
         views = [(links[v.ticket_id], v) for v in page.views if v.ticket_id in links]
         state.counts[f"{side}.changes_read"] += len(page.views)
         progress.current().advance(f"reading {side}", len(page.views))
-        self._record.observations(
-            side,
-            adapter,
-            views,
-            cursor=page.cursor,
-            makers_unread=page.makers_unread,
-            read="changes",
-            held=held,
-            behind=read_ahead,
-        )
-        if page.cursor is not None and not ctx.options.dry_run:
-            self._cursors[side] = page.cursor
+        if not views:  # only tickets no link holds
+            self._hold_cursor(side, page.cursor)
+        else:
+            self._record.observations(
+                side,
+                adapter,
+                views,
+                cursor=page.cursor,
+                makers_unread=page.makers_unread,
+                read="changes",
+                held=held,
+                behind=read_ahead,
+            )
+            if page.cursor is not None and not ctx.options.dry_run:
+                self._cursors[side] = page.cursor
+                self._held_cursors.pop(side, None)  # moved past it, with what it recorded
         caught_up = page.complete or not page.views
         self._unread[side] = 0 if caught_up else max(0, self._unread[side] - len(page.views))
         return page.complete
+
+    def _hold_cursor(self, side: Side, cursor: str | None) -> None:
+        """Move `side`'s cursor past a page that held nothing to record, in the ledger only
+        when the run ends (`held_cursors`): a run that dies first reads those pages again,
+        and nothing else is lost."""
+        if cursor is None or cursor == self._cursors.get(side) or self._ctx.options.dry_run:
+            return
+        self._cursors[side] = self._held_cursors[side] = cursor
+
+    def held_cursors(self) -> dict[Side, str]:
+        """The cursors moved past pages with nothing to record, not yet in the ledger: the
+        run writes them with its end (`Ledger.finish_run`), after every page before them
+        is recorded; a run ending by an exception leaves them (what failed may be such a
+        page's predecessor)."""
+        return dict(self._held_cursors)
 
     def _lookup_steps(
         self,

@@ -42,12 +42,9 @@ from bridge.run.observe import Observer
 from bridge.run.plan import PlanLine
 from bridge.run.record import Recorder
 from bridge.run.settle import Settler
-from bridge.run.state import RunContext, RunOptions, RunState
+from bridge.run.state import TARGETED_KIND, RunContext, RunOptions, RunState
 
 __all__ = ["TARGETED_KIND", "RunResult", "SyncRun"]
-
-#: the kind of a targeted run (`RunOptions.hints`): what webhooks named, looked up
-TARGETED_KIND = "hints"
 
 log = structlog.get_logger("bridge.sync")
 
@@ -157,7 +154,7 @@ class SyncRun:
         state.run_id = run_id = run.id
         assert run_id is not None
         # once `bridge serve` works on the pair, a sync says what no webhook announced
-        state.count_unannounced = not options.targeted and ctx.ledger.ran(TARGETED_KIND)
+        state.count_unannounced = not options.targeted and ctx.facts().ran
         log.info("run.start", run=run_id, dry_run=options.dry_run)
         try:
             if not options.dry_run:
@@ -170,7 +167,12 @@ class SyncRun:
                 # first look found none (what it read since confirms, it never sends)
                 self.confirmer.confirm_sent(none_sent=self.settler.found_sent is False)
             if self.review is not None and not self._reviewed():
-                ctx.ledger.finish_run(run_id, outcome="declined", counts=dict(state.counts))
+                ctx.ledger.finish_run(
+                    run_id,
+                    outcome="declined",
+                    counts=dict(state.counts),
+                    cursors=self.observer.held_cursors(),
+                )
                 log.info("run.finish", run=run_id, outcome="declined")
                 return self._result("declined")
             self.decider.decide_pending()
@@ -199,7 +201,12 @@ class SyncRun:
             log.error("run.failed", run=run_id, error=type(exc).__name__)
             raise
         outcome = self._outcome()
-        ctx.ledger.finish_run(run_id, outcome=outcome, counts=dict(state.counts))
+        ctx.ledger.finish_run(
+            run_id,
+            outcome=outcome,
+            counts=dict(state.counts),
+            cursors=self.observer.held_cursors(),
+        )
         log.info("run.finish", run=run_id, outcome=outcome, **dict(state.counts))
         return self._result(outcome)
 

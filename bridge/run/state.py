@@ -23,13 +23,17 @@ from bridge.core.contract import AccountBusyError, Adapter, AdapterError, Transi
 from bridge.core.decide import Policy
 from bridge.core.model import Observation, Side, Sides
 from bridge.ledger import Ledger
+from bridge.ledger.sync import RunFacts
 from bridge.ledger.tables import utcnow
 from bridge.run.plan import PlanLine
 from bridge.run.summary import PlanTally
 
-__all__ = ["RunContext", "RunOptions", "RunState"]
+__all__ = ["TARGETED_KIND", "RunContext", "RunOptions", "RunState"]
 
 log = structlog.get_logger("bridge.sync")
+
+#: the kind of a targeted run (`RunOptions.hints`), as the ledger records it
+TARGETED_KIND = "hints"
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +108,8 @@ class RunState:
     #: count the changes the change streams show that no targeted run had recorded
     #: (`<side>.unannounced`): a sync of a pair `bridge serve` also works on
     count_unannounced: bool = False
+    #: what the ledger's small tables said when the run first asked (`RunContext.facts`)
+    facts: RunFacts | None = None
 
     def gave_up(self, exc: AdapterError) -> None:
         """Keep the longest wait a vendor asked for when a call ran out of retries, so that
@@ -144,6 +150,15 @@ class RunContext:
             log.warning("run.stopping", run=state.run_id, reason="stop requested")
             state.interrupted = True
         return state.interrupted
+
+    def facts(self) -> RunFacts:
+        """The cursors, sweep floors, unread sides and whether `bridge serve` ever ran,
+        read once, when the run first asks. The run moves a cursor or a floor only after
+        its last use of the one read (`Observer`, `plan_sweep`), and its reads only make
+        links read: a link imported while it runs waits for the next run."""
+        if self.state.facts is None:
+            self.state.facts = self.ledger.run_facts(ran=TARGETED_KIND)
+        return self.state.facts
 
     def clock(self) -> float:
         """The run's clock as seconds (rate-limit waits are counted in seconds)."""

@@ -72,6 +72,7 @@ def plan_sweep(ctx: RunContext, side: Side, adapter: Adapter) -> Sweep:
             now - ctx.options.sweep_period,
             ctx.options.sweep_max,
             remember=not ctx.options.dry_run,
+            floors=ctx.facts().sweep_floors,
         )
         for link, state in due:
             items.setdefault(link, state)

@@ -58,6 +58,49 @@ def test_an_idle_sync_writes_no_cursor_the_ledger_already_holds(world: World) ->
     assert now["superoffice"] in str(written[0])
 
 
+def test_an_idle_sync_moves_its_cursor_with_its_end(world: World) -> None:
+    # a page with nothing to record moves its cursor in the run's last transaction, not
+    # in one of its own: an idle run writes its start and its end
+    world.link(3)
+    world.sync()
+    world.clock.advance(300)
+    world.sync()  # what the first sync's window left to read again
+    world.clock.advance(300)
+    held = world.ledger.get_cursor("superoffice")
+    writes = world.ledger.writes
+    assert world.sync().outcome == "converged"
+    assert world.ledger.writes - writes == 2
+    assert world.ledger.get_cursor("superoffice") != held
+
+
+def test_a_sync_that_fails_leaves_the_cursors_it_held_back(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # what failed may have been a page before the held one: the next run reads them again
+    from bridge.run.decide import Decider
+
+    pairs = world.link(3)
+    world.sync()
+    world.clock.advance(300)
+    world.sync()
+    world.clock.advance(300)
+    held = world.ledger.get_cursor("superoffice")
+
+    def broken(self: Any, **_kw: Any) -> None:
+        raise RuntimeError("the decision step broke")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Decider, "decide_pending", broken)
+        with pytest.raises(RuntimeError):
+            world.sync()
+    assert world.ledger.recent_runs(1)[0].outcome == "failed"
+    assert world.ledger.get_cursor("superoffice") == held
+    world.so.soft_delete([pairs[0][0]])
+    assert world.sync().outcome == "converged"
+    assert world.ledger.get_cursor("superoffice") != held
+    assert states(world, pairs)[0] == ("deleted", "deleted")
+
+
 def test_an_idle_sync_reads_what_it_needs_once(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -78,8 +121,8 @@ def test_an_idle_sync_reads_what_it_needs_once(
     pairs = world.link(3)
     world.sync()
     reads: Counter[str] = Counter()
-    names = ("cursors", "get_cursor", "operations", "decision_candidates", "agree_where_equal")
-    for name in (*names, "attention", "outstanding", "stuck_operations"):
+    names = ("run_facts", "ran", "get_cursor", "unobserved", "operations")
+    for name in (*names, "decision_candidates", "agree_where_equal", "attention", "outstanding"):
         method = getattr(world.ledger, name)
 
         def read(*args: Any, _method: Any = method, _name: str = name, **kw: Any) -> Any:
@@ -90,11 +133,12 @@ def test_an_idle_sync_reads_what_it_needs_once(
     calls.clear()
     assert world.sync().outcome == "converged"
     assert calls == {"confirm_sent": 1, "decide_pending": 1}
-    # one read of both cursors; the sent operations looked for once at the start (none:
-    # the confirm after it reads nothing); no candidate to decide, so neither the
-    # candidates' pages nor the agreement are read; what is outstanding, stuck operations
-    # counted, one read at the end
-    assert reads == {"cursors": 1, "operations": 1, "outstanding": 1}, reads
+    # one read of the run's facts (both cursors, the sweep floors, no link unread, no
+    # `bridge serve` run); the sent operations looked for once at the start (none: the
+    # confirm after it reads nothing); no candidate to decide, so neither the
+    # candidates' pages nor the agreement are read; what is outstanding, stuck
+    # operations counted, one read at the end
+    assert reads == {"run_facts": 1, "operations": 1, "outstanding": 1}, reads
     world.so.soft_delete([pairs[0][0]])
     calls.clear()
     assert world.sync().outcome == "converged"
