@@ -168,6 +168,14 @@ class Config:
     def shares_account(self, section: str) -> bool:
         return section in self.shared_sections
 
+    def shared_accounts(self) -> frozenset[str]:
+        """The vendor accounts this pair shares with another pair of its file, by key
+        (`section:base url`)."""
+        return frozenset(
+            _account_key(section, self.vendors[section].base_url)
+            for section in self.shared_sections
+        )
+
     def ledger_url_under(self, url: str) -> str:
         """Where this pair's ledger is when `[ledger] url` is `url` (`bridge ledger copy`)."""
         if self.pair == DEFAULT_PAIR:
@@ -472,10 +480,15 @@ def _parse_pairs(label: str, text: str, folder: Path, path: Path) -> dict[str, C
     return _with_shared_accounts(configs)
 
 
+def _account_key(section: str, base_url: str) -> str:
+    """One vendor account, however its pairs spell its URL's case or final slash."""
+    return f"{section}:{base_url.rstrip('/').lower()}"
+
+
 def _with_shared_accounts(configs: dict[str, Config]) -> dict[str, Config]:
     """Each pair's config, told which of its vendor accounts another pair uses too."""
     users = Counter(
-        (section, settings.base_url.rstrip("/").lower())
+        _account_key(section, settings.base_url)
         for config in configs.values()
         for section, settings in config.vendors.items()
     )
@@ -485,7 +498,7 @@ def _with_shared_accounts(configs: dict[str, Config]) -> dict[str, Config]:
             shared_sections=frozenset(
                 section
                 for section, settings in config.vendors.items()
-                if users[(section, settings.base_url.rstrip("/").lower())] > 1
+                if users[_account_key(section, settings.base_url)] > 1
             ),
         )
         for name, config in configs.items()

@@ -14,6 +14,7 @@ from bridge.ledger import Ledger, default_holder
 from bridge.run.runner import RunResult
 from bridge.worker.app import PairJobs, WorkerSettings, cron_for, serve
 from bridge.worker.queue import QUEUE_SCHEMA, queue_conninfo
+from bridge.worker.shares import AccountShares
 
 __all__ = ["worker"]
 
@@ -25,7 +26,10 @@ __all__ = ["worker"]
     default=1,
     show_default=True,
     help="Runs of different pairs this process works on at once (threads). For more, "
-    "start more workers: each is a process, on this machine or another.",
+    "start more workers: each is a process, on this machine or another. Pairs that "
+    "share a vendor account get one share of the threads between them (threads ÷ "
+    "(shared accounts + pairs sharing none), rounded up) while pairs elsewhere have "
+    "jobs due.",
 )
 @click.option(
     "--pair",
@@ -77,6 +81,10 @@ def worker(
       a Zendesk account other  retried when its turn comes (the thread runs
       pairs share is spent     other pairs meanwhile), however many times
       for more than 5s
+      a shared account's runs  not started, retried in 5s, however many
+      hold its share of the    times (the account's other runs wait for
+      threads, other pairs     the same turns: the thread goes to a pair
+      have jobs due            that does not)
       credentials refused,     failed at once: a person must act
       configuration error
       a bug                    tried once more, then failed
@@ -125,7 +133,13 @@ def worker(
             f"{QUEUE_SCHEMA}. SIGTERM or Ctrl-C stops it after the batch in flight.",
             err=True,
         )
-        jobs = PairJobs(configs, ledgers, default_holder(), on_run=_report)
+        jobs = PairJobs(
+            configs,
+            ledgers,
+            default_holder(),
+            on_run=_report,
+            shares=AccountShares.of_pairs(configs, concurrency),
+        )
         settings = WorkerSettings(
             concurrency=concurrency,
             poll_interval=poll_interval,

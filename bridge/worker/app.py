@@ -54,7 +54,14 @@ from bridge.logging import redact_text
 from bridge.once import run_once, run_options, targeted_options
 from bridge.run.runner import RunResult
 from bridge.run.state import RunOptions
-from bridge.worker.queue import QUEUE_SCHEMA, ensure_queue_schema, note_turns, queue_conninfo
+from bridge.worker.queue import (
+    QUEUE_SCHEMA,
+    ensure_queue_schema,
+    note_turns,
+    queue_conninfo,
+    queues_due,
+)
+from bridge.worker.shares import AccountShares
 from bridge.worker.targeted import TARGETED_TASK, merged_tickets, tickets_from_json
 
 __all__ = [
@@ -192,6 +199,9 @@ class PairJobs:
     #: set by SIGTERM: a run finishes the batch in flight, records and ends `interrupted`
     stop: threading.Event = field(default_factory=threading.Event)
     on_run: Callable[[str, RunResult], None] = lambda _pair, _result: None
+    #: the threads' shares of the accounts pairs share (`bridge.worker.shares`); None:
+    #: unshared
+    shares: AccountShares | None = None
 
     def every(self, pair: str) -> timedelta:
         config = self.configs.get(pair)
@@ -240,6 +250,36 @@ class PairJobs:
         config, ledger = self.configs.get(pair), self.ledgers.get(pair)
         if config is None or ledger is None:
             raise NeedsAPersonError(f"pair {pair} is not one this worker serves")
+        if self.shares is None:
+            return self._run_started(context, pair, config, ledger, options, tick, turns)
+        with self.shares.running(pair, others_due=lambda pairs: self._due(config, pairs)) as ok:
+            if ok:
+                return self._run_started(context, pair, config, ledger, options, tick, turns)
+        # its shared account has its share of the threads going, and other pairs wait
+        log.info("worker.share_taken", pair=pair, retry_after=TURN_WAIT, tick=tick)
+        self._waited_turn(config, context, turns)
+        raise RunNotDoneError(pair, NOT_STARTED, TURN_WAIT, account_busy=True)
+
+    def _due(self, config: Config, pairs: list[str]) -> bool:
+        """Whether one of `pairs` has a job a worker could take now; True when the queue
+        cannot be asked (a share kept is the safe way: the job comes back shortly)."""
+        served = [pair for pair in pairs if pair in self.configs]
+        try:
+            return bool(queues_due(queue_conninfo(config.shared_ledger_url), served))
+        except psycopg.Error as exc:
+            log.warning("worker.queue_unread", error=type(exc).__name__)
+            return True
+
+    def _run_started(
+        self,
+        context: JobContext,
+        pair: str,
+        config: Config,
+        ledger: Ledger,
+        options: Callable[[Config], RunOptions],
+        tick: int | None,
+        turns: int,
+    ) -> dict[str, Any]:
         try:
             result, _ = run_once(
                 config,

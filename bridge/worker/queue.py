@@ -30,6 +30,7 @@ __all__ = [
     "note_turns",
     "queue_conninfo",
     "queue_counts",
+    "queues_due",
 ]
 
 #: the schema holding Procrastinate's tables, types and functions
@@ -165,3 +166,17 @@ def queue_counts(conninfo: str, pairs: list[str]) -> Mapping[str, QueueCounts] |
         rows = connection.execute(_COUNTS, {"queues": pairs, "window": FAILED_WINDOW}).fetchall()
     counts = {row[0]: QueueCounts(*row[1:]) for row in rows}
     return {pair: counts.get(pair, QueueCounts()) for pair in pairs}
+
+
+def queues_due(conninfo: str, queues: list[str]) -> set[str]:
+    """The queues among `queues` (pairs) with a job a worker could take now."""
+    if not queues:
+        return set()
+    with psycopg.connect(conninfo) as connection:
+        rows = connection.execute(
+            "SELECT DISTINCT queue_name FROM procrastinate_jobs "
+            "WHERE status = 'todo' AND queue_name = ANY(%s) "
+            "AND (scheduled_at IS NULL OR scheduled_at <= now())",
+            (queues,),
+        ).fetchall()
+    return {str(row[0]) for row in rows}
