@@ -199,9 +199,9 @@ class PairJobs:
     #: set by SIGTERM: a run finishes the batch in flight, records and ends `interrupted`
     stop: threading.Event = field(default_factory=threading.Event)
     on_run: Callable[[str, RunResult], None] = lambda _pair, _result: None
-    #: the threads' shares of the accounts pairs share (`bridge.worker.shares`); None:
-    #: unshared
-    shares: AccountShares | None = None
+    #: the threads' shares of the accounts pairs share (`bridge.worker.shares`); by
+    #: default none is shared
+    shares: AccountShares = field(default_factory=lambda: AccountShares({}, 1))
 
     def every(self, pair: str) -> timedelta:
         config = self.configs.get(pair)
@@ -250,8 +250,6 @@ class PairJobs:
         config, ledger = self.configs.get(pair), self.ledgers.get(pair)
         if config is None or ledger is None:
             raise NeedsAPersonError(f"pair {pair} is not one this worker serves")
-        if self.shares is None:
-            return self._run_started(context, pair, config, ledger, options, tick, turns)
         with self.shares.running(pair, others_due=lambda pairs: self._due(config, pairs)) as ok:
             if ok:
                 return self._run_started(context, pair, config, ledger, options, tick, turns)
