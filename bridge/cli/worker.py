@@ -146,7 +146,10 @@ def worker(
             stalled_after=stalled_after,
             name=default_holder(),
         )
-        serve(conninfo, jobs, settings)
+        try:
+            serve(conninfo, jobs, settings)
+        finally:
+            jobs.close()
     finally:
         for ledger in ledgers.values():
             ledger.close()

@@ -56,6 +56,7 @@ from bridge.run.runner import RunResult
 from bridge.run.state import RunOptions
 from bridge.worker.queue import (
     QUEUE_SCHEMA,
+    QueueConnections,
     ensure_queue_schema,
     note_turns,
     queue_conninfo,
@@ -202,6 +203,11 @@ class PairJobs:
     #: the threads' shares of the accounts pairs share (`bridge.worker.shares`); by
     #: default none is shared
     shares: AccountShares = field(default_factory=lambda: AccountShares({}, 1))
+    #: the worker's own notes on the queue (`_waited_turn`, `_due`)
+    queue: QueueConnections = field(default_factory=QueueConnections)
+
+    def close(self) -> None:
+        self.queue.close()
 
     def every(self, pair: str) -> timedelta:
         config = self.configs.get(pair)
@@ -263,7 +269,8 @@ class PairJobs:
         cannot be asked (a share kept is the safe way: the job comes back shortly)."""
         served = [pair for pair in pairs if pair in self.configs]
         try:
-            return bool(queues_due(queue_conninfo(config.shared_ledger_url), served))
+            with self.queue.connection(queue_conninfo(config.shared_ledger_url)) as connection:
+                return bool(queues_due(connection, served))
         except psycopg.Error as exc:
             log.warning("worker.queue_unread", error=type(exc).__name__)
             return True
@@ -320,8 +327,8 @@ class PairJobs:
         if context.job.id is None:
             return
         try:
-            conninfo = queue_conninfo(config.shared_ledger_url)
-            note_turns(conninfo, context.job.id, turns + 1, context.job.attempts)
+            with self.queue.connection(queue_conninfo(config.shared_ledger_url)) as connection:
+                note_turns(connection, context.job.id, turns + 1, context.job.attempts)
         except psycopg.Error as exc:  # best effort: the retry itself matters more
             log.warning("worker.turn_not_noted", job=context.job.id, error=type(exc).__name__)
 

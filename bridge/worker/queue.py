@@ -9,7 +9,9 @@ into the queue's schema (every pair's schema starts with `bridge_`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,6 +19,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
+from psycopg_pool import ConnectionPool
 from sqlalchemy.engine import make_url
 
 from bridge.errors import BridgeError
@@ -24,6 +27,7 @@ from bridge.ledger.dialect import with_search_path
 
 __all__ = [
     "QUEUE_SCHEMA",
+    "QueueConnections",
     "QueueCounts",
     "QueueNotOnPostgreSQLError",
     "ensure_queue_schema",
@@ -99,18 +103,53 @@ def _has_queue(connection: psycopg.Connection[Any]) -> bool:
     return bool(found and found[0])
 
 
-def note_turns(conninfo: str, job_id: int, turns: int, attempt: int) -> None:
+class QueueConnections:
+    """A worker's connections for its own notes on the queue (a job's turns, the queues
+    due), kept between uses, two at most: one opened per note was a TCP and SCRAM
+    handshake for each job back for its turn, every few seconds a pair on a busy shared
+    account. A connection that cannot be had within `timeout` raises `psycopg.Error`
+    (`PoolTimeout`), as a refused connect did."""
+
+    def __init__(self, *, max_size: int = 2, timeout: float = 5.0) -> None:
+        self._pools: dict[str, ConnectionPool] = {}
+        self._lock = threading.Lock()
+        self._max_size = max_size
+        self._timeout = timeout
+
+    @contextmanager
+    def connection(self, conninfo: str) -> Iterator[psycopg.Connection[Any]]:
+        with self._lock:
+            pool = self._pools.get(conninfo)
+            if pool is None:
+                pool = self._pools[conninfo] = ConnectionPool(
+                    conninfo,
+                    min_size=1,
+                    max_size=self._max_size,
+                    timeout=self._timeout,
+                    kwargs={"autocommit": True},
+                    open=True,
+                )
+        with pool.connection() as connection:
+            yield connection
+
+    def close(self) -> None:
+        with self._lock:
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.close()
+
+
+def note_turns(connection: psycopg.Connection[Any], job_id: int, turns: int, attempt: int) -> None:
     """Set a job's `turns` argument: how many of its tries ended for a shared account's
     turn (`bridge.worker.app.SyncRetry` leaves them out of its count of tries; kept in
     the job's arguments, which its retries keep, whichever worker takes them), and
     `turn_at`, the attempt that did last (`bridge status` tells a job back for its turn
     from one retried after a failure)."""
-    with psycopg.connect(conninfo) as connection:
-        connection.execute(
-            "UPDATE procrastinate_jobs SET args = args || "
-            "jsonb_build_object('turns', %s::int, 'turn_at', %s::int) WHERE id = %s",
-            (turns, attempt, job_id),
-        )
+    connection.execute(
+        "UPDATE procrastinate_jobs SET args = args || "
+        "jsonb_build_object('turns', %s::int, 'turn_at', %s::int) WHERE id = %s",
+        (turns, attempt, job_id),
+    )
 
 
 @dataclass(frozen=True)
@@ -168,15 +207,14 @@ def queue_counts(conninfo: str, pairs: list[str]) -> Mapping[str, QueueCounts] |
     return {pair: counts.get(pair, QueueCounts()) for pair in pairs}
 
 
-def queues_due(conninfo: str, queues: list[str]) -> set[str]:
+def queues_due(connection: psycopg.Connection[Any], queues: list[str]) -> set[str]:
     """The queues among `queues` (pairs) with a job a worker could take now."""
     if not queues:
         return set()
-    with psycopg.connect(conninfo) as connection:
-        rows = connection.execute(
-            "SELECT DISTINCT queue_name FROM procrastinate_jobs "
-            "WHERE status = 'todo' AND queue_name = ANY(%s) "
-            "AND (scheduled_at IS NULL OR scheduled_at <= now())",
-            (queues,),
-        ).fetchall()
+    rows = connection.execute(
+        "SELECT DISTINCT queue_name FROM procrastinate_jobs "
+        "WHERE status = 'todo' AND queue_name = ANY(%s) "
+        "AND (scheduled_at IS NULL OR scheduled_at <= now())",
+        (queues,),
+    ).fetchall()
     return {str(row[0]) for row in rows}

@@ -157,8 +157,8 @@ def test_a_job_noted_for_its_turn_is_taken_by_its_task_again(pg_pairs: Pairs) ->
     ensure_queue_schema(conninfo, app.schema_manager.get_schema())
     for task_name, task in ((TASK, jobs.sync_pair), (TARGETED_TASK, jobs.targeted_sync)):
         job_id = asyncio.run(_defer(app, task_name))
-        note_turns(conninfo, job_id, 3, 2)
-        with psycopg.connect(conninfo) as connection:
+        with psycopg.connect(conninfo, autocommit=True) as connection:
+            note_turns(connection, job_id, 3, 2)
             row = connection.execute(
                 "SELECT args FROM procrastinate_jobs WHERE id = %s", (job_id,)
             ).fetchone()

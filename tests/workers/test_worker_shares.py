@@ -97,7 +97,8 @@ def test_a_pair_over_its_accounts_share_is_not_started_while_another_pair_waits(
     ensure_queue_schema(conninfo, app.schema_manager.get_schema())
     globex = asyncio.run(_defer(app, "globex"))
     initech = asyncio.run(_defer(app, "initech"))
-    assert queues_due(conninfo, list(NAMES)) == {"globex", "initech"}
+    with psycopg.connect(conninfo) as connection:
+        assert queues_due(connection, list(NAMES)) == {"globex", "initech"}
 
     def never(_pairs: list[str]) -> bool:
         raise AssertionError("acme is under its share: the queue is not asked")
@@ -112,9 +113,10 @@ def test_a_pair_over_its_accounts_share_is_not_started_while_another_pair_waits(
         assert _runs(sharing, "globex") == []
         (job,) = [j for j in _jobs(sharing, "globex") if j["id"] == globex]
         assert job["args"]["turns"] == 1  # not a try counted against the job
-        with psycopg.connect(conninfo) as connection:  # initech's job taken elsewhere
+        with psycopg.connect(conninfo, autocommit=True) as connection:
+            # initech's job taken by another worker
             connection.execute("DELETE FROM procrastinate_jobs WHERE id = %s", (initech,))
-        assert queues_due(conninfo, ["initech"]) == set()
+            assert queues_due(connection, ["initech"]) == set()
         done = jobs.sync_pair(_context(app, globex, "globex"), pair="globex")
     assert done["outcome"] == "converged"
     assert [outcome for *_, outcome in _runs(sharing, "globex")] == ["converged"]

@@ -1,15 +1,17 @@
 """What a worker decides without a database: its cron lines, its retry delays, and its
-refusal of a SQLite ledger."""
+refusal of a SQLite ledger; and its connection for notes on the queue."""
 
 from __future__ import annotations
 
+import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 from croniter import croniter
 from procrastinate.jobs import Job
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from sqlalchemy.engine import make_url
 
 from bridge.worker.app import (
@@ -21,7 +23,7 @@ from bridge.worker.app import (
     backoff,
     cron_for,
 )
-from bridge.worker.queue import queue_conninfo, queue_counts
+from bridge.worker.queue import QueueConnections, queue_conninfo, queue_counts
 from tests.pairs.conftest import Pairs
 from tests.postgres.cluster import Cluster
 
@@ -155,3 +157,28 @@ def test_the_queue_is_reached_where_the_ledger_is_even_through_a_socket_folder(
         database,
     )
     assert "search_path" in tcp["options"]
+
+
+def test_a_workers_notes_on_the_queue_keep_their_connection(postgres_url: str) -> None:
+    """A job back for its turn is noted every few seconds on a busy shared account: one
+    connection kept for it, not a TCP and SCRAM handshake each time; a server away is a
+    `psycopg.Error` within the timeout, as a refused connect was."""
+    conninfo = queue_conninfo(postgres_url)
+    queue = QueueConnections(timeout=1.0)
+    try:
+        servers = set()
+        for _ in range(3):
+            with queue.connection(conninfo) as connection:
+                servers.add(connection.info.backend_pid)
+        assert len(servers) == 1
+        away = make_conninfo(conninfo, port=str(_free_port()))
+        with pytest.raises(psycopg.Error), queue.connection(away):
+            pass
+    finally:
+        queue.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        return int(listener.getsockname()[1])
