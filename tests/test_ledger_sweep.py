@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from bridge.core.model import Observation, Side, State
+from bridge.core.model import Cause, Decision, Observation, Outcome, Side, State, Transition
 from bridge.ledger import Ledger, LinkRow
-from bridge.ledger.sync import RunFacts
+from bridge.ledger.sync import PlannedDecision, RunFacts
 from bridge.ledger.times import to_micros
 from bridge.vendors.registry import SIDES, SUPEROFFICE, ZENDESK
 from tests.test_ledger_bulk import T0
@@ -88,7 +88,9 @@ def test_each_side_and_a_dry_run_keep_their_own(ledger: Ledger) -> None:
 def test_a_runs_facts_hold_what_each_read_would_find(ledger: Ledger) -> None:
     # one statement for the cursors, the sweep floors, the sides with a link never read
     # and whether `bridge serve` ever ran: each as its own read finds it
-    assert ledger.run_facts(ran="hints") == RunFacts({}, {}, frozenset({SUPEROFFICE}), False)
+    assert ledger.run_facts(ran="hints") == RunFacts(
+        {}, {}, frozenset({SUPEROFFICE}), ran=False, sent=False
+    )
     assert _due(ledger, ZENDESK, T0) == []  # none due: the floor noted
     seen = [
         Observation(link_id=n, side=SUPEROFFICE, ticket_id=1000 + n, state=State.ACTIVE, seen_at=T0)
@@ -103,7 +105,8 @@ def test_a_runs_facts_hold_what_each_read_would_find(ledger: Ledger) -> None:
         {SUPEROFFICE: "c-1", ZENDESK: "z-1"},
         {ZENDESK: to_micros(T0 + HOUR)},
         frozenset(),
-        True,
+        ran=True,
+        sent=False,
     )
     assert ledger.ran("hints") is True
     assert list(ledger.unobserved(SUPEROFFICE)) == list(ledger.unobserved(ZENDESK)) == []
@@ -112,3 +115,15 @@ def test_a_runs_facts_hold_what_each_read_would_find(ledger: Ledger) -> None:
         assert _due(ledger, ZENDESK, before, floors=facts.sweep_floors) == read_here
     assert _due(ledger, ZENDESK, T0 + HOUR / 2, floors=facts.sweep_floors) == []
     assert _due(ledger, ZENDESK, T0 + HOUR, floors=facts.sweep_floors) == [1]
+
+
+def test_a_runs_facts_say_whether_an_operation_is_sent(ledger: Ledger) -> None:
+    # a run looks for its predecessors' sent operations (to follow their jobs) only when
+    # one is: planned ones are not
+    apply = Decision(Outcome.APPLY, ZENDESK, (Transition.SOFT_DELETE,), State.SOFT_DELETED, "c")
+    pair = ledger.load_pairs([1])[1]
+    assert ledger.record_decisions(None, [PlannedDecision(pair, apply, Cause.USER)]) == 1
+    assert ledger.run_facts(ran="hints").sent is False
+    planned = [op.id for op in ledger.operations(["planned"])]
+    ledger.mark_sent(planned, run_id=None, batch="b1")
+    assert ledger.run_facts(ran="hints").sent is True

@@ -200,6 +200,9 @@ class RunFacts:
     unread: frozenset[Side]
     #: whether a run of the kind asked about was ever recorded (`Ledger.ran`)
     ran: bool
+    #: whether an operation is `sent` (only a run holding the lease sends one: what a
+    #: run finds at its start holds until it sends)
+    sent: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -950,13 +953,14 @@ class SyncStore:
             after = page[-1].ids.link_id
 
     def run_facts(self, *, ran: str) -> RunFacts:
-        """The cursors, the sweep floors, the sides with a link never read and whether a
-        run of kind `ran` was ever recorded: one statement (each part by key or by a
-        partial index), where a run asked four to six reads."""
+        """The cursors, the sweep floors, the sides with a link never read, whether a run
+        of kind `ran` was ever recorded and whether an operation is `sent`: one statement
+        (each part by key or by an index), where a run asked five to seven reads."""
         cursor = Cursor.__table__  # type: ignore[attr-defined]
         meta = Meta.__table__  # type: ignore[attr-defined]
         run = Run.__table__  # type: ignore[attr-defined]
         pair = PairState.__table__  # type: ignore[attr-defined]
+        operation = Operation.__table__  # type: ignore[attr-defined]
         floors = {_SWEEP_FLOOR.format(side=side): side for side in self.sides}
         nothing = literal(None, String)
         parts = [
@@ -967,6 +971,9 @@ class SyncStore:
             sa_select(literal("ran"), nothing, nothing).where(
                 sa_select(run.c.id).where(run.c.kind == ran).exists()
             ),
+            sa_select(literal("sent"), nothing, nothing).where(
+                sa_select(operation.c.id).where(operation.c.status == OperationStatus.SENT).exists()
+            ),
         ]
         for side in self.sides:
             unread = sa_select(pair.c.link_id).where(self._pair_column(side, "state").is_(None))
@@ -976,7 +983,7 @@ class SyncStore:
         cursors: dict[Side, str] = {}
         sweep_floors: dict[Side, int] = {}
         unread_sides: set[Side] = set()
-        found_run = False
+        found: set[str] = set()
         with self._reading() as connection:
             for fact, key, value in connection.execute(union_all(*parts)):
                 if fact == "cursor":
@@ -986,8 +993,10 @@ class SyncStore:
                 elif fact == "unread":
                     unread_sides.add(key)
                 else:
-                    found_run = True
-        return RunFacts(cursors, sweep_floors, frozenset(unread_sides), found_run)
+                    found.add(fact)
+        return RunFacts(
+            cursors, sweep_floors, frozenset(unread_sides), "ran" in found, "sent" in found
+        )
 
     def unobserved(self, side: Side, *, batch: int = _PAGE) -> Iterator[list[LinkIds]]:
         """Links whose state on `side` has never been read, a page of at most `batch` at a

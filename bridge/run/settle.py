@@ -47,7 +47,8 @@ class Settler:
         the others ended tells `settle_unreached` whether an undone write may be resent."""
         ctx, counts = self._ctx, self._ctx.state.counts
         jobs: dict[Side, dict[str, list[OperationView]]] = defaultdict(dict)
-        sent = ctx.ledger.operations([OperationStatus.SENT])
+        # none `sent` at the run's start: none until this run sends (it holds the lease)
+        sent = ctx.ledger.operations([OperationStatus.SENT]) if ctx.facts().sent else []
         self.found_sent = bool(sent)
         for op in sent:
             if op.job_id:
