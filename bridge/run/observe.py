@@ -292,8 +292,7 @@ class Observer:
             self._unread[side] = 0
             return True
         if not page.views:
-            # an idle stream's page: nothing to record (on a server ledger a transaction
-            # each, two of an idle run's three; issue 18)
+            # an idle stream's page: nothing to record; its cursor goes with the run's end
             self._hold_cursor(side, page.cursor)
             self._unread[side] = 0
             return page.complete
