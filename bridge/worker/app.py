@@ -27,6 +27,7 @@ the dead run ends with its database session (`Ledger.acquire_lease`).
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import random
 import signal
@@ -256,54 +257,33 @@ class PairJobs:
         config, ledger = self.configs.get(pair), self.ledgers.get(pair)
         if config is None or ledger is None:
             raise NeedsAPersonError(f"pair {pair} is not one this worker serves")
-        with self.shares.running(pair, others_due=lambda pairs: self._due(config, pairs)) as ok:
-            if ok:
-                return self._run_started(context, pair, config, ledger, options, tick, turns)
-        # its shared account has its share of the threads going, and other pairs wait
-        log.info("worker.share_taken", pair=pair, retry_after=TURN_WAIT, tick=tick)
-        self._waited_turn(config, context, turns)
-        raise RunNotDoneError(pair, NOT_STARTED, TURN_WAIT, account_busy=True)
-
-    def _due(self, config: Config, pairs: list[str]) -> bool:
-        """Whether one of `pairs` has a job a worker could take now; True when the queue
-        cannot be asked (a share kept is the safe way: the job comes back shortly)."""
-        served = [pair for pair in pairs if pair in self.configs]
-        try:
-            with self.queue.connection(queue_conninfo(config.shared_ledger_url)) as connection:
-                return bool(queues_due(connection, served))
-        except psycopg.Error as exc:
-            log.warning("worker.queue_unread", error=type(exc).__name__)
-            return True
-
-    def _run_started(
-        self,
-        context: JobContext,
-        pair: str,
-        config: Config,
-        ledger: Ledger,
-        options: Callable[[Config], RunOptions],
-        tick: int | None,
-        turns: int,
-    ) -> dict[str, Any]:
-        try:
-            result, _ = run_once(
-                config,
-                ledger,
-                options(config),
-                holder=self.holder,
-                stop=self.stop.is_set,
-                give_back_after=TURN_WAIT,
-            )
-        except LeaseHeldError as exc:
-            raise RunNotDoneError(pair, "lease_held") from exc
-        except AccountBusyError as exc:  # not started: no run recorded, back with the turn
-            log.info("worker.turn", pair=pair, retry_after=exc.retry_after, tick=tick)
-            self._waited_turn(config, context, turns)
-            raise RunNotDoneError(pair, NOT_STARTED, exc.retry_after, account_busy=True) from exc
-        except BridgeError as exc:
-            if exc.exit_code == ExitCode.USAGE:
-                raise NeedsAPersonError(f"pair {pair}: {redact_text(str(exc))}") from None
-            raise RunNotDoneError(pair, f"error ({exc.exit_code.name.lower()})") from exc
+        others_due = functools.partial(self._due, config)
+        with self.shares.running(pair, others_due=others_due) as started:
+            if not started:  # its shared account's share of the threads is going
+                log.info("worker.share_taken", pair=pair, retry_after=TURN_WAIT, tick=tick)
+                self._waited_turn(config, context, turns)
+                raise RunNotDoneError(pair, NOT_STARTED, TURN_WAIT, account_busy=True)
+            try:
+                result, _ = run_once(
+                    config,
+                    ledger,
+                    options(config),
+                    holder=self.holder,
+                    stop=self.stop.is_set,
+                    give_back_after=TURN_WAIT,
+                )
+            except LeaseHeldError as exc:
+                raise RunNotDoneError(pair, "lease_held") from exc
+            except AccountBusyError as exc:  # not started: no run recorded, back with the turn
+                log.info("worker.turn", pair=pair, retry_after=exc.retry_after, tick=tick)
+                self._waited_turn(config, context, turns)
+                raise RunNotDoneError(
+                    pair, NOT_STARTED, exc.retry_after, account_busy=True
+                ) from exc
+            except BridgeError as exc:
+                if exc.exit_code == ExitCode.USAGE:
+                    raise NeedsAPersonError(f"pair {pair}: {redact_text(str(exc))}") from None
+                raise RunNotDoneError(pair, f"error ({exc.exit_code.name.lower()})") from exc
         self.on_run(pair, result)
         log.info("worker.run", pair=pair, run=result.run_id, outcome=result.outcome, tick=tick)
         if result.outcome in DONE:
@@ -318,6 +298,17 @@ class PairJobs:
         raise RunNotDoneError(
             pair, result.outcome, result.retry_after, account_busy=result.account_busy
         )
+
+    def _due(self, config: Config, pairs: list[str]) -> bool:
+        """Whether one of `pairs` has a job a worker could take now; True when the queue
+        cannot be asked (a share kept is the safe way: the job comes back shortly)."""
+        served = [pair for pair in pairs if pair in self.configs]
+        try:
+            with self.queue.connection(queue_conninfo(config.shared_ledger_url)) as connection:
+                return bool(queues_due(connection, served))
+        except psycopg.Error as exc:
+            log.warning("worker.queue_unread", error=type(exc).__name__)
+            return True
 
     def _waited_turn(self, config: Config, context: JobContext, turns: int) -> None:
         """Count on the job (its `turns` argument) a try that ended for a shared account's
