@@ -159,16 +159,13 @@ def test_a_run_finds_runs_left_running_and_serves_runs_by_index(ledger: Ledger) 
     (aborted,) = [run for run in ledger.recent_runs(10) if run.id == dead.id]
     assert aborted.outcome == "aborted"
     assert started.outcome == "running"
-    served, plans = _plans(ledger, lambda: ledger.ran("hints"))
-    assert served is False
-    assert _run_table_reads(plans) == []
     facts, plans = _plans(ledger, lambda: ledger.run_facts(ran="hints"))
     assert facts.ran is False
     assert facts.unread == frozenset()
     assert plans
     assert _run_table_reads(plans) == []
     assert _whole_reads(plans) == []
-    assert ledger.ran("sync") is True
+    assert ledger.run_facts(ran="sync").ran is True
 
 
 def test_a_v7_ledger_gains_the_run_indexes(tmp_path: Path) -> None:

@@ -108,7 +108,6 @@ def test_a_runs_facts_hold_what_each_read_would_find(ledger: Ledger) -> None:
         ran=True,
         sent=False,
     )
-    assert ledger.ran("hints") is True
     assert list(ledger.unobserved(SUPEROFFICE)) == list(ledger.unobserved(ZENDESK)) == []
     for before in (T0 + HOUR / 2, T0 + HOUR, T0 + 2 * HOUR):
         read_here = _due(ledger, ZENDESK, before, remember=False)

@@ -467,13 +467,6 @@ class Ledger(SyncStore, AuditStore):
             )
             return session.exec(query).first()
 
-    def ran(self, kind: str) -> bool:
-        """Whether a run of `kind` was ever recorded (dry runs record none): a sync counts
-        the changes no webhook announced only once `bridge serve` has run (`hints`)."""
-        with self._read_session() as session:
-            query = select(Run.id).where(col(Run.kind) == kind).limit(1)
-            return session.exec(query).first() is not None
-
     def get_cursor(self, side: str) -> str | None:
         with self._read_session() as session:
             cursor = session.get(Cursor, side)

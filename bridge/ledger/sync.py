@@ -198,7 +198,8 @@ class RunFacts:
     sweep_floors: Mapping[Side, int]
     #: the sides where some link was never read (`SyncStore.unobserved`)
     unread: frozenset[Side]
-    #: whether a run of the kind asked about was ever recorded (`Ledger.ran`)
+    #: whether a run of the kind asked about was ever recorded (a sync counts the changes
+    #: no webhook announced once `bridge serve` has run)
     ran: bool
     #: whether an operation is `sent` (only a run holding the lease sends one: what a
     #: run finds at its start holds until it sends)
