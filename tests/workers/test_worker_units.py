@@ -160,17 +160,19 @@ def test_the_queue_is_reached_where_the_ledger_is_even_through_a_socket_folder(
 
 
 def test_a_workers_notes_on_the_queue_keep_their_connection(postgres_url: str) -> None:
-    """A job back for its turn is noted every few seconds on a busy shared account: one
-    connection kept for it, not a TCP and SCRAM handshake each time; a server away is a
+    """A job back for its turn is noted every few seconds on a busy shared account: its
+    connections kept, not a TCP and SCRAM handshake each time; a server away is a
     `psycopg.Error` within the timeout, as a refused connect was."""
     conninfo = queue_conninfo(postgres_url)
     queue = QueueConnections(timeout=1.0)
     try:
         servers = set()
-        for _ in range(3):
+        for _ in range(6):
             with queue.connection(conninfo) as connection:
                 servers.add(connection.info.backend_pid)
-        assert len(servers) == 1
+        # kept and used again: two at most (the pool's first may still be on its way when
+        # the first note asks, and a second is opened beside it)
+        assert len(servers) <= 2
         away = make_conninfo(conninfo, port=str(_free_port()))
         with pytest.raises(psycopg.Error), queue.connection(away):
             pass
