@@ -121,7 +121,7 @@ def test_an_idle_sync_reads_what_it_needs_once(
     pairs = world.link(3)
     world.sync()
     reads: Counter[str] = Counter()
-    names = ("run_facts", "ran", "get_cursor", "unobserved", "operations")
+    names = ("run_facts", "get_cursor", "unobserved", "operations")
     for name in (*names, "decision_candidates", "agree_where_equal", "attention", "outstanding"):
         method = getattr(world.ledger, name)
 

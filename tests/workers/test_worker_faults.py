@@ -88,7 +88,13 @@ def test_two_workers_never_run_one_pair_twice_at_once(pg_pairs: Pairs, workers: 
             sim.add_fault("slow", delay=0.3, method="GET")
     first = workers.start("--concurrency", "2")
     second = workers.start("--concurrency", "2")
-    wait_for(lambda: all(len(_runs(pg_pairs, p)) >= 4 for p in ("acme", "globex")), timeout=60)
+
+    def both_ran() -> bool:
+        # which worker fetches a pair's next job is a race: wait for each to win one
+        took = all(": run " in workers.output(worker) for worker in (first, second))
+        return took and all(len(_runs(pg_pairs, p)) >= 4 for p in ("acme", "globex"))
+
+    wait_for(both_ran, timeout=90, what="both workers' runs, four of each pair")
     workers.stop_all()
     for pair in ("acme", "globex"):
         runs = sorted(_runs(pg_pairs, pair))
