@@ -16,6 +16,7 @@ from sqlalchemy import text
 from bridge.budgets import Budgets
 from bridge.config import load_pairs
 from bridge.sandbox_pair import Sandbox
+from bridge.vendors.zendesk.adapter import CALLS_BUDGET, DELETED_LIST_BUDGET, EXPORT_BUDGET
 from tests.pairs.conftest import Pairs
 from tests.workers.conftest import Workers, pairs_on_postgres, wait_for
 from tests.workers.test_worker_faults import _jobs, _runs
@@ -39,7 +40,7 @@ def _spend_minutes(budgets: Budgets, account: str, minutes: int) -> None:
     """Every call of the account's next `minutes` minutes spent, as by other processes."""
     now = int(datetime.now(UTC).timestamp() // 60)
     with budgets.engine.begin() as connection:
-        for kind in ("calls", "export", "deleted_list"):
+        for kind in (CALLS_BUDGET, EXPORT_BUDGET, DELETED_LIST_BUDGET):
             for minute in range(now, now + minutes):
                 connection.execute(
                     text(
