@@ -33,6 +33,7 @@ import random
 import signal
 import threading
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -299,12 +300,16 @@ class PairJobs:
             pair, result.outcome, result.retry_after, account_busy=result.account_busy
         )
 
+    def _queue(self, config: Config) -> AbstractContextManager[psycopg.Connection[Any]]:
+        """A connection to the queue, in the database of the pair's shared ledger."""
+        return self.queue.connection(queue_conninfo(config.shared_ledger_url))
+
     def _due(self, config: Config, pairs: list[str]) -> bool:
         """Whether one of `pairs` has a job a worker could take now; True when the queue
         cannot be asked (a share kept is the safe way: the job comes back shortly)."""
         served = [pair for pair in pairs if pair in self.configs]
         try:
-            with self.queue.connection(queue_conninfo(config.shared_ledger_url)) as connection:
+            with self._queue(config) as connection:
                 return bool(queues_due(connection, served))
         except psycopg.Error as exc:
             log.warning("worker.queue_unread", error=type(exc).__name__)
@@ -318,7 +323,7 @@ class PairJobs:
         if context.job.id is None:
             return
         try:
-            with self.queue.connection(queue_conninfo(config.shared_ledger_url)) as connection:
+            with self._queue(config) as connection:
                 note_turns(connection, context.job.id, turns + 1, context.job.attempts)
         except psycopg.Error as exc:  # best effort: the retry itself matters more
             log.warning("worker.turn_not_noted", job=context.job.id, error=type(exc).__name__)
