@@ -24,13 +24,11 @@ package. Without them `last_rate_limit` and the error code stay None.
 
 from __future__ import annotations
 
-import os
 import random
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -66,7 +64,6 @@ __all__ = [
     "answer_object",
     "observing_calls",
     "parse_retry_after",
-    "reads_ahead_out",
 ]
 
 log = structlog.get_logger(__name__)
@@ -257,7 +254,7 @@ class HttpClient:
         #: the rate-limit signal of the latest answer (None: no reader, or no signal)
         self.last_rate_limit: RateLimitInfo | None = None
         #: one attempt at a time on the session (`requests.Session` is not made for more):
-        #: a read sent ahead holds it while it is sent and answered
+        #: a read sent ahead holds it while it is out
         self._sending = threading.Lock()
         #: the read sent ahead, waiting for the `request` that asks for it (`read_ahead`)
         self._ahead: _Ahead | None = None
@@ -394,21 +391,20 @@ class HttpClient:
     def read_ahead(
         self, method: str, path: str, *, params: Mapping[str, Any] | None = None
     ) -> bool:
-        """Send the first attempt of a read now, on a thread kept for reads sent ahead
-        (`_AheadThreads`), for the `request` of the same method, path and params that comes
-        next to take (its answer, or what it raised, then surfaces there, and retries, if
-        any, go on from there as usual); False, sending nothing, when it would wait on a
-        shared budget (that wait stays where it is), or on the client's own pacing for more
-        than `AHEAD_WAIT_MAX` (a slow pace: a stream closed midway waits for the read sent
-        ahead), or one is out already. A shorter wait for the client's pace is taken on the
-        read's thread: SuperOffice's ten requests a second made every next page wait 100 ms,
-        longer than recording a page, so no page was ever read ahead there.
+        """Send the first attempt of a read now, on a thread of its own, for the `request`
+        of the same method, path and params that comes next to take (its answer, or what
+        it raised, then surfaces there, and retries, if any, go on from there as usual);
+        False, sending nothing, when it would wait on a shared budget (that wait stays where
+        it is), or on the client's own pacing for more than `AHEAD_WAIT_MAX` (a slow pace:
+        a stream closed midway waits for the read sent ahead), or one is out already. A
+        shorter wait for the client's pace is taken on the read's thread: SuperOffice's
+        ten requests a second made every next page wait 100 ms, longer than recording a
+        page, so no page was ever read ahead there.
 
-        Only a read, and only one whose answer may come from any time between now and when
-        it is asked for, before or after what the caller does meanwhile: a change stream's
-        next page, while this one is recorded. Other requests meanwhile take turns with it
-        on the session, one attempt at a time (it may go before or after them: it waits for
-        no thread to start). `drop_ahead` ends one that will not be asked for."""
+        Only a read, and only one whose answer may come from before whatever the caller
+        does until it asks for it: a change stream's next page, while this one is
+        recorded. Other requests meanwhile wait for it to be answered (one attempt at a
+        time on the session). `drop_ahead` ends one that will not be asked for."""
         method = method.upper()
         if (
             method not in ("GET", "HEAD")
@@ -425,7 +421,7 @@ class HttpClient:
 
     def drop_ahead(self) -> None:
         """End a read sent ahead that no one will ask for (the stream was closed): wait for
-        its answer, so that no read outlives its reader, and let it go unread."""
+        its answer, so that no thread outlives its reader, and let it go unread."""
         ahead, self._ahead = self._ahead, None
         if ahead is not None:
             # sent all the same: counted as every request is (the metrics' vendor calls)
@@ -497,66 +493,10 @@ def _params_key(params: Mapping[str, Any] | None) -> tuple[tuple[str, str], ...]
     return tuple(sorted((str(k), str(v)) for k, v in (params or {}).items()))
 
 
-class _AheadThreads:
-    """The threads reads sent ahead go out on (`HttpClient.read_ahead`), kept between
-    reads. A thread started for each read made its reader wait until the new thread ran
-    (`Thread.start` waits for it to hold the GIL): about 7 ms a page in a busy process,
-    2 s of a 100,000-link first sync whose ledger writes go on a thread of their own
-    (PostgreSQL), and every run of a `bridge worker`'s threads alike (issue 18).
-
-    Threads are made as reads need them (never more than reads out at once: each client
-    has at most one) and wait, idle, for the next; a forked child starts anew."""
-
-    #: more than reads can ever be out at once in one process (a run's two clients each,
-    #: times a worker's threads): a read never queues behind another's
-    MOST = 256
-
-    def __init__(self) -> None:
-        self._start()
-        if hasattr(os, "register_at_fork"):  # POSIX: a forked child has none of the threads
-            os.register_at_fork(after_in_child=self._start)
-
-    def _start(self) -> None:
-        self._lock = threading.Lock()
-        self._pool: ThreadPoolExecutor | None = None
-        self._out = 0
-
-    def send(self, read: Callable[[], None]) -> Future[None]:
-        """Run `read` on one of the threads; done once it has returned."""
-        with self._lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.MOST, thread_name_prefix=AHEAD_THREAD)
-            self._out += 1
-            return self._pool.submit(self._counted, read)
-
-    def _counted(self, read: Callable[[], None]) -> None:
-        try:
-            read()
-        finally:
-            with self._lock:
-                self._out -= 1
-
-    def out(self) -> int:
-        """Reads sent and not yet returned."""
-        with self._lock:
-            return self._out
-
-
-#: the name of each thread of `_AheadThreads` starts with this
-AHEAD_THREAD = "bridge-read-ahead"
-_ahead_threads = _AheadThreads()
-
-
-def reads_ahead_out() -> int:
-    """Reads sent ahead and still out, in this process: none once their streams are
-    closed (`drop_ahead`: no read outlives its reader)."""
-    return _ahead_threads.out()
-
-
 class _Ahead:
-    """The first attempt of a read, sent on a thread of `_AheadThreads`
-    (`HttpClient.read_ahead`): the thread only sends and reads the answer; everything else (retries,
-    waits, the answer's meaning) stays with the caller's `request`."""
+    """The first attempt of a read, sent on a thread of its own (`HttpClient.read_ahead`):
+    the thread only sends and reads the answer; everything else (retries, waits, the
+    answer's meaning) stays with the caller's `request`."""
 
     def __init__(
         self,
@@ -572,7 +512,8 @@ class _Ahead:
         self._turn = turn
         self._response: requests.Response | None = None
         self._error: BaseException | None = None
-        self._done = _ahead_threads.send(self._run)
+        self._thread = threading.Thread(target=self._run, name="bridge-read-ahead")
+        self._thread.start()
 
     def _run(self) -> None:
         method, path, _params = self.key
@@ -584,12 +525,12 @@ class _Ahead:
 
     def wait(self) -> int | None:
         """Wait for the answer; its status (None: none came)."""
-        self._done.result()  # `_run` raises nothing: what went wrong is kept for `result`
+        self._thread.join()
         return None if self._response is None else self._response.status_code
 
     def result(self) -> requests.Response:
         """The answer, or raise what the attempt raised (the same exception)."""
-        self._done.result()
+        self._thread.join()
         if self._error is not None:
             error, self._error = self._error, None
             raise error

@@ -1,21 +1,21 @@
 """A read sent ahead (`HttpClient.read_ahead`): its answer, or its failure, comes out of the
 `request` that asks for it exactly as if that request had sent it, it is counted once, and
-no read outlives it; its threads are kept between reads. Against the scripted server
-(`scripted.py`): waits are values."""
+no thread outlives it. Against the scripted server (`scripted.py`): waits are values."""
 
 from __future__ import annotations
 
-import os
-import signal
 import threading
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
 from bridge.core.contract import TransientError
-from bridge.vendors.http import AHEAD_THREAD, VendorHTTPError, observing_calls, reads_ahead_out
+from bridge.vendors.http import VendorHTTPError, observing_calls
 from tests.adapters.scripted import DROP, Reply, ScriptedServer, Sleeps, client_for
+
+
+def _threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name == "bridge-read-ahead"]
 
 
 def _outcome(call: Callable[[], object]) -> tuple[str, str]:
@@ -41,7 +41,7 @@ def test_the_request_takes_the_read_sent_ahead_one_call_counted_once(
     assert len(seen) == 1
     assert seen[0][1] == 200
     assert server.log[0][2]["Authorization"] == "Bearer test-token"
-    assert reads_ahead_out() == 0
+    assert _threads() == []
 
 
 @pytest.mark.parametrize(
@@ -74,7 +74,7 @@ def test_a_read_sent_ahead_ends_as_the_same_read_sent_then(
         outcomes.append(_outcome(lambda c=client: c.get_json("page", params={"p": 1})))
         sleeps.append([round(w) if w > 5 else "backoff" for w in waits])
         logs.append([(m, p) for m, p, _h in server.log])
-        assert reads_ahead_out() == 0
+        assert _threads() == []
     assert outcomes[0] == outcomes[1]
     assert sleeps[0] == sleeps[1]
     assert logs[0] == logs[1]
@@ -89,33 +89,20 @@ def test_a_failed_read_sent_ahead_raises_where_it_is_asked_for(server: ScriptedS
     assert failed.value.status == 404
 
 
-def test_other_requests_go_one_at_a_time_with_the_read_ahead_and_leave_it_for_its_own(
+def test_other_requests_wait_for_the_read_ahead_and_leave_it_for_its_own(
     server: ScriptedServer,
 ) -> None:
     server.script["/page"] = [Reply(200, {"page": 2}, delay=0.2)]
     server.script["/log"] = [Reply(200, {"log": True})]
     client = client_for(server, Sleeps())
-    sending, most = [0], [0]
-    send = client.session.send
-
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        sending[0] += 1
-        most[0] = max(most[0], sending[0])
-        try:
-            return send(*args, **kwargs)
-        finally:
-            sending[0] -= 1
-
-    client.session.send = counted  # type: ignore[method-assign]
     assert client.read_ahead("GET", "page", params={"after": "x"})
     assert not client.read_ahead("GET", "page", params={"after": "y"})  # one at a time
     assert client.get_json("log") == {"log": True}
+    # the page, asked first, was answered first: the session sends one at a time
+    assert [p for _m, p, _h in server.log] == ["/page?after=x", "/log"]
     assert client.get_json("page", params={"after": "x"}) == {"page": 2}
-    # the session sends one request at a time (the read ahead, whichever went first)
-    assert most == [1]
-    assert sorted(p for _m, p, _h in server.log) == ["/log", "/page?after=x"]
+    assert len(server.log) == 2
     assert client.calls == 2
-    assert reads_ahead_out() == 0
 
 
 def test_a_read_ahead_no_one_asks_for_is_waited_for_when_dropped(server: ScriptedServer) -> None:
@@ -125,7 +112,7 @@ def test_a_read_ahead_no_one_asks_for_is_waited_for_when_dropped(server: Scripte
     with observing_calls(lambda _url, status: seen.append(status)):
         assert client.read_ahead("GET", "page")
         client.drop_ahead()
-    assert reads_ahead_out() == 0
+    assert _threads() == []
     assert seen == [200]  # sent, so counted
     server.script["/page"] = [Reply(200, {"page": 3})]
     assert client.get_json("page") == {"page": 3}  # asked anew, not the dropped answer
@@ -169,13 +156,12 @@ def test_a_read_paced_by_the_client_waits_its_turn_on_its_own_thread(
     assert client.get_json("page") == {"n": 1}
     assert client.read_ahead("GET", "page")
     assert client.request("GET", "page").json() == {"n": 2}
-    assert clock == [0.1]
-    assert [name.startswith(AHEAD_THREAD) for name in clock.threads] == [True]
+    assert (clock, clock.threads) == ([0.1], ["bridge-read-ahead"])
     # the pace holds after it: the next request waits a turn of its own
     assert client.get_json("page") == {"n": 3}
     assert (clock, clock.threads[1:]) == ([0.1, 0.1], ["MainThread"])
     assert client.calls == len(server.log) == 3
-    assert reads_ahead_out() == 0
+    assert _threads() == []
 
 
 def test_a_read_ahead_cut_off_by_an_unreadable_answer_is_a_failed_read(
@@ -187,78 +173,3 @@ def test_a_read_ahead_cut_off_by_an_unreadable_answer_is_a_failed_read(
     assert client.read_ahead("GET", "big")
     with pytest.raises(TransientError, match="larger than 1,000 bytes"):
         client.request("GET", "big")
-
-
-class _HeldClock(Sleeps):
-    """A pace whose waits block until `go` is set: a read sent ahead stays out until then."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.now = 100.0
-        self.go = threading.Event()
-
-    def __call__(self, seconds: float) -> None:
-        super().__call__(seconds)
-        assert self.go.wait(30)
-        self.now += seconds
-
-
-def test_a_read_is_out_until_it_returns(server: ScriptedServer) -> None:
-    server.script["/page"] = [Reply(200, {"n": 1}), Reply(200, {"n": 2})]
-    clock = _HeldClock()
-    client = client_for(server, clock, per_second=10, monotonic=lambda: clock.now)
-    assert client.get_json("page") == {"n": 1}
-    before = reads_ahead_out()
-    assert client.read_ahead("GET", "page")  # its turn is 100 ms off: it waits on `go`
-    assert reads_ahead_out() == before + 1
-    clock.go.set()
-    assert client.get_json("page") == {"n": 2}
-    assert reads_ahead_out() == before
-
-
-def _ahead_threads() -> set[threading.Thread]:
-    return {t for t in threading.enumerate() if t.name.startswith(AHEAD_THREAD)}
-
-
-def test_reads_sent_ahead_one_after_another_take_no_new_thread_each(
-    server: ScriptedServer,
-) -> None:
-    # a thread started per read made its reader wait for the new thread to run: 7 ms a
-    # page in a busy process (`_AheadThreads`). Each read here waits its turn (ten a
-    # second) on the thread it went out on, which the clock notes
-    server.script["/page"] = [Reply(200, {"n": n}) for n in range(6)]
-    clock = _PacedClock()
-    client = client_for(server, clock, per_second=10, monotonic=lambda: clock.now)
-    client.get_json("page")
-    before = _ahead_threads()
-    went_on: set[threading.Thread] = set()
-    for n in range(1, 6):
-        clock.threads.clear()
-        assert client.read_ahead("GET", "page")
-        assert client.get_json("page") == {"n": n}
-        assert [name.startswith(AHEAD_THREAD) for name in clock.threads] == [True]
-        went_on |= {t for t in _ahead_threads() if t.name == clock.threads[0]}
-    assert len(went_on - before) <= 1
-    assert reads_ahead_out() == 0
-
-
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX only")
-def test_a_forked_child_reads_ahead_on_threads_of_its_own(server: ScriptedServer) -> None:
-    # the parent's threads are not in the child: a pool taken over from it would queue
-    # the child's read for a thread that does not exist, and its reader would wait forever
-    server.script["/page"] = [Reply(200, {"n": 1})]
-    parent = client_for(server, Sleeps())
-    assert parent.read_ahead("GET", "page")
-    assert parent.get_json("page") == {"n": 1}  # the parent's pool has a thread now
-    child = os.fork()
-    if child == 0:  # pragma: no cover (the child's outcome is its exit status)
-        code = 1
-        try:
-            signal.alarm(20)
-            client = client_for(server, Sleeps())
-            if client.read_ahead("GET", "page") and client.get_json("page") == {"n": 1}:
-                code = 0 if reads_ahead_out() == 0 else 2
-        finally:
-            os._exit(code)
-    _pid, status = os.waitpid(child, 0)
-    assert os.waitstatus_to_exitcode(status) == 0

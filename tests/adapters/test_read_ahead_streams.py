@@ -4,6 +4,7 @@ closed midway leaves no read behind. Against the simulators over real HTTP (froz
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -13,7 +14,7 @@ import requests
 
 from bridge.core.contract import Adapter, ChangePage
 from bridge.sandbox import SimClock
-from bridge.vendors.http import HttpClient, reads_ahead_out
+from bridge.vendors.http import HttpClient
 from bridge.vendors.superoffice.adapter import SuperOfficeAdapter
 from bridge.vendors.superoffice.auth import SOTicketAuth
 from bridge.vendors.superoffice.sim.simulator import SuperOfficeSimulator
@@ -93,6 +94,10 @@ def case(
     return (lambda: make(sim)), (lambda: int(sim.counts()["total"]))
 
 
+def _threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name == "bridge-read-ahead"]
+
+
 def _pages(pages: list[ChangePage]) -> list[tuple[Any, ...]]:
     return [(page.views, page.cursor, page.complete, page.makers_unread) for page in pages]
 
@@ -115,7 +120,7 @@ def test_pages_read_ahead_are_the_pages_read_one_by_one(
     assert sent.count(True) >= len(plain) - 2  # every page but the first was sent ahead
     again = list(make().changes(plain[-1].cursor, read_ahead=True))
     assert _pages(again) == _pages(list(make().changes(plain[-1].cursor)))
-    assert reads_ahead_out() == 0
+    assert _threads() == []
 
 
 def _failing_after(adapter: Adapter, good: int) -> None:
@@ -156,7 +161,7 @@ def test_a_failed_page_read_ahead_fails_the_stream_where_it_failed_before(
         _failing_after(adapter, good)
         got, failed = _read_until_it_fails(adapter, read_ahead=read_ahead)
         ends.append((_pages(got), type(failed), str(failed)))
-        assert reads_ahead_out() == 0
+        assert _threads() == []
     assert ends[0] == ends[1]
     assert len(ends[0][0]) == good  # the pages before the failure were handed over
 
@@ -170,5 +175,5 @@ def test_a_stream_closed_midway_waits_for_its_page_read_ahead(
     first = next(stream)
     assert not first.complete
     stream.close()
-    assert reads_ahead_out() == 0
+    assert _threads() == []
     assert calls() - before == 2  # the first page, and the one asked for ahead

@@ -5,6 +5,7 @@ the run. In-process, both simulators over real HTTP on a frozen clock."""
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 from sqlmodel import col, select
 
 from bridge.ledger.tables import Event, Operation
-from bridge.vendors.http import HttpClient, reads_ahead_out
+from bridge.vendors.http import HttpClient
 from bridge.vendors.registry import SIDES
 from tests.e2e.conftest import World
 from tests.sandbox_world import frozen_sandbox
@@ -32,6 +33,10 @@ class Unpaced(World):
         return time.monotonic()
 
 
+def _read_ahead_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "bridge-read-ahead"]
+
+
 def _story(folder: Path) -> dict[str, Any]:
     """A first sync, then changes on both sides (some on the last pages) and the sync
     that copies them: everything the ledger holds after each, and the calls made."""
@@ -42,7 +47,7 @@ def _story(folder: Path) -> dict[str, Any]:
             pairs = world.link(LINKS)
             world.reset_counters()
             seen["first"] = world.sync().outcome
-            assert reads_ahead_out() == 0
+            assert _read_ahead_threads() == []
             seen["first calls"] = (world.routes("superoffice"), world.routes("zendesk"))
             seen["first cursors"] = [world.ledger.get_cursor(side) for side in SIDES]
             world.clock.advance(120)
@@ -51,7 +56,7 @@ def _story(folder: Path) -> dict[str, Any]:
             world.clock.advance(120)
             world.reset_counters()
             seen["second"] = world.sync().outcome
-            assert reads_ahead_out() == 0
+            assert _read_ahead_threads() == []
             seen["second calls"] = (world.routes("superoffice"), world.routes("zendesk"))
             seen["second cursors"] = [world.ledger.get_cursor(side) for side in SIDES]
             pairs_now = world.ledger.load_pairs(range(1, LINKS + 1))
