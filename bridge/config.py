@@ -21,13 +21,16 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from bridge.core.decide import BOTH_WAYS, MANUAL, ConflictPolicy, Direction
 from bridge.logging import LEVELS, LOG_FORMATS
 from bridge.settings import ConfigError, Problems, Table, VendorSettings, suggest, type_name
 from bridge.values import parse_interval
 from bridge.vendors.registry import CONFIG_ORDER, SIDES
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
 
 __all__ = [
     "CONFLICT_POLICIES",
@@ -200,6 +203,21 @@ class PairChoiceError(ConfigError):
 # --- reading ----------------------------------------------------------------------------------
 
 
+#: libpq's connection keywords that carry a secret: a URL's query is handed to the driver
+#: as keywords, so `?password=` authenticates as the user part's password does
+_SECRET_QUERY_KEYS = frozenset({"password", "sslpassword"})
+
+
+def url_secret(url: URL) -> str | None:
+    """Where a database URL carries a password, or None: in its user part, or in its query
+    (`?password=`). A ledger URL is printed (`status`, `init`, `ledger copy`) and logged,
+    so it may hold none; the driver reads one from PGPASSWORD, ~/.pgpass or a passfile."""
+    if url.password:
+        return "in the user part"
+    keys = sorted(key for key in url.query if key.lower() in _SECRET_QUERY_KEYS)
+    return f"?{keys[0]}= in the query" if keys else None
+
+
 def _ledger_url(table: Table) -> str:
     # SQLAlchemy's URL parser alone: reading a config loads no ledger (engine, tables)
     from sqlalchemy.engine import URL, make_url
@@ -215,11 +233,11 @@ def _ledger_url(table: Table) -> str:
     except (ArgumentError, ValueError):
         table.bad("url", "is not a valid SQLAlchemy database URL (e.g. sqlite:///bridge.db)")
         return ""
-    if url.password:
+    if secret := url_secret(url):
         table.bad(
             "url",
-            "must not contain a password; use the database driver's own mechanism "
-            "(e.g. PGPASSWORD or ~/.pgpass)",
+            f"must not contain a password ({secret}); use the database driver's own "
+            "mechanism (PGPASSWORD, ~/.pgpass, or a file named by ?passfile=)",
         )
         return ""
     if url.get_backend_name() == "sqlite":

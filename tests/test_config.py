@@ -423,8 +423,16 @@ def test_load_config_does_not_read_secrets(tmp_path: Path, monkeypatch: pytest.M
         ({"ledger": {"url": "not a url"}}, "ledger.url",
          "is not a valid SQLAlchemy database URL (e.g. sqlite:///bridge.db)"),
         ({"ledger": {"url": "postgresql://u:pw@db/bridge"}}, "ledger.url",
-         "must not contain a password; use the database driver's own mechanism "
-         "(e.g. PGPASSWORD or ~/.pgpass)"),
+         "must not contain a password (in the user part); use the database driver's own "
+         "mechanism (PGPASSWORD, ~/.pgpass, or a file named by ?passfile=)"),
+        # libpq takes the query's keywords as its own: ?password= authenticates too
+        ({"ledger": {"url": "postgresql+psycopg://u@db/bridge?password=pw"}}, "ledger.url",
+         "must not contain a password (?password= in the query); use the database "
+         "driver's own mechanism (PGPASSWORD, ~/.pgpass, or a file named by ?passfile=)"),
+        ({"ledger": {"url": "postgresql+psycopg://u@db/bridge?sslmode=require&SSLPassword=k"}},
+         "ledger.url",
+         "must not contain a password (?SSLPassword= in the query); use the database "
+         "driver's own mechanism (PGPASSWORD, ~/.pgpass, or a file named by ?passfile=)"),
         # numbers
         ({"sync": {"max_purges_per_run": -1}}, "sync.max_purges_per_run", "must not be negative"),
         ({"superoffice": {"retention_days": -14}}, "superoffice.retention_days",

@@ -7,6 +7,7 @@ from sqlalchemy.engine import make_url
 
 from bridge.cli.context import AppContext, fail, pass_app
 from bridge.cli.runs import holding_lease
+from bridge.config import url_secret
 from bridge.ledger import LedgerURLError, default_holder
 from bridge.ledger.copy import copy_ledger
 
@@ -55,8 +56,10 @@ def copy(app: AppContext, target: str) -> None:
         parsed = make_url(target)
     except Exception:  # SQLAlchemy's ArgumentError: the URL itself is not shown back
         fail("--to: not a database URL (e.g. postgresql+psycopg://bridge@db/bridge)")
-    if parsed.password:
-        fail("--to: must not contain a password; use PGPASSWORD, ~/.pgpass or ?passfile=")
+    if secret := url_secret(parsed):
+        fail(
+            f"--to: must not contain a password ({secret}); use PGPASSWORD, ~/.pgpass or ?passfile="
+        )
     config = app.config()
     try:
         pair_target = config.ledger_url_under(target)
