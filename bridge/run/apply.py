@@ -216,9 +216,7 @@ class Applier:
         settle, unless resending is harmless; not sent → planned again."""
         ctx, state = self._ctx, self._ctx.state
         message = str(exc)
-        state.gave_up(exc)
-        if isinstance(exc, RefusedError):
-            state.refused.setdefault(adapter.side, message)
+        state.gave_up(exc, adapter.side)
         if isinstance(exc, RefusedError | AccountBusyError):
             self._record.failures({op.id: message for op in batch}, retry=True, charged=False)
         elif isinstance(exc, PermanentError):

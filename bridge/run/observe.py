@@ -275,7 +275,7 @@ class Observer:
             self._streams.pop(side, None)
             self._unread[side] = 0  # no more reads while jobs run: confirm retries
             state.counts[f"{side}.read_errors"] += 1
-            state.gave_up(exc)
+            state.gave_up(exc, side)
             if isinstance(exc, AccountBusyError):  # a worker's run: back with the turn
                 log.info("observe.account_busy", side=side, error=str(exc))
                 if side not in state.unavailable:
@@ -373,7 +373,7 @@ class Observer:
                     found = read(list(by_ticket))
                 except AdapterError as exc:
                     state.counts[f"{side}.read_errors"] += 1
-                    state.gave_up(exc)
+                    state.gave_up(exc, side)
                     log.warning(f"{event}.failed", side=side, error=str(exc))
                     return False
                 state.counts[f"{side}.{counter}"] += len(by_ticket)

@@ -61,7 +61,7 @@ class RunResult:
     interrupted: bool = False
     #: the sides that could not be read, with what went wrong (outcome `unavailable`)
     unavailable: Mapping[str, str] = field(default_factory=dict)
-    #: the sides that refused our credentials or rights on a write (outcome `unavailable`)
+    #: the sides that refused our credentials or rights (outcome `unavailable`)
     refused: Mapping[str, str] = field(default_factory=dict)
     #: seconds a vendor asked us to wait when a call ran out of retries (429 Retry-After),
     #: or until a shared account's turn

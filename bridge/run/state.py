@@ -19,7 +19,13 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from bridge.core.contract import AccountBusyError, Adapter, AdapterError, TransientError
+from bridge.core.contract import (
+    AccountBusyError,
+    Adapter,
+    AdapterError,
+    RefusedError,
+    TransientError,
+)
 from bridge.core.decide import Policy
 from bridge.core.model import Observation, Side, Sides
 from bridge.ledger import Ledger
@@ -90,7 +96,8 @@ class RunState:
     interrupted: bool = False
     #: sides whose change stream could not be read (and why): nothing is decided or written
     unavailable: dict[Side, str] = field(default_factory=dict)
-    #: sides that refused our credentials or rights on a write (and why): a person must act
+    #: sides that refused our credentials or rights, on a read or a write (and why): a
+    #: person must act
     refused: dict[Side, str] = field(default_factory=dict)
     #: the longest wait a vendor asked for on a call that gave up (a 429's Retry-After)
     retry_after: float | None = None
@@ -111,9 +118,13 @@ class RunState:
     #: what the ledger's small tables said when the run first asked (`RunContext.facts`)
     facts: RunFacts | None = None
 
-    def gave_up(self, exc: AdapterError) -> None:
+    def gave_up(self, exc: AdapterError, side: Side) -> None:
         """Keep the longest wait a vendor asked for when a call ran out of retries, so that
-        whoever schedules the next run (a worker's job retry) waits at least that long."""
+        whoever schedules the next run (a worker's job retry) waits at least that long;
+        and a side that refused our credentials or rights, on a read as on a write: no
+        retry fixes that (a worker's job fails at once, for a person)."""
+        if isinstance(exc, RefusedError):
+            self.refused.setdefault(side, str(exc))
         if isinstance(exc, TransientError) and exc.retry_after is not None:
             self.retry_after = max(self.retry_after or 0.0, exc.retry_after)
         self.account_busy = self.account_busy or isinstance(exc, AccountBusyError)

@@ -80,6 +80,26 @@ def test_a_429s_retry_after_becomes_the_jobs_retry_delay(pg_pairs: Pairs, worker
     assert "Queue: 0 due, 0 running, 1 retrying (next at " in text
 
 
+def test_credentials_refused_on_a_read_fail_the_job_at_once(
+    pg_pairs: Pairs, workers: Workers
+) -> None:
+    """A 401 on a read is a person's to fix, as on a write: retrying it (the job was
+    retried eight times, each run `unavailable`) only hides it. The other pair goes on."""
+    pg_pairs.link("acme", 2)
+    pg_pairs.link("globex", 2)
+    pg_pairs.sandboxes["acme"].zendesk.add_fault("status", status=401, method="GET")
+    workers.start()
+    wait_for(
+        lambda: any(j["status"] == "failed" for j in _jobs(pg_pairs, "acme")),
+        what="acme's job failed",
+    )
+    [failed] = [j for j in _jobs(pg_pairs, "acme") if j["status"] == "failed"]
+    assert failed["attempts"] <= 1  # at once: no retry tried it again
+    assert {o for *_, o in _runs(pg_pairs, "acme")} == {"unavailable"}
+    wait_for(lambda: sum(o == "converged" for *_, o in _runs(pg_pairs, "globex")) >= 2)
+    assert not [j for j in _jobs(pg_pairs, "acme") if j["attempts"] > 1]
+
+
 def test_two_workers_never_run_one_pair_twice_at_once(pg_pairs: Pairs, workers: Workers) -> None:
     for pair in ("acme", "globex"):
         pg_pairs.link(pair, 30)
