@@ -102,7 +102,7 @@ class BridgeGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands and cmd_name in COMMANDS:
             command = import_attribute(COMMANDS[cmd_name].path)
-            _with_verbosity(command)
+            _with_verbosity(command, path=cmd_name)
             self.add_command(command, cmd_name)
         return self.commands.get(cmd_name)
 
@@ -244,11 +244,26 @@ def _set_pair(ctx: click.Context, _param: click.Parameter, value: str | None) ->
 
 #: commands that read no pair's config (the group's --pair is accepted and ignored), or
 #: take several (`worker --pair A --pair B`: the group's names one)
-_PAIRLESS = frozenset({"init", "sandbox", "demo", "worker"})
+_PAIRLESS = frozenset({"sandbox", "demo", "worker"})
+#: what --pair does on a command, by the command's path (`status`, `webhooks register`):
+#: those that cover every pair without it say so; the others need it among several
+_PAIR_HELP_EVERY = "The pair to work on (config [pairs.NAME]). Default: every pair."
+_PAIR_HELP = {
+    "status": _PAIR_HELP_EVERY,
+    "check": _PAIR_HELP_EVERY,
+    "serve": _PAIR_HELP_EVERY,
+    "webhooks register": _PAIR_HELP_EVERY,
+    "webhooks status": _PAIR_HELP_EVERY,
+    "webhooks unregister": _PAIR_HELP_EVERY,
+    "init": "With --ledger-only: the pair whose ledger to create or upgrade (config "
+    "[pairs.NAME]); needed when there are several.",
+}
+_PAIR_HELP_ONE = "The pair to work on (config [pairs.NAME]); needed when there are several."
 
 
-def _with_verbosity(command: click.Command, *, pair: bool = True) -> None:
-    """Give `command` (and every subcommand) -v and -q, and --pair where it reads a pair."""
+def _with_verbosity(command: click.Command, *, pair: bool = True, path: str = "") -> None:
+    """Give `command` (and every subcommand) -v and -q, and --pair where it reads a pair;
+    `path`: the command's names under the group (`webhooks register`)."""
     pair = pair and command.name not in _PAIRLESS
     runs_itself = not isinstance(command, click.Group) or command.invoke_without_command
     if pair and runs_itself:
@@ -258,7 +273,7 @@ def _with_verbosity(command: click.Command, *, pair: bool = True) -> None:
                 metavar="NAME",
                 expose_value=False,
                 callback=_set_pair,
-                help="The pair to work on (config [pairs.NAME]); needed when there are several.",
+                help=_PAIR_HELP.get(path, _PAIR_HELP_ONE),
             )
         )
     command.params += [
@@ -278,8 +293,8 @@ def _with_verbosity(command: click.Command, *, pair: bool = True) -> None:
         ),
     ]
     if isinstance(command, click.Group):
-        for sub in command.commands.values():
-            _with_verbosity(sub, pair=pair)
+        for name, sub in command.commands.items():
+            _with_verbosity(sub, pair=pair, path=f"{path} {name}".strip())
 
 
 _with_verbosity(main, pair=False)

@@ -58,6 +58,34 @@ def test_a_command_without_pair_refuses_to_guess_and_names_the_pairs(pairs: Pair
     assert "no pair named 'acme_corp' (declared: acme, globex)" in result.stderr
 
 
+@both_backends
+def test_init_ledger_only_takes_pair_after_the_command(pairs: Pairs) -> None:
+    """The upgrade step docs/workers.md gives (`init --ledger-only --pair NAME`, as
+    `--pair` goes after every other command) creates that pair's ledger, and only its."""
+    made = pairs.bridge("init", "--ledger-only", "--pair", "globex")
+    assert made.returncode == 0, made.stderr
+    assert "Ledger ready" in made.stdout
+    with pairs.ledger("globex") as ledger:
+        assert ledger.count_links() == 0
+    refused = pairs.bridge("init", "--ledger-only")
+    assert refused.returncode == 2
+    assert "choose one with --pair NAME" in refused.stderr
+
+
+def test_pair_help_says_which_commands_cover_every_pair_without_it(pairs: Pairs) -> None:
+    def pair_help(*command: str) -> str:
+        shown = pairs.bridge(*command, "--help")
+        assert shown.returncode == 0, shown.stderr
+        after = shown.stdout.split("--pair NAME", 1)[1]
+        return " ".join(after.split("-v, --verbose", 1)[0].split())
+
+    for command in (["status"], ["check"], ["serve"], ["webhooks", "register"]):
+        assert pair_help(*command).endswith("Default: every pair."), command
+    for command in (["sync"], ["report"], ["ledger", "copy"], ["link", "import"]):
+        assert pair_help(*command).endswith("needed when there are several."), command
+    assert pair_help("init").startswith("With --ledger-only:")
+
+
 def test_status_without_pair_shows_every_pair(pairs: Pairs) -> None:
     pairs.link("acme", 2)
     assert pairs.bridge("sync", "--pair", "acme").returncode == 0
