@@ -308,3 +308,27 @@ def test_sqlites_bulk_insert_stores_each_row_as_bound_one_by_one() -> None:
     assert "7, NULL, 'it''s'" in shared
     assert "4611686018427387904" in shared
     assert shared.count("?") == 4  # n, nul, mixed, varying stay bound
+
+
+def test_history_appended_with_its_ids_leaves_the_next_ids_free(ledger_url: str) -> None:
+    """`bulk_append` (tests' and benchmarks' synthetic history) writes ids of its own: on
+    PostgreSQL a sequence knows nothing of them, and the next link, run or event the
+    ledger made took id 1 again (a unique-key violation) until the sequence was moved."""
+    with Ledger.open(ledger_url, sides=SIDES) as ledger:
+        at = T0
+        links = [
+            {"id": n, "first_id": 10 + n, "second_id": 20 + n, "origin": "csv", "created_at": at}
+            for n in (1, 2, 3)
+        ]
+        assert ledger.bulk_append("link", links) == 3
+        runs = [{"id": 7, "kind": "sync", "holder": "h", "started_at": at, "outcome": "converged"}]
+        assert ledger.bulk_append("run", runs) == 1
+        events = [{"id": 40, "at": at, "run_id": 7, "link_id": 1, "kind": "first_seen"}]
+        assert ledger.bulk_append("event", events) == 1
+        made = ledger.add_link(101, 201, origin="discovery")
+        assert made.id == 4
+        run = ledger.start_run("sync", holder="test")
+        assert run.id == 8
+        ledger.finish_run(run.id, outcome="converged", counts={})
+        with ledger.session() as session:
+            assert max(e.id or 0 for e in session.exec(select(Event))) > 40

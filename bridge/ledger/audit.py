@@ -564,4 +564,6 @@ class AuditStore:
             if batch:
                 flush(connection)
                 written += len(batch)
+            if "id" in target.c:  # ids given: the next generated one must follow them
+                self.dialect.continue_ids(connection, table, "id")
         return written
