@@ -1,4 +1,5 @@
-"""Migration fixtures: both simulators over real HTTP, a bridge config, a ledger.
+"""Migration fixtures: both simulators over real HTTP, a bridge config, a ledger (on each
+backend in turn: every test with a world runs on SQLite and on PostgreSQL).
 
 The clock runs (sped up), because `bridge migrate` on the command line sleeps in real time
 while Zendesk jobs progress in simulated time. Rate limits are off: these tests are about
@@ -22,6 +23,7 @@ from bridge.run.migrate import MigrationOptions, migration_run
 from bridge.run.runner import RunResult, SyncRun
 from bridge.run.state import RunOptions
 from bridge.vendors.registry import SIDES
+from tests.conftest import BACKENDS
 from tests.sandbox_world import DAY, SandboxWorld, frozen_sandbox, running_sandbox
 
 __all__ = ["DAY", "SPEED", "WRITE_ROUTES", "Env"]
@@ -101,6 +103,13 @@ class Env(SandboxWorld):
         """`bridge --config ... ARGS` in-process."""
         runner = CliRunner()
         return runner.invoke(main, ["--config", str(self.config_path), *args])
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Every migration world's ledger backend in turn (overrides tests/conftest.py's
+    SQLite-only default): a test that builds `env` or `frozen` runs on both."""
+    return str(request.param)
 
 
 @pytest.fixture

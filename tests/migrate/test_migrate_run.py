@@ -9,7 +9,6 @@ import pytest
 from bridge.core.model import Outcome, State, Transition
 from bridge.run.migrate import MigrationOptions, estimate, migration_decision, migration_run
 from bridge.vendors.registry import SUPEROFFICE, ZENDESK
-from tests.conftest import both_backends
 from tests.migrate.conftest import DAY, Env
 
 A, D, P = State.ACTIVE, State.SOFT_DELETED, State.PURGED
@@ -51,7 +50,6 @@ def test_migration_decision(
         assert decision.target == ZENDESK
 
 
-@both_backends
 def test_superoffice_to_zendesk_in_bulk_then_sync_has_nothing_to_do(frozen: Env) -> None:
     pairs = frozen.link(250)
     frozen.so.soft_delete([s for s, _ in pairs[:210]])
@@ -76,7 +74,6 @@ def test_superoffice_to_zendesk_in_bulk_then_sync_has_nothing_to_do(frozen: Env)
     assert frozen.writes() == {}
 
 
-@both_backends
 def test_zendesk_to_superoffice_purges_wait_for_retention_then_are_verified(frozen: Env) -> None:
     pairs = frozen.link(6)
     zd = [z for _, z in pairs]
@@ -103,7 +100,6 @@ def test_zendesk_to_superoffice_purges_wait_for_retention_then_are_verified(froz
     assert base["active"] == 1
 
 
-@both_backends
 def test_a_dry_run_run_records_no_operation_and_no_base(frozen: Env) -> None:
     pairs = frozen.link(4)
     frozen.so.soft_delete([s for s, _ in pairs[:2]])

@@ -8,14 +8,12 @@ import subprocess
 import time
 from collections import Counter
 
-from tests.conftest import both_backends
 from tests.migrate.conftest import Env
 from tests.migrate.test_refusals import MIGRATE
 
 ZD_SOFT_DELETE = "DELETE tickets/destroy_many"
 
 
-@both_backends
 def test_a_crash_before_the_third_batch_then_resume_sends_each_batch_once(env: Env) -> None:
     pairs = env.link(260)
     env.so.soft_delete([s for s, _ in pairs[:250]])

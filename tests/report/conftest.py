@@ -1,5 +1,6 @@
 """A ledger filled by real syncs against both simulators (frozen simulated clock), and a
-synthetic ledger with exact times for the cases a sandbox cannot pin down."""
+synthetic ledger with exact times for the cases a sandbox cannot pin down: each on both
+ledger backends (SQLite and PostgreSQL, tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -21,8 +22,12 @@ from bridge.run.state import RunOptions
 from bridge.sandbox import SimClock
 from bridge.sandbox_pair import Sandbox
 from bridge.vendors.registry import SIDES
+from tests.conftest import BACKENDS
+from tests.postgres.cluster import Cluster
 
 DAY = 86_400.0
+#: the ledger line of the configs `bridge init` and the sandbox write
+SQLITE_LEDGER_LINE = 'url = "sqlite:///bridge.db"\n'
 #: seeded subjects and titles: they must never reach a report
 SUBJECT = "Confidential subject {n} about Jane Roe"
 
@@ -41,6 +46,15 @@ class Synced:
         return self.sandbox.clock
 
 
+def point_config_at(config_path: Path, ledger_url: str) -> None:
+    """Change the config's `[ledger] url` from its own SQLite file to `ledger_url`, as a
+    user would."""
+    text = config_path.read_text(encoding="utf-8")
+    assert SQLITE_LEDGER_LINE in text, "the written config's ledger line changed"
+    text = text.replace(SQLITE_LEDGER_LINE, f'url = "{ledger_url}"\n')
+    config_path.write_text(text, encoding="utf-8")
+
+
 def _sync(sandbox: Sandbox, config_path: Path, ledger: Ledger) -> RunResult:
     config = load_config(config_path)
     clock = sandbox.clock
@@ -52,8 +66,25 @@ def _sync(sandbox: Sandbox, config_path: Path, ledger: Ledger) -> RunResult:
     return run.execute()
 
 
+@pytest.fixture(scope="module", params=BACKENDS)
+def synced_ledger_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """The ledger of `synced`, on each backend in turn: None keeps the config's own SQLite
+    file; on PostgreSQL, an empty database of the module's own."""
+    if request.param == "sqlite":
+        yield None
+        return
+    cluster: Cluster = request.getfixturevalue("pg_cluster")
+    name = cluster.create_database()
+    try:
+        yield cluster.url(name)
+    finally:
+        cluster.drop_database(name)
+
+
 @pytest.fixture(scope="module")
-def synced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synced]:
+def synced(
+    tmp_path_factory: pytest.TempPathFactory, synced_ledger_url: str | None
+) -> Iterator[Synced]:
     """History (z = Zendesk agent, s = SuperOffice associate), pairs 0..6:
 
     day 0   first sync (all active)
@@ -70,6 +101,8 @@ def synced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synced]:
     try:
         sandbox.relax_limits()
         config_path = sandbox.write_config(folder)
+        if synced_ledger_url is not None:
+            point_config_at(config_path, synced_ledger_url)
         config = load_config(config_path)
         ledger = Ledger.open(config.ledger_url, sides=SIDES)
         zd = sandbox.zendesk.seed_tickets(count=7, template={"subject": SUBJECT})
@@ -320,11 +353,16 @@ def fill_synthetic(ledger: Ledger) -> None:
 
 
 @pytest.fixture
-def home(tmp_path: Path) -> Path:
-    """A folder with a config and an empty ledger (`bridge init`)."""
+def home(tmp_path: Path, ledger_url: str) -> Path:
+    """A folder with a config and an empty ledger (`bridge init`), on each backend: on
+    SQLite the config's own file, on PostgreSQL `ledger_url` (its schema made as `init`
+    makes the SQLite one)."""
     folder = tmp_path / "b"
     result = CliRunner().invoke(main, ["init", "--dir", str(folder)])
     assert result.exit_code == 0, result.output
+    if not ledger_url.startswith("sqlite"):
+        point_config_at(folder / "bridge.toml", ledger_url)
+        Ledger.open(ledger_url, sides=SIDES).close()
     return folder
 
 

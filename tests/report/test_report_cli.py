@@ -130,6 +130,7 @@ def test_an_empty_ledger_gives_an_empty_valid_report_and_says_so(
     assert "No deletion, restore or purge" in (tmp_path / "empty.html").read_text()
 
 
+# SQLite only: it is about the ledger file the config names being gone
 def test_a_missing_ledger_is_an_error(tmp_path: Path) -> None:
     home = tmp_path / "b"
     CliRunner().invoke(cli, ["init", "--dir", str(home)])

@@ -1,5 +1,9 @@
 """Schema v5: a ledger from before operators were recorded is upgraded in place, keeps its
-history (bridge's own, so no operator), and records operators from then on."""
+history (bridge's own, so no operator), and records operators from then on.
+
+SQLite only: the old-version ledger is a SQLite file (tests/test_ledger.py's v2 schema, a
+dump of SQLite's sqlite_master), and its layout is read from that file.
+"""
 
 from __future__ import annotations
 
