@@ -37,6 +37,8 @@ def test_the_compose_example_agrees_with_the_cli_and_its_config() -> None:
     pairs = load_pairs(FOLDER / "bridge.toml")
     _parses(services["worker"]["command"])
     _parses(services["status"]["command"])
+    _parses(services["serve"]["command"])
+    assert services["serve"]["stop_signal"] == "SIGTERM"
     script = services["init"]["command"][0]
     imported = set()
     for line in filter(None, (raw.strip() for raw in script.splitlines())):

@@ -4,7 +4,8 @@ the environment, config and secret files it gives them, as processes on this mac
 Docker is not here, so the images and the network are not what is tested: the example's
 own `bridge.toml` is (its hosts and secret paths moved to this machine, its vendors to the
 sandbox, its schedules shortened), its `init` script line by line, its `worker` command
-twice (as `--scale worker=2`), its `status` command, the password only through
+twice (as `--scale worker=2`), its `serve` command (health, and every pair's endpoints
+checking calls with the mounted webhook secrets), its `status` command, the password only through
 `PGPASSFILE`, SIGTERM as its `stop_signal`, and the README's upgrade: workers stopped,
 `init` again, workers started.
 """
@@ -15,6 +16,7 @@ import os
 import re
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import yaml
 
 from bridge.sandbox_pair import Sandbox
@@ -32,6 +35,12 @@ FOLDER = Path(__file__).parents[2] / "examples" / "compose"
 PAIRS = ("acme", "globex")
 #: each pair's linked tickets
 LINKS = 5
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def _compose() -> dict[str, Any]:
@@ -66,6 +75,8 @@ class Rehearsal:
                 f"zendesk_{pair}": sandbox.zendesk_token,
                 f"superoffice_{pair}_ticket": sandbox.superoffice.ticket,
                 f"superoffice_{pair}_app": sandbox.superoffice.app_token,
+                f"zendesk_{pair}_webhook": f"zendesk-{pair}-signing-secret",
+                f"superoffice_{pair}_webhook": f"superoffice-{pair}-signing-secret",
             }
             for name, value in values.items():
                 assert name in files, name  # a secret the example mounts
@@ -160,6 +171,20 @@ class Rehearsal:
         self.started.append((process, log))
         return process
 
+    def start_serve(self, port: int) -> subprocess.Popen[bytes]:
+        """The `serve` service, on a free loopback port here (its container listens on
+        [serve] host and port, 0.0.0.0:8470)."""
+        service = self.compose["services"]["serve"]
+        assert service["ports"] == ["8470:8470"]
+        log = self.folder / "serve.log"
+        args = [*service["command"], "--host", "127.0.0.1", "--port", str(port)]
+        with log.open("wb") as out:
+            self.serving = subprocess.Popen(
+                self.command(args), env=self.environment(), stdout=out, stderr=subprocess.STDOUT
+            )
+        self.started.append((self.serving, log))
+        return self.serving
+
     def stop_workers(self) -> None:
         """`docker compose stop worker`: the service's stop signal, then its grace period
         (here a minute at most) before a kill, which the test counts as a failure."""
@@ -228,6 +253,26 @@ def test_the_compose_example_runs_as_its_services_would(rehearsal: Rehearsal) ->
     )
     queues = rehearsal.status()
     assert queues.count("Queue: ") == len(PAIRS), queues
+
+    # `serve`: up beside the workers (its targeted runs go to their queue), every pair's
+    # endpoints verifying calls with the webhook secrets the example mounts
+    port = _free_port()
+    rehearsal.start_serve(port)
+    base = f"http://127.0.0.1:{port}"
+
+    def health() -> dict[str, Any] | None:
+        try:
+            answer = requests.get(f"{base}/health", timeout=5)
+        except requests.ConnectionError:
+            return None
+        return dict(answer.json()) if answer.status_code == 200 else None
+
+    wait_for(lambda: health() is not None, timeout=60, what="serve's health")
+    assert (health() or {})["runs"] == "queue"
+    for vendor in ("zendesk", "superoffice"):
+        for pair in PAIRS:
+            unsigned = requests.post(f"{base}/webhooks/{vendor}/{pair}", data=b"{}", timeout=5)
+            assert unsigned.status_code == 401, (vendor, pair, unsigned.text)
 
     # the README's upgrade: stop the workers, `init` again (migrates; the links are
     # imported again, harmlessly), start them again; they go on where they were
