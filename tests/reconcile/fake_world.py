@@ -1,11 +1,13 @@
-"""A sync run's world on in-memory vendors (`tests/fakes.py`): both sides, a ledger, a clock."""
+"""A sync run's world on in-memory vendors (`tests/fakes.py`): both sides, a ledger, a clock.
+
+The ledger is the test's `ledger_url` (tests/conftest.py): a world fixture built with
+`fake_world` runs its tests once on SQLite and once on PostgreSQL."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import TypeVar
 
 from sqlmodel import col, select
@@ -88,12 +90,13 @@ class World:
 W = TypeVar("W", bound=World)
 
 
-def fake_world(tmp_path: Path, kind: type[W]) -> Iterator[W]:
-    """The body of a `world` fixture: the ledger on the fake clock for the test's length."""
+def fake_world(ledger_url: str, kind: type[W]) -> Iterator[W]:
+    """The body of a `world` fixture: the ledger at `ledger_url` (each backend in turn),
+    on the fake clock for the test's length."""
     clock = FakeClock()
     set_clock(clock)
     try:
-        with Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}", sides=SIDES) as ledger:
+        with Ledger.open(ledger_url, sides=SIDES) as ledger:
             yield kind(ledger, clock)
     finally:
         set_clock(None)

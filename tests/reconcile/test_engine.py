@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -16,8 +15,8 @@ from tests.reconcile.fake_world import World, fake_world
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    yield from fake_world(tmp_path, World)
+def world(ledger_url: str) -> Iterator[World]:
+    yield from fake_world(ledger_url, World)
 
 
 def test_first_run_agrees_and_second_run_costs_only_change_reads(world: World) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from sqlmodel import col, select
@@ -36,8 +35,8 @@ class FaultWorld(World):
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[FaultWorld]:
-    yield from fake_world(tmp_path, FaultWorld)
+def world(ledger_url: str) -> Iterator[FaultWorld]:
+    yield from fake_world(ledger_url, FaultWorld)
 
 
 # --- unknown outcomes -------------------------------------------------------------------

@@ -13,15 +13,14 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import Engine
 
 from bridge.core.contract import ChangePage, TicketView
 from bridge.core.model import Cause, Observation, State
 from bridge.ledger import Ledger
 from bridge.ledger.behind import WRITER_THREAD
-from bridge.ledger.tables import set_clock
-from bridge.vendors.registry import SIDES
-from tests.fakes import FakeClock
-from tests.reconcile.fake_world import SO, World
+from bridge.ledger.engine import create_ledger_engine, ledger_dialect
+from tests.reconcile.fake_world import SO, World, fake_world
 
 #: how long each write behind the run waits before it starts (long enough for a read that
 #: did not wait for it to be seen doing so)
@@ -30,13 +29,18 @@ _SLOW = 0.3
 
 @pytest.fixture
 def world(ledger_url: str) -> Iterator[World]:
-    clock = FakeClock()
-    set_clock(clock)
+    yield from fake_world(ledger_url, World)
+
+
+@pytest.fixture
+def engine(ledger_url: str) -> Iterator[Engine]:
+    """An engine made as the ledger's is, on each backend in turn: a write-behind holds
+    back the checkouts of its pool (SQLite's, or the server's)."""
+    engine = create_ledger_engine(ledger_url, ledger_dialect(ledger_url))
     try:
-        with Ledger.open(ledger_url, sides=SIDES) as ledger:
-            yield World(ledger, clock)
+        yield engine
     finally:
-        set_clock(None)
+        engine.dispose()
 
 
 def _slow_writes(ledger: Ledger) -> list[str]:
@@ -179,13 +183,10 @@ def test_a_write_that_fails_stops_the_page_handed_over_after_it(world: World) ->
     assert world.zd.submitted == []
 
 
-def test_writes_behind_come_back_in_order_and_an_error_is_raised_once() -> None:
-    from sqlalchemy import create_engine
-
+def test_writes_behind_come_back_in_order_and_an_error_is_raised_once(engine: Engine) -> None:
     from bridge.ledger.behind import DEPTH, SWITCH_INTERVAL, WriteBehind
 
     assert DEPTH == 2
-    engine = create_engine("sqlite://")
     writer: WriteBehind[int] = WriteBehind(engine)
     results: list[int] = []
     ran: list[int] = []
@@ -243,12 +244,10 @@ def test_writes_behind_come_back_in_order_and_an_error_is_raised_once() -> None:
     engine.connect().close()  # closed: nothing left to wait for
 
 
-def test_one_write_in_flight_at_depth_one() -> None:
-    from sqlalchemy import create_engine
-
+def test_one_write_in_flight_at_depth_one(engine: Engine) -> None:
     from bridge.ledger.behind import WriteBehind
 
-    writer: WriteBehind[int] = WriteBehind(create_engine("sqlite://"), depth=1)
+    writer: WriteBehind[int] = WriteBehind(engine, depth=1)
     results: list[int] = []
     writer.submit(lambda: 1, results.append, label=1)
     writer.submit(lambda: 2, results.append, label=2)
@@ -258,16 +257,13 @@ def test_one_write_in_flight_at_depth_one() -> None:
     assert results == [1, 2]
 
 
-def test_a_write_stays_in_flight_when_the_wait_for_it_is_interrupted() -> None:
+def test_a_write_stays_in_flight_when_the_wait_for_it_is_interrupted(engine: Engine) -> None:
     # Ctrl-C while the run waits for a write: the run's last writes (its outcome) must
     # still come after it, so the write is not forgotten
     import signal
 
-    from sqlalchemy import create_engine
-
     from bridge.ledger.behind import WriteBehind
 
-    engine = create_engine("sqlite://")
     writer: WriteBehind[int] = WriteBehind(engine)
     release = threading.Event()
     results: list[int] = []
