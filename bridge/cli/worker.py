@@ -94,11 +94,13 @@ def worker(
     after --stalled-after seconds another worker takes its job back and finishes
     the run: no operation is sent twice where that would matter (a purge).
     SIGTERM or Ctrl-C: the runs in flight finish their batch, are recorded and
-    put back in the queue; then the worker exits 0. A second signal exits at once.
+    put back in the queue; then the worker exits 0. A second signal exits at once
+    (exit 1), as a kill would: another worker takes its runs back.
 
     \b
-    Exit codes: 0 stopped by a signal; 2 configuration error (a SQLite ledger, a
-    pair not in the config, a pair with no ledger yet); 6 a bug.
+    Exit codes: 0 stopped by a signal; 1 stopped at once by a second signal; 2
+    configuration error (a SQLite ledger, a pair not in the config, a pair with no
+    ledger yet); 6 a bug.
 
     \b
     Examples:
