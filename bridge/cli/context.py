@@ -108,11 +108,30 @@ class AppContext:
         try:
             return Ledger.open(config.ledger_url, sides=SIDES, create=create)
         except LedgerFileError as exc:
-            fail(str(exc))
+            fail(_for_pair(config, str(exc)))
         except (LedgerURLError, SchemaError) as exc:
-            fail(f"{self.config_path}:ledger.url: {exc}")
+            fail(_for_pair(config, f"{self.config_path}:ledger.url: {exc}"))
         except Exception as exc:  # a corrupt file, a locked database, a bad driver
-            fail(f"{self.config_path}:ledger.url: cannot open the ledger ({type(exc).__name__})")
+            fail(
+                _for_pair(
+                    config,
+                    f"{self.config_path}:ledger.url: cannot open the ledger ({type(exc).__name__})",
+                )
+            )
+
+
+#: the commands a ledger's messages name to create one, which need --pair among several
+_MAKERS = ("`bridge init --ledger-only`", "`bridge link import`")
+
+
+def _for_pair(config: Config, message: str) -> str:
+    """`message` about a pair's ledger, where the config declares several: which pair's,
+    and the commands it names to create one with `--pair` (without it they refuse)."""
+    if len(config.pair_names) < 2:
+        return message
+    for maker in _MAKERS:
+        message = message.replace(maker, f"{maker[:-1]} --pair {config.pair}`")
+    return f"pair {config.pair}: {message}"
 
 
 pass_app = click.make_pass_decorator(AppContext)

@@ -80,8 +80,8 @@ def check_ledger_file(path: Path, *, create: bool) -> None:
     if not path.exists():
         if not create:
             raise LedgerFileError(
-                f"ledger {path} does not exist: create it with `bridge init` (or the first "
-                "`bridge link import`), or fix [ledger] url"
+                f"ledger {path} does not exist: create it with `bridge init --ledger-only` "
+                "(or the first `bridge link import`), or fix [ledger] url"
             )
         folder = path.parent
         if folder.exists() and not _writable(folder.stat().st_mode):

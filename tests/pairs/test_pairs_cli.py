@@ -72,6 +72,19 @@ def test_init_ledger_only_takes_pair_after_the_command(pairs: Pairs) -> None:
     assert "choose one with --pair NAME" in refused.stderr
 
 
+def test_a_pair_without_a_ledger_is_named_with_the_command_that_makes_it(pairs: Pairs) -> None:
+    url = pairs.configs()["globex"].ledger_url
+    assert url.startswith("sqlite:///")
+    Path(url.removeprefix("sqlite:///")).unlink(missing_ok=True)
+    shown = pairs.bridge("status")
+    assert shown.returncode == 2
+    assert "pair globex: " in shown.stderr
+    # without --pair the command it names would refuse to guess among the pairs
+    assert "`bridge init --ledger-only --pair globex`" in shown.stderr, shown.stderr
+    assert pairs.bridge("init", "--ledger-only", "--pair", "globex").returncode == 0
+    assert pairs.bridge("status").returncode == 0
+
+
 def test_pair_help_says_which_commands_cover_every_pair_without_it(pairs: Pairs) -> None:
     def pair_help(*command: str) -> str:
         shown = pairs.bridge(*command, "--help")
