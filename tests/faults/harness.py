@@ -57,6 +57,10 @@ Run one trial::
 
     python -m tests.faults.harness --seed 7 [--keep DIR] [--json] [--verbose]
     python bench/soak.py --seed 7
+
+The ledger is the config's SQLite file unless `run_trial(..., ledger_url=...)` names
+another (an empty PostgreSQL database: `tests/faults/test_fault_trials.py` runs trials on
+both); the harness reads it through SQLAlchemy, with SQL both backends take.
 """
 
 from __future__ import annotations
@@ -68,7 +72,6 @@ import json
 import random
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -82,6 +85,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from sqlalchemy import RowMapping, text
 
 from bridge.sandbox import FaultInjector, FaultRule, SimulatorBase
 from bridge.sandbox_pair import Sandbox
@@ -450,10 +454,19 @@ class _World(SandboxWorld):
 class Trial:
     """One seeded trial in `folder` (see the module docstring); `run()` returns the result."""
 
-    def __init__(self, seed: int, folder: Path, options: TrialOptions | None = None) -> None:
+    def __init__(
+        self,
+        seed: int,
+        folder: Path,
+        options: TrialOptions | None = None,
+        *,
+        ledger_url: str | None = None,
+    ) -> None:
         self.seed = seed
         self.folder = folder
         self.options = options or TrialOptions()
+        #: the ledger's `[ledger] url` (None: the config's own SQLite file)
+        self.ledger_url = ledger_url
         self.rng = random.Random(seed)
         self.result = TrialResult(seed=seed, folder=str(folder))
         self.started = time.monotonic()
@@ -520,6 +533,7 @@ class Trial:
         self._world = _World(
             sandbox,
             self.folder / "bridge",
+            ledger_url=self.ledger_url,
             lease_seconds="2",
             max_purges_per_run="100000",
             propagate_retention_purges="true",
@@ -772,21 +786,19 @@ class Trial:
                 time.sleep(1.0)
             previous = run.returncode
 
-    def _db(self) -> sqlite3.Connection:
-        path = self.world.folder / "bridge.db"
-        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
-        connection.row_factory = sqlite3.Row
-        return connection
+    def _query(self, sql: str, **params: Any) -> list[RowMapping]:
+        """Rows of a read of the ledger (SQL both backends take), through the engine of
+        the ledger the world opened; each read in a transaction of its own, rolled back."""
+        with self.world.ledger.engine.connect() as connection:
+            return list(connection.execute(text(sql), params).mappings())
 
-    def _query(self, sql: str, *params: Any) -> list[sqlite3.Row]:
-        with contextlib.closing(self._db()) as db:
-            return list(db.execute(sql, params))
-
-    def _open_operations(self) -> list[sqlite3.Row]:
+    def _open_operations(self) -> list[RowMapping]:
+        planned, sent = OPEN_STATUSES
         return self._query(
             "SELECT id, link_id, target, ticket_id, transition, status, attempts, error, "
-            "sent_at FROM operation WHERE status IN (?, ?) ORDER BY id",
-            *OPEN_STATUSES,
+            "sent_at FROM operation WHERE status IN (:planned, :sent) ORDER BY id",
+            planned=planned,
+            sent=sent,
         )
 
     def _status_json(self) -> dict[str, Any] | None:
@@ -829,7 +841,7 @@ class Trial:
         }
         attention = {k: p for k, p in pairs.items() if p["attention"] is not None}
         open_ops = self._open_operations()
-        ops_by_link: dict[int, list[sqlite3.Row]] = defaultdict(list)
+        ops_by_link: dict[int, list[RowMapping]] = defaultdict(list)
         for op in open_ops:
             ops_by_link[op["link_id"]].append(op)
         retention = {
@@ -1046,9 +1058,11 @@ def run_trial(
     *,
     keep: bool = False,
     options: TrialOptions | None = None,
+    ledger_url: str | None = None,
 ) -> TrialResult:
     """Run the trial of `seed` in `folder` (default: a temporary one, removed unless
-    `keep`); never raises for what happens inside: a harness failure is a violation."""
+    `keep`), its ledger at `ledger_url` (default: the config's SQLite file); never raises
+    for what happens inside: a harness failure is a violation."""
     made = folder is None
     base = Path(tempfile.mkdtemp(prefix=f"bridge-trial-{seed}-")) if made else folder
     assert base is not None
@@ -1056,7 +1070,7 @@ def run_trial(
         raise FileExistsError(f"{base} holds an earlier trial (its ledger): use a new folder")
     base.mkdir(parents=True, exist_ok=True)
     try:
-        return Trial(seed, base, options).run()
+        return Trial(seed, base, options, ledger_url=ledger_url).run()
     finally:
         if made and not keep:
             shutil.rmtree(base, ignore_errors=True)

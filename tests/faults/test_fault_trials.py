@@ -1,6 +1,10 @@
 """Seeded fault-and-kill trials (see `tests/faults/harness.py`), plus the harness's own
 checks. A failing trial prints its violations, its timeline and the command that replays
-it (`python bench/soak.py --seed S`)."""
+it (`python bench/soak.py --seed S`).
+
+The trials run on both ledger backends (`backend`, `world_ledger_url` in
+tests/conftest.py): the child processes get the PostgreSQL database through their
+config's `[ledger] url`, and the harness reads the ledger through SQLAlchemy."""
 
 from __future__ import annotations
 
@@ -9,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from bridge.ledger import Ledger
+from bridge.vendors.registry import SIDES
+from tests.conftest import both_backends
 from tests.faults.harness import (
     FAULT_FAMILIES,
     MIN_FAULTS,
@@ -23,25 +30,41 @@ from tests.faults.harness import (
 
 #: fixed seeds for CI (each trial takes about 40-60 s)
 SEEDS = (11, 12, 13)
+#: the seeds also run on PostgreSQL: a representative one, for CI's time budget (a trial
+#: takes as long on either backend; all three on both doubled this file's time)
+POSTGRES_SEEDS = SEEDS[:1]
+TRIALS = [
+    *(pytest.param(seed, "sqlite", id=f"{seed}-sqlite") for seed in SEEDS),
+    *(pytest.param(seed, "postgresql", id=f"{seed}-postgresql") for seed in POSTGRES_SEEDS),
+]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", SEEDS)
-def test_a_seeded_trial_of_faults_and_kills_breaks_no_invariant(seed: int, tmp_path: Path) -> None:
-    result = run_trial(seed, tmp_path / "trial")
+@pytest.mark.parametrize(("seed", "backend"), TRIALS)
+def test_a_seeded_trial_of_faults_and_kills_breaks_no_invariant(
+    seed: int, backend: str, world_ledger_url: str | None, tmp_path: Path
+) -> None:
+    result = run_trial(seed, tmp_path / "trial", ledger_url=world_ledger_url)
     report = result.report(verbose=True)
     # the trial did what it promises (else a violation below would say little)
     assert not [v for v in result.violations if v.kind == "harness_error"], report
+    if world_ledger_url is not None:  # the child runs kept their ledger on PostgreSQL
+        with Ledger.open(world_ledger_url, sides=SIDES, create=False) as ledger:
+            assert ledger.recent_runs(1), report
     assert result.kills >= MIN_KILLS, report
     assert result.faults_fired >= MIN_FAULTS, report
     assert result.passed, report
 
 
 @pytest.mark.slow
-def test_the_control_trial_without_faults_or_kills_passes(tmp_path: Path) -> None:
+@both_backends
+def test_the_control_trial_without_faults_or_kills_passes(
+    world_ledger_url: str | None, tmp_path: Path
+) -> None:
     """The same kind of scenario with nothing injected: a violation here is the harness's
     or bridge's fault-free behaviour, not fault handling."""
-    result = run_trial(SEEDS[0], tmp_path / "trial", options=TrialOptions.control())
+    options = TrialOptions.control()
+    result = run_trial(SEEDS[0], tmp_path / "trial", options=options, ledger_url=world_ledger_url)
     assert result.kills == 0
     assert result.faults_fired == 0
     assert result.passed, result.report(verbose=True)

@@ -1,18 +1,40 @@
 """A worker SIGKILLed mid-run: another worker takes its job back (stalled-job recovery),
 settles what the dead run left `sent`, finishes the run, and every pair converges with no
-irreversible request sent twice."""
+irreversible request sent twice: in particular a purge bridge copies (a SuperOffice
+retention purge, copied to Zendesk) whose worker died just before or just after sending
+it reaches Zendesk exactly once (its simulator's purge log)."""
 
 from __future__ import annotations
 
 import json
 import signal
 from collections import Counter
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlmodel import col, select
 
 from bridge.core.model import Side
+from bridge.ledger.tables import Operation
+from bridge.sandbox_pair import Sandbox
 from bridge.worker.queue import queue_conninfo
 from bridge.worker.targeted import TargetedQueue
 from tests.pairs.conftest import Pairs
-from tests.workers.conftest import Workers, wait_for
+from tests.workers.conftest import Workers, pairs_on_postgres, wait_for
+
+DAY = 86_400
+#: Zendesk's permanent deletion (a purge), one call per batch of up to 100 ids
+PURGE = "DELETE deleted_tickets/destroy_many"
+#: how long a Zendesk purge job waits queued, in these tests (simulated seconds; the
+#: simulators run at real speed): longer than a rescuing worker takes to re-read the
+#: ticket after a kill, so that the re-read comes while the purge is still under way
+PURGE_QUEUED = 6
+#: `[zendesk] outcome_wait_seconds` in these tests: longer than a purge job lasts
+#: (PURGE_QUEUED + 1.5 s + 0.1 s a ticket), the contract bridge relies on before it
+#: resends a purge whose answer it never got
+OUTCOME_WAIT = 12
 
 
 def _settled(pairs: Pairs, pair: str) -> bool:
@@ -102,4 +124,116 @@ def test_a_targeted_job_whose_worker_was_killed_is_taken_back(
     wait_for(lambda: _settled(pg_pairs, "acme"))
     output = workers.output(rescuer)
     assert "worker.stalled_job_retried" in output
+    assert "Traceback" not in output
+
+
+def _outcome_wait(config: str, _sandboxes: Mapping[str, Sandbox]) -> str:
+    written = "job_limit = 30\n"
+    assert written in config
+    return config.replace(written, f"{written}outcome_wait_seconds = {OUTCOME_WAIT}\n")
+
+
+@pytest.fixture
+def purge_pairs(tmp_path: Path, postgres_url: str) -> Iterator[Pairs]:
+    """`pg_pairs` whose Zendesk outcome wait is seconds, not 15 minutes."""
+    with pairs_on_postgres(tmp_path, postgres_url, ("acme", "globex"), edit=_outcome_wait) as pairs:
+        yield pairs
+
+
+@pytest.fixture
+def purge_workers(purge_pairs: Pairs, tmp_path: Path) -> Iterator[Workers]:
+    running = Workers(purge_pairs, tmp_path)
+    try:
+        yield running
+    finally:
+        running.stop_all()
+
+
+def _ops(pairs: Pairs, pair: str) -> list[tuple[int, str, str, str]]:
+    """The pair's operations: (link, target, transition, status), oldest first."""
+    with pairs.ledger(pair) as ledger, ledger.session() as session:
+        query = select(Operation).order_by(col(Operation.id))
+        return [(o.link_id, o.target, o.transition, o.status) for o in session.exec(query)]
+
+
+def _statuses(pairs: Pairs, pair: str) -> Counter[str]:
+    return Counter(f"{transition}:{status}" for _, _, transition, status in _ops(pairs, pair))
+
+
+@pytest.mark.parametrize(
+    "point",
+    [
+        # marked sent, never sent: the purge must go, once, after the outcome wait
+        "before_send:1",
+        # sent, its job queued, the answer (job id) never recorded: it must not go again
+        "after_send:1",
+    ],
+)
+def test_a_worker_killed_while_purging_is_taken_over_and_purges_once(
+    purge_pairs: Pairs, purge_workers: Workers, point: str
+) -> None:
+    pairs, workers = purge_pairs, purge_workers
+    sandbox = pairs.sandboxes["acme"]
+    so, zd = sandbox.superoffice, sandbox.zendesk
+    # the simulators 20 days behind the wall clock bridge runs on: a ticket soft-deleted
+    # now is past SuperOffice's 14-day retention, for bridge, once they advance 15 days
+    sandbox.clock.set(datetime.now(UTC) - timedelta(days=20))
+    acme = pairs.link("acme", 6)
+    purged, kept = acme[:3], acme[3:]
+    first = workers.start()
+    wait_for(lambda: _settled(pairs, "acme"), timeout=60)
+
+    # soft-deleted in SuperOffice, copied to Zendesk by a healthy worker, which then stops
+    so.soft_delete([s for s, _ in purged])
+    wait_for(
+        lambda: _statuses(pairs, "acme") == {"soft_delete:confirmed": 3},
+        timeout=60,
+        what="the soft deletes copied and confirmed",
+    )
+    assert all(zd.ticket_state(z) == "deleted" for _, z in purged)
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(30) == 0, workers.output(first)
+
+    # SuperOffice's retention job purges them (silently): bridge must purge them in
+    # Zendesk (`propagate_retention_purges`), the only write left for the next worker,
+    # which dies on that purge batch
+    zd.configure({"job_queue_seconds": PURGE_QUEUED})
+    so.advance(15 * DAY)
+    assert all(so.is_purged(s) for s, _ in purged)
+    assert zd.purge_log() == []
+    doomed = workers.start(crash_at=point)
+    assert doomed.wait(90) == -signal.SIGKILL, workers.output(doomed)
+    reached = sorted(r["ticket_id"] for r in zd.purge_log())
+    assert reached == ([] if point.startswith("before_send") else sorted(z for _, z in purged))
+    assert _statuses(pairs, "acme") == {"soft_delete:confirmed": 3, "purge:sent": 3}
+
+    rescuer = workers.start()
+    wait_for(
+        lambda: all(zd.ticket_state(z) == "purged" for _, z in purged),
+        timeout=90,
+        what="the purges copied to Zendesk after the kill",
+    )
+    wait_for(
+        lambda: (
+            _statuses(pairs, "acme") == {"soft_delete:confirmed": 3, "purge:confirmed": 3}
+            and _settled(pairs, "acme")
+        ),
+        timeout=60,
+        what="the purges confirmed and the pair converged",
+    )
+    assert all(zd.ticket_state(z) == "active" for _, z in kept)
+    assert not any(so.is_purged(s) for s, _ in kept)
+    # Zendesk received each purge exactly once, in one request, and carried it out
+    log = zd.purge_log()
+    assert [r for r in log if r["duplicate"]] == [], log
+    assert sorted(r["ticket_id"] for r in log) == sorted(z for _, z in purged), log
+    assert {r["outcome"] for r in log} == {"done"}, log
+    assert zd.counts()["routes"].get(PURGE, 0) == 1
+    # one operation per link, side and transition: nothing planned twice
+    ops = Counter((link, target, transition) for link, target, transition, _ in _ops(pairs, "acme"))
+    assert [key for key, n in ops.items() if n > 1] == []
+    # the rescuer took the dead worker's job; it resent only what never left
+    output = workers.output(rescuer)
+    assert "worker.stalled_job_retried" in output
+    assert ("resent_after_reread" in output) == point.startswith("before_send"), output
     assert "Traceback" not in output
