@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from bridge.core.decide import BOTH_WAYS, MANUAL, ConflictPolicy, Direction
 from bridge.logging import LEVELS, LOG_FORMATS
+from bridge.secrets import Secret
 from bridge.settings import ConfigError, Problems, Table, VendorSettings, suggest, type_name
 from bridge.values import parse_interval
 from bridge.vendors.registry import CONFIG_ORDER, SIDES
@@ -167,6 +168,9 @@ class Config:
     #: the vendor sections whose account (base URL) another pair of the file uses too:
     #: their calls and jobs are counted in a budget the pairs share (`bridge.budgets`)
     shared_sections: frozenset[str] = frozenset()
+    #: the PostgreSQL ledger's password (`[ledger] password_file` or `password_env`):
+    #: handed to libpq as PGPASSWORD by `apply_ledger_password`, never put in the URL
+    ledger_password: Secret | None = None
 
     def shares_account(self, section: str) -> bool:
         return section in self.shared_sections
@@ -193,6 +197,16 @@ class Config:
         if name not in self.vendors:
             raise KeyError(f"no vendor section [{name}] in the config")
         return self.vendors[name]
+
+
+def apply_ledger_password(config: Config) -> None:
+    """Give libpq the ledger's password from `[ledger] password_file`/`password_env`, as
+    PGPASSWORD in this process's environment: every connection it makes (the ledger's, the
+    workers' queue, Procrastinate's) reads it there, and the URL never holds it. Over a
+    PGPASSWORD already set: the config names this ledger's. Raises `SecretError` (naming
+    the file or variable, never the value) when it cannot be read."""
+    if config.ledger_password is not None:
+        os.environ["PGPASSWORD"] = config.ledger_password.reveal()
 
 
 class PairChoiceError(ConfigError):
@@ -453,6 +467,9 @@ def _parse_pairs(label: str, text: str, folder: Path, path: Path) -> dict[str, C
 
     ledger = _table(problems, document, "ledger", folder)
     shared_url = _ledger_url(ledger)
+    password = ledger.secret("password", required=False)
+    if password is not None and shared_url.startswith("sqlite"):
+        ledger.bad(f"password_{password.kind}", "is for a PostgreSQL ledger; SQLite has none")
     ledger.reject_unknown()
     logging_settings = _read_logging(_table(problems, document, "logging", folder))
     report = _read_report(_table(problems, document, "report", folder))
@@ -492,6 +509,7 @@ def _parse_pairs(label: str, text: str, folder: Path, path: Path) -> dict[str, C
                 pair_names=names,
                 shared_ledger_url=shared_url,
                 every=every,
+                ledger_password=password,
             )
     if problems.lines or len(configs) < len(declared) or not configs:
         raise ConfigError(problems.lines or [f"{label}: invalid configuration"])

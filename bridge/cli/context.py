@@ -13,8 +13,16 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 
 from bridge.cli.exitcodes import ExitCode
-from bridge.config import Config, ConfigError, PairChoiceError, load_config, load_pairs
+from bridge.config import (
+    Config,
+    ConfigError,
+    PairChoiceError,
+    apply_ledger_password,
+    load_config,
+    load_pairs,
+)
 from bridge.logging import choose_logging, configure_logging, redact_text
+from bridge.secrets import SecretError
 from bridge.vendors.registry import SIDES
 
 if TYPE_CHECKING:
@@ -51,6 +59,7 @@ class AppContext:
         if self._config is None:
             self._config = self._loaded(lambda: load_config(self.config_path, self.pair))
             self.apply_logging()
+            _give_ledger_password(self._config)
         return self._config
 
     def pairs(self) -> dict[str, Config]:
@@ -63,6 +72,7 @@ class AppContext:
         if self._config is None:
             self._config = next(iter(pairs.values()))
             self.apply_logging()
+            _give_ledger_password(self._config)
         return pairs
 
     def _loaded(self, load: Callable[[], T]) -> T:
@@ -118,6 +128,15 @@ class AppContext:
                     f"{self.config_path}:ledger.url: cannot open the ledger ({type(exc).__name__})",
                 )
             )
+
+
+def _give_ledger_password(config: Config) -> None:
+    """`[ledger] password_file`/`password_env` to libpq (`apply_ledger_password`), or exit
+    2 naming where it could not be read (every pair shares the one ledger database)."""
+    try:
+        apply_ledger_password(config)
+    except SecretError as exc:
+        fail(f"{config.path}:ledger: {exc}")
 
 
 #: the commands a ledger's messages name to create one, which need --pair among several
