@@ -6,7 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from bridge.report.model import Period, ReportRecord, records
+from tests.conftest import both_backends
 from tests.e2e.conftest import DAY, World, states
+
+pytestmark = both_backends
 
 
 def _report(world: World) -> list[ReportRecord]:

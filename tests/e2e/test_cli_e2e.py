@@ -38,6 +38,7 @@ def _runs(world: Live) -> list[Run]:
         return list(session.exec(select(Run)))
 
 
+@both_backends
 def test_exit_codes_converged_retry_config_attention(live: Live) -> None:
     pairs = live.link(3)
     assert live.bridge("sync").returncode == 0
@@ -112,6 +113,7 @@ def _finished(world: Live) -> int:
     return len([r for r in _runs(world) if r.ended_at is not None])
 
 
+@both_backends
 def test_every_loops_and_sigterm_between_runs_exits_cleanly(live: Live) -> None:
     pairs = live.link(2)
     loop = live.popen("sync", "--every", "3s")
@@ -127,6 +129,7 @@ def test_every_loops_and_sigterm_between_runs_exits_cleanly(live: Live) -> None:
     assert len(_runs(live)) >= 2
 
 
+@both_backends
 def test_sigterm_mid_batch_finishes_the_batch_records_and_releases(live: Live) -> None:
     pairs = live.link(250)
     assert live.bridge("sync").returncode == 0
@@ -151,6 +154,7 @@ def test_sigterm_mid_batch_finishes_the_batch_records_and_releases(live: Live) -
     assert live.zd.counters[SOFT] == 3
 
 
+# SQLite only: `sandbox serve --write-config` writes a config whose ledger is its SQLite file
 def test_sandbox_serve_writes_a_config_that_sync_uses_as_is(tmp_path: Path) -> None:
     folder = tmp_path / "try"
     serve = subprocess.Popen(
@@ -188,6 +192,7 @@ def test_sandbox_serve_writes_a_config_that_sync_uses_as_is(tmp_path: Path) -> N
         serve.wait(timeout=20)
 
 
+@both_backends
 def test_credentials_refused_on_a_write_exit_5_not_retry_later(live: Live) -> None:
     pairs = live.link(2)
     assert live.bridge("sync").returncode == 0
@@ -217,6 +222,7 @@ def _heartbeat(path: Path) -> dict[str, object]:
         return {}
 
 
+@both_backends
 def test_every_keeps_going_through_a_held_lease_and_a_vendor_down(live: Live) -> None:
     live.link(2)
     beat = live.folder / "heartbeat.json"
@@ -245,6 +251,7 @@ def test_every_keeps_going_through_a_held_lease_and_a_vendor_down(live: Live) ->
     assert _leases(live) == []
 
 
+@both_backends
 def test_log_level_from_v_q_then_the_environment_then_the_config(live: Live) -> None:
     live.link(1)
 

@@ -19,6 +19,8 @@ PURGE = "DELETE deleted_tickets/destroy_many"
 SOFT = "DELETE tickets/destroy_many"
 N = 250  # three Zendesk batches: 100, 100, 50
 
+pytestmark = both_backends
+
 
 def _statuses(world: Live) -> dict[str, int]:
     found: dict[str, int] = {}
@@ -87,7 +89,6 @@ def test_killed_while_purging_the_next_runs_finish_without_a_duplicate_purge(
     assert live.ledger.attention() == []
 
 
-@both_backends
 def test_killed_mid_soft_delete_batch_converges_on_the_next_run(live: Live) -> None:
     pairs = live.link(N)
     assert live.sync().outcome == "converged"

@@ -14,7 +14,10 @@ from bridge.factory import build_adapters
 from bridge.ledger import LinkRow
 from bridge.links_discover import discover_links
 from bridge.vendors.registry import SUPEROFFICE, ZENDESK
+from tests.conftest import both_backends
 from tests.e2e.conftest import World
+
+pytestmark = both_backends
 
 
 @pytest.fixture

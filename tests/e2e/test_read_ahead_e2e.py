@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +38,13 @@ def _read_ahead_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "bridge-read-ahead"]
 
 
-def _story(folder: Path) -> dict[str, Any]:
+def _story(folder: Path, ledger_url: str) -> dict[str, Any]:
     """A first sync, then changes on both sides (some on the last pages) and the sync
-    that copies them: everything the ledger holds after each, and the calls made."""
+    that copies them: everything the ledger (at `ledger_url`) holds after each, and the
+    calls made."""
     seen: dict[str, Any] = {}
     with frozen_sandbox() as sandbox:
-        world = Unpaced(sandbox, folder)
+        world = Unpaced(sandbox, folder, ledger_url=ledger_url)
         try:
             pairs = world.link(LINKS)
             world.reset_counters()
@@ -89,7 +91,10 @@ def _story(folder: Path) -> dict[str, Any]:
 
 
 def test_pages_read_ahead_record_what_pages_read_one_by_one_record(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    ledger_url: str,
+    more_ledger_urls: Callable[[], str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     sent_ahead: list[str] = []
     real = HttpClient.read_ahead
@@ -101,12 +106,12 @@ def test_pages_read_ahead_record_what_pages_read_one_by_one_record(
         return sent
 
     monkeypatch.setattr(HttpClient, "read_ahead", counted)
-    ahead = _story(tmp_path / "ahead")
+    ahead = _story(tmp_path / "ahead", ledger_url)
     # both streams had pages to read ahead, on the first sync and the second
     assert any(p.startswith("Archive/") for p in sent_ahead), sent_ahead
     assert any("incremental" in p for p in sent_ahead), sent_ahead
     monkeypatch.setattr(HttpClient, "read_ahead", lambda *_a, **_k: False)
-    one_by_one = _story(tmp_path / "one-by-one")
+    one_by_one = _story(tmp_path / "one-by-one", more_ledger_urls())
     assert ahead["first"] == ahead["second"] == "converged"
     assert len(ahead["events"]) > 2 * LINKS  # first sightings, and the changes copied
     assert ahead["operations"], "the changes were copied"

@@ -3,9 +3,12 @@ that second is over the idle runs read nothing on the SuperOffice side."""
 
 from __future__ import annotations
 
+from tests.conftest import both_backends
 from tests.e2e.conftest import World, states
 
 ARCHIVE = "GET Archive/{provider}"
+
+pytestmark = both_backends
 
 
 def test_a_mass_delete_in_one_second_is_copied_and_then_costs_nothing(world: World) -> None:

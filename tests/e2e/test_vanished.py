@@ -7,7 +7,10 @@ import json
 
 import requests
 
+from tests.conftest import both_backends
 from tests.e2e.conftest import DAY, World
+
+pytestmark = both_backends
 
 GET_ONE = "GET Ticket/{id}"
 

@@ -159,12 +159,18 @@ def superoffice_event(ticket: int, *, actor: int = 19, at: datetime | None = Non
 
 
 def make_served(
-    tmp_path: Path, *, serve: str = "coalesce_seconds = 0.2\n", **vendor_lines: str
+    tmp_path: Path,
+    *,
+    ledger_url: str | None = None,
+    serve: str = "coalesce_seconds = 0.2\n",
+    **vendor_lines: str,
 ) -> Iterator[Served]:
+    """`Served` on the ledger at `ledger_url` (None: the config's own SQLite file)."""
     with running_sandbox(50.0, start=datetime.now(UTC) - timedelta(days=20)) as sandbox:
         world = Served(
             sandbox,
             tmp_path / "bridge",
+            ledger_url=ledger_url,
             lease_seconds="60",
             max_purges_per_run="1000",
         )
@@ -178,6 +184,7 @@ def make_served(
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[Served]:
-    """`bridge serve` for one pair of simulators; hints coalesced for 0.2 s."""
-    yield from make_served(tmp_path)
+def served(tmp_path: Path, world_ledger_url: str | None) -> Iterator[Served]:
+    """`bridge serve` for one pair of simulators; hints coalesced for 0.2 s (a ledger on
+    SQLite, or each backend with `@both_backends`)."""
+    yield from make_served(tmp_path, ledger_url=world_ledger_url)

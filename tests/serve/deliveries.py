@@ -49,6 +49,10 @@ class Hooked(Live):
             self.port = int(probe.getsockname()[1])
         self.config_path = self.sandbox.write_config(self.folder, serve_port=self.port, **sync)
         text = self.config_path.read_text(encoding="utf-8")
+        if self.ledger_url is not None:  # as `SandboxWorld.rewrite_config` points it
+            written = 'url = "sqlite:///bridge.db"\n'
+            assert written in text, "the sandbox config's ledger line changed"
+            text = text.replace(written, f'url = "{self.ledger_url}"\n')
         rps = f"requests_per_second = {self.client_rps}\n"
         text = text.replace("requests_per_second = 10\n", rps)
         self.config_path.write_text(text, encoding="utf-8")
@@ -90,10 +94,17 @@ class Hooked(Live):
 
 
 @contextmanager
-def hooked_world(folder: Path, **sync: str) -> Iterator[Hooked]:
-    """`Hooked` over simulators sped up 50 times from now (vendor jobs end in a blink)."""
+def hooked_world(folder: Path, *, ledger_url: str | None = None, **sync: str) -> Iterator[Hooked]:
+    """`Hooked` over simulators sped up 50 times from now (vendor jobs end in a blink), on
+    the ledger at `ledger_url` (None: the config's own SQLite file)."""
     with running_sandbox(50.0, start=datetime.now(UTC)) as sandbox:
-        world = Hooked(sandbox, folder, lease_seconds="60", max_purges_per_run="100000")
+        world = Hooked(
+            sandbox,
+            folder,
+            ledger_url=ledger_url,
+            lease_seconds="60",
+            max_purges_per_run="100000",
+        )
         world.write_hooked_config(lease_seconds="60", max_purges_per_run="100000", **sync)
         try:
             yield world

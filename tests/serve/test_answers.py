@@ -14,15 +14,19 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.conftest import both_backends
 from tests.serve.conftest import Served, make_served, superoffice_event, zendesk_event
+
+pytestmark = both_backends
 
 
 @pytest.fixture
-def idle(tmp_path: Path) -> Iterator[Served]:
+def idle(tmp_path: Path, world_ledger_url: str | None) -> Iterator[Served]:
     """`bridge serve` with a body limit of 2 KiB and hints held back ten minutes: the answers
     are judged with no run in the way."""
     yield from make_served(
         tmp_path,
+        ledger_url=world_ledger_url,
         serve="coalesce_seconds = 600\nmax_body_bytes = 2048\nreplay_window_seconds = 60\n",
     )
 
@@ -169,8 +173,10 @@ def test_an_unknown_endpoint_is_404_and_health_and_metrics_answer(idle: Served) 
     assert "bridge_links" in text  # the ledger's metrics, as `sync --metrics-file` has them
 
 
-def test_a_vendor_without_a_webhook_secret_is_refused_404(tmp_path: Path) -> None:
-    for world in make_served(tmp_path):
+def test_a_vendor_without_a_webhook_secret_is_refused_404(
+    tmp_path: Path, world_ledger_url: str | None
+) -> None:
+    for world in make_served(tmp_path, ledger_url=world_ledger_url):
         world.stop_serving()
         text = world.config_path.read_text(encoding="utf-8")
         text = text.replace('webhook_secret_file = "secrets/superoffice.webhook"\n', "")

@@ -13,6 +13,7 @@ import requests
 from click.testing import CliRunner
 
 from bridge.cli import main
+from tests.conftest import both_backends
 from tests.serve.conftest import Served, zendesk_event
 
 
@@ -23,6 +24,7 @@ def test_help_teaches_with_examples() -> None:
         assert text in result.output
 
 
+@both_backends
 def test_serve_runs_as_a_process_and_stops_on_sigterm(served: Served) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -56,4 +58,4 @@ def test_serve_runs_as_a_process_and_stops_on_sigterm(served: Served) -> None:
         out, err = process.communicate(timeout=30)
     assert process.returncode == 0, err[-2000:]
     assert f"listening on http://127.0.0.1:{port}" in out
-    assert "targeted runs: in-process" in out  # a SQLite ledger
+    assert "targeted runs: in-process" in out  # no `bridge worker` made a queue

@@ -10,12 +10,17 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import both_backends
 from tests.serve.deliveries import Hooked, faulty_changes, hooked_world, wait_until
+
+pytestmark = both_backends
 
 
 @pytest.fixture
-def hooked(tmp_path: Path) -> Iterator[Hooked]:
-    with hooked_world(tmp_path / "bridge", propagate_retention_purges="true") as world:
+def hooked(tmp_path: Path, world_ledger_url: str | None) -> Iterator[Hooked]:
+    with hooked_world(
+        tmp_path / "bridge", ledger_url=world_ledger_url, propagate_retention_purges="true"
+    ) as world:
         world.start_serving()
         try:
             yield world

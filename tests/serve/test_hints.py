@@ -12,9 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import both_backends
 from tests.serve.conftest import Served, make_served, superoffice_event, zendesk_event
 
 ZD_UNDELETED = "zen:event-type:ticket.undeleted"
+
+pytestmark = both_backends
 
 
 def hint_runs(world: Served) -> list[str]:
@@ -72,9 +75,9 @@ def calls(world: Served) -> int:
 
 
 @pytest.fixture
-def coalescing(tmp_path: Path) -> Iterator[Served]:
+def coalescing(tmp_path: Path, world_ledger_url: str | None) -> Iterator[Served]:
     """`bridge serve` gathering hints for a whole second."""
-    yield from make_served(tmp_path, serve="coalesce_seconds = 1.0\n")
+    yield from make_served(tmp_path, ledger_url=world_ledger_url, serve="coalesce_seconds = 1.0\n")
 
 
 def test_a_burst_of_hints_becomes_a_few_bulk_calls(coalescing: Served) -> None:
@@ -133,9 +136,11 @@ def test_forged_and_duplicated_hints_change_nothing(served: Served) -> None:
 
 
 @pytest.fixture
-def with_actor(tmp_path: Path) -> Iterator[Served]:
+def with_actor(tmp_path: Path, world_ledger_url: str | None) -> Iterator[Served]:
     """`bridge serve` told bridge's own SuperOffice associate (the simulator's API user)."""
-    yield from make_served(tmp_path, superoffice="bridge_associate_id = 9\n")
+    yield from make_served(
+        tmp_path, ledger_url=world_ledger_url, superoffice="bridge_associate_id = 9\n"
+    )
 
 
 def _deleted_by_a_hint(world: Served) -> tuple[list[tuple[int, int]], int, int]:

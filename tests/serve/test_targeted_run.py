@@ -8,9 +8,12 @@ from bridge.core.model import Side
 from bridge.factory import policy_from_config
 from bridge.run.runner import TARGETED_KIND
 from bridge.run.state import RunOptions
+from tests.conftest import both_backends
 from tests.e2e.conftest import World, world
 
 __all__ = ["world"]  # the frozen sandbox of the end-to-end tests
+
+pytestmark = both_backends
 
 ZENDESK, SUPEROFFICE = Side("zendesk"), Side("superoffice")
 
