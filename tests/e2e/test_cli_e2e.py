@@ -76,7 +76,9 @@ def test_exit_codes_converged_retry_config_attention(live: Live) -> None:
 def test_a_second_concurrent_run_is_refused_naming_the_holder(live: Live) -> None:
     live.link(2)
     live.rewrite_config(lease_seconds="60", max_purges_per_run="1000")
-    live.zd.add_fault("slow", delay=5, route="GET incremental/tickets/cursor", count=1)
+    # the first run holds the lease while its export page is answered slowly: long enough
+    # for a second process to start on a loaded machine (5 s was not, once, on PostgreSQL)
+    live.zd.add_fault("slow", delay=12, route="GET incremental/tickets/cursor", count=1)
     first = live.popen("sync")
     _wait_for(lambda: live.zd.counters["GET incremental/tickets/cursor"] >= 1)
     second = live.bridge("sync")
