@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import os
 import random
 import signal
@@ -78,6 +79,8 @@ __all__ = [
 ]
 
 log = structlog.get_logger(__name__)
+#: the logger Procrastinate's worker reports each job's outcome on
+_WORKER_LOG = logging.getLogger("procrastinate.worker")
 
 #: the one task: one run of one pair
 TASK = "bridge.sync_pair"
@@ -415,10 +418,26 @@ def build_app(conninfo: str, jobs: PairJobs, *, max_pool: int) -> procrastinate.
     return app
 
 
+class _RetriesWithoutTraceback(logging.Filter):
+    """Procrastinate logs every job it retries with the exception's traceback: for a run
+    that waits for a shared account's turn, or for a vendor's Retry-After, that is a
+    traceback a minute per pair at info level for what is the plan working. The line
+    stays (its message names the job and the retry); the traceback of a `RunNotDoneError`
+    goes. Any other exception keeps its traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], RunNotDoneError):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
 def serve(conninfo: str, jobs: PairJobs, settings: WorkerSettings) -> None:
     """Apply the queue's schema when missing, then work the pairs' queues until SIGTERM or
     SIGINT: the runs in flight finish their batch and are recorded, then the worker
     leaves (a second signal leaves at once, as a kill would)."""
+    if not any(isinstance(f, _RetriesWithoutTraceback) for f in _WORKER_LOG.filters):
+        _WORKER_LOG.addFilter(_RetriesWithoutTraceback())
     app = build_app(conninfo, jobs, max_pool=settings.concurrency + 3)
     if ensure_queue_schema(conninfo, app.schema_manager.get_schema()):
         log.info("worker.queue_created", schema=QUEUE_SCHEMA)

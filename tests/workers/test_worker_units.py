@@ -3,7 +3,9 @@ refusal of a SQLite ledger; and its connection for notes on the queue."""
 
 from __future__ import annotations
 
+import logging
 import socket
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from bridge.worker.app import (
     NOT_STARTED,
     RunNotDoneError,
     SyncRetry,
+    _RetriesWithoutTraceback,
     backoff,
     cron_for,
 )
@@ -184,3 +187,28 @@ def _free_port() -> int:
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         return int(listener.getsockname()[1])
+
+
+def test_a_retried_run_is_logged_without_its_traceback_other_errors_with() -> None:
+    """Procrastinate logs each retried job with its exception: a run waiting for a shared
+    account's turn is a traceback a minute per pair at info level. Its line stays."""
+    quiet = _RetriesWithoutTraceback()
+
+    def record(exc: BaseException) -> logging.LogRecord:
+        try:
+            raise exc
+        except BaseException:
+            info = sys.exc_info()
+        return logging.LogRecord(
+            "procrastinate.worker", logging.INFO, __file__, 1, "Job %s: Error, to retry",
+            ("acme",), info,
+        )  # fmt: skip
+
+    waiting = record(RunNotDoneError("acme", "waiting", 42.0, account_busy=True))
+    assert quiet.filter(waiting)
+    assert waiting.exc_info is None
+    assert waiting.getMessage() == "Job acme: Error, to retry"
+    broken = record(ValueError("a bug"))
+    assert quiet.filter(broken)
+    assert broken.exc_info is not None
+    assert "ValueError: a bug" in logging.Formatter().format(broken)
