@@ -594,34 +594,40 @@ def load_config(path: Path, pair: str | None = None) -> Config:
     return pairs[pair]
 
 
+def _keys_of(config: Config) -> str:
+    """What the file's keys of this pair's sections start with: `pairs.NAME.` for a pair
+    declared by name, nothing for the file's top-level one."""
+    return "" if config.pair == DEFAULT_PAIR else f"pairs.{config.pair}."
+
+
 def check_secrets(config: Config) -> list[str]:
     """Problems reading the secrets the configured auth modes need, `file:key: ...` each."""
-    label = str(config.path)
+    label, keys = str(config.path), _keys_of(config)
     problems: list[str] = []
     for section, settings in config.vendors.items():
         for base, secret in settings.secrets().items():
             issue = secret.problem()
             if issue:
-                problems.append(f"{label}:{section}.{base}_{secret.kind}: {issue}")
+                problems.append(f"{label}:{keys}{section}.{base}_{secret.kind}: {issue}")
     for section, settings in config.vendors.items():
         for key, issue in settings.file_problems():
-            problems.append(f"{label}:{section}.{key}: {issue}")
+            problems.append(f"{label}:{keys}{section}.{key}: {issue}")
     return problems
 
 
 def config_warnings(config: Config) -> list[str]:
     """What is allowed but worth a word: secret files others may read, plain http (which
     the config accepts only for loopback hosts: the sandbox)."""
-    label = str(config.path)
+    label, keys = str(config.path), _keys_of(config)
     warnings: list[str] = []
     for section, settings in config.vendors.items():
         for base, secret in settings.secrets().items():
             note = secret.warning()
             if note:
-                warnings.append(f"{label}:{section}.{base}_{secret.kind}: {note}")
+                warnings.append(f"{label}:{keys}{section}.{base}_{secret.kind}: {note}")
         if settings.base_url.lower().startswith("http://"):
             warnings.append(
-                f"{label}:{section}.base_url: plain http (loopback only): credentials and "
+                f"{label}:{keys}{section}.base_url: plain http (loopback only): credentials and "
                 "ticket ids cross unencrypted"
             )
     return warnings

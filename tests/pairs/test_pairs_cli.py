@@ -85,6 +85,15 @@ def test_a_pair_without_a_ledger_is_named_with_the_command_that_makes_it(pairs: 
     assert pairs.bridge("status").returncode == 0
 
 
+def test_check_names_each_pairs_keys_as_the_file_spells_them(pairs: Pairs) -> None:
+    shown = pairs.bridge("check", "--offline")
+    assert shown.returncode == 0, shown.stderr
+    out = shown.stdout + shown.stderr
+    for pair in ("acme", "globex"):  # the sandbox's loopback http: a warning per vendor
+        assert f":pairs.{pair}.zendesk.base_url: plain http" in out, out
+    assert ":zendesk.base_url: plain http" not in out
+
+
 def test_pair_help_says_which_commands_cover_every_pair_without_it(pairs: Pairs) -> None:
     def pair_help(*command: str) -> str:
         shown = pairs.bridge(*command, "--help")
