@@ -62,17 +62,17 @@ class StopFlag:
 
 
 def report_unavailable(result: RunResult) -> None:
-    """One `Error:` line per side that could not be read or refused us (exit 5 follows)."""
+    """One `Error:` line per side that could not be read or refused us (exit 5 follows):
+    a side that refused a read is said once, as refused (the cause a person fixes)."""
+    unread = " nothing was decided or written, and its cursor stayed"
     for side, error in sorted(result.unavailable.items()):
-        click.echo(
-            f"Error: {side} could not be read: {redact_text(error)}; nothing was decided or "
-            "written, and its cursor stayed",
-            err=True,
-        )
+        if side not in result.refused:
+            click.echo(f"Error: {side} could not be read: {redact_text(error)};{unread}", err=True)
     for side, error in sorted(result.refused.items()):
+        also = f";{unread}" if side in result.unavailable else ""
         click.echo(
             f"Error: {side} refused our credentials or rights: {redact_text(error)}; fix the "
-            "token or the API user's rights (`bridge check` tells which)",
+            f"token or the API user's rights (`bridge check` tells which){also}",
             err=True,
         )
 
