@@ -1,3 +1,4 @@
+# SQLite only: asserts SQLite's query plans (PostgreSQL's: tests/postgres/test_dialect_costs.py).
 """What an idle run asks the SQLite ledger for is found by an index, not by reading every
 pair (issue 16: at 5,000,000 links each whole read cost about a second of an idle run).
 

@@ -1,3 +1,4 @@
+# SQLite only: the seal is a file beside the SQLite ledger and skips its quick_check.
 """The ledger's seal (`bridge/ledger/files.py`): SQLite's `quick_check` reads every page, so
 an open skips it only for the file exactly as bridge's own last close left it, with a full
 check passed less than an hour ago. Anything else that touched the file since is checked in

@@ -1,27 +1,42 @@
 """`bridge sync --dry-run`: a summary first, the plan per link on request, nothing recorded.
 
 Both simulators over real HTTP (a clock sped up 50 times, so that the real syncs that set
-the scene finish their vendor jobs quickly), bridge in-process through click's runner.
+the scene finish their vendor jobs quickly), bridge in-process through click's runner; the
+ledger on each backend in turn.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.badinput.conftest import Dump, ledger_dump
+from tests.conftest import BACKENDS
 from tests.migrate.conftest import SPEED, Env
 from tests.sandbox_world import running_sandbox
 
 
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Every world's ledger backend in turn (overrides tests/conftest.py's SQLite-only
+    default)."""
+    return str(request.param)
+
+
 @pytest.fixture
-def env(tmp_path: Path) -> Iterator[Env]:
+def env(tmp_path: Path, world_ledger_url: str | None) -> Iterator[Env]:
     """A cap of one purge per run: two purges planned are both held."""
     with running_sandbox(SPEED) as sandbox:
-        world = Env(sandbox, tmp_path / "bridge", lease_seconds="1", max_purges_per_run="1")
+        world = Env(
+            sandbox,
+            tmp_path / "bridge",
+            ledger_url=world_ledger_url,
+            lease_seconds="1",
+            max_purges_per_run="1",
+        )
         try:
             yield world
         finally:
@@ -45,21 +60,13 @@ def _scene(env: Env) -> list[tuple[int, int]]:
     return pairs
 
 
-def _dump(env: Env) -> list[str]:
-    """Every row of every table of the ledger, as SQL: equal dumps, equal ledgers."""
-    path = env.folder / "bridge.db"
-    with sqlite3.connect(path) as connection:
-        return list(connection.iterdump())
+def _dump(env: Env) -> Dump:
+    """Every row of every table of the ledger, and its schema: equal dumps, equal ledgers."""
+    return ledger_dump(env.config().ledger_url)
 
 
 def _rows(env: Env) -> dict[str, int]:
-    path = env.folder / "bridge.db"
-    with sqlite3.connect(path) as connection:
-        tables = [
-            name
-            for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
-        ]
-        return {t: connection.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables}
+    return {table: len(rows) for table, rows in _dump(env).items() if not table.startswith("(")}
 
 
 def test_a_dry_run_records_nothing_in_the_ledger_and_writes_to_no_vendor(env: Env) -> None:

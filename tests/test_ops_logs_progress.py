@@ -1,5 +1,5 @@
 """What a run says while it works: log lines per batch at info (per link only at debug),
-and progress bars on a terminal only."""
+and progress bars on a terminal only (a world's ledger on each backend in turn)."""
 
 from __future__ import annotations
 
@@ -17,14 +17,22 @@ from bridge.cli import main
 from bridge.cli.progress_bars import TerminalProgress
 from bridge.logging import configure_logging
 from bridge.progress import NO_PROGRESS, current, reporting
+from tests.conftest import BACKENDS
 from tests.e2e.conftest import World
 from tests.sandbox_world import frozen_sandbox
 
 
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Every world's ledger backend in turn (overrides tests/conftest.py's SQLite-only
+    default)."""
+    return str(request.param)
+
+
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
+def world(tmp_path: Path, world_ledger_url: str | None) -> Iterator[World]:
     with frozen_sandbox() as sandbox:
-        world = World(sandbox, tmp_path / "bridge")
+        world = World(sandbox, tmp_path / "bridge", ledger_url=world_ledger_url)
         try:
             yield world
         finally:

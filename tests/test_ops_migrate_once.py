@@ -1,10 +1,11 @@
 """`bridge migrate` reads each side once: it plans while reading, shows the estimate, then
 writes (it used to run a hidden dry run first: two full reads). Counted on the simulators'
-per-route counters, against a dry run, which reads each side exactly once."""
+per-route counters, against a dry run, which reads each side exactly once. The ledger on
+each backend in turn."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,9 +23,9 @@ _READS = {
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> Iterator[Env]:
+def env(tmp_path: Path, ledger_url: str) -> Iterator[Env]:
     with running_sandbox(SPEED) as sandbox:
-        world = Env(sandbox, tmp_path / "bridge", lease_seconds="1")
+        world = Env(sandbox, tmp_path / "bridge", ledger_url=ledger_url, lease_seconds="1")
         try:
             yield world
         finally:
@@ -44,13 +45,13 @@ def _scene(env: Env) -> list[tuple[int, int]]:
 
 
 def test_migrate_reads_each_side_once_and_shows_its_estimate_before_writing(
-    env: Env, tmp_path: Path
+    env: Env, tmp_path: Path, more_ledger_urls: Callable[[], str]
 ) -> None:
     """The baseline is one migration run (the pipeline alone, in-process: one read pass
     of each side, the writes, their confirmation) of the same scene on a twin sandbox; the
     command must read no more than it (it used to read both sides once more before)."""
     with running_sandbox(SPEED) as sandbox:
-        twin = Env(sandbox, tmp_path / "twin", lease_seconds="1")
+        twin = Env(sandbox, tmp_path / "twin", ledger_url=more_ledger_urls(), lease_seconds="1")
         try:
             _scene(twin)
             for adapter in twin.adapters().values():

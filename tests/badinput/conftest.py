@@ -10,8 +10,11 @@ Each case runs the real command line as a child process (`python -m bridge --con
 3. that neither simulator saw a write request (a route whose name starts with DELETE,
    PUT, POST or PATCH);
 4. that the ledger did not change: a logical dump of a copy of the database (the main
-   file and its WAL), or the bytes of every `bridge.db*` file where no fixture holds the
-   ledger open.
+   file and its WAL; on PostgreSQL, of the database itself), or the bytes of every
+   `bridge.db*` file where no fixture holds the ledger open.
+
+`badinput_ledger_url` runs a module's world on each backend in turn (SQLite, then a
+PostgreSQL database of the module's own).
 
 A case collects every broken expectation before it fails, so that one run of the corpus
 shows everything wrong with each input, not only the first thing.
@@ -36,8 +39,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.pool import NullPool
 
 from bridge.sandbox_pair import Sandbox
+from tests.conftest import BACKENDS
+from tests.postgres.cluster import Cluster
 from tests.sandbox_world import SandboxWorld, running_sandbox
 
 __all__ = [
@@ -47,6 +54,7 @@ __all__ = [
     "Outcome",
     "Verdict",
     "World",
+    "badinput_ledger_url",
     "bridge_command",
     "dump_diff",
     "file_hashes",
@@ -77,13 +85,29 @@ class World(SandboxWorld):
     client_rps = 1000
 
 
+@pytest.fixture(scope="module", params=BACKENDS)
+def badinput_ledger_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """A module world's `[ledger] url` on each backend in turn: None keeps the config's
+    own SQLite file; on PostgreSQL, an empty database of the module's own."""
+    if request.param == "sqlite":
+        yield None
+        return
+    cluster: Cluster = request.getfixturevalue("pg_cluster")
+    name = cluster.create_database()
+    try:
+        yield cluster.url(name)
+    finally:
+        cluster.drop_database(name)
+
+
 @contextmanager
-def sandbox_world(folder: Path, **sync: str) -> Iterator[World]:
+def sandbox_world(folder: Path, *, ledger_url: str | None = None, **sync: str) -> Iterator[World]:
     """Both simulators on a clock running `SPEED` times real time, started 20 days in the
-    past (bridge in a child process runs on the wall clock), limits off."""
+    past (bridge in a child process runs on the wall clock), limits off; the ledger at
+    `ledger_url` (None: the config's own SQLite file)."""
     start = datetime.now(UTC) - timedelta(days=20)
     with running_sandbox(SPEED, start=start) as sandbox:
-        world = World(sandbox, folder, max_purges_per_run="1000", **sync)
+        world = World(sandbox, folder, ledger_url=ledger_url, max_purges_per_run="1000", **sync)
         try:
             yield world
         finally:
@@ -205,10 +229,18 @@ def _text(value: str | bytes | None) -> str:
 Dump = dict[str, list[tuple[Any, ...]]]
 
 
-def ledger_dump(path: Path) -> Dump:
-    """Every table's rows (sorted) and the schema of the SQLite database at `path`, read
-    from a copy of the main file and its WAL, so that neither the fixture's open
-    connection nor a checkpoint can make equal ledgers look different (or the reverse)."""
+def ledger_dump(where: Path | str) -> Dump:
+    """Every table's rows (sorted) and the schema of the ledger at `where`: a SQLite file
+    or a ledger URL. SQLite is read from a copy of the main file and its WAL, so that
+    neither the fixture's open connection nor a checkpoint can make equal ledgers look
+    different (or the reverse); PostgreSQL in one snapshot of its own."""
+    if isinstance(where, str):
+        url = make_url(where)
+        if url.get_backend_name() != "sqlite":
+            return _postgres_dump(where)
+        assert url.database, where
+        where = Path(url.database)
+    path = where
     with tempfile.TemporaryDirectory(prefix="badinput-dump-") as folder:
         copy = Path(folder) / "ledger.db"
         shutil.copyfile(path, copy)
@@ -234,6 +266,42 @@ def ledger_dump(path: Path) -> Dump:
             return dump
         finally:
             connection.close()
+
+
+#: the schema of a PostgreSQL ledger: its tables, columns, indexes and constraints (not the
+#: sequences' positions, which move on even in a transaction rolled back)
+_PG_SCHEMA = (
+    "SELECT 'table', table_name, table_type FROM information_schema.tables "
+    "WHERE table_schema = 'public'",
+    "SELECT 'column', table_name || '.' || column_name, "
+    "concat_ws(' ', data_type, is_nullable, column_default) FROM information_schema.columns "
+    "WHERE table_schema = 'public'",
+    "SELECT 'index', indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'",
+    "SELECT 'constraint', c.conname, pg_get_constraintdef(c.oid) FROM pg_constraint c "
+    "JOIN pg_namespace n ON n.oid = c.connamespace WHERE n.nspname = 'public'",
+    "SELECT 'sequence', sequencename, data_type::text FROM pg_sequences "
+    "WHERE schemaname = 'public'",
+)
+
+
+def _postgres_dump(url: str) -> Dump:
+    """`ledger_dump` of a PostgreSQL ledger, read in one repeatable-read transaction."""
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect().execution_options(isolation_level="REPEATABLE READ") as c:
+            schema = sorted(tuple(row) for query in _PG_SCHEMA for row in c.execute(text(query)))
+            dump: Dump = {"(schema)": schema}
+            columns: dict[str, tuple[str, ...]] = {}
+            for kind, name, _ in schema:
+                if kind != "table":
+                    continue
+                result = c.execute(text(f'SELECT * FROM "{name}"'))
+                columns[name] = tuple(result.keys())
+                dump[name] = sorted((tuple(r) for r in result), key=repr)
+            dump["(columns)"] = sorted(columns.items())
+            return dump
+    finally:
+        engine.dispose()
 
 
 def dump_diff(before: Dump, after: Dump, *, limit: int = 4) -> list[str]:

@@ -169,8 +169,12 @@ def _link_list(world: World) -> list[tuple[int, int, str]]:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    with sandbox_world(tmp_path_factory.mktemp("links") / "bridge") as world:
+def world(
+    tmp_path_factory: pytest.TempPathFactory, badinput_ledger_url: str | None
+) -> Iterator[World]:
+    """The world of every case, on each backend in turn."""
+    folder = tmp_path_factory.mktemp("links") / "bridge"
+    with sandbox_world(folder, ledger_url=badinput_ledger_url) as world:
         assert world.link(3)[0] == (LINKED_SO, LINKED_ZD)
         yield world
 
@@ -183,7 +187,7 @@ def test_link_file(world: World, case: LinkCase, tmp_path: Path) -> None:
         path.mkdir()
     elif case.content != MISSING:
         path.write_bytes(_fill(case.content, tokens))
-    ledger = world.folder / "bridge.db"
+    ledger = world.config().ledger_url
     before, listed = ledger_dump(ledger), _link_list(world)
     world.reset_counters()
     outcome = run_bridge(world.config_path, "link", "import", str(path), cwd=tmp_path)

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from psycopg import sql
+from sqlalchemy import make_url
 
 from tests.badinput.conftest import (
     Dump,
@@ -37,6 +39,7 @@ from tests.badinput.conftest import (
     sandbox_world,
     unique_ids,
 )
+from tests.postgres.cluster import Cluster
 
 EXPORT = "GET incremental/tickets/cursor"
 ARCHIVE = "GET Archive/{provider}"
@@ -128,31 +131,70 @@ class Baseline:
 
     world: World
     pairs: list[tuple[int, int]]
-    ledger: Path
-    copy: Path
-
-    def restore(self) -> None:
-        for sidecar in ("-wal", "-shm"):
-            Path(f"{self.ledger}{sidecar}").unlink(missing_ok=True)
-        shutil.copyfile(self.copy, self.ledger)
+    #: the ledger's URL
+    ledger: str
+    #: puts the copy back in the ledger's place
+    restore: Callable[[], None]
 
 
 @pytest.fixture(scope="module")
-def baseline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Baseline]:
-    """Linked pairs that both sides and the ledger agree on, after one clean sync."""
+def baseline(
+    tmp_path_factory: pytest.TempPathFactory,
+    badinput_ledger_url: str | None,
+    request: pytest.FixtureRequest,
+) -> Iterator[Baseline]:
+    """Linked pairs that both sides and the ledger agree on, after one clean sync (on
+    each backend in turn)."""
     folder = tmp_path_factory.mktemp("vendor")
-    with sandbox_world(folder / "bridge") as world:
+    with sandbox_world(folder / "bridge", ledger_url=badinput_ledger_url) as world:
         pairs = world.link(LINKS)
         first = run_bridge(world.config_path, "sync", cwd=world.folder, timeout=120)
         assert first.code == 0, first.shown()
         world.close()  # from here on only the child processes open the ledger
-        ledger = world.folder / "bridge.db"
-        copy = folder / "baseline.db"
-        connection = sqlite3.connect(ledger)
-        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        connection.close()
-        shutil.copyfile(ledger, copy)
-        yield Baseline(world, pairs, ledger, copy)
+        url = world.config().ledger_url
+        if badinput_ledger_url is None:
+            yield Baseline(world, pairs, url, _sqlite_copy(world.folder / "bridge.db", folder))
+            return
+        cluster: Cluster = request.getfixturevalue("pg_cluster")
+        name = make_url(url).database
+        assert name
+        copy = f"{name}_baseline"
+        with cluster.admin() as admin:
+            admin.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                    sql.Identifier(copy), sql.Identifier(name)
+                )
+            )
+
+        def restore() -> None:
+            cluster.drop_database(name)
+            with cluster.admin() as admin:
+                admin.execute(
+                    sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                        sql.Identifier(name), sql.Identifier(copy)
+                    )
+                )
+
+        try:
+            yield Baseline(world, pairs, url, restore)
+        finally:
+            cluster.drop_database(copy)
+
+
+def _sqlite_copy(ledger: Path, folder: Path) -> Callable[[], None]:
+    """A copy of the SQLite ledger (checkpointed first), and what puts it back."""
+    copy = folder / "baseline.db"
+    connection = sqlite3.connect(ledger)
+    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    connection.close()
+    shutil.copyfile(ledger, copy)
+
+    def restore() -> None:
+        for sidecar in ("-wal", "-shm"):
+            Path(f"{ledger}{sidecar}").unlink(missing_ok=True)
+        shutil.copyfile(copy, ledger)
+
+    return restore
 
 
 def _cursors(dump: Dump) -> dict[str, str]:
