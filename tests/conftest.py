@@ -4,7 +4,8 @@ database backends.
 `ledger_url` runs a test once per backend: a SQLite file in the test's folder, and a fresh
 database on a throwaway PostgreSQL cluster (`tests/postgres/cluster.py`: one per test
 process, started on first use). `postgres_url` is the PostgreSQL one alone;
-`more_ledger_urls` makes more on the backend of `ledger_url`. Without the server programs
+`more_ledger_urls` makes more on the backend of `ledger_url`; `module_ledger_url` is a
+module-wide world's, on each backend. Without the server programs
 the PostgreSQL cases are skipped, named; `BRIDGE_REQUIRE_POSTGRES=1` (CI) makes that a
 failure instead.
 """
@@ -94,6 +95,22 @@ def more_ledger_urls(
     yield make
     for name in made:
         assert cluster is not None
+        cluster.drop_database(name)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def module_ledger_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """The `[ledger] url` of a world a module builds once for its tests, on each backend
+    in turn: None keeps the config's own SQLite file; on PostgreSQL, an empty database of
+    the module's own."""
+    if request.param == "sqlite":
+        yield None
+        return
+    cluster: Cluster = request.getfixturevalue("pg_cluster")
+    name = cluster.create_database()
+    try:
+        yield cluster.url(name)
+    finally:
         cluster.drop_database(name)
 
 

@@ -13,7 +13,7 @@ Each case runs the real command line as a child process (`python -m bridge --con
    file and its WAL; on PostgreSQL, of the database itself), or the bytes of every
    `bridge.db*` file where no fixture holds the ledger open.
 
-`badinput_ledger_url` runs a module's world on each backend in turn (SQLite, then a
+`module_ledger_url` runs a module's world on each backend in turn (SQLite, then a
 PostgreSQL database of the module's own).
 
 A case collects every broken expectation before it fails, so that one run of the corpus
@@ -43,8 +43,6 @@ from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.pool import NullPool
 
 from bridge.sandbox_pair import Sandbox
-from tests.conftest import BACKENDS
-from tests.postgres.cluster import Cluster
 from tests.sandbox_world import SandboxWorld, running_sandbox
 
 __all__ = [
@@ -54,7 +52,6 @@ __all__ = [
     "Outcome",
     "Verdict",
     "World",
-    "badinput_ledger_url",
     "bridge_command",
     "dump_diff",
     "file_hashes",
@@ -83,21 +80,6 @@ class World(SandboxWorld):
 
     #: bridge's own SuperOffice throttle would only slow the cases down
     client_rps = 1000
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def badinput_ledger_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
-    """A module world's `[ledger] url` on each backend in turn: None keeps the config's
-    own SQLite file; on PostgreSQL, an empty database of the module's own."""
-    if request.param == "sqlite":
-        yield None
-        return
-    cluster: Cluster = request.getfixturevalue("pg_cluster")
-    name = cluster.create_database()
-    try:
-        yield cluster.url(name)
-    finally:
-        cluster.drop_database(name)
 
 
 @contextmanager

@@ -170,11 +170,11 @@ def _link_list(world: World) -> list[tuple[int, int, str]]:
 
 @pytest.fixture(scope="module")
 def world(
-    tmp_path_factory: pytest.TempPathFactory, badinput_ledger_url: str | None
+    tmp_path_factory: pytest.TempPathFactory, module_ledger_url: str | None
 ) -> Iterator[World]:
     """The world of every case, on each backend in turn."""
     folder = tmp_path_factory.mktemp("links") / "bridge"
-    with sandbox_world(folder, ledger_url=badinput_ledger_url) as world:
+    with sandbox_world(folder, ledger_url=module_ledger_url) as world:
         assert world.link(3)[0] == (LINKED_SO, LINKED_ZD)
         yield world
 

@@ -140,19 +140,19 @@ class Baseline:
 @pytest.fixture(scope="module")
 def baseline(
     tmp_path_factory: pytest.TempPathFactory,
-    badinput_ledger_url: str | None,
+    module_ledger_url: str | None,
     request: pytest.FixtureRequest,
 ) -> Iterator[Baseline]:
     """Linked pairs that both sides and the ledger agree on, after one clean sync (on
     each backend in turn)."""
     folder = tmp_path_factory.mktemp("vendor")
-    with sandbox_world(folder / "bridge", ledger_url=badinput_ledger_url) as world:
+    with sandbox_world(folder / "bridge", ledger_url=module_ledger_url) as world:
         pairs = world.link(LINKS)
         first = run_bridge(world.config_path, "sync", cwd=world.folder, timeout=120)
         assert first.code == 0, first.shown()
         world.close()  # from here on only the child processes open the ledger
         url = world.config().ledger_url
-        if badinput_ledger_url is None:
+        if module_ledger_url is None:
             yield Baseline(world, pairs, url, _sqlite_copy(world.folder / "bridge.db", folder))
             return
         cluster: Cluster = request.getfixturevalue("pg_cluster")

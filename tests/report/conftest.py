@@ -22,8 +22,6 @@ from bridge.run.state import RunOptions
 from bridge.sandbox import SimClock
 from bridge.sandbox_pair import Sandbox
 from bridge.vendors.registry import SIDES
-from tests.conftest import BACKENDS
-from tests.postgres.cluster import Cluster
 
 DAY = 86_400.0
 #: the ledger line of the configs `bridge init` and the sandbox write
@@ -66,24 +64,9 @@ def _sync(sandbox: Sandbox, config_path: Path, ledger: Ledger) -> RunResult:
     return run.execute()
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
-def synced_ledger_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
-    """The ledger of `synced`, on each backend in turn: None keeps the config's own SQLite
-    file; on PostgreSQL, an empty database of the module's own."""
-    if request.param == "sqlite":
-        yield None
-        return
-    cluster: Cluster = request.getfixturevalue("pg_cluster")
-    name = cluster.create_database()
-    try:
-        yield cluster.url(name)
-    finally:
-        cluster.drop_database(name)
-
-
 @pytest.fixture(scope="module")
 def synced(
-    tmp_path_factory: pytest.TempPathFactory, synced_ledger_url: str | None
+    tmp_path_factory: pytest.TempPathFactory, module_ledger_url: str | None
 ) -> Iterator[Synced]:
     """History (z = Zendesk agent, s = SuperOffice associate), pairs 0..6:
 
@@ -101,8 +84,8 @@ def synced(
     try:
         sandbox.relax_limits()
         config_path = sandbox.write_config(folder)
-        if synced_ledger_url is not None:
-            point_config_at(config_path, synced_ledger_url)
+        if module_ledger_url is not None:
+            point_config_at(config_path, module_ledger_url)
         config = load_config(config_path)
         ledger = Ledger.open(config.ledger_url, sides=SIDES)
         zd = sandbox.zendesk.seed_tickets(count=7, template={"subject": SUBJECT})
