@@ -56,7 +56,9 @@ def find_bin_dir() -> Path:
     )
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback port nothing listens on now (the server's, a test's serve or a refused
+    connection's)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
@@ -70,7 +72,7 @@ class Cluster:
         self.as_postgres = os.geteuid() == 0
         self.folder = Path(tempfile.mkdtemp(prefix="bridge-pg-"))
         self.data = self.folder / "data"
-        self.port = _free_port()
+        self.port = free_port()
         self.password = secrets.token_urlsafe(16)
         self._counter = 0
         if self.as_postgres:

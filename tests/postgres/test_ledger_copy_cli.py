@@ -7,7 +7,6 @@ counts and checksums each way, and the copies hold exactly the source's rows."""
 from __future__ import annotations
 
 import re
-import socket
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -25,7 +24,7 @@ from bridge.ledger import Ledger, LinkRow
 from bridge.ledger.copy import COPIED_TABLES
 from bridge.once import LEASE
 from bridge.vendors.registry import SIDES
-from tests.postgres.cluster import Cluster
+from tests.postgres.cluster import Cluster, free_port
 from tests.report.conftest import fill_synthetic
 
 #: every table of a ledger with rows of its own (`meta` aside: bridge's, always there)
@@ -169,12 +168,6 @@ def test_a_non_empty_target_is_refused_naming_its_tables(
 # --- 2. an unreachable target --------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.mark.parametrize("why", ["connection_refused", "missing_database", "wrong_password"])
 def test_an_unreachable_target_exits_2_without_secrets_and_frees_the_lease(
     runner: CliRunner, tmp_path: Path, pg_cluster: Cluster, why: str
@@ -183,7 +176,7 @@ def test_an_unreachable_target_exits_2_without_secrets_and_frees_the_lease(
     before = _contents(source)
     env: dict[str, str] = {}
     if why == "connection_refused":
-        target = f"postgresql+psycopg://bridge@127.0.0.1:{_free_port()}/bridge"
+        target = f"postgresql+psycopg://bridge@127.0.0.1:{free_port()}/bridge"
     elif why == "missing_database":
         target = pg_cluster.url("no_such_database")
     else:

@@ -65,6 +65,16 @@ class Workers:
                 process.wait(5)
 
 
+@contextmanager
+def running_workers(pairs: Pairs, folder: Path) -> Iterator[Workers]:
+    """`Workers` for `pairs` (started by the test), every one stopped however it ends."""
+    running = Workers(pairs, folder)
+    try:
+        yield running
+    finally:
+        running.stop_all()
+
+
 def wait_for(condition: Callable[[], bool], timeout: float = 40, what: str = "") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -118,8 +128,5 @@ def pg_pairs(tmp_path: Path, postgres_url: str) -> Iterator[Pairs]:
 
 @pytest.fixture
 def workers(pg_pairs: Pairs, tmp_path: Path) -> Iterator[Workers]:
-    running = Workers(pg_pairs, tmp_path)
-    try:
+    with running_workers(pg_pairs, tmp_path) as running:
         yield running
-    finally:
-        running.stop_all()

@@ -16,7 +16,6 @@ import os
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -28,19 +27,13 @@ import requests
 import yaml
 
 from bridge.sandbox_pair import Sandbox
-from tests.postgres.cluster import Cluster
+from tests.postgres.cluster import Cluster, free_port
 from tests.workers.conftest import wait_for
 
 FOLDER = Path(__file__).parents[2] / "examples" / "compose"
 PAIRS = ("acme", "globex")
 #: each pair's linked tickets
 LINKS = 5
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _compose() -> dict[str, Any]:
@@ -256,7 +249,7 @@ def test_the_compose_example_runs_as_its_services_would(rehearsal: Rehearsal) ->
 
     # `serve`: up beside the workers (its targeted runs go to their queue), every pair's
     # endpoints verifying calls with the webhook secrets the example mounts
-    port = _free_port()
+    port = free_port()
     rehearsal.start_serve(port)
     base = f"http://127.0.0.1:{port}"
 

@@ -10,7 +10,6 @@ in seconds was carried by the targeted job, not by a scheduled run.
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,16 +27,11 @@ from bridge.worker.app import PairJobs, build_app
 from bridge.worker.queue import ensure_queue_schema, queue_conninfo, queue_counts
 from bridge.worker.targeted import TARGETED_TASK, TargetedQueue
 from tests.pairs.conftest import Pairs
-from tests.workers.conftest import Workers, wait_for
+from tests.postgres.cluster import free_port
+from tests.workers.conftest import Workers, running_workers, wait_for
 
 PAIR = "acme"
 ZENDESK = Side("zendesk")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture
@@ -47,7 +41,7 @@ def hooked(tmp_path: Path, postgres_url: str) -> Iterator[Pairs]:
     sandbox = Sandbox().start()
     try:
         sandbox.relax_limits()
-        path = write_pairs_config(tmp_path / "config", {PAIR: sandbox}, serve_port=_free_port())
+        path = write_pairs_config(tmp_path / "config", {PAIR: sandbox}, serve_port=free_port())
         text = path.read_text(encoding="utf-8")
         text = text.replace('url = "sqlite:///bridge.db"\n', f'url = "{postgres_url}"\n')
         path.write_text(text + f'\n[pairs.{PAIR}]\nevery = "1h"\n', encoding="utf-8")
@@ -86,11 +80,8 @@ def _settled(conninfo: str, pairs: Pairs) -> bool:
 @pytest.fixture
 def workers(hooked: Pairs, tmp_path: Path) -> Iterator[Workers]:
     """`bridge worker` processes for the hooked pair (not the conftest's two pairs)."""
-    running = Workers(hooked, tmp_path)
-    try:
+    with running_workers(hooked, tmp_path) as running:
         yield running
-    finally:
-        running.stop_all()
 
 
 def test_serve_queues_a_targeted_job_that_a_worker_runs(hooked: Pairs, workers: Workers) -> None:

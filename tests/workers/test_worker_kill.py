@@ -22,7 +22,7 @@ from bridge.sandbox_pair import Sandbox
 from bridge.worker.queue import queue_conninfo
 from bridge.worker.targeted import TargetedQueue
 from tests.pairs.conftest import Pairs
-from tests.workers.conftest import Workers, pairs_on_postgres, wait_for
+from tests.workers.conftest import Workers, pairs_on_postgres, running_workers, wait_for
 
 DAY = 86_400
 #: Zendesk's permanent deletion (a purge), one call per batch of up to 100 ids
@@ -142,11 +142,8 @@ def purge_pairs(tmp_path: Path, postgres_url: str) -> Iterator[Pairs]:
 
 @pytest.fixture
 def purge_workers(purge_pairs: Pairs, tmp_path: Path) -> Iterator[Workers]:
-    running = Workers(purge_pairs, tmp_path)
-    try:
+    with running_workers(purge_pairs, tmp_path) as running:
         yield running
-    finally:
-        running.stop_all()
 
 
 def _ops(pairs: Pairs, pair: str) -> list[tuple[int, str, str, str]]:

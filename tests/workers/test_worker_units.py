@@ -4,7 +4,6 @@ refusal of a SQLite ledger; and its connection for notes on the queue."""
 from __future__ import annotations
 
 import logging
-import socket
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,7 +27,7 @@ from bridge.worker.app import (
 )
 from bridge.worker.queue import QueueConnections, queue_conninfo, queue_counts
 from tests.pairs.conftest import Pairs
-from tests.postgres.cluster import Cluster
+from tests.postgres.cluster import Cluster, free_port
 
 
 @pytest.mark.parametrize(
@@ -176,17 +175,11 @@ def test_a_workers_notes_on_the_queue_keep_their_connection(postgres_url: str) -
         # kept and used again: two at most (the pool's first may still be on its way when
         # the first note asks, and a second is opened beside it)
         assert len(servers) <= 2
-        away = make_conninfo(conninfo, port=str(_free_port()))
+        away = make_conninfo(conninfo, port=str(free_port()))
         with pytest.raises(psycopg.Error), queue.connection(away):
             pass
     finally:
         queue.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        return int(listener.getsockname()[1])
 
 
 def test_a_retried_run_is_logged_without_its_traceback_other_errors_with() -> None:
